@@ -1,0 +1,466 @@
+//! Datasets: finding them under the data directory, recognising their layout, and decoding them once
+//! into `u8` tensors that training keeps on the device.
+//!
+//! Two layouts are recognised ([`DatasetFormat`]):
+//! - CIFAR-10 binary batches: `cifar-10-batches-bin/` inside the dataset folder, or the folder itself.
+//! - Class folders: `train/<class>/<image>` and `test/<class>/<image>`, PNG or JPEG of any size.
+//!
+//! Decoding is the only place images are touched one at a time (in parallel, with rayon); from then on
+//! a split is one `[N, 3, H, W]` `u8` tensor plus an `[N]` `i64` label tensor, and batches are index-selects.
+
+use crate::images::{decode_to_chw, ImageError};
+use rayon::prelude::*;
+use shared::{DatasetFormat, DatasetInfo};
+use std::fs;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// CIFAR-10's image side.
+const CIFAR_SIDE: i64 = 32;
+/// Bytes of one CIFAR-10 record: a label byte, then 32x32 red, green and blue planes.
+const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
+/// CIFAR-10's training batch files.
+const CIFAR_TRAIN_FILES: [&str; 5] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+];
+/// CIFAR-10's test batch file.
+const CIFAR_TEST_FILE: &str = "test_batch.bin";
+/// CIFAR-10's class names file.
+const CIFAR_META_FILE: &str = "batches.meta.txt";
+/// The folder name CIFAR-10's archive unpacks to.
+pub const CIFAR_BIN_FOLDER: &str = "cifar-10-batches-bin";
+/// File extensions read in class-folder datasets.
+const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// What can go wrong finding or reading a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// No folder of that name under the data directory.
+    #[error("dataset \"{0}\" does not exist in the data folder")]
+    NotFound(String),
+    /// The folder exists but is in no recognised layout.
+    #[error("dataset \"{name}\" is not in a recognised layout: {why}")]
+    UnknownLayout {
+        /// Dataset name.
+        name: String,
+        /// What was looked for.
+        why: String,
+    },
+    /// A file of the dataset could not be read.
+    #[error("could not read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file's content is not what the layout requires.
+    #[error("{path} is malformed: {why}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// An image of a class-folder dataset could not be decoded.
+    #[error("{path}: {source}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The cause.
+        source: ImageError,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io { path: path.to_path_buf(), source }
+}
+
+/// One split of a dataset, decoded.
+pub struct Split {
+    /// `[N, 3, H, W]`, `u8`.
+    pub images: Tensor,
+    /// `[N]`, `i64` class indices.
+    pub labels: Tensor,
+}
+
+impl Split {
+    /// Number of images.
+    pub fn len(&self) -> i64 {
+        self.labels.size()[0]
+    }
+
+    /// True when the split holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same split on `device`.
+    pub fn to_device(&self, device: Device) -> Split {
+        Split { images: self.images.to_device(device), labels: self.labels.to_device(device) }
+    }
+}
+
+/// A dataset decoded into tensors.
+pub struct Dataset {
+    /// Class names in label order.
+    pub classes: Vec<String>,
+    /// Training split.
+    pub train: Split,
+    /// Test split.
+    pub test: Split,
+}
+
+/// A recognised dataset folder, not yet decoded.
+#[derive(Debug, Clone)]
+pub struct DatasetSource {
+    /// What the API reports about it.
+    pub info: DatasetInfo,
+    /// The folder the layout's files are in.
+    pub root: PathBuf,
+}
+
+/// Lists the recognised datasets under `data_dir`, sorted by name. Folders in no layout are skipped.
+pub fn discover(data_dir: &Path) -> Vec<DatasetInfo> {
+    let Ok(entries) = fs::read_dir(data_dir) else { return Vec::new() };
+    let mut found: Vec<DatasetInfo> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            inspect(data_dir, &name).ok().map(|source| source.info)
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// Recognises the layout of the dataset folder `name` under `data_dir` and counts its images.
+/// `name` must already be a plain folder name (see `shared::TrainConfig::validate`).
+pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> {
+    let folder = data_dir.join(name);
+    if !folder.is_dir() {
+        return Err(DataError::NotFound(name.to_string()));
+    }
+    for root in [folder.join(CIFAR_BIN_FOLDER), folder.clone()] {
+        if root.join(CIFAR_TEST_FILE).is_file() {
+            return inspect_cifar(name, root);
+        }
+    }
+    if folder.join("train").is_dir() {
+        return inspect_class_folders(name, folder);
+    }
+    Err(DataError::UnknownLayout {
+        name: name.to_string(),
+        why: format!(
+            "expected {CIFAR_BIN_FOLDER}/ with CIFAR-10 binary batches, or train/<class>/ and test/<class>/ image folders"
+        ),
+    })
+}
+
+fn inspect_cifar(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
+    let meta_path = root.join(CIFAR_META_FILE);
+    let meta = fs::read_to_string(&meta_path).map_err(io_error(&meta_path))?;
+    let classes: Vec<String> =
+        meta.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if classes.is_empty() {
+        return Err(DataError::Malformed { path: meta_path, why: "no class names".into() });
+    }
+    let count = |file: &str| -> Result<usize, DataError> {
+        let path = root.join(file);
+        let len = fs::metadata(&path).map_err(io_error(&path))?.len() as usize;
+        if len % CIFAR_RECORD != 0 {
+            return Err(DataError::Malformed {
+                path,
+                why: format!("size {len} is not a multiple of the {CIFAR_RECORD}-byte record"),
+            });
+        }
+        Ok(len / CIFAR_RECORD)
+    };
+    let mut train_count = 0;
+    for file in CIFAR_TRAIN_FILES {
+        train_count += count(file)?;
+    }
+    let test_count = count(CIFAR_TEST_FILE)?;
+    Ok(DatasetSource {
+        info: DatasetInfo {
+            name: name.to_string(),
+            format: DatasetFormat::Cifar10Binary,
+            classes,
+            train_count,
+            test_count,
+        },
+        root,
+    })
+}
+
+/// Image files of one split, grouped by class in class order, each group sorted by file name.
+fn list_class_folders(split_dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, DataError> {
+    let mut classes = Vec::new();
+    for entry in fs::read_dir(split_dir).map_err(io_error(split_dir))? {
+        let entry = entry.map_err(io_error(split_dir))?;
+        if !entry.file_type().map_err(io_error(split_dir))?.is_dir() {
+            continue;
+        }
+        let Ok(class) = entry.file_name().into_string() else { continue };
+        if class.starts_with('.') {
+            continue;
+        }
+        let class_dir = entry.path();
+        let mut files: Vec<PathBuf> = fs::read_dir(&class_dir)
+            .map_err(io_error(&class_dir))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && has_image_extension(p))
+            .collect();
+        files.sort();
+        classes.push((class, files));
+    }
+    classes.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(classes)
+}
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+fn inspect_class_folders(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
+    let train = list_class_folders(&root.join("train"))?;
+    let test_dir = root.join("test");
+    let test = if test_dir.is_dir() { list_class_folders(&test_dir)? } else { Vec::new() };
+    let classes: Vec<String> = train.iter().map(|(c, _)| c.clone()).collect();
+    let layout_error = |why: String| DataError::UnknownLayout { name: name.to_string(), why };
+    if classes.len() < 2 {
+        return Err(layout_error("train/ needs at least two class folders".into()));
+    }
+    if let Some((class, _)) = train.iter().find(|(_, files)| files.is_empty()) {
+        return Err(layout_error(format!("train/{class}/ holds no PNG or JPEG image")));
+    }
+    let test_classes: Vec<&String> = test.iter().map(|(c, _)| c).collect();
+    if test_classes != classes.iter().collect::<Vec<_>>() {
+        return Err(layout_error(format!(
+            "test/ must have the same class folders as train/ ({})",
+            classes.join(", ")
+        )));
+    }
+    Ok(DatasetSource {
+        info: DatasetInfo {
+            name: name.to_string(),
+            format: DatasetFormat::ClassFolders,
+            classes,
+            train_count: train.iter().map(|(_, f)| f.len()).sum(),
+            test_count: test.iter().map(|(_, f)| f.len()).sum(),
+        },
+        root,
+    })
+}
+
+/// Decodes a recognised dataset into tensors on the CPU, every image `input_size` square.
+pub fn load(source: &DatasetSource, input_size: u32) -> Result<Dataset, DataError> {
+    let (train, test) = match source.info.format {
+        DatasetFormat::Cifar10Binary => {
+            let train_paths: Vec<PathBuf> =
+                CIFAR_TRAIN_FILES.iter().map(|f| source.root.join(f)).collect();
+            let train = load_cifar_records(&train_paths, source.info.classes.len())?;
+            let test = load_cifar_records(&[source.root.join(CIFAR_TEST_FILE)], source.info.classes.len())?;
+            (resize_split(train, input_size), resize_split(test, input_size))
+        }
+        DatasetFormat::ClassFolders => (
+            load_class_folders(&source.root.join("train"), input_size)?,
+            load_class_folders(&source.root.join("test"), input_size)?,
+        ),
+    };
+    Ok(Dataset { classes: source.info.classes.clone(), train, test })
+}
+
+/// Reads CIFAR binary batch files as whole byte buffers and splits them with tensor ops.
+fn load_cifar_records(paths: &[PathBuf], num_classes: usize) -> Result<Split, DataError> {
+    let mut bytes = Vec::new();
+    for path in paths {
+        let mut file_bytes = fs::read(path).map_err(io_error(path))?;
+        if file_bytes.len() % CIFAR_RECORD != 0 {
+            return Err(DataError::Malformed {
+                path: path.clone(),
+                why: "size is not a whole number of records".into(),
+            });
+        }
+        bytes.append(&mut file_bytes);
+    }
+    let records = (bytes.len() / CIFAR_RECORD) as i64;
+    let table = Tensor::from_slice(&bytes).view([records, CIFAR_RECORD as i64]); // [N, 3073] u8
+    let labels = table.select(1, 0).to_kind(Kind::Int64); // [N]
+    let images = table.narrow(1, 1, 3 * CIFAR_SIDE * CIFAR_SIDE).reshape([records, 3, CIFAR_SIDE, CIFAR_SIDE]);
+    if records > 0 && labels.max().int64_value(&[]) >= num_classes as i64 {
+        return Err(DataError::Malformed {
+            path: paths[0].clone(),
+            why: format!("a label is outside the {num_classes} classes of {CIFAR_META_FILE}"),
+        });
+    }
+    Ok(Split { images, labels })
+}
+
+/// Resizes a `u8` split to `side` x `side` with bilinear interpolation, in chunks to bound memory.
+fn resize_split(split: Split, side: u32) -> Split {
+    let side = side as i64;
+    let size = split.images.size();
+    if size[2] == side && size[3] == side {
+        return split;
+    }
+    const CHUNK: i64 = 1024;
+    let chunks: Vec<Tensor> = (0..split.len())
+        .step_by(CHUNK as usize)
+        .map(|start| {
+            let len = CHUNK.min(split.len() - start);
+            split
+                .images
+                .narrow(0, start, len)
+                .to_kind(Kind::Float)
+                .upsample_bilinear2d([side, side], false, None, None)
+                .round()
+                .clamp(0.0, 255.0)
+                .to_kind(Kind::Uint8)
+        })
+        .collect();
+    Split { images: Tensor::cat(&chunks, 0), labels: split.labels }
+}
+
+/// Decodes every image of a `split/<class>/` tree in parallel into one tensor.
+fn load_class_folders(split_dir: &Path, input_size: u32) -> Result<Split, DataError> {
+    let classes = list_class_folders(split_dir)?;
+    let files: Vec<(i64, &PathBuf)> = classes
+        .iter()
+        .enumerate()
+        .flat_map(|(label, (_, files))| files.iter().map(move |f| (label as i64, f)))
+        .collect();
+    let pixels_per_image = 3 * (input_size as usize).pow(2);
+    let mut pixels = vec![0u8; files.len() * pixels_per_image];
+    pixels
+        .par_chunks_mut(pixels_per_image.max(1))
+        .zip(files.par_iter())
+        .try_for_each(|(out, (_, path))| {
+            let bytes = fs::read(path).map_err(io_error(path))?;
+            let chw = decode_to_chw(&bytes, input_size)
+                .map_err(|source| DataError::Image { path: (*path).clone(), source })?;
+            out.copy_from_slice(&chw);
+            Ok::<(), DataError>(())
+        })?;
+    let n = files.len() as i64;
+    let side = input_size as i64;
+    let labels: Vec<i64> = files.iter().map(|(label, _)| *label).collect();
+    Ok(Split {
+        images: Tensor::from_slice(&pixels).view([n, 3, side, side]),
+        labels: Tensor::from_slice(&labels),
+    })
+}
+
+/// Writes CIFAR-10 binary batches for tests and benchmarks: `per_file` records in each of the five
+/// training files and `test_count` in the test file, labels drawn from `label_of(index)`, pixels from `pixel_of`.
+pub fn write_cifar_binary(
+    dir: &Path,
+    classes: &[&str],
+    per_file: usize,
+    test_count: usize,
+    mut record: impl FnMut(usize) -> (u8, Vec<u8>),
+) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    fs::write(dir.join(CIFAR_META_FILE), classes.join("\n") + "\n")?;
+    let mut index = 0;
+    let files = CIFAR_TRAIN_FILES.iter().map(|f| (f, per_file)).chain([(&CIFAR_TEST_FILE, test_count)]);
+    for (file, count) in files {
+        let mut bytes = Vec::with_capacity(count * CIFAR_RECORD);
+        for _ in 0..count {
+            let (label, pixels) = record(index);
+            assert_eq!(pixels.len(), CIFAR_RECORD - 1, "a CIFAR record holds 3x32x32 pixels");
+            bytes.push(label);
+            bytes.extend_from_slice(&pixels);
+            index += 1;
+        }
+        fs::write(dir.join(file), bytes)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn solid_png(path: &Path, rgb: [u8; 3], side: u32) {
+        let img = image::RgbImage::from_pixel(side, side, image::Rgb(rgb));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        img.save(path).unwrap();
+    }
+
+    #[test]
+    fn class_folders_are_recognised_counted_and_decoded_to_the_input_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("shapes");
+        for (split, n) in [("train", 3), ("test", 2)] {
+            for (class, rgb) in [("blue", [0, 0, 255]), ("red", [255, 0, 0])] {
+                for i in 0..n {
+                    solid_png(&root.join(split).join(class).join(format!("{i}.png")), rgb, 40 + i);
+                }
+            }
+        }
+        let source = inspect(dir.path(), "shapes").unwrap();
+        assert_eq!(source.info.format, DatasetFormat::ClassFolders);
+        assert_eq!(source.info.classes, ["blue", "red"]);
+        assert_eq!((source.info.train_count, source.info.test_count), (6, 4));
+        let data = load(&source, 32).unwrap();
+        assert_eq!(data.train.images.size(), [6, 3, 32, 32]);
+        assert_eq!(data.train.images.kind(), Kind::Uint8);
+        assert_eq!(Vec::<i64>::try_from(&data.train.labels).unwrap(), [0, 0, 0, 1, 1, 1]);
+        // Blue images have a full blue plane and an empty red one.
+        assert_eq!(data.train.images.get(0).get(2).mean(Kind::Float).double_value(&[]), 255.0);
+        assert_eq!(data.train.images.get(0).get(0).mean(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn cifar_binary_records_become_labelled_planes() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("c10").join(CIFAR_BIN_FOLDER);
+        write_cifar_binary(&bin, &["a", "b", "c"], 2, 3, |i| {
+            let mut px = vec![0u8; 3072];
+            px[1024..2048].fill(i as u8); // green plane carries the index
+            ((i % 3) as u8, px)
+        })
+        .unwrap();
+        let source = inspect(dir.path(), "c10").unwrap();
+        assert_eq!(source.info.format, DatasetFormat::Cifar10Binary);
+        assert_eq!((source.info.train_count, source.info.test_count), (10, 3));
+        let data = load(&source, 32).unwrap();
+        assert_eq!(Vec::<i64>::try_from(&data.test.labels).unwrap(), [1, 2, 0]);
+        assert_eq!(data.train.images.int64_value(&[4, 1, 5, 5]), 4);
+        assert_eq!(data.train.images.int64_value(&[4, 0, 5, 5]), 0);
+        let bigger = load(&source, 64).unwrap();
+        assert_eq!(bigger.test.images.size(), [3, 3, 64, 64]);
+        assert_eq!(bigger.test.images.int64_value(&[2, 1, 10, 10]), 12);
+    }
+
+    #[test]
+    fn folders_in_no_layout_are_not_listed_and_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("empty")).unwrap();
+        assert!(discover(dir.path()).is_empty());
+        let err = inspect(dir.path(), "empty").unwrap_err().to_string();
+        assert!(err.contains("train/<class>/"), "{err}");
+        let err = inspect(dir.path(), "missing").unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn a_test_split_with_other_classes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("odd");
+        solid_png(&root.join("train/a/0.png"), [1, 2, 3], 8);
+        solid_png(&root.join("train/b/0.png"), [1, 2, 3], 8);
+        solid_png(&root.join("test/a/0.png"), [1, 2, 3], 8);
+        let err = inspect(dir.path(), "odd").unwrap_err().to_string();
+        assert!(err.contains("same class folders"), "{err}");
+    }
+}

@@ -1,0 +1,144 @@
+//! Fetching CIFAR-10 from its official address when a run asks for the `cifar10` dataset and it is not in
+//! the data folder: streamed to a temporary file, its MD5 checked against the published one, unpacked
+//! into a temporary folder and renamed into place, so a failed or interrupted download leaves nothing.
+
+use md5::{Digest, Md5};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Dataset name that triggers the download.
+pub const CIFAR10_NAME: &str = "cifar10";
+/// The official archive of CIFAR-10's binary version.
+pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+/// MD5 of that archive as published on the CIFAR page.
+pub const CIFAR10_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
+/// Least time between two progress notes.
+const NOTE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where an archive comes from and the checksum it must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadSource {
+    /// HTTP(S) address of a `.tar.gz` archive.
+    pub url: String,
+    /// Expected MD5, lower-case hex.
+    pub md5: String,
+}
+
+impl DownloadSource {
+    /// CIFAR-10's official binary archive.
+    pub fn cifar10() -> Self {
+        DownloadSource { url: CIFAR10_URL.into(), md5: CIFAR10_MD5.into() }
+    }
+}
+
+/// Why a download did not produce a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The server could not be reached or answered with an error.
+    #[error(
+        "could not download CIFAR-10 from {url} ({why}). Without network, download cifar-10-binary.tar.gz \
+         elsewhere and unpack it so that {expected} holds data_batch_1.bin … test_batch.bin"
+    )]
+    Fetch {
+        /// The address tried.
+        url: String,
+        /// The cause.
+        why: String,
+        /// The folder the files belong in.
+        expected: PathBuf,
+    },
+    /// The archive arrived but its checksum is wrong.
+    #[error("the CIFAR-10 archive from {url} has MD5 {found}, expected {expected}; it was discarded")]
+    Checksum {
+        /// The address.
+        url: String,
+        /// The MD5 computed.
+        found: String,
+        /// The MD5 required.
+        expected: String,
+    },
+    /// Writing or unpacking failed.
+    #[error("could not store the CIFAR-10 archive in {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Downloads `source` and unpacks it to `data_dir/cifar10/`. `note` receives progress sentences.
+pub fn fetch_cifar10(
+    data_dir: &Path,
+    source: &DownloadSource,
+    note: &mut dyn FnMut(String),
+) -> Result<(), DownloadError> {
+    let target = data_dir.join(CIFAR10_NAME);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DownloadError::Io { path, source }
+    };
+    fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    let archive = data_dir.join(".cifar10.tar.gz.partial");
+    let fetch_error = |why: String| DownloadError::Fetch {
+        url: source.url.clone(),
+        why,
+        expected: target.join(crate::data::CIFAR_BIN_FOLDER),
+    };
+
+    note(format!("downloading CIFAR-10 from {}", source.url));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut response = agent.get(&source.url).call().map_err(|e| fetch_error(e.to_string()))?;
+    let total: Option<u64> = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let mut body = response.body_mut().with_config().limit(1 << 30).reader();
+    let mut file = fs::File::create(&archive).map_err(io(&archive))?;
+    let mut hasher = Md5::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut received: u64 = 0;
+    let mut last_note = Instant::now();
+    loop {
+        let n = body.read(&mut buffer).map_err(|e| fetch_error(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n]).map_err(io(&archive))?;
+        received += n as u64;
+        if last_note.elapsed() >= NOTE_INTERVAL {
+            last_note = Instant::now();
+            note(match total {
+                Some(total) => format!("downloading CIFAR-10: {}%", received * 100 / total.max(1)),
+                None => format!("downloading CIFAR-10: {} MB", received / 1_000_000),
+            });
+        }
+    }
+    file.flush().map_err(io(&archive))?;
+    drop(file);
+    let found = hex::encode(hasher.finalize());
+    if found != source.md5 {
+        let _ = fs::remove_file(&archive);
+        return Err(DownloadError::Checksum { url: source.url.clone(), found, expected: source.md5.clone() });
+    }
+
+    note("unpacking CIFAR-10".into());
+    let staging = data_dir.join(".cifar10.partial");
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let unpacked = fs::File::open(&archive)
+        .and_then(|f| tar::Archive::new(flate2::read::GzDecoder::new(f)).unpack(&staging));
+    let _ = fs::remove_file(&archive);
+    unpacked.map_err(io(&staging))?;
+    fs::rename(&staging, &target).map_err(io(&target))?;
+    note("CIFAR-10 is ready".into());
+    Ok(())
+}

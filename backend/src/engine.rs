@@ -1,0 +1,196 @@
+//! The threads that own libtorch work. Tensors are `Send` but not `Sync`, and training blocks for
+//! minutes, so neither belongs on tokio's workers:
+//! - one trainer thread takes [`TrainJob`]s from a queue, one at a time in order, and reports
+//!   [`EngineEvent`]s on a channel;
+//! - one classifier thread keeps recently used models loaded and answers [`Engine::classify`] requests
+//!   through reply channels.
+
+use crate::inference::{ClassifyError, Classifier};
+use crate::model::{ModelError, WEIGHTS_FILE};
+use crate::training::{self, CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
+use shared::{Prediction, TrainConfig};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::SystemTime;
+use tch::Device;
+use tokio::sync::{mpsc::UnboundedSender, oneshot};
+
+/// Models the classifier thread keeps loaded at once.
+const LOADED_MODELS: usize = 4;
+
+/// One queued training run.
+pub struct TrainJob {
+    /// The run's id, echoed in its events.
+    pub run_id: u64,
+    /// What to train.
+    pub config: TrainConfig,
+    /// Where to read and write.
+    pub paths: TrainingPaths,
+    /// Raised to stop the run (or skip it while queued).
+    pub cancel: CancelFlag,
+}
+
+/// Something that happened to a run on the trainer thread.
+#[derive(Debug)]
+pub struct EngineEvent {
+    /// The run concerned.
+    pub run_id: u64,
+    /// What happened.
+    pub kind: EngineEventKind,
+}
+
+/// The kinds of [`EngineEvent`].
+#[derive(Debug)]
+pub enum EngineEventKind {
+    /// The trainer picked the run from the queue.
+    Began,
+    /// The training loop reported something.
+    Training(TrainingEvent),
+    /// The run ended; the error is a sentence for a person.
+    Finished(Result<TrainOutcome, String>),
+}
+
+struct ClassifyJob {
+    model_dir: PathBuf,
+    images: Vec<Vec<u8>>,
+    reply: oneshot::Sender<Result<Vec<Vec<Prediction>>, ClassifyError>>,
+}
+
+/// Handle to the engine threads; dropping every clone lets them finish.
+#[derive(Clone)]
+pub struct Engine {
+    device: Device,
+    trainer: mpsc::Sender<TrainJob>,
+    classifier: mpsc::Sender<ClassifyJob>,
+}
+
+impl Engine {
+    /// Starts the trainer and classifier threads on `device`; run events go to `events`.
+    pub fn start(device: Device, events: UnboundedSender<EngineEvent>) -> Self {
+        let (trainer, jobs) = mpsc::channel::<TrainJob>();
+        std::thread::Builder::new()
+            .name("trainer".into())
+            .spawn(move || run_trainer(device, jobs, events))
+            .expect("spawn trainer thread");
+        let (classifier, requests) = mpsc::channel::<ClassifyJob>();
+        std::thread::Builder::new()
+            .name("classifier".into())
+            .spawn(move || run_classifier(device, requests))
+            .expect("spawn classifier thread");
+        Engine { device, trainer, classifier }
+    }
+
+    /// The device training and classification run on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Queues a run behind those already queued.
+    pub fn submit(&self, job: TrainJob) {
+        // The trainer thread only ends when every sender is gone, so this cannot fail while `self` lives.
+        let _ = self.trainer.send(job);
+    }
+
+    /// Classifies `images` (encoded files) in one batch with the model saved in `model_dir`.
+    pub async fn classify(
+        &self,
+        model_dir: PathBuf,
+        images: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<Prediction>>, ClassifyError> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.classifier.send(ClassifyJob { model_dir, images, reply });
+        answer.await.unwrap_or_else(|_| {
+            Err(ClassifyError::Model(ModelError::Metadata {
+                path: PathBuf::new(),
+                why: "the classifier thread stopped".into(),
+            }))
+        })
+    }
+}
+
+/// Name of a device as the API reports it.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(index) => format!("cuda:{index}"),
+        _ => "cpu".into(),
+    }
+}
+
+/// CUDA device 0 when libtorch sees one, else the CPU.
+pub fn best_device() -> Device {
+    if tch::Cuda::is_available() {
+        Device::Cuda(0)
+    } else {
+        Device::Cpu
+    }
+}
+
+fn run_trainer(device: Device, jobs: mpsc::Receiver<TrainJob>, events: UnboundedSender<EngineEvent>) {
+    for job in jobs {
+        let send = |kind| {
+            let _ = events.send(EngineEvent { run_id: job.run_id, kind });
+        };
+        if job.cancel.is_cancelled() {
+            send(EngineEventKind::Finished(Ok(TrainOutcome::Stopped)));
+            continue;
+        }
+        send(EngineEventKind::Began);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            training::train(&job.config, &job.paths, device, &job.cancel, &mut |event| {
+                send(EngineEventKind::Training(event))
+            })
+        }));
+        let finished = match outcome {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(panic) => Err(format!("training crashed: {}", panic_message(&panic))),
+        };
+        send(EngineEventKind::Finished(finished));
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn run_classifier(device: Device, requests: mpsc::Receiver<ClassifyJob>) {
+    // Keyed by model folder; the weights file's modification time tells when a newer epoch replaced it.
+    let mut loaded: HashMap<PathBuf, (SystemTime, Classifier)> = HashMap::new();
+    for job in requests {
+        let modified = std::fs::metadata(job.model_dir.join(WEIGHTS_FILE))
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let fresh = loaded.get(&job.model_dir).is_some_and(|(when, _)| *when == modified);
+        if !fresh {
+            loaded.remove(&job.model_dir);
+            if loaded.len() >= LOADED_MODELS {
+                let oldest = loaded.iter().min_by_key(|(_, (when, _))| *when).map(|(k, _)| k.clone());
+                oldest.map(|k| loaded.remove(&k));
+            }
+            match Classifier::load(&job.model_dir, device) {
+                Ok(classifier) => {
+                    loaded.insert(job.model_dir.clone(), (modified, classifier));
+                }
+                Err(error) => {
+                    let _ = job.reply.send(Err(error.into()));
+                    continue;
+                }
+            }
+        }
+        let (_, classifier) = &loaded[&job.model_dir];
+        let images: Vec<&[u8]> = job.images.iter().map(Vec::as_slice).collect();
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| classifier.classify(&images)))
+            .unwrap_or_else(|panic| {
+                Err(ClassifyError::Model(ModelError::Metadata {
+                    path: job.model_dir.clone(),
+                    why: format!("classification crashed: {}", panic_message(&panic)),
+                }))
+            });
+        let _ = job.reply.send(answer);
+    }
+}

@@ -1,0 +1,115 @@
+//! Image decoding shared by dataset loading and classification, so a model sees uploads exactly the way
+//! it saw its training images: decoded to RGB, resized (squashed) to the input square with the same
+//! filter, laid out as `[3, H, W]` bytes.
+
+use image::{imageops::FilterType, ImageReader, Limits};
+use std::io::Cursor;
+
+/// Largest width or height accepted, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+/// Most bytes the decoder may allocate for one image.
+const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
+
+/// Why an image could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Not a format we read, or not an image at all.
+    #[error("not a PNG, JPEG, WebP, BMP or GIF image")]
+    UnknownFormat,
+    /// Larger than [`MAX_IMAGE_SIDE`].
+    #[error("image is {width}x{height} pixels; at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} is accepted")]
+    TooLarge {
+        /// Width the file claims.
+        width: u32,
+        /// Height the file claims.
+        height: u32,
+    },
+    /// The decoder failed part-way: a truncated or corrupt file.
+    #[error("image could not be decoded: {0}")]
+    Corrupt(String),
+}
+
+/// Decodes `bytes` (PNG, JPEG, WebP, BMP or GIF), converts to RGB and resizes to `side` x `side`.
+/// Returns the pixels as `[3, side, side]` bytes (channel planes, then rows).
+pub fn decode_to_chw(bytes: &[u8], side: u32) -> Result<Vec<u8>, ImageError> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(ImageError::UnknownFormat);
+    }
+    let (width, height) = reader.into_dimensions().map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(ImageError::TooLarge { width, height });
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let rgb = decoded.to_rgb8();
+    let rgb = if rgb.dimensions() == (side, side) {
+        rgb
+    } else {
+        image::imageops::resize(&rgb, side, side, FilterType::Triangle)
+    };
+    let plane = (side * side) as usize;
+    let mut chw = vec![0u8; 3 * plane];
+    for (i, pixel) in rgb.pixels().enumerate() {
+        chw[i] = pixel[0];
+        chw[plane + i] = pixel[1];
+        chw[2 * plane + i] = pixel[2];
+    }
+    Ok(chw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_bytes(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image::RgbImage::from_pixel(width, height, image::Rgb(rgb))
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn pixels_come_out_as_channel_planes_of_the_requested_side() {
+        let chw = decode_to_chw(&png_bytes(50, 20, [10, 20, 30]), 32).unwrap();
+        assert_eq!(chw.len(), 3 * 32 * 32);
+        assert!(chw[..1024].iter().all(|&v| v == 10));
+        assert!(chw[1024..2048].iter().all(|&v| v == 20));
+        assert!(chw[2048..].iter().all(|&v| v == 30));
+    }
+
+    #[test]
+    fn text_is_not_an_image() {
+        assert!(matches!(decode_to_chw(b"hello, I am text", 32), Err(ImageError::UnknownFormat)));
+        assert!(matches!(decode_to_chw(b"", 32), Err(ImageError::UnknownFormat)));
+    }
+
+    #[test]
+    fn a_truncated_png_is_corrupt() {
+        let bytes = png_bytes(64, 64, [1, 2, 3]);
+        let err = decode_to_chw(&bytes[..bytes.len() / 2], 32).unwrap_err();
+        assert!(matches!(err, ImageError::Corrupt(_)), "{err}");
+    }
+
+    #[test]
+    fn a_header_claiming_huge_dimensions_is_refused_before_decoding() {
+        let mut bytes = png_bytes(4, 4, [1, 2, 3]);
+        // IHDR width and height live at bytes 16..24 of a PNG.
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let crc = crc32fast::hash(&bytes[12..29]); // chunk type and data of IHDR
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        let err = decode_to_chw(&bytes, 32).unwrap_err();
+        assert!(matches!(err, ImageError::TooLarge { width: 100_000, height: 100_000 }), "{err}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Classification with a saved model: the image is decoded, resized and normalised exactly as the
+//! model's training data was (from its [`ModelMetadata`]), and the top classes come back with
+//! softmax probabilities.
+
+use crate::images::{decode_to_chw, ImageError};
+use crate::model::{normalize, ModelError, ModelMetadata, ResNet18, WEIGHTS_FILE};
+use shared::Prediction;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// How many classes an answer lists at most.
+pub const TOP_K: usize = 5;
+
+/// Why an image could not be classified.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// The upload is not a usable image.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The model could not be loaded.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// A trained model ready to classify.
+pub struct Classifier {
+    model: ResNet18,
+    /// How the model was trained: classes, preprocessing.
+    pub metadata: ModelMetadata,
+}
+
+impl Classifier {
+    /// Loads the model saved in `dir` (`model.safetensors` + `model.json`) onto `device`.
+    pub fn load(dir: &Path, device: Device) -> Result<Self, ModelError> {
+        let metadata = ModelMetadata::load(dir)?;
+        let mut model = ResNet18::new(device, metadata.classes.len());
+        model.load_all(&dir.join(WEIGHTS_FILE))?;
+        Ok(Classifier { model, metadata })
+    }
+
+    /// Decodes each image and classifies them all in one batch. The answer for each image is its top
+    /// classes (at most [`TOP_K`]), most likely first.
+    pub fn classify(&self, images: &[&[u8]]) -> Result<Vec<Vec<Prediction>>, ClassifyError> {
+        let side = self.metadata.input_size;
+        let mut pixels = Vec::with_capacity(images.len() * 3 * (side * side) as usize);
+        for bytes in images {
+            pixels.extend(decode_to_chw(bytes, side)?);
+        }
+        let side = side as i64;
+        let device = self.model.vs.device();
+        let batch = Tensor::from_slice(&pixels).view([images.len() as i64, 3, side, side]).to_device(device);
+        Ok(self.classify_tensor(&batch))
+    }
+
+    /// Classifies `u8` images `[B, 3, H, W]` already at the model's input size.
+    pub fn classify_tensor(&self, images: &Tensor) -> Vec<Vec<Prediction>> {
+        let probabilities = tch::no_grad(|| {
+            let input = normalize(images, self.metadata.mean, self.metadata.std); // [B, 3, H, W]
+            self.model.forward_t(&input, false).softmax(-1, Kind::Float) // [B, classes]
+        });
+        let k = TOP_K.min(self.metadata.classes.len()) as i64;
+        let (values, indices) = probabilities.topk(k, -1, true, true); // [B, k] each
+        let values = Vec::<Vec<f32>>::try_from(values.to_device(Device::Cpu)).unwrap_or_default();
+        let indices = Vec::<Vec<i64>>::try_from(indices.to_device(Device::Cpu)).unwrap_or_default();
+        values
+            .into_iter()
+            .zip(indices)
+            .map(|(values, indices)| {
+                values
+                    .into_iter()
+                    .zip(indices)
+                    .map(|(probability, index)| Prediction {
+                        label: self.metadata.classes[index as usize].clone(),
+                        index: index as usize,
+                        probability: probability as f64,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}

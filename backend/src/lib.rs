@@ -1,0 +1,26 @@
+//! Transfer Studio's server and training engine.
+//!
+//! Layers, from the bottom:
+//! - [`images`] and [`data`]: decoding images and datasets into `u8` tensors;
+//! - [`model`]: ResNet-18 in torchvision's layout, weight loading and the saved-model files;
+//! - [`training`] and [`inference`]: the training loop (typed events, a cancel flag) and classification,
+//!   free of any web code;
+//! - [`engine`]: the threads that own libtorch work, talked to over channels;
+//! - [`store`]: the run history in SQLite;
+//! - [`studio`]: the application core that queues runs, records them and broadcasts live messages;
+//! - [`server`]: HTTP API, WebSocket and the built page, with axum;
+//! - [`cli`]: the `transfer-studio` command line.
+//!
+//! The protocol both the browser and this server speak lives in the `shared` crate.
+
+pub mod cli;
+pub mod data;
+pub mod download;
+pub mod engine;
+pub mod images;
+pub mod inference;
+pub mod model;
+pub mod server;
+pub mod store;
+pub mod studio;
+pub mod training;

@@ -1,0 +1,270 @@
+//! ResNet-18 in torchvision's layout, with a classification head sized to the dataset, and the files a
+//! trained model is kept in.
+//!
+//! Variable names are exactly torchvision's (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.weight`, …),
+//! so a torchvision state dict loads here and a saved model loads into `torchvision.models.resnet18`.
+//! A saved model is two files: `model.safetensors` (the weights) and `model.json` ([`ModelMetadata`]: class
+//! names, normalisation, input size and the training config), so classification preprocesses exactly as
+//! training did.
+
+use serde::{Deserialize, Serialize};
+use shared::TrainConfig;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+/// File name of a saved model's weights.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// File name of a saved model's metadata.
+pub const METADATA_FILE: &str = "model.json";
+/// Features ResNet-18's backbone produces per image.
+const FEATURES: i64 = 512;
+
+/// What can go wrong building, loading or saving a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The weights file does not exist.
+    #[error("weights file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// libtorch could not read or write a file.
+    #[error("could not read or write {path}: {source}")]
+    Torch {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: tch::TchError,
+    },
+    /// A tensor the model needs is absent from the weights file.
+    #[error("{path} has no tensor \"{name}\": is it a torchvision ResNet-18 state dict?")]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The variable name.
+        name: String,
+    },
+    /// A tensor in the weights file has the wrong shape.
+    #[error("{path}: tensor \"{name}\" has shape {found:?}, ResNet-18 needs {expected:?}")]
+    ShapeMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The variable name.
+        name: String,
+        /// Shape in the file.
+        found: Vec<i64>,
+        /// Shape the model needs.
+        expected: Vec<i64>,
+    },
+    /// The metadata file could not be read or written.
+    #[error("model metadata {path}: {why}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+}
+
+/// Everything needed to use saved weights the way they were trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMetadata {
+    /// Architecture name; always `"resnet18"` for now.
+    pub architecture: String,
+    /// Class names in output order.
+    pub classes: Vec<String>,
+    /// Per-channel mean subtracted from pixels in `[0, 1]`.
+    pub mean: [f64; 3],
+    /// Per-channel standard deviation pixels are divided by.
+    pub std: [f64; 3],
+    /// Side of the square input images are resized to.
+    pub input_size: u32,
+    /// The epoch these weights are from (1-based).
+    pub epoch: u32,
+    /// The full training configuration.
+    pub config: TrainConfig,
+}
+
+impl ModelMetadata {
+    /// Writes the metadata as pretty JSON to `dir/model.json`.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let path = dir.join(METADATA_FILE);
+        let json = serde_json::to_vec_pretty(self).expect("metadata serialises");
+        write_atomically(&path, &json).map_err(|e| ModelError::Metadata { path, why: e.to_string() })
+    }
+
+    /// Reads `dir/model.json`.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join(METADATA_FILE);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| ModelError::Metadata { path: path.clone(), why: e.to_string() })?;
+        serde_json::from_slice(&bytes).map_err(|e| ModelError::Metadata { path, why: e.to_string() })
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a crash never leaves half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// ResNet-18: torchvision's backbone plus a linear head `fc` with one output per class.
+pub struct ResNet18 {
+    /// Owns every variable, named as in torchvision.
+    pub vs: nn::VarStore,
+    backbone: nn::FuncT<'static>,
+    head: nn::Linear,
+    num_classes: i64,
+}
+
+impl ResNet18 {
+    /// A randomly initialised network with `num_classes` outputs on `device`.
+    pub fn new(device: Device, num_classes: usize) -> Self {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let backbone = tch::vision::resnet::resnet18_no_final_layer(&root);
+        let head = nn::linear(&root / "fc", FEATURES, num_classes as i64, Default::default());
+        ResNet18 { vs, backbone, head, num_classes: num_classes as i64 }
+    }
+
+    /// Number of classes the head predicts.
+    pub fn num_classes(&self) -> i64 {
+        self.num_classes
+    }
+
+    /// Logits `[B, classes]` for normalised images `[B, 3, H, W]`. `train` selects batch statistics
+    /// (and updates the running ones) rather than the running statistics.
+    pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
+        self.backbone.forward_t(images, train).apply(&self.head)
+    }
+
+    /// Copies every backbone tensor (all but `fc.*`) from a torchvision ResNet-18 state dict in
+    /// safetensors format; the head keeps its fresh initialisation. Returns how many tensors were loaded.
+    pub fn load_backbone(&mut self, path: &Path) -> Result<usize, ModelError> {
+        let tensors = read_tensors(path)?;
+        let mut loaded = 0;
+        tch::no_grad(|| {
+            for (name, mut var) in self.vs.variables() {
+                if name.starts_with("fc.") {
+                    continue;
+                }
+                copy_into(&mut var, &name, &tensors, path)?;
+                loaded += 1;
+            }
+            Ok::<(), ModelError>(())
+        })?;
+        Ok(loaded)
+    }
+
+    /// Loads a whole saved model (backbone and head) from a safetensors file.
+    pub fn load_all(&mut self, path: &Path) -> Result<(), ModelError> {
+        let tensors = read_tensors(path)?;
+        tch::no_grad(|| {
+            for (name, mut var) in self.vs.variables() {
+                copy_into(&mut var, &name, &tensors, path)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Saves every variable, with torchvision's names, to a safetensors file.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        // tch picks the format from the extension, so the temporary file keeps `.safetensors`.
+        let tmp = path.with_extension("partial.safetensors");
+        self.vs
+            .save(&tmp)
+            .and_then(|()| std::fs::rename(&tmp, path).map_err(tch::TchError::from))
+            .map_err(|source| ModelError::Torch { path: path.to_path_buf(), source })
+    }
+}
+
+fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
+    if !path.is_file() {
+        return Err(ModelError::MissingFile(path.to_path_buf()));
+    }
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|source| ModelError::Torch { path: path.to_path_buf(), source })?;
+    Ok(tensors.into_iter().collect())
+}
+
+fn copy_into(
+    var: &mut Tensor,
+    name: &str,
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+) -> Result<(), ModelError> {
+    let source = tensors.get(name).ok_or_else(|| ModelError::MissingTensor {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+    })?;
+    if source.size() != var.size() {
+        return Err(ModelError::ShapeMismatch {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            found: source.size(),
+            expected: var.size(),
+        });
+    }
+    var.copy_(&source.to_device(var.device()).to_kind(var.kind()));
+    Ok(())
+}
+
+/// Turns `u8` images `[B, 3, H, W]` into normalised floats `[B, 3, H, W]` on the same device.
+pub fn normalize(images: &Tensor, mean: [f64; 3], std: [f64; 3]) -> Tensor {
+    let device = images.device();
+    let mean = Tensor::from_slice(&mean.map(|m| m as f32)).to_device(device).view([1, 3, 1, 1]);
+    let std = Tensor::from_slice(&std.map(|s| s as f32)).to_device(device).view([1, 3, 1, 1]);
+    (images.to_kind(Kind::Float) / 255.0 - mean) / std
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_carry_torchvision_names() {
+        let model = ResNet18::new(Device::Cpu, 4);
+        let names = model.vs.variables();
+        for name in ["conv1.weight", "bn1.running_var", "layer2.0.downsample.1.weight", "layer4.1.conv2.weight"] {
+            assert!(names.contains_key(name), "missing {name}");
+        }
+        assert_eq!(names["fc.weight"].size(), [4, 512]);
+        assert_eq!(model.forward_t(&Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu)), false).size(), [2, 4]);
+    }
+
+    #[test]
+    fn a_saved_model_loads_back_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        tch::manual_seed(1);
+        let a = ResNet18::new(Device::Cpu, 3);
+        a.save(&path).unwrap();
+        tch::manual_seed(2);
+        let mut b = ResNet18::new(Device::Cpu, 3);
+        b.load_all(&path).unwrap();
+        let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let diff = (a.forward_t(&x, false) - b.forward_t(&x, false)).abs().max().double_value(&[]);
+        assert_eq!(diff, 0.0);
+    }
+
+    #[test]
+    fn a_backbone_with_another_head_size_loads_and_keeps_the_new_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("imagenet.safetensors");
+        ResNet18::new(Device::Cpu, 1000).save(&path).unwrap();
+        let mut model = ResNet18::new(Device::Cpu, 10);
+        assert_eq!(model.load_backbone(&path).unwrap(), model.vs.variables().len() - 2);
+        assert_eq!(model.vs.variables()["fc.weight"].size(), [10, 512]);
+        let err = model.load_all(&path).unwrap_err().to_string();
+        assert!(err.contains("fc.weight"), "{err}");
+    }
+
+    #[test]
+    fn normalisation_maps_bytes_through_mean_and_std() {
+        let img = Tensor::from_slice(&[0u8, 255, 51]).view([1, 3, 1, 1]);
+        let out = normalize(&img, [0.5; 3], [0.5; 3]);
+        let values = Vec::<f32>::try_from(out.flatten(0, -1)).unwrap();
+        assert!((values[0] + 1.0).abs() < 1e-6 && (values[1] - 1.0).abs() < 1e-6);
+        assert!((values[2] + 0.6).abs() < 1e-6);
+    }
+}

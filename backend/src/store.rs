@@ -1,0 +1,262 @@
+//! Run history in an SQLite file under the data directory: every run, its full config and every epoch's
+//! metrics, written as they happen so that they survive a crash or a restart.
+//!
+//! rusqlite (with SQLite bundled) rather than files of JSON: transactions make each update atomic, and
+//! the schema evolves through numbered migrations recorded in `PRAGMA user_version`.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use shared::{EpochMetrics, Run, RunStatus, TrainConfig};
+use std::path::Path;
+
+/// Schema steps, applied in order; `user_version` counts how many have run.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT,
+        classes TEXT NOT NULL DEFAULT '[]',
+        created_at INTEGER NOT NULL,
+        has_model INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE epochs (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        epoch INTEGER NOT NULL,
+        train_loss REAL NOT NULL,
+        train_accuracy REAL NOT NULL,
+        test_loss REAL NOT NULL,
+        test_accuracy REAL NOT NULL,
+        seconds REAL NOT NULL,
+        PRIMARY KEY (run_id, epoch)
+    );",
+];
+
+/// Why the history could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("run history database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value could not be decoded.
+    #[error("run history database holds a malformed {what}: {why}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// The run history.
+pub struct Store {
+    connection: Connection,
+}
+
+impl Store {
+    /// Opens (or creates) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open(path)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Store { connection };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: usize = self.connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        for (index, step) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.connection.transaction()?;
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", index + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records a new queued run and returns it.
+    pub fn create_run(&self, config: &TrainConfig, created_at: u64) -> Result<Run, StoreError> {
+        let json = serde_json::to_string(config).expect("config serialises");
+        self.connection.execute(
+            "INSERT INTO runs (config, status, created_at) VALUES (?1, ?2, ?3)",
+            params![json, RunStatus::Queued.as_str(), created_at as i64],
+        )?;
+        let id = self.connection.last_insert_rowid() as u64;
+        Ok(self.run(id)?.expect("the run just inserted exists"))
+    }
+
+    /// Sets a run's status and error message.
+    pub fn set_status(&self, id: u64, status: RunStatus, error: Option<&str>) -> Result<(), StoreError> {
+        self.connection.execute(
+            "UPDATE runs SET status = ?2, error = ?3 WHERE id = ?1",
+            params![id as i64, status.as_str(), error],
+        )?;
+        Ok(())
+    }
+
+    /// Records the class names a run trains on.
+    pub fn set_classes(&self, id: u64, classes: &[String]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(classes).expect("strings serialise");
+        self.connection.execute("UPDATE runs SET classes = ?2 WHERE id = ?1", params![id as i64, json])?;
+        Ok(())
+    }
+
+    /// Records that a run has a saved model.
+    pub fn set_has_model(&self, id: u64) -> Result<(), StoreError> {
+        self.connection.execute("UPDATE runs SET has_model = 1 WHERE id = ?1", params![id as i64])?;
+        Ok(())
+    }
+
+    /// Appends (or replaces) one epoch's metrics.
+    pub fn add_epoch(&self, id: u64, metrics: &EpochMetrics) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT OR REPLACE INTO epochs
+                (run_id, epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id as i64,
+                metrics.epoch,
+                metrics.train_loss,
+                metrics.train_accuracy,
+                metrics.test_loss,
+                metrics.test_accuracy,
+                metrics.seconds
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One run with its epochs, if it exists.
+    pub fn run(&self, id: u64) -> Result<Option<Run>, StoreError> {
+        let row = self
+            .connection
+            .query_row(
+                "SELECT id, config, status, error, classes, created_at, has_model FROM runs WHERE id = ?1",
+                params![id as i64],
+                RunRow::from_row,
+            )
+            .optional()?;
+        row.map(|row| self.complete(row)).transpose()
+    }
+
+    /// Every run with its epochs, newest first.
+    pub fn runs(&self) -> Result<Vec<Run>, StoreError> {
+        let mut statement = self.connection.prepare(
+            "SELECT id, config, status, error, classes, created_at, has_model FROM runs ORDER BY id DESC",
+        )?;
+        let rows = statement.query_map([], RunRow::from_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|row| self.complete(row)).collect()
+    }
+
+    /// Ids of runs in `status`, oldest first.
+    pub fn ids_with_status(&self, status: RunStatus) -> Result<Vec<u64>, StoreError> {
+        let mut statement = self.connection.prepare("SELECT id FROM runs WHERE status = ?1 ORDER BY id")?;
+        let ids = statement.query_map(params![status.as_str()], |row| row.get::<_, i64>(0))?;
+        Ok(ids.map(|id| id.map(|id| id as u64)).collect::<Result<_, _>>()?)
+    }
+
+    fn complete(&self, row: RunRow) -> Result<Run, StoreError> {
+        let config = serde_json::from_str(&row.config)
+            .map_err(|e| StoreError::Corrupt { what: "run config", why: e.to_string() })?;
+        let status = RunStatus::parse(&row.status)
+            .ok_or_else(|| StoreError::Corrupt { what: "run status", why: row.status.clone() })?;
+        let classes = serde_json::from_str(&row.classes)
+            .map_err(|e| StoreError::Corrupt { what: "class list", why: e.to_string() })?;
+        let mut statement = self.connection.prepare_cached(
+            "SELECT epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds
+             FROM epochs WHERE run_id = ?1 ORDER BY epoch",
+        )?;
+        let epochs = statement
+            .query_map(params![row.id], |r| {
+                Ok(EpochMetrics {
+                    epoch: r.get(0)?,
+                    train_loss: r.get(1)?,
+                    train_accuracy: r.get(2)?,
+                    test_loss: r.get(3)?,
+                    test_accuracy: r.get(4)?,
+                    seconds: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Run {
+            id: row.id as u64,
+            status,
+            config,
+            epochs,
+            error: row.error,
+            classes,
+            created_at: row.created_at as u64,
+            has_model: row.has_model,
+        })
+    }
+}
+
+/// The `runs` columns of one row.
+struct RunRow {
+    id: i64,
+    config: String,
+    status: String,
+    error: Option<String>,
+    classes: String,
+    created_at: i64,
+    has_model: bool,
+}
+
+impl RunRow {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RunRow {
+            id: row.get(0)?,
+            config: row.get(1)?,
+            status: row.get(2)?,
+            error: row.get(3)?,
+            classes: row.get(4)?,
+            created_at: row.get(5)?,
+            has_model: row.get(6)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(epoch: u32) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            train_loss: 1.0 / epoch as f64,
+            train_accuracy: 0.5,
+            test_loss: 0.9,
+            test_accuracy: 0.6,
+            seconds: 2.5,
+        }
+    }
+
+    #[test]
+    fn runs_and_epochs_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("studio.db");
+        let config = TrainConfig::for_dataset("tiny");
+        {
+            let store = Store::open(&path).unwrap();
+            let run = store.create_run(&config, 100).unwrap();
+            assert_eq!((run.id, run.status), (1, RunStatus::Queued));
+            store.set_status(1, RunStatus::Running, None).unwrap();
+            store.set_classes(1, &["a".into(), "b".into()]).unwrap();
+            store.add_epoch(1, &metrics(1)).unwrap();
+            store.add_epoch(1, &metrics(2)).unwrap();
+            store.set_has_model(1).unwrap();
+            store.create_run(&config, 200).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let runs = store.runs().unwrap();
+        assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [2, 1]);
+        let run = store.run(1).unwrap().unwrap();
+        assert_eq!(run.config, config);
+        assert_eq!(run.epochs, [metrics(1), metrics(2)]);
+        assert_eq!(run.classes, ["a", "b"]);
+        assert!(run.has_model);
+        assert_eq!(store.ids_with_status(RunStatus::Running).unwrap(), [1]);
+        assert!(store.run(99).unwrap().is_none());
+    }
+}

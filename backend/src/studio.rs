@@ -1,0 +1,341 @@
+//! The studio: the application core between the web layer and the engine. It validates and queues runs,
+//! records everything in the [`Store`], and turns engine events into [`ServerMessage`]s broadcast to
+//! every connected browser. It knows nothing of HTTP.
+
+use crate::data;
+use crate::download::{DownloadSource, CIFAR10_NAME};
+use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob};
+use crate::inference::ClassifyError;
+use crate::store::{Store, StoreError};
+use crate::training::{CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
+use shared::{BatchProgress, ClassifyResponse, DatasetInfo, Run, RunStatus, ServerMessage, TrainConfig};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tch::Device;
+use tokio::sync::{broadcast, mpsc};
+
+/// Live messages buffered per client before a slow one is resynchronised from a snapshot.
+const EVENT_BUFFER: usize = 256;
+/// File name of the run history database inside the data directory.
+pub const DATABASE_FILE: &str = "studio.db";
+/// Folder inside the data directory holding one folder per run.
+pub const RUNS_FOLDER: &str = "runs";
+
+/// Where the studio keeps and finds things.
+#[derive(Debug, Clone)]
+pub struct StudioSettings {
+    /// Datasets, run history and models live here.
+    pub data_dir: PathBuf,
+    /// Pretrained weight files are looked up here.
+    pub weights_dir: PathBuf,
+    /// Where `cifar10` is downloaded from when missing.
+    pub cifar10: DownloadSource,
+}
+
+impl StudioSettings {
+    /// Settings for `data_dir`, with weights in `data_dir/weights` and CIFAR-10's official source.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        StudioSettings { weights_dir: data_dir.join("weights"), data_dir, cifar10: DownloadSource::cifar10() }
+    }
+}
+
+/// A request the studio refused or could not carry out.
+#[derive(Debug, thiserror::Error)]
+pub enum StudioError {
+    /// The config is malformed or breaks a rule; the sentence names the field.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// No such run.
+    #[error("run {0} does not exist")]
+    RunNotFound(u64),
+    /// The run already ended.
+    #[error("run {id} is already {status} and cannot be stopped")]
+    AlreadyFinished {
+        /// The run.
+        id: u64,
+        /// Its status.
+        status: &'static str,
+    },
+    /// The run has not saved a model yet.
+    #[error("run {0} has no trained model yet: wait until it finishes an epoch")]
+    NoModel(u64),
+    /// An uploaded image could not be classified.
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+    /// The history could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data folder could not be prepared.
+    #[error("could not prepare the data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// What is happening right now, beyond what the store holds.
+#[derive(Default)]
+struct LiveState {
+    /// Cancel flags of queued and running runs.
+    cancels: HashMap<u64, CancelFlag>,
+    /// Progress of the epoch in flight.
+    progress: Option<BatchProgress>,
+}
+
+struct Inner {
+    settings: StudioSettings,
+    store: Mutex<Store>,
+    engine: Engine,
+    events: broadcast::Sender<ServerMessage>,
+    live: Mutex<LiveState>,
+}
+
+/// A cheap-to-clone handle to the studio.
+#[derive(Clone)]
+pub struct Studio(Arc<Inner>);
+
+impl Studio {
+    /// Opens the history in `settings.data_dir`, marks runs that were running when the server last went
+    /// down as interrupted, re-queues queued runs, and starts the engine on `device`.
+    pub fn open(settings: StudioSettings, device: Device) -> Result<Self, StudioError> {
+        for dir in [&settings.data_dir, &settings.weights_dir, &settings.data_dir.join(RUNS_FOLDER)] {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StudioError::DataDir { path: dir.clone(), source })?;
+        }
+        let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
+        for id in store.ids_with_status(RunStatus::Running)? {
+            store.set_status(id, RunStatus::Interrupted, Some("the server stopped while this run was training"))?;
+        }
+        let (engine_events, mut engine_receiver) = mpsc::unbounded_channel();
+        let engine = Engine::start(device, engine_events);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let studio = Studio(Arc::new(Inner {
+            settings,
+            store: Mutex::new(store),
+            engine,
+            events,
+            live: Mutex::new(LiveState::default()),
+        }));
+        for id in studio.store().ids_with_status(RunStatus::Queued)? {
+            if let Some(run) = studio.store().run(id)? {
+                studio.enqueue(run.id, run.config);
+            }
+        }
+        // Hold only a weak handle so dropping every `Studio` ends this task and the engine.
+        let weak = Arc::downgrade(&studio.0);
+        tokio::spawn(async move {
+            while let Some(event) = engine_receiver.recv().await {
+                let Some(inner) = weak.upgrade() else { break };
+                Studio(inner).on_engine_event(event);
+            }
+        });
+        Ok(studio)
+    }
+
+    /// The settings the studio was opened with.
+    pub fn settings(&self) -> &StudioSettings {
+        &self.0.settings
+    }
+
+    /// `"cpu"` or `"cuda:0"`.
+    pub fn device_name(&self) -> String {
+        device_name(self.0.engine.device())
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.0.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn live(&self) -> MutexGuard<'_, LiveState> {
+        self.0.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Subscribes to live messages. Call before [`Studio::snapshot`] so nothing falls between the two.
+    pub fn subscribe(&self) -> broadcast::Receiver<ServerMessage> {
+        self.0.events.subscribe()
+    }
+
+    /// The whole state as one message.
+    pub fn snapshot(&self) -> Result<ServerMessage, StudioError> {
+        let runs = self.store().runs()?;
+        Ok(ServerMessage::Snapshot { runs, progress: self.live().progress.clone() })
+    }
+
+    fn broadcast(&self, message: ServerMessage) {
+        // No receiver is not an error: nobody is watching.
+        let _ = self.0.events.send(message);
+    }
+
+    /// The datasets under the data directory.
+    pub fn datasets(&self) -> Vec<DatasetInfo> {
+        data::discover(&self.0.settings.data_dir)
+    }
+
+    /// The weight files in the weights folder, sorted.
+    pub fn weight_files(&self) -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(&self.0.settings.weights_dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".safetensors"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Parses a JSON training config, reporting malformed JSON and unknown fields as sentences.
+    pub fn parse_config(json: &[u8]) -> Result<TrainConfig, StudioError> {
+        serde_json::from_slice(json)
+            .map_err(|e| StudioError::InvalidConfig(format!("invalid training config: {e}")))
+    }
+
+    /// Validates `config` against the rules and the data on disk, records it as a queued run and
+    /// queues it for training.
+    pub fn create_run(&self, config: TrainConfig) -> Result<Run, StudioError> {
+        config.validate().map_err(|e| StudioError::InvalidConfig(e.message))?;
+        let settings = &self.0.settings;
+        match data::inspect(&settings.data_dir, &config.dataset) {
+            Ok(_) => {}
+            Err(data::DataError::NotFound(_)) if config.dataset == CIFAR10_NAME => {}
+            Err(error) => return Err(StudioError::InvalidConfig(error.to_string())),
+        }
+        if config.weights != shared::defaults::WEIGHTS_NONE && !settings.weights_dir.join(&config.weights).is_file() {
+            return Err(StudioError::InvalidConfig(format!(
+                "weights file \"{}\" is not in the weights folder {}",
+                config.weights,
+                settings.weights_dir.display()
+            )));
+        }
+        let created_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let run = self.store().create_run(&config, created_at)?;
+        self.enqueue(run.id, config);
+        self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
+        Ok(run)
+    }
+
+    fn enqueue(&self, run_id: u64, config: TrainConfig) {
+        let cancel = CancelFlag::default();
+        self.live().cancels.insert(run_id, cancel.clone());
+        let settings = &self.0.settings;
+        self.0.engine.submit(TrainJob {
+            run_id,
+            config,
+            paths: TrainingPaths {
+                data_dir: settings.data_dir.clone(),
+                weights_dir: settings.weights_dir.clone(),
+                run_dir: self.run_dir(run_id),
+                cifar10: settings.cifar10.clone(),
+            },
+            cancel,
+        });
+    }
+
+    /// The folder a run's model files live in.
+    pub fn run_dir(&self, run_id: u64) -> PathBuf {
+        self.0.settings.data_dir.join(RUNS_FOLDER).join(run_id.to_string())
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<Run>, StudioError> {
+        Ok(self.store().runs()?)
+    }
+
+    /// One run.
+    pub fn run(&self, id: u64) -> Result<Run, StudioError> {
+        self.store().run(id)?.ok_or(StudioError::RunNotFound(id))
+    }
+
+    /// Asks a queued or running run to stop. A queued run ends at once; a running one within one batch.
+    pub fn stop_run(&self, id: u64) -> Result<Run, StudioError> {
+        let run = self.run(id)?;
+        if run.status.is_finished() {
+            return Err(StudioError::AlreadyFinished { id, status: run.status.as_str() });
+        }
+        if let Some(cancel) = self.live().cancels.get(&id) {
+            cancel.cancel();
+        }
+        Ok(run)
+    }
+
+    /// Classifies images with a run's saved model, all in one batch.
+    pub async fn classify(&self, run_id: u64, images: Vec<Vec<u8>>) -> Result<Vec<ClassifyResponse>, StudioError> {
+        let run = self.run(run_id)?;
+        if !run.has_model {
+            return Err(StudioError::NoModel(run_id));
+        }
+        let answers = self.0.engine.classify(self.run_dir(run_id), images).await?;
+        Ok(answers.into_iter().map(|predictions| ClassifyResponse { run_id, predictions }).collect())
+    }
+
+    fn on_engine_event(&self, event: EngineEvent) {
+        if let Err(error) = self.record(event) {
+            tracing::error!("could not record a training event: {error}");
+        }
+    }
+
+    fn record(&self, EngineEvent { run_id, kind }: EngineEvent) -> Result<(), StudioError> {
+        let status_change = |status: RunStatus, error: Option<&str>| -> Result<(), StudioError> {
+            self.store().set_status(run_id, status, error)?;
+            let run = self.run(run_id)?;
+            self.broadcast(ServerMessage::RunUpdated { run });
+            Ok(())
+        };
+        match kind {
+            EngineEventKind::Began => status_change(RunStatus::Running, None)?,
+            EngineEventKind::Training(TrainingEvent::Note(note)) => tracing::info!(run_id, "{note}"),
+            EngineEventKind::Training(TrainingEvent::Started { classes, train_count, test_count }) => {
+                tracing::info!(run_id, train_count, test_count, "training started");
+                self.store().set_classes(run_id, &classes)?;
+                status_change(RunStatus::Running, None)?;
+            }
+            EngineEventKind::Training(TrainingEvent::Progress(p)) => {
+                let progress = BatchProgress {
+                    run_id,
+                    epoch: p.epoch,
+                    batch: p.batch,
+                    batches: p.batches,
+                    loss: p.loss,
+                    images_per_second: p.images_per_second,
+                };
+                self.live().progress = Some(progress.clone());
+                self.broadcast(ServerMessage::Progress(progress));
+            }
+            EngineEventKind::Training(TrainingEvent::EpochCompleted(metrics)) => {
+                self.store().add_epoch(run_id, &metrics)?;
+                self.broadcast(ServerMessage::EpochCompleted { run_id, metrics });
+            }
+            EngineEventKind::Training(TrainingEvent::ModelSaved { .. }) => {
+                let newly = !self.run(run_id)?.has_model;
+                self.store().set_has_model(run_id)?;
+                if newly {
+                    status_change(RunStatus::Running, None)?;
+                }
+            }
+            EngineEventKind::Finished(outcome) => {
+                {
+                    let mut live = self.live();
+                    live.cancels.remove(&run_id);
+                    if live.progress.as_ref().is_some_and(|p| p.run_id == run_id) {
+                        live.progress = None;
+                    }
+                }
+                match outcome {
+                    Ok(TrainOutcome::Completed) => status_change(RunStatus::Completed, None)?,
+                    Ok(TrainOutcome::Stopped) => status_change(RunStatus::Stopped, None)?,
+                    Err(error) => {
+                        tracing::warn!(run_id, "run failed: {error}");
+                        status_change(RunStatus::Failed, Some(&error))?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

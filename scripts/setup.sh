@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Installs everything Transfer Studio needs to build, run and test, idempotently: a second run
+# checks each piece in well under a second and installs nothing.
+#
+#   scripts/setup.sh          what `make run` needs: libtorch (torch wheel in .venv), the wasm target,
+#                             trunk, wasm-bindgen-cli, wasm-opt
+#   scripts/setup.sh --test   also what the tests need: torchvision in .venv, Chromium and chromedriver
+#
+# Versions are pinned where the stack demands it; see docs in ../shared/docs/ENVIRONMENT.md of the
+# development machines and the README's "Set-up" section.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+TORCH_VERSION=2.13.0
+TORCHVISION_VERSION=0.28.0
+TRUNK_VERSION=0.21.14
+BINARYEN_VERSION=132.0.0
+WITH_TEST_TOOLS=0
+[[ "${1:-}" == "--test" ]] && WITH_TEST_TOOLS=1
+
+say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+
+# --- Rust target for the page -------------------------------------------------------------------
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+fi
+
+# --- libtorch: the PyTorch wheel in a project venv ------------------------------------------------
+VENV="$ROOT/.venv"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    say "creating $VENV"
+    python3 -m venv "$VENV"
+fi
+venv_has() { # package version
+    "$VENV/bin/python" - "$1" "$2" <<'PY' 2>/dev/null
+import importlib.metadata as m, sys
+sys.exit(0 if m.version(sys.argv[1]).split("+")[0] == sys.argv[2] else 1)
+PY
+}
+if ! venv_has torch "$TORCH_VERSION"; then
+    say "installing torch==$TORCH_VERSION into .venv (about a minute, 4.7 GB)"
+    "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION"
+fi
+if [[ $WITH_TEST_TOOLS == 1 ]] && ! venv_has torchvision "$TORCHVISION_VERSION"; then
+    say "installing torchvision==$TORCHVISION_VERSION into .venv (parity tests and benchmark)"
+    "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+fi
+
+# --- trunk and wasm-bindgen-cli -----------------------------------------------------------------
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+if [[ "$("$CARGO_BIN/trunk" --version 2>/dev/null || true)" != "trunk $TRUNK_VERSION" ]]; then
+    say "installing trunk $TRUNK_VERSION (about 9 minutes on 2 cores, once)"
+    cargo install trunk --version "$TRUNK_VERSION" --locked
+fi
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
+if [[ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes, once)"
+    # Not --locked: its lockfile pins a webpki-roots version the registry no longer has.
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+if ! grep -q "wasm_bindgen = \"$WASM_BINDGEN_VERSION\"" Trunk.toml; then
+    echo "Trunk.toml's wasm_bindgen must equal Cargo.lock's wasm-bindgen ($WASM_BINDGEN_VERSION)" >&2
+    exit 1
+fi
+
+# --- wasm-opt from npm's binaryen (Debian's 108 builds a wasm that crashes in the browser) -------
+TOOLS="$ROOT/.tools"
+if [[ "$("$TOOLS/node_modules/.bin/wasm-opt" --version 2>/dev/null || true)" != *"version ${BINARYEN_VERSION%%.*}"* ]]; then
+    say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION) into .tools"
+    mkdir -p "$TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION"
+fi
+
+# --- Chromium and chromedriver for the browser tests ---------------------------------------------
+if [[ $WITH_TEST_TOOLS == 1 ]] && { [[ ! -x /usr/bin/chromium ]] || [[ ! -x /usr/bin/chromedriver ]]; }; then
+    say "installing Chromium and chromedriver (about a minute)"
+    SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+say "tools ready"

@@ -1,0 +1,543 @@
+//! The protocol of Transfer Studio, written once and used by both sides.
+//!
+//! The browser (compiled to WebAssembly) and the server (native) exchange exactly these types:
+//! - [`TrainConfig`] is what a person configures; [`TrainConfig::validate`] holds the rules, so the page
+//!   checks fields as they are typed with the same code the server uses to refuse a request.
+//! - [`ClientMessage`] is what the browser sends over the WebSocket, [`ServerMessage`] what the server
+//!   sends back: a [`ServerMessage::Snapshot`] on connect, then live events.
+//! - The HTTP API returns [`Run`], [`DatasetInfo`], [`ClassifyResponse`], [`HealthResponse`] and, for every
+//!   refused request, an [`ErrorBody`] whose sentence names what was wrong.
+//!
+//! This crate depends on serde only, so it builds for `wasm32-unknown-unknown` and native alike.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Default values of [`TrainConfig`], following the seed recipe (SGD, lr 0.001, momentum 0.9).
+pub mod defaults {
+    /// Epochs to train.
+    pub const EPOCHS: u32 = 2;
+    /// Images per optimisation step.
+    pub const BATCH_SIZE: u32 = 64;
+    /// SGD learning rate of the seed recipe.
+    pub const LR: f64 = 0.001;
+    /// SGD momentum of the seed recipe.
+    pub const MOMENTUM: f64 = 0.9;
+    /// Seed for weight initialisation and shuffling.
+    pub const SEED: u64 = 0;
+    /// Side of the square image the network sees; CIFAR's native size.
+    pub const INPUT_SIZE: u32 = 32;
+    /// Weights value meaning "random initialisation".
+    pub const WEIGHTS_NONE: &str = "none";
+}
+
+/// Bounds that [`TrainConfig::validate`] enforces.
+pub mod limits {
+    /// Most epochs a run may ask for.
+    pub const MAX_EPOCHS: u32 = 1000;
+    /// Largest batch size accepted.
+    pub const MAX_BATCH_SIZE: u32 = 4096;
+    /// Largest learning rate accepted.
+    pub const MAX_LR: f64 = 10.0;
+    /// Smallest input side: ResNet-18 downsamples 32x.
+    pub const MIN_INPUT_SIZE: u32 = 32;
+    /// Largest input side.
+    pub const MAX_INPUT_SIZE: u32 = 224;
+    /// Longest dataset or weights file name.
+    pub const MAX_NAME_LEN: usize = 128;
+}
+
+/// How pixel values are normalised before they reach the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalization {
+    /// ImageNet's per-channel mean and standard deviation: what pretrained ResNet-18 weights expect.
+    #[default]
+    Imagenet,
+    /// Mean 0.5 and standard deviation 0.5 on every channel, as in the seed recipe.
+    Half,
+}
+
+impl Normalization {
+    /// Per-channel (R, G, B) mean and standard deviation applied to pixels scaled to `[0, 1]`.
+    pub fn mean_std(self) -> ([f64; 3], [f64; 3]) {
+        match self {
+            Normalization::Imagenet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            Normalization::Half => ([0.5; 3], [0.5; 3]),
+        }
+    }
+}
+
+/// Everything that defines a training run. Missing fields take the defaults in [`defaults`];
+/// unknown fields are refused so that a typo never silently trains with a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Name of a dataset folder under the data directory (see `GET /api/datasets`).
+    pub dataset: String,
+    /// Number of passes over the training set.
+    #[serde(default = "default_epochs")]
+    pub epochs: u32,
+    /// Images per optimisation step.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// SGD learning rate.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// SGD momentum, in `[0, 1)`.
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// Seed for initialisation and shuffling; the same seed gives the same run on CPU.
+    #[serde(default)]
+    pub seed: u64,
+    /// `"none"` for random initialisation, or the file name of a `.safetensors` torchvision
+    /// ResNet-18 state dict in the weights folder.
+    #[serde(default = "default_weights")]
+    pub weights: String,
+    /// Images are resized to `input_size` x `input_size` when the dataset is decoded.
+    #[serde(default = "default_input_size")]
+    pub input_size: u32,
+    /// Pixel normalisation; saved with the model so classification uses the same.
+    #[serde(default)]
+    pub normalization: Normalization,
+}
+
+fn default_epochs() -> u32 {
+    defaults::EPOCHS
+}
+fn default_batch_size() -> u32 {
+    defaults::BATCH_SIZE
+}
+fn default_lr() -> f64 {
+    defaults::LR
+}
+fn default_momentum() -> f64 {
+    defaults::MOMENTUM
+}
+fn default_weights() -> String {
+    defaults::WEIGHTS_NONE.to_string()
+}
+fn default_input_size() -> u32 {
+    defaults::INPUT_SIZE
+}
+
+impl TrainConfig {
+    /// A configuration for `dataset` with every other field at its default.
+    pub fn for_dataset(dataset: impl Into<String>) -> Self {
+        TrainConfig {
+            dataset: dataset.into(),
+            epochs: defaults::EPOCHS,
+            batch_size: defaults::BATCH_SIZE,
+            lr: defaults::LR,
+            momentum: defaults::MOMENTUM,
+            seed: defaults::SEED,
+            weights: default_weights(),
+            input_size: defaults::INPUT_SIZE,
+            normalization: Normalization::default(),
+        }
+    }
+
+    /// Checks every field against the rules both the page and the server apply.
+    /// Returns the first problem found, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.problems().into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// Every problem with this configuration, one per offending field, in field order.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, field: &'static str, message: String| {
+            if !ok {
+                problems.push(ConfigError { field, message });
+            }
+        };
+        if let Err(why) = check_file_name(&self.dataset) {
+            check(false, "dataset", format!("dataset {why}"));
+        }
+        check(
+            (1..=limits::MAX_EPOCHS).contains(&self.epochs),
+            "epochs",
+            format!("epochs must be between 1 and {}, got {}", limits::MAX_EPOCHS, self.epochs),
+        );
+        check(
+            (1..=limits::MAX_BATCH_SIZE).contains(&self.batch_size),
+            "batch_size",
+            format!(
+                "batch_size must be between 1 and {}, got {}",
+                limits::MAX_BATCH_SIZE,
+                self.batch_size
+            ),
+        );
+        check(
+            self.lr.is_finite() && self.lr > 0.0 && self.lr <= limits::MAX_LR,
+            "lr",
+            format!("lr must be greater than 0 and at most {}, got {}", limits::MAX_LR, self.lr),
+        );
+        check(
+            self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum),
+            "momentum",
+            format!("momentum must be at least 0 and below 1, got {}", self.momentum),
+        );
+        if self.weights != defaults::WEIGHTS_NONE {
+            match check_file_name(&self.weights) {
+                Err(why) => check(false, "weights", format!("weights {why}")),
+                Ok(()) => check(
+                    self.weights.ends_with(".safetensors"),
+                    "weights",
+                    format!(
+                        "weights must be \"none\" or a .safetensors file in the weights folder, got \"{}\"",
+                        self.weights
+                    ),
+                ),
+            }
+        }
+        check(
+            (limits::MIN_INPUT_SIZE..=limits::MAX_INPUT_SIZE).contains(&self.input_size),
+            "input_size",
+            format!(
+                "input_size must be between {} and {} pixels, got {}",
+                limits::MIN_INPUT_SIZE,
+                limits::MAX_INPUT_SIZE,
+                self.input_size
+            ),
+        );
+        problems
+    }
+}
+
+/// Checks that `name` is a plain file or folder name: it can never point outside its folder.
+fn check_file_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > limits::MAX_NAME_LEN {
+        return Err(format!("must be at most {} characters", limits::MAX_NAME_LEN));
+    }
+    if name.starts_with('.')
+        || name.contains(['/', '\\', '\0'])
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "must be a plain name inside its folder (no path separators, no leading dot), got \"{name}\""
+        ));
+    }
+    Ok(())
+}
+
+/// A configuration field that breaks a rule, with a sentence that says which and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending field's name as it appears in the JSON.
+    pub field: &'static str,
+    /// A sentence for a person, naming the field and the rule.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Waiting for the run ahead of it to finish.
+    Queued,
+    /// Training now.
+    Running,
+    /// Trained every epoch it was asked for.
+    Completed,
+    /// Stopped by a person; what it learned so far is saved.
+    Stopped,
+    /// Ended by an error, named in [`Run::error`].
+    Failed,
+    /// Was running when the server went down.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// True once the run will not change any more by itself.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+
+    /// The lower-case name used in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses the name written by [`RunStatus::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Stopped,
+            RunStatus::Failed,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == name)
+    }
+}
+
+/// What one epoch measured. Accuracies are fractions in `[0, 1]`; losses are means over all samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: u32,
+    /// Mean cross-entropy over the training samples of this epoch.
+    pub train_loss: f64,
+    /// Fraction of training samples predicted right during this epoch.
+    pub train_accuracy: f64,
+    /// Mean cross-entropy over every test sample after this epoch.
+    pub test_loss: f64,
+    /// Fraction of test samples predicted right after this epoch.
+    pub test_accuracy: f64,
+    /// Wall-clock seconds the epoch took, evaluation included.
+    pub seconds: f64,
+}
+
+/// A training run as the API reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Identifier, unique within a data directory.
+    pub id: u64,
+    /// Where the run is in its life.
+    pub status: RunStatus,
+    /// The configuration it was started with.
+    pub config: TrainConfig,
+    /// Metrics of every finished epoch, in order.
+    pub epochs: Vec<EpochMetrics>,
+    /// Why the run failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Class names of the dataset, in label order, once known.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Seconds since the Unix epoch when the run was created.
+    pub created_at: u64,
+    /// True when a trained model of this run can classify images.
+    #[serde(default)]
+    pub has_model: bool,
+}
+
+/// Live progress inside an epoch, sent every few batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchProgress {
+    /// The run training.
+    pub run_id: u64,
+    /// 1-based epoch.
+    pub epoch: u32,
+    /// Batches of this epoch done so far.
+    pub batch: u32,
+    /// Batches in one epoch.
+    pub batches: u32,
+    /// Mean loss of the batches done so far in this epoch.
+    pub loss: f64,
+    /// Training throughput over this epoch so far.
+    pub images_per_second: f64,
+}
+
+/// The layout a dataset folder was recognised as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetFormat {
+    /// CIFAR-10's binary batches (`data_batch_1.bin` .. `test_batch.bin`, `batches.meta.txt`).
+    Cifar10Binary,
+    /// `train/<class>/*.png|jpg` and `test/<class>/*`.
+    ClassFolders,
+}
+
+/// A dataset found under the data directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// Folder name; what [`TrainConfig::dataset`] refers to.
+    pub name: String,
+    /// The layout it was recognised as.
+    pub format: DatasetFormat,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+    /// Images in the training split.
+    pub train_count: usize,
+    /// Images in the test split.
+    pub test_count: usize,
+}
+
+/// One class and how likely the model thinks it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Class name.
+    pub label: String,
+    /// Class index in the model's output.
+    pub index: usize,
+    /// Softmax probability in `[0, 1]`.
+    pub probability: f64,
+}
+
+/// Answer to `POST /api/classify`: the top classes, most likely first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifyResponse {
+    /// The run whose model answered.
+    pub run_id: u64,
+    /// At most five predictions, highest probability first.
+    pub predictions: Vec<Prediction>,
+}
+
+/// Answer to `GET /api/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    /// Always `"ok"` when the server answers.
+    pub status: String,
+    /// The device training runs on: `"cpu"` or `"cuda:0"`.
+    pub device: String,
+    /// The server's version.
+    pub version: String,
+}
+
+/// Answer to `POST /api/runs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunCreated {
+    /// Identifier of the new run.
+    pub id: u64,
+}
+
+/// The body of every refused HTTP request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A sentence for a person saying what was wrong.
+    pub error: String,
+}
+
+/// What the browser sends over the WebSocket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Queue a new run with this configuration.
+    StartRun {
+        /// The run's configuration.
+        config: TrainConfig,
+    },
+    /// Stop a queued or running run; it takes effect within one batch.
+    StopRun {
+        /// The run to stop.
+        run_id: u64,
+    },
+    /// Ask for a fresh [`ServerMessage::Snapshot`].
+    Resync,
+}
+
+/// What the server sends over the WebSocket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The whole state: sent on connect and whenever a client fell behind.
+    Snapshot {
+        /// Every run, newest first.
+        runs: Vec<Run>,
+        /// Progress of the epoch in flight, if a run is training.
+        progress: Option<BatchProgress>,
+    },
+    /// A run was created or changed status; carries the whole run.
+    RunUpdated {
+        /// The run as it is now.
+        run: Run,
+    },
+    /// Progress inside the current epoch.
+    Progress(BatchProgress),
+    /// An epoch finished.
+    EpochCompleted {
+        /// The run training.
+        run_id: u64,
+        /// What the epoch measured.
+        metrics: EpochMetrics,
+    },
+    /// A command from this client was refused.
+    Error {
+        /// A sentence for a person.
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_fields_take_the_seed_recipe_defaults() {
+        let config: TrainConfig = serde_json::from_str(r#"{"dataset":"cifar10"}"#).unwrap();
+        assert_eq!(config, TrainConfig::for_dataset("cifar10"));
+        assert_eq!(config.lr, 0.001);
+        assert_eq!(config.momentum, 0.9);
+        assert_eq!(config.weights, "none");
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let err = serde_json::from_str::<TrainConfig>(r#"{"dataset":"d","lrr":0.1}"#).unwrap_err();
+        assert!(err.to_string().contains("lrr"), "{err}");
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+            ("epochs", Box::new(|c| c.epochs = 0)),
+            ("batch_size", Box::new(|c| c.batch_size = 0)),
+            ("lr", Box::new(|c| c.lr = 0.0)),
+            ("lr", Box::new(|c| c.lr = -1.0)),
+            ("lr", Box::new(|c| c.lr = f64::NAN)),
+            ("momentum", Box::new(|c| c.momentum = 1.0)),
+            ("dataset", Box::new(|c| c.dataset = "../etc".into())),
+            ("dataset", Box::new(|c| c.dataset = String::new())),
+            ("weights", Box::new(|c| c.weights = "a/b.safetensors".into())),
+            ("weights", Box::new(|c| c.weights = "resnet.bin".into())),
+            ("input_size", Box::new(|c| c.input_size = 7)),
+        ];
+        for (field, break_it) in cases {
+            let mut config = TrainConfig::for_dataset("tiny");
+            break_it(&mut config);
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.message.starts_with(field), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn messages_are_tagged_with_snake_case_types() {
+        let json = serde_json::to_value(ClientMessage::StopRun { run_id: 3 }).unwrap();
+        assert_eq!(json, serde_json::json!({"type": "stop_run", "run_id": 3}));
+        let progress = ServerMessage::Progress(BatchProgress {
+            run_id: 1,
+            epoch: 1,
+            batch: 2,
+            batches: 4,
+            loss: 0.5,
+            images_per_second: 10.0,
+        });
+        let json = serde_json::to_value(&progress).unwrap();
+        assert_eq!(json["type"], "progress");
+        assert_eq!(json["batch"], 2);
+        let back: ServerMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(back, progress);
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in [RunStatus::Queued, RunStatus::Interrupted, RunStatus::Failed] {
+            assert_eq!(RunStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(RunStatus::parse("bogus"), None);
+    }
+}
