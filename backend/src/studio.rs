@@ -190,10 +190,19 @@ impl Studio {
         files
     }
 
-    /// Parses a JSON training config, reporting malformed JSON and unknown fields as sentences.
+    /// Parses a JSON training config, reporting malformed JSON, wrong types and unknown fields as
+    /// sentences that name the field (serde_path_to_error tracks which one failed).
     pub fn parse_config(json: &[u8]) -> Result<TrainConfig, StudioError> {
-        serde_json::from_slice(json)
-            .map_err(|e| StudioError::InvalidConfig(format!("invalid training config: {e}")))
+        let deserializer = &mut serde_json::Deserializer::from_slice(json);
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            let why = e.into_inner();
+            StudioError::InvalidConfig(if field == "." {
+                format!("invalid training config: {why}")
+            } else {
+                format!("invalid training config: {field}: {why}")
+            })
+        })
     }
 
     /// Validates `config` against the rules and the data on disk, records it as a queued run and
