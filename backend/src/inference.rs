@@ -33,7 +33,8 @@ impl Classifier {
     /// Loads the model saved in `dir` (`model.safetensors` + `model.json`) onto `device`.
     pub fn load(dir: &Path, device: Device) -> Result<Self, ModelError> {
         let metadata = ModelMetadata::load(dir)?;
-        let mut model = ResNet18::new(device, metadata.classes.len());
+        // Every variable is overwritten from the file; the seed only fills them until then.
+        let mut model = ResNet18::new(device, metadata.classes.len(), 0);
         model.load_all(&dir.join(WEIGHTS_FILE))?;
         Ok(Classifier { model, metadata })
     }

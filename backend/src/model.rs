@@ -118,8 +118,13 @@ pub struct ResNet18 {
 }
 
 impl ResNet18 {
-    /// A randomly initialised network with `num_classes` outputs on `device`.
-    pub fn new(device: Device, num_classes: usize) -> Self {
+    /// A network with `num_classes` outputs on `device`, initialised randomly from `seed`.
+    pub fn new(device: Device, num_classes: usize, seed: u64) -> Self {
+        // libtorch's generator is process-wide: hold it while seeding and drawing, so a model built on
+        // another thread at the same time cannot shift this one's initial weights.
+        static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let backbone = tch::vision::resnet::resnet18_no_final_layer(&root);
@@ -223,7 +228,7 @@ mod tests {
 
     #[test]
     fn variables_carry_torchvision_names() {
-        let model = ResNet18::new(Device::Cpu, 4);
+        let model = ResNet18::new(Device::Cpu, 4, 0);
         let names = model.vs.variables();
         for name in ["conv1.weight", "bn1.running_var", "layer2.0.downsample.1.weight", "layer4.1.conv2.weight"] {
             assert!(names.contains_key(name), "missing {name}");
@@ -236,11 +241,9 @@ mod tests {
     fn a_saved_model_loads_back_identically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
-        tch::manual_seed(1);
-        let a = ResNet18::new(Device::Cpu, 3);
+        let a = ResNet18::new(Device::Cpu, 3, 1);
         a.save(&path).unwrap();
-        tch::manual_seed(2);
-        let mut b = ResNet18::new(Device::Cpu, 3);
+        let mut b = ResNet18::new(Device::Cpu, 3, 2);
         b.load_all(&path).unwrap();
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let diff = (a.forward_t(&x, false) - b.forward_t(&x, false)).abs().max().double_value(&[]);
@@ -251,8 +254,8 @@ mod tests {
     fn a_backbone_with_another_head_size_loads_and_keeps_the_new_head() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("imagenet.safetensors");
-        ResNet18::new(Device::Cpu, 1000).save(&path).unwrap();
-        let mut model = ResNet18::new(Device::Cpu, 10);
+        ResNet18::new(Device::Cpu, 1000, 0).save(&path).unwrap();
+        let mut model = ResNet18::new(Device::Cpu, 10, 0);
         assert_eq!(model.load_backbone(&path).unwrap(), model.vs.variables().len() - 2);
         assert_eq!(model.vs.variables()["fc.weight"].size(), [10, 512]);
         let err = model.load_all(&path).unwrap_err().to_string();

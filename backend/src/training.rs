@@ -128,6 +128,8 @@ pub enum TrainError {
 }
 
 /// Trains a ResNet-18 as `config` says, on `device`, saving the model in `paths.run_dir` after every epoch.
+/// The same config and seed give bit-identical results on the CPU: libtorch's process-wide generator
+/// is only used, under a lock, to initialise the model; shuffling has its own seeded generator.
 pub fn train(
     config: &TrainConfig,
     paths: &TrainingPaths,
@@ -149,8 +151,7 @@ pub fn train(
     let test_split = dataset.test.to_device(device);
     let (mean, std) = config.normalization.mean_std();
 
-    tch::manual_seed(config.seed as i64);
-    let mut model = ResNet18::new(device, dataset.classes.len());
+    let mut model = ResNet18::new(device, dataset.classes.len(), config.seed);
     if config.weights != shared::defaults::WEIGHTS_NONE {
         let loaded = model.load_backbone(&paths.weights_dir.join(&config.weights))?;
         emit(TrainingEvent::Note(format!("loaded {loaded} backbone tensors from {}", config.weights)));
@@ -170,8 +171,7 @@ pub fn train(
     let batches = (train_count + batch_size - 1) / batch_size;
     for epoch in 1..=config.epochs {
         let started = Instant::now();
-        // The permutation is drawn on the CPU generator so a seed shuffles alike on every device.
-        let order = Tensor::randperm(train_count, (Kind::Int64, Device::Cpu)).to_device(device);
+        let order = epoch_order(config.seed, epoch, train_count).to_device(device); // [N]
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
         let mut last_progress = Instant::now();
@@ -223,6 +223,17 @@ pub fn train(
         emit(TrainingEvent::ModelSaved { epoch });
     }
     Ok(TrainOutcome::Completed)
+}
+
+/// The order training images are visited in during `epoch`: a permutation drawn from a generator seeded
+/// by the run's seed and the epoch alone, so it is the same on every device and after a resume.
+pub fn epoch_order(seed: u64, epoch: u32, count: i64) -> Tensor {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (u64::from(epoch) << 32 | 0x5eed));
+    let mut order: Vec<i64> = (0..count).collect();
+    order.shuffle(&mut rng);
+    Tensor::from_slice(&order)
 }
 
 fn check_finite(loss: f64, epoch: u32) -> Result<(), TrainError> {

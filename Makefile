@@ -1,0 +1,30 @@
+# Transfer Studio: `make run` sets up everything and starts the product; `make test` sets up everything
+# and runs the whole test suite. Both install what they need themselves (scripts/setup.sh), idempotently.
+SHELL := /bin/bash
+ENV := source scripts/env.sh &&
+# Arguments for `make run`, e.g. make run ARGS="--port 9000 --data-dir /srv/studio"
+ARGS ?=
+
+.PHONY: run test setup setup-test ui build bench clean-data
+
+run: build
+	$(ENV) ./target/release/transfer-studio serve --ui-dir dist $(ARGS)
+
+test: setup-test ui
+	$(ENV) cargo test --release --workspace --exclude frontend
+	$(ENV) cargo test --release -p frontend --lib
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test
+
+ui: setup
+	$(ENV) trunk build --release --offline
+
+build: ui
+	$(ENV) cargo build --release -p transfer-studio
+
+bench: setup-test build
+	$(ENV) scripts/bench.sh

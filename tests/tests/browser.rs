@@ -1,0 +1,203 @@
+//! The page in a real headless Chromium, driven through chromedriver (fantoccini), against a real server
+//! with real training: what a person does, checked by what the page shows. Screenshots are saved under
+//! `target/screenshots/` to be looked at.
+
+mod common;
+
+use common::{png_bytes, write_color_dataset, TestServer, COLOR_CLASSES};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A chromedriver process on a free loopback port, killed when dropped.
+struct ChromeDriver {
+    process: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    fn start() -> Self {
+        let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary} (run scripts/setup.sh --test): {e}"));
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ChromeDriver { process, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn browser(&self, width: u32, height: u32) -> Client {
+        let profile = tempfile::tempdir().unwrap().keep();
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector).capabilities(capabilities).connect(&self.url).await.expect("chromium starts")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn built_page() -> PathBuf {
+    let dist = common::workspace_root().join("dist");
+    assert!(dist.join("index.html").is_file(), "no built page in {}: run `make ui` first", dist.display());
+    dist
+}
+
+fn screenshot_path(name: &str) -> PathBuf {
+    let dir = common::workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{name}.png"))
+}
+
+async fn save_screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(screenshot_path(name), png).unwrap();
+}
+
+/// Polls until `check` returns `Some`, failing with `what` after `timeout`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(browser: &Client, css: &str) -> Option<String> {
+    browser.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+#[tokio::test]
+async fn a_person_trains_a_model_from_the_page_and_classifies_an_upload() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 6, 8, 4, 32);
+    let server = TestServer::start_with(data, |_| {}, Some(built_page())).await;
+    let driver = ChromeDriver::start();
+    let browser = driver.browser(1280, 900).await;
+
+    browser.goto(&server.base).await.unwrap();
+    eventually("the page to connect", Duration::from_secs(30), || async {
+        text_of(&browser, "#connection").await.filter(|t| t == "Connected")
+    })
+    .await;
+
+    // The dataset list comes from the server.
+    let dataset = eventually("the dataset option", Duration::from_secs(10), || async {
+        browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
+    })
+    .await;
+    assert!(dataset.text().await.unwrap().contains("colors"));
+    browser.find(Locator::Css("select#dataset")).await.unwrap().select_by_value("colors").await.unwrap();
+    let epochs = browser.find(Locator::Css("input#epochs")).await.unwrap();
+    epochs.clear().await.unwrap();
+    epochs.send_keys("1").await.unwrap();
+    browser.find(Locator::Css("button#start")).await.unwrap().click().await.unwrap();
+
+    // The epoch row appears live, with the test accuracy as a percentage.
+    let row = eventually("the epoch row", Duration::from_secs(180), || async {
+        browser.find(Locator::Css("table#epochs tr.epoch-row")).await.ok()
+    })
+    .await;
+    let row_text = row.text().await.unwrap();
+    assert!(row_text.starts_with('1'), "first column is the epoch: {row_text}");
+    assert!(row_text.contains('%'), "accuracies shown as percentages: {row_text}");
+    let run = server.wait_until_finished(1).await;
+    assert_eq!(run.status, shared::RunStatus::Completed);
+    eventually("the completed badge", Duration::from_secs(10), || async {
+        browser.find(Locator::Css("#runs .status-completed")).await.ok()
+    })
+    .await;
+    save_screenshot(&browser, "browser-trained").await;
+
+    // Classify an upload: the picture is shown with five predictions.
+    let image = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    std::fs::write(image.path(), png_bytes(COLOR_CLASSES[2].1, 64, 3)).unwrap();
+    eventually("a model to choose", Duration::from_secs(10), || async {
+        browser.find(Locator::Css("select#classify-run option[value='1']")).await.ok()
+    })
+    .await;
+    let input = browser.find(Locator::Css("input#classify-file")).await.unwrap();
+    input.send_keys(&image.path().display().to_string()).await.unwrap();
+    let predictions = eventually("five predictions", Duration::from_secs(30), || async {
+        let items = browser.find_all(Locator::Css("ul#predictions li.prediction")).await.ok()?;
+        (items.len() == 5).then_some(items)
+    })
+    .await;
+    let classes: Vec<&str> = COLOR_CLASSES.iter().map(|(name, _)| *name).collect();
+    for item in &predictions {
+        let label = item.find(Locator::Css(".label")).await.unwrap().text().await.unwrap();
+        assert!(classes.contains(&label.as_str()), "{label} is one of the classes");
+        let probability = item.find(Locator::Css(".probability")).await.unwrap().text().await.unwrap();
+        assert!(probability.ends_with('%'), "{probability}");
+    }
+    let preview = browser.find(Locator::Css("img#classify-preview")).await.unwrap();
+    let source = preview.attr("src").await.unwrap().unwrap_or_default();
+    assert!(source.starts_with("blob:"), "the chosen image is shown: {source}");
+    save_screenshot(&browser, "browser-classified").await;
+
+    // A narrow phone-sized window still shows the controls.
+    browser.set_window_size(390, 844).await.unwrap();
+    assert!(browser.find(Locator::Css("button#start")).await.unwrap().is_displayed().await.unwrap());
+    save_screenshot(&browser, "browser-narrow").await;
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_form_refuses_a_bad_value_as_it_is_typed() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 2, 1, 16);
+    let server = TestServer::start_with(data, |_| {}, Some(built_page())).await;
+    let driver = ChromeDriver::start();
+    let browser = driver.browser(1280, 900).await;
+    browser.goto(&server.base).await.unwrap();
+    eventually("the dataset option", Duration::from_secs(30), || async {
+        browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
+    })
+    .await;
+    let lr = browser.find(Locator::Css("input#lr")).await.unwrap();
+    lr.clear().await.unwrap();
+    lr.send_keys("-1").await.unwrap();
+    let message = eventually("the lr error", Duration::from_secs(10), || async {
+        text_of(&browser, ".field-error").await.filter(|t| t.contains("lr must be"))
+    })
+    .await;
+    assert!(message.contains("greater than 0"), "{message}");
+    let start = browser.find(Locator::Css("button#start")).await.unwrap();
+    assert!(!start.is_enabled().await.unwrap(), "Start is disabled while the form is invalid");
+    save_screenshot(&browser, "browser-invalid-form").await;
+    browser.close().await.unwrap();
+    let runs: Vec<shared::Run> = reqwest::get(server.url("/api/runs")).await.unwrap().json().await.unwrap();
+    assert!(runs.is_empty());
+}
