@@ -20,6 +20,7 @@ pub mod engine;
 pub mod images;
 pub mod inference;
 pub mod model;
+pub mod optim;
 pub mod server;
 pub mod store;
 pub mod studio;
