@@ -127,9 +127,9 @@ fn train(config: PathBuf, data_dir: PathBuf, weights_dir: Option<PathBuf>, out: 
         cifar10: crate::download::DownloadSource::cifar10(),
     };
     println!("training on {} with {}", device_name(device), serde_json::to_string(&config)?);
-    let outcome = training::train(&config, &paths, device, &CancelFlag::default(), &mut |event| match event {
+    let outcome = training::train(&config, &paths, device, &CancelFlag::default(), false, &mut |event| match event {
         TrainingEvent::Note(note) => println!("{note}"),
-        TrainingEvent::Started { classes, train_count, test_count } => {
+        TrainingEvent::Started { classes, train_count, test_count, .. } => {
             println!("{} classes, {train_count} training and {test_count} test images", classes.len())
         }
         TrainingEvent::Progress(p) => eprint!(
@@ -147,7 +147,7 @@ fn train(config: PathBuf, data_dir: PathBuf, weights_dir: Option<PathBuf>, out: 
         ),
         TrainingEvent::ModelSaved { .. } => {}
     })?;
-    if outcome != TrainOutcome::Completed {
+    if outcome == TrainOutcome::Stopped {
         bail!("training stopped before the last epoch");
     }
     println!("model saved in {}", out.display());

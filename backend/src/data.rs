@@ -3,7 +3,9 @@
 //!
 //! Two layouts are recognised ([`DatasetFormat`]):
 //! - CIFAR-10 binary batches: `cifar-10-batches-bin/` inside the dataset folder, or the folder itself.
-//! - Class folders: `train/<class>/<image>` and `test/<class>/<image>`, PNG or JPEG of any size.
+//! - Class folders: `train/<class>/<image>` and `test/<class>/<image>`, PNG, JPEG, WebP, BMP or GIF of
+//!   any size.
+//! - One image folder: `<class>/<image>`, split into train and test per class by a seeded fraction.
 //!
 //! Decoding is the only place images are touched one at a time (in parallel, with rayon); from then on
 //! a split is one `[N, 3, H, W]` `u8` tensor plus an `[N]` `i64` label tensor, and batches are index-selects.
@@ -34,7 +36,9 @@ const CIFAR_META_FILE: &str = "batches.meta.txt";
 /// The folder name CIFAR-10's archive unpacks to.
 pub const CIFAR_BIN_FOLDER: &str = "cifar-10-batches-bin";
 /// File extensions read in class-folder datasets.
-const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "gif"];
+/// Held-out fraction used to report the counts of an image-folder dataset.
+const REPORTED_VALIDATION_FRACTION: f64 = 0.2;
 
 /// What can go wrong finding or reading a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -154,10 +158,23 @@ pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> 
     if folder.join("train").is_dir() {
         return inspect_class_folders(name, folder);
     }
+    let classes = list_class_folders(&folder)?;
+    if classes.len() >= 2 && classes.iter().all(|(_, files)| files.len() >= 2) {
+        let (train, test) = split_stratified(&classes, REPORTED_VALIDATION_FRACTION, 0);
+        let info = DatasetInfo {
+            name: name.to_string(),
+            format: DatasetFormat::ImageFolder,
+            classes: classes.into_iter().map(|(class, _)| class).collect(),
+            train_count: train.len(),
+            test_count: test.len(),
+        };
+        return Ok(DatasetSource { info, root: folder });
+    }
     Err(DataError::UnknownLayout {
         name: name.to_string(),
         why: format!(
-            "expected {CIFAR_BIN_FOLDER}/ with CIFAR-10 binary batches, or train/<class>/ and test/<class>/ image folders"
+            "expected {CIFAR_BIN_FOLDER}/ with CIFAR-10 binary batches, train/<class>/ and test/<class>/ image \
+             folders, or at least two <class>/ folders of two or more images each"
         ),
     })
 }
@@ -240,7 +257,7 @@ fn inspect_class_folders(name: &str, root: PathBuf) -> Result<DatasetSource, Dat
         return Err(layout_error("train/ needs at least two class folders".into()));
     }
     if let Some((class, _)) = train.iter().find(|(_, files)| files.is_empty()) {
-        return Err(layout_error(format!("train/{class}/ holds no PNG or JPEG image")));
+        return Err(layout_error(format!("train/{class}/ holds no PNG, JPEG, WebP, BMP or GIF image")));
     }
     let test_classes: Vec<&String> = test.iter().map(|(c, _)| c).collect();
     if test_classes != classes.iter().collect::<Vec<_>>() {
@@ -261,8 +278,38 @@ fn inspect_class_folders(name: &str, root: PathBuf) -> Result<DatasetSource, Dat
     })
 }
 
-/// Decodes a recognised dataset into tensors on the CPU, every image `input_size` square.
-pub fn load(source: &DatasetSource, input_size: u32) -> Result<Dataset, DataError> {
+/// Labelled files of a split, in label order.
+type LabelledFiles = Vec<(i64, PathBuf)>;
+
+/// Splits each class's files into train and test: `fraction` of each class (at least one image) is held
+/// out, chosen by a generator seeded with `seed`.
+fn split_stratified(classes: &[(String, Vec<PathBuf>)], fraction: f64, seed: u64) -> (LabelledFiles, LabelledFiles) {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5b117);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (label, (_, files)) in classes.iter().enumerate() {
+        let mut files = files.clone();
+        files.shuffle(&mut rng);
+        let held_out = ((files.len() as f64 * fraction).round() as usize).clamp(1, files.len().saturating_sub(1).max(1));
+        for (i, file) in files.into_iter().enumerate() {
+            if i < held_out { &mut test } else { &mut train }.push((label as i64, file));
+        }
+    }
+    (train, test)
+}
+
+fn labelled(classes: Vec<(String, Vec<PathBuf>)>) -> LabelledFiles {
+    classes
+        .into_iter()
+        .enumerate()
+        .flat_map(|(label, (_, files))| files.into_iter().map(move |f| (label as i64, f)))
+        .collect()
+}
+
+/// Decodes a recognised dataset into tensors on the CPU, every image `input_size` square. An image-folder
+/// dataset is split by `validation_fraction` with `seed`.
+pub fn load(source: &DatasetSource, input_size: u32, validation_fraction: f64, seed: u64) -> Result<Dataset, DataError> {
     let (train, test) = match source.info.format {
         DatasetFormat::Cifar10Binary => {
             let train_paths: Vec<PathBuf> =
@@ -272,9 +319,13 @@ pub fn load(source: &DatasetSource, input_size: u32) -> Result<Dataset, DataErro
             (resize_split(train, input_size), resize_split(test, input_size))
         }
         DatasetFormat::ClassFolders => (
-            load_class_folders(&source.root.join("train"), input_size)?,
-            load_class_folders(&source.root.join("test"), input_size)?,
+            decode_files(&labelled(list_class_folders(&source.root.join("train"))?), input_size)?,
+            decode_files(&labelled(list_class_folders(&source.root.join("test"))?), input_size)?,
         ),
+        DatasetFormat::ImageFolder => {
+            let (train, test) = split_stratified(&list_class_folders(&source.root)?, validation_fraction, seed);
+            (decode_files(&train, input_size)?, decode_files(&test, input_size)?)
+        }
     };
     Ok(Dataset { classes: source.info.classes.clone(), train, test })
 }
@@ -330,14 +381,8 @@ fn resize_split(split: Split, side: u32) -> Split {
     Split { images: Tensor::cat(&chunks, 0), labels: split.labels }
 }
 
-/// Decodes every image of a `split/<class>/` tree in parallel into one tensor.
-fn load_class_folders(split_dir: &Path, input_size: u32) -> Result<Split, DataError> {
-    let classes = list_class_folders(split_dir)?;
-    let files: Vec<(i64, &PathBuf)> = classes
-        .iter()
-        .enumerate()
-        .flat_map(|(label, (_, files))| files.iter().map(move |f| (label as i64, f)))
-        .collect();
+/// Decodes labelled image files in parallel into one tensor.
+fn decode_files(files: &[(i64, PathBuf)], input_size: u32) -> Result<Split, DataError> {
     let pixels_per_image = 3 * (input_size as usize).pow(2);
     let mut pixels = vec![0u8; files.len() * pixels_per_image];
     pixels
@@ -346,7 +391,7 @@ fn load_class_folders(split_dir: &Path, input_size: u32) -> Result<Split, DataEr
         .try_for_each(|(out, (_, path))| {
             let bytes = fs::read(path).map_err(io_error(path))?;
             let chw = decode_to_chw(&bytes, input_size)
-                .map_err(|source| DataError::Image { path: (*path).clone(), source })?;
+                .map_err(|source| DataError::Image { path: path.clone(), source })?;
             out.copy_from_slice(&chw);
             Ok::<(), DataError>(())
         })?;
@@ -411,7 +456,7 @@ mod tests {
         assert_eq!(source.info.format, DatasetFormat::ClassFolders);
         assert_eq!(source.info.classes, ["blue", "red"]);
         assert_eq!((source.info.train_count, source.info.test_count), (6, 4));
-        let data = load(&source, 32).unwrap();
+        let data = load(&source, 32, 0.2, 0).unwrap();
         assert_eq!(data.train.images.size(), [6, 3, 32, 32]);
         assert_eq!(data.train.images.kind(), Kind::Uint8);
         assert_eq!(Vec::<i64>::try_from(&data.train.labels).unwrap(), [0, 0, 0, 1, 1, 1]);
@@ -433,13 +478,33 @@ mod tests {
         let source = inspect(dir.path(), "c10").unwrap();
         assert_eq!(source.info.format, DatasetFormat::Cifar10Binary);
         assert_eq!((source.info.train_count, source.info.test_count), (10, 3));
-        let data = load(&source, 32).unwrap();
+        let data = load(&source, 32, 0.2, 0).unwrap();
         assert_eq!(Vec::<i64>::try_from(&data.test.labels).unwrap(), [1, 2, 0]);
         assert_eq!(data.train.images.int64_value(&[4, 1, 5, 5]), 4);
         assert_eq!(data.train.images.int64_value(&[4, 0, 5, 5]), 0);
-        let bigger = load(&source, 64).unwrap();
+        let bigger = load(&source, 64, 0.2, 0).unwrap();
         assert_eq!(bigger.test.images.size(), [3, 3, 64, 64]);
         assert_eq!(bigger.test.images.int64_value(&[2, 1, 10, 10]), 12);
+    }
+
+    #[test]
+    fn one_image_folder_is_split_per_class_by_the_seeded_fraction() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("flat");
+        for (class, n) in [("cat", 10), ("dog", 5)] {
+            for i in 0..n {
+                solid_png(&root.join(class).join(format!("{i}.png")), [i as u8, 0, 0], 8);
+            }
+        }
+        let source = inspect(dir.path(), "flat").unwrap();
+        assert_eq!(source.info.format, DatasetFormat::ImageFolder);
+        assert_eq!((source.info.train_count, source.info.test_count), (12, 3));
+        let data = load(&source, 32, 0.4, 1).unwrap();
+        let test_labels = Vec::<i64>::try_from(&data.test.labels).unwrap();
+        assert_eq!(test_labels, [0, 0, 0, 0, 1, 1], "40 % of each class");
+        assert_eq!(data.train.len(), 9);
+        let again = load(&source, 32, 0.4, 1).unwrap();
+        assert!(again.test.images.equal(&data.test.images), "the same seed holds out the same images");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct TrainJob {
     pub paths: TrainingPaths,
     /// Raised to stop the run (or skip it while queued).
     pub cancel: CancelFlag,
+    /// Continue from the run's last checkpoint instead of starting afresh.
+    pub resume: bool,
 }
 
 /// Something that happened to a run on the trainer thread.
@@ -137,7 +139,7 @@ fn run_trainer(device: Device, jobs: mpsc::Receiver<TrainJob>, events: Unbounded
         }
         send(EngineEventKind::Began);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            training::train(&job.config, &job.paths, device, &job.cancel, &mut |event| {
+            training::train(&job.config, &job.paths, device, &job.cancel, job.resume, &mut |event| {
                 send(EngineEventKind::Training(event))
             })
         }));

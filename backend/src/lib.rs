@@ -13,6 +13,7 @@
 //!
 //! The protocol both the browser and this server speak lives in the `shared` crate.
 
+pub mod augment;
 pub mod cli;
 pub mod data;
 pub mod download;
@@ -21,6 +22,7 @@ pub mod images;
 pub mod inference;
 pub mod model;
 pub mod optim;
+pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod studio;

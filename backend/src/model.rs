@@ -115,6 +115,8 @@ pub struct ResNet18 {
     backbone: nn::FuncT<'static>,
     head: nn::Linear,
     num_classes: i64,
+    /// Names of the backbone's learnable tensors (batch-norm running statistics are not among them).
+    backbone_parameters: Vec<String>,
 }
 
 impl ResNet18 {
@@ -129,7 +131,40 @@ impl ResNet18 {
         let root = vs.root();
         let backbone = tch::vision::resnet::resnet18_no_final_layer(&root);
         let head = nn::linear(&root / "fc", FEATURES, num_classes as i64, Default::default());
-        ResNet18 { vs, backbone, head, num_classes: num_classes as i64 }
+        let mut backbone_parameters: Vec<String> = vs
+            .variables()
+            .into_iter()
+            .filter(|(name, tensor)| !name.starts_with("fc.") && tensor.requires_grad())
+            .map(|(name, _)| name)
+            .collect();
+        backbone_parameters.sort();
+        ResNet18 { vs, backbone, head, num_classes: num_classes as i64, backbone_parameters }
+    }
+
+    /// The learnable tensors by name, sorted, each with whether it belongs to the backbone.
+    pub fn parameters(&self) -> Vec<(String, Tensor, bool)> {
+        let variables = self.vs.variables();
+        let mut names: Vec<&String> = self.backbone_parameters.iter().collect();
+        let head = ["fc.bias".to_string(), "fc.weight".to_string()];
+        names.extend(head.iter());
+        names
+            .into_iter()
+            .map(|name| (name.clone(), variables[name].shallow_clone(), !name.starts_with("fc.")))
+            .collect()
+    }
+
+    /// Freezes or unfreezes the backbone's learnable tensors; the head always trains.
+    pub fn set_backbone_trainable(&mut self, trainable: bool) {
+        let variables = self.vs.variables();
+        for name in &self.backbone_parameters {
+            let _ = variables[name].set_requires_grad(trainable);
+        }
+    }
+
+    /// Logits `[B, classes]` with the backbone in training mode only when `train_backbone`: a frozen
+    /// backbone must also keep its batch-norm statistics, so it runs in evaluation mode.
+    pub fn forward_parts(&self, images: &Tensor, train_backbone: bool) -> Tensor {
+        self.backbone.forward_t(images, train_backbone).apply(&self.head)
     }
 
     /// Number of classes the head predicts.
@@ -140,7 +175,7 @@ impl ResNet18 {
     /// Logits `[B, classes]` for normalised images `[B, 3, H, W]`. `train` selects batch statistics
     /// (and updates the running ones) rather than the running statistics.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        self.backbone.forward_t(images, train).apply(&self.head)
+        self.forward_parts(images, train)
     }
 
     /// Copies every backbone tensor (all but `fc.*`) from a torchvision ResNet-18 state dict in
@@ -259,7 +294,20 @@ mod tests {
         assert_eq!(model.load_backbone(&path).unwrap(), model.vs.variables().len() - 2);
         assert_eq!(model.vs.variables()["fc.weight"].size(), [10, 512]);
         let err = model.load_all(&path).unwrap_err().to_string();
-        assert!(err.contains("fc.weight"), "{err}");
+        assert!(err.contains("tensor \"fc.") && err.contains("ResNet-18 needs [10"), "{err}");
+    }
+
+    #[test]
+    fn freezing_the_backbone_leaves_only_the_head_learning() {
+        let mut model = ResNet18::new(Device::Cpu, 3, 0);
+        let parameters = model.parameters();
+        assert_eq!(parameters.iter().filter(|(_, _, backbone)| !backbone).count(), 2);
+        assert_eq!(parameters.len(), 62, "ResNet-18 has 62 learnable tensors");
+        let learning = |model: &ResNet18| model.parameters().iter().filter(|(_, t, _)| t.requires_grad()).count();
+        model.set_backbone_trainable(false);
+        assert_eq!(learning(&model), 2);
+        model.set_backbone_trainable(true);
+        assert_eq!(learning(&model), 62);
     }
 
     #[test]

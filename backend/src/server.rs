@@ -43,7 +43,9 @@ impl From<StudioError> for ApiError {
                 StatusCode::BAD_REQUEST
             }
             StudioError::RunNotFound(_) => StatusCode::NOT_FOUND,
-            StudioError::AlreadyFinished { .. } | StudioError::NoModel(_) => StatusCode::CONFLICT,
+            StudioError::AlreadyFinished { .. } | StudioError::NoModel(_) | StudioError::NotResumable { .. } => {
+                StatusCode::CONFLICT
+            }
             StudioError::Classify(_) | StudioError::Store(_) | StudioError::DataDir { .. } => {
                 tracing::error!("request failed: {error}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -70,6 +72,7 @@ pub fn app(studio: Studio, ui_dir: Option<PathBuf>) -> Router {
         .route("/api/runs", get(list_runs).post(create_run))
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/stop", post(stop_run))
+        .route("/api/runs/{id}/resume", post(resume_run))
         .route("/api/classify", post(classify).layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT)))
         .route("/ws", get(websocket))
         .fallback(api_not_found)
@@ -137,6 +140,13 @@ async fn get_run(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResult
 
 async fn stop_run(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResult<Json<shared::Run>> {
     Ok(Json(studio.stop_run(id)?))
+}
+
+async fn resume_run(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResult<Json<shared::Run>> {
+    let run = tokio::task::spawn_blocking(move || studio.resume_run(id))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(run))
 }
 
 #[derive(Deserialize)]
@@ -226,6 +236,7 @@ async fn client_session(socket: WebSocket, studio: Studio) {
                     }
                 }
                 Ok(ClientMessage::StopRun { run_id }) => studio.stop_run(run_id).err().map(|e| e.to_string()),
+                Ok(ClientMessage::ResumeRun { run_id }) => studio.resume_run(run_id).err().map(|e| e.to_string()),
                 Ok(ClientMessage::Resync) => {
                     if let Ok(snapshot) = studio.snapshot() {
                         let _ = replies.send(snapshot).await;

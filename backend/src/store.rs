@@ -29,6 +29,10 @@ const MIGRATIONS: &[&str] = &[
         seconds REAL NOT NULL,
         PRIMARY KEY (run_id, epoch)
     );",
+    "ALTER TABLE epochs ADD COLUMN test_top5_accuracy REAL;
+    ALTER TABLE epochs ADD COLUMN lr REAL NOT NULL DEFAULT 0;
+    ALTER TABLE epochs ADD COLUMN per_class_accuracy TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE epochs ADD COLUMN confusion TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// Why the history could not be read or written.
@@ -112,8 +116,9 @@ impl Store {
     pub fn add_epoch(&self, id: u64, metrics: &EpochMetrics) -> Result<(), StoreError> {
         self.connection.execute(
             "INSERT OR REPLACE INTO epochs
-                (run_id, epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                (run_id, epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds,
+                 test_top5_accuracy, lr, per_class_accuracy, confusion)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 id as i64,
                 metrics.epoch,
@@ -121,7 +126,11 @@ impl Store {
                 metrics.train_accuracy,
                 metrics.test_loss,
                 metrics.test_accuracy,
-                metrics.seconds
+                metrics.seconds,
+                metrics.test_top5_accuracy,
+                metrics.lr,
+                serde_json::to_string(&metrics.per_class_accuracy).expect("numbers serialise"),
+                serde_json::to_string(&metrics.confusion).expect("numbers serialise"),
             ],
         )?;
         Ok(())
@@ -164,21 +173,40 @@ impl Store {
         let classes = serde_json::from_str(&row.classes)
             .map_err(|e| StoreError::Corrupt { what: "class list", why: e.to_string() })?;
         let mut statement = self.connection.prepare_cached(
-            "SELECT epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds
+            "SELECT epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds,
+                    test_top5_accuracy, lr, per_class_accuracy, confusion
              FROM epochs WHERE run_id = ?1 ORDER BY epoch",
         )?;
-        let epochs = statement
+        let json_column = |r: &rusqlite::Row<'_>, index: usize| -> rusqlite::Result<String> { r.get(index) };
+        let rows = statement
             .query_map(params![row.id], |r| {
-                Ok(EpochMetrics {
-                    epoch: r.get(0)?,
-                    train_loss: r.get(1)?,
-                    train_accuracy: r.get(2)?,
-                    test_loss: r.get(3)?,
-                    test_accuracy: r.get(4)?,
-                    seconds: r.get(5)?,
-                })
+                Ok((
+                    EpochMetrics {
+                        epoch: r.get(0)?,
+                        train_loss: r.get(1)?,
+                        train_accuracy: r.get(2)?,
+                        test_loss: r.get(3)?,
+                        test_accuracy: r.get(4)?,
+                        seconds: r.get(5)?,
+                        test_top5_accuracy: r.get(6)?,
+                        lr: r.get(7)?,
+                        per_class_accuracy: Vec::new(),
+                        confusion: Vec::new(),
+                    },
+                    json_column(r, 8)?,
+                    json_column(r, 9)?,
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt { what: "epoch metrics", why: e.to_string() };
+        let epochs = rows
+            .into_iter()
+            .map(|(mut metrics, per_class, confusion)| {
+                metrics.per_class_accuracy = serde_json::from_str(&per_class).map_err(corrupt)?;
+                metrics.confusion = serde_json::from_str(&confusion).map_err(corrupt)?;
+                Ok(metrics)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Run {
             id: row.id as u64,
             status,
@@ -229,6 +257,10 @@ mod tests {
             test_loss: 0.9,
             test_accuracy: 0.6,
             seconds: 2.5,
+            test_top5_accuracy: Some(0.9),
+            lr: 0.01,
+            per_class_accuracy: vec![0.5, 0.7],
+            confusion: vec![vec![1, 1], vec![0, 2]],
         }
     }
 

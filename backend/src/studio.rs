@@ -59,6 +59,14 @@ pub enum StudioError {
         /// Its status.
         status: &'static str,
     },
+    /// The run cannot be resumed in its state.
+    #[error("run {id} is {status}; only stopped, interrupted or failed runs with epochs left can be resumed")]
+    NotResumable {
+        /// The run.
+        id: u64,
+        /// Its status.
+        status: &'static str,
+    },
     /// The run has not saved a model yet.
     #[error("run {0} has no trained model yet: wait until it finishes an epoch")]
     NoModel(u64),
@@ -123,7 +131,9 @@ impl Studio {
         }));
         for id in studio.store().ids_with_status(RunStatus::Queued)? {
             if let Some(run) = studio.store().run(id)? {
-                studio.enqueue(run.id, run.config);
+                // A queued run that had already trained some epochs was queued by a resume.
+                let resume = !run.epochs.is_empty();
+                studio.enqueue(run.id, run.config, resume);
             }
         }
         // Hold only a weak handle so dropping every `Studio` ends this task and the engine.
@@ -224,12 +234,28 @@ impl Studio {
         }
         let created_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let run = self.store().create_run(&config, created_at)?;
-        self.enqueue(run.id, config);
+        self.enqueue(run.id, config, false);
         self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
         Ok(run)
     }
 
-    fn enqueue(&self, run_id: u64, config: TrainConfig) {
+    /// Queues a stopped, interrupted or failed run to continue from its last finished epoch.
+    pub fn resume_run(&self, id: u64) -> Result<Run, StudioError> {
+        let run = self.run(id)?;
+        if !matches!(run.status, RunStatus::Stopped | RunStatus::Interrupted | RunStatus::Failed) {
+            return Err(StudioError::NotResumable { id, status: run.status.as_str() });
+        }
+        if run.epochs.len() as u32 >= run.config.epochs {
+            return Err(StudioError::NotResumable { id, status: "finished with every epoch" });
+        }
+        self.store().set_status(id, RunStatus::Queued, None)?;
+        self.enqueue(id, run.config, true);
+        let run = self.run(id)?;
+        self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
+        Ok(run)
+    }
+
+    fn enqueue(&self, run_id: u64, config: TrainConfig, resume: bool) {
         let cancel = CancelFlag::default();
         self.live().cancels.insert(run_id, cancel.clone());
         let settings = &self.0.settings;
@@ -243,6 +269,7 @@ impl Studio {
                 cifar10: settings.cifar10.clone(),
             },
             cancel,
+            resume,
         });
     }
 
@@ -299,8 +326,8 @@ impl Studio {
         match kind {
             EngineEventKind::Began => status_change(RunStatus::Running, None)?,
             EngineEventKind::Training(TrainingEvent::Note(note)) => tracing::info!(run_id, "{note}"),
-            EngineEventKind::Training(TrainingEvent::Started { classes, train_count, test_count }) => {
-                tracing::info!(run_id, train_count, test_count, "training started");
+            EngineEventKind::Training(TrainingEvent::Started { classes, train_count, test_count, first_epoch }) => {
+                tracing::info!(run_id, train_count, test_count, first_epoch, "training started");
                 self.store().set_classes(run_id, &classes)?;
                 status_change(RunStatus::Running, None)?;
             }
@@ -336,7 +363,9 @@ impl Studio {
                     }
                 }
                 match outcome {
-                    Ok(TrainOutcome::Completed) => status_change(RunStatus::Completed, None)?,
+                    Ok(TrainOutcome::Completed | TrainOutcome::EarlyStopped { .. }) => {
+                        status_change(RunStatus::Completed, None)?
+                    }
                     Ok(TrainOutcome::Stopped) => status_change(RunStatus::Stopped, None)?,
                     Err(error) => {
                         tracing::warn!(run_id, "run failed: {error}");

@@ -1,25 +1,39 @@
-//! The training loop: knows nothing of the web. It takes a [`TrainConfig`], a [`CancelFlag`] and a place
-//! to write the model, and reports through [`TrainingEvent`]s.
+//! The training loop: knows nothing of the web. It takes a [`TrainConfig`], a [`CancelFlag`] and a folder
+//! for its checkpoints, and reports through [`TrainingEvent`]s.
 //!
 //! The whole dataset sits on the training device as `u8`; every batch is an index-select of a seeded
-//! permutation, converted to float and normalised on the device. Losses and accuracies accumulate as
-//! device tensors and are read back only when an event is due, so the loop never waits on the host.
+//! permutation, augmented, converted to float and normalised on the device. Losses and accuracies
+//! accumulate as device tensors and are read back only when an event is due.
+//!
+//! Every random choice is a function of the seed and the epoch (model initialisation aside, which is drawn
+//! once from the seed), and every epoch ends with a checkpoint of the model, the optimiser's buffers and
+//! the loop's counters. So a run that stops or crashes resumes from its last finished epoch and, on the
+//! CPU, continues bit for bit as if it had never stopped.
 
+use crate::augment::EpochAugmentation;
 use crate::data::{self, DataError, Split};
 use crate::download::{self, DownloadError, DownloadSource};
 use crate::model::{normalize, ModelError, ModelMetadata, ResNet18, WEIGHTS_FILE};
-use shared::{EpochMetrics, TrainConfig};
+use crate::optim::{Optimizer, Rule};
+use crate::schedule::LrSchedule;
+use serde::{Deserialize, Serialize};
+use shared::{EpochMetrics, FineTuneMode, OptimizerKind, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tch::nn::OptimizerConfig;
-use tch::{nn, Device, Kind, Reduction, Tensor};
+use tch::{Device, Kind, Reduction, Tensor};
 
 /// Images per evaluation batch: no gradients are kept, so this can be larger than training's.
 const EVAL_BATCH: i64 = 256;
 /// Least time between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// The last epoch's weights (the best epoch's are `model.safetensors`).
+pub const LAST_WEIGHTS_FILE: &str = "last.safetensors";
+/// The optimiser's buffers after the last epoch.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The loop's counters after the last epoch.
+pub const PROGRESS_FILE: &str = "progress.json";
 
 /// A shared flag asking a run to stop; checked before every batch.
 #[derive(Debug, Clone, Default)]
@@ -37,14 +51,14 @@ impl CancelFlag {
     }
 }
 
-/// Where a run reads its inputs and writes its model.
+/// Where a run reads its inputs and writes its checkpoints.
 #[derive(Debug, Clone)]
 pub struct TrainingPaths {
     /// Folder holding the datasets.
     pub data_dir: PathBuf,
     /// Folder holding pretrained weight files.
     pub weights_dir: PathBuf,
-    /// Folder this run's model files go to; created if missing.
+    /// Folder this run's checkpoints go to; created if missing.
     pub run_dir: PathBuf,
     /// Where the `cifar10` dataset is downloaded from when it is missing.
     pub cifar10: DownloadSource,
@@ -68,9 +82,9 @@ pub struct EpochProgress {
 /// What a run reports while it works.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainingEvent {
-    /// A human-readable note about a slow preparation step (download, decoding).
+    /// A human-readable note: a slow preparation step, or a setting that does not apply here.
     Note(String),
-    /// Data is loaded and the model built; training starts.
+    /// Data is loaded and the model built; training starts (or resumes) at `first_epoch`.
     Started {
         /// Class names in label order.
         classes: Vec<String>,
@@ -78,12 +92,14 @@ pub enum TrainingEvent {
         train_count: usize,
         /// Test images.
         test_count: usize,
+        /// The epoch training starts with (after a resume, the one after the last saved).
+        first_epoch: u32,
     },
     /// Progress inside an epoch.
     Progress(EpochProgress),
-    /// An epoch ended and was evaluated on the test split.
+    /// An epoch ended, was evaluated on the test split and checkpointed.
     EpochCompleted(EpochMetrics),
-    /// The model after `epoch` was saved and can classify.
+    /// The best model so far is now the one after `epoch`, saved and ready to classify.
     ModelSaved {
         /// The epoch the saved weights are from.
         epoch: u32,
@@ -95,6 +111,11 @@ pub enum TrainingEvent {
 pub enum TrainOutcome {
     /// Every epoch ran.
     Completed,
+    /// Early stopping ended the run: the test accuracy stopped improving.
+    EarlyStopped {
+        /// The last epoch that ran.
+        epoch: u32,
+    },
     /// The cancel flag was raised.
     Stopped,
 }
@@ -122,19 +143,35 @@ pub enum TrainError {
     /// The dataset has no training images.
     #[error("dataset \"{0}\" has no training images")]
     EmptyTrainingSet(String),
+    /// A resume found no usable checkpoint.
+    #[error("cannot resume: {0}")]
+    Resume(String),
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }
 
-/// Trains a ResNet-18 as `config` says, on `device`, saving the model in `paths.run_dir` after every epoch.
-/// The same config and seed give bit-identical results on the CPU: libtorch's process-wide generator
-/// is only used, under a lock, to initialise the model; shuffling has its own seeded generator.
+/// The loop's counters, saved after every epoch next to the checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// The last finished epoch.
+    pub epoch: u32,
+    /// Best test accuracy so far.
+    pub best_accuracy: f64,
+    /// The epoch that reached it.
+    pub best_epoch: u32,
+    /// Epochs since the best, for early stopping.
+    pub epochs_without_improvement: u32,
+}
+
+/// Trains a ResNet-18 as `config` says, on `device`. With `resume`, continues from the checkpoint in
+/// `paths.run_dir` instead of starting afresh.
 pub fn train(
     config: &TrainConfig,
     paths: &TrainingPaths,
     device: Device,
     cancel: &CancelFlag,
+    resume: bool,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<TrainOutcome, TrainError> {
     let source = find_or_download_dataset(config, paths, emit)?;
@@ -143,38 +180,65 @@ pub fn train(
         source.info.train_count + source.info.test_count,
         config.dataset
     )));
-    let dataset = data::load(&source, config.input_size)?;
+    let dataset = data::load(&source, config.input_size, config.validation_fraction, config.seed)?;
     if dataset.train.is_empty() {
         return Err(TrainError::EmptyTrainingSet(config.dataset.clone()));
     }
     let train_split = dataset.train.to_device(device);
     let test_split = dataset.test.to_device(device);
     let (mean, std) = config.normalization.mean_std();
+    apply_device_options(config, device, emit);
 
     let mut model = ResNet18::new(device, dataset.classes.len(), config.seed);
-    if config.weights != shared::defaults::WEIGHTS_NONE {
-        let loaded = model.load_backbone(&paths.weights_dir.join(&config.weights))?;
-        emit(TrainingEvent::Note(format!("loaded {loaded} backbone tensors from {}", config.weights)));
-    }
-    let mut optimizer = nn::Sgd { momentum: config.momentum, ..Default::default() }.build(&model.vs, config.lr)?;
+    let backbone_scale = if config.mode == FineTuneMode::TwoPhase { config.backbone_lr_scale } else { 1.0 };
+    let parameters = model
+        .parameters()
+        .into_iter()
+        .map(|(name, tensor, backbone)| (name, tensor, if backbone { backbone_scale } else { 1.0 }))
+        .collect();
+    let mut optimizer = Optimizer::new(optimizer_rule(config), parameters);
     std::fs::create_dir_all(&paths.run_dir)
         .map_err(|e| ModelError::Metadata { path: paths.run_dir.clone(), why: e.to_string() })?;
 
-    emit(TrainingEvent::Started {
-        classes: dataset.classes.clone(),
-        train_count: train_split.len() as usize,
-        test_count: test_split.len() as usize,
-    });
+    let restored = if resume { restore_checkpoint(&paths.run_dir, &mut model, &mut optimizer)? } else { None };
+    let mut state = match restored {
+        Some(state) => {
+            emit(TrainingEvent::Note(format!("resuming after epoch {}", state.epoch)));
+            state
+        }
+        None => {
+            if config.weights != shared::defaults::WEIGHTS_NONE {
+                let loaded = model.load_backbone(&paths.weights_dir.join(&config.weights))?;
+                emit(TrainingEvent::Note(format!("loaded {loaded} backbone tensors from {}", config.weights)));
+            }
+            LoopState::default()
+        }
+    };
 
     let train_count = train_split.len();
     let batch_size = config.batch_size as i64;
     let batches = (train_count + batch_size - 1) / batch_size;
-    for epoch in 1..=config.epochs {
+    let schedule = LrSchedule::new(config, batches as u64);
+    let side = config.input_size as i64;
+    emit(TrainingEvent::Started {
+        classes: dataset.classes.clone(),
+        train_count: train_count as usize,
+        test_count: test_split.len() as usize,
+        first_epoch: state.epoch + 1,
+    });
+
+    for epoch in state.epoch + 1..=config.epochs {
         let started = Instant::now();
+        let frozen = config.backbone_frozen_in(epoch);
+        model.set_backbone_trainable(!frozen);
         let order = epoch_order(config.seed, epoch, train_count).to_device(device); // [N]
+        let augmentation = (config.random_crop || config.horizontal_flip).then(|| {
+            EpochAugmentation::draw(config.seed, epoch, train_count, side, config.random_crop, config.horizontal_flip, device)
+        });
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
         let mut last_progress = Instant::now();
+        let mut lr = schedule.lr_at(u64::from(epoch - 1) * batches as u64);
         for batch in 0..batches {
             if cancel.is_cancelled() {
                 return Ok(TrainOutcome::Stopped);
@@ -182,11 +246,24 @@ pub fn train(
             let start = batch * batch_size;
             let len = batch_size.min(train_count - start);
             let index = order.narrow(0, start, len);
-            let images = normalize(&train_split.images.index_select(0, &index), mean, std); // [B, 3, H, W]
+            let mut images = train_split.images.index_select(0, &index); // [B, 3, H, W] u8
+            if let Some(augmentation) = &augmentation {
+                images = augmentation.apply(&images, start);
+            }
+            let images = normalize(&images, mean, std); // [B, 3, H, W] f32
             let labels = train_split.labels.index_select(0, &index); // [B]
-            let logits = model.forward_t(&images, true); // [B, classes]
-            let loss = logits.cross_entropy_for_logits(&labels);
-            optimizer.backward_step(&loss);
+            let logits = tch::autocast(config.mixed_precision && device.is_cuda(), || {
+                model.forward_parts(&images, !frozen)
+            })
+            .to_kind(Kind::Float); // [B, classes]
+            let loss = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, config.label_smoothing);
+            optimizer.zero_grad();
+            loss.backward();
+            if let Some(max_norm) = config.grad_clip_norm {
+                optimizer.clip_grad_norm(max_norm);
+            }
+            lr = schedule.lr_at(u64::from(epoch - 1) * batches as u64 + batch as u64);
+            optimizer.step(lr);
             tch::no_grad(|| {
                 loss_sum += loss.detach() * len as f64;
                 correct += logits.argmax(-1, false).eq_tensor(&labels).sum(Kind::Int64);
@@ -208,21 +285,67 @@ pub fn train(
         }
         let train_loss = loss_sum.double_value(&[]) / train_count as f64;
         check_finite(train_loss, epoch)?;
-        let train_accuracy = correct.int64_value(&[]) as f64 / train_count as f64;
-        let (test_loss, test_accuracy) = evaluate(&model, &test_split, mean, std);
+        let evaluation = evaluate(&model, &test_split, mean, std);
         let metrics = EpochMetrics {
             epoch,
             train_loss,
-            train_accuracy,
-            test_loss,
-            test_accuracy,
+            train_accuracy: correct.int64_value(&[]) as f64 / train_count as f64,
+            test_loss: evaluation.loss,
+            test_accuracy: evaluation.accuracy,
             seconds: started.elapsed().as_secs_f64(),
+            test_top5_accuracy: evaluation.top5_accuracy,
+            lr,
+            per_class_accuracy: evaluation.per_class_accuracy(),
+            confusion: evaluation.confusion,
         };
-        save_model(&model, &dataset.classes, config, epoch, &paths.run_dir)?;
+        state.epoch = epoch;
+        let improved = epoch == 1 || state.best_epoch == 0 || metrics.test_accuracy > state.best_accuracy;
+        if improved {
+            state.best_accuracy = metrics.test_accuracy;
+            state.best_epoch = epoch;
+            state.epochs_without_improvement = 0;
+        } else {
+            state.epochs_without_improvement += 1;
+        }
+        save_checkpoint(&model, &optimizer, &dataset.classes, config, &state, improved, &paths.run_dir)?;
         emit(TrainingEvent::EpochCompleted(metrics));
-        emit(TrainingEvent::ModelSaved { epoch });
+        if improved {
+            emit(TrainingEvent::ModelSaved { epoch });
+        }
+        if config.early_stopping_patience.is_some_and(|patience| state.epochs_without_improvement >= patience)
+            && epoch < config.epochs
+        {
+            emit(TrainingEvent::Note(format!(
+                "early stopping after epoch {epoch}: no better test accuracy since epoch {}",
+                state.best_epoch
+            )));
+            return Ok(TrainOutcome::EarlyStopped { epoch });
+        }
     }
     Ok(TrainOutcome::Completed)
+}
+
+fn optimizer_rule(config: &TrainConfig) -> Rule {
+    match config.optimizer {
+        OptimizerKind::Sgd => {
+            Rule::Sgd { momentum: config.momentum, nesterov: config.nesterov, weight_decay: config.weight_decay }
+        }
+        OptimizerKind::Adamw => Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: config.weight_decay },
+    }
+}
+
+fn apply_device_options(config: &TrainConfig, device: Device, emit: &mut dyn FnMut(TrainingEvent)) {
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(config.cudnn_benchmark);
+    } else {
+        let ignored: Vec<&str> = [("mixed_precision", config.mixed_precision), ("cudnn_benchmark", config.cudnn_benchmark)]
+            .into_iter()
+            .filter_map(|(name, on)| on.then_some(name))
+            .collect();
+        if !ignored.is_empty() {
+            emit(TrainingEvent::Note(format!("{} apply on CUDA only; ignored on the CPU", ignored.join(" and "))));
+        }
+    }
 }
 
 /// The order training images are visited in during `epoch`: a permutation drawn from a generator seeded
@@ -244,40 +367,79 @@ fn check_finite(loss: f64, epoch: u32) -> Result<(), TrainError> {
     }
 }
 
-/// Mean cross-entropy over every sample of `split` and the fraction predicted right.
-/// An empty split gives `(0, 0)`: there is nothing to measure.
-pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) -> (f64, f64) {
+/// What an evaluation over a split measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy over every sample.
+    pub loss: f64,
+    /// Fraction predicted right.
+    pub accuracy: f64,
+    /// Fraction whose class is in the top five, when there are more than five classes.
+    pub top5_accuracy: Option<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u32>>,
+}
+
+impl Evaluation {
+    /// Accuracy of each class (0 for a class with no samples).
+    pub fn per_class_accuracy(&self) -> Vec<f64> {
+        self.confusion
+            .iter()
+            .enumerate()
+            .map(|(class, row)| {
+                let total: u32 = row.iter().sum();
+                if total == 0 { 0.0 } else { f64::from(row[class]) / f64::from(total) }
+            })
+            .collect()
+    }
+}
+
+/// Evaluates `model` on every sample of `split`, in batches, without gradients.
+pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) -> Evaluation {
+    let classes = model.num_classes();
     let count = split.len();
+    let empty = Evaluation {
+        loss: 0.0,
+        accuracy: 0.0,
+        top5_accuracy: (classes > 5).then_some(0.0),
+        confusion: vec![vec![0; classes as usize]; classes as usize],
+    };
     if count == 0 {
-        return (0.0, 0.0);
+        return empty;
     }
     tch::no_grad(|| {
         let device = split.images.device();
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
-        let mut correct = Tensor::zeros([], (Kind::Int64, device));
+        let mut top5 = Tensor::zeros([], (Kind::Int64, device));
+        let mut confusion = Tensor::zeros([classes * classes], (Kind::Int64, device));
         for start in (0..count).step_by(EVAL_BATCH as usize) {
             let len = EVAL_BATCH.min(count - start);
             let images = normalize(&split.images.narrow(0, start, len), mean, std); // [B, 3, H, W]
             let labels = split.labels.narrow(0, start, len); // [B]
-            let logits = model.forward_t(&images, false); // [B, classes]
-            let batch_loss =
-                logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, -100, 0.0);
-            loss_sum += batch_loss.to_kind(Kind::Double);
-            correct += logits.argmax(-1, false).eq_tensor(&labels).sum(Kind::Int64);
+            let logits = model.forward_t(&images, false).to_kind(Kind::Float); // [B, classes]
+            loss_sum += logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double);
+            let predicted = logits.argmax(-1, false); // [B]
+            confusion += (&labels * classes + predicted).bincount::<Tensor>(None, classes * classes);
+            if classes > 5 {
+                let (_, best5) = logits.topk(5, -1, true, false); // [B, 5]
+                top5 += best5.eq_tensor(&labels.unsqueeze(1)).any_dim(1, false).sum(Kind::Int64);
+            }
         }
-        (loss_sum.double_value(&[]) / count as f64, correct.int64_value(&[]) as f64 / count as f64)
+        let confusion = Vec::<i64>::try_from(confusion.to_device(Device::Cpu)).unwrap_or_default();
+        let confusion: Vec<Vec<u32>> =
+            confusion.chunks(classes as usize).map(|row| row.iter().map(|&c| c as u32).collect()).collect();
+        let right: u32 = (0..classes as usize).map(|c| confusion[c][c]).sum();
+        Evaluation {
+            loss: loss_sum.double_value(&[]) / count as f64,
+            accuracy: f64::from(right) / count as f64,
+            top5_accuracy: (classes > 5).then(|| top5.int64_value(&[]) as f64 / count as f64),
+            confusion,
+        }
     })
 }
 
-fn save_model(
-    model: &ResNet18,
-    classes: &[String],
-    config: &TrainConfig,
-    epoch: u32,
-    run_dir: &Path,
-) -> Result<(), ModelError> {
+fn metadata(classes: &[String], config: &TrainConfig, epoch: u32) -> ModelMetadata {
     let (mean, std) = config.normalization.mean_std();
-    model.save(&run_dir.join(WEIGHTS_FILE))?;
     ModelMetadata {
         architecture: "resnet18".into(),
         classes: classes.to_vec(),
@@ -287,7 +449,56 @@ fn save_model(
         epoch,
         config: config.clone(),
     }
-    .save(run_dir)
+}
+
+fn save_checkpoint(
+    model: &ResNet18,
+    optimizer: &Optimizer,
+    classes: &[String],
+    config: &TrainConfig,
+    state: &LoopState,
+    improved: bool,
+    run_dir: &Path,
+) -> Result<(), ModelError> {
+    let torch_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ModelError::Torch { path, source }
+    };
+    // Order matters for a crash in between: the counters are written last, so they never point at an
+    // epoch whose weights or buffers are not on disk.
+    model.save(&run_dir.join(LAST_WEIGHTS_FILE))?;
+    let optimizer_path = run_dir.join(OPTIMIZER_FILE);
+    let partial = run_dir.join("optimizer.partial.safetensors");
+    Tensor::write_safetensors(&optimizer.state_tensors(), &partial).map_err(torch_error(&optimizer_path))?;
+    std::fs::rename(&partial, &optimizer_path).map_err(|e| torch_error(&optimizer_path)(e.into()))?;
+    if improved {
+        model.save(&run_dir.join(WEIGHTS_FILE))?;
+        metadata(classes, config, state.epoch).save(run_dir)?;
+    }
+    let progress = run_dir.join(PROGRESS_FILE);
+    let json = serde_json::to_vec_pretty(state).expect("loop state serialises");
+    crate::model::write_atomically(&progress, &json)
+        .map_err(|e| ModelError::Metadata { path: progress, why: e.to_string() })
+}
+
+/// Loads the last checkpoint in `run_dir` into `model` and `optimizer`; `None` when there is none yet.
+fn restore_checkpoint(
+    run_dir: &Path,
+    model: &mut ResNet18,
+    optimizer: &mut Optimizer,
+) -> Result<Option<LoopState>, TrainError> {
+    let progress = run_dir.join(PROGRESS_FILE);
+    let Ok(json) = std::fs::read(&progress) else {
+        return Ok(None);
+    };
+    let state: LoopState = serde_json::from_slice(&json)
+        .map_err(|e| TrainError::Resume(format!("{} is malformed: {e}", progress.display())))?;
+    model.load_all(&run_dir.join(LAST_WEIGHTS_FILE))?;
+    let optimizer_path = run_dir.join(OPTIMIZER_FILE);
+    let buffers = Tensor::read_safetensors(&optimizer_path)
+        .map_err(|source| ModelError::Torch { path: optimizer_path, source })?;
+    optimizer.load_state(buffers);
+    Ok(Some(state))
 }
 
 fn find_or_download_dataset(
@@ -297,9 +508,7 @@ fn find_or_download_dataset(
 ) -> Result<data::DatasetSource, TrainError> {
     match data::inspect(&paths.data_dir, &config.dataset) {
         Err(DataError::NotFound(_)) if config.dataset == download::CIFAR10_NAME => {
-            download::fetch_cifar10(&paths.data_dir, &paths.cifar10, &mut |note| {
-                emit(TrainingEvent::Note(note))
-            })?;
+            download::fetch_cifar10(&paths.data_dir, &paths.cifar10, &mut |note| emit(TrainingEvent::Note(note)))?;
             Ok(data::inspect(&paths.data_dir, &config.dataset)?)
         }
         other => Ok(other?),

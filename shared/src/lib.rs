@@ -68,6 +68,47 @@ impl Normalization {
     }
 }
 
+/// Which parts of the network train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FineTuneMode {
+    /// Every layer trains (with weights `"none"`: training from scratch).
+    #[default]
+    Full,
+    /// Feature extraction, as the seed recipe describes: the pretrained backbone is frozen, batch-norm
+    /// statistics included, and only the new head trains.
+    Frozen,
+    /// fastai's recipe: `frozen_epochs` epochs frozen, then everything trains, the backbone at
+    /// `backbone_lr_scale` times the learning rate.
+    TwoPhase,
+}
+
+/// The update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// SGD with `momentum`, optional Nesterov and weight decay (the seed recipe's).
+    #[default]
+    Sgd,
+    /// AdamW (decoupled weight decay).
+    Adamw,
+}
+
+/// How the learning rate changes over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// `lr` throughout (after any warm-up).
+    #[default]
+    Constant,
+    /// Multiplied by `gamma` every `step_size` epochs.
+    Step,
+    /// Cosine decay from `lr` to 0 over the run, after `warmup_epochs` of linear warm-up.
+    Cosine,
+    /// One-cycle: up from `lr`/25 to `lr` over the first 30 % of steps, then cosine down to `lr`/10⁴.
+    OneCycle,
+}
+
 /// Everything that defines a training run. Missing fields take the defaults in [`defaults`];
 /// unknown fields are refused so that a typo never silently trains with a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +141,76 @@ pub struct TrainConfig {
     /// Pixel normalisation; saved with the model so classification uses the same.
     #[serde(default)]
     pub normalization: Normalization,
+    /// Which layers train.
+    #[serde(default)]
+    pub mode: FineTuneMode,
+    /// Epochs with the backbone frozen before it is unfrozen, in `two_phase` mode.
+    #[serde(default = "default_frozen_epochs")]
+    pub frozen_epochs: u32,
+    /// The backbone's learning rate as a fraction of `lr` once it trains in `two_phase` mode.
+    #[serde(default = "default_backbone_lr_scale")]
+    pub backbone_lr_scale: f64,
+    /// The update rule.
+    #[serde(default)]
+    pub optimizer: OptimizerKind,
+    /// Nesterov momentum (SGD only).
+    #[serde(default)]
+    pub nesterov: bool,
+    /// Weight decay: L2 for SGD, decoupled for AdamW.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// How the learning rate changes over the run.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Epochs of linear warm-up from 0 to `lr` (constant, step and cosine schedules).
+    #[serde(default)]
+    pub warmup_epochs: u32,
+    /// Epochs between learning-rate drops in the `step` schedule.
+    #[serde(default = "default_step_size")]
+    pub step_size: u32,
+    /// Factor of each drop in the `step` schedule.
+    #[serde(default = "default_gamma")]
+    pub gamma: f64,
+    /// Cross-entropy label smoothing, in `[0, 1)`.
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Clip the gradients' global L2 norm to this; `null` for no clipping.
+    #[serde(default)]
+    pub grad_clip_norm: Option<f64>,
+    /// Random crop with 4 pixels of zero padding (one-eighth of the side for larger inputs).
+    #[serde(default)]
+    pub random_crop: bool,
+    /// Random horizontal flip.
+    #[serde(default)]
+    pub horizontal_flip: bool,
+    /// Stop after this many epochs without a better test accuracy; `null` never stops early.
+    #[serde(default)]
+    pub early_stopping_patience: Option<u32>,
+    /// For a class-folder dataset without `test/`: the fraction of each class held out for testing.
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    /// CUDA only: automatic mixed precision for the forward pass.
+    #[serde(default)]
+    pub mixed_precision: bool,
+    /// CUDA only: let cuDNN pick the fastest convolution algorithms.
+    #[serde(default)]
+    pub cudnn_benchmark: bool,
+}
+
+fn default_frozen_epochs() -> u32 {
+    1
+}
+fn default_backbone_lr_scale() -> f64 {
+    0.1
+}
+fn default_step_size() -> u32 {
+    10
+}
+fn default_gamma() -> f64 {
+    0.1
+}
+fn default_validation_fraction() -> f64 {
+    0.2
 }
 
 fn default_epochs() -> u32 {
@@ -134,6 +245,33 @@ impl TrainConfig {
             weights: default_weights(),
             input_size: defaults::INPUT_SIZE,
             normalization: Normalization::default(),
+            mode: FineTuneMode::default(),
+            frozen_epochs: default_frozen_epochs(),
+            backbone_lr_scale: default_backbone_lr_scale(),
+            optimizer: OptimizerKind::default(),
+            nesterov: false,
+            weight_decay: 0.0,
+            schedule: Schedule::default(),
+            warmup_epochs: 0,
+            step_size: default_step_size(),
+            gamma: default_gamma(),
+            label_smoothing: 0.0,
+            grad_clip_norm: None,
+            random_crop: false,
+            horizontal_flip: false,
+            early_stopping_patience: None,
+            validation_fraction: default_validation_fraction(),
+            mixed_precision: false,
+            cudnn_benchmark: false,
+        }
+    }
+
+    /// True when the backbone is frozen during `epoch` (1-based).
+    pub fn backbone_frozen_in(&self, epoch: u32) -> bool {
+        match self.mode {
+            FineTuneMode::Full => false,
+            FineTuneMode::Frozen => true,
+            FineTuneMode::TwoPhase => epoch <= self.frozen_epochs,
         }
     }
 
@@ -191,6 +329,65 @@ impl TrainConfig {
                 ),
             }
         }
+        check(
+            self.mode == FineTuneMode::Full || self.weights != defaults::WEIGHTS_NONE,
+            "mode",
+            "mode frozen and two_phase need pretrained weights: with weights \"none\" the frozen backbone is random"
+                .to_string(),
+        );
+        check(
+            self.mode != FineTuneMode::TwoPhase || (1..self.epochs).contains(&self.frozen_epochs),
+            "frozen_epochs",
+            format!(
+                "frozen_epochs must be at least 1 and fewer than epochs ({}) in two_phase mode, got {}",
+                self.epochs, self.frozen_epochs
+            ),
+        );
+        check(
+            self.backbone_lr_scale.is_finite() && self.backbone_lr_scale > 0.0 && self.backbone_lr_scale <= 1.0,
+            "backbone_lr_scale",
+            format!("backbone_lr_scale must be greater than 0 and at most 1, got {}", self.backbone_lr_scale),
+        );
+        check(
+            self.weight_decay.is_finite() && (0.0..=1.0).contains(&self.weight_decay),
+            "weight_decay",
+            format!("weight_decay must be between 0 and 1, got {}", self.weight_decay),
+        );
+        check(
+            self.schedule == Schedule::OneCycle || self.warmup_epochs < self.epochs,
+            "warmup_epochs",
+            format!("warmup_epochs must be fewer than epochs ({}), got {}", self.epochs, self.warmup_epochs),
+        );
+        check(self.step_size >= 1, "step_size", format!("step_size must be at least 1, got {}", self.step_size));
+        check(
+            self.gamma.is_finite() && self.gamma > 0.0 && self.gamma <= 1.0,
+            "gamma",
+            format!("gamma must be greater than 0 and at most 1, got {}", self.gamma),
+        );
+        check(
+            self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing),
+            "label_smoothing",
+            format!("label_smoothing must be at least 0 and below 1, got {}", self.label_smoothing),
+        );
+        if let Some(norm) = self.grad_clip_norm {
+            check(
+                norm.is_finite() && norm > 0.0,
+                "grad_clip_norm",
+                format!("grad_clip_norm must be greater than 0 (or null for no clipping), got {norm}"),
+            );
+        }
+        if let Some(patience) = self.early_stopping_patience {
+            check(
+                patience >= 1,
+                "early_stopping_patience",
+                "early_stopping_patience must be at least 1 (or null to never stop early)".to_string(),
+            );
+        }
+        check(
+            self.validation_fraction.is_finite() && self.validation_fraction > 0.0 && self.validation_fraction < 1.0,
+            "validation_fraction",
+            format!("validation_fraction must be between 0 and 1, got {}", self.validation_fraction),
+        );
         check(
             (limits::MIN_INPUT_SIZE..=limits::MAX_INPUT_SIZE).contains(&self.input_size),
             "input_size",
@@ -307,6 +504,18 @@ pub struct EpochMetrics {
     pub test_accuracy: f64,
     /// Wall-clock seconds the epoch took, evaluation included.
     pub seconds: f64,
+    /// Fraction of test samples whose class is among the five most likely; only with more than 5 classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_top5_accuracy: Option<f64>,
+    /// Learning rate at the end of the epoch.
+    #[serde(default)]
+    pub lr: f64,
+    /// Test accuracy of each class, in class order.
+    #[serde(default)]
+    pub per_class_accuracy: Vec<f64>,
+    /// Test confusion matrix: `confusion[true][predicted]` counts.
+    #[serde(default)]
+    pub confusion: Vec<Vec<u32>>,
 }
 
 /// A training run as the API reports it.
@@ -356,8 +565,11 @@ pub struct BatchProgress {
 pub enum DatasetFormat {
     /// CIFAR-10's binary batches (`data_batch_1.bin` .. `test_batch.bin`, `batches.meta.txt`).
     Cifar10Binary,
-    /// `train/<class>/*.png|jpg` and `test/<class>/*`.
+    /// `train/<class>/<image>` and `test/<class>/<image>`.
     ClassFolders,
+    /// `<class>/<image>` only: each class is split into train and test by the run's
+    /// `validation_fraction`, stratified and seeded. Counts are reported for the default fraction.
+    ImageFolder,
 }
 
 /// A dataset found under the data directory.
@@ -434,6 +646,11 @@ pub enum ClientMessage {
         /// The run to stop.
         run_id: u64,
     },
+    /// Continue a stopped, interrupted or failed run from its last saved epoch.
+    ResumeRun {
+        /// The run to resume.
+        run_id: u64,
+    },
     /// Ask for a fresh [`ServerMessage::Snapshot`].
     Resync,
 }
@@ -504,6 +721,21 @@ mod tests {
             ("weights", Box::new(|c| c.weights = "a/b.safetensors".into())),
             ("weights", Box::new(|c| c.weights = "resnet.bin".into())),
             ("input_size", Box::new(|c| c.input_size = 7)),
+            ("mode", Box::new(|c| c.mode = FineTuneMode::Frozen)),
+            ("weight_decay", Box::new(|c| c.weight_decay = -0.1)),
+            ("label_smoothing", Box::new(|c| c.label_smoothing = 1.0)),
+            ("grad_clip_norm", Box::new(|c| c.grad_clip_norm = Some(0.0))),
+            ("warmup_epochs", Box::new(|c| c.warmup_epochs = 5)),
+            ("gamma", Box::new(|c| c.gamma = 0.0)),
+            ("early_stopping_patience", Box::new(|c| c.early_stopping_patience = Some(0))),
+            (
+                "frozen_epochs",
+                Box::new(|c| {
+                    c.weights = "w.safetensors".into();
+                    c.mode = FineTuneMode::TwoPhase;
+                    c.frozen_epochs = c.epochs;
+                }),
+            ),
         ];
         for (field, break_it) in cases {
             let mut config = TrainConfig::for_dataset("tiny");
@@ -531,6 +763,24 @@ mod tests {
         assert_eq!(json["batch"], 2);
         let back: ServerMessage = serde_json::from_value(json).unwrap();
         assert_eq!(back, progress);
+    }
+
+    #[test]
+    fn unknown_enum_values_are_refused() {
+        let err = serde_json::from_str::<TrainConfig>(r#"{"dataset":"d","optimizer":"lbfgs"}"#).unwrap_err();
+        assert!(err.to_string().contains("lbfgs"), "{err}");
+    }
+
+    #[test]
+    fn two_phase_freezes_only_the_first_epochs() {
+        let config = TrainConfig {
+            mode: FineTuneMode::TwoPhase,
+            frozen_epochs: 2,
+            epochs: 4,
+            ..TrainConfig::for_dataset("d")
+        };
+        let frozen: Vec<bool> = (1..=4).map(|e| config.backbone_frozen_in(e)).collect();
+        assert_eq!(frozen, [true, true, false, false]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ fn train_colors(config: &TrainConfig, data_dir: &std::path::Path) -> Vec<EpochMe
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
     };
     let mut epochs = Vec::new();
-    let outcome = train(config, &paths, Device::Cpu, &CancelFlag::default(), &mut |event| {
+    let outcome = train(config, &paths, Device::Cpu, &CancelFlag::default(), false, &mut |event| {
         if let TrainingEvent::EpochCompleted(metrics) = event {
             epochs.push(metrics);
         }
@@ -42,7 +42,7 @@ fn a_colour_dataset_is_learned_to_90_percent_test_accuracy_in_four_epochs() {
     let classifier = backend::inference::Classifier::load(&dir.path().join("run"), Device::Cpu).unwrap();
     assert_eq!(classifier.metadata.epoch, 4);
     let source = data::inspect(dir.path(), "colors").unwrap();
-    let test = data::load(&source, 32).unwrap().test;
+    let test = data::load(&source, 32, 0.2, 0).unwrap().test;
     let predictions = classifier.classify_tensor(&test.images);
     let labels = Vec::<i64>::try_from(&test.labels).unwrap();
     let right = predictions.iter().zip(&labels).filter(|(p, &label)| p[0].index as i64 == label).count();
