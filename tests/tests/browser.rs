@@ -130,11 +130,17 @@ async fn a_person_trains_a_model_from_the_page_and_classifies_an_upload() {
         browser.find(Locator::Css("table#epochs tr.epoch-row")).await.ok()
     })
     .await;
-    let row_text = row.text().await.unwrap();
-    assert!(row_text.starts_with('1'), "first column is the epoch: {row_text}");
-    assert!(row_text.contains('%'), "accuracies shown as percentages: {row_text}");
     let run = server.wait_until_finished(1).await;
     assert_eq!(run.status, shared::RunStatus::Completed);
+    let mut cells = Vec::new();
+    for cell in row.find_all(Locator::Css("td")).await.unwrap() {
+        cells.push(cell.text().await.unwrap());
+    }
+    assert_eq!(cells.len(), 6, "epoch, train loss, train acc %, test loss, test acc %, seconds: {cells:?}");
+    assert_eq!(cells[0], "1");
+    let shown_accuracy: f64 = cells[4].trim_end_matches(['%', ' ']).parse().unwrap();
+    let measured = 100.0 * run.epochs[0].test_accuracy;
+    assert!((shown_accuracy - measured).abs() <= 0.051, "page shows {shown_accuracy} %, run measured {measured} %");
     eventually("the completed badge", Duration::from_secs(10), || async {
         browser.find(Locator::Css("#runs .status-completed")).await.ok()
     })

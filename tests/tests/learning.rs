@@ -38,15 +38,16 @@ fn a_colour_dataset_is_learned_to_90_percent_test_accuracy_in_four_epochs() {
     let last = epochs.last().unwrap();
     assert!(last.test_accuracy >= 0.9, "test accuracy after 4 epochs: {:?}", epochs);
     assert!(last.train_loss < first.train_loss, "training loss fell: {epochs:?}");
-    // The saved model is the last epoch's and classifies the test split as well as training measured.
+    // The saved model is the best epoch's and classifies the test split as well as training measured.
+    let best = epochs.iter().fold(&epochs[0], |best, e| if e.test_accuracy > best.test_accuracy { e } else { best });
     let classifier = backend::inference::Classifier::load(&dir.path().join("run"), Device::Cpu).unwrap();
-    assert_eq!(classifier.metadata.epoch, 4);
+    assert_eq!(classifier.metadata.epoch, best.epoch);
     let source = data::inspect(dir.path(), "colors").unwrap();
     let test = data::load(&source, 32, 0.2, 0).unwrap().test;
     let predictions = classifier.classify_tensor(&test.images);
     let labels = Vec::<i64>::try_from(&test.labels).unwrap();
     let right = predictions.iter().zip(&labels).filter(|(p, &label)| p[0].index as i64 == label).count();
-    assert!((right as f64 / labels.len() as f64 - last.test_accuracy).abs() < 1e-9);
+    assert!((right as f64 / labels.len() as f64 - best.test_accuracy).abs() < 1e-9);
 }
 
 #[test]
@@ -62,4 +63,132 @@ fn the_same_seed_gives_bit_identical_metrics_on_the_cpu() {
     assert_eq!(first, second);
     let other_seed = strip_time(train_colors(&TrainConfig { seed: 43, ..config }, dir.path()));
     assert_ne!(first, other_seed, "the seed matters");
+}
+
+fn paths_for(data_dir: &std::path::Path, run: &str) -> TrainingPaths {
+    TrainingPaths {
+        data_dir: data_dir.to_path_buf(),
+        weights_dir: data_dir.join("weights"),
+        run_dir: data_dir.join(run),
+        cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+    }
+}
+
+#[test]
+fn a_run_stopped_and_resumed_continues_exactly_as_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 12, 4, 32);
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        seed: 9,
+        optimizer: shared::OptimizerKind::Adamw,
+        schedule: shared::Schedule::Cosine,
+        random_crop: true,
+        horizontal_flip: true,
+        ..TrainConfig::for_dataset("colors")
+    };
+    let strip_time = |m: EpochMetrics| EpochMetrics { seconds: 0.0, ..m };
+
+    let mut straight = Vec::new();
+    let paths = paths_for(dir.path(), "straight");
+    train(&config, &paths, Device::Cpu, &CancelFlag::default(), false, &mut |event| {
+        if let TrainingEvent::EpochCompleted(m) = event {
+            straight.push(strip_time(m));
+        }
+    })
+    .unwrap();
+
+    // Stop in the middle of epoch 2, then resume.
+    let paths = paths_for(dir.path(), "interrupted");
+    let cancel = CancelFlag::default();
+    let mut interrupted = Vec::new();
+    let outcome = train(&config, &paths, Device::Cpu, &cancel, false, &mut |event| match event {
+        TrainingEvent::EpochCompleted(m) => interrupted.push(strip_time(m)),
+        TrainingEvent::Progress(p) if p.epoch == 2 && p.batch >= 1 => cancel.cancel(),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(outcome, TrainOutcome::Stopped);
+    assert_eq!(interrupted.len(), 1, "only epoch 1 finished before the stop");
+    let mut first_epoch = 0;
+    let outcome = train(&config, &paths, Device::Cpu, &CancelFlag::default(), true, &mut |event| match event {
+        TrainingEvent::EpochCompleted(m) => interrupted.push(strip_time(m)),
+        TrainingEvent::Started { first_epoch: first, .. } => first_epoch = first,
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(outcome, TrainOutcome::Completed);
+    assert_eq!(first_epoch, 2, "resumed after the last finished epoch");
+    assert_eq!(interrupted, straight, "bit-identical metrics");
+}
+
+#[test]
+fn a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 2, 8, 2, 32);
+    std::fs::create_dir_all(dir.path().join("weights")).unwrap();
+    let pretrained = dir.path().join("weights/pretrained.safetensors");
+    backend::model::ResNet18::new(Device::Cpu, 1000, 5).save(&pretrained).unwrap();
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 4,
+        lr: 0.01,
+        weights: "pretrained.safetensors".into(),
+        mode: shared::FineTuneMode::Frozen,
+        ..TrainConfig::for_dataset("colors")
+    };
+    let paths = paths_for(dir.path(), "frozen");
+    train(&config, &paths, Device::Cpu, &CancelFlag::default(), false, &mut |_| {}).unwrap();
+    let before: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(&pretrained).unwrap().into_iter().collect();
+    let after: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(paths.run_dir.join("last.safetensors")).unwrap().into_iter().collect();
+    for name in ["conv1.weight", "layer3.1.bn2.weight", "bn1.running_mean", "layer4.0.bn1.running_var"] {
+        assert!(before[name].equal(&after[name]), "{name} changed in a frozen backbone");
+    }
+    let head_moved = (&after["fc.weight"].sum(tch::Kind::Float)).double_value(&[]) != 0.0;
+    assert!(head_moved);
+}
+
+#[test]
+fn early_stopping_ends_a_run_whose_test_accuracy_stops_improving() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 2, 8, 3, 32);
+    let config = TrainConfig {
+        epochs: 30,
+        batch_size: 8,
+        lr: 0.01,
+        early_stopping_patience: Some(2),
+        ..TrainConfig::for_dataset("colors")
+    };
+    let mut epochs = Vec::new();
+    let outcome = train(&config, &paths_for(dir.path(), "early"), Device::Cpu, &CancelFlag::default(), false, &mut |e| {
+        if let TrainingEvent::EpochCompleted(m) = e {
+            epochs.push(m.test_accuracy);
+        }
+    })
+    .unwrap();
+    // Accuracy can only improve so often on 6 test images: the run must stop well before 30 epochs.
+    let TrainOutcome::EarlyStopped { epoch } = outcome else { panic!("ran every epoch: {epochs:?}") };
+    assert_eq!(epoch as usize, epochs.len());
+    let best = epochs.iter().cloned().fold(0.0, f64::max);
+    let best_at = epochs.iter().position(|&a| a == best).unwrap();
+    assert_eq!(epochs.len(), best_at + 1 + 2, "stopped two epochs after the best: {epochs:?}");
+}
+
+#[test]
+fn metrics_include_top5_per_class_accuracy_and_a_confusion_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 6, 6, 3, 32);
+    let config = TrainConfig { epochs: 1, batch_size: 12, ..TrainConfig::for_dataset("colors") };
+    let metrics = train_colors(&config, dir.path()).remove(0);
+    assert_eq!(metrics.confusion.len(), 6);
+    assert_eq!(metrics.confusion.iter().flatten().sum::<u32>(), 18, "every test image counted once");
+    let right: u32 = (0..6).map(|c| metrics.confusion[c][c]).sum();
+    assert!((f64::from(right) / 18.0 - metrics.test_accuracy).abs() < 1e-12);
+    assert_eq!(metrics.per_class_accuracy.len(), 6);
+    let top5 = metrics.test_top5_accuracy.expect("top-5 with 6 classes");
+    assert!(top5 >= metrics.test_accuracy);
+    assert!(metrics.lr > 0.0);
 }

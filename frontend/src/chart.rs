@@ -1,0 +1,238 @@
+//! Geometry of the training chart: where each epoch's point goes and which ticks to label.
+//!
+//! The chart is two panels stacked in one SVG: accuracy (train and test, 0 – 100 %) on top, loss
+//! below. The x axis spans the epochs the run asked for, so the lines grow across it as training
+//! goes. Everything here is plain arithmetic; `lib.rs` turns it into SVG elements.
+
+use shared::EpochMetrics;
+
+/// Width of the SVG's view box.
+pub const WIDTH: f64 = 560.0;
+/// Height of one panel in the view box.
+pub const PANEL_HEIGHT: f64 = 210.0;
+/// Height of the SVG's view box.
+pub const HEIGHT: f64 = PANEL_HEIGHT * 2.0;
+
+const MARGIN_LEFT: f64 = 52.0;
+const MARGIN_RIGHT: f64 = 16.0;
+const MARGIN_TOP: f64 = 34.0;
+const MARGIN_BOTTOM: f64 = 38.0;
+
+/// The plotting area of one panel, in view box units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Frame {
+    /// x of the y axis.
+    pub left: f64,
+    /// y of the top of the plot.
+    pub top: f64,
+    /// Width of the plot.
+    pub width: f64,
+    /// Height of the plot.
+    pub height: f64,
+}
+
+impl Frame {
+    /// x of the right edge.
+    pub fn right(&self) -> f64 {
+        self.left + self.width
+    }
+
+    /// y of the x axis.
+    pub fn bottom(&self) -> f64 {
+        self.top + self.height
+    }
+}
+
+/// A labelled position along an axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    /// Coordinate in view box units (x for the x axis, y for the y axis).
+    pub at: f64,
+    /// Text written next to it.
+    pub label: String,
+}
+
+/// One panel: its frame, ticks, and the train and test lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    /// Heading written above the plot.
+    pub title: &'static str,
+    /// Where the plot is.
+    pub frame: Frame,
+    /// Ticks along the epoch axis.
+    pub x_ticks: Vec<Tick>,
+    /// Ticks along the value axis.
+    pub y_ticks: Vec<Tick>,
+    /// Points of the training line.
+    pub train: Vec<(f64, f64)>,
+    /// Points of the test line.
+    pub test: Vec<(f64, f64)>,
+}
+
+/// The accuracy panel (top) for these epochs of a run that asked for `planned` epochs.
+pub fn accuracy_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
+    let frame = frame_at(0.0);
+    let scale = Scale { frame, epochs: x_domain(epochs, planned), y_max: 1.0 };
+    Panel {
+        title: "Accuracy",
+        frame,
+        x_ticks: scale.x_ticks(),
+        y_ticks: (0..=4)
+            .map(|i| {
+                let value = i as f64 * 0.25;
+                Tick { at: scale.y(value), label: format!("{:.0} %", value * 100.0) }
+            })
+            .collect(),
+        train: epochs.iter().map(|m| scale.point(m.epoch, m.train_accuracy)).collect(),
+        test: epochs.iter().map(|m| scale.point(m.epoch, m.test_accuracy)).collect(),
+    }
+}
+
+/// The loss panel (bottom) for these epochs of a run that asked for `planned` epochs.
+pub fn loss_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
+    let frame = frame_at(PANEL_HEIGHT);
+    let highest = epochs
+        .iter()
+        .flat_map(|m| [m.train_loss, m.test_loss])
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let step = nice_ceiling(highest / 4.0);
+    let scale = Scale { frame, epochs: x_domain(epochs, planned), y_max: step * 4.0 };
+    Panel {
+        title: "Loss",
+        frame,
+        x_ticks: scale.x_ticks(),
+        y_ticks: (0..=4)
+            .map(|i| {
+                let value = i as f64 * step;
+                Tick { at: scale.y(value), label: trim_number(value) }
+            })
+            .collect(),
+        train: epochs.iter().map(|m| scale.point(m.epoch, m.train_loss)).collect(),
+        test: epochs.iter().map(|m| scale.point(m.epoch, m.test_loss)).collect(),
+    }
+}
+
+/// Points as the `points` attribute of an SVG polyline: `"52.0,176.0 300.0,90.5"`.
+pub fn polyline(points: &[(f64, f64)]) -> String {
+    points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" ")
+}
+
+/// The smallest of 1, 2, 2.5, 5 times a power of ten that is at least `value`; 0.25 for nothing.
+pub fn nice_ceiling(value: f64) -> f64 {
+    if !value.is_finite() || value <= 0.0 {
+        return 0.25;
+    }
+    let power = 10f64.powf(value.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|step| step * power)
+        .find(|candidate| *candidate >= value * (1.0 - 1e-9))
+        .unwrap_or(10.0 * power)
+}
+
+fn trim_number(value: f64) -> String {
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn frame_at(top: f64) -> Frame {
+    Frame {
+        left: MARGIN_LEFT,
+        top: top + MARGIN_TOP,
+        width: WIDTH - MARGIN_LEFT - MARGIN_RIGHT,
+        height: PANEL_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM,
+    }
+}
+
+fn x_domain(epochs: &[EpochMetrics], planned: u32) -> u32 {
+    epochs.iter().map(|m| m.epoch).max().unwrap_or(0).max(planned).max(1)
+}
+
+struct Scale {
+    frame: Frame,
+    epochs: u32,
+    y_max: f64,
+}
+
+impl Scale {
+    fn x(&self, epoch: u32) -> f64 {
+        if self.epochs <= 1 {
+            return self.frame.left + self.frame.width / 2.0;
+        }
+        self.frame.left + f64::from(epoch.saturating_sub(1)) / f64::from(self.epochs - 1) * self.frame.width
+    }
+
+    fn y(&self, value: f64) -> f64 {
+        let clamped = if value.is_finite() { value.clamp(0.0, self.y_max) } else { self.y_max };
+        self.frame.bottom() - clamped / self.y_max * self.frame.height
+    }
+
+    fn point(&self, epoch: u32, value: f64) -> (f64, f64) {
+        (self.x(epoch), self.y(value))
+    }
+
+    fn x_ticks(&self) -> Vec<Tick> {
+        let every = self.epochs.div_ceil(8).max(1) as usize;
+        (1..=self.epochs)
+            .step_by(every)
+            .map(|epoch| Tick { at: self.x(epoch), label: epoch.to_string() })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(epoch: u32, accuracy: f64, loss: f64) -> EpochMetrics {
+        serde_json::from_value(serde_json::json!({
+            "epoch": epoch,
+            "train_loss": loss,
+            "train_accuracy": accuracy,
+            "test_loss": loss,
+            "test_accuracy": accuracy,
+            "seconds": 1.0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn nice_ceilings_round_up_to_readable_steps() {
+        assert_eq!(nice_ceiling(0.46), 0.5);
+        assert_eq!(nice_ceiling(2.1), 2.5);
+        assert_eq!(nice_ceiling(3.0), 5.0);
+        assert_eq!(nice_ceiling(0.0), 0.25);
+        assert_eq!(nice_ceiling(1.0), 1.0);
+    }
+
+    #[test]
+    fn accuracy_spans_the_plot_from_zero_to_one() {
+        let panel = accuracy_panel(&[metrics(1, 0.0, 1.0), metrics(3, 1.0, 1.0)], 3);
+        let frame = panel.frame;
+        assert_eq!(panel.train[0], (frame.left, frame.bottom()));
+        assert_eq!(panel.train[1], (frame.right(), frame.top));
+        assert_eq!(panel.y_ticks.last().unwrap().label, "100 %");
+    }
+
+    #[test]
+    fn the_x_axis_covers_the_planned_epochs() {
+        let panel = accuracy_panel(&[metrics(1, 0.5, 1.0)], 5);
+        let labels: Vec<&str> = panel.x_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["1", "2", "3", "4", "5"]);
+        assert_eq!(panel.train[0].0, panel.frame.left);
+    }
+
+    #[test]
+    fn loss_ticks_are_round_numbers_above_the_highest_loss() {
+        let panel = loss_panel(&[metrics(1, 0.1, 2.3), metrics(2, 0.2, 1.7)], 2);
+        let labels: Vec<&str> = panel.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0", "1", "2", "3", "4"]);
+        assert!(panel.frame.top > PANEL_HEIGHT, "the loss panel sits below the accuracy panel");
+    }
+
+    #[test]
+    fn points_are_written_for_a_polyline() {
+        assert_eq!(polyline(&[(1.0, 2.0), (3.26, 4.0)]), "1.0,2.0 3.3,4.0");
+    }
+}

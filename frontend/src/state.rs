@@ -1,0 +1,236 @@
+//! The page's copy of the server's state, and the one function that changes it.
+//!
+//! [`StudioState::apply`] folds every [`ServerMessage`] into the state. It is pure, so the rules
+//! (a snapshot replaces everything, an update replaces one run, an epoch is never added twice) are
+//! tested natively without a browser.
+
+use shared::{BatchProgress, Run, RunStatus, ServerMessage};
+
+/// Everything the server has told this page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StudioState {
+    /// Every run, newest first.
+    pub runs: Vec<Run>,
+    /// Progress of the epoch in flight, if a run is training.
+    pub progress: Option<BatchProgress>,
+    /// The last command the server refused, as its sentence.
+    pub error: Option<String>,
+}
+
+impl StudioState {
+    /// Folds one message from the server into the state.
+    pub fn apply(&mut self, message: ServerMessage) {
+        match message {
+            ServerMessage::Snapshot { runs, progress } => {
+                self.runs = runs;
+                sort_newest_first(&mut self.runs);
+                self.progress = progress;
+            }
+            ServerMessage::RunUpdated { run } => {
+                if run.status.is_finished()
+                    && self.progress.as_ref().is_some_and(|p| p.run_id == run.id)
+                {
+                    self.progress = None;
+                }
+                match self.runs.iter_mut().find(|known| known.id == run.id) {
+                    Some(known) => *known = run,
+                    None => {
+                        self.runs.push(run);
+                        sort_newest_first(&mut self.runs);
+                    }
+                }
+            }
+            ServerMessage::Progress(progress) => self.progress = Some(progress),
+            ServerMessage::EpochCompleted { run_id, metrics } => {
+                // A run we do not know yet arrives with its epochs in the next update or snapshot.
+                if let Some(run) = self.runs.iter_mut().find(|run| run.id == run_id) {
+                    if !run.epochs.iter().any(|known| known.epoch == metrics.epoch) {
+                        run.epochs.push(metrics);
+                        run.epochs.sort_by_key(|m| m.epoch);
+                    }
+                }
+            }
+            ServerMessage::Error { message } => self.error = Some(message),
+        }
+    }
+
+    /// The run with this id.
+    pub fn run(&self, id: u64) -> Option<&Run> {
+        self.runs.iter().find(|run| run.id == id)
+    }
+
+    /// The run that Stop acts on: the one training, else the newest queued one.
+    pub fn stoppable_run(&self) -> Option<u64> {
+        self.runs
+            .iter()
+            .find(|run| run.status == RunStatus::Running)
+            .or_else(|| self.runs.iter().find(|run| run.status == RunStatus::Queued))
+            .map(|run| run.id)
+    }
+
+    /// The run shown in detail: `chosen` while it exists, else the newest.
+    pub fn shown_run(&self, chosen: Option<u64>) -> Option<&Run> {
+        chosen.and_then(|id| self.run(id)).or_else(|| self.runs.first())
+    }
+
+    /// The run that classifies: `chosen` while it has a model, else the newest run with one.
+    pub fn classifying_run(&self, chosen: Option<u64>) -> Option<u64> {
+        let mut with_model = self.runs.iter().filter(|run| run.has_model);
+        chosen
+            .filter(|id| self.run(*id).is_some_and(|run| run.has_model))
+            .or_else(|| with_model.next().map(|run| run.id))
+    }
+
+    /// The batch progress of `run_id`, while that run is still training.
+    pub fn progress_of(&self, run_id: u64) -> Option<&BatchProgress> {
+        let training = self.run(run_id).is_some_and(|run| !run.status.is_finished());
+        self.progress.as_ref().filter(|p| training && p.run_id == run_id)
+    }
+}
+
+fn sort_newest_first(runs: &mut [Run]) {
+    runs.sort_by_key(|run| std::cmp::Reverse(run.id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::EpochMetrics;
+
+    // Built from JSON so that fields the protocol adds later take their serde defaults here too.
+    fn run(id: u64, status: RunStatus) -> Run {
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "status": status,
+            "config": {"dataset": "tiny"},
+            "epochs": [],
+            "classes": ["cat", "dog"],
+            "created_at": 1_795_000_000 + id,
+        }))
+        .unwrap()
+    }
+
+    fn metrics(epoch: u32) -> EpochMetrics {
+        serde_json::from_value(serde_json::json!({
+            "epoch": epoch,
+            "train_loss": 1.0,
+            "train_accuracy": 0.5,
+            "test_loss": 1.1,
+            "test_accuracy": 0.4,
+            "seconds": 2.0,
+        }))
+        .unwrap()
+    }
+
+    fn progress(run_id: u64) -> BatchProgress {
+        BatchProgress { run_id, epoch: 1, batch: 3, batches: 10, loss: 0.9, images_per_second: 120.0 }
+    }
+
+    #[test]
+    fn a_snapshot_replaces_everything_and_sorts_newest_first() {
+        let mut state = StudioState { runs: vec![run(9, RunStatus::Failed)], ..Default::default() };
+        state.apply(ServerMessage::Snapshot {
+            runs: vec![run(1, RunStatus::Completed), run(2, RunStatus::Running)],
+            progress: Some(progress(2)),
+        });
+        let ids: Vec<u64> = state.runs.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [2, 1]);
+        assert_eq!(state.progress, Some(progress(2)));
+    }
+
+    #[test]
+    fn an_update_inserts_a_new_run_at_the_top_and_replaces_a_known_one() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Queued) });
+        state.apply(ServerMessage::RunUpdated { run: run(2, RunStatus::Queued) });
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        assert_eq!(state.runs.len(), 2);
+        assert_eq!(state.runs[0].id, 2);
+        assert_eq!(state.run(1).unwrap().status, RunStatus::Running);
+    }
+
+    #[test]
+    fn a_finished_run_clears_its_progress() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        state.apply(ServerMessage::Progress(progress(1)));
+        assert!(state.progress_of(1).is_some());
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Completed) });
+        assert_eq!(state.progress, None);
+    }
+
+    #[test]
+    fn an_epoch_is_added_once_in_epoch_order() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        for epoch in [2, 1, 2] {
+            state.apply(ServerMessage::EpochCompleted { run_id: 1, metrics: metrics(epoch) });
+        }
+        let epochs: Vec<u32> = state.run(1).unwrap().epochs.iter().map(|m| m.epoch).collect();
+        assert_eq!(epochs, [1, 2]);
+    }
+
+    #[test]
+    fn an_epoch_of_an_unknown_run_is_ignored() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::EpochCompleted { run_id: 5, metrics: metrics(1) });
+        assert!(state.runs.is_empty());
+    }
+
+    #[test]
+    fn a_refusal_is_kept_for_the_form() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::Error { message: "dataset does not exist".into() });
+        assert_eq!(state.error.as_deref(), Some("dataset does not exist"));
+    }
+
+    #[test]
+    fn stop_targets_the_running_run_before_the_newest_queued_one() {
+        let mut state = StudioState::default();
+        assert_eq!(state.stoppable_run(), None);
+        for r in [run(1, RunStatus::Completed), run(2, RunStatus::Queued), run(3, RunStatus::Queued)] {
+            state.apply(ServerMessage::RunUpdated { run: r });
+        }
+        assert_eq!(state.stoppable_run(), Some(3));
+        state.apply(ServerMessage::RunUpdated { run: run(2, RunStatus::Running) });
+        assert_eq!(state.stoppable_run(), Some(2));
+    }
+
+    #[test]
+    fn the_shown_run_defaults_to_the_newest() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::Snapshot {
+            runs: vec![run(1, RunStatus::Completed), run(2, RunStatus::Running)],
+            progress: None,
+        });
+        assert_eq!(state.shown_run(None).unwrap().id, 2);
+        assert_eq!(state.shown_run(Some(1)).unwrap().id, 1);
+        assert_eq!(state.shown_run(Some(42)).unwrap().id, 2);
+    }
+
+    #[test]
+    fn classification_uses_the_newest_run_with_a_model_unless_one_is_chosen() {
+        let mut with_model = run(1, RunStatus::Completed);
+        with_model.has_model = true;
+        let mut newer_with_model = run(2, RunStatus::Stopped);
+        newer_with_model.has_model = true;
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::Snapshot {
+            runs: vec![with_model, newer_with_model, run(3, RunStatus::Running)],
+            progress: None,
+        });
+        assert_eq!(state.classifying_run(None), Some(2));
+        assert_eq!(state.classifying_run(Some(1)), Some(1));
+        assert_eq!(state.classifying_run(Some(3)), Some(2));
+    }
+
+    #[test]
+    fn progress_of_another_run_is_not_shown() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        state.apply(ServerMessage::RunUpdated { run: run(2, RunStatus::Queued) });
+        state.apply(ServerMessage::Progress(progress(1)));
+        assert!(state.progress_of(2).is_none());
+        assert_eq!(state.progress_of(1).unwrap().batch, 3);
+    }
+}
