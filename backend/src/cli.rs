@@ -38,6 +38,9 @@ pub enum Command {
         /// Folder of the built page (Trunk's output).
         #[arg(long, default_value = "./dist")]
         ui_dir: PathBuf,
+        /// Access token every request must carry. Required when --host is not a loopback address.
+        #[arg(long, env = "TRANSFER_STUDIO_TOKEN")]
+        token: Option<String>,
     },
     /// Train one run headless, printing a line per epoch; the model is saved to --out.
     Train {
@@ -74,19 +77,26 @@ pub fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { host, port, data_dir, weights_dir, ui_dir } => {
+        Command::Serve { host, port, data_dir, weights_dir, ui_dir, token } => {
+            if !host.is_loopback() && token.as_deref().is_none_or(str::is_empty) {
+                bail!(
+                    "refusing to listen on {host} without --token: anyone who can reach this machine could \
+                     train and read models. Pass --token <secret> (or TRANSFER_STUDIO_TOKEN), or keep the \
+                     default 127.0.0.1"
+                );
+            }
             let mut settings = StudioSettings::new(data_dir);
             if let Some(dir) = weights_dir {
                 settings.weights_dir = dir;
             }
-            serve(SocketAddr::new(host, port), settings, ui_dir)
+            serve(SocketAddr::new(host, port), settings, ui_dir, token)
         }
         Command::Train { config, data_dir, weights_dir, out } => train(config, data_dir, weights_dir, out),
         Command::Classify { model, images } => classify(model, images),
     }
 }
 
-fn serve(address: SocketAddr, settings: StudioSettings, ui_dir: PathBuf) -> anyhow::Result<()> {
+fn serve(address: SocketAddr, settings: StudioSettings, ui_dir: PathBuf, token: Option<String>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let device = best_device();
@@ -101,13 +111,13 @@ fn serve(address: SocketAddr, settings: StudioSettings, ui_dir: PathBuf) -> anyh
             tracing::warn!("no built page in {} (run `make ui`); serving the API only", ui_dir.display());
             None
         };
-        tracing::info!(
-            "Transfer Studio on http://{} (device {}, data in {})",
-            listener.local_addr()?,
-            device_name(device),
-            settings.data_dir.display()
-        );
-        crate::server::serve(listener, studio, ui, async {
+        let link = match &token {
+            Some(token) => format!("http://{}/?token={token}", listener.local_addr()?),
+            None => format!("http://{}", listener.local_addr()?),
+        };
+        tracing::info!("Transfer Studio on {link} (device {}, data in {})", device_name(device), settings.data_dir.display());
+        let options = crate::server::ServerOptions { ui_dir: ui, token };
+        crate::server::serve(listener, studio, options, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
@@ -158,9 +168,9 @@ fn classify(model: PathBuf, images: Vec<PathBuf>) -> anyhow::Result<()> {
     let classifier = Classifier::load(&model, best_device())?;
     for path in images {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let predictions = classifier.classify(&[&bytes]).with_context(|| format!("{}", path.display()))?;
+        let predictions = classifier.classify(&[&bytes]).remove(0).with_context(|| format!("{}", path.display()))?;
         println!("{}", path.display());
-        for p in &predictions[0] {
+        for p in &predictions {
             println!("  {:>6.2}%  {}", 100.0 * p.probability, p.label);
         }
     }

@@ -404,6 +404,48 @@ fn decode_files(files: &[(i64, PathBuf)], input_size: u32) -> Result<Split, Data
     })
 }
 
+/// The original picture of test image `index`, as its file's bytes and MIME type: the file itself for
+/// folder datasets, a PNG made from the record for CIFAR. `validation_fraction` and `seed` must be the
+/// run's, so an image-folder split is the one the run used.
+pub fn test_image(
+    source: &DatasetSource,
+    validation_fraction: f64,
+    seed: u64,
+    index: usize,
+) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
+    let path = match source.info.format {
+        DatasetFormat::Cifar10Binary => {
+            let path = source.root.join(CIFAR_TEST_FILE);
+            let bytes = fs::read(&path).map_err(io_error(&path))?;
+            let Some(record) = bytes.chunks_exact(CIFAR_RECORD).nth(index) else { return Ok(None) };
+            let plane = 32 * 32;
+            let rgb: Vec<u8> = (0..plane).flat_map(|i| [record[1 + i], record[1 + plane + i], record[1 + 2 * plane + i]]).collect();
+            let image = image::RgbImage::from_raw(32, 32, rgb).expect("32x32 RGB");
+            let mut png = std::io::Cursor::new(Vec::new());
+            image.write_to(&mut png, image::ImageFormat::Png).map_err(|e| DataError::Malformed {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            return Ok(Some((png.into_inner(), "image/png")));
+        }
+        DatasetFormat::ClassFolders => labelled(list_class_folders(&source.root.join("test"))?).into_iter().nth(index),
+        DatasetFormat::ImageFolder => {
+            split_stratified(&list_class_folders(&source.root)?, validation_fraction, seed).1.into_iter().nth(index)
+        }
+    };
+    let Some((_, path)) = path else { return Ok(None) };
+    let bytes = fs::read(&path).map_err(io_error(&path))?;
+    let mime = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("webp") => "image/webp",
+        Some("bmp") => "image/bmp",
+        Some("gif") => "image/gif",
+        _ => "application/octet-stream",
+    };
+    Ok(Some((bytes, mime)))
+}
+
 /// Writes CIFAR-10 binary batches for tests and benchmarks: `per_file` records in each of the five
 /// training files and `test_count` in the test file, labels drawn from `label_of(index)`, pixels from `pixel_of`.
 pub fn write_cifar_binary(

@@ -5,6 +5,7 @@
 //! - one classifier thread keeps recently used models loaded and answers [`Engine::classify`] requests
 //!   through reply channels.
 
+use crate::images::ImageError;
 use crate::inference::{ClassifyError, Classifier};
 use crate::model::{ModelError, WEIGHTS_FILE};
 use crate::training::{self, CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
@@ -56,7 +57,7 @@ pub enum EngineEventKind {
 struct ClassifyJob {
     model_dir: PathBuf,
     images: Vec<Vec<u8>>,
-    reply: oneshot::Sender<Result<Vec<Vec<Prediction>>, ClassifyError>>,
+    reply: oneshot::Sender<Result<Vec<Result<Vec<Prediction>, ImageError>>, ClassifyError>>,
 }
 
 /// Handle to the engine threads; dropping every clone lets them finish.
@@ -94,12 +95,13 @@ impl Engine {
         let _ = self.trainer.send(job);
     }
 
-    /// Classifies `images` (encoded files) in one batch with the model saved in `model_dir`.
+    /// Classifies `images` (encoded files) in one batch with the model saved in `model_dir`; each image
+    /// gets its predictions or why it could not be read.
     pub async fn classify(
         &self,
         model_dir: PathBuf,
         images: Vec<Vec<u8>>,
-    ) -> Result<Vec<Vec<Prediction>>, ClassifyError> {
+    ) -> Result<Vec<Result<Vec<Prediction>, ImageError>>, ClassifyError> {
         let (reply, answer) = oneshot::channel();
         let _ = self.classifier.send(ClassifyJob { model_dir, images, reply });
         answer.await.unwrap_or_else(|_| {
@@ -186,7 +188,7 @@ fn run_classifier(device: Device, requests: mpsc::Receiver<ClassifyJob>) {
         }
         let (_, classifier) = &loaded[&job.model_dir];
         let images: Vec<&[u8]> = job.images.iter().map(Vec::as_slice).collect();
-        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| classifier.classify(&images)))
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Ok(classifier.classify(&images))))
             .unwrap_or_else(|panic| {
                 Err(ClassifyError::Model(ModelError::Metadata {
                     path: job.model_dir.clone(),

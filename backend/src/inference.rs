@@ -11,12 +11,9 @@ use tch::{Device, Kind, Tensor};
 /// How many classes an answer lists at most.
 pub const TOP_K: usize = 5;
 
-/// Why an image could not be classified.
+/// Why images could not be classified at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
-    /// The upload is not a usable image.
-    #[error(transparent)]
-    Image(#[from] ImageError),
     /// The model could not be loaded.
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -39,18 +36,23 @@ impl Classifier {
         Ok(Classifier { model, metadata })
     }
 
-    /// Decodes each image and classifies them all in one batch. The answer for each image is its top
-    /// classes (at most [`TOP_K`]), most likely first.
-    pub fn classify(&self, images: &[&[u8]]) -> Result<Vec<Vec<Prediction>>, ClassifyError> {
+    /// Decodes each image and classifies the readable ones in one batch. The answer for each image is its
+    /// top classes (at most [`TOP_K`]), most likely first, or why it could not be read.
+    pub fn classify(&self, images: &[&[u8]]) -> Vec<Result<Vec<Prediction>, ImageError>> {
         let side = self.metadata.input_size;
-        let mut pixels = Vec::with_capacity(images.len() * 3 * (side * side) as usize);
-        for bytes in images {
-            pixels.extend(decode_to_chw(bytes, side)?);
+        let decoded: Vec<Result<Vec<u8>, ImageError>> = images.iter().map(|bytes| decode_to_chw(bytes, side)).collect();
+        let pixels: Vec<u8> = decoded.iter().filter_map(|d| d.as_ref().ok()).flatten().copied().collect();
+        let readable = decoded.iter().filter(|d| d.is_ok()).count() as i64;
+        let mut answers = if readable == 0 {
+            Vec::new()
+        } else {
+            let side = side as i64;
+            let device = self.model.vs.device();
+            let batch = Tensor::from_slice(&pixels).view([readable, 3, side, side]).to_device(device);
+            self.classify_tensor(&batch)
         }
-        let side = side as i64;
-        let device = self.model.vs.device();
-        let batch = Tensor::from_slice(&pixels).view([images.len() as i64, 3, side, side]).to_device(device);
-        Ok(self.classify_tensor(&batch))
+        .into_iter();
+        decoded.into_iter().map(|d| d.map(|_| answers.next().unwrap_or_default())).collect()
     }
 
     /// Classifies `u8` images `[B, 3, H, W]` already at the model's input size.

@@ -27,3 +27,4 @@ pub mod server;
 pub mod store;
 pub mod studio;
 pub mod training;
+pub mod upload;

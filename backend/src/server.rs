@@ -13,6 +13,7 @@ use serde::Deserialize;
 use shared::{ClientMessage, ErrorBody, HealthResponse, RunCreated, ServerMessage};
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tower_http::services::{ServeDir, ServeFile};
@@ -22,6 +23,10 @@ use tower_http::trace::TraceLayer;
 const JSON_BODY_LIMIT: usize = 64 * 1024;
 /// Largest image accepted for classification.
 pub const IMAGE_BODY_LIMIT: usize = 20 * 1024 * 1024;
+/// Largest multipart body of images classified together.
+pub const BATCH_BODY_LIMIT: usize = 100 * 1024 * 1024;
+/// Most images classified in one batch request.
+pub const MAX_BATCH_IMAGES: usize = 64;
 
 /// An error at the HTTP boundary: a status and a sentence.
 #[derive(Debug)]
@@ -39,13 +44,12 @@ impl ApiError {
 impl From<StudioError> for ApiError {
     fn from(error: StudioError) -> Self {
         let status = match &error {
-            StudioError::InvalidConfig(_) | StudioError::Classify(crate::inference::ClassifyError::Image(_)) => {
-                StatusCode::BAD_REQUEST
-            }
-            StudioError::RunNotFound(_) => StatusCode::NOT_FOUND,
-            StudioError::AlreadyFinished { .. } | StudioError::NoModel(_) | StudioError::NotResumable { .. } => {
-                StatusCode::CONFLICT
-            }
+            StudioError::InvalidConfig(_) | StudioError::Image(_) => StatusCode::BAD_REQUEST,
+            StudioError::RunNotFound(_) | StudioError::TestImageNotFound { .. } => StatusCode::NOT_FOUND,
+            StudioError::AlreadyFinished { .. }
+            | StudioError::NoModel(_)
+            | StudioError::NoModelAtAll
+            | StudioError::NotResumable { .. } => StatusCode::CONFLICT,
             StudioError::Classify(_) | StudioError::Store(_) | StudioError::DataDir { .. } => {
                 tracing::error!("request failed: {error}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -63,17 +67,78 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The whole application: API, WebSocket and, when `ui_dir` is given, the built page at `/`.
-pub fn app(studio: Studio, ui_dir: Option<PathBuf>) -> Router {
+/// How the web layer is set up.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Folder of the built page served at `/`; without it only the API is served.
+    pub ui_dir: Option<PathBuf>,
+    /// When set, every request must carry it (see [`require_token`]).
+    pub token: Option<String>,
+}
+
+/// Name of the cookie that carries the access token after the first visit.
+const TOKEN_COOKIE: &str = "studio_token";
+
+/// Refuses requests without the access token. It is accepted as `Authorization: Bearer <token>`, as a
+/// `token=` query parameter (the link printed at start-up; the answer then sets an HttpOnly cookie so
+/// the page's own requests and WebSocket carry it), or as that cookie.
+async fn require_token(
+    State(token): State<Arc<String>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|cookies| {
+        cookies.split(';').find_map(|c| c.trim().strip_prefix(TOKEN_COOKIE).and_then(|v| v.strip_prefix('=')))
+    });
+    let query = request
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")))
+        .map(str::to_string);
+    let matches = |candidate: Option<&str>| candidate.is_some_and(|c| constant_time_eq(c.as_bytes(), token.as_bytes()));
+    if matches(bearer) || matches(cookie) {
+        return next.run(request).await;
+    }
+    if matches(query.as_deref()) {
+        let mut response = next.run(request).await;
+        let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+        if let Ok(value) = cookie.parse() {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        return response;
+    }
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "this studio requires its access token: open the link printed when the server started, or send Authorization: Bearer <token>",
+    )
+    .into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The whole application: API, WebSocket and, when `options.ui_dir` is given, the built page at `/`.
+pub fn app(studio: Studio, options: ServerOptions) -> Router {
+    let ServerOptions { ui_dir, token } = options;
     let api = Router::new()
         .route("/api/health", get(health))
-        .route("/api/datasets", get(datasets))
+        .route("/api/datasets", get(datasets).post(upload_dataset).layer(DefaultBodyLimit::disable()))
         .route("/api/weights", get(weights))
         .route("/api/runs", get(list_runs).post(create_run))
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/stop", post(stop_run))
         .route("/api/runs/{id}/resume", post(resume_run))
+        .route("/api/runs/{id}/checkpoint", get(download_checkpoint))
+        .route("/api/runs/{id}/test-images", get(test_images))
+        .route("/api/runs/{id}/test-images/{index}/image", get(test_image))
         .route("/api/classify", post(classify).layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT)))
+        .route("/api/classify/batch", post(classify_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
         .route("/ws", get(websocket))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
@@ -86,17 +151,22 @@ pub fn app(studio: Studio, ui_dir: Option<PathBuf>) -> Router {
         }
         None => api,
     };
-    router.with_state(studio).layer(TraceLayer::new_for_http())
+    let router = router.with_state(studio);
+    let router = match token {
+        Some(token) => router.layer(axum::middleware::from_fn_with_state(Arc::new(token), require_token)),
+        None => router,
+    };
+    router.layer(TraceLayer::new_for_http())
 }
 
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     studio: Studio,
-    ui_dir: Option<PathBuf>,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(studio, ui_dir)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(studio, options)).with_graceful_shutdown(shutdown).await
 }
 
 async fn api_not_found(uri: axum::http::Uri) -> ApiError {
@@ -116,6 +186,67 @@ async fn datasets(State(studio): State<Studio>) -> ApiResult<Json<Vec<shared::Da
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(found))
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    name: Option<String>,
+}
+
+/// Streams a zip to a temporary file in the data folder (never whole into memory), refusing it past
+/// the configured size, then unpacks it as a dataset.
+async fn upload_dataset(
+    State(studio): State<Studio>,
+    Query(query): Query<UploadQuery>,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    use tokio::io::AsyncWriteExt;
+    let name = query.name.ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "query parameter name (the new dataset's folder name) is required")
+    })?;
+    shared::check_file_name(&name).map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, format!("name {why}")))?;
+    let internal = |e: std::io::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("could not store the upload: {e}"));
+    let partial = studio.settings().data_dir.join(format!(".upload-{name}.zip.partial"));
+    let mut file = tokio::fs::File::create(&partial).await.map_err(internal)?;
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    let limit = studio.settings().max_dataset_upload;
+    let streamed: ApiResult<()> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the upload broke off: {e}")))?;
+            received += chunk.len() as u64;
+            if received > limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("dataset zips are limited to {} MB", limit / 1_000_000),
+                ));
+            }
+            file.write_all(&chunk).await.map_err(internal)?;
+        }
+        file.flush().await.map_err(internal)
+    }
+    .await;
+    drop(file);
+    if let Err(error) = streamed {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(error);
+    }
+    let data_dir = studio.settings().data_dir.clone();
+    let installed = {
+        let partial = partial.clone();
+        tokio::task::spawn_blocking(move || crate::upload::install_zip_dataset(&data_dir, &name, &partial)).await
+    };
+    let _ = tokio::fs::remove_file(&partial).await;
+    let info = installed.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.map_err(|e| {
+        let status = match e {
+            crate::upload::UploadError::Exists(_) => StatusCode::CONFLICT,
+            crate::upload::UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            crate::upload::UploadError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.to_string())
+    })?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
 async fn weights(State(studio): State<Studio>) -> Json<Vec<String>> {
@@ -159,14 +290,73 @@ async fn classify(
     Query(query): Query<ClassifyQuery>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<shared::ClassifyResponse>> {
-    let run_id = query.run.ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "query parameter run (the id of a trained run) is required")
-    })?;
     if body.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "the request body is empty: send the image's bytes"));
     }
-    let mut answers = studio.classify(run_id, vec![body.to_vec()]).await?;
-    Ok(Json(answers.remove(0)))
+    Ok(Json(studio.classify_one(query.run, body.to_vec()).await?))
+}
+
+async fn classify_batch(
+    State(studio): State<Studio>,
+    Query(query): Query<ClassifyQuery>,
+    mut multipart: axum::extract::Multipart,
+) -> ApiResult<Json<shared::ClassifyBatchResponse>> {
+    let bad_request = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let mut images = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(|e| bad_request(format!("malformed upload: {e}")))? {
+        if field.name() != Some("images") {
+            continue;
+        }
+        if images.len() == MAX_BATCH_IMAGES {
+            return Err(bad_request(format!("at most {MAX_BATCH_IMAGES} images can be classified in one request")));
+        }
+        let name = field.file_name().unwrap_or("image").to_string();
+        let bytes = field.bytes().await.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the upload is larger than {} MB", BATCH_BODY_LIMIT / 1024 / 1024),
+            ),
+            _ => bad_request(format!("malformed upload: {e}")),
+        })?;
+        images.push((name, bytes.to_vec()));
+    }
+    if images.is_empty() {
+        return Err(bad_request("no images: send multipart/form-data with one or more parts named \"images\"".into()));
+    }
+    Ok(Json(studio.classify_batch(query.run, images).await?))
+}
+
+async fn download_checkpoint(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResult<Response> {
+    let path = studio.checkpoint_file(id)?;
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("could not read the checkpoint: {e}")))?;
+    let disposition = format!("attachment; filename=\"run-{id}-resnet18.safetensors\"");
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes)
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct TestImagesQuery {
+    actual: Option<usize>,
+    predicted: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn test_images(
+    State(studio): State<Studio>,
+    Path(id): Path<u64>,
+    Query(query): Query<TestImagesQuery>,
+) -> ApiResult<Json<Vec<shared::TestImage>>> {
+    let limit = query.limit.unwrap_or(24).min(500);
+    Ok(Json(studio.test_images(id, query.actual, query.predicted, limit)?))
+}
+
+async fn test_image(State(studio): State<Studio>, Path((id, index)): Path<(u64, usize)>) -> ApiResult<Response> {
+    let (bytes, mime) = tokio::task::spawn_blocking(move || studio.test_image(id, index))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
 }
 
 /// True when a WebSocket upgrade comes from a page served by this server (or from a non-browser client,

@@ -8,7 +8,10 @@ use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob}
 use crate::inference::ClassifyError;
 use crate::store::{Store, StoreError};
 use crate::training::{CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
-use shared::{BatchProgress, ClassifyResponse, DatasetInfo, Run, RunStatus, ServerMessage, TrainConfig};
+use shared::{
+    BatchProgress, ClassifyBatchResponse, ClassifyResponse, DatasetInfo, ImageClassification, Run, RunStatus,
+    ServerMessage, TestImage, TrainConfig,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +23,8 @@ use tokio::sync::{broadcast, mpsc};
 const EVENT_BUFFER: usize = 256;
 /// File name of the run history database inside the data directory.
 pub const DATABASE_FILE: &str = "studio.db";
+/// Default largest dataset zip accepted over HTTP.
+pub const MAX_DATASET_UPLOAD: u64 = 2 * 1024 * 1024 * 1024;
 /// Folder inside the data directory holding one folder per run.
 pub const RUNS_FOLDER: &str = "runs";
 
@@ -32,13 +37,20 @@ pub struct StudioSettings {
     pub weights_dir: PathBuf,
     /// Where `cifar10` is downloaded from when missing.
     pub cifar10: DownloadSource,
+    /// Largest dataset zip accepted over HTTP, in bytes.
+    pub max_dataset_upload: u64,
 }
 
 impl StudioSettings {
     /// Settings for `data_dir`, with weights in `data_dir/weights` and CIFAR-10's official source.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
-        StudioSettings { weights_dir: data_dir.join("weights"), data_dir, cifar10: DownloadSource::cifar10() }
+        StudioSettings {
+            weights_dir: data_dir.join("weights"),
+            data_dir,
+            cifar10: DownloadSource::cifar10(),
+            max_dataset_upload: MAX_DATASET_UPLOAD,
+        }
     }
 }
 
@@ -66,6 +78,20 @@ pub enum StudioError {
         id: u64,
         /// Its status.
         status: &'static str,
+    },
+    /// No run has a model yet.
+    #[error("no run has a trained model yet: train one first")]
+    NoModelAtAll,
+    /// The image could not be read.
+    #[error(transparent)]
+    Image(#[from] crate::images::ImageError),
+    /// No such test image.
+    #[error("run {run_id}'s dataset has no test image {index}")]
+    TestImageNotFound {
+        /// The run.
+        run_id: u64,
+        /// The index asked for.
+        index: usize,
     },
     /// The run has not saved a model yet.
     #[error("run {0} has no trained model yet: wait until it finishes an epoch")]
@@ -300,14 +326,73 @@ impl Studio {
         Ok(run)
     }
 
-    /// Classifies images with a run's saved model, all in one batch.
-    pub async fn classify(&self, run_id: u64, images: Vec<Vec<u8>>) -> Result<Vec<ClassifyResponse>, StudioError> {
+    /// The run to classify with: `run_id`, or else the newest run with a model.
+    fn model_run(&self, run_id: Option<u64>) -> Result<Run, StudioError> {
+        let run = match run_id {
+            Some(id) => self.run(id)?,
+            None => self.runs()?.into_iter().find(|run| run.has_model).ok_or(StudioError::NoModelAtAll)?,
+        };
+        if run.has_model { Ok(run) } else { Err(StudioError::NoModel(run.id)) }
+    }
+
+    /// Classifies one image with a run's best model (or the newest run's, without `run_id`).
+    pub async fn classify_one(&self, run_id: Option<u64>, image: Vec<u8>) -> Result<ClassifyResponse, StudioError> {
+        let run = self.model_run(run_id)?;
+        let mut answers = self.0.engine.classify(self.run_dir(run.id), vec![image]).await?;
+        let predictions = answers.pop().expect("one answer per image")?;
+        Ok(ClassifyResponse { run_id: run.id, predictions })
+    }
+
+    /// Classifies named images in one batch; unreadable ones get an error of their own.
+    pub async fn classify_batch(
+        &self,
+        run_id: Option<u64>,
+        images: Vec<(String, Vec<u8>)>,
+    ) -> Result<ClassifyBatchResponse, StudioError> {
+        let run = self.model_run(run_id)?;
+        let (names, bytes): (Vec<String>, Vec<Vec<u8>>) = images.into_iter().unzip();
+        let answers = self.0.engine.classify(self.run_dir(run.id), bytes).await?;
+        let results = names
+            .into_iter()
+            .zip(answers)
+            .map(|(name, answer)| match answer {
+                Ok(predictions) => ImageClassification { name, predictions, error: None },
+                Err(error) => ImageClassification { name, predictions: Vec::new(), error: Some(error.to_string()) },
+            })
+            .collect();
+        Ok(ClassifyBatchResponse { run_id: run.id, results })
+    }
+
+    /// The best model file of a run, for download.
+    pub fn checkpoint_file(&self, run_id: u64) -> Result<PathBuf, StudioError> {
+        let run = self.model_run(Some(run_id))?;
+        Ok(self.run_dir(run.id).join(crate::model::WEIGHTS_FILE))
+    }
+
+    /// The best model's test images, highest loss first, optionally only those of one confusion cell.
+    pub fn test_images(
+        &self,
+        run_id: u64,
+        actual: Option<usize>,
+        predicted: Option<usize>,
+        limit: usize,
+    ) -> Result<Vec<TestImage>, StudioError> {
+        let run = self.model_run(Some(run_id))?;
+        let mut samples = crate::training::load_test_predictions(&self.run_dir(run.id)).unwrap_or_default();
+        samples.retain(|s| actual.is_none_or(|a| s.actual == a) && predicted.is_none_or(|p| s.predicted == p));
+        samples.sort_by(|a, b| b.loss.total_cmp(&a.loss));
+        samples.truncate(limit);
+        Ok(samples)
+    }
+
+    /// The picture of test image `index` of a run's dataset, with its MIME type.
+    pub fn test_image(&self, run_id: u64, index: usize) -> Result<(Vec<u8>, &'static str), StudioError> {
         let run = self.run(run_id)?;
-        if !run.has_model {
-            return Err(StudioError::NoModel(run_id));
-        }
-        let answers = self.0.engine.classify(self.run_dir(run_id), images).await?;
-        Ok(answers.into_iter().map(|predictions| ClassifyResponse { run_id, predictions }).collect())
+        let missing = || StudioError::TestImageNotFound { run_id, index };
+        let source = data::inspect(&self.0.settings.data_dir, &run.config.dataset).map_err(|_| missing())?;
+        data::test_image(&source, run.config.validation_fraction, run.config.seed, index)
+            .map_err(|e| StudioError::InvalidConfig(e.to_string()))?
+            .ok_or_else(missing)
     }
 
     fn on_engine_event(&self, event: EngineEvent) {

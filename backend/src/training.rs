@@ -17,7 +17,7 @@ use crate::model::{normalize, ModelError, ModelMetadata, ResNet18, WEIGHTS_FILE}
 use crate::optim::{Optimizer, Rule};
 use crate::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
-use shared::{EpochMetrics, FineTuneMode, OptimizerKind, TrainConfig};
+use shared::{EpochMetrics, FineTuneMode, OptimizerKind, TestImage, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -296,7 +296,7 @@ pub fn train(
             test_top5_accuracy: evaluation.top5_accuracy,
             lr,
             per_class_accuracy: evaluation.per_class_accuracy(),
-            confusion: evaluation.confusion,
+            confusion: evaluation.confusion.clone(),
         };
         state.epoch = epoch;
         let improved = epoch == 1 || state.best_epoch == 0 || metrics.test_accuracy > state.best_accuracy;
@@ -308,6 +308,9 @@ pub fn train(
             state.epochs_without_improvement += 1;
         }
         save_checkpoint(&model, &optimizer, &dataset.classes, config, &state, improved, &paths.run_dir)?;
+        if improved {
+            save_test_predictions(&paths.run_dir, &evaluation.samples)?;
+        }
         emit(TrainingEvent::EpochCompleted(metrics));
         if improved {
             emit(TrainingEvent::ModelSaved { epoch });
@@ -378,6 +381,8 @@ pub struct Evaluation {
     pub top5_accuracy: Option<f64>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<u32>>,
+    /// Every sample in split order: true class, predicted class and loss.
+    pub samples: Vec<TestImage>,
 }
 
 impl Evaluation {
@@ -403,6 +408,7 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
         accuracy: 0.0,
         top5_accuracy: (classes > 5).then_some(0.0),
         confusion: vec![vec![0; classes as usize]; classes as usize],
+        samples: Vec::new(),
     };
     if count == 0 {
         return empty;
@@ -412,13 +418,18 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
         let mut top5 = Tensor::zeros([], (Kind::Int64, device));
         let mut confusion = Tensor::zeros([classes * classes], (Kind::Int64, device));
+        let mut sample_losses = Vec::new();
+        let mut sample_predictions = Vec::new();
         for start in (0..count).step_by(EVAL_BATCH as usize) {
             let len = EVAL_BATCH.min(count - start);
             let images = normalize(&split.images.narrow(0, start, len), mean, std); // [B, 3, H, W]
             let labels = split.labels.narrow(0, start, len); // [B]
             let logits = model.forward_t(&images, false).to_kind(Kind::Float); // [B, classes]
-            loss_sum += logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double);
+            let losses = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::None, -100, 0.0); // [B]
+            loss_sum += losses.sum(Kind::Double);
             let predicted = logits.argmax(-1, false); // [B]
+            sample_losses.push(losses);
+            sample_predictions.push(predicted.shallow_clone());
             confusion += (&labels * classes + predicted).bincount::<Tensor>(None, classes * classes);
             if classes > 5 {
                 let (_, best5) = logits.topk(5, -1, true, false); // [B, 5]
@@ -429,7 +440,19 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
         let confusion: Vec<Vec<u32>> =
             confusion.chunks(classes as usize).map(|row| row.iter().map(|&c| c as u32).collect()).collect();
         let right: u32 = (0..classes as usize).map(|c| confusion[c][c]).sum();
+        let losses = Vec::<f32>::try_from(Tensor::cat(&sample_losses, 0).to_device(Device::Cpu)).unwrap_or_default();
+        let predictions = Vec::<i64>::try_from(Tensor::cat(&sample_predictions, 0).to_device(Device::Cpu)).unwrap_or_default();
+        let labels = Vec::<i64>::try_from(split.labels.to_device(Device::Cpu)).unwrap_or_default();
+        let samples = (0..losses.len())
+            .map(|index| TestImage {
+                index,
+                actual: labels[index] as usize,
+                predicted: predictions[index] as usize,
+                loss: f64::from(losses[index]),
+            })
+            .collect();
         Evaluation {
+            samples,
             loss: loss_sum.double_value(&[]) / count as f64,
             accuracy: f64::from(right) / count as f64,
             top5_accuracy: (classes > 5).then(|| top5.int64_value(&[]) as f64 / count as f64),
@@ -482,6 +505,20 @@ fn save_checkpoint(
 }
 
 /// Loads the last checkpoint in `run_dir` into `model` and `optimizer`; `None` when there is none yet.
+/// What the best model predicted for every test image, for the confusion-matrix and high-loss views.
+pub const TEST_PREDICTIONS_FILE: &str = "test_predictions.json";
+
+fn save_test_predictions(run_dir: &Path, samples: &[TestImage]) -> Result<(), ModelError> {
+    let path = run_dir.join(TEST_PREDICTIONS_FILE);
+    let json = serde_json::to_vec(samples).expect("test images serialise");
+    crate::model::write_atomically(&path, &json).map_err(|e| ModelError::Metadata { path, why: e.to_string() })
+}
+
+/// Reads what the best model of the run in `run_dir` predicted for each test image.
+pub fn load_test_predictions(run_dir: &Path) -> Option<Vec<TestImage>> {
+    serde_json::from_slice(&std::fs::read(run_dir.join(TEST_PREDICTIONS_FILE)).ok()?).ok()
+}
+
 fn restore_checkpoint(
     run_dir: &Path,
     model: &mut ResNet18,

@@ -403,7 +403,8 @@ impl TrainConfig {
 }
 
 /// Checks that `name` is a plain file or folder name: it can never point outside its folder.
-fn check_file_name(name: &str) -> Result<(), String> {
+/// The error completes a sentence that starts with what the name is for ("dataset must not be empty").
+pub fn check_file_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".into());
     }
@@ -605,6 +606,40 @@ pub struct ClassifyResponse {
     pub run_id: u64,
     /// At most five predictions, highest probability first.
     pub predictions: Vec<Prediction>,
+}
+
+/// One image's answer within [`ClassifyBatchResponse`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageClassification {
+    /// The uploaded file's name.
+    pub name: String,
+    /// Top classes, most likely first; empty when the image could not be read.
+    pub predictions: Vec<Prediction>,
+    /// Why this image could not be classified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Answer to `POST /api/classify/batch`: every uploaded image, in upload order, classified as one batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifyBatchResponse {
+    /// The run whose model answered.
+    pub run_id: u64,
+    /// One entry per uploaded image.
+    pub results: Vec<ImageClassification>,
+}
+
+/// A test image as the best model of a run saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestImage {
+    /// Position in the test split; `GET /api/runs/{id}/test-images/{index}/image` serves the picture.
+    pub index: usize,
+    /// True class index.
+    pub actual: usize,
+    /// Predicted class index.
+    pub predicted: usize,
+    /// Cross-entropy of this image.
+    pub loss: f64,
 }
 
 /// Answer to `GET /api/health`.

@@ -162,8 +162,8 @@ async fn classify_refuses_unknown_runs_and_non_images() {
     let client = reqwest::Client::new();
     let unknown = client.post(server.url("/api/classify?run=42")).body(png_bytes([1, 2, 3], 8, 0)).send().await.unwrap();
     assert!(error_of(unknown, StatusCode::NOT_FOUND).await.contains("run 42 does not exist"));
-    let missing = client.post(server.url("/api/classify")).body(png_bytes([1, 2, 3], 8, 0)).send().await.unwrap();
-    assert!(error_of(missing, StatusCode::BAD_REQUEST).await.contains("run"));
+    let no_model = client.post(server.url("/api/classify")).body(png_bytes([1, 2, 3], 8, 0)).send().await.unwrap();
+    assert!(error_of(no_model, StatusCode::CONFLICT).await.contains("no run has a trained model yet"));
 
     let id = create_run(&server, json!({"dataset": "colors", "epochs": 1})).await;
     assert_eq!(server.wait_until_finished(id).await.status, RunStatus::Completed);
@@ -331,4 +331,179 @@ async fn history_survives_a_restart_and_unknown_routes_answer_404_in_json() {
     assert_eq!(classify.status(), StatusCode::OK, "the saved model still classifies");
     let missing = reqwest::get(reopened.url("/api/nothing-here")).await.unwrap();
     assert!(error_of(missing, StatusCode::NOT_FOUND).await.contains("/api/nothing-here"));
+}
+
+async fn trained_server(classes: usize) -> (TestServer, u64) {
+    let server = server_with_dataset(classes).await;
+    let id = create_run(&server, json!({"dataset": "colors", "epochs": 1})).await;
+    assert_eq!(server.wait_until_finished(id).await.status, RunStatus::Completed);
+    (server, id)
+}
+
+#[tokio::test]
+async fn several_images_are_classified_in_one_request_each_with_its_own_answer() {
+    let (server, id) = trained_server(6).await;
+    let part = |name: &str, bytes: Vec<u8>| reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
+    let form = reqwest::multipart::Form::new()
+        .part("images", part("red.png", png_bytes(COLOR_CLASSES[3].1, 32, 1)))
+        .part("images", part("notes.jpg", b"just text".to_vec()))
+        .part("images", part("blue.png", png_bytes(COLOR_CLASSES[1].1, 90, 2)));
+    let response = reqwest::Client::new().post(server.url("/api/classify/batch")).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: shared::ClassifyBatchResponse = response.json().await.unwrap();
+    assert_eq!(answer.run_id, id, "without ?run the newest run with a model answers");
+    let names: Vec<&str> = answer.results.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["red.png", "notes.jpg", "blue.png"]);
+    assert_eq!(answer.results[0].predictions.len(), 5);
+    assert!(answer.results[1].predictions.is_empty());
+    assert!(answer.results[1].error.as_deref().unwrap().contains("not a PNG"));
+    assert_eq!(answer.results[2].predictions.len(), 5);
+
+    let empty = reqwest::Client::new()
+        .post(server.url(&format!("/api/classify/batch?run={id}")))
+        .multipart(reqwest::multipart::Form::new().text("other", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert!(error_of(empty, StatusCode::BAD_REQUEST).await.contains("no images"));
+}
+
+#[tokio::test]
+async fn an_image_claiming_huge_dimensions_is_refused_with_400() {
+    let (server, id) = trained_server(2).await;
+    let mut bytes = png_bytes([1, 2, 3], 4, 0);
+    bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let response = reqwest::Client::new().post(server.url(&format!("/api/classify?run={id}"))).body(bytes).send().await.unwrap();
+    let message = error_of(response, StatusCode::BAD_REQUEST).await;
+    assert!(message.contains("100000x100000") || message.contains("could not be decoded"), "{message}");
+    let oversized = vec![0u8; backend::server::IMAGE_BODY_LIMIT + 1];
+    let response = reqwest::Client::new().post(server.url(&format!("/api/classify?run={id}"))).body(oversized).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let health = reqwest::get(server.url("/api/health")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK, "still serving");
+}
+
+#[tokio::test]
+async fn the_best_checkpoint_downloads_and_test_images_are_listed_by_confusion_cell() {
+    let (server, id) = trained_server(3).await;
+    let response = reqwest::get(server.url(&format!("/api/runs/{id}/checkpoint"))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let disposition = response.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert!(disposition.contains(&format!("run-{id}-resnet18.safetensors")), "{disposition}");
+    let file = tempfile::Builder::new().suffix(".safetensors").tempfile().unwrap();
+    std::fs::write(file.path(), response.bytes().await.unwrap()).unwrap();
+    let tensors = tch::Tensor::read_safetensors(file.path()).unwrap();
+    assert!(tensors.iter().any(|(name, t)| name == "fc.weight" && t.size() == [3, 512]));
+
+    let run: Run = reqwest::get(server.url(&format!("/api/runs/{id}"))).await.unwrap().json().await.unwrap();
+    let confusion = &run.epochs[0].confusion;
+    let all: Vec<shared::TestImage> =
+        reqwest::get(server.url(&format!("/api/runs/{id}/test-images?limit=100"))).await.unwrap().json().await.unwrap();
+    assert_eq!(all.len(), 12, "every test image");
+    assert!(all.windows(2).all(|w| w[0].loss >= w[1].loss), "highest loss first");
+    let (actual, predicted) = (all[0].actual, all[0].predicted);
+    let cell: Vec<shared::TestImage> = reqwest::get(server.url(&format!(
+        "/api/runs/{id}/test-images?actual={actual}&predicted={predicted}&limit=100"
+    )))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(cell.len() as u32, confusion[actual][predicted], "the cell holds as many images as the matrix counts");
+    let image = reqwest::get(server.url(&format!("/api/runs/{id}/test-images/{}/image", cell[0].index))).await.unwrap();
+    assert_eq!(image.headers()["content-type"], "image/png");
+    let picture = image::load_from_memory(&image.bytes().await.unwrap()).unwrap();
+    assert_eq!((picture.width(), picture.height()), (32, 32));
+    let missing = reqwest::get(server.url(&format!("/api/runs/{id}/test-images/999/image"))).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+fn zip_dataset(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in entries {
+        zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_zip_of_class_folders_uploaded_over_http_becomes_a_trainable_dataset() {
+    let server = TestServer::start_with(tempfile::tempdir().unwrap(), |s| s.max_dataset_upload = 200_000, None).await;
+    let mut entries = Vec::new();
+    for (class, color) in &COLOR_CLASSES[..2] {
+        for i in 0..4 {
+            entries.push((format!("{class}/{i}.png"), png_bytes(*color, 16, i)));
+        }
+    }
+    let body = zip_dataset(&entries);
+    let upload = |name: &str, body: Vec<u8>| reqwest::Client::new().post(server.url(&format!("/api/datasets?name={name}"))).body(body).send();
+    let response = upload("shapes", body.clone()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let info: DatasetInfo = response.json().await.unwrap();
+    assert_eq!((info.format, info.classes.clone()), (DatasetFormat::ImageFolder, vec!["black".to_string(), "blue".to_string()]));
+    assert_eq!(info.train_count + info.test_count, 8);
+    let again = upload("shapes", body).await.unwrap();
+    assert!(error_of(again, StatusCode::CONFLICT).await.contains("already exists"));
+    let traversal = zip_dataset(&[("../../../escape.png".into(), png_bytes([0, 0, 0], 8, 0))]);
+    assert!(error_of(upload("evil", traversal).await.unwrap(), StatusCode::BAD_REQUEST).await.contains("unsafe path"));
+    let too_big = upload("big", vec![0u8; 300_000]).await.unwrap();
+    assert!(error_of(too_big, StatusCode::PAYLOAD_TOO_LARGE).await.contains("limited to"));
+    assert!(error_of(upload("..", b"x".to_vec()).await.unwrap(), StatusCode::BAD_REQUEST).await.starts_with("name"));
+    let id = create_run(&server, json!({"dataset": "shapes", "epochs": 1, "validation_fraction": 0.25})).await;
+    let run = server.wait_until_finished(id).await;
+    assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+    let leftovers: Vec<String> = std::fs::read_dir(server.data.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "no partial uploads left: {leftovers:?}");
+}
+
+#[tokio::test]
+async fn a_stopped_run_resumes_from_its_last_epoch_and_finishes() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 16, 4, 32);
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let id = create_run(&server, json!({"dataset": "colors", "epochs": 6, "batch_size": 4})).await;
+    server.wait_for_run(id, Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
+    reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/stop"))).send().await.unwrap();
+    let stopped = server.wait_until_finished(id).await;
+    assert_eq!(stopped.status, RunStatus::Stopped);
+    let done_before = stopped.epochs.len();
+    assert!(done_before < 6);
+    let response = reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/resume"))).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let finished = server.wait_until_finished(id).await;
+    assert_eq!(finished.status, RunStatus::Completed, "{finished:?}");
+    assert_eq!(finished.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(finished.epochs[..done_before], stopped.epochs[..], "earlier epochs kept as they were");
+    let again = reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/resume"))).send().await.unwrap();
+    assert!(error_of(again, StatusCode::CONFLICT).await.contains("completed"));
+}
+
+#[tokio::test]
+async fn with_a_token_every_request_needs_it_and_the_link_sets_a_cookie() {
+    let options = backend::server::ServerOptions { ui_dir: None, token: Some("s3cret".into()) };
+    let server = TestServer::start_with_options(tempfile::tempdir().unwrap(), |_| {}, options).await;
+    let client = reqwest::Client::new();
+    let refused = client.get(server.url("/api/runs")).send().await.unwrap();
+    assert!(error_of(refused, StatusCode::UNAUTHORIZED).await.contains("access token"));
+    let wrong = client.get(server.url("/api/runs")).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(client.get(server.url("/api/runs")).bearer_auth("s3cret").send().await.unwrap().status(), StatusCode::OK);
+    let via_link = client.get(server.url("/api/health?token=s3cret")).send().await.unwrap();
+    assert_eq!(via_link.status(), StatusCode::OK);
+    let cookie = via_link.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let with_cookie = client.get(server.url("/api/runs")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(with_cookie.status(), StatusCode::OK);
+    let ws = server.url("/ws").replace("http://", "ws://");
+    assert!(tokio_tungstenite::connect_async(ws.clone()).await.is_err(), "WebSocket without the token is refused");
+    let mut request = ws.into_client_request().unwrap();
+    request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(request).await.is_ok());
 }

@@ -46,6 +46,15 @@ impl TestServer {
 
     /// A server over `data`, with settings adjusted by `adjust` and the page served from `ui_dir`.
     pub async fn start_with(data: TempDir, adjust: impl FnOnce(&mut StudioSettings), ui_dir: Option<PathBuf>) -> Self {
+        Self::start_with_options(data, adjust, backend::server::ServerOptions { ui_dir, token: None }).await
+    }
+
+    /// A server over `data` with every web option given.
+    pub async fn start_with_options(
+        data: TempDir,
+        adjust: impl FnOnce(&mut StudioSettings),
+        options: backend::server::ServerOptions,
+    ) -> Self {
         let mut settings = StudioSettings::new(data.path());
         // Tests never reach beyond this machine: a closed local port stands for "no network".
         settings.cifar10 = DownloadSource { url: "http://127.0.0.1:9/cifar-10-binary.tar.gz".into(), md5: "0".repeat(32) };
@@ -56,7 +65,7 @@ impl TestServer {
         let (shutdown, stopped) = oneshot::channel::<()>();
         let served = studio.clone();
         tokio::spawn(async move {
-            backend::server::serve(listener, served, ui_dir, async {
+            backend::server::serve(listener, served, options, async {
                 let _ = stopped.await;
             })
             .await
