@@ -11,6 +11,7 @@ run: build
 	$(ENV) ./target/release/transfer-studio serve --ui-dir dist $(ARGS)
 
 test: setup-test ui
+	$(ENV) cargo build --release -p transfer-studio
 	$(ENV) cargo test --release --workspace --exclude frontend
 	$(ENV) cargo test --release -p frontend --lib
 
