@@ -35,6 +35,10 @@ const CIFAR_TEST_FILE: &str = "test_batch.bin";
 const CIFAR_META_FILE: &str = "batches.meta.txt";
 /// The folder name CIFAR-10's archive unpacks to.
 pub const CIFAR_BIN_FOLDER: &str = "cifar-10-batches-bin";
+/// The folder name CIFAR-100's binary archive unpacks to.
+pub const CIFAR100_BIN_FOLDER: &str = "cifar-100-binary";
+/// CIFAR-100's record: coarse label, fine label, then the 3x32x32 planes.
+const CIFAR100_RECORD: usize = 2 + 3 * 32 * 32;
 /// File extensions read in class-folder datasets.
 const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "gif"];
 /// Held-out fraction used to report the counts of an image-folder dataset.
@@ -155,6 +159,11 @@ pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> 
             return inspect_cifar(name, root);
         }
     }
+    for root in [folder.join(CIFAR100_BIN_FOLDER), folder.clone()] {
+        if root.join("fine_label_names.txt").is_file() && root.join("test.bin").is_file() {
+            return inspect_cifar100(name, root);
+        }
+    }
     if folder.join("train").is_dir() {
         return inspect_class_folders(name, folder);
     }
@@ -179,25 +188,37 @@ pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> 
     })
 }
 
-fn inspect_cifar(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
-    let meta_path = root.join(CIFAR_META_FILE);
-    let meta = fs::read_to_string(&meta_path).map_err(io_error(&meta_path))?;
-    let classes: Vec<String> =
-        meta.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+fn read_class_names(path: &Path) -> Result<Vec<String>, DataError> {
+    let text = fs::read_to_string(path).map_err(io_error(path))?;
+    let classes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if classes.is_empty() {
-        return Err(DataError::Malformed { path: meta_path, why: "no class names".into() });
+        return Err(DataError::Malformed { path: path.to_path_buf(), why: "no class names".into() });
     }
-    let count = |file: &str| -> Result<usize, DataError> {
-        let path = root.join(file);
-        let len = fs::metadata(&path).map_err(io_error(&path))?.len() as usize;
-        if len % CIFAR_RECORD != 0 {
-            return Err(DataError::Malformed {
-                path,
-                why: format!("size {len} is not a multiple of the {CIFAR_RECORD}-byte record"),
-            });
-        }
-        Ok(len / CIFAR_RECORD)
-    };
+    Ok(classes)
+}
+
+fn count_records(path: &Path, record: usize) -> Result<usize, DataError> {
+    let len = fs::metadata(path).map_err(io_error(path))?.len() as usize;
+    if len % record != 0 {
+        return Err(DataError::Malformed {
+            path: path.to_path_buf(),
+            why: format!("size {len} is not a multiple of the {record}-byte record"),
+        });
+    }
+    Ok(len / record)
+}
+
+fn inspect_cifar100(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
+    let classes = read_class_names(&root.join("fine_label_names.txt"))?;
+    let train_count = count_records(&root.join("train.bin"), CIFAR100_RECORD)?;
+    let test_count = count_records(&root.join("test.bin"), CIFAR100_RECORD)?;
+    let info = DatasetInfo { name: name.to_string(), format: DatasetFormat::Cifar100Binary, classes, train_count, test_count };
+    Ok(DatasetSource { info, root })
+}
+
+fn inspect_cifar(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
+    let classes = read_class_names(&root.join(CIFAR_META_FILE))?;
+    let count = |file: &str| count_records(&root.join(file), CIFAR_RECORD);
     let mut train_count = 0;
     for file in CIFAR_TRAIN_FILES {
         train_count += count(file)?;
@@ -314,8 +335,16 @@ pub fn load(source: &DatasetSource, input_size: u32, validation_fraction: f64, s
         DatasetFormat::Cifar10Binary => {
             let train_paths: Vec<PathBuf> =
                 CIFAR_TRAIN_FILES.iter().map(|f| source.root.join(f)).collect();
-            let train = load_cifar_records(&train_paths, source.info.classes.len())?;
-            let test = load_cifar_records(&[source.root.join(CIFAR_TEST_FILE)], source.info.classes.len())?;
+            let classes = source.info.classes.len();
+            let train = load_cifar_records(&train_paths, classes, CIFAR_RECORD, 0)?;
+            let test = load_cifar_records(&[source.root.join(CIFAR_TEST_FILE)], classes, CIFAR_RECORD, 0)?;
+            (resize_split(train, input_size), resize_split(test, input_size))
+        }
+        DatasetFormat::Cifar100Binary => {
+            let classes = source.info.classes.len();
+            // The fine label is the second byte of each record.
+            let train = load_cifar_records(&[source.root.join("train.bin")], classes, CIFAR100_RECORD, 1)?;
+            let test = load_cifar_records(&[source.root.join("test.bin")], classes, CIFAR100_RECORD, 1)?;
             (resize_split(train, input_size), resize_split(test, input_size))
         }
         DatasetFormat::ClassFolders => (
@@ -330,12 +359,13 @@ pub fn load(source: &DatasetSource, input_size: u32, validation_fraction: f64, s
     Ok(Dataset { classes: source.info.classes.clone(), train, test })
 }
 
-/// Reads CIFAR binary batch files as whole byte buffers and splits them with tensor ops.
-fn load_cifar_records(paths: &[PathBuf], num_classes: usize) -> Result<Split, DataError> {
+/// Reads CIFAR binary files of `record`-byte records (labels first, the label used at byte `label_at`,
+/// pixels in the last 3072 bytes) as whole byte buffers and splits them with tensor ops.
+fn load_cifar_records(paths: &[PathBuf], num_classes: usize, record: usize, label_at: i64) -> Result<Split, DataError> {
     let mut bytes = Vec::new();
     for path in paths {
         let mut file_bytes = fs::read(path).map_err(io_error(path))?;
-        if file_bytes.len() % CIFAR_RECORD != 0 {
+        if file_bytes.len() % record != 0 {
             return Err(DataError::Malformed {
                 path: path.clone(),
                 why: "size is not a whole number of records".into(),
@@ -343,10 +373,11 @@ fn load_cifar_records(paths: &[PathBuf], num_classes: usize) -> Result<Split, Da
         }
         bytes.append(&mut file_bytes);
     }
-    let records = (bytes.len() / CIFAR_RECORD) as i64;
-    let table = Tensor::from_slice(&bytes).view([records, CIFAR_RECORD as i64]); // [N, 3073] u8
-    let labels = table.select(1, 0).to_kind(Kind::Int64); // [N]
-    let images = table.narrow(1, 1, 3 * CIFAR_SIDE * CIFAR_SIDE).reshape([records, 3, CIFAR_SIDE, CIFAR_SIDE]);
+    let records = (bytes.len() / record) as i64;
+    let pixels = 3 * CIFAR_SIDE * CIFAR_SIDE;
+    let table = Tensor::from_slice(&bytes).view([records, record as i64]); // [N, record] u8
+    let labels = table.select(1, label_at).to_kind(Kind::Int64); // [N]
+    let images = table.narrow(1, record as i64 - pixels, pixels).reshape([records, 3, CIFAR_SIDE, CIFAR_SIDE]);
     if records > 0 && labels.max().int64_value(&[]) >= num_classes as i64 {
         return Err(DataError::Malformed {
             path: paths[0].clone(),
@@ -414,12 +445,18 @@ pub fn test_image(
     index: usize,
 ) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
     let path = match source.info.format {
-        DatasetFormat::Cifar10Binary => {
-            let path = source.root.join(CIFAR_TEST_FILE);
+        DatasetFormat::Cifar10Binary | DatasetFormat::Cifar100Binary => {
+            let (file, size) = if source.info.format == DatasetFormat::Cifar10Binary {
+                (CIFAR_TEST_FILE, CIFAR_RECORD)
+            } else {
+                ("test.bin", CIFAR100_RECORD)
+            };
+            let path = source.root.join(file);
             let bytes = fs::read(&path).map_err(io_error(&path))?;
-            let Some(record) = bytes.chunks_exact(CIFAR_RECORD).nth(index) else { return Ok(None) };
+            let Some(record) = bytes.chunks_exact(size).nth(index) else { return Ok(None) };
             let plane = 32 * 32;
-            let rgb: Vec<u8> = (0..plane).flat_map(|i| [record[1 + i], record[1 + plane + i], record[1 + 2 * plane + i]]).collect();
+            let px = &record[size - 3 * plane..];
+            let rgb: Vec<u8> = (0..plane).flat_map(|i| [px[i], px[plane + i], px[2 * plane + i]]).collect();
             let image = image::RgbImage::from_raw(32, 32, rgb).expect("32x32 RGB");
             let mut png = std::io::Cursor::new(Vec::new());
             image.write_to(&mut png, image::ImageFormat::Png).map_err(|e| DataError::Malformed {
@@ -547,6 +584,31 @@ mod tests {
         assert_eq!(data.train.len(), 9);
         let again = load(&source, 32, 0.4, 1).unwrap();
         assert!(again.test.images.equal(&data.test.images), "the same seed holds out the same images");
+    }
+
+    #[test]
+    fn cifar100_binary_uses_the_fine_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("c100").join(CIFAR100_BIN_FOLDER);
+        fs::create_dir_all(&root).unwrap();
+        let fine: Vec<String> = (0..100).map(|i| format!("class{i}")).collect();
+        fs::write(root.join("fine_label_names.txt"), fine.join("\n")).unwrap();
+        let record = |coarse: u8, label: u8, value: u8| {
+            let mut r = vec![coarse, label];
+            r.extend(vec![value; 3072]);
+            r
+        };
+        fs::write(root.join("train.bin"), [record(1, 42, 7), record(2, 99, 8)].concat()).unwrap();
+        fs::write(root.join("test.bin"), record(3, 5, 9)).unwrap();
+        let source = inspect(dir.path(), "c100").unwrap();
+        assert_eq!(source.info.format, DatasetFormat::Cifar100Binary);
+        assert_eq!((source.info.classes.len(), source.info.train_count, source.info.test_count), (100, 2, 1));
+        let data = load(&source, 32, 0.2, 0).unwrap();
+        assert_eq!(Vec::<i64>::try_from(&data.train.labels).unwrap(), [42, 99]);
+        assert_eq!(data.train.images.int64_value(&[1, 2, 31, 31]), 8);
+        let (png, mime) = test_image(&source, 0.2, 0, 0).unwrap().unwrap();
+        assert_eq!(mime, "image/png");
+        assert_eq!(image::load_from_memory(&png).unwrap().to_rgb8().get_pixel(0, 0).0, [9, 9, 9]);
     }
 
     #[test]

@@ -566,6 +566,8 @@ pub struct BatchProgress {
 pub enum DatasetFormat {
     /// CIFAR-10's binary batches (`data_batch_1.bin` .. `test_batch.bin`, `batches.meta.txt`).
     Cifar10Binary,
+    /// CIFAR-100's binary files (`train.bin`, `test.bin`, `fine_label_names.txt`); the 100 fine labels.
+    Cifar100Binary,
     /// `train/<class>/<image>` and `test/<class>/<image>`.
     ClassFolders,
     /// `<class>/<image>` only: each class is split into train and test by the run's
