@@ -42,11 +42,29 @@ pub enum Command {
         #[arg(long, env = "TRANSFER_STUDIO_TOKEN")]
         token: Option<String>,
     },
-    /// Train one run headless, printing a line per epoch; the model is saved to --out.
+    /// Train one run headless with a progress bar and a line per epoch; the model is saved to --out.
     Train {
-        /// A JSON training config, the same format `POST /api/runs` takes.
+        /// A JSON training config, the same format `POST /api/runs` takes. Flags below override it.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// Dataset folder name (required without --config).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Epochs to train.
+        #[arg(long)]
+        epochs: Option<u32>,
+        /// Images per step.
+        #[arg(long)]
+        batch_size: Option<u32>,
+        /// Learning rate.
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Starting weights: "none" or a file in the weights folder.
+        #[arg(long)]
+        weights: Option<String>,
         /// Folder of datasets.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
@@ -91,7 +109,26 @@ pub fn main() -> anyhow::Result<()> {
             }
             serve(SocketAddr::new(host, port), settings, ui_dir, token)
         }
-        Command::Train { config, data_dir, weights_dir, out } => train(config, data_dir, weights_dir, out),
+        Command::Train { config, dataset, epochs, batch_size, lr, seed, weights, data_dir, weights_dir, out } => {
+            let mut config = match config {
+                Some(path) => {
+                    let json = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    Studio::parse_config(&json)?
+                }
+                None => shared::TrainConfig::for_dataset(
+                    dataset.clone().context("give --config run.json or --dataset NAME")?,
+                ),
+            };
+            if let Some(dataset) = dataset {
+                config.dataset = dataset;
+            }
+            config.epochs = epochs.unwrap_or(config.epochs);
+            config.batch_size = batch_size.unwrap_or(config.batch_size);
+            config.lr = lr.unwrap_or(config.lr);
+            config.seed = seed.unwrap_or(config.seed);
+            config.weights = weights.unwrap_or(config.weights);
+            train(config, data_dir, weights_dir, out)
+        }
         Command::Classify { model, images } => classify(model, images),
     }
 }
@@ -125,9 +162,7 @@ fn serve(address: SocketAddr, settings: StudioSettings, ui_dir: PathBuf, token: 
     })
 }
 
-fn train(config: PathBuf, data_dir: PathBuf, weights_dir: Option<PathBuf>, out: PathBuf) -> anyhow::Result<()> {
-    let json = std::fs::read(&config).with_context(|| format!("reading {}", config.display()))?;
-    let config = Studio::parse_config(&json)?;
+fn train(config: shared::TrainConfig, data_dir: PathBuf, weights_dir: Option<PathBuf>, out: PathBuf) -> anyhow::Result<()> {
     config.validate()?;
     let device = best_device();
     let paths = TrainingPaths {
@@ -137,26 +172,38 @@ fn train(config: PathBuf, data_dir: PathBuf, weights_dir: Option<PathBuf>, out: 
         cifar10: crate::download::DownloadSource::cifar10(),
     };
     println!("training on {} with {}", device_name(device), serde_json::to_string(&config)?);
+    let bar = indicatif::ProgressBar::hidden();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}  eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     let outcome = training::train(&config, &paths, device, &CancelFlag::default(), false, &mut |event| match event {
-        TrainingEvent::Note(note) => println!("{note}"),
+        TrainingEvent::Note(note) => bar.suspend(|| println!("{note}")),
         TrainingEvent::Started { classes, train_count, test_count, .. } => {
-            println!("{} classes, {train_count} training and {test_count} test images", classes.len())
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.suspend(|| println!("{} classes, {train_count} training and {test_count} test images", classes.len()))
         }
-        TrainingEvent::Progress(p) => eprint!(
-            "\repoch {} batch {}/{} loss {:.4} {:.0} img/s   ",
-            p.epoch, p.batch, p.batches, p.loss, p.images_per_second
-        ),
-        TrainingEvent::EpochCompleted(m) => eprintln!(
-            "\repoch {:>3}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  {:.1}s",
-            m.epoch,
-            m.train_loss,
-            100.0 * m.train_accuracy,
-            m.test_loss,
-            100.0 * m.test_accuracy,
-            m.seconds
-        ),
-        TrainingEvent::ModelSaved { .. } => {}
+        TrainingEvent::Progress(p) => {
+            bar.set_prefix(p.epoch.to_string());
+            bar.set_length(u64::from(p.batches));
+            bar.set_position(u64::from(p.batch));
+            bar.set_message(format!("loss {:.4}  {:.0} img/s", p.loss, p.images_per_second));
+        }
+        TrainingEvent::EpochCompleted(m) => bar.suspend(|| {
+            println!(
+                "epoch {:>3}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  {:.1}s",
+                m.epoch,
+                m.train_loss,
+                100.0 * m.train_accuracy,
+                m.test_loss,
+                100.0 * m.test_accuracy,
+                m.seconds
+            )
+        }),
+        TrainingEvent::ModelSaved { epoch } => bar.suspend(|| println!("best model so far: epoch {epoch}")),
     })?;
+    bar.finish_and_clear();
     if outcome == TrainOutcome::Stopped {
         bail!("training stopped before the last epoch");
     }

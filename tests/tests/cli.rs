@@ -1,0 +1,54 @@
+//! The command line: `train` runs the engine headless and `classify` uses what it saved.
+
+mod common;
+
+use std::process::Command;
+
+fn binary() -> std::path::PathBuf {
+    let binary = common::workspace_root().join("target/release/transfer-studio");
+    assert!(binary.is_file(), "{} is missing: run `cargo build --release -p transfer-studio`", binary.display());
+    binary
+}
+
+#[test]
+fn train_then_classify_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 8, 2, 32);
+    let config = dir.path().join("run.json");
+    std::fs::write(&config, r#"{"dataset": "colors", "epochs": 1, "batch_size": 8}"#).unwrap();
+    let model = dir.path().join("model");
+    let output = Command::new(binary())
+        .args(["train", "--config"])
+        .arg(&config)
+        .args(["--epochs", "2", "--data-dir"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("epoch   2  train loss"), "a line per epoch, the flag overriding the file: {stdout}");
+    assert!(model.join("model.safetensors").is_file() && model.join("model.json").is_file());
+
+    let image = dir.path().join("green.png");
+    std::fs::write(&image, common::png_bytes(common::COLOR_CLASSES[2].1, 40, 1)).unwrap();
+    let output = Command::new(binary()).args(["classify", "--model"]).arg(&model).arg(&image).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "the file name, then all 3 classes: {stdout}");
+    assert!(lines[1..].iter().all(|l| l.contains('%')));
+
+    let bad = Command::new(binary()).args(["train", "--dataset", "colors", "--lr=-1", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("lr must be greater than 0"));
+}
+
+#[test]
+fn serving_beyond_loopback_without_a_token_is_refused() {
+    let output = Command::new(binary()).args(["serve", "--host", "0.0.0.0", "--port", "0"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("without --token"));
+}
