@@ -35,6 +35,9 @@ pub enum ModelError {
         /// The cause.
         source: tch::TchError,
     },
+    /// A PyTorch checkpoint (`.pth`/`.pt`) could not be read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::pth::PthError),
     /// A tensor the model needs is absent from the weights file.
     #[error("{path} has no tensor \"{name}\": is it a torchvision ResNet-18 state dict?")]
     MissingTensor {
@@ -178,8 +181,9 @@ impl ResNet18 {
         self.forward_parts(images, train)
     }
 
-    /// Copies every backbone tensor (all but `fc.*`) from a torchvision ResNet-18 state dict in
-    /// safetensors format; the head keeps its fresh initialisation. Returns how many tensors were loaded.
+    /// Copies every backbone tensor (all but `fc.*`) from a torchvision ResNet-18 state dict, in
+    /// safetensors format or a PyTorch `.pth`/`.pt` checkpoint (see [`crate::pth`]); the head keeps its
+    /// fresh initialisation. Returns how many tensors were loaded.
     pub fn load_backbone(&mut self, path: &Path) -> Result<usize, ModelError> {
         let tensors = read_tensors(path)?;
         let mut loaded = 0;
@@ -196,7 +200,7 @@ impl ResNet18 {
         Ok(loaded)
     }
 
-    /// Loads a whole saved model (backbone and head) from a safetensors file.
+    /// Loads a whole saved model (backbone and head) from a safetensors file or a `.pth`/`.pt` state dict.
     pub fn load_all(&mut self, path: &Path) -> Result<(), ModelError> {
         let tensors = read_tensors(path)?;
         tch::no_grad(|| {
@@ -222,8 +226,12 @@ fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
     if !path.is_file() {
         return Err(ModelError::MissingFile(path.to_path_buf()));
     }
-    let tensors = Tensor::read_safetensors(path)
-        .map_err(|source| ModelError::Torch { path: path.to_path_buf(), source })?;
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let tensors = match extension.as_deref() {
+        Some("pth" | "pt") => crate::pth::read_state_dict(path)?,
+        _ => Tensor::read_safetensors(path)
+            .map_err(|source| ModelError::Torch { path: path.to_path_buf(), source })?,
+    };
     Ok(tensors.into_iter().collect())
 }
 

@@ -220,7 +220,7 @@ impl Studio {
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| name.ends_with(".safetensors"))
+            .filter(|name| [".safetensors", ".pth", ".pt"].iter().any(|ext| name.ends_with(ext)))
             .collect();
         files.sort();
         files
@@ -251,7 +251,11 @@ impl Studio {
             Err(data::DataError::NotFound(_)) if config.dataset == CIFAR10_NAME => {}
             Err(error) => return Err(StudioError::InvalidConfig(error.to_string())),
         }
-        if config.weights != shared::defaults::WEIGHTS_NONE && !settings.weights_dir.join(&config.weights).is_file() {
+        // "imagenet" needs no file: training finds or downloads it (crate::pretrained).
+        if config.weights != shared::defaults::WEIGHTS_NONE
+            && config.weights != shared::defaults::WEIGHTS_IMAGENET
+            && !settings.weights_dir.join(&config.weights).is_file()
+        {
             return Err(StudioError::InvalidConfig(format!(
                 "weights file \"{}\" is not in the weights folder {}",
                 config.weights,

@@ -132,6 +132,9 @@ pub enum TrainError {
     /// Weights could not be loaded or the model saved.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The `"imagenet"` weights are neither on disk nor downloadable.
+    #[error(transparent)]
+    Pretrained(#[from] crate::pretrained::PretrainedError),
     /// The loss stopped being a number: the learning rate is likely too high.
     #[error("the training loss became {value} in epoch {epoch}; try a lower learning rate")]
     NonFiniteLoss {
@@ -208,7 +211,13 @@ pub fn train(
         }
         None => {
             if config.weights != shared::defaults::WEIGHTS_NONE {
-                let loaded = model.load_backbone(&paths.weights_dir.join(&config.weights))?;
+                let file = if config.weights == shared::defaults::WEIGHTS_IMAGENET {
+                    let source = crate::pretrained::PretrainedSource::imagenet_resnet18();
+                    crate::pretrained::resolve(&paths.weights_dir, &source, &mut |note| emit(TrainingEvent::Note(note)))?
+                } else {
+                    paths.weights_dir.join(&config.weights)
+                };
+                let loaded = model.load_backbone(&file)?;
                 emit(TrainingEvent::Note(format!("loaded {loaded} backbone tensors from {}", config.weights)));
             }
             LoopState::default()

@@ -29,6 +29,8 @@ pub mod defaults {
     pub const INPUT_SIZE: u32 = 32;
     /// Weights value meaning "random initialisation".
     pub const WEIGHTS_NONE: &str = "none";
+    /// Weights value meaning torchvision's ImageNet ResNet-18 (`resnet18-f37072fd.pth`), fetched when missing.
+    pub const WEIGHTS_IMAGENET: &str = "imagenet";
 }
 
 /// Bounds that [`TrainConfig::validate`] enforces.
@@ -131,8 +133,9 @@ pub struct TrainConfig {
     /// Seed for initialisation and shuffling; the same seed gives the same run on CPU.
     #[serde(default)]
     pub seed: u64,
-    /// `"none"` for random initialisation, or the file name of a `.safetensors` torchvision
-    /// ResNet-18 state dict in the weights folder.
+    /// `"none"` for random initialisation, `"imagenet"` for torchvision's ImageNet ResNet-18, or the
+    /// file name of a torchvision ResNet-18 state dict in the weights folder (`.safetensors`, or a
+    /// `torch.save` checkpoint `.pth`/`.pt`).
     #[serde(default = "default_weights")]
     pub weights: String,
     /// Images are resized to `input_size` x `input_size` when the dataset is decoded.
@@ -316,14 +319,15 @@ impl TrainConfig {
             "momentum",
             format!("momentum must be at least 0 and below 1, got {}", self.momentum),
         );
-        if self.weights != defaults::WEIGHTS_NONE {
+        if self.weights != defaults::WEIGHTS_NONE && self.weights != defaults::WEIGHTS_IMAGENET {
             match check_file_name(&self.weights) {
                 Err(why) => check(false, "weights", format!("weights {why}")),
                 Ok(()) => check(
-                    self.weights.ends_with(".safetensors"),
+                    [".safetensors", ".pth", ".pt"].iter().any(|ext| self.weights.ends_with(ext)),
                     "weights",
                     format!(
-                        "weights must be \"none\" or a .safetensors file in the weights folder, got \"{}\"",
+                        "weights must be \"none\", \"imagenet\" or a .safetensors, .pth or .pt file in the weights \
+                         folder, got \"{}\"",
                         self.weights
                     ),
                 ),
@@ -745,6 +749,15 @@ mod tests {
     }
 
     #[test]
+    fn weights_may_be_imagenet_or_a_safetensors_pth_or_pt_file() {
+        for weights in ["none", "imagenet", "w.safetensors", "resnet18-f37072fd.pth", "ckpt.pt"] {
+            let mut config = TrainConfig::for_dataset("tiny");
+            config.weights = weights.into();
+            assert!(config.validate().is_ok(), "{weights}");
+        }
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
             ("epochs", Box::new(|c| c.epochs = 0)),
@@ -757,6 +770,8 @@ mod tests {
             ("dataset", Box::new(|c| c.dataset = String::new())),
             ("weights", Box::new(|c| c.weights = "a/b.safetensors".into())),
             ("weights", Box::new(|c| c.weights = "resnet.bin".into())),
+            ("weights", Box::new(|c| c.weights = "a/b.pth".into())),
+            ("weights", Box::new(|c| c.weights = "ImageNet".into())),
             ("input_size", Box::new(|c| c.input_size = 7)),
             ("mode", Box::new(|c| c.mode = FineTuneMode::Frozen)),
             ("weight_decay", Box::new(|c| c.weight_decay = -0.1)),

@@ -1,0 +1,224 @@
+//! The `"imagenet"` weights value: torchvision's `ResNet18_Weights.IMAGENET1K_V1`, published as
+//! `resnet18-f37072fd.pth`.
+//!
+//! [`resolve`] finds the file, in order: in the weights folder under its published name (put there by
+//! hand, e.g. on a machine without network); in the weights folder's `.cache/`; else it downloads it into
+//! that cache, streamed to a temporary file and renamed into place once its checksum passed, so an
+//! interrupted or corrupt download leaves nothing behind.
+
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The weights value that selects torchvision's ImageNet ResNet-18.
+pub const IMAGENET: &str = "imagenet";
+/// torchvision's file name for ImageNet ResNet-18 (IMAGENET1K_V1).
+pub const RESNET18_FILE: &str = "resnet18-f37072fd.pth";
+/// torchvision's official address for it.
+pub const RESNET18_URL: &str = "https://download.pytorch.org/models/resnet18-f37072fd.pth";
+/// The start of the file's SHA-256, as torchvision's file name carries it.
+pub const RESNET18_SHA256_PREFIX: &str = "f37072fd";
+/// Folder under the weights folder that downloads are kept in.
+pub const CACHE_FOLDER: &str = ".cache";
+/// Least time between two progress notes.
+const NOTE_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest download accepted.
+const MAX_BYTES: u64 = 1 << 30;
+
+/// A pretrained weights file: its name, where to download it and the checksum it must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PretrainedSource {
+    /// File name in the weights folder and in its cache.
+    pub file_name: String,
+    /// HTTP(S) address to download it from.
+    pub url: String,
+    /// Lower-case hex the file's SHA-256 must start with.
+    ///
+    /// torchvision publishes only the first 8 hex digits of each file's SHA-256, in its name
+    /// (`resnet18-f37072fd.pth`), and `torch.hub.download_url_to_file` checks nothing more than that
+    /// prefix; so this check is that prefix too, not the full digest.
+    pub sha256_prefix: String,
+    /// What the file is, for messages.
+    pub description: String,
+}
+
+impl PretrainedSource {
+    /// torchvision's ImageNet ResNet-18 from its official address.
+    pub fn imagenet_resnet18() -> Self {
+        PretrainedSource {
+            file_name: RESNET18_FILE.into(),
+            url: RESNET18_URL.into(),
+            sha256_prefix: RESNET18_SHA256_PREFIX.into(),
+            description: "torchvision's ImageNet ResNet-18".into(),
+        }
+    }
+
+    /// The same file from another address (a mirror, or a local server in tests).
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+}
+
+/// Why the pretrained weights are not available.
+#[derive(Debug, thiserror::Error)]
+pub enum PretrainedError {
+    /// The download failed (no network, server error).
+    #[error(
+        "could not download {file} from {url} ({why}). Without network, put {file} ({description}) in {weights_dir}"
+    )]
+    Fetch {
+        /// The file name.
+        file: String,
+        /// What the file is.
+        description: String,
+        /// The address tried.
+        url: String,
+        /// The cause.
+        why: String,
+        /// Where the file can be put by hand.
+        weights_dir: PathBuf,
+    },
+    /// The download arrived but its SHA-256 does not start with the published prefix.
+    #[error(
+        "the file downloaded from {url} has SHA-256 {found}, which does not start with {expected}; it was discarded"
+    )]
+    Checksum {
+        /// The address.
+        url: String,
+        /// The full SHA-256 computed.
+        found: String,
+        /// The prefix required.
+        expected: String,
+    },
+    /// Writing the file failed.
+    #[error("could not store {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// The path of `source`'s file: `weights_dir/<file>`, else `weights_dir/.cache/<file>`, else downloaded
+/// into the cache. `note` receives progress sentences.
+pub fn resolve(
+    weights_dir: &Path,
+    source: &PretrainedSource,
+    note: &mut dyn FnMut(String),
+) -> Result<PathBuf, PretrainedError> {
+    let local = weights_dir.join(&source.file_name);
+    if local.is_file() {
+        return Ok(local);
+    }
+    let cached = weights_dir.join(CACHE_FOLDER).join(&source.file_name);
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    download(weights_dir, source, &cached, note)?;
+    Ok(cached)
+}
+
+fn download(
+    weights_dir: &Path,
+    source: &PretrainedSource,
+    target: &Path,
+    note: &mut dyn FnMut(String),
+) -> Result<(), PretrainedError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PretrainedError::Io { path, source }
+    };
+    let cache = target.parent().expect("cache file has a folder");
+    fs::create_dir_all(cache).map_err(io(cache))?;
+    let partial = cache.join(format!(".{}.partial", source.file_name));
+    let fetch_error = |why: String| PretrainedError::Fetch {
+        file: source.file_name.clone(),
+        description: source.description.clone(),
+        url: source.url.clone(),
+        why,
+        weights_dir: weights_dir.to_path_buf(),
+    };
+
+    note(format!("downloading {} from {}", source.file_name, source.url));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut response = agent.get(&source.url).call().map_err(|e| fetch_error(e.to_string()))?;
+    let total: Option<u64> =
+        response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let mut body = response.body_mut().with_config().limit(MAX_BYTES).reader();
+    let result = (|| {
+        let mut file = fs::File::create(&partial).map_err(io(&partial))?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut received: u64 = 0;
+        let mut last_note = Instant::now();
+        loop {
+            let n = body.read(&mut buffer).map_err(|e| fetch_error(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            file.write_all(&buffer[..n]).map_err(io(&partial))?;
+            received += n as u64;
+            if last_note.elapsed() >= NOTE_INTERVAL {
+                last_note = Instant::now();
+                note(match total {
+                    Some(total) => format!("downloading {}: {}%", source.file_name, received * 100 / total.max(1)),
+                    None => format!("downloading {}: {} MB", source.file_name, received / 1_000_000),
+                });
+            }
+        }
+        file.sync_all().map_err(io(&partial))?;
+        let found = hex::encode(hasher.finalize());
+        if !found.starts_with(&source.sha256_prefix.to_ascii_lowercase()) {
+            return Err(PretrainedError::Checksum {
+                url: source.url.clone(),
+                found,
+                expected: source.sha256_prefix.clone(),
+            });
+        }
+        fs::rename(&partial, target).map_err(io(target))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&partial);
+    } else {
+        note(format!("{} is ready", source.file_name));
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_in_the_weights_folder_wins_over_the_cache_and_the_network() {
+        let dir = tempfile::tempdir().unwrap();
+        // An address nothing listens on: resolving must not need it.
+        let source = PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/none.pth");
+        fs::create_dir_all(dir.path().join(CACHE_FOLDER)).unwrap();
+        fs::write(dir.path().join(CACHE_FOLDER).join(RESNET18_FILE), b"cached").unwrap();
+        let found = resolve(dir.path(), &source, &mut |_| {}).unwrap();
+        assert_eq!(found, dir.path().join(CACHE_FOLDER).join(RESNET18_FILE));
+        fs::write(dir.path().join(RESNET18_FILE), b"local").unwrap();
+        assert_eq!(resolve(dir.path(), &source, &mut |_| {}).unwrap(), dir.path().join(RESNET18_FILE));
+    }
+
+    #[test]
+    fn offline_without_the_file_says_where_to_put_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/resnet18-f37072fd.pth");
+        let err = resolve(dir.path(), &source, &mut |_| {}).unwrap_err().to_string();
+        let wanted =
+            format!("put resnet18-f37072fd.pth (torchvision's ImageNet ResNet-18) in {}", dir.path().display());
+        assert!(err.contains(&wanted), "{err}");
+        assert!(!dir.path().join(CACHE_FOLDER).join(RESNET18_FILE).exists());
+    }
+}

@@ -1,0 +1,919 @@
+//! Reading PyTorch checkpoints written by `torch.save(model.state_dict(), "x.pth")`, the format of
+//! torchvision's published weights, which libtorch (and so `tch`) cannot read.
+//!
+//! Since PyTorch 1.6 such a file is a zip archive holding, under one top folder (named after the file
+//! when it was saved, so any name is accepted):
+//! - `data.pkl`: a pickle (protocol 2 by default) of the state dict, a `collections.OrderedDict` whose
+//!   values are `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks)`
+//!   calls; each storage is a persistent id `("storage", torch.FloatStorage, "<key>", "<device>", numel)`;
+//! - `data/<key>`: each storage's raw bytes, little-endian (`byteorder` says so).
+//!
+//! The pickle is run by a small virtual machine that knows only the opcodes `torch.save` emits for state
+//! dicts and nested checkpoint dicts, and that resolves only an allow-list of globals (the tensor and
+//! parameter rebuild functions, the storage types, `OrderedDict`). Any other global (`os.system`,
+//! `builtins.eval`, …) or opcode is refused, so a hostile file cannot run code: nothing is ever imported
+//! or called beyond building tensors from bytes.
+//!
+//! No crate fitted: `serde-pickle` 1.2 refuses `BINPERSID` (persistent ids, which carry every storage)
+//! and can only replace unknown globals by `None`, losing the `_rebuild_tensor_v2` arguments;
+//! `candle-core`'s reader pulls in a whole tensor library; `pickle` on crates.io is unrelated.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use tch::{Kind, Tensor};
+
+/// Why a checkpoint could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PthError {
+    /// The file could not be opened or read.
+    #[error("could not read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is a pickle written without the zip container (PyTorch < 1.6 or the legacy flag).
+    #[error(
+        "{0} is a legacy PyTorch checkpoint (saved with _use_new_zipfile_serialization=False); \
+         re-save it with PyTorch >= 1.6: torch.save(torch.load(f), f)"
+    )]
+    Legacy(PathBuf),
+    /// The file is a TorchScript archive (`torch.jit.save`), not a state dict.
+    #[error("{0} is a TorchScript archive (torch.jit.save); save the weights with torch.save(model.state_dict(), f)")]
+    TorchScript(PathBuf),
+    /// The zip container is damaged or lacks a part.
+    #[error("{path} is not a readable PyTorch checkpoint: {why}")]
+    Archive {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The pickle is malformed or uses something this reader refuses.
+    #[error("{path}: cannot read the pickled state dict at byte {position}: {why}")]
+    Pickle {
+        /// The file.
+        path: PathBuf,
+        /// Offset in `data.pkl`.
+        position: usize,
+        /// What is wrong.
+        why: String,
+    },
+    /// The pickle is readable but holds no tensors by name.
+    #[error("{path} holds no state dict (a dict of tensors by name): {why}")]
+    NotAStateDict {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        why: String,
+    },
+}
+
+/// Reads a PyTorch state dict: every tensor by name, in file order, contiguous and on the CPU.
+///
+/// Accepts the dict itself (`OrderedDict` or `dict`), or a training checkpoint dict holding it under
+/// `"state_dict"`, `"model_state_dict"` or `"model"`. A `module.` prefix on every name (as
+/// `DataParallel` writes) is removed.
+pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>, PthError> {
+    let io = |source| PthError::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut file, &mut magic).map_err(io)?;
+    if n < 4 || &magic != b"PK\x03\x04" {
+        if n >= 2 && magic[0] == 0x80 {
+            return Err(PthError::Legacy(path.to_path_buf()));
+        }
+        return Err(archive_error(path, "not a zip archive (is it a PyTorch checkpoint?)"));
+    }
+    drop(file);
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| archive_error(path, &format!("damaged zip: {e}")))?;
+    let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    let pickle_name = names
+        .iter()
+        .filter(|name| *name == "data.pkl" || name.ends_with("/data.pkl"))
+        .min_by_key(|name| name.matches('/').count())
+        .cloned();
+    let Some(pickle_name) = pickle_name else {
+        if names.iter().any(|name| name.ends_with("constants.pkl") || name.contains("/code/")) {
+            return Err(PthError::TorchScript(path.to_path_buf()));
+        }
+        return Err(archive_error(path, "no data.pkl in the archive"));
+    };
+    let prefix = pickle_name.strip_suffix("data.pkl").unwrap_or_default().to_string();
+    if let Ok(mut entry) = zip.by_name(&format!("{prefix}byteorder")) {
+        let mut order = String::new();
+        let _ = entry.read_to_string(&mut order);
+        if order.trim() != "little" {
+            return Err(archive_error(path, &format!("byte order \"{}\" is not supported", order.trim())));
+        }
+    }
+    let pickle = read_entry(&mut zip, &pickle_name, path)?;
+    let mut load_storage = |key: &str, kind: Kind, numel: i64| -> Result<Tensor, String> {
+        if key.is_empty() || key.contains('/') || key.contains("..") {
+            return Err(format!("bad storage key \"{key}\""));
+        }
+        let bytes = read_entry(&mut zip, &format!("{prefix}data/{key}"), path).map_err(|e| e.to_string())?;
+        storage_tensor(&bytes, kind, numel).map_err(|why| format!("storage {key}: {why}"))
+    };
+    let value = unpickle(&pickle, &mut load_storage).map_err(|(position, why)| PthError::Pickle {
+        path: path.to_path_buf(),
+        position,
+        why,
+    })?;
+    state_dict_from(value).map_err(|why| PthError::NotAStateDict { path: path.to_path_buf(), why })
+}
+
+fn read_up_to(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn archive_error(path: &Path, why: &str) -> PthError {
+    PthError::Archive { path: path.to_path_buf(), why: why.to_string() }
+}
+
+fn read_entry<R: std::io::Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<u8>, PthError> {
+    let mut entry = zip.by_name(name).map_err(|e| archive_error(path, &format!("{name}: {e}")))?;
+    let mut bytes = Vec::with_capacity(entry.size().min(1 << 30) as usize);
+    entry.read_to_end(&mut bytes).map_err(|e| archive_error(path, &format!("{name}: {e}")))?;
+    Ok(bytes)
+}
+
+/// A 1-D tensor over a storage's bytes.
+fn storage_tensor(bytes: &[u8], kind: Kind, numel: i64) -> Result<Tensor, String> {
+    let element = kind.elt_size_in_bytes() as u64;
+    let expected = u64::try_from(numel).map_err(|_| format!("negative size {numel}"))?.checked_mul(element);
+    // `from_data_size` copies `numel * element` bytes without checking the slice: check here.
+    if expected.is_none_or(|expected| (bytes.len() as u64) < expected) {
+        return Err(format!("has {} bytes, {numel} elements of {element} bytes need more", bytes.len()));
+    }
+    let used = &bytes[..(numel as usize) * element as usize];
+    Tensor::f_from_data_size(used, &[numel], kind).map_err(|e| e.to_string())
+}
+
+/// Picks the tensors out of the unpickled object.
+fn state_dict_from(value: Value) -> Result<Vec<(String, Tensor)>, String> {
+    let Value::Dict(dict) = value else {
+        return Err(format!("the pickle holds {}", value.describe()));
+    };
+    let entries = dict.borrow();
+    let tensors: Vec<(String, Tensor)> = entries
+        .iter()
+        .filter_map(|(key, value)| match (key, value) {
+            (Value::Str(name), Value::Tensor(t)) => Some((name.to_string(), t.shallow_clone())),
+            _ => None,
+        })
+        .collect();
+    if tensors.is_empty() {
+        for wanted in ["state_dict", "model_state_dict", "model"] {
+            let inner = entries.iter().find(|(k, _)| matches!(k, Value::Str(s) if &**s == wanted));
+            if let Some((_, inner @ Value::Dict(_))) = inner {
+                return state_dict_from(inner.clone());
+            }
+        }
+        return Err("a dict without tensors".into());
+    }
+    let strip = tensors.iter().all(|(name, _)| name.starts_with("module."));
+    Ok(tensors
+        .into_iter()
+        .map(|(name, t)| (if strip { name["module.".len()..].to_string() } else { name }, t))
+        .collect())
+}
+
+/// The globals a state-dict pickle may name; everything else is refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Global {
+    OrderedDict,
+    RebuildTensorV2,
+    RebuildParameter,
+    Storage(Kind),
+}
+
+fn resolve_global(module: &str, name: &str) -> Option<Global> {
+    Some(match (module, name) {
+        ("collections", "OrderedDict") => Global::OrderedDict,
+        ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
+        ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
+        ("torch", storage) => Global::Storage(match storage {
+            "FloatStorage" => Kind::Float,
+            "HalfStorage" => Kind::Half,
+            "BFloat16Storage" => Kind::BFloat16,
+            "DoubleStorage" => Kind::Double,
+            "LongStorage" => Kind::Int64,
+            "IntStorage" => Kind::Int,
+            "ShortStorage" => Kind::Int16,
+            "CharStorage" => Kind::Int8,
+            "ByteStorage" => Kind::Uint8,
+            "BoolStorage" => Kind::Bool,
+            _ => return None,
+        }),
+        _ => return None,
+    })
+}
+
+/// A value on the pickle machine's stack. Containers are shared, as Python objects are, so that a
+/// memoised dict sees the items set on it later.
+#[derive(Debug, Clone)]
+// Scalars and bytes in a checkpoint (an epoch count, a learning rate) are kept as read though only
+// tensors are used.
+#[allow(dead_code)]
+enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Rc<str>),
+    Bytes(Rc<[u8]>),
+    Tuple(Rc<Vec<Value>>),
+    List(Rc<RefCell<Vec<Value>>>),
+    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Global(Global),
+    /// A storage from a persistent id: a 1-D tensor of its elements.
+    Storage(Rc<Tensor>),
+    Tensor(Rc<Tensor>),
+}
+
+impl Value {
+    fn describe(&self) -> &'static str {
+        match self {
+            Value::None => "None",
+            Value::Bool(_) => "a bool",
+            Value::Int(_) => "an int",
+            Value::Float(_) => "a float",
+            Value::Str(_) => "a string",
+            Value::Bytes(_) => "bytes",
+            Value::Tuple(_) => "a tuple",
+            Value::List(_) => "a list",
+            Value::Dict(_) => "a dict",
+            Value::Global(_) => "a global",
+            Value::Storage(_) => "a storage",
+            Value::Tensor(_) => "a tensor",
+        }
+    }
+}
+
+/// Upper bound on the stack depth and memo size, against hostile files that try to exhaust memory.
+const MAX_ITEMS: usize = 10_000_000;
+
+type StorageLoader<'a> = dyn FnMut(&str, Kind, i64) -> Result<Tensor, String> + 'a;
+
+struct Machine<'a, 'l> {
+    data: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Value>,
+    load_storage: &'l mut StorageLoader<'l>,
+    storages: HashMap<String, Rc<Tensor>>,
+}
+
+/// Runs the pickle; errors carry the byte offset.
+fn unpickle<'l>(data: &[u8], load_storage: &'l mut StorageLoader<'l>) -> Result<Value, (usize, String)> {
+    let mut machine = Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        load_storage,
+        storages: HashMap::new(),
+    };
+    machine.run().map_err(|why| (machine.pos, why))
+}
+
+impl Machine<'_, '_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self.pos.checked_add(n).filter(|&end| end <= self.data.len()).ok_or("the pickle ends early")?;
+        let bytes = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+
+    fn line(&mut self) -> Result<String, String> {
+        let rest = &self.data[self.pos..];
+        let end = rest.iter().position(|&b| b == b'\n').ok_or("unterminated line")?;
+        let text = std::str::from_utf8(&rest[..end]).map_err(|_| "line is not UTF-8")?.to_string();
+        self.pos += end + 1;
+        Ok(text)
+    }
+
+    fn text(&mut self, n: usize) -> Result<Value, String> {
+        let bytes = self.take(n)?;
+        let text = std::str::from_utf8(bytes).map_err(|_| "string is not UTF-8")?;
+        Ok(Value::Str(text.into()))
+    }
+
+    fn push(&mut self, value: Value) -> Result<(), String> {
+        if self.stack.len() >= MAX_ITEMS {
+            return Err("stack too deep".into());
+        }
+        self.stack.push(value);
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Value, String> {
+        if self.marks.last().is_some_and(|&mark| mark >= self.stack.len()) {
+            return Err("pop across a mark".into());
+        }
+        self.stack.pop().ok_or_else(|| "pop from an empty stack".into())
+    }
+
+    fn top(&mut self) -> Result<&mut Value, String> {
+        self.stack.last_mut().ok_or_else(|| "empty stack".into())
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
+        let mark = self.marks.pop().ok_or("no mark on the stack")?;
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn memo_put(&mut self, index: u32) -> Result<(), String> {
+        if self.memo.len() >= MAX_ITEMS {
+            return Err("memo too large".into());
+        }
+        let value = self.stack.last().ok_or("memoise from an empty stack")?.clone();
+        self.memo.insert(index, value);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, index: u32) -> Result<(), String> {
+        let value = self.memo.get(&index).ok_or_else(|| format!("memo {index} is not set"))?.clone();
+        self.push(value)
+    }
+
+    fn run(&mut self) -> Result<Value, String> {
+        loop {
+            let opcode = self.u8()?;
+            match opcode {
+                0x80 => {
+                    // PROTO
+                    let version = self.u8()?;
+                    if version > 5 {
+                        return Err(format!("pickle protocol {version} is not supported"));
+                    }
+                }
+                0x95 => {
+                    // FRAME: the frame length is only a hint.
+                    self.u64()?;
+                }
+                b'.' => {
+                    // STOP
+                    let value = self.pop()?;
+                    return Ok(value);
+                }
+                b'(' => self.marks.push(self.stack.len()), // MARK
+                b'0' => {
+                    // POP
+                    self.pop()?;
+                }
+                b'1' => {
+                    // POP_MARK
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    // DUP
+                    let value = self.top()?.clone();
+                    self.push(value)?;
+                }
+                b'N' => self.push(Value::None)?,
+                0x88 => self.push(Value::Bool(true))?,
+                0x89 => self.push(Value::Bool(false))?,
+                b'J' => {
+                    let v = self.u32()? as i32;
+                    self.push(Value::Int(v as i64))?
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.push(Value::Int(v as i64))?
+                }
+                b'M' => {
+                    let v = self.u16()?;
+                    self.push(Value::Int(v as i64))?
+                }
+                0x8a => {
+                    // LONG1: little-endian two's complement of n bytes.
+                    let n = self.u8()? as usize;
+                    if n > 8 {
+                        return Err("integer wider than 64 bits".into());
+                    }
+                    let bytes = self.take(n)?;
+                    let mut buffer = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
+                    buffer[..n].copy_from_slice(bytes);
+                    self.push(Value::Int(i64::from_le_bytes(buffer)))?
+                }
+                b'G' => {
+                    // BINFLOAT: big-endian double.
+                    let v = f64::from_be_bytes(self.take(8)?.try_into().unwrap());
+                    self.push(Value::Float(v))?
+                }
+                b'X' => {
+                    let n = self.u32()? as usize;
+                    let v = self.text(n)?;
+                    self.push(v)?
+                }
+                0x8c => {
+                    let n = self.u8()? as usize;
+                    let v = self.text(n)?;
+                    self.push(v)?
+                }
+                0x8d => {
+                    let n = usize::try_from(self.u64()?).map_err(|_| "string too long")?;
+                    let v = self.text(n)?;
+                    self.push(v)?
+                }
+                b'U' | b'T' | b'C' | b'B' => {
+                    // SHORT_BINSTRING, BINSTRING, SHORT_BINBYTES, BINBYTES
+                    let n = if opcode == b'U' || opcode == b'C' { self.u8()? as usize } else { self.u32()? as usize };
+                    let bytes: Rc<[u8]> = self.take(n)?.into();
+                    self.push(Value::Bytes(bytes))?
+                }
+                b')' => self.push(Value::Tuple(Rc::new(Vec::new())))?,
+                0x85..=0x87 => {
+                    // TUPLE1, TUPLE2, TUPLE3
+                    let n = (opcode - 0x84) as usize;
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        items.push(self.pop()?);
+                    }
+                    items.reverse();
+                    self.push(Value::Tuple(Rc::new(items)))?
+                }
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::Tuple(Rc::new(items)))?
+                }
+                b']' => self.push(Value::List(Rc::new(RefCell::new(Vec::new()))))?,
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::List(Rc::new(RefCell::new(items))))?
+                }
+                b'a' => {
+                    let item = self.pop()?;
+                    match self.top()? {
+                        Value::List(list) => list.borrow_mut().push(item),
+                        other => return Err(format!("APPEND to {}", other.describe())),
+                    }
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    match self.top()? {
+                        Value::List(list) => list.borrow_mut().extend(items),
+                        other => return Err(format!("APPENDS to {}", other.describe())),
+                    }
+                }
+                b'}' => self.push(Value::Dict(Rc::new(RefCell::new(Vec::new()))))?,
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let pairs = pairs(items)?;
+                    self.push(Value::Dict(Rc::new(RefCell::new(pairs))))?
+                }
+                b's' => {
+                    let value = self.pop()?;
+                    let key = self.pop()?;
+                    set_items(self.top()?, vec![(key, value)])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let pairs = pairs(items)?;
+                    set_items(self.top()?, pairs)?;
+                }
+                b'q' => {
+                    let i = self.u8()? as u32;
+                    self.memo_put(i)?
+                }
+                b'r' => {
+                    let i = self.u32()?;
+                    self.memo_put(i)?
+                }
+                0x94 => {
+                    // MEMOIZE
+                    let i = self.memo.len() as u32;
+                    self.memo_put(i)?
+                }
+                b'h' => {
+                    let i = self.u8()? as u32;
+                    self.memo_get(i)?
+                }
+                b'j' => {
+                    let i = self.u32()?;
+                    self.memo_get(i)?
+                }
+                b'c' => {
+                    // GLOBAL: "module\nname\n"
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    self.push_global(&module, &name)?
+                }
+                0x93 => {
+                    // STACK_GLOBAL
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    match (module, name) {
+                        (Value::Str(module), Value::Str(name)) => self.push_global(&module, &name)?,
+                        _ => return Err("STACK_GLOBAL needs two strings".into()),
+                    }
+                }
+                b'Q' => {
+                    // BINPERSID
+                    let id = self.pop()?;
+                    let storage = self.persistent_load(id)?;
+                    self.push(storage)?
+                }
+                b'R' => {
+                    // REDUCE
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    let Value::Tuple(args) = args else {
+                        return Err(format!("REDUCE with {} as arguments", args.describe()));
+                    };
+                    let result = reduce(callable, &args)?;
+                    self.push(result)?
+                }
+                b'b' => {
+                    // BUILD: `OrderedDict` state (the state dict's `_metadata` attribute) is dropped.
+                    let _state = self.pop()?;
+                    match self.top()? {
+                        Value::Dict(_) => {}
+                        other => return Err(format!("BUILD on {}", other.describe())),
+                    }
+                }
+                other => return Err(format!("opcode 0x{other:02x} is not allowed in a state dict")),
+            }
+        }
+    }
+
+    fn push_global(&mut self, module: &str, name: &str) -> Result<(), String> {
+        let global = resolve_global(module, name)
+            .ok_or_else(|| format!("refusing global {module}.{name}: only torch tensor rebuilding is allowed"))?;
+        self.push(Value::Global(global))
+    }
+
+    /// `("storage", storage_type, key, location, numel)`: the storage `data/<key>`.
+    fn persistent_load(&mut self, id: Value) -> Result<Value, String> {
+        let Value::Tuple(id) = id else {
+            return Err(format!("persistent id is {}", id.describe()));
+        };
+        match id.as_slice() {
+            [Value::Str(tag), Value::Global(Global::Storage(kind)), Value::Str(key), _location, Value::Int(numel)]
+                if &**tag == "storage" =>
+            {
+                if let Some(storage) = self.storages.get(&**key) {
+                    if storage.kind() != *kind || storage.numel() as i64 != *numel {
+                        return Err(format!("storage {key} is used with two types or sizes"));
+                    }
+                    return Ok(Value::Storage(storage.clone()));
+                }
+                let storage = Rc::new((self.load_storage)(key, *kind, *numel)?);
+                self.storages.insert(key.to_string(), storage.clone());
+                Ok(Value::Storage(storage))
+            }
+            _ => Err("unexpected persistent id: only (\"storage\", type, key, location, size) is allowed".into()),
+        }
+    }
+}
+
+fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
+    let mut pairs = Vec::with_capacity(items.len() / 2);
+    let mut items = items.into_iter();
+    while let Some(key) = items.next() {
+        let value = items.next().ok_or("odd number of items for a dict")?;
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
+fn set_items(target: &mut Value, items: Vec<(Value, Value)>) -> Result<(), String> {
+    let Value::Dict(dict) = target else {
+        return Err(format!("SETITEM on {}", target.describe()));
+    };
+    let mut dict = dict.borrow_mut();
+    for (key, value) in items {
+        // Python semantics: a repeated string key replaces the earlier value.
+        let existing = match &key {
+            Value::Str(k) => dict.iter().position(|(old, _)| matches!(old, Value::Str(o) if o == k)),
+            _ => None,
+        };
+        match existing {
+            Some(i) => dict[i].1 = value,
+            None => dict.push((key, value)),
+        }
+    }
+    Ok(())
+}
+
+fn int_list(value: &Value, what: &str) -> Result<Vec<i64>, String> {
+    let Value::Tuple(items) = value else {
+        return Err(format!("{what} is {}, not a tuple", value.describe()));
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Int(v) => Ok(*v),
+            other => Err(format!("{what} holds {}", other.describe())),
+        })
+        .collect()
+}
+
+/// Calls an allow-listed global.
+fn reduce(callable: Value, args: &[Value]) -> Result<Value, String> {
+    let Value::Global(global) = callable else {
+        return Err(format!("REDUCE on {}", callable.describe()));
+    };
+    match global {
+        Global::OrderedDict => match args {
+            [] => Ok(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
+            _ => Err("OrderedDict with arguments".into()),
+        },
+        Global::RebuildTensorV2 => {
+            // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+            let [Value::Storage(storage), Value::Int(offset), size, stride, ..] = args else {
+                return Err("_rebuild_tensor_v2 needs (storage, offset, size, stride, …)".into());
+            };
+            if !(6..=7).contains(&args.len()) {
+                return Err(format!("_rebuild_tensor_v2 with {} arguments", args.len()));
+            }
+            let size = int_list(size, "size")?;
+            let stride = int_list(stride, "stride")?;
+            Ok(Value::Tensor(Rc::new(rebuild_tensor(storage, *offset, &size, &stride)?)))
+        }
+        Global::RebuildParameter => match args {
+            [tensor @ Value::Tensor(_), Value::Bool(_), _hooks] => Ok(tensor.clone()),
+            _ => Err("_rebuild_parameter needs (tensor, requires_grad, hooks)".into()),
+        },
+        Global::Storage(_) => Err("storage types cannot be called".into()),
+    }
+}
+
+/// A contiguous copy of `storage` viewed with `size`, `stride` and `offset`, after checking that the
+/// view stays inside the storage (libtorch would otherwise be asked to read out of bounds).
+fn rebuild_tensor(storage: &Tensor, offset: i64, size: &[i64], stride: &[i64]) -> Result<Tensor, String> {
+    if size.len() != stride.len() {
+        return Err(format!("size {size:?} and stride {stride:?} differ in length"));
+    }
+    if offset < 0 || size.iter().any(|&s| s < 0) || stride.iter().any(|&s| s < 0) {
+        return Err(format!("negative offset, size or stride: {offset}, {size:?}, {stride:?}"));
+    }
+    let numel = storage.numel() as i64;
+    if !size.contains(&0) {
+        let mut last = offset as i128;
+        for (&s, &st) in size.iter().zip(stride) {
+            last += (s as i128 - 1) * st as i128;
+        }
+        if last >= numel as i128 {
+            return Err(format!(
+                "tensor of size {size:?}, stride {stride:?} at offset {offset} reaches past its storage of {numel} elements"
+            ));
+        }
+    }
+    storage.f_as_strided(size, stride, offset).and_then(|view| view.f_contiguous()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Writes pickles by opcode, as `torch.save` does.
+    #[derive(Default)]
+    struct Pickle(Vec<u8>);
+
+    impl Pickle {
+        fn op(&mut self, bytes: &[u8]) -> &mut Self {
+            self.0.extend_from_slice(bytes);
+            self
+        }
+        fn string(&mut self, s: &str) -> &mut Self {
+            self.0.push(b'X');
+            self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            self.op(s.as_bytes())
+        }
+        fn int(&mut self, v: i64) -> &mut Self {
+            self.0.push(b'J');
+            self.op(&(v as i32).to_le_bytes())
+        }
+        fn global(&mut self, module: &str, name: &str) -> &mut Self {
+            self.op(format!("c{module}\n{name}\n").as_bytes())
+        }
+        fn ints(&mut self, values: &[i64]) -> &mut Self {
+            self.op(b"(");
+            for &v in values {
+                self.int(v);
+            }
+            self.op(b"t")
+        }
+        /// `key: _rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`
+        #[allow(clippy::too_many_arguments)]
+        fn tensor(
+            &mut self,
+            key: &str,
+            storage_type: &str,
+            storage: &str,
+            numel: i64,
+            offset: i64,
+            size: &[i64],
+            stride: &[i64],
+        ) -> &mut Self {
+            self.string(key).global("torch._utils", "_rebuild_tensor_v2").op(b"(");
+            self.op(b"(")
+                .string("storage")
+                .global("torch", storage_type)
+                .string(storage)
+                .string("cpu")
+                .int(numel)
+                .op(b"tQ");
+            self.int(offset).ints(size).ints(stride).op(b"\x89").global("collections", "OrderedDict").op(b")R");
+            self.op(b"tR")
+        }
+    }
+
+    fn write_checkpoint(path: &Path, folder: &str, pickle: &[u8], storages: &[(&str, Vec<u8>)]) {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file(format!("{folder}/data.pkl"), options).unwrap();
+        zip.write_all(pickle).unwrap();
+        zip.start_file(format!("{folder}/byteorder"), options).unwrap();
+        zip.write_all(b"little").unwrap();
+        for (key, bytes) in storages {
+            zip.start_file(format!("{folder}/data/{key}"), options).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+
+    fn le<T: Copy, const N: usize>(values: &[T], to: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+        values.iter().flat_map(|&v| to(v)).collect()
+    }
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap()
+    }
+
+    #[test]
+    fn reads_every_storage_type_with_offsets_and_strides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.pth");
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02").global("collections", "OrderedDict").op(b")R").op(b"q\x00(");
+        // A transposed [2, 3] matrix: size [3, 2], stride [1, 3].
+        p.tensor("a.weight", "FloatStorage", "0", 6, 0, &[3, 2], &[1, 3]);
+        // A slice [2:5] of ten halves.
+        p.tensor("b.half", "HalfStorage", "1", 10, 2, &[3], &[1]);
+        p.tensor("c.bf16", "BFloat16Storage", "2", 2, 0, &[2], &[1]);
+        p.tensor("d.num_batches_tracked", "LongStorage", "3", 1, 0, &[], &[]);
+        p.tensor("e.empty", "FloatStorage", "4", 0, 0, &[0], &[1]);
+        // A second view of storage 0.
+        p.tensor("f.view", "FloatStorage", "0", 6, 4, &[2], &[1]);
+        p.op(b"u").op(b"}").string("_metadata").op(b"}s").op(b"b.");
+        let floats = le(&[0f32, 1., 2., 3., 4., 5.], f32::to_le_bytes);
+        let halves: Vec<u8> = (0..10).flat_map(|i| half_bits(i as f32).to_le_bytes()).collect();
+        let bf16 = le(&[0x3f80u16, 0xc000], u16::to_le_bytes); // 1.0, -2.0
+        let longs = le(&[123_456_789_012i64], i64::to_le_bytes);
+        write_checkpoint(
+            &path,
+            "some_other_name",
+            &p.0,
+            &[("0", floats), ("1", halves), ("2", bf16), ("3", longs), ("4", vec![])],
+        );
+
+        let tensors = read_state_dict(&path).unwrap();
+        let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a.weight", "b.half", "c.bf16", "d.num_batches_tracked", "e.empty", "f.view"]);
+        let t: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        assert_eq!(t["a.weight"].size(), [3, 2]);
+        assert_eq!(t["a.weight"].kind(), Kind::Float);
+        assert_eq!(values(t["a.weight"]), [0., 3., 1., 4., 2., 5.]);
+        assert!(t["a.weight"].is_contiguous());
+        assert_eq!(t["b.half"].kind(), Kind::Half);
+        assert_eq!(values(t["b.half"]), [2., 3., 4.]);
+        assert_eq!((t["c.bf16"].kind(), values(t["c.bf16"])), (Kind::BFloat16, vec![1., -2.]));
+        assert_eq!(t["d.num_batches_tracked"].size(), Vec::<i64>::new());
+        assert_eq!(t["d.num_batches_tracked"].int64_value(&[]), 123_456_789_012);
+        assert_eq!(t["e.empty"].size(), [0]);
+        assert_eq!(values(t["f.view"]), [4., 5.]);
+    }
+
+    /// IEEE half bits of a small whole number.
+    fn half_bits(v: f32) -> u16 {
+        if v == 0.0 {
+            return 0;
+        }
+        let exponent = v.log2().floor() as i32;
+        let mantissa = ((v / 2f32.powi(exponent) - 1.0) * 1024.0) as u16;
+        (((exponent + 15) as u16) << 10) | mantissa
+    }
+
+    #[test]
+    fn a_nested_training_checkpoint_and_a_dataparallel_prefix_are_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.pt");
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02}(").string("epoch").int(7).string("state_dict").op(b"}(");
+        p.tensor("module.fc.bias", "FloatStorage", "0", 2, 0, &[2], &[1]);
+        p.op(b"u").string("lr").op(b"G").op(&0.1f64.to_be_bytes()).op(b"u.");
+        write_checkpoint(&path, "archive", &p.0, &[("0", le(&[1f32, 2.], f32::to_le_bytes))]);
+        let tensors = read_state_dict(&path).unwrap();
+        assert_eq!(tensors.len(), 1);
+        assert_eq!(tensors[0].0, "fc.bias");
+        assert_eq!(values(&tensors[0].1), [1., 2.]);
+    }
+
+    #[test]
+    fn globals_outside_the_allow_list_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("evil.pth");
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02").global("os", "system").op(b"(").string("touch /tmp/pwned").op(b"tR.");
+        write_checkpoint(&path, "archive", &p.0, &[]);
+        let err = read_state_dict(&path).unwrap_err().to_string();
+        assert!(err.contains("refusing global os.system"), "{err}");
+        // Also through STACK_GLOBAL (protocol 4).
+        let mut p = Pickle::default();
+        p.op(b"\x80\x04").string("builtins").string("eval").op(b"\x93.");
+        write_checkpoint(&path, "archive", &p.0, &[]);
+        let err = read_state_dict(&path).unwrap_err().to_string();
+        assert!(err.contains("refusing global builtins.eval"), "{err}");
+    }
+
+    #[test]
+    fn other_opcodes_bad_views_and_short_storages_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.pth");
+        // INST (opcode 'i') can build arbitrary objects: refused.
+        write_checkpoint(&path, "archive", b"\x80\x02(ios\nsystem\n.", &[]);
+        let err = read_state_dict(&path).unwrap_err().to_string();
+        assert!(err.contains("opcode 0x69 is not allowed"), "{err}");
+
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02}(").tensor("w", "FloatStorage", "0", 4, 2, &[2, 2], &[2, 1]).op(b"u.");
+        write_checkpoint(&path, "archive", &p.0, &[("0", le(&[0f32; 4], f32::to_le_bytes))]);
+        let err = read_state_dict(&path).unwrap_err().to_string();
+        assert!(err.contains("reaches past its storage of 4 elements"), "{err}");
+
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02}(").tensor("w", "FloatStorage", "0", 4, 0, &[4], &[1]).op(b"u.");
+        write_checkpoint(&path, "archive", &p.0, &[("0", vec![0; 12])]);
+        let err = read_state_dict(&path).unwrap_err().to_string();
+        assert!(err.contains("storage 0: has 12 bytes"), "{err}");
+
+        write_checkpoint(&path, "archive", b"\x80\x02}(X\x01\x00\x00\x00a", &[]);
+        let err = read_state_dict(&path).unwrap_err().to_string();
+        assert!(err.contains("ends early"), "{err}");
+    }
+
+    #[test]
+    fn legacy_and_non_checkpoint_files_get_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("old.pth");
+        std::fs::write(&legacy, b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.").unwrap();
+        let err = read_state_dict(&legacy).unwrap_err().to_string();
+        assert!(err.contains("_use_new_zipfile_serialization=False") && err.contains("PyTorch >= 1.6"), "{err}");
+
+        let text = dir.path().join("notes.pth");
+        std::fs::write(&text, b"hello").unwrap();
+        assert!(read_state_dict(&text).unwrap_err().to_string().contains("not a zip archive"));
+
+        let script = dir.path().join("script.pt");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&script).unwrap());
+        zip.start_file("script/constants.pkl", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.finish().unwrap();
+        assert!(read_state_dict(&script).unwrap_err().to_string().contains("TorchScript"));
+
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02").int(3).op(b".");
+        write_checkpoint(&dir.path().join("int.pth"), "archive", &p.0, &[]);
+        let err = read_state_dict(&dir.path().join("int.pth")).unwrap_err().to_string();
+        assert!(err.contains("holds no state dict") && err.contains("an int"), "{err}");
+    }
+}
