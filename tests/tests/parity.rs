@@ -42,10 +42,49 @@ fn an_imagenet_shaped_backbone_loads_under_a_new_head() {
     torchvision_reference(dir.path(), 1000);
     let mut model = ResNet18::new(Device::Cpu, 7, 0);
     let loaded = model.load_backbone(&dir.path().join("weights.safetensors")).unwrap();
-
+    // 122 keys in torchvision's state dict: 20 num_batches_tracked counters and fc's 2 are not loaded.
+    assert_eq!(loaded, 100, "every backbone tensor but fc's");
     let reference = read(&dir.path().join("weights.safetensors"));
     let ours = model.vs.variables();
     let same = |name: &str| (&ours[name] - &reference[name]).abs().max().double_value(&[]) == 0.0;
     assert!(same("conv1.weight") && same("layer4.1.bn2.running_var"));
     assert_eq!(ours["fc.weight"].size(), [7, 512]);
+}
+
+#[test]
+fn an_exported_checkpoint_loads_into_torchvision_strictly_and_predicts_the_same() {
+    use backend::training::{train, CancelFlag, TrainingPaths};
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 6, 2, 32);
+    let config = shared::TrainConfig { epochs: 1, batch_size: 6, ..shared::TrainConfig::for_dataset("colors") };
+    let paths = TrainingPaths {
+        data_dir: dir.path().to_path_buf(),
+        weights_dir: dir.path().join("weights"),
+        run_dir: dir.path().join("run"),
+        cifar10: backend::download::DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+    };
+    train(&config, &paths, Device::Cpu, &CancelFlag::default(), false, &mut |_| {}).unwrap();
+    let exported = paths.run_dir.join("model.safetensors");
+
+    let input = Tensor::randn([5, 3, 32, 32], (tch::Kind::Float, Device::Cpu));
+    let io = dir.path().join("io.safetensors");
+    Tensor::write_safetensors(&[("input", &input)], &io).unwrap();
+    let out = dir.path().join("torchvision.safetensors");
+    let output = Command::new(common::workspace_root().join(".venv/bin/python"))
+        .arg(common::workspace_root().join("tests/python/load_export.py"))
+        .arg(&exported)
+        .arg("3")
+        .arg(&io)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "torchvision refused the export: {}", String::from_utf8_lossy(&output.stderr));
+    let theirs = &read(&out)["logits"];
+
+    let mut model = ResNet18::new(Device::Cpu, 3, 0);
+    model.load_all(&exported).unwrap();
+    let ours = tch::no_grad(|| model.forward_t(&input, false));
+    let diff = (&ours - theirs).abs().max().double_value(&[]);
+    assert!(diff <= 1e-4, "max abs difference to torchvision: {diff}");
+    assert!(ours.argmax(-1, false).equal(&theirs.argmax(-1, false)), "same predicted classes");
 }
