@@ -1,9 +1,14 @@
 //! Calls to the server's HTTP API.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
-use shared::{ClassifyResponse, DatasetInfo, ErrorBody};
+use shared::{ClassifyBatchResponse, DatasetInfo, ErrorBody, TestImage};
 use thiserror::Error;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
 
 /// Why an API call gave no answer.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -29,17 +34,90 @@ pub async fn weights() -> Result<Vec<String>, ApiError> {
     get("/api/weights").await
 }
 
-/// `POST /api/classify?run={run_id}` with the bytes of `image`.
-pub async fn classify(run_id: u64, image: &web_sys::File) -> Result<ClassifyResponse, ApiError> {
-    let content_type = match image.type_() {
-        kind if kind.is_empty() => "application/octet-stream".to_string(),
-        kind => kind,
-    };
-    let request = Request::post(&format!("/api/classify?run={run_id}"))
-        .header("Content-Type", &content_type)
-        .body(image.clone())
+/// `POST /api/classify/batch?run={run_id}`: every image in one multipart request, answered in order.
+pub async fn classify_batch(run_id: u64, images: &[web_sys::File]) -> Result<ClassifyBatchResponse, ApiError> {
+    let form = web_sys::FormData::new().map_err(js_error)?;
+    for image in images {
+        form.append_with_blob_and_filename("images", image, &image.name()).map_err(js_error)?;
+    }
+    // The browser writes the multipart Content-Type, boundary included.
+    let request = Request::post(&format!("/api/classify/batch?run={run_id}"))
+        .body(form)
         .map_err(|e| ApiError::Network(e.to_string()))?;
     answer(request.send().await).await
+}
+
+/// `GET /api/runs/{run_id}/test-images`: the best model's test images, highest loss first; only those
+/// of true class `actual` predicted as `predicted` when both are given.
+pub async fn test_images(run_id: u64, cell: Option<(usize, usize)>, limit: usize) -> Result<Vec<TestImage>, ApiError> {
+    let filter = cell.map_or_else(String::new, |(actual, predicted)| format!("actual={actual}&predicted={predicted}&"));
+    get(&format!("/api/runs/{run_id}/test-images?{filter}limit={limit}")).await
+}
+
+/// Where the picture of a test image is served, for an `<img src>`.
+pub fn test_image_url(run_id: u64, index: usize) -> String {
+    format!("/api/runs/{run_id}/test-images/{index}/image")
+}
+
+/// Where a run's best model downloads from.
+pub fn checkpoint_url(run_id: u64) -> String {
+    format!("/api/runs/{run_id}/checkpoint")
+}
+
+/// `POST /api/datasets?name={name}` with the bytes of `zip`. XMLHttpRequest rather than fetch, because
+/// only it reports upload progress: `on_progress(sent, total)` hears every step.
+pub async fn upload_dataset(
+    name: &str,
+    zip: &web_sys::File,
+    on_progress: impl Fn(f64, f64) + 'static,
+) -> Result<DatasetInfo, ApiError> {
+    let xhr = web_sys::XmlHttpRequest::new().map_err(js_error)?;
+    let url = format!("/api/datasets?name={}", String::from(js_sys::encode_uri_component(name)));
+    xhr.open("POST", &url).map_err(js_error)?;
+    xhr.set_request_header("Content-Type", "application/zip").map_err(js_error)?;
+
+    let (done, finished) = futures::channel::oneshot::channel::<bool>();
+    let done = Rc::new(RefCell::new(Some(done)));
+    let ending = |loaded: bool| {
+        let done = Rc::clone(&done);
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            if let Some(done) = done.borrow_mut().take() {
+                let _ = done.send(loaded);
+            }
+        })
+    };
+    let (on_load, on_error, on_abort) = (ending(true), ending(false), ending(false));
+    xhr.set_onload(Some(on_load.as_ref().unchecked_ref()));
+    xhr.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    xhr.set_onabort(Some(on_abort.as_ref().unchecked_ref()));
+    let progress = Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
+        if e.length_computable() {
+            on_progress(e.loaded(), e.total());
+        }
+    });
+    xhr.upload().map_err(js_error)?.set_onprogress(Some(progress.as_ref().unchecked_ref()));
+    xhr.send_with_opt_blob(Some(zip)).map_err(js_error)?;
+
+    let loaded = finished.await.unwrap_or(false);
+    // The handlers must outlive the request; they go once it has ended.
+    drop((on_load, on_error, on_abort, progress));
+    if !loaded {
+        return Err(ApiError::Network("the upload broke off".into()));
+    }
+    let status = xhr.status().unwrap_or(0);
+    let body = xhr.response_text().ok().flatten().unwrap_or_default();
+    if (200..300).contains(&status) {
+        serde_json::from_str(&body).map_err(|e| ApiError::Unreadable(e.to_string()))
+    } else {
+        Err(match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(refusal) => ApiError::Refused(refusal.error),
+            Err(_) => ApiError::Refused(format!("the server answered {status}")),
+        })
+    }
+}
+
+fn js_error(error: wasm_bindgen::JsValue) -> ApiError {
+    ApiError::Network(error.as_string().unwrap_or_else(|| format!("{error:?}")))
 }
 
 async fn get<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {

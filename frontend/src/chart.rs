@@ -1,17 +1,25 @@
 //! Geometry of the training chart: where each epoch's point goes and which ticks to label.
 //!
-//! The chart is two panels stacked in one SVG: accuracy (train and test, 0 – 100 %) on top, loss
-//! below. The x axis spans the epochs the run asked for, so the lines grow across it as training
-//! goes. Everything here is plain arithmetic; `lib.rs` turns it into SVG elements.
+//! The chart is three panels stacked in one SVG: accuracy (train and test, 0 – 100 %) on top, loss
+//! below, then the learning rate. The x axis spans the epochs the run asked for, so the lines grow
+//! across it as training goes. [`compare_chart`] draws several runs' test accuracy in one panel.
+//! Everything here is plain arithmetic; the components turn it into SVG elements.
 
-use shared::EpochMetrics;
+use shared::{EpochMetrics, Run};
 
 /// Width of the SVG's view box.
 pub const WIDTH: f64 = 560.0;
 /// Height of one panel in the view box.
 pub const PANEL_HEIGHT: f64 = 210.0;
+/// Height of the learning-rate panel, the lowest.
+pub const LR_PANEL_HEIGHT: f64 = 170.0;
 /// Height of the SVG's view box.
-pub const HEIGHT: f64 = PANEL_HEIGHT * 2.0;
+pub const HEIGHT: f64 = PANEL_HEIGHT * 2.0 + LR_PANEL_HEIGHT;
+/// Height of the comparison chart's view box.
+pub const COMPARE_HEIGHT: f64 = 250.0;
+/// Line colours of compared runs, in the order runs are checked.
+pub const COMPARE_COLOURS: [&str; 8] =
+    ["#2f6fed", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0c8599", "#b8860b", "#495057"];
 
 const MARGIN_LEFT: f64 = 52.0;
 const MARGIN_RIGHT: f64 = 16.0;
@@ -55,6 +63,8 @@ pub struct Tick {
 /// One panel: its frame, ticks, and the train and test lines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Panel {
+    /// Names the panel in CSS classes: `panel-{key}`.
+    pub key: &'static str,
     /// Heading written above the plot.
     pub title: &'static str,
     /// Where the plot is.
@@ -63,17 +73,18 @@ pub struct Panel {
     pub x_ticks: Vec<Tick>,
     /// Ticks along the value axis.
     pub y_ticks: Vec<Tick>,
-    /// Points of the training line.
+    /// Points of the training line (the only line of the learning-rate panel).
     pub train: Vec<(f64, f64)>,
-    /// Points of the test line.
+    /// Points of the test line; empty in the learning-rate panel.
     pub test: Vec<(f64, f64)>,
 }
 
 /// The accuracy panel (top) for these epochs of a run that asked for `planned` epochs.
 pub fn accuracy_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
-    let frame = frame_at(0.0);
+    let frame = frame_at(0.0, PANEL_HEIGHT);
     let scale = Scale { frame, epochs: x_domain(epochs, planned), y_max: 1.0 };
     Panel {
+        key: "accuracy",
         title: "Accuracy",
         frame,
         x_ticks: scale.x_ticks(),
@@ -90,7 +101,7 @@ pub fn accuracy_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
 
 /// The loss panel (bottom) for these epochs of a run that asked for `planned` epochs.
 pub fn loss_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
-    let frame = frame_at(PANEL_HEIGHT);
+    let frame = frame_at(PANEL_HEIGHT, PANEL_HEIGHT);
     let highest = epochs
         .iter()
         .flat_map(|m| [m.train_loss, m.test_loss])
@@ -99,6 +110,7 @@ pub fn loss_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
     let step = nice_ceiling(highest / 4.0);
     let scale = Scale { frame, epochs: x_domain(epochs, planned), y_max: step * 4.0 };
     Panel {
+        key: "loss",
         title: "Loss",
         frame,
         x_ticks: scale.x_ticks(),
@@ -110,6 +122,91 @@ pub fn loss_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
             .collect(),
         train: epochs.iter().map(|m| scale.point(m.epoch, m.train_loss)).collect(),
         test: epochs.iter().map(|m| scale.point(m.epoch, m.test_loss)).collect(),
+    }
+}
+
+/// The learning-rate panel (lowest): the rate at the end of each epoch.
+pub fn lr_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
+    let frame = frame_at(PANEL_HEIGHT * 2.0, LR_PANEL_HEIGHT);
+    let highest = epochs.iter().map(|m| m.lr).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let step = if highest > 0.0 { nice_ceiling(highest / 2.0) } else { 0.0005 };
+    let scale = Scale { frame, epochs: x_domain(epochs, planned), y_max: step * 2.0 };
+    Panel {
+        key: "lr",
+        title: "Learning rate",
+        frame,
+        x_ticks: scale.x_ticks(),
+        y_ticks: (0..=2)
+            .map(|i| {
+                let value = f64::from(i) * step;
+                Tick { at: scale.y(value), label: rate_label(value) }
+            })
+            .collect(),
+        train: epochs.iter().map(|m| scale.point(m.epoch, m.lr)).collect(),
+        test: Vec::new(),
+    }
+}
+
+/// One run's line in the comparison chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareLine {
+    /// The run drawn.
+    pub run_id: u64,
+    /// CSS colour of its line and legend entry.
+    pub colour: &'static str,
+    /// Its test accuracy per epoch.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The comparison chart: several runs' test accuracy on one epoch axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareChart {
+    /// Where the plot is.
+    pub frame: Frame,
+    /// Ticks along the epoch axis.
+    pub x_ticks: Vec<Tick>,
+    /// Ticks along the accuracy axis.
+    pub y_ticks: Vec<Tick>,
+    /// One line per run, in the order given.
+    pub lines: Vec<CompareLine>,
+}
+
+/// Test accuracy per epoch of each of `runs`, on an epoch axis long enough for the longest run.
+pub fn compare_chart(runs: &[Run]) -> CompareChart {
+    let frame = frame_at(0.0, COMPARE_HEIGHT);
+    let epochs = runs.iter().map(|r| x_domain(&r.epochs, r.config.epochs)).max().unwrap_or(1);
+    let scale = Scale { frame, epochs, y_max: 1.0 };
+    CompareChart {
+        frame,
+        x_ticks: scale.x_ticks(),
+        y_ticks: (0..=4)
+            .map(|i| {
+                let value = f64::from(i) * 0.25;
+                Tick { at: scale.y(value), label: format!("{:.0} %", value * 100.0) }
+            })
+            .collect(),
+        lines: runs
+            .iter()
+            .zip(COMPARE_COLOURS.iter().cycle())
+            .map(|(run, colour)| CompareLine {
+                run_id: run.id,
+                colour,
+                points: run.epochs.iter().map(|m| scale.point(m.epoch, m.test_accuracy)).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// A learning rate for an axis label: `0`, `0.01`, `2.5e-4`.
+pub fn rate_label(value: f64) -> String {
+    if value == 0.0 {
+        "0".to_string()
+    } else if value < 0.01 {
+        let written = format!("{value:.2e}");
+        let (mantissa, exponent) = written.split_once('e').unwrap_or((&written, "0"));
+        format!("{}e{exponent}", mantissa.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        trim_number(value)
     }
 }
 
@@ -136,12 +233,12 @@ fn trim_number(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn frame_at(top: f64) -> Frame {
+fn frame_at(top: f64, height: f64) -> Frame {
     Frame {
         left: MARGIN_LEFT,
         top: top + MARGIN_TOP,
         width: WIDTH - MARGIN_LEFT - MARGIN_RIGHT,
-        height: PANEL_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM,
+        height: height - MARGIN_TOP - MARGIN_BOTTOM,
     }
 }
 
@@ -229,6 +326,41 @@ mod tests {
         let labels: Vec<&str> = panel.y_ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["0", "1", "2", "3", "4"]);
         assert!(panel.frame.top > PANEL_HEIGHT, "the loss panel sits below the accuracy panel");
+    }
+
+    #[test]
+    fn the_learning_rate_panel_sits_lowest_with_readable_small_numbers() {
+        let mut first = metrics(1, 0.5, 1.0);
+        first.lr = 0.001;
+        let mut second = metrics(2, 0.5, 1.0);
+        second.lr = 0.0005;
+        let panel = lr_panel(&[first, second], 2);
+        assert!(panel.frame.top > PANEL_HEIGHT * 2.0);
+        assert!(panel.frame.bottom() < HEIGHT);
+        let labels: Vec<&str> = panel.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0", "5e-4", "1e-3"]);
+        assert!((panel.train[0].1 - panel.frame.top).abs() < 1e-6, "the highest rate touches the top");
+        assert!(panel.test.is_empty());
+    }
+
+    #[test]
+    fn compared_runs_get_their_own_colour_on_the_longest_axis() {
+        let run = |id: u64, planned: u32, accuracies: &[f64]| -> Run {
+            let mut run: Run = serde_json::from_value(serde_json::json!({
+                "id": id, "status": "completed", "config": {"dataset": "tiny", "epochs": planned},
+                "epochs": [], "created_at": 0,
+            }))
+            .unwrap();
+            run.epochs = accuracies.iter().enumerate().map(|(i, &a)| metrics(i as u32 + 1, a, 1.0)).collect();
+            run
+        };
+        let chart = compare_chart(&[run(3, 2, &[0.5, 1.0]), run(5, 4, &[0.25])]);
+        assert_eq!(chart.x_ticks.len(), 4);
+        assert_eq!(chart.lines.len(), 2);
+        assert_eq!((chart.lines[0].run_id, chart.lines[1].run_id), (3, 5));
+        assert_ne!(chart.lines[0].colour, chart.lines[1].colour);
+        assert_eq!(chart.lines[0].points[1].1, chart.frame.top, "100 % is the top");
+        assert_eq!(chart.lines[1].points[0].0, chart.frame.left);
     }
 
     #[test]

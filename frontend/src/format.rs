@@ -1,6 +1,7 @@
 //! How numbers and runs are written on the page.
 
-use shared::{BatchProgress, DatasetInfo, Normalization, Run, RunStatus};
+use serde::{de::DeserializeOwned, Serialize};
+use shared::{BatchProgress, DatasetInfo, Run, RunStatus, TrainConfig};
 
 /// A fraction in `[0, 1]` as a percentage with one decimal: `0.8123` → `"81.2 %"`.
 pub fn percent(fraction: f64) -> String {
@@ -15,6 +16,11 @@ pub fn percent_number(fraction: f64) -> String {
 /// A loss for table cells.
 pub fn loss(value: f64) -> String {
     format!("{value:.4}")
+}
+
+/// Bytes sent of a total, in megabytes: `"1.2 of 5.0 MB"`.
+pub fn bytes_progress(sent: f64, total: f64) -> String {
+    format!("{:.1} of {:.1} MB", sent / 1e6, total / 1e6)
 }
 
 /// The line under the progress bar: `"epoch 1 — batch 10/782 — 640 img/s"`.
@@ -50,36 +56,69 @@ pub fn dataset_option(dataset: &DatasetInfo) -> String {
     )
 }
 
-/// The value of a normalisation option, as in JSON.
-pub fn normalization_value(normalization: Normalization) -> &'static str {
-    match normalization {
-        Normalization::Imagenet => "imagenet",
-        Normalization::Half => "half",
+/// The JSON name of an enum value (`Normalization::Half` → `"half"`), used as an option's value.
+pub fn enum_value<T: Serialize>(value: T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
     }
 }
 
-/// Reads a normalisation option's value.
-pub fn parse_normalization(value: &str) -> Normalization {
-    match value {
-        "half" => Normalization::Half,
-        _ => Normalization::Imagenet,
-    }
+/// Reads an option's value written by [`enum_value`].
+pub fn parse_enum<T: DeserializeOwned>(value: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_string())).ok()
+}
+
+/// Every field of a configuration, in the order of [`TrainConfig`], as (JSON name, value as written).
+pub fn config_fields(c: &TrainConfig) -> Vec<(&'static str, String)> {
+    let optional = |value: Option<String>, none: &str| value.unwrap_or_else(|| none.to_string());
+    vec![
+        ("dataset", c.dataset.clone()),
+        ("epochs", c.epochs.to_string()),
+        ("batch_size", c.batch_size.to_string()),
+        ("lr", c.lr.to_string()),
+        ("momentum", c.momentum.to_string()),
+        ("seed", c.seed.to_string()),
+        ("weights", c.weights.clone()),
+        ("input_size", c.input_size.to_string()),
+        ("normalization", enum_value(c.normalization)),
+        ("mode", enum_value(c.mode)),
+        ("frozen_epochs", c.frozen_epochs.to_string()),
+        ("backbone_lr_scale", c.backbone_lr_scale.to_string()),
+        ("optimizer", enum_value(c.optimizer)),
+        ("nesterov", c.nesterov.to_string()),
+        ("weight_decay", c.weight_decay.to_string()),
+        ("schedule", enum_value(c.schedule)),
+        ("warmup_epochs", c.warmup_epochs.to_string()),
+        ("step_size", c.step_size.to_string()),
+        ("gamma", c.gamma.to_string()),
+        ("label_smoothing", c.label_smoothing.to_string()),
+        ("grad_clip_norm", optional(c.grad_clip_norm.map(|v| v.to_string()), "none")),
+        ("random_crop", c.random_crop.to_string()),
+        ("horizontal_flip", c.horizontal_flip.to_string()),
+        ("early_stopping_patience", optional(c.early_stopping_patience.map(|v| v.to_string()), "never")),
+        ("validation_fraction", c.validation_fraction.to_string()),
+        ("mixed_precision", c.mixed_precision.to_string()),
+        ("cudnn_benchmark", c.cudnn_benchmark.to_string()),
+    ]
 }
 
 /// A one-line summary of a run's settings.
 pub fn config_summary(run: &Run) -> String {
     let c = &run.config;
-    format!(
-        "{} epochs · batch {} · lr {} · momentum {} · seed {} · {}px · {} · weights {}",
-        c.epochs,
-        c.batch_size,
-        c.lr,
-        c.momentum,
-        c.seed,
-        c.input_size,
-        normalization_value(c.normalization),
-        c.weights
-    )
+    let mut parts = vec![
+        format!("{} epochs", c.epochs),
+        format!("batch {}", c.batch_size),
+        format!("{} lr {}", enum_value(c.optimizer), c.lr),
+        format!("{} schedule", enum_value(c.schedule)),
+        format!("mode {}", enum_value(c.mode)),
+        format!("{}px", c.input_size),
+        format!("weights {}", c.weights),
+    ];
+    if c.random_crop || c.horizontal_flip {
+        parts.push("augmented".to_string());
+    }
+    parts.join(" · ")
 }
 
 #[cfg(test)]
@@ -94,15 +133,35 @@ mod tests {
     }
 
     #[test]
+    fn upload_progress_is_in_megabytes() {
+        assert_eq!(bytes_progress(1_260_000.0, 5_000_000.0), "1.3 of 5.0 MB");
+    }
+
+    #[test]
     fn the_progress_line_names_epoch_batch_and_speed() {
         let progress = BatchProgress { run_id: 1, epoch: 2, batch: 10, batches: 782, loss: 1.0, images_per_second: 639.6 };
         assert_eq!(progress_line(&progress), "epoch 2 — batch 10/782 — 640 img/s");
     }
 
     #[test]
-    fn normalization_values_round_trip() {
+    fn enum_values_are_their_json_names_and_round_trip() {
+        use shared::{Normalization, Schedule};
+        assert_eq!(enum_value(Schedule::OneCycle), "one_cycle");
         for n in [Normalization::Imagenet, Normalization::Half] {
-            assert_eq!(parse_normalization(normalization_value(n)), n);
+            assert_eq!(parse_enum::<Normalization>(&enum_value(n)), Some(n));
         }
+        assert_eq!(parse_enum::<Schedule>("bogus"), None);
+    }
+
+    #[test]
+    fn the_config_list_names_every_field_in_json_order() {
+        let config = TrainConfig::for_dataset("tiny");
+        let json = serde_json::to_value(&config).unwrap();
+        let fields = config_fields(&config);
+        assert_eq!(fields.len(), json.as_object().unwrap().len(), "a field is missing from the list");
+        for (name, _) in &fields {
+            assert!(json.get(name).is_some(), "{name} is a TrainConfig field");
+        }
+        assert!(fields.contains(&("grad_clip_norm", "none".to_string())));
     }
 }
