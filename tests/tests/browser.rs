@@ -207,3 +207,111 @@ async fn the_form_refuses_a_bad_value_as_it_is_typed() {
     let runs: Vec<shared::Run> = reqwest::get(server.url("/api/runs")).await.unwrap().json().await.unwrap();
     assert!(runs.is_empty());
 }
+
+/// Scrolls the element to the middle of the window, as a person would, and clicks it (the page has a sticky
+/// header that chromedriver's own scrolling can leave over the element).
+async fn click(browser: &Client, css: &str) {
+    let element = browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    let target = serde_json::to_value(&element).unwrap();
+    browser.execute("arguments[0].scrollIntoView({block: 'center'});", vec![target]).await.unwrap();
+    element.click().await.unwrap();
+}
+
+async fn set_value(browser: &Client, css: &str, value: &str) {
+    let input = browser.find(Locator::Css(css)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(value).await.unwrap();
+}
+
+#[tokio::test]
+async fn configure_start_stop_resume_inspect_and_classify_several_images() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 4, 24, 4, 32);
+    let server = TestServer::start_with(data, |_| {}, Some(built_page())).await;
+    let driver = ChromeDriver::start();
+    let browser = driver.browser(1280, 900).await;
+    browser.goto(&server.base).await.unwrap();
+    eventually("the dataset option", Duration::from_secs(30), || async {
+        browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
+    })
+    .await;
+    browser.find(Locator::Css("select#dataset")).await.unwrap().select_by_value("colors").await.unwrap();
+
+    // A preset fills the form; advanced options are there to adjust.
+    click(&browser, "button.preset[data-preset='full-fine-tune']").await;
+    let schedule = browser.find(Locator::Css("select#schedule")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(schedule.as_deref(), Some("cosine"), "the preset chose a cosine schedule");
+    click(&browser, "details#advanced summary").await;
+    set_value(&browser, "input#epochs", "6").await;
+    set_value(&browser, "input#batch-size", "4").await;
+    set_value(&browser, "input#label-smoothing", "0.1").await;
+    click(&browser, "button#start").await;
+
+    // Live progress, then stop after the first epoch.
+    eventually("the first epoch row", Duration::from_secs(120), || async {
+        browser.find(Locator::Css("table#epochs tr.epoch-row")).await.ok()
+    })
+    .await;
+    let progress = text_of(&browser, "#progress").await.unwrap_or_default();
+    assert!(progress.contains("epoch"), "{progress}");
+    save_screenshot(&browser, "flow-training").await;
+    click(&browser, "button#stop").await;
+    eventually("the stopped badge", Duration::from_secs(30), || async {
+        browser.find(Locator::Css("#runs .status-stopped")).await.ok()
+    })
+    .await;
+    let stopped = server.studio.run(1).unwrap();
+    assert_eq!(stopped.status, shared::RunStatus::Stopped);
+    assert_eq!(stopped.config.label_smoothing, 0.1, "the advanced option reached the server");
+    assert_eq!(stopped.config.schedule, shared::Schedule::Cosine);
+
+    // Resume from the page: the run continues to its last epoch.
+    click(&browser, "button#resume").await;
+    let finished = server.wait_until_finished(1).await;
+    assert_eq!(finished.status, shared::RunStatus::Completed, "{finished:?}");
+    assert_eq!(finished.epochs.len(), 6);
+    eventually("six epoch rows", Duration::from_secs(10), || async {
+        let rows = browser.find_all(Locator::Css("table#epochs tr.epoch-row")).await.ok()?;
+        (rows.len() == 6).then_some(())
+    })
+    .await;
+
+    // Run detail: per-class accuracy, and a confusion cell opens its test images.
+    let per_class = browser.find_all(Locator::Css("table#per-class tbody tr")).await.unwrap();
+    assert_eq!(per_class.len(), 4);
+    let cell = eventually("a non-empty confusion cell", Duration::from_secs(10), || async {
+        browser.find(Locator::Css("table#confusion td.cell button.cell-button")).await.ok()
+    })
+    .await;
+    let target = serde_json::to_value(&cell).unwrap();
+    browser.execute("arguments[0].scrollIntoView({block: 'center'});", vec![target]).await.unwrap();
+    cell.click().await.unwrap();
+    let images = eventually("the cell's test images", Duration::from_secs(10), || async {
+        let images = browser.find_all(Locator::Css("div#cell-images img.test-image")).await.ok()?;
+        (!images.is_empty()).then_some(images)
+    })
+    .await;
+    let source = images[0].attr("src").await.unwrap().unwrap_or_default();
+    assert!(source.contains("/test-images/"), "{source}");
+    save_screenshot(&browser, "flow-run-detail").await;
+
+    // Several images classified in one go, each with its own answer.
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (i, (_, color)) in COLOR_CLASSES[..3].iter().enumerate() {
+        let path = dir.path().join(format!("image{i}.png"));
+        std::fs::write(&path, png_bytes(*color, 48, i as u64)).unwrap();
+        paths.push(path.display().to_string());
+    }
+    let input = browser.find(Locator::Css("input#classify-file")).await.unwrap();
+    input.send_keys(&paths.join("\n")).await.unwrap();
+    let cards = eventually("three classified images", Duration::from_secs(30), || async {
+        let cards = browser.find_all(Locator::Css("div.classified")).await.ok()?;
+        let predictions = browser.find_all(Locator::Css("div.classified li.prediction")).await.ok()?;
+        (cards.len() == 3 && predictions.len() == 12).then_some(cards)
+    })
+    .await;
+    assert_eq!(cards.len(), 3);
+    save_screenshot(&browser, "flow-classify-several").await;
+    browser.close().await.unwrap();
+}
