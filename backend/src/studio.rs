@@ -428,6 +428,7 @@ impl Studio {
                     batches: p.batches,
                     loss: p.loss,
                     images_per_second: p.images_per_second,
+                    eta_seconds: p.eta_seconds,
                 };
                 self.live().progress = Some(progress.clone());
                 self.broadcast(ServerMessage::Progress(progress));

@@ -77,6 +77,8 @@ pub struct EpochProgress {
     pub loss: f64,
     /// Images per second over this epoch so far.
     pub images_per_second: f64,
+    /// Estimated seconds until the last epoch's training ends, at this epoch's pace.
+    pub eta_seconds: f64,
 }
 
 /// What a run reports while it works.
@@ -289,6 +291,8 @@ pub fn train(
                     batches: batches as u32,
                     loss: mean_loss,
                     images_per_second: seen / started.elapsed().as_secs_f64().max(1e-9),
+                    eta_seconds: started.elapsed().as_secs_f64() / done as f64
+                        * ((batches - done) + i64::from(config.epochs - epoch) * batches) as f64,
                 }));
             }
         }

@@ -23,11 +23,17 @@ pub fn bytes_progress(sent: f64, total: f64) -> String {
     format!("{:.1} of {:.1} MB", sent / 1e6, total / 1e6)
 }
 
-/// The line under the progress bar: `"epoch 1 — batch 10/782 — 640 img/s"`.
+/// The line under the progress bar: `"epoch 1 — batch 10/782 — 640 img/s — 2:05 left"`.
 pub fn progress_line(progress: &BatchProgress) -> String {
+    let left = progress.eta_seconds.max(0.0).round() as u64;
     format!(
-        "epoch {} — batch {}/{} — {:.0} img/s",
-        progress.epoch, progress.batch, progress.batches, progress.images_per_second
+        "epoch {} — batch {}/{} — {:.0} img/s — {}:{:02} left",
+        progress.epoch,
+        progress.batch,
+        progress.batches,
+        progress.images_per_second,
+        left / 60,
+        left % 60
     )
 }
 
@@ -139,8 +145,16 @@ mod tests {
 
     #[test]
     fn the_progress_line_names_epoch_batch_and_speed() {
-        let progress = BatchProgress { run_id: 1, epoch: 2, batch: 10, batches: 782, loss: 1.0, images_per_second: 639.6 };
-        assert_eq!(progress_line(&progress), "epoch 2 — batch 10/782 — 640 img/s");
+        let progress = BatchProgress {
+            run_id: 1,
+            epoch: 2,
+            batch: 10,
+            batches: 782,
+            loss: 1.0,
+            images_per_second: 639.6,
+            eta_seconds: 125.4,
+        };
+        assert_eq!(progress_line(&progress), "epoch 2 — batch 10/782 — 640 img/s — 2:05 left");
     }
 
     #[test]

@@ -562,6 +562,9 @@ pub struct BatchProgress {
     pub loss: f64,
     /// Training throughput over this epoch so far.
     pub images_per_second: f64,
+    /// Estimated seconds until the run's last epoch ends, at this epoch's pace (evaluation not counted).
+    #[serde(default)]
+    pub eta_seconds: f64,
 }
 
 /// The layout a dataset folder was recognised as.
@@ -809,6 +812,7 @@ mod tests {
             batches: 4,
             loss: 0.5,
             images_per_second: 10.0,
+            eta_seconds: 3.0,
         });
         let json = serde_json::to_value(&progress).unwrap();
         assert_eq!(json["type"], "progress");

@@ -192,3 +192,23 @@ fn metrics_include_top5_per_class_accuracy_and_a_confusion_matrix() {
     assert!(top5 >= metrics.test_accuracy);
     assert!(metrics.lr > 0.0);
 }
+
+#[test]
+fn progress_reports_throughput_and_an_eta_that_reaches_zero_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 2, 16, 2, 32);
+    let config = TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::for_dataset("colors") };
+    let mut progress = Vec::new();
+    train(&config, &paths_for(dir.path(), "eta"), Device::Cpu, &CancelFlag::default(), false, &mut |event| {
+        if let TrainingEvent::Progress(p) = event {
+            progress.push(p);
+        }
+    })
+    .unwrap();
+    let last = progress.last().unwrap();
+    assert_eq!((last.epoch, last.batch, last.batches), (2, 8, 8));
+    assert_eq!(last.eta_seconds, 0.0);
+    let first_epoch_end = progress.iter().find(|p| p.epoch == 1 && p.batch == 8).unwrap();
+    assert!(first_epoch_end.eta_seconds > 0.0, "a whole epoch is still to come");
+    assert!(progress.iter().all(|p| p.images_per_second > 0.0));
+}
