@@ -57,7 +57,8 @@ impl TestServer {
     ) -> Self {
         let mut settings = StudioSettings::new(data.path());
         // Tests never reach beyond this machine: a closed local port stands for "no network".
-        settings.cifar10 = DownloadSource { url: "http://127.0.0.1:9/cifar-10-binary.tar.gz".into(), md5: "0".repeat(32) };
+        settings.cifar10 =
+            DownloadSource { url: "http://127.0.0.1:9/cifar-10-binary.tar.gz".into(), md5: "0".repeat(32) };
         adjust(&mut settings);
         let studio = Studio::open(settings, tch::Device::Cpu).expect("studio opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -98,7 +99,6 @@ impl TestServer {
         self.wait_for_run(id, Duration::from_secs(300), |run| run.status.is_finished()).await
     }
 }
-
 
 /// Reads WebSocket messages until a text one arrives, and parses it; fails after two minutes.
 pub async fn next_server_message<S>(socket: &mut S) -> shared::ServerMessage
