@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make bench`: Transfer Studio's training engine against the seed recipe's PyTorch loop, on this
+# machine and the same images, then classify latency over HTTP and the page's wasm size.
+#
+#   scripts/bench.sh            (make bench runs it after setup-test and build, with scripts/env.sh sourced)
+#
+# Steps: build the `bench` example; write a synthetic CIFAR-shaped dataset (PNG class folders) to
+# target/bench; run scripts/bench_pytorch.py over it; run `bench run`, which measures our side and
+# prints the table. Sizes and batch can be changed with BENCH_TRAIN, BENCH_TEST, BENCH_BATCH and
+# BENCH_REQUESTS. Both sides use as many threads as the machine has CPUs; a busy machine slows both,
+# so the load average is printed with the figures.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=env.sh
+source scripts/env.sh
+
+TRAIN=${BENCH_TRAIN:-2560}
+TEST=${BENCH_TEST:-512}
+BATCH=${BENCH_BATCH:-64}
+REQUESTS=${BENCH_REQUESTS:-50}
+DIR="$ROOT/target/bench"
+BENCH="$ROOT/target/release/examples/bench"
+
+say() { printf '\033[1;34m[bench]\033[0m %s\n' "$*" >&2; }
+
+say "building the bench example"
+cargo build --release --quiet --example bench -p transfer-studio
+
+mkdir -p "$DIR"
+"$BENCH" data "$DIR" --train "$TRAIN" --test "$TEST"
+
+say "PyTorch: the seed recipe's loop (torchvision ImageFolder + DataLoader)"
+"$ROOT/.venv/bin/python" scripts/bench_pytorch.py "$DIR" "$DIR/pytorch.json" --batch "$BATCH"
+
+WASM_ARGS=()
+shopt -s nullglob
+WASM_FILES=(dist/*.wasm)
+if (( ${#WASM_FILES[@]} > 0 )); then
+    WASM_GZIP=$(cat "${WASM_FILES[@]}" | gzip -c | wc -c)
+    WASM_RAW=$(cat "${WASM_FILES[@]}" | wc -c)
+    WASM_ARGS=(--wasm-gzip-bytes "$WASM_GZIP" --wasm-raw-bytes "$WASM_RAW")
+fi
+
+say "Transfer Studio: the engine, the compute ceiling and the server"
+"$BENCH" run "$DIR" --pytorch "$DIR/pytorch.json" --batch "$BATCH" --requests "$REQUESTS" "${WASM_ARGS[@]}"
