@@ -69,6 +69,66 @@ pub enum DownloadError {
     },
 }
 
+/// Why [`stream_to_file`] did not produce a file.
+#[derive(Debug)]
+pub enum StreamError {
+    /// The server could not be reached, answered with an error, or the body broke off.
+    Fetch(String),
+    /// The file could not be written.
+    Io(PathBuf, std::io::Error),
+}
+
+/// Streams `url` into the file `dest` (at most `limit` bytes), hashing every byte with `D`, and sends
+/// `"downloading <label>: N%"` notes at most once a second. Returns the hex digest. On any failure the
+/// partial file is removed.
+pub fn stream_to_file<D: Digest>(
+    url: &str,
+    dest: &Path,
+    label: &str,
+    limit: u64,
+    note: &mut dyn FnMut(String),
+) -> Result<String, StreamError> {
+    let io = |e| StreamError::Io(dest.to_path_buf(), e);
+    let result = (|| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(15)))
+            .timeout_recv_body(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let mut response = agent.get(url).call().map_err(|e| StreamError::Fetch(e.to_string()))?;
+        let total: Option<u64> =
+            response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let mut body = response.body_mut().with_config().limit(limit).reader();
+        let mut file = fs::File::create(dest).map_err(io)?;
+        let mut hasher = D::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut received: u64 = 0;
+        let mut last_note = Instant::now();
+        loop {
+            let n = body.read(&mut buffer).map_err(|e| StreamError::Fetch(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            file.write_all(&buffer[..n]).map_err(io)?;
+            received += n as u64;
+            if last_note.elapsed() >= NOTE_INTERVAL {
+                last_note = Instant::now();
+                note(match total {
+                    Some(total) => format!("downloading {label}: {}%", received * 100 / total.max(1)),
+                    None => format!("downloading {label}: {} MB", received / 1_000_000),
+                });
+            }
+        }
+        file.sync_all().map_err(io)?;
+        Ok(hex::encode(hasher.finalize()))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(dest);
+    }
+    result
+}
+
 /// Downloads `source` and unpacks it to `data_dir/cifar10/`. `note` receives progress sentences.
 pub fn fetch_cifar10(
     data_dir: &Path,
@@ -89,42 +149,10 @@ pub fn fetch_cifar10(
     };
 
     note(format!("downloading CIFAR-10 from {}", source.url));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_recv_body(Some(Duration::from_secs(60)))
-        .build()
-        .into();
-    let mut response = agent.get(&source.url).call().map_err(|e| fetch_error(e.to_string()))?;
-    let total: Option<u64> = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let mut body = response.body_mut().with_config().limit(1 << 30).reader();
-    let mut file = fs::File::create(&archive).map_err(io(&archive))?;
-    let mut hasher = Md5::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut received: u64 = 0;
-    let mut last_note = Instant::now();
-    loop {
-        let n = body.read(&mut buffer).map_err(|e| fetch_error(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        file.write_all(&buffer[..n]).map_err(io(&archive))?;
-        received += n as u64;
-        if last_note.elapsed() >= NOTE_INTERVAL {
-            last_note = Instant::now();
-            note(match total {
-                Some(total) => format!("downloading CIFAR-10: {}%", received * 100 / total.max(1)),
-                None => format!("downloading CIFAR-10: {} MB", received / 1_000_000),
-            });
-        }
-    }
-    file.flush().map_err(io(&archive))?;
-    drop(file);
-    let found = hex::encode(hasher.finalize());
+    let found = stream_to_file::<Md5>(&source.url, &archive, "CIFAR-10", 1 << 30, note).map_err(|e| match e {
+        StreamError::Fetch(why) => fetch_error(why),
+        StreamError::Io(path, source) => DownloadError::Io { path, source },
+    })?;
     if found != source.md5 {
         let _ = fs::remove_file(&archive);
         return Err(DownloadError::Checksum { url: source.url.clone(), found, expected: source.md5.clone() });

@@ -6,11 +6,10 @@
 //! that cache, streamed to a temporary file and renamed into place once its checksum passed, so an
 //! interrupted or corrupt download leaves nothing behind.
 
-use sha2::{Digest, Sha256};
+use crate::download::{stream_to_file, StreamError};
+use sha2::Sha256;
 use std::fs;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// The weights value that selects torchvision's ImageNet ResNet-18.
 pub const IMAGENET: &str = "imagenet";
@@ -22,8 +21,6 @@ pub const RESNET18_URL: &str = "https://download.pytorch.org/models/resnet18-f37
 pub const RESNET18_SHA256_PREFIX: &str = "f37072fd";
 /// Folder under the weights folder that downloads are kept in.
 pub const CACHE_FOLDER: &str = ".cache";
-/// Least time between two progress notes.
-const NOTE_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest download accepted.
 const MAX_BYTES: u64 = 1 << 30;
 
@@ -144,39 +141,13 @@ fn download(
     };
 
     note(format!("downloading {} from {}", source.file_name, source.url));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_recv_body(Some(Duration::from_secs(60)))
-        .build()
-        .into();
-    let mut response = agent.get(&source.url).call().map_err(|e| fetch_error(e.to_string()))?;
-    let total: Option<u64> =
-        response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let mut body = response.body_mut().with_config().limit(MAX_BYTES).reader();
     let result = (|| {
-        let mut file = fs::File::create(&partial).map_err(io(&partial))?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 1 << 16];
-        let mut received: u64 = 0;
-        let mut last_note = Instant::now();
-        loop {
-            let n = body.read(&mut buffer).map_err(|e| fetch_error(e.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-            file.write_all(&buffer[..n]).map_err(io(&partial))?;
-            received += n as u64;
-            if last_note.elapsed() >= NOTE_INTERVAL {
-                last_note = Instant::now();
-                note(match total {
-                    Some(total) => format!("downloading {}: {}%", source.file_name, received * 100 / total.max(1)),
-                    None => format!("downloading {}: {} MB", source.file_name, received / 1_000_000),
-                });
-            }
-        }
-        file.sync_all().map_err(io(&partial))?;
-        let found = hex::encode(hasher.finalize());
+        let found = stream_to_file::<Sha256>(&source.url, &partial, &source.file_name, MAX_BYTES, note).map_err(
+            |e| match e {
+                StreamError::Fetch(why) => fetch_error(why),
+                StreamError::Io(path, source) => PretrainedError::Io { path, source },
+            },
+        )?;
         if !found.starts_with(&source.sha256_prefix.to_ascii_lowercase()) {
             return Err(PretrainedError::Checksum {
                 url: source.url.clone(),
