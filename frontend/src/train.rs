@@ -15,7 +15,8 @@ use crate::{api, format, studio};
 /// The dataset the server downloads by itself when it is not in the data folder.
 const DOWNLOADABLE_DATASET: &str = "cifar10";
 
-/// The configuration fields the form shows, each with its message under it.
+/// The configuration fields the form shows, each with its message under it: nine basic ones, then the
+/// Advanced section's.
 const FORM_FIELDS: [&str; 27] = [
     "dataset",
     "epochs",
@@ -46,27 +47,9 @@ const FORM_FIELDS: [&str; 27] = [
     "cudnn_benchmark",
 ];
 
-/// The fields inside the Advanced section, to count their problems on its summary line.
-const ADVANCED_FIELDS: [&str; 18] = [
-    "mode",
-    "frozen_epochs",
-    "backbone_lr_scale",
-    "optimizer",
-    "nesterov",
-    "weight_decay",
-    "schedule",
-    "warmup_epochs",
-    "step_size",
-    "gamma",
-    "label_smoothing",
-    "grad_clip_norm",
-    "random_crop",
-    "horizontal_flip",
-    "early_stopping_patience",
-    "validation_fraction",
-    "mixed_precision",
-    "cudnn_benchmark",
-];
+/// The fields inside the Advanced section (the form's fields from `mode` on), to count their problems on
+/// its summary line.
+const ADVANCED_FIELDS: &[&str] = FORM_FIELDS.split_at(9).1;
 
 type Checked = Memo<Result<TrainConfig, Vec<ConfigError>>>;
 
@@ -583,5 +566,17 @@ pub fn DatasetUpload() -> impl IntoView {
             <p class="ok" role="status">{move || done.get()}</p>
             <p id="upload-error" class="error" role="alert">{move || error.get()}</p>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advanced_section_starts_at_mode_and_ends_with_the_form() {
+        assert_eq!(ADVANCED_FIELDS.first(), Some(&"mode"));
+        assert_eq!(ADVANCED_FIELDS.len(), 18);
+        assert_eq!(ADVANCED_FIELDS.last(), FORM_FIELDS.last());
     }
 }
