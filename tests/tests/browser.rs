@@ -104,30 +104,42 @@ async fn text_of(browser: &Client, css: &str) -> Option<String> {
     browser.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
-#[tokio::test]
-async fn a_person_trains_a_model_from_the_page_and_classifies_an_upload() {
+/// A person's starting point: a server over a colour dataset (`classes` classes, `train`/`test` images each
+/// of `side` pixels) serving the built page, and a browser showing it once the dataset list has loaded.
+/// Fields drop in order: browser session, then chromedriver, then server.
+struct OpenPage {
+    browser: Client,
+    _driver: ChromeDriver,
+    server: TestServer,
+}
+
+async fn open_page(classes: usize, train: usize, test: usize, side: u32) -> OpenPage {
     let data = tempfile::tempdir().unwrap();
-    write_color_dataset(data.path(), "colors", 6, 8, 4, 32);
+    write_color_dataset(data.path(), "colors", classes, train, test, side);
     let server = TestServer::start_with(data, |_| {}, Some(built_page())).await;
     let driver = ChromeDriver::start();
     let browser = driver.browser(1280, 900).await;
-
     browser.goto(&server.base).await.unwrap();
+    eventually("the dataset option", Duration::from_secs(30), || async {
+        browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
+    })
+    .await;
+    OpenPage { browser, _driver: driver, server }
+}
+
+#[tokio::test]
+async fn a_person_trains_a_model_from_the_page_and_classifies_an_upload() {
+    let OpenPage { browser, _driver, server } = open_page(6, 8, 4, 32).await;
     eventually("the page to connect", Duration::from_secs(30), || async {
         text_of(&browser, "#connection").await.filter(|t| t == "Connected")
     })
     .await;
 
     // The dataset list comes from the server.
-    let dataset = eventually("the dataset option", Duration::from_secs(10), || async {
-        browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
-    })
-    .await;
+    let dataset = browser.find(Locator::Css("select#dataset option[value='colors']")).await.unwrap();
     assert!(dataset.text().await.unwrap().contains("colors"));
     browser.find(Locator::Css("select#dataset")).await.unwrap().select_by_value("colors").await.unwrap();
-    let epochs = browser.find(Locator::Css("input#epochs")).await.unwrap();
-    epochs.clear().await.unwrap();
-    epochs.send_keys("1").await.unwrap();
+    set_value(&browser, "input#epochs", "1").await;
     browser.find(Locator::Css("button#start")).await.unwrap().click().await.unwrap();
 
     // The epoch row appears live, with the test accuracy as a percentage.
@@ -187,19 +199,8 @@ async fn a_person_trains_a_model_from_the_page_and_classifies_an_upload() {
 
 #[tokio::test]
 async fn the_form_refuses_a_bad_value_as_it_is_typed() {
-    let data = tempfile::tempdir().unwrap();
-    write_color_dataset(data.path(), "colors", 2, 2, 1, 16);
-    let server = TestServer::start_with(data, |_| {}, Some(built_page())).await;
-    let driver = ChromeDriver::start();
-    let browser = driver.browser(1280, 900).await;
-    browser.goto(&server.base).await.unwrap();
-    eventually("the dataset option", Duration::from_secs(30), || async {
-        browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
-    })
-    .await;
-    let lr = browser.find(Locator::Css("input#lr")).await.unwrap();
-    lr.clear().await.unwrap();
-    lr.send_keys("-1").await.unwrap();
+    let OpenPage { browser, _driver, server } = open_page(2, 2, 1, 16).await;
+    set_value(&browser, "input#lr", "-1").await;
     let message = eventually("the lr error", Duration::from_secs(10), || async {
         text_of(&browser, ".field-error").await.filter(|t| t.contains("lr must be"))
     })
@@ -230,16 +231,7 @@ async fn set_value(browser: &Client, css: &str, value: &str) {
 
 #[tokio::test]
 async fn configure_start_stop_resume_inspect_and_classify_several_images() {
-    let data = tempfile::tempdir().unwrap();
-    write_color_dataset(data.path(), "colors", 4, 24, 4, 32);
-    let server = TestServer::start_with(data, |_| {}, Some(built_page())).await;
-    let driver = ChromeDriver::start();
-    let browser = driver.browser(1280, 900).await;
-    browser.goto(&server.base).await.unwrap();
-    eventually("the dataset option", Duration::from_secs(30), || async {
-        browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
-    })
-    .await;
+    let OpenPage { browser, _driver, server } = open_page(4, 24, 4, 32).await;
     browser.find(Locator::Css("select#dataset")).await.unwrap().select_by_value("colors").await.unwrap();
 
     // A preset fills the form; advanced options are there to adjust.
