@@ -12,25 +12,12 @@ OUT_DIR/half.safetensors  that float16 state dict, contiguous, to compare agains
 import sys
 
 import torch
-import torchvision
+from reference_model import reference_model
 from safetensors.torch import save_file
 
 
 def main(out_dir: str, num_classes: int) -> None:
-    torch.manual_seed(4321)
-    model = torchvision.models.resnet18(num_classes=num_classes)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-                module.num_batches_tracked.fill_(17)
-    model.eval()
-    images = torch.randn(4, 3, 32, 32)
-    with torch.no_grad():
-        logits = model(images)
+    model, images, logits = reference_model(num_classes, seed=4321)
     torch.save(model.state_dict(), f"{out_dir}/w.pth")
     save_file({"input": images, "logits": logits}, f"{out_dir}/io.safetensors")
 
