@@ -67,6 +67,13 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Runs file or database work off the async workers; a panic in it becomes a 500.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the request failed: {e}")))
+}
+
 /// How the web layer is set up.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
@@ -182,10 +189,7 @@ async fn health(State(studio): State<Studio>) -> Json<HealthResponse> {
 }
 
 async fn datasets(State(studio): State<Studio>) -> ApiResult<Json<Vec<shared::DatasetInfo>>> {
-    let found = tokio::task::spawn_blocking(move || studio.datasets())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(found))
+    Ok(Json(blocking(move || studio.datasets()).await?))
 }
 
 #[derive(Deserialize)]
@@ -234,10 +238,10 @@ async fn upload_dataset(
     let data_dir = studio.settings().data_dir.clone();
     let installed = {
         let partial = partial.clone();
-        tokio::task::spawn_blocking(move || crate::upload::install_zip_dataset(&data_dir, &name, &partial)).await
+        blocking(move || crate::upload::install_zip_dataset(&data_dir, &name, &partial)).await
     };
     let _ = tokio::fs::remove_file(&partial).await;
-    let info = installed.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.map_err(|e| {
+    let info = installed?.map_err(|e| {
         let status = match e {
             crate::upload::UploadError::Exists(_) => StatusCode::CONFLICT,
             crate::upload::UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -255,9 +259,7 @@ async fn weights(State(studio): State<Studio>) -> Json<Vec<String>> {
 
 async fn create_run(State(studio): State<Studio>, body: axum::body::Bytes) -> ApiResult<Response> {
     let config = Studio::parse_config(&body)?;
-    let run = tokio::task::spawn_blocking(move || studio.create_run(config))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let run = blocking(move || studio.create_run(config)).await??;
     Ok((StatusCode::CREATED, Json(RunCreated { id: run.id })).into_response())
 }
 
@@ -274,10 +276,7 @@ async fn stop_run(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResul
 }
 
 async fn resume_run(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResult<Json<shared::Run>> {
-    let run = tokio::task::spawn_blocking(move || studio.resume_run(id))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    Ok(Json(run))
+    Ok(Json(blocking(move || studio.resume_run(id)).await??))
 }
 
 #[derive(Deserialize)]
@@ -353,9 +352,7 @@ async fn test_images(
 }
 
 async fn test_image(State(studio): State<Studio>, Path((id, index)): Path<(u64, usize)>) -> ApiResult<Response> {
-    let (bytes, mime) = tokio::task::spawn_blocking(move || studio.test_image(id, index))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let (bytes, mime) = blocking(move || studio.test_image(id, index)).await??;
     Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
 }
 
