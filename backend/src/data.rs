@@ -3,6 +3,9 @@
 //!
 //! Two layouts are recognised ([`DatasetFormat`]):
 //! - CIFAR-10 binary batches: `cifar-10-batches-bin/` inside the dataset folder, or the folder itself.
+//! - CIFAR-10 python batches: `cifar-10-batches-py/` (or the folder itself), NumPy arrays in pickles,
+//!   read by the restricted reader in [`crate::pickle`] (nothing is executed).
+//! - CIFAR-100 binary: `cifar-100-binary/` (or the folder itself), the fine labels.
 //! - Class folders: `train/<class>/<image>` and `test/<class>/<image>`, PNG, JPEG, WebP, BMP or GIF of
 //!   any size.
 //! - One image folder: `<class>/<image>`, split into train and test per class by a seeded fraction.
@@ -11,10 +14,14 @@
 //! a split is one `[N, 3, H, W]` `u8` tensor plus an `[N]` `i64` label tensor, and batches are index-selects.
 
 use crate::images::{decode_to_chw, ImageError};
+use crate::pickle::{self, Value};
 use rayon::prelude::*;
 use shared::{DatasetFormat, DatasetInfo};
 use std::fs;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 use tch::{Device, Kind, Tensor};
 
 /// CIFAR-10's image side.
@@ -35,6 +42,14 @@ const CIFAR_TEST_FILE: &str = "test_batch.bin";
 const CIFAR_META_FILE: &str = "batches.meta.txt";
 /// The folder name CIFAR-10's archive unpacks to.
 pub const CIFAR_BIN_FOLDER: &str = "cifar-10-batches-bin";
+/// The folder name CIFAR-10's "python version" archive unpacks to.
+pub const CIFAR_PY_FOLDER: &str = "cifar-10-batches-py";
+/// CIFAR-10's pickled training batches.
+const CIFAR_PY_TRAIN_FILES: [&str; 5] = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"];
+/// CIFAR-10's pickled test batch.
+const CIFAR_PY_TEST_FILE: &str = "test_batch";
+/// CIFAR-10's pickled metadata (`label_names`).
+const CIFAR_PY_META_FILE: &str = "batches.meta";
 /// The folder name CIFAR-100's binary archive unpacks to.
 pub const CIFAR100_BIN_FOLDER: &str = "cifar-100-binary";
 /// CIFAR-100's record: coarse label, fine label, then the 3x32x32 planes.
@@ -159,6 +174,11 @@ pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> 
             return inspect_cifar(name, root);
         }
     }
+    for root in [folder.join(CIFAR_PY_FOLDER), folder.clone()] {
+        if root.join(CIFAR_PY_TEST_FILE).is_file() && root.join(CIFAR_PY_META_FILE).is_file() {
+            return inspect_cifar_python(name, root);
+        }
+    }
     for root in [folder.join(CIFAR100_BIN_FOLDER), folder.clone()] {
         if root.join("fine_label_names.txt").is_file() && root.join("test.bin").is_file() {
             return inspect_cifar100(name, root);
@@ -182,7 +202,7 @@ pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> 
     Err(DataError::UnknownLayout {
         name: name.to_string(),
         why: format!(
-            "expected {CIFAR_BIN_FOLDER}/ with CIFAR-10 binary batches, train/<class>/ and test/<class>/ image \
+            "expected {CIFAR_BIN_FOLDER}/ or {CIFAR_PY_FOLDER}/ with CIFAR-10 batches, train/<class>/ and test/<class>/ image \
              folders, or at least two <class>/ folders of two or more images each"
         ),
     })
@@ -234,6 +254,86 @@ fn inspect_cifar(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> 
         },
         root,
     })
+}
+
+fn inspect_cifar_python(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
+    let meta_path = root.join(CIFAR_PY_META_FILE);
+    let meta = read_pickle(&meta_path)?;
+    let classes: Vec<String> = match meta.get("label_names") {
+        Some(Value::List(names)) => names.borrow().iter().filter_map(pickle::text_of).map(String::from).collect(),
+        _ => Vec::new(),
+    };
+    if classes.is_empty() {
+        return Err(DataError::Malformed { path: meta_path, why: "no label_names list".into() });
+    }
+    let mut train_count = 0;
+    for file in CIFAR_PY_TRAIN_FILES {
+        train_count += count_pickled_records(&root.join(file), classes.len())?;
+    }
+    let test_count = count_pickled_records(&root.join(CIFAR_PY_TEST_FILE), classes.len())?;
+    let info = DatasetInfo { name: name.to_string(), format: DatasetFormat::Cifar10Python, classes, train_count, test_count };
+    Ok(DatasetSource { info, root })
+}
+
+/// Unpickles a whole file with the restricted reader (no persistent ids: those are PyTorch's).
+fn read_pickle(path: &Path) -> Result<Value, DataError> {
+    let bytes = fs::read(path).map_err(io_error(path))?;
+    let mut no_storages = |_: &str, _: Kind, _: i64| -> Result<Tensor, String> {
+        Err("persistent ids (PyTorch storages) do not belong in a dataset pickle".into())
+    };
+    pickle::unpickle(&bytes, &mut no_storages).map_err(|(position, why)| DataError::Malformed {
+        path: path.to_path_buf(),
+        why: format!("cannot read the pickle at byte {position}: {why}"),
+    })
+}
+
+/// Reads one pickled CIFAR batch: `data`, a `uint8` array `[N, 3072]` (red, green, blue planes of
+/// 32x32), and `labels`, N class indices below `num_classes`.
+fn read_cifar_pickle(path: &Path, num_classes: usize) -> Result<Split, DataError> {
+    let malformed = |why: String| DataError::Malformed { path: path.to_path_buf(), why };
+    let batch = read_pickle(path)?;
+    let Some(Value::Array(array)) = batch.get("data") else {
+        return Err(malformed("no \"data\" array".into()));
+    };
+    let array = array.borrow();
+    let pixels = 3 * CIFAR_SIDE * CIFAR_SIDE;
+    if array.dtype.descr != "u1" || array.shape.len() != 2 || array.shape[1] != pixels {
+        return Err(malformed(format!(
+            "\"data\" is a {} array of shape {:?}, expected uint8 [N, {pixels}]",
+            array.dtype.descr, array.shape
+        )));
+    }
+    let images = array.to_tensor(Kind::Uint8).map_err(&malformed)?;
+    let labels: Vec<i64> = match batch.get("labels") {
+        Some(Value::List(labels)) => labels
+            .borrow()
+            .iter()
+            .map(|label| match label {
+                Value::Int(i) if (0..num_classes as i64).contains(i) => Ok(*i),
+                _ => Err(malformed(format!("a label is not a class index below {num_classes}"))),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(malformed("no \"labels\" list".into())),
+    };
+    let records = array.shape[0];
+    if labels.len() as i64 != records {
+        return Err(malformed(format!("{} labels for {records} images", labels.len())));
+    }
+    Ok(Split { images: images.view([records, 3, CIFAR_SIDE, CIFAR_SIDE]), labels: Tensor::from_slice(&labels) })
+}
+
+/// Records in a pickled CIFAR batch. Reading one means unpickling it, so counts are remembered per
+/// file, size and modification time: listing datasets stays instant after the first time.
+fn count_pickled_records(path: &Path, num_classes: usize) -> Result<usize, DataError> {
+    static COUNTS: Mutex<Option<HashMap<(PathBuf, u64, SystemTime), usize>>> = Mutex::new(None);
+    let metadata = fs::metadata(path).map_err(io_error(path))?;
+    let key = (path.to_path_buf(), metadata.len(), metadata.modified().map_err(io_error(path))?);
+    if let Some(&count) = COUNTS.lock().expect("count cache").get_or_insert_with(HashMap::new).get(&key) {
+        return Ok(count);
+    }
+    let count = read_cifar_pickle(path, num_classes)?.len() as usize;
+    COUNTS.lock().expect("count cache").get_or_insert_with(HashMap::new).insert(key, count);
+    Ok(count)
 }
 
 /// Image files of one split, grouped by class in class order, each group sorted by file name.
@@ -340,6 +440,16 @@ pub fn load(source: &DatasetSource, input_size: u32, validation_fraction: f64, s
             let test = load_cifar_records(&[source.root.join(CIFAR_TEST_FILE)], classes, CIFAR_RECORD, 0)?;
             (resize_split(train, input_size), resize_split(test, input_size))
         }
+        DatasetFormat::Cifar10Python => {
+            let classes = source.info.classes.len();
+            let read = |file: &str| read_cifar_pickle(&source.root.join(file), classes);
+            let train: Vec<Split> = CIFAR_PY_TRAIN_FILES.iter().map(|file| read(file)).collect::<Result<_, _>>()?;
+            let train = Split {
+                images: Tensor::cat(&train.iter().map(|s| &s.images).collect::<Vec<_>>(), 0),
+                labels: Tensor::cat(&train.iter().map(|s| &s.labels).collect::<Vec<_>>(), 0),
+            };
+            (resize_split(train, input_size), resize_split(read(CIFAR_PY_TEST_FILE)?, input_size))
+        }
         DatasetFormat::Cifar100Binary => {
             let classes = source.info.classes.len();
             // The fine label is the second byte of each record.
@@ -444,6 +554,7 @@ pub fn test_image(
     seed: u64,
     index: usize,
 ) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
+    let plane = (CIFAR_SIDE * CIFAR_SIDE) as usize;
     let path = match source.info.format {
         DatasetFormat::Cifar10Binary | DatasetFormat::Cifar100Binary => {
             let (file, size) = if source.info.format == DatasetFormat::Cifar10Binary {
@@ -454,16 +565,15 @@ pub fn test_image(
             let path = source.root.join(file);
             let bytes = fs::read(&path).map_err(io_error(&path))?;
             let Some(record) = bytes.chunks_exact(size).nth(index) else { return Ok(None) };
-            let plane = 32 * 32;
-            let px = &record[size - 3 * plane..];
-            let rgb: Vec<u8> = (0..plane).flat_map(|i| [px[i], px[plane + i], px[2 * plane + i]]).collect();
-            let image = image::RgbImage::from_raw(32, 32, rgb).expect("32x32 RGB");
-            let mut png = std::io::Cursor::new(Vec::new());
-            image.write_to(&mut png, image::ImageFormat::Png).map_err(|e| DataError::Malformed {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
-            return Ok(Some((png.into_inner(), "image/png")));
+            return Ok(Some((planes_to_png(&record[size - 3 * plane..]), "image/png")));
+        }
+        DatasetFormat::Cifar10Python => {
+            let test = read_cifar_pickle(&source.root.join(CIFAR_PY_TEST_FILE), source.info.classes.len())?;
+            if index as i64 >= test.len() {
+                return Ok(None);
+            }
+            let planes = Vec::<u8>::try_from(test.images.get(index as i64).flatten(0, -1)).expect("u8 record");
+            return Ok(Some((planes_to_png(&planes), "image/png")));
         }
         DatasetFormat::ClassFolders => labelled(list_class_folders(&source.root.join("test"))?).into_iter().nth(index),
         DatasetFormat::ImageFolder => {
@@ -483,31 +593,129 @@ pub fn test_image(
     Ok(Some((bytes, mime)))
 }
 
+/// A PNG of one CIFAR record's red, green and blue 32x32 planes.
+fn planes_to_png(planes: &[u8]) -> Vec<u8> {
+    let plane = (CIFAR_SIDE * CIFAR_SIDE) as usize;
+    let rgb: Vec<u8> = (0..plane).flat_map(|i| [planes[i], planes[plane + i], planes[2 * plane + i]]).collect();
+    let image = image::RgbImage::from_raw(32, 32, rgb).expect("32x32 RGB");
+    let mut png = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut png, image::ImageFormat::Png).expect("PNG encoding into memory cannot fail");
+    png.into_inner()
+}
+
 /// Writes CIFAR-10 binary batches for tests and benchmarks: `per_file` records in each of the five
-/// training files and `test_count` in the test file, labels drawn from `label_of(index)`, pixels from `pixel_of`.
+/// training files and `test_count` in the test file; `record(index)` gives each label and its 3x32x32
+/// pixels (red, green, blue planes).
 pub fn write_cifar_binary(
     dir: &Path,
     classes: &[&str],
     per_file: usize,
     test_count: usize,
-    mut record: impl FnMut(usize) -> (u8, Vec<u8>),
+    record: impl FnMut(usize) -> (u8, Vec<u8>),
 ) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     fs::write(dir.join(CIFAR_META_FILE), classes.join("\n") + "\n")?;
-    let mut index = 0;
-    let files = CIFAR_TRAIN_FILES.iter().map(|f| (f, per_file)).chain([(&CIFAR_TEST_FILE, test_count)]);
-    for (file, count) in files {
-        let mut bytes = Vec::with_capacity(count * CIFAR_RECORD);
-        for _ in 0..count {
-            let (label, pixels) = record(index);
-            assert_eq!(pixels.len(), CIFAR_RECORD - 1, "a CIFAR record holds 3x32x32 pixels");
-            bytes.push(label);
-            bytes.extend_from_slice(&pixels);
-            index += 1;
-        }
+    let files = CIFAR_TRAIN_FILES.iter().chain([&CIFAR_TEST_FILE]);
+    for (file, records) in files.zip(cifar_batches(per_file, test_count, record)) {
+        let bytes: Vec<u8> = records.into_iter().flat_map(|(label, pixels)| [vec![label], pixels]).flatten().collect();
         fs::write(dir.join(file), bytes)?;
     }
     Ok(())
+}
+
+/// Writes CIFAR-10 "python version" batches byte for byte as the official archive has them (Python 2
+/// `cPickle`, protocol 2: byte-string keys, `data` a NumPy `uint8` array `[N, 3072]`, `labels` a list),
+/// with the same arguments as [`write_cifar_binary`].
+pub fn write_cifar_python(
+    dir: &Path,
+    classes: &[&str],
+    per_file: usize,
+    test_count: usize,
+    record: impl FnMut(usize) -> (u8, Vec<u8>),
+) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut meta = PickleWriter::dict();
+    meta.bytes(b"num_cases_per_batch").int(per_file as u32).bytes(b"label_names").op(b"](");
+    for class in classes {
+        meta.bytes(class.as_bytes());
+    }
+    meta.op(b"e").bytes(b"num_vis").int(3 * 32 * 32);
+    fs::write(dir.join(CIFAR_PY_META_FILE), meta.end_dict())?;
+    let files = CIFAR_PY_TRAIN_FILES.iter().chain([&CIFAR_PY_TEST_FILE]);
+    for (file, records) in files.zip(cifar_batches(per_file, test_count, record)) {
+        let mut batch = PickleWriter::dict();
+        batch.bytes(b"data").op(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01");
+        batch.int(records.len() as u32).int(3 * 32 * 32).op(b"\x86cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R");
+        batch.op(b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89");
+        let pixels: Vec<u8> = records.iter().flat_map(|(_, pixels)| pixels.iter().copied()).collect();
+        batch.bytes(&pixels).op(b"tb").bytes(b"labels").op(b"](");
+        for (label, _) in &records {
+            batch.int(u32::from(*label));
+        }
+        batch.op(b"e").bytes(b"batch_label").bytes(file.as_bytes());
+        fs::write(dir.join(file), batch.end_dict())?;
+    }
+    Ok(())
+}
+
+/// The records of CIFAR-10's six batch files (five training, one test), from `record(index)`.
+fn cifar_batches(
+    per_file: usize,
+    test_count: usize,
+    mut record: impl FnMut(usize) -> (u8, Vec<u8>),
+) -> Vec<Vec<(u8, Vec<u8>)>> {
+    let mut index = 0;
+    let counts = [per_file; 5].into_iter().chain([test_count]);
+    counts
+        .map(|count| {
+            (0..count)
+                .map(|_| {
+                    let (label, pixels) = record(index);
+                    assert_eq!(pixels.len(), CIFAR_RECORD - 1, "a CIFAR record holds 3x32x32 pixels");
+                    index += 1;
+                    (label, pixels)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Writes Python 2 protocol-2 pickles opcode by opcode, as `cPickle` does.
+struct PickleWriter(Vec<u8>);
+
+impl PickleWriter {
+    /// Opens a dict whose items follow.
+    fn dict() -> Self {
+        PickleWriter(b"\x80\x02}(".to_vec())
+    }
+
+    fn op(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    /// A Python 2 `str` (bytes).
+    fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        match u8::try_from(bytes.len()) {
+            Ok(short) => self.op(&[b'U', short]),
+            Err(_) => self.op(b"T").op(&(bytes.len() as u32).to_le_bytes()),
+        }
+        .op(bytes)
+    }
+
+    fn int(&mut self, value: u32) -> &mut Self {
+        match (u8::try_from(value), u16::try_from(value)) {
+            (Ok(byte), _) => self.op(&[b'K', byte]),
+            (_, Ok(short)) => self.op(b"M").op(&short.to_le_bytes()),
+            _ => self.op(b"J").op(&value.to_le_bytes()),
+        }
+    }
+
+    /// Closes the dict opened by [`PickleWriter::dict`] and the pickle.
+    fn end_dict(&mut self) -> Vec<u8> {
+        self.op(b"u.");
+        std::mem::take(&mut self.0)
+    }
 }
 
 #[cfg(test)]
@@ -564,6 +772,50 @@ mod tests {
         let bigger = load(&source, 64, 0.2, 0).unwrap();
         assert_eq!(bigger.test.images.size(), [3, 3, 64, 64]);
         assert_eq!(bigger.test.images.int64_value(&[2, 1, 10, 10]), 12);
+    }
+
+    #[test]
+    fn cifar_python_pickles_read_as_the_same_records_as_the_binary_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let classes = ["airplane", "automobile", "bird"];
+        // Pixels vary within and across records; 300 records per file make the data a BINSTRING
+        // (over 255 bytes) and labels past 255 records.
+        let record = |i: usize| (((i * 7) % 3) as u8, (0..3072).map(|p| ((i * 31 + p * 13) % 251) as u8).collect());
+        write_cifar_binary(&dir.path().join("bin").join(CIFAR_BIN_FOLDER), &classes, 300, 40, record).unwrap();
+        write_cifar_python(&dir.path().join("py").join(CIFAR_PY_FOLDER), &classes, 300, 40, record).unwrap();
+
+        let python = inspect(dir.path(), "py").unwrap();
+        assert_eq!(python.info.format, DatasetFormat::Cifar10Python);
+        assert_eq!(python.info.classes, classes);
+        assert_eq!((python.info.train_count, python.info.test_count), (1500, 40));
+        let binary = load(&inspect(dir.path(), "bin").unwrap(), 32, 0.2, 0).unwrap();
+        let from_pickles = load(&python, 32, 0.2, 0).unwrap();
+        for (a, b) in [(&binary.train, &from_pickles.train), (&binary.test, &from_pickles.test)] {
+            assert_eq!(a.images.size(), b.images.size());
+            assert!(a.images.equal(&b.images), "pixels differ");
+            assert!(a.labels.equal(&b.labels), "labels differ");
+        }
+        let (png, _) = test_image(&python, 0.2, 0, 39).unwrap().unwrap();
+        assert_eq!(png, test_image(&inspect(dir.path(), "bin").unwrap(), 0.2, 0, 39).unwrap().unwrap().0);
+        assert!(test_image(&python, 0.2, 0, 40).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_cifar_python_batch_with_a_bad_label_or_cut_short_says_which_file_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("py");
+        write_cifar_python(&root, &["a", "b"], 2, 2, |i| ((i % 3) as u8, vec![0; 3072])).unwrap();
+        // Listing reads every batch, so a bad one is named before any run starts.
+        let err = inspect(dir.path(), "py").unwrap_err().to_string();
+        assert!(err.contains("data_batch_2") && err.contains("not a class index below 2"), "{err}");
+
+        // A truncated file: the pickle ends inside the pixel bytes.
+        write_cifar_python(&root, &["a", "b"], 2, 2, |i| ((i % 2) as u8, vec![0; 3072])).unwrap();
+        let batch = root.join("test_batch");
+        let bytes = fs::read(&batch).unwrap();
+        fs::write(&batch, &bytes[..bytes.len() / 2]).unwrap();
+        let err = inspect(dir.path(), "py").unwrap_err().to_string();
+        assert!(err.contains("test_batch") && err.contains("ends early"), "{err}");
     }
 
     #[test]

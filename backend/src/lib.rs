@@ -3,7 +3,8 @@
 //! Layers, from the bottom:
 //! - [`images`] and [`data`]: decoding images and datasets into `u8` tensors;
 //! - [`model`]: ResNet-18 in torchvision's layout, weight loading and the saved-model files;
-//! - [`pth`] and [`pretrained`]: reading PyTorch `.pth` state dicts and fetching torchvision's ImageNet weights;
+//! - [`pickle`], [`pth`] and [`pretrained`]: a restricted pickle reader, PyTorch `.pth` state dicts and
+//!   torchvision's ImageNet weights;
 //! - [`training`] and [`inference`]: the training loop (typed events, a cancel flag) and classification,
 //!   free of any web code;
 //! - [`engine`]: the threads that own libtorch work, talked to over channels;
@@ -24,6 +25,7 @@ pub mod inference;
 pub mod model;
 pub mod optim;
 pub mod pretrained;
+pub mod pickle;
 pub mod pth;
 pub mod schedule;
 pub mod server;

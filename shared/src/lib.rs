@@ -573,6 +573,9 @@ pub struct BatchProgress {
 pub enum DatasetFormat {
     /// CIFAR-10's binary batches (`data_batch_1.bin` .. `test_batch.bin`, `batches.meta.txt`).
     Cifar10Binary,
+    /// CIFAR-10's "python version" (`cifar-10-batches-py`: pickled `data_batch_1` .. `test_batch`,
+    /// `batches.meta`), read without Python.
+    Cifar10Python,
     /// CIFAR-100's binary files (`train.bin`, `test.bin`, `fine_label_names.txt`); the 100 fine labels.
     Cifar100Binary,
     /// `train/<class>/<image>` and `test/<class>/<image>`.
