@@ -6,6 +6,7 @@ use crate::studio::{Studio, StudioSettings};
 use crate::training::{self, CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use shared::PreparationStep;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -178,9 +179,30 @@ fn train(config: shared::TrainConfig, data_dir: PathBuf, weights_dir: Option<Pat
             .expect("valid template")
             .progress_chars("=> "),
     );
+    let preparing = indicatif::ProgressBar::hidden();
+    let mut preparing_step = None;
     let outcome = training::train(&config, &paths, device, &CancelFlag::default(), false, &mut |event| match event {
         TrainingEvent::Note(note) => bar.suspend(|| println!("{note}")),
+        TrainingEvent::Preparing(p) => {
+            if preparing_step != Some(p.step) {
+                preparing_step = Some(p.step);
+                let counter = if p.step == PreparationStep::Downloading { "{bytes}/{total_bytes}" } else { "{pos}/{len}" };
+                let template = format!("{{msg}} [{{bar:30}}] {counter}  eta {{eta}}");
+                preparing.set_style(
+                    indicatif::ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "),
+                );
+                preparing.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                preparing.reset();
+            }
+            preparing.set_message(format!("{:?} {}", p.step, p.subject).to_lowercase());
+            match p.total {
+                Some(total) => preparing.set_length(total),
+                None => preparing.unset_length(),
+            }
+            preparing.set_position(p.done);
+        }
         TrainingEvent::Started { classes, train_count, test_count, .. } => {
+            preparing.finish_and_clear();
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.suspend(|| println!("{} classes, {train_count} training and {test_count} test images", classes.len()))
         }

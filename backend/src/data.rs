@@ -428,22 +428,46 @@ fn labelled(classes: Vec<(String, Vec<PathBuf>)>) -> LabelledFiles {
         .collect()
 }
 
+/// Images decoded between two progress reports of a folder dataset.
+const DECODE_CHUNK: usize = 512;
+
 /// Decodes a recognised dataset into tensors on the CPU, every image `input_size` square. An image-folder
 /// dataset is split by `validation_fraction` with `seed`.
 pub fn load(source: &DatasetSource, input_size: u32, validation_fraction: f64, seed: u64) -> Result<Dataset, DataError> {
+    load_reporting(source, input_size, validation_fraction, seed, &mut |_, _| {})
+}
+
+/// [`load`], calling `progress(done, total)` with the images decoded so far: after each chunk of files
+/// of a folder dataset, after each split of a CIFAR one, and once at 0 before starting.
+pub fn load_reporting(
+    source: &DatasetSource,
+    input_size: u32,
+    validation_fraction: f64,
+    seed: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Dataset, DataError> {
+    let mut total = (source.info.train_count + source.info.test_count) as u64;
+    progress(0, total);
     let (train, test) = match source.info.format {
         DatasetFormat::Cifar10Binary => {
             let train_paths: Vec<PathBuf> =
                 CIFAR_TRAIN_FILES.iter().map(|f| source.root.join(f)).collect();
             let classes = source.info.classes.len();
             let train = load_cifar_records(&train_paths, classes, CIFAR_RECORD, 0)?;
+            progress(train.len() as u64, total);
             let test = load_cifar_records(&[source.root.join(CIFAR_TEST_FILE)], classes, CIFAR_RECORD, 0)?;
             (resize_split(train, input_size), resize_split(test, input_size))
         }
         DatasetFormat::Cifar10Python => {
             let classes = source.info.classes.len();
             let read = |file: &str| read_cifar_pickle(&source.root.join(file), classes);
-            let train: Vec<Split> = CIFAR_PY_TRAIN_FILES.iter().map(|file| read(file)).collect::<Result<_, _>>()?;
+            let mut done = 0;
+            let mut train = Vec::new();
+            for file in CIFAR_PY_TRAIN_FILES {
+                train.push(read(file)?);
+                done += train.last().map_or(0, |split| split.len() as u64);
+                progress(done, total);
+            }
             let train = Split {
                 images: Tensor::cat(&train.iter().map(|s| &s.images).collect::<Vec<_>>(), 0),
                 labels: Tensor::cat(&train.iter().map(|s| &s.labels).collect::<Vec<_>>(), 0),
@@ -454,18 +478,25 @@ pub fn load(source: &DatasetSource, input_size: u32, validation_fraction: f64, s
             let classes = source.info.classes.len();
             // The fine label is the second byte of each record.
             let train = load_cifar_records(&[source.root.join("train.bin")], classes, CIFAR100_RECORD, 1)?;
+            progress(train.len() as u64, total);
             let test = load_cifar_records(&[source.root.join("test.bin")], classes, CIFAR100_RECORD, 1)?;
             (resize_split(train, input_size), resize_split(test, input_size))
         }
-        DatasetFormat::ClassFolders => (
-            decode_files(&labelled(list_class_folders(&source.root.join("train"))?), input_size)?,
-            decode_files(&labelled(list_class_folders(&source.root.join("test"))?), input_size)?,
-        ),
-        DatasetFormat::ImageFolder => {
-            let (train, test) = split_stratified(&list_class_folders(&source.root)?, validation_fraction, seed);
-            (decode_files(&train, input_size)?, decode_files(&test, input_size)?)
+        DatasetFormat::ClassFolders | DatasetFormat::ImageFolder => {
+            let (train, test) = if source.info.format == DatasetFormat::ClassFolders {
+                let train = labelled(list_class_folders(&source.root.join("train"))?);
+                (train, labelled(list_class_folders(&source.root.join("test"))?))
+            } else {
+                split_stratified(&list_class_folders(&source.root)?, validation_fraction, seed)
+            };
+            // The files may have changed since the dataset was listed.
+            total = (train.len() + test.len()) as u64;
+            let train = decode_files(&train, input_size, 0, total, progress)?;
+            let decoded = train.len() as u64;
+            (train, decode_files(&test, input_size, decoded, total, progress)?)
         }
     };
+    progress(total, total);
     Ok(Dataset { classes: source.info.classes.clone(), train, test })
 }
 
@@ -523,19 +554,32 @@ fn resize_split(split: Split, side: u32) -> Split {
 }
 
 /// Decodes labelled image files in parallel into one tensor.
-fn decode_files(files: &[(i64, PathBuf)], input_size: u32) -> Result<Split, DataError> {
+/// Each chunk of [`DECODE_CHUNK`] files is decoded in parallel, then `progress(done_before + decoded, total)`.
+fn decode_files(
+    files: &[(i64, PathBuf)],
+    input_size: u32,
+    done_before: u64,
+    total: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Split, DataError> {
     let pixels_per_image = 3 * (input_size as usize).pow(2);
     let mut pixels = vec![0u8; files.len() * pixels_per_image];
-    pixels
-        .par_chunks_mut(pixels_per_image.max(1))
-        .zip(files.par_iter())
-        .try_for_each(|(out, (_, path))| {
-            let bytes = fs::read(path).map_err(io_error(path))?;
-            let chw = decode_to_chw(&bytes, input_size)
-                .map_err(|source| DataError::Image { path: path.clone(), source })?;
-            out.copy_from_slice(&chw);
-            Ok::<(), DataError>(())
-        })?;
+    let mut done = done_before;
+    for (pixel_chunk, file_chunk) in
+        pixels.chunks_mut((pixels_per_image * DECODE_CHUNK).max(1)).zip(files.chunks(DECODE_CHUNK))
+    {
+        pixel_chunk.par_chunks_mut(pixels_per_image.max(1)).zip(file_chunk.par_iter()).try_for_each(
+            |(out, (_, path))| {
+                let bytes = fs::read(path).map_err(io_error(path))?;
+                let chw = decode_to_chw(&bytes, input_size)
+                    .map_err(|source| DataError::Image { path: path.clone(), source })?;
+                out.copy_from_slice(&chw);
+                Ok::<(), DataError>(())
+            },
+        )?;
+        done += file_chunk.len() as u64;
+        progress(done, total);
+    }
     let n = files.len() as i64;
     let side = input_size as i64;
     let labels: Vec<i64> = files.iter().map(|(label, _)| *label).collect();

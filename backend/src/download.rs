@@ -3,6 +3,7 @@
 //! into a temporary folder and renamed into place, so a failed or interrupted download leaves nothing.
 
 use md5::{Digest, Md5};
+use shared::{Preparation, PreparationStep};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,8 @@ pub const CIFAR10_NAME: &str = "cifar10";
 pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
 /// MD5 of that archive as published on the CIFAR page.
 pub const CIFAR10_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
-/// Least time between two progress notes.
-const NOTE_INTERVAL: Duration = Duration::from_secs(1);
+/// Least time between two progress reports.
+pub const REPORT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Where an archive comes from and the checksum it must have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,15 +79,15 @@ pub enum StreamError {
     Io(PathBuf, std::io::Error),
 }
 
-/// Streams `url` into the file `dest` (at most `limit` bytes), hashing every byte with `D`, and sends
-/// `"downloading <label>: N%"` notes at most once a second. Returns the hex digest. On any failure the
-/// partial file is removed.
+/// Streams `url` into the file `dest` (at most `limit` bytes), hashing every byte with `D`, and reports
+/// the bytes received as [`PreparationStep::Downloading`] of `subject` at most every [`REPORT_INTERVAL`]
+/// and once at the end. Returns the hex digest. On any failure the partial file is removed.
 pub fn stream_to_file<D: Digest>(
     url: &str,
     dest: &Path,
-    label: &str,
+    subject: &str,
     limit: u64,
-    note: &mut dyn FnMut(String),
+    report: &mut dyn FnMut(Preparation),
 ) -> Result<String, StreamError> {
     let io = |e| StreamError::Io(dest.to_path_buf(), e);
     let result = (|| {
@@ -103,7 +104,10 @@ pub fn stream_to_file<D: Digest>(
         let mut hasher = D::new();
         let mut buffer = vec![0u8; 1 << 16];
         let mut received: u64 = 0;
-        let mut last_note = Instant::now();
+        let progress =
+            |done| Preparation { step: PreparationStep::Downloading, subject: subject.to_string(), done, total };
+        report(progress(0));
+        let mut last_report = Instant::now();
         loop {
             let n = body.read(&mut buffer).map_err(|e| StreamError::Fetch(e.to_string()))?;
             if n == 0 {
@@ -112,14 +116,12 @@ pub fn stream_to_file<D: Digest>(
             hasher.update(&buffer[..n]);
             file.write_all(&buffer[..n]).map_err(io)?;
             received += n as u64;
-            if last_note.elapsed() >= NOTE_INTERVAL {
-                last_note = Instant::now();
-                note(match total {
-                    Some(total) => format!("downloading {label}: {}%", received * 100 / total.max(1)),
-                    None => format!("downloading {label}: {} MB", received / 1_000_000),
-                });
+            if last_report.elapsed() >= REPORT_INTERVAL {
+                last_report = Instant::now();
+                report(progress(received));
             }
         }
+        report(progress(received));
         file.sync_all().map_err(io)?;
         Ok(hex::encode(hasher.finalize()))
     })();
@@ -129,11 +131,11 @@ pub fn stream_to_file<D: Digest>(
     result
 }
 
-/// Downloads `source` and unpacks it to `data_dir/cifar10/`. `note` receives progress sentences.
+/// Downloads `source` and unpacks it to `data_dir/cifar10/`, reporting bytes downloaded and files unpacked.
 pub fn fetch_cifar10(
     data_dir: &Path,
     source: &DownloadSource,
-    note: &mut dyn FnMut(String),
+    report: &mut dyn FnMut(Preparation),
 ) -> Result<(), DownloadError> {
     let target = data_dir.join(CIFAR10_NAME);
     let io = |path: &Path| {
@@ -148,8 +150,7 @@ pub fn fetch_cifar10(
         expected: target.join(crate::data::CIFAR_BIN_FOLDER),
     };
 
-    note(format!("downloading CIFAR-10 from {}", source.url));
-    let found = stream_to_file::<Md5>(&source.url, &archive, "CIFAR-10", 1 << 30, note).map_err(|e| match e {
+    let found = stream_to_file::<Md5>(&source.url, &archive, "CIFAR-10", 1 << 30, report).map_err(|e| match e {
         StreamError::Fetch(why) => fetch_error(why),
         StreamError::Io(path, source) => DownloadError::Io { path, source },
     })?;
@@ -158,15 +159,28 @@ pub fn fetch_cifar10(
         return Err(DownloadError::Checksum { url: source.url.clone(), found, expected: source.md5.clone() });
     }
 
-    note("unpacking CIFAR-10".into());
     let staging = data_dir.join(".cifar10.partial");
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).map_err(io(&staging))?;
-    let unpacked = fs::File::open(&archive)
-        .and_then(|f| tar::Archive::new(flate2::read::GzDecoder::new(f)).unpack(&staging));
+    let unpacked = unpack(&archive, &staging, report);
     let _ = fs::remove_file(&archive);
-    unpacked.map_err(io(&staging))?;
+    if let Err(error) = unpacked {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(io(&staging)(error));
+    }
     fs::rename(&staging, &target).map_err(io(&target))?;
-    note("CIFAR-10 is ready".into());
+    Ok(())
+}
+
+/// Unpacks a `.tar.gz` into `dest` entry by entry (`unpack_in` refuses paths that leave `dest`),
+/// reporting each file.
+fn unpack(archive: &Path, dest: &Path, report: &mut dyn FnMut(Preparation)) -> std::io::Result<()> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(archive)?));
+    let mut done = 0;
+    for entry in tar.entries()? {
+        entry?.unpack_in(dest)?;
+        done += 1;
+        report(Preparation { step: PreparationStep::Unpacking, subject: "CIFAR-10".into(), done, total: None });
+    }
     Ok(())
 }

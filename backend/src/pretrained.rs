@@ -7,6 +7,7 @@
 //! interrupted or corrupt download leaves nothing behind.
 
 use crate::download::{stream_to_file, StreamError};
+use shared::Preparation;
 use sha2::Sha256;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -101,11 +102,11 @@ pub enum PretrainedError {
 }
 
 /// The path of `source`'s file: `weights_dir/<file>`, else `weights_dir/.cache/<file>`, else downloaded
-/// into the cache. `note` receives progress sentences.
+/// into the cache, reporting the bytes received.
 pub fn resolve(
     weights_dir: &Path,
     source: &PretrainedSource,
-    note: &mut dyn FnMut(String),
+    report: &mut dyn FnMut(Preparation),
 ) -> Result<PathBuf, PretrainedError> {
     let local = weights_dir.join(&source.file_name);
     if local.is_file() {
@@ -115,7 +116,7 @@ pub fn resolve(
     if cached.is_file() {
         return Ok(cached);
     }
-    download(weights_dir, source, &cached, note)?;
+    download(weights_dir, source, &cached, report)?;
     Ok(cached)
 }
 
@@ -123,7 +124,7 @@ fn download(
     weights_dir: &Path,
     source: &PretrainedSource,
     target: &Path,
-    note: &mut dyn FnMut(String),
+    report: &mut dyn FnMut(Preparation),
 ) -> Result<(), PretrainedError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -140,9 +141,8 @@ fn download(
         weights_dir: weights_dir.to_path_buf(),
     };
 
-    note(format!("downloading {} from {}", source.file_name, source.url));
     let result = (|| {
-        let found = stream_to_file::<Sha256>(&source.url, &partial, &source.file_name, MAX_BYTES, note).map_err(
+        let found = stream_to_file::<Sha256>(&source.url, &partial, &source.file_name, MAX_BYTES, report).map_err(
             |e| match e {
                 StreamError::Fetch(why) => fetch_error(why),
                 StreamError::Io(path, source) => PretrainedError::Io { path, source },
@@ -159,8 +159,6 @@ fn download(
     })();
     if result.is_err() {
         let _ = fs::remove_file(&partial);
-    } else {
-        note(format!("{} is ready", source.file_name));
     }
     result
 }

@@ -415,6 +415,10 @@ impl Studio {
         match kind {
             EngineEventKind::Began => status_change(RunStatus::Running, None)?,
             EngineEventKind::Training(TrainingEvent::Note(note)) => tracing::info!(run_id, "{note}"),
+            EngineEventKind::Training(TrainingEvent::Preparing(preparation)) => {
+                tracing::debug!(run_id, ?preparation, "preparing");
+                self.broadcast(ServerMessage::Preparing { run_id, preparation });
+            }
             EngineEventKind::Training(TrainingEvent::Started { classes, train_count, test_count, first_epoch }) => {
                 tracing::info!(run_id, train_count, test_count, first_epoch, "training started");
                 self.store().set_classes(run_id, &classes)?;

@@ -17,7 +17,7 @@ use crate::model::{normalize, ModelError, ModelMetadata, ResNet18, WEIGHTS_FILE}
 use crate::optim::{Optimizer, Rule};
 use crate::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
-use shared::{EpochMetrics, FineTuneMode, OptimizerKind, TestImage, TrainConfig};
+use shared::{EpochMetrics, FineTuneMode, OptimizerKind, Preparation, PreparationStep, TestImage, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -84,8 +84,10 @@ pub struct EpochProgress {
 /// What a run reports while it works.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainingEvent {
-    /// A human-readable note: a slow preparation step, or a setting that does not apply here.
+    /// A human-readable note: a setting that does not apply here, a resume, early stopping.
     Note(String),
+    /// Progress of a step before the first batch: downloading, unpacking, decoding.
+    Preparing(Preparation),
     /// Data is loaded and the model built; training starts (or resumes) at `first_epoch`.
     Started {
         /// Class names in label order.
@@ -180,12 +182,16 @@ pub fn train(
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<TrainOutcome, TrainError> {
     let source = find_or_download_dataset(config, paths, emit)?;
-    emit(TrainingEvent::Note(format!(
-        "decoding {} images of \"{}\"",
-        source.info.train_count + source.info.test_count,
-        config.dataset
-    )));
-    let dataset = data::load(&source, config.input_size, config.validation_fraction, config.seed)?;
+    let mut last_report: Option<Instant> = None;
+    let mut decoding = |done: u64, total: u64| {
+        if done == total || last_report.is_none_or(|at| at.elapsed() >= download::REPORT_INTERVAL) {
+            last_report = Some(Instant::now());
+            let subject = config.dataset.clone();
+            emit(TrainingEvent::Preparing(Preparation { step: PreparationStep::Decoding, subject, done, total: Some(total) }));
+        }
+    };
+    let dataset =
+        data::load_reporting(&source, config.input_size, config.validation_fraction, config.seed, &mut decoding)?;
     if dataset.train.is_empty() {
         return Err(TrainError::EmptyTrainingSet(config.dataset.clone()));
     }
@@ -215,7 +221,7 @@ pub fn train(
             if config.weights != shared::defaults::WEIGHTS_NONE {
                 let file = if config.weights == shared::defaults::WEIGHTS_IMAGENET {
                     let source = crate::pretrained::PretrainedSource::imagenet_resnet18();
-                    crate::pretrained::resolve(&paths.weights_dir, &source, &mut |note| emit(TrainingEvent::Note(note)))?
+                    crate::pretrained::resolve(&paths.weights_dir, &source, &mut |p| emit(TrainingEvent::Preparing(p)))?
                 } else {
                     paths.weights_dir.join(&config.weights)
                 };
@@ -558,7 +564,8 @@ fn find_or_download_dataset(
 ) -> Result<data::DatasetSource, TrainError> {
     match data::inspect(&paths.data_dir, &config.dataset) {
         Err(DataError::NotFound(_)) if config.dataset == download::CIFAR10_NAME => {
-            download::fetch_cifar10(&paths.data_dir, &paths.cifar10, &mut |note| emit(TrainingEvent::Note(note)))?;
+            emit(TrainingEvent::Note(format!("{} is not in the data folder: downloading it from {}", config.dataset, paths.cifar10.url)));
+            download::fetch_cifar10(&paths.data_dir, &paths.cifar10, &mut |p| emit(TrainingEvent::Preparing(p)))?;
             Ok(data::inspect(&paths.data_dir, &config.dataset)?)
         }
         other => Ok(other?),

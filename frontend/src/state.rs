@@ -4,7 +4,7 @@
 //! (a snapshot replaces everything, an update replaces one run, an epoch is never added twice) are
 //! tested natively without a browser.
 
-use shared::{BatchProgress, Run, RunStatus, ServerMessage};
+use shared::{BatchProgress, Preparation, Run, RunStatus, ServerMessage};
 
 /// Everything the server has told this page.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -13,6 +13,8 @@ pub struct StudioState {
     pub runs: Vec<Run>,
     /// Progress of the epoch in flight, if a run is training.
     pub progress: Option<BatchProgress>,
+    /// The preparation step in flight (download, unpacking, decoding) and its run, until the first batch.
+    pub preparing: Option<(u64, Preparation)>,
     /// The last command the server refused, as its sentence.
     pub error: Option<String>,
 }
@@ -27,10 +29,13 @@ impl StudioState {
                 self.progress = progress;
             }
             ServerMessage::RunUpdated { run } => {
-                if run.status.is_finished()
-                    && self.progress.as_ref().is_some_and(|p| p.run_id == run.id)
-                {
-                    self.progress = None;
+                if run.status.is_finished() {
+                    if self.progress.as_ref().is_some_and(|p| p.run_id == run.id) {
+                        self.progress = None;
+                    }
+                    if self.preparing.as_ref().is_some_and(|(id, _)| *id == run.id) {
+                        self.preparing = None;
+                    }
                 }
                 match self.runs.iter_mut().find(|known| known.id == run.id) {
                     Some(known) => *known = run,
@@ -40,7 +45,11 @@ impl StudioState {
                     }
                 }
             }
-            ServerMessage::Progress(progress) => self.progress = Some(progress),
+            ServerMessage::Progress(progress) => {
+                self.preparing = None;
+                self.progress = Some(progress);
+            }
+            ServerMessage::Preparing { run_id, preparation } => self.preparing = Some((run_id, preparation)),
             ServerMessage::EpochCompleted { run_id, metrics } => {
                 // A run we do not know yet arrives with its epochs in the next update or snapshot.
                 if let Some(run) = self.runs.iter_mut().find(|run| run.id == run_id) {

@@ -547,6 +547,31 @@ pub struct Run {
     pub has_model: bool,
 }
 
+/// A step before a run's first batch that a person may wait on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreparationStep {
+    /// Fetching a dataset archive or weight file; counted in bytes.
+    Downloading,
+    /// Unpacking a downloaded archive; counted in files.
+    Unpacking,
+    /// Decoding the dataset into tensors; counted in images.
+    Decoding,
+}
+
+/// How far a preparation step has got, sent a few times a second while it lasts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preparation {
+    /// The step.
+    pub step: PreparationStep,
+    /// What the step works on, for a person: `"CIFAR-10"`, `"resnet18-f37072fd.pth"`, a dataset name.
+    pub subject: String,
+    /// Units done: bytes, files or images (see [`PreparationStep`]).
+    pub done: u64,
+    /// Units in all, when known (a download without a length, or unpacking, has none).
+    pub total: Option<u64>,
+}
+
 /// Live progress inside an epoch, sent every few batches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchProgress {
@@ -720,6 +745,13 @@ pub enum ServerMessage {
     },
     /// Progress inside the current epoch.
     Progress(BatchProgress),
+    /// Progress of a run's preparation (download, unpacking, decoding) before its first batch.
+    Preparing {
+        /// The run preparing.
+        run_id: u64,
+        /// The step and how far it has got.
+        preparation: Preparation,
+    },
     /// An epoch finished.
     EpochCompleted {
         /// The run training.

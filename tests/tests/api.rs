@@ -7,7 +7,10 @@ use common::{next_server_message, png_bytes, write_color_dataset, TestServer, CO
 use futures::SinkExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shared::{ClassifyResponse, DatasetFormat, DatasetInfo, ErrorBody, Run, RunCreated, RunStatus, ServerMessage};
+use shared::{
+    ClassifyResponse, DatasetFormat, DatasetInfo, ErrorBody, Preparation, PreparationStep, Run, RunCreated, RunStatus,
+    ServerMessage,
+};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
@@ -218,11 +221,17 @@ async fn the_websocket_sends_a_snapshot_then_live_epochs_of_a_run_it_started() {
     let mut epochs = Vec::new();
     let mut statuses = Vec::new();
     let mut progress_events = 0;
+    let mut decoding = Vec::new();
     while statuses.last() != Some(&RunStatus::Completed) {
         match next_server_message(&mut socket).await {
             ServerMessage::RunUpdated { run } => statuses.push(run.status),
             ServerMessage::EpochCompleted { metrics, .. } => epochs.push(metrics.epoch),
             ServerMessage::Progress(_) => progress_events += 1,
+            ServerMessage::Preparing { preparation, .. } => {
+                assert_eq!(progress_events, 0, "preparation comes before the first batch");
+                assert_eq!((preparation.step, preparation.subject.as_str()), (PreparationStep::Decoding, "colors"));
+                decoding.push((preparation.done, preparation.total));
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -230,6 +239,9 @@ async fn the_websocket_sends_a_snapshot_then_live_epochs_of_a_run_it_started() {
     assert!(statuses.contains(&RunStatus::Running));
     assert_eq!(epochs, [1, 2]);
     assert!(progress_events >= 2, "at least one progress event per epoch");
+    // 2 classes x (8 train + 4 test) images: decoding starts at 0 and ends with all of them.
+    assert_eq!(decoding.first(), Some(&(0, Some(24))), "{decoding:?}");
+    assert_eq!(decoding.last(), Some(&(24, Some(24))), "{decoding:?}");
 
     let bad = json!({"type": "start_run", "config": {"dataset": "colors", "lr": -1}});
     socket.send(tungstenite::Message::Text(bad.to_string().into())).await.unwrap();
@@ -278,6 +290,7 @@ async fn cifar10_is_downloaded_checked_and_unpacked_when_missing() {
     archive.append_dir_all(backend::data::CIFAR_BIN_FOLDER, &bin).unwrap();
     let archive = archive.into_inner().unwrap().finish().unwrap();
     let md5 = hex::encode(Md5::digest(&archive));
+    let archive_len = archive.len() as u64;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let archive_url = format!("http://{}/cifar-10-binary.tar.gz", listener.local_addr().unwrap());
     let app = axum::Router::new().route("/cifar-10-binary.tar.gz", axum::routing::get(move || async move { archive }));
@@ -300,7 +313,24 @@ async fn cifar10_is_downloaded_checked_and_unpacked_when_missing() {
         None,
     )
     .await;
+    let url = right.url("/ws").replace("http://", "ws://");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let id = create_run(&right, json!({"dataset": "cifar10", "epochs": 1})).await;
+    // The page is told how far the download, the unpacking and the decoding have got.
+    let mut steps: Vec<Preparation> = Vec::new();
+    loop {
+        match next_server_message(&mut socket).await {
+            ServerMessage::Preparing { run_id, preparation } if run_id == id => steps.push(preparation),
+            ServerMessage::Progress(_) => break,
+            _ => {}
+        }
+    }
+    let last_of = |step| steps.iter().rfind(|p| p.step == step).unwrap_or_else(|| panic!("no {step:?} in {steps:?}"));
+    let downloaded = last_of(PreparationStep::Downloading);
+    assert_eq!((downloaded.done, downloaded.total), (archive_len, Some(archive_len)));
+    // The folder entry plus seven files.
+    assert_eq!(last_of(PreparationStep::Unpacking).done, 8);
+    assert_eq!((last_of(PreparationStep::Decoding).done, last_of(PreparationStep::Decoding).total), (30, Some(30)));
     let run = right.wait_until_finished(id).await;
     assert_eq!(run.status, RunStatus::Completed, "{run:?}");
     assert_eq!(run.classes, classes);

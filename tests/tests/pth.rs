@@ -104,9 +104,16 @@ async fn serve(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
     (format!("http://{address}/models/{RESNET18_FILE}"), hits)
 }
 
-async fn resolve(weights_dir: &Path, source: &PretrainedSource) -> Result<PathBuf, PretrainedError> {
+/// Resolves `source` off the async threads; also returns the bytes the last progress report counted.
+async fn resolve(weights_dir: &Path, source: &PretrainedSource) -> (Result<PathBuf, PretrainedError>, Option<u64>) {
     let (dir, source) = (weights_dir.to_path_buf(), source.clone());
-    tokio::task::spawn_blocking(move || pretrained::resolve(&dir, &source, &mut |_| {})).await.unwrap()
+    tokio::task::spawn_blocking(move || {
+        let mut downloaded = None;
+        let result = pretrained::resolve(&dir, &source, &mut |report| downloaded = Some(report.done));
+        (result, downloaded)
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,12 +126,15 @@ async fn imagenet_weights_are_downloaded_once_checked_and_cached() {
     // The real file's hash cannot be reproduced, so the expected prefix is this file's.
     let source =
         PretrainedSource { sha256_prefix: prefix.clone(), ..PretrainedSource::imagenet_resnet18().with_url(&url) };
-    let path = resolve(weights.path(), &source).await.unwrap();
+    let (path, downloaded) = resolve(weights.path(), &source).await;
+    let path = path.unwrap();
+    assert_eq!(downloaded, Some(bytes.len() as u64), "the last progress report counts every byte");
     assert_eq!(path, weights.path().join(CACHE_FOLDER).join(RESNET18_FILE));
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     // Cached: no second request.
-    assert_eq!(resolve(weights.path(), &source).await.unwrap(), path);
+    let (cached, downloaded) = resolve(weights.path(), &source).await;
+    assert_eq!((cached.unwrap(), downloaded), (path.clone(), None));
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     let mut model = ResNet18::new(Device::Cpu, 10, 0);
     assert_eq!(model.load_backbone(&path).unwrap(), model.vs.variables().len() - 2);
@@ -133,7 +143,7 @@ async fn imagenet_weights_are_downloaded_once_checked_and_cached() {
     let other = tempfile::tempdir().unwrap();
     let wrong: String = prefix.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
     let bad = PretrainedSource { sha256_prefix: wrong.clone(), ..source.clone() };
-    let err = resolve(other.path(), &bad).await.unwrap_err();
+    let err = resolve(other.path(), &bad).await.0.unwrap_err();
     assert!(matches!(err, PretrainedError::Checksum { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains(&format!("does not start with {wrong}")) && message.contains(&prefix), "{message}");
@@ -142,7 +152,7 @@ async fn imagenet_weights_are_downloaded_once_checked_and_cached() {
 
     // A server without the file: the error says where to put it by hand.
     let missing = PretrainedSource { url: url.replace("/models/", "/nothing/"), ..source };
-    let err = resolve(other.path(), &missing).await.unwrap_err().to_string();
+    let err = resolve(other.path(), &missing).await.0.unwrap_err().to_string();
     let wanted = format!("put {RESNET18_FILE} (torchvision's ImageNet ResNet-18) in {}", other.path().display());
     assert!(err.contains(&wanted), "{err}");
 }
