@@ -13,7 +13,7 @@ use shared::{
     ServerMessage, TestImage, TrainConfig,
 };
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tch::Device;
@@ -129,6 +129,24 @@ struct Inner {
     live: Mutex<LiveState>,
 }
 
+/// Records what the last checkpoint of an interrupted run holds but the history missed: a server killed
+/// after writing an epoch's checkpoint and before recording it leaves that epoch (and perhaps the
+/// news that a best model exists) only on disk.
+fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &Path) -> Result<(), StudioError> {
+    let Some(saved) = crate::training::saved_progress(run_dir) else { return Ok(()) };
+    let Some(run) = store.run(id)? else { return Ok(()) };
+    if let Some(metrics) = saved.last_metrics {
+        if !run.epochs.iter().any(|known| known.epoch == metrics.epoch) {
+            tracing::warn!(run_id = id, epoch = metrics.epoch, "recording an epoch found only in the checkpoint");
+            store.add_epoch(id, &metrics)?;
+        }
+    }
+    if !run.has_model && saved.best_epoch > 0 && run_dir.join(crate::model::WEIGHTS_FILE).is_file() {
+        store.set_has_model(id)?;
+    }
+    Ok(())
+}
+
 /// A cheap-to-clone handle to the studio.
 #[derive(Clone)]
 pub struct Studio(Arc<Inner>);
@@ -144,6 +162,7 @@ impl Studio {
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
         for id in store.ids_with_status(RunStatus::Running)? {
             store.set_status(id, RunStatus::Interrupted, Some("the server stopped while this run was training"))?;
+            complete_from_checkpoint(&store, id, &settings.data_dir.join(RUNS_FOLDER).join(id.to_string()))?;
         }
         let (engine_events, mut engine_receiver) = mpsc::unbounded_channel();
         let engine = Engine::start(device, engine_events);

@@ -169,6 +169,10 @@ pub struct LoopState {
     pub best_epoch: u32,
     /// Epochs since the best, for early stopping.
     pub epochs_without_improvement: u32,
+    /// What epoch `epoch` measured, so a history that missed it (a crash between this file and the
+    /// database) can be completed from the checkpoint.
+    #[serde(default)]
+    pub last_metrics: Option<EpochMetrics>,
 }
 
 /// Trains a ResNet-18 as `config` says, on `device`. With `resume`, continues from the checkpoint in
@@ -318,6 +322,7 @@ pub fn train(
             confusion: evaluation.confusion.clone(),
         };
         state.epoch = epoch;
+        state.last_metrics = Some(metrics.clone());
         let improved = epoch == 1 || state.best_epoch == 0 || metrics.test_accuracy > state.best_accuracy;
         if improved {
             state.best_accuracy = metrics.test_accuracy;
@@ -521,6 +526,11 @@ fn save_checkpoint(
     let json = serde_json::to_vec_pretty(state).expect("loop state serialises");
     crate::model::write_atomically(&progress, &json)
         .map_err(|e| ModelError::Metadata { path: progress, why: e.to_string() })
+}
+
+/// The loop counters of the last checkpoint in `run_dir`, if there is one and it is readable.
+pub fn saved_progress(run_dir: &Path) -> Option<LoopState> {
+    serde_json::from_slice(&std::fs::read(run_dir.join(PROGRESS_FILE)).ok()?).ok()
 }
 
 /// Loads the last checkpoint in `run_dir` into `model` and `optimizer`; `None` when there is none yet.

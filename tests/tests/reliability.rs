@@ -200,3 +200,51 @@ async fn fifty_live_clients_and_a_classify_stream_during_training_all_get_everyt
     println!("classified {classified} images during training; resident memory grew {growth_mib} MiB");
     assert!(growth_mib < 512, "memory stays flat: grew {growth_mib} MiB");
 }
+
+/// A server killed after writing an epoch's checkpoint but before recording the epoch in SQLite leaves
+/// that epoch only on disk; the next start-up puts it into the history, and the run resumes after it.
+#[tokio::test]
+async fn an_epoch_checkpointed_but_not_recorded_before_a_crash_is_recovered_on_restart() {
+    use backend::studio::{DATABASE_FILE, RUNS_FOLDER};
+    use backend::training::{train, CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
+
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 6, 2, 16);
+    let config = shared::TrainConfig { epochs: 3, batch_size: 4, ..shared::TrainConfig::for_dataset("colors") };
+    // The state such a crash leaves: the run marked running, epoch 1 recorded, epoch 2 checkpointed only.
+    let store = backend::store::Store::open(&data.path().join(DATABASE_FILE)).unwrap();
+    let id = store.create_run(&config, 0).unwrap().id;
+    store.set_status(id, RunStatus::Running, None).unwrap();
+    let paths = TrainingPaths {
+        data_dir: data.path().to_path_buf(),
+        weights_dir: data.path().join("weights"),
+        run_dir: data.path().join(RUNS_FOLDER).join(id.to_string()),
+        cifar10: backend::download::DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+    };
+    let cancel = CancelFlag::default();
+    let mut measured = Vec::new();
+    let outcome = train(&config, &paths, tch::Device::Cpu, &cancel, false, &mut |event| {
+        if let TrainingEvent::EpochCompleted(metrics) = event {
+            if metrics.epoch == 2 {
+                cancel.cancel();
+            }
+            measured.push(metrics);
+        }
+    })
+    .unwrap();
+    assert_eq!(outcome, TrainOutcome::Stopped);
+    assert_eq!(measured.len(), 2);
+    store.add_epoch(id, &measured[0]).unwrap();
+    drop(store);
+
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let run: Run = reqwest::get(server.url(&format!("/api/runs/{id}"))).await.unwrap().json().await.unwrap();
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert_eq!(run.epochs, measured, "both epochs are in the history, as measured");
+    assert!(run.has_model, "the best model on disk is offered");
+    let resumed = reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/resume"))).send().await.unwrap();
+    assert_eq!(resumed.status(), StatusCode::OK, "{}", resumed.text().await.unwrap());
+    let run = server.wait_until_finished(id).await;
+    assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+    assert_eq!(run.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3]);
+}
