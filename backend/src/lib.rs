@@ -5,6 +5,7 @@
 //! - [`model`]: ResNet-18 in torchvision's layout, weight loading and the saved-model files;
 //! - [`pickle`], [`pth`] and [`pretrained`]: a restricted pickle reader, PyTorch `.pth` state dicts and
 //!   torchvision's ImageNet weights;
+//! - [`torch_extras`]: libtorch calls tch lacks (bfloat16 autocast, channels-last), via a C++ shim;
 //! - [`training`] and [`inference`]: the training loop (typed events, a cancel flag) and classification,
 //!   free of any web code;
 //! - [`engine`]: the threads that own libtorch work, talked to over channels;
@@ -31,5 +32,6 @@ pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod studio;
+pub mod torch_extras;
 pub mod training;
 pub mod upload;

@@ -154,7 +154,8 @@ impl Optimizer {
     /// A copy of the buffers and the step count as named tensors, for a checkpoint.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut tensors: Vec<(String, Tensor)> =
-            self.state.iter().map(|(name, tensor)| (name.clone(), tensor.copy())).collect();
+                        // Contiguous: buffers of channels-last parameters are channels-last, and safetensors needs NCHW.
+            self.state.iter().map(|(name, tensor)| (name.clone(), tensor.copy().contiguous())).collect();
         tensors.push(("steps".into(), Tensor::from(self.steps as i64)));
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         tensors

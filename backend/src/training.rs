@@ -202,9 +202,9 @@ pub fn train(
     let train_split = dataset.train.to_device(device);
     let test_split = dataset.test.to_device(device);
     let (mean, std) = config.normalization.mean_std();
-    apply_device_options(config, device, emit);
 
     let mut model = ResNet18::new(device, dataset.classes.len(), config.seed);
+    apply_device_options(config, device, &mut model, emit)?;
     let backbone_scale = if config.mode == FineTuneMode::TwoPhase { config.backbone_lr_scale } else { 1.0 };
     let parameters = model
         .parameters()
@@ -361,18 +361,33 @@ fn optimizer_rule(config: &TrainConfig) -> Rule {
     }
 }
 
-fn apply_device_options(config: &TrainConfig, device: Device, emit: &mut dyn FnMut(TrainingEvent)) {
+/// Sets the CUDA-only options (bfloat16 autocast, cuDNN benchmark, channels-last) on a CUDA device;
+/// on the CPU, notes the ones asked for as ignored.
+fn apply_device_options(
+    config: &TrainConfig,
+    device: Device,
+    model: &mut ResNet18,
+    emit: &mut dyn FnMut(TrainingEvent),
+) -> Result<(), TrainError> {
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(config.cudnn_benchmark);
-    } else {
-        let ignored: Vec<&str> = [("mixed_precision", config.mixed_precision), ("cudnn_benchmark", config.cudnn_benchmark)]
-            .into_iter()
-            .filter_map(|(name, on)| on.then_some(name))
-            .collect();
-        if !ignored.is_empty() {
-            emit(TrainingEvent::Note(format!("{} apply on CUDA only; ignored on the CPU", ignored.join(" and "))));
+        crate::torch_extras::set_cuda_autocast_bfloat16(true);
+        if config.channels_last {
+            model.use_channels_last()?;
         }
+        return Ok(());
     }
+    let asked = [
+        ("mixed_precision", config.mixed_precision),
+        ("cudnn_benchmark", config.cudnn_benchmark),
+        ("channels_last", config.channels_last),
+    ];
+    let ignored: Vec<&str> = asked.into_iter().filter_map(|(name, on)| on.then_some(name)).collect();
+    if !ignored.is_empty() {
+        let apply = if ignored.len() == 1 { "applies" } else { "apply" };
+        emit(TrainingEvent::Note(format!("{} {apply} on CUDA only; ignored on the CPU", ignored.join(", "))));
+    }
+    Ok(())
 }
 
 /// The order training images are visited in during `epoch`: a permutation drawn from a generator seeded

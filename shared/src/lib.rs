@@ -192,12 +192,15 @@ pub struct TrainConfig {
     /// For a class-folder dataset without `test/`: the fraction of each class held out for testing.
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
-    /// CUDA only: automatic mixed precision for the forward pass.
+    /// CUDA only: bfloat16 autocast for the forward pass (no loss scaling needed, unlike float16).
     #[serde(default)]
     pub mixed_precision: bool,
     /// CUDA only: let cuDNN pick the fastest convolution algorithms.
     #[serde(default)]
     pub cudnn_benchmark: bool,
+    /// CUDA only: channels-last (NHWC) weights and inputs, faster convolutions on tensor cores.
+    #[serde(default)]
+    pub channels_last: bool,
 }
 
 fn default_frozen_epochs() -> u32 {
@@ -266,6 +269,7 @@ impl TrainConfig {
             validation_fraction: default_validation_fraction(),
             mixed_precision: false,
             cudnn_benchmark: false,
+            channels_last: false,
         }
     }
 

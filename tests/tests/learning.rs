@@ -10,6 +10,11 @@ use shared::{EpochMetrics, TrainConfig};
 use tch::Device;
 
 fn train_colors(config: &TrainConfig, data_dir: &std::path::Path) -> Vec<EpochMetrics> {
+    train_colors_on(Device::Cpu, config, data_dir).0
+}
+
+/// Trains to completion on `device`; the metrics of every epoch and the run's notes.
+fn train_colors_on(device: Device, config: &TrainConfig, data_dir: &std::path::Path) -> (Vec<EpochMetrics>, Vec<String>) {
     let paths = TrainingPaths {
         data_dir: data_dir.to_path_buf(),
         weights_dir: data_dir.join("weights"),
@@ -17,14 +22,58 @@ fn train_colors(config: &TrainConfig, data_dir: &std::path::Path) -> Vec<EpochMe
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
     };
     let mut epochs = Vec::new();
-    let outcome = train(config, &paths, Device::Cpu, &CancelFlag::default(), false, &mut |event| {
-        if let TrainingEvent::EpochCompleted(metrics) = event {
-            epochs.push(metrics);
-        }
+    let mut notes = Vec::new();
+    let outcome = train(config, &paths, device, &CancelFlag::default(), false, &mut |event| match event {
+        TrainingEvent::EpochCompleted(metrics) => epochs.push(metrics),
+        TrainingEvent::Note(note) => notes.push(note),
+        _ => {}
     })
     .unwrap();
     assert_eq!(outcome, TrainOutcome::Completed);
-    epochs
+    (epochs, notes)
+}
+
+#[test]
+fn cuda_only_options_are_ignored_on_the_cpu_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 2, 4, 2, 16);
+    let config = TrainConfig {
+        epochs: 1,
+        mixed_precision: true,
+        cudnn_benchmark: true,
+        channels_last: true,
+        ..TrainConfig::for_dataset("colors")
+    };
+    let (epochs, notes) = train_colors_on(Device::Cpu, &config, dir.path());
+    assert_eq!(epochs.len(), 1);
+    let wanted = "mixed_precision, cudnn_benchmark, channels_last apply on CUDA only; ignored on the CPU";
+    assert!(notes.iter().any(|n| n == wanted), "{notes:?}");
+}
+
+#[test]
+fn on_cuda_bfloat16_autocast_channels_last_and_cudnn_benchmark_learn_the_colours() {
+    if !tch::Cuda::is_available() {
+        eprintln!("skipped: no CUDA device on this machine; this test needs a GPU");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 4, 40, 15, 32);
+    let config = TrainConfig {
+        epochs: 4,
+        batch_size: 16,
+        mixed_precision: true,
+        cudnn_benchmark: true,
+        channels_last: true,
+        ..TrainConfig::for_dataset("colors")
+    };
+    let (epochs, notes) = train_colors_on(Device::Cuda(0), &config, dir.path());
+    assert!(backend::torch_extras::cuda_autocast_is_bfloat16(), "autocast computes in bfloat16");
+    assert!(notes.iter().all(|n| !n.contains("ignored")), "{notes:?}");
+    let last = epochs.last().unwrap();
+    assert!(last.test_accuracy >= 0.9, "test accuracy after 4 epochs: {epochs:?}");
+    // The checkpoint is ordinary NCHW float32, loadable anywhere.
+    let mut model = backend::model::ResNet18::new(Device::Cpu, 4, 0);
+    model.load_all(&dir.path().join("run").join(backend::model::WEIGHTS_FILE)).unwrap();
 }
 
 #[test]
