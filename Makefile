@@ -14,6 +14,7 @@ test: setup-test ui
 	$(ENV) cargo build --release -p transfer-studio
 	$(ENV) cargo test --release --workspace --exclude frontend
 	$(ENV) cargo test --release -p frontend --lib
+	$(ENV) cargo test -p frontend --target wasm32-unknown-unknown --test '*'
 
 setup:
 	scripts/setup.sh

@@ -58,8 +58,10 @@ if [[ "$("$CARGO_BIN/trunk" --version 2>/dev/null || true)" != "trunk $TRUNK_VER
     cargo install trunk --version "$TRUNK_VERSION" --locked
 fi
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
-if [[ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
-    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes, once)"
+# The same package gives wasm-bindgen-test-runner, which runs the page's component tests in Chromium.
+if [[ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null || true)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]] ||
+    [[ "$("$CARGO_BIN/wasm-bindgen-test-runner" --version 2>/dev/null || true)" != "wasm-bindgen-test-runner $WASM_BINDGEN_VERSION" ]]; then
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION with its test runner (about 3 minutes, once)"
     # Not --locked: its lockfile pins a webpki-roots version the registry no longer has.
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi

@@ -10,15 +10,15 @@ use crate::{api, format, studio};
 
 /// One chosen image and what the model said about it.
 #[derive(Debug, Clone, PartialEq)]
-struct Classified {
+pub struct Classified {
     /// The file's name.
-    name: String,
+    pub name: String,
     /// Object URL of the file, for the `<img>`.
-    url: String,
+    pub url: String,
     /// Top classes, most likely first; empty until answered or when it failed.
-    predictions: Vec<Prediction>,
+    pub predictions: Vec<Prediction>,
     /// Why this image could not be classified.
-    error: Option<String>,
+    pub error: Option<String>,
 }
 
 /// Classifies chosen or dropped images with a trained run.
@@ -188,7 +188,7 @@ fn fill(cards: &mut [Classified], results: Vec<ImageClassification>) {
 }
 
 /// One image's card. The first keeps the ids `classify-preview` and `predictions`.
-fn classified_card(first: bool, card: Classified) -> impl IntoView {
+pub fn classified_card(first: bool, card: Classified) -> impl IntoView {
     let Classified { name, url, predictions, error } = card;
     let items = predictions
         .into_iter()

@@ -13,7 +13,9 @@
 //!
 //! The page's cards are components: the run list and detail here, the form and the dataset upload in
 //! [`train`], the class-level results in [`insight`], the classify card in [`classify`].
-//! They share one [`Studio`] handle through context: a few signals, cheap to copy.
+//! They share one [`Studio`] handle through context: a few signals, cheap to copy. [`App`] wires it to
+//! the WebSocket; [`Studio::new`] alone gives a card in-memory state, which is how the component tests
+//! in `tests/` mount one.
 
 pub mod analysis;
 pub mod api;
@@ -26,7 +28,7 @@ pub mod state;
 pub mod train;
 pub mod ws;
 
-use futures::channel::mpsc::UnboundedSender;
+use futures::channel::mpsc::{unbounded, UnboundedSender};
 use leptos::prelude::*;
 use shared::{ClientMessage, DatasetInfo, EpochMetrics, Run};
 
@@ -56,6 +58,20 @@ pub struct Studio {
 }
 
 impl Studio {
+    /// A page that has heard nothing from the server yet and is not connected; what it sends goes to
+    /// `outbox`.
+    pub fn new(outbox: UnboundedSender<ClientMessage>) -> Self {
+        Studio {
+            state: RwSignal::new(StudioState::default()),
+            connected: RwSignal::new(false),
+            chosen_run: RwSignal::new(None),
+            compared: RwSignal::new(Vec::new()),
+            datasets: RwSignal::new(Vec::new()),
+            uploaded_dataset: RwSignal::new(None),
+            outbox: StoredValue::new(outbox),
+        }
+    }
+
     /// Sends `message` to the server over the WebSocket.
     pub fn send(&self, message: ClientMessage) {
         self.outbox.with_value(|outbox| {
@@ -68,22 +84,15 @@ impl Studio {
 /// The whole page.
 #[component]
 pub fn App() -> impl IntoView {
-    let state = RwSignal::new(StudioState::default());
-    let connected = RwSignal::new(false);
-    let outbox = ws::connect(ws::page_socket_url(), move |event| match event {
+    let (outbox, outgoing) = unbounded();
+    let studio = Studio::new(outbox);
+    let Studio { state, connected, .. } = studio;
+    ws::connect(ws::page_socket_url(), outgoing, move |event| match event {
         SocketEvent::Connected => connected.set(true),
         SocketEvent::Disconnected => connected.set(false),
         SocketEvent::Message(message) => state.update(|state| state.apply(*message)),
     });
-    provide_context(Studio {
-        state,
-        connected,
-        chosen_run: RwSignal::new(None),
-        compared: RwSignal::new(Vec::new()),
-        datasets: RwSignal::new(Vec::new()),
-        uploaded_dataset: RwSignal::new(None),
-        outbox: StoredValue::new(outbox),
-    });
+    provide_context(studio);
 
     view! {
         <header class="topbar">
@@ -116,7 +125,7 @@ pub(crate) fn studio() -> Studio {
 
 /// Whether the live connection is open.
 #[component]
-fn ConnectionState() -> impl IntoView {
+pub fn ConnectionState() -> impl IntoView {
     let connected = studio().connected;
     view! {
         <span
@@ -131,7 +140,7 @@ fn ConnectionState() -> impl IntoView {
 
 /// Every run, newest first; clicking one shows it below.
 #[component]
-fn RunList() -> impl IntoView {
+pub fn RunList() -> impl IntoView {
     let studio = studio();
     let runs = Memo::new(move |_| studio.state.with(|s| s.runs.clone()));
     let shown = Memo::new(move |_| studio.state.with(|s| s.shown_run(studio.chosen_run.get()).map(|r| r.id)));
@@ -261,7 +270,7 @@ fn CompareRuns() -> impl IntoView {
 
 /// The shown run: settings, batch progress, charts, epoch table and class-level results.
 #[component]
-fn RunDetail() -> impl IntoView {
+pub fn RunDetail() -> impl IntoView {
     let studio = studio();
     let shown = Memo::new(move |_| studio.state.with(|s| s.shown_run(studio.chosen_run.get()).cloned()));
     let has_run = move || shown.with(Option::is_some);

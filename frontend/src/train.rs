@@ -17,7 +17,7 @@ const DOWNLOADABLE_DATASET: &str = "cifar10";
 
 /// The configuration fields the form shows, each with its message under it: nine basic ones, then the
 /// Advanced section's.
-const FORM_FIELDS: [&str; 27] = [
+pub const FORM_FIELDS: [&str; 27] = [
     "dataset",
     "epochs",
     "batch_size",

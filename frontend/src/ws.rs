@@ -1,11 +1,11 @@
 //! The live connection to the server: one WebSocket, reopened by itself whenever it drops.
 //!
 //! [`connect`] spawns a task that owns the socket. It reports [`SocketEvent`]s to a callback and
-//! sends the [`ClientMessage`]s put into the returned channel. After a close or an error it waits
-//! (0.5 s, doubling up to 10 s, back to 0.5 s once a connection opens) and tries again; the server
-//! answers every new connection with a snapshot, so nothing missed in between is lost.
+//! sends the [`ClientMessage`]s that arrive on the channel it is given. After a close or an error it
+//! waits (0.5 s, doubling up to 10 s, back to 0.5 s once a connection opens) and tries again; the
+//! server answers every new connection with a snapshot, so nothing missed in between is lost.
 
-use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::{self, Either};
 use futures::{SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message, State};
@@ -47,13 +47,11 @@ pub fn page_socket_url() -> String {
     )
 }
 
-/// Opens the connection to `url` and keeps it open; messages put into the returned sender go to
-/// the server while connected. Those sent while disconnected are dropped when the next
-/// connection opens, since the page disables its commands meanwhile.
-pub fn connect(url: String, on_event: impl Fn(SocketEvent) + 'static) -> UnboundedSender<ClientMessage> {
-    let (sender, receiver) = unbounded();
-    wasm_bindgen_futures::spawn_local(keep_connected(url, receiver, on_event));
-    sender
+/// Opens the connection to `url` and keeps it open; messages arriving on `outgoing` go to the
+/// server while connected. Those sent while disconnected are dropped when the next connection
+/// opens, since the page disables its commands meanwhile.
+pub fn connect(url: String, outgoing: UnboundedReceiver<ClientMessage>, on_event: impl Fn(SocketEvent) + 'static) {
+    wasm_bindgen_futures::spawn_local(keep_connected(url, outgoing, on_event));
 }
 
 async fn keep_connected(
