@@ -64,6 +64,7 @@ pub struct TrainForm {
     pub mixed_precision: bool,
     /// Let cuDNN pick its fastest algorithms.
     pub cudnn_benchmark: bool,
+    pub channels_last: bool,
 }
 
 impl Default for TrainForm {
@@ -103,6 +104,7 @@ impl TrainForm {
             validation_fraction: config.validation_fraction.to_string(),
             mixed_precision: config.mixed_precision,
             cudnn_benchmark: config.cudnn_benchmark,
+            channels_last: config.channels_last,
         }
     }
 
@@ -140,6 +142,7 @@ impl TrainForm {
                 .unwrap_or(base.validation_fraction),
             mixed_precision: self.mixed_precision,
             cudnn_benchmark: self.cudnn_benchmark,
+            channels_last: self.channels_last,
             ..base
         };
 

@@ -1,7 +1,7 @@
 //! How numbers and runs are written on the page.
 
 use serde::{de::DeserializeOwned, Serialize};
-use shared::{BatchProgress, DatasetInfo, Run, RunStatus, TrainConfig};
+use shared::{BatchProgress, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, TrainConfig};
 
 /// A fraction in `[0, 1]` as a percentage with one decimal: `0.8123` → `"81.2 %"`.
 pub fn percent(fraction: f64) -> String {
@@ -35,6 +35,22 @@ pub fn progress_line(progress: &BatchProgress) -> String {
         left / 60,
         left % 60
     )
+}
+
+/// The line under the progress bar while a run prepares: `"downloading CIFAR-10 — 45.3 of 170.5 MB"`,
+/// `"unpacking CIFAR-10 — 4 files"`, `"decoding cifar10 — 12000 of 60000 images"`.
+pub fn preparation_line(preparation: &Preparation) -> String {
+    let subject = &preparation.subject;
+    let done = preparation.done;
+    match (preparation.step, preparation.total) {
+        (PreparationStep::Downloading, Some(total)) => {
+            format!("downloading {subject} — {}", bytes_progress(done as f64, total as f64))
+        }
+        (PreparationStep::Downloading, None) => format!("downloading {subject} — {:.1} MB", done as f64 / 1e6),
+        (PreparationStep::Unpacking, _) => format!("unpacking {subject} — {done} files"),
+        (PreparationStep::Decoding, Some(total)) => format!("decoding {subject} — {done} of {total} images"),
+        (PreparationStep::Decoding, None) => format!("decoding {subject} — {done} images"),
+    }
 }
 
 /// What the progress bar says about a run that is not between batches.
@@ -106,6 +122,7 @@ pub fn config_fields(c: &TrainConfig) -> Vec<(&'static str, String)> {
         ("validation_fraction", c.validation_fraction.to_string()),
         ("mixed_precision", c.mixed_precision.to_string()),
         ("cudnn_benchmark", c.cudnn_benchmark.to_string()),
+        ("channels_last", c.channels_last.to_string()),
     ]
 }
 
@@ -141,6 +158,16 @@ mod tests {
     #[test]
     fn upload_progress_is_in_megabytes() {
         assert_eq!(bytes_progress(1_260_000.0, 5_000_000.0), "1.3 of 5.0 MB");
+    }
+
+    #[test]
+    fn preparation_lines_say_what_is_done_of_what() {
+        let line = |step, done, total| preparation_line(&Preparation { step, subject: "CIFAR-10".into(), done, total });
+        let downloading = line(PreparationStep::Downloading, 45_300_000, Some(170_500_000));
+        assert_eq!(downloading, "downloading CIFAR-10 — 45.3 of 170.5 MB");
+        assert_eq!(line(PreparationStep::Downloading, 2_000_000, None), "downloading CIFAR-10 — 2.0 MB");
+        assert_eq!(line(PreparationStep::Unpacking, 4, None), "unpacking CIFAR-10 — 4 files");
+        assert_eq!(line(PreparationStep::Decoding, 12, Some(60)), "decoding CIFAR-10 — 12 of 60 images");
     }
 
     #[test]

@@ -341,14 +341,18 @@ fn BatchProgressBar(shown: Memo<Option<Run>>) -> impl IntoView {
     let bar = Memo::new(move |_| {
         shown.with(|run| {
             let run = run.as_ref()?;
-            Some(studio.state.with(|s| match s.progress_of(run.id) {
-                Some(p) => (
+            Some(studio.state.with(|s| match (s.progress_of(run.id), s.preparation_of(run.id)) {
+                (Some(p), _) => (
                     f64::from(p.batch),
                     f64::from(p.batches.max(1)),
                     format::progress_line(p),
                     Some(p.loss),
                 ),
-                None => {
+                (None, Some(p)) => {
+                    let (done, total) = p.total.map_or((0.0, 1.0), |total| (p.done as f64, total.max(1) as f64));
+                    (done, total, format::preparation_line(p), None)
+                }
+                (None, None) => {
                     let done = if run.status.is_finished() { 1.0 } else { 0.0 };
                     (done, 1.0, format::idle_line(run), None)
                 }

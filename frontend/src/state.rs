@@ -95,6 +95,12 @@ impl StudioState {
         let training = self.run(run_id).is_some_and(|run| !run.status.is_finished());
         self.progress.as_ref().filter(|p| training && p.run_id == run_id)
     }
+
+    /// The preparation step (download, unpacking, decoding) of run `run_id`, while it is not yet training.
+    pub fn preparation_of(&self, run_id: u64) -> Option<&Preparation> {
+        let active = self.run(run_id).is_some_and(|run| !run.status.is_finished());
+        self.preparing.as_ref().filter(|(id, _)| active && *id == run_id).map(|(_, preparation)| preparation)
+    }
 }
 
 fn sort_newest_first(runs: &mut [Run]) {
@@ -104,7 +110,7 @@ fn sort_newest_first(runs: &mut [Run]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::EpochMetrics;
+    use shared::{EpochMetrics, PreparationStep};
 
     // Built from JSON so that fields the protocol adds later take their serde defaults here too.
     fn run(id: u64, status: RunStatus) -> Run {
@@ -231,6 +237,21 @@ mod tests {
         assert_eq!(state.classifying_run(None), Some(2));
         assert_eq!(state.classifying_run(Some(1)), Some(1));
         assert_eq!(state.classifying_run(Some(3)), Some(2));
+    }
+
+    #[test]
+    fn a_preparation_shows_until_the_first_batch_and_only_for_its_run() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        let decoding = Preparation { step: PreparationStep::Decoding, subject: "colors".into(), done: 5, total: Some(9) };
+        state.apply(ServerMessage::Preparing { run_id: 1, preparation: decoding.clone() });
+        assert_eq!(state.preparation_of(1), Some(&decoding));
+        assert_eq!(state.preparation_of(2), None);
+        state.apply(ServerMessage::Progress(progress(1)));
+        assert_eq!(state.preparation_of(1), None, "the first batch ends the preparation");
+        state.apply(ServerMessage::Preparing { run_id: 1, preparation: decoding });
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Failed) });
+        assert_eq!(state.preparation_of(1), None, "a run that ended is not preparing");
     }
 
     #[test]

@@ -17,7 +17,7 @@ const DOWNLOADABLE_DATASET: &str = "cifar10";
 
 /// The configuration fields the form shows, each with its message under it: nine basic ones, then the
 /// Advanced section's.
-pub const FORM_FIELDS: [&str; 27] = [
+pub const FORM_FIELDS: [&str; 28] = [
     "dataset",
     "epochs",
     "batch_size",
@@ -45,6 +45,7 @@ pub const FORM_FIELDS: [&str; 27] = [
     "validation_fraction",
     "mixed_precision",
     "cudnn_benchmark",
+    "channels_last",
 ];
 
 /// The fields inside the Advanced section (the form's fields from `mode` on), to count their problems on
@@ -360,8 +361,9 @@ pub fn TrainPanel() -> impl IntoView {
                     </fieldset>
                     <fieldset class="field-grid">
                         <legend>"GPU"</legend>
-                        {checkbox("mixed-precision", "mixed_precision", "Mixed precision", "CUDA only", |f| &mut f.mixed_precision)}
+                        {checkbox("mixed-precision", "mixed_precision", "Mixed precision", "CUDA only: bfloat16 autocast", |f| &mut f.mixed_precision)}
                         {checkbox("cudnn-benchmark", "cudnn_benchmark", "cuDNN benchmark", "CUDA only", |f| &mut f.cudnn_benchmark)}
+                        {checkbox("channels-last", "channels_last", "Channels-last", "CUDA only: NHWC layout", |f| &mut f.channels_last)}
                     </fieldset>
                 </details>
                 // Rules on settings this form does not show still block a start, so their messages
@@ -576,7 +578,7 @@ mod tests {
     #[test]
     fn the_advanced_section_starts_at_mode_and_ends_with_the_form() {
         assert_eq!(ADVANCED_FIELDS.first(), Some(&"mode"));
-        assert_eq!(ADVANCED_FIELDS.len(), 18);
+        assert_eq!(ADVANCED_FIELDS.len(), 19);
         assert_eq!(ADVANCED_FIELDS.last(), FORM_FIELDS.last());
     }
 }
