@@ -18,9 +18,11 @@ pub fn loss(value: f64) -> String {
     format!("{value:.4}")
 }
 
-/// Bytes sent of a total, in megabytes: `"1.2 of 5.0 MB"`.
+/// Bytes sent of a total, in megabytes (`"1.2 of 5.0 MB"`), or kilobytes when the total is under a
+/// megabyte, so a small upload does not read "0.0 of 0.0 MB".
 pub fn bytes_progress(sent: f64, total: f64) -> String {
-    format!("{:.1} of {:.1} MB", sent / 1e6, total / 1e6)
+    let (unit, size) = if total < 1e6 { ("kB", 1e3) } else { ("MB", 1e6) };
+    format!("{:.1} of {:.1} {unit}", sent / size, total / size)
 }
 
 /// The line under the progress bar: `"epoch 1 — batch 10/782 — 640 img/s — 2:05 left"`.
@@ -158,6 +160,11 @@ mod tests {
     #[test]
     fn upload_progress_is_in_megabytes() {
         assert_eq!(bytes_progress(1_260_000.0, 5_000_000.0), "1.3 of 5.0 MB");
+    }
+
+    #[test]
+    fn a_small_upload_is_counted_in_kilobytes() {
+        assert_eq!(bytes_progress(20_000.0, 41_260.0), "20.0 of 41.3 kB");
     }
 
     #[test]

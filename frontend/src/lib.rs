@@ -363,6 +363,7 @@ fn BatchProgressBar(shown: Memo<Option<Run>>) -> impl IntoView {
         <div class="progress-block">
             <div id="progress" class="progress">
                 <progress
+                    aria-label="Epoch progress"
                     max=move || bar.with(|b| b.as_ref().map_or(1.0, |b| b.1))
                     value=move || bar.with(|b| b.as_ref().map_or(0.0, |b| b.0))
                 ></progress>

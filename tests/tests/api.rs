@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{next_server_message, png_bytes, write_color_dataset, TestServer, COLOR_CLASSES};
+use common::{next_server_message, png_bytes, write_color_dataset, zip_dataset, TestServer, COLOR_CLASSES};
 use futures::SinkExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -448,16 +448,6 @@ async fn the_best_checkpoint_downloads_and_test_images_are_listed_by_confusion_c
     assert_eq!((picture.width(), picture.height()), (32, 32));
     let missing = reqwest::get(server.url(&format!("/api/runs/{id}/test-images/999/image"))).await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-}
-
-fn zip_dataset(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
-    use std::io::Write;
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, bytes) in entries {
-        zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
-        zip.write_all(bytes).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{png_bytes, write_color_dataset, TestServer, COLOR_CLASSES};
+use common::{png_bytes, write_color_dataset, zip_dataset, TestServer, COLOR_CLASSES};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use std::net::TcpListener;
@@ -79,9 +79,39 @@ fn screenshot_path(name: &str) -> PathBuf {
     dir.join(format!("{name}.png"))
 }
 
-async fn save_screenshot(browser: &Client, name: &str) {
+/// Every visible control, link, progress bar and picture that a screen reader could not name, each written
+/// as the start of its HTML. A name is an `aria-label`, an `aria-labelledby` with text, a `<label>` (by
+/// `for` or wrapping), a `title`, or for buttons, links and summaries their own text; pictures need `alt`.
+const UNNAMED_CONTROLS: &str = r#"
+    const visible = el => el.checkVisibility
+        ? el.checkVisibility({ visibilityProperty: true })
+        : el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    const text = el => (el ? el.textContent : '').replace(/\s+/g, ' ').trim();
+    const name = el => {
+        const byIds = (el.getAttribute('aria-labelledby') || '').split(/\s+/).filter(Boolean)
+            .map(id => text(document.getElementById(id))).join(' ').trim();
+        const byLabels = Array.from(el.labels || []).map(text).join(' ').trim();
+        const own = el.matches('button, a[href], [role=button], summary')
+            ? text(el) || Array.from(el.querySelectorAll('img[alt]')).map(img => img.alt.trim()).join(' ').trim()
+            : '';
+        return [(el.getAttribute('aria-label') || '').trim(), byIds, byLabels, (el.getAttribute('title') || '').trim(), own]
+            .find(Boolean) || '';
+    };
+    const controls = 'input:not([type=hidden]), select, textarea, button, a[href], [role=button], summary, '
+        + 'progress, svg[role=img]';
+    const unnamed = Array.from(document.querySelectorAll(controls)).filter(el => visible(el) && !name(el));
+    const unlabelled = Array.from(document.querySelectorAll('img')).filter(img => visible(img) && !img.hasAttribute('alt'));
+    return unnamed.concat(unlabelled).map(el => el.outerHTML.slice(0, 200));
+"#;
+
+/// What a person sees in `state`: saves the screenshot `target/screenshots/{state}.png` and checks that
+/// every visible control has an accessible name, listing those that have none.
+async fn look_at(browser: &Client, state: &str) {
     let png = browser.screenshot().await.unwrap();
-    std::fs::write(screenshot_path(name), png).unwrap();
+    std::fs::write(screenshot_path(state), png).unwrap();
+    let unnamed = browser.execute(UNNAMED_CONTROLS, Vec::new()).await.unwrap();
+    let unnamed: Vec<String> = serde_json::from_value(unnamed).unwrap();
+    assert!(unnamed.is_empty(), "{state}: {} controls without an accessible name:\n{}", unnamed.len(), unnamed.join("\n"));
 }
 
 /// Polls until `check` returns `Some`, failing with `what` after `timeout`.
@@ -134,13 +164,13 @@ async fn a_person_trains_a_model_from_the_page_and_classifies_an_upload() {
         text_of(&browser, "#connection").await.filter(|t| t == "Connected")
     })
     .await;
+    look_at(&browser, "browser-initial").await;
 
     // The dataset list comes from the server.
     let dataset = browser.find(Locator::Css("select#dataset option[value='colors']")).await.unwrap();
     assert!(dataset.text().await.unwrap().contains("colors"));
     browser.find(Locator::Css("select#dataset")).await.unwrap().select_by_value("colors").await.unwrap();
-    set_value(&browser, "input#epochs", "1").await;
-    browser.find(Locator::Css("button#start")).await.unwrap().click().await.unwrap();
+    assert_eq!(start_run(&browser, "1").await, 1);
 
     // The epoch row appears live, with the test accuracy as a percentage.
     let row = eventually("the epoch row", Duration::from_secs(180), || async {
@@ -158,11 +188,8 @@ async fn a_person_trains_a_model_from_the_page_and_classifies_an_upload() {
     let shown_accuracy: f64 = cells[4].trim_end_matches(['%', ' ']).parse().unwrap();
     let measured = 100.0 * run.epochs[0].test_accuracy;
     assert!((shown_accuracy - measured).abs() <= 0.051, "page shows {shown_accuracy} %, run measured {measured} %");
-    eventually("the completed badge", Duration::from_secs(10), || async {
-        browser.find(Locator::Css("#runs .status-completed")).await.ok()
-    })
-    .await;
-    save_screenshot(&browser, "browser-trained").await;
+    completed_on_page(&browser, 1).await;
+    look_at(&browser, "browser-trained").await;
 
     // Classify an upload: the picture is shown with five predictions.
     let image = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
@@ -188,12 +215,12 @@ async fn a_person_trains_a_model_from_the_page_and_classifies_an_upload() {
     let preview = browser.find(Locator::Css("img#classify-preview")).await.unwrap();
     let source = preview.attr("src").await.unwrap().unwrap_or_default();
     assert!(source.starts_with("blob:"), "the chosen image is shown: {source}");
-    save_screenshot(&browser, "browser-classified").await;
+    look_at(&browser, "browser-classified").await;
 
     // A narrow phone-sized window still shows the controls.
     browser.set_window_size(390, 844).await.unwrap();
     assert!(browser.find(Locator::Css("button#start")).await.unwrap().is_displayed().await.unwrap());
-    save_screenshot(&browser, "browser-narrow").await;
+    look_at(&browser, "browser-narrow").await;
     browser.close().await.unwrap();
 }
 
@@ -208,7 +235,7 @@ async fn the_form_refuses_a_bad_value_as_it_is_typed() {
     assert!(message.contains("greater than 0"), "{message}");
     let start = browser.find(Locator::Css("button#start")).await.unwrap();
     assert!(!start.is_enabled().await.unwrap(), "Start is disabled while the form is invalid");
-    save_screenshot(&browser, "browser-invalid-form").await;
+    look_at(&browser, "browser-invalid-form").await;
     browser.close().await.unwrap();
     let runs: Vec<shared::Run> = reqwest::get(server.url("/api/runs")).await.unwrap().json().await.unwrap();
     assert!(runs.is_empty());
@@ -218,15 +245,43 @@ async fn the_form_refuses_a_bad_value_as_it_is_typed() {
 /// header that chromedriver's own scrolling can leave over the element).
 async fn click(browser: &Client, css: &str) {
     let element = browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
-    let target = serde_json::to_value(&element).unwrap();
-    browser.execute("arguments[0].scrollIntoView({block: 'center'});", vec![target]).await.unwrap();
+    scroll_to(browser, &element).await;
     element.click().await.unwrap();
+}
+
+/// Scrolls `element` to the middle of the window.
+async fn scroll_to(browser: &Client, element: &fantoccini::elements::Element) {
+    let target = serde_json::to_value(element).unwrap();
+    browser.execute("arguments[0].scrollIntoView({block: 'center'});", vec![target]).await.unwrap();
 }
 
 async fn set_value(browser: &Client, css: &str, value: &str) {
     let input = browser.find(Locator::Css(css)).await.unwrap();
     input.clear().await.unwrap();
     input.send_keys(value).await.unwrap();
+}
+
+/// Starts a run of `epochs` epochs from the form as it stands, as a person does, and returns its id once
+/// the run list shows it.
+async fn start_run(browser: &Client, epochs: &str) -> u64 {
+    let listed = browser.find_all(Locator::Css("#runs li.run-item")).await.unwrap().len();
+    set_value(browser, "input#epochs", epochs).await;
+    click(browser, "button#start").await;
+    let newest = eventually("the new run in the list", Duration::from_secs(30), || async {
+        let runs = browser.find_all(Locator::Css("#runs li.run-item")).await.ok()?;
+        (runs.len() > listed).then_some(runs.into_iter().next()?)
+    })
+    .await;
+    newest.attr("data-run-id").await.unwrap().unwrap().parse().unwrap()
+}
+
+/// Waits until the run list shows run `id` as completed.
+async fn completed_on_page(browser: &Client, id: u64) {
+    let badge = format!("#runs li[data-run-id='{id}'] .status-completed");
+    eventually(&format!("run {id}'s completed badge"), Duration::from_secs(30), || async {
+        browser.find(Locator::Css(&badge)).await.ok()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -251,7 +306,7 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
     .await;
     let progress = text_of(&browser, "#progress").await.unwrap_or_default();
     assert!(progress.contains("epoch"), "{progress}");
-    save_screenshot(&browser, "flow-training").await;
+    look_at(&browser, "flow-training").await;
     click(&browser, "button#stop").await;
     eventually("the stopped badge", Duration::from_secs(30), || async {
         browser.find(Locator::Css("#runs .status-stopped")).await.ok()
@@ -280,8 +335,7 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
         browser.find(Locator::Css("table#confusion td.cell button.cell-button")).await.ok()
     })
     .await;
-    let target = serde_json::to_value(&cell).unwrap();
-    browser.execute("arguments[0].scrollIntoView({block: 'center'});", vec![target]).await.unwrap();
+    scroll_to(&browser, &cell).await;
     cell.click().await.unwrap();
     let images = eventually("the cell's test images", Duration::from_secs(10), || async {
         let images = browser.find_all(Locator::Css("div#cell-images img.test-image")).await.ok()?;
@@ -290,7 +344,7 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
     .await;
     let source = images[0].attr("src").await.unwrap().unwrap_or_default();
     assert!(source.contains("/test-images/"), "{source}");
-    save_screenshot(&browser, "flow-run-detail").await;
+    look_at(&browser, "flow-run-detail").await;
 
     // Several images classified in one go, each with its own answer.
     let dir = tempfile::tempdir().unwrap();
@@ -309,6 +363,151 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
     })
     .await;
     assert_eq!(cards.len(), 3);
-    save_screenshot(&browser, "flow-classify-several").await;
+    look_at(&browser, "flow-classify-several").await;
+    browser.close().await.unwrap();
+}
+
+/// The `data-run-id` and number of points of every line in the comparison chart.
+async fn compared_lines(browser: &Client) -> Vec<(String, usize)> {
+    let mut lines = Vec::new();
+    for line in browser.find_all(Locator::Css("#compare-chart polyline.compare-line")).await.unwrap() {
+        let run = line.attr("data-run-id").await.unwrap().unwrap_or_default();
+        let points = line.attr("points").await.unwrap().unwrap_or_default();
+        lines.push((run, points.split_whitespace().count()));
+    }
+    lines
+}
+
+#[tokio::test]
+async fn ticked_runs_are_compared_one_line_and_legend_entry_each() {
+    let OpenPage { browser, _driver, server } = open_page(2, 4, 2, 32).await;
+    assert_eq!(start_run(&browser, "2").await, 1);
+    // Started while the first trains: it waits its turn.
+    assert_eq!(start_run(&browser, "1").await, 2);
+    for id in [1, 2] {
+        assert_eq!(server.wait_until_finished(id).await.status, shared::RunStatus::Completed);
+        completed_on_page(&browser, id).await;
+    }
+
+    click(&browser, "#runs li[data-run-id='1'] input.compare").await;
+    assert!(browser.find(Locator::Css("#compare-chart")).await.is_err(), "one ticked run is nothing to compare");
+    click(&browser, "#runs li[data-run-id='2'] input.compare").await;
+    let lines = eventually("two compared lines", Duration::from_secs(10), || async {
+        let lines = compared_lines(&browser).await;
+        (lines.len() == 2).then_some(lines)
+    })
+    .await;
+    // One point per finished epoch: run 1 trained two, run 2 one.
+    assert_eq!(lines, [("1".to_string(), 2), ("2".to_string(), 1)]);
+    let mut legend = Vec::new();
+    for entry in browser.find_all(Locator::Css(".compare-legend li.compare-entry")).await.unwrap() {
+        legend.push(entry.text().await.unwrap());
+    }
+    assert_eq!(legend.len(), 2, "{legend:?}");
+    assert!(legend[0].starts_with("Run #1 — colors") && legend[1].starts_with("Run #2 — colors"), "{legend:?}");
+    assert!(legend.iter().all(|entry| entry.contains("best ") && entry.contains('%')), "{legend:?}");
+    look_at(&browser, "compare-runs").await;
+
+    // Unticking one leaves nothing to compare.
+    click(&browser, "#runs li[data-run-id='1'] input.compare").await;
+    eventually("the comparison to close", Duration::from_secs(10), || async {
+        browser.find(Locator::Css("#compare-chart")).await.is_err().then_some(())
+    })
+    .await;
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_zip_uploaded_from_the_page_becomes_the_dataset_the_next_run_trains_on() {
+    let OpenPage { browser, _driver, server } = open_page(2, 2, 1, 16).await;
+    let mut entries = Vec::new();
+    for (split, count) in [("train", 4), ("test", 2)] {
+        for (class, color) in &COLOR_CLASSES[2..4] {
+            for i in 0..count {
+                entries.push((format!("{split}/{class}/{i}.png"), png_bytes(*color, 32, i)));
+            }
+        }
+    }
+    let zip = zip_dataset(&entries);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shapes.zip");
+    std::fs::write(&path, &zip).unwrap();
+
+    browser.find(Locator::Css("input#dataset-zip")).await.unwrap().send_keys(&path.display().to_string()).await.unwrap();
+    let name = browser.find(Locator::Css("input#dataset-name")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(name.as_deref(), Some("shapes"), "the name comes from the file's");
+    click(&browser, "button#upload-dataset").await;
+    let added = eventually("the upload's success message", Duration::from_secs(30), || async {
+        text_of(&browser, "#upload-card .ok").await.filter(|t| !t.is_empty())
+    })
+    .await;
+    assert_eq!(added, "Added shapes — 2 classes, 8 train / 4 test");
+    assert_eq!(text_of(&browser, "#upload-error").await.as_deref(), Some(""));
+    let bar = browser.find(Locator::Css("#upload-progress")).await.unwrap();
+    let sent = bar.attr("value").await.unwrap().unwrap_or_default();
+    let total = bar.attr("max").await.unwrap().unwrap_or_default();
+    assert_eq!((sent.parse::<f64>().unwrap(), total.parse::<f64>().unwrap()), (zip.len() as f64, zip.len() as f64));
+    let kilobytes = format!("{:.1}", zip.len() as f64 / 1e3);
+    assert_eq!(text_of(&browser, "#upload-card .progress-text").await, Some(format!("{kilobytes} of {kilobytes} kB")));
+    // The form picks the new dataset.
+    let chosen = browser.find(Locator::Css("select#dataset")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(chosen.as_deref(), Some("shapes"));
+    look_at(&browser, "upload-dataset").await;
+
+    let id = start_run(&browser, "1").await;
+    let run = server.wait_until_finished(id).await;
+    assert_eq!(run.status, shared::RunStatus::Completed, "{run:?}");
+    assert_eq!((run.config.dataset.as_str(), run.classes.clone()), ("shapes", vec!["green".to_string(), "red".to_string()]));
+    completed_on_page(&browser, id).await;
+    let dataset = text_of(&browser, &format!("#runs li[data-run-id='{id}'] .run-dataset")).await;
+    assert_eq!(dataset.as_deref(), Some("shapes"));
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() {
+    let OpenPage { browser, _driver, server } = open_page(2, 4, 2, 32).await;
+    assert_eq!(start_run(&browser, "1").await, 1);
+    assert_eq!(server.wait_until_finished(1).await.status, shared::RunStatus::Completed);
+    let link = eventually("the download link", Duration::from_secs(30), || async {
+        browser.find(Locator::Css("a#download-checkpoint")).await.ok()
+    })
+    .await;
+    assert_eq!(link.attr("href").await.unwrap().as_deref(), Some("/api/runs/1/checkpoint"));
+    assert_eq!(link.attr("download").await.unwrap().as_deref(), Some("run-1-resnet18.safetensors"));
+    scroll_to(&browser, &link).await;
+    look_at(&browser, "download-link").await;
+
+    // Fetched by the page, as the browser follows the link: a safetensors file is an 8-byte little-endian
+    // header length, a JSON header naming every tensor with its byte range, then the tensors' bytes.
+    let href = link.prop("href").await.unwrap().unwrap();
+    let fetched = browser
+        .execute(
+            r#"return fetch(arguments[0]).then(async response => {
+                const bytes = await response.arrayBuffer();
+                const headerLength = bytes.byteLength >= 8 ? Number(new DataView(bytes).getBigUint64(0, true)) : 0;
+                const shown = Math.min(headerLength, Math.max(bytes.byteLength - 8, 0));
+                return {
+                    status: response.status,
+                    contentType: response.headers.get('content-type'),
+                    length: bytes.byteLength,
+                    headerLength,
+                    header: new TextDecoder().decode(new Uint8Array(bytes, Math.min(8, bytes.byteLength), shown)),
+                };
+            });"#,
+            vec![json!(href)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched["status"], 200, "{fetched}");
+    assert_eq!(fetched["contentType"], "application/octet-stream");
+    let length = fetched["length"].as_u64().unwrap();
+    let header_length = fetched["headerLength"].as_u64().unwrap();
+    assert!(header_length > 0 && 8 + header_length < length, "{length} bytes, header of {header_length}");
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(fetched["header"].as_str().unwrap()).expect("a JSON header");
+    assert_eq!(header["fc.weight"]["shape"], json!([2, 512]), "the head has one row per class");
+    let data_end = header.values().filter_map(|t| t["data_offsets"][1].as_u64()).max().unwrap();
+    assert_eq!(8 + header_length + data_end, length, "the tensors' bytes fill the rest of the file");
     browser.close().await.unwrap();
 }

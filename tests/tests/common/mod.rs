@@ -175,3 +175,14 @@ pub fn write_color_dataset(data_dir: &Path, name: &str, classes: usize, train: u
         }
     }
 }
+
+/// Zip file bytes holding `entries`, each a (path inside the zip, file bytes) pair.
+pub fn zip_dataset(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in entries {
+        zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
