@@ -8,7 +8,6 @@ use common::TestServer;
 use serde_json::json;
 use shared::{DatasetFormat, DatasetInfo, RunCreated, RunStatus};
 use std::path::Path;
-use std::process::Command;
 
 /// Records per training file and in the test file.
 const PER_FILE: usize = 40;
@@ -16,16 +15,8 @@ const TEST_COUNT: usize = 60;
 
 /// Runs `tests/python/save_cifar_python.py` into `out`.
 fn write_with_python(out: &Path) {
-    let python = common::workspace_root().join(".venv/bin/python");
-    let script = common::workspace_root().join("tests/python/save_cifar_python.py");
-    let output = Command::new(&python)
-        .arg(&script)
-        .arg(out)
-        .arg(PER_FILE.to_string())
-        .arg(TEST_COUNT.to_string())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (run scripts/setup.sh --test): {e}", python.display()));
-    assert!(output.status.success(), "save_cifar_python.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    let (per_file, test_count) = (PER_FILE.to_string(), TEST_COUNT.to_string());
+    common::run_python("save_cifar_python.py", &[out.as_os_str(), per_file.as_ref(), test_count.as_ref()]);
 }
 
 #[test]

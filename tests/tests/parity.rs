@@ -5,19 +5,10 @@ mod common;
 
 use backend::model::ResNet18;
 use std::collections::HashMap;
-use std::process::Command;
 use tch::{Device, Tensor};
 
 fn torchvision_reference(dir: &std::path::Path, num_classes: usize) {
-    let python = common::workspace_root().join(".venv/bin/python");
-    let script = common::workspace_root().join("tests/python/parity.py");
-    let output = Command::new(&python)
-        .arg(&script)
-        .arg(dir)
-        .arg(num_classes.to_string())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (run scripts/setup.sh --test): {e}", python.display()));
-    assert!(output.status.success(), "parity.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    common::run_python("parity.py", &[dir.as_os_str(), num_classes.to_string().as_ref()]);
 }
 
 fn read(path: &std::path::Path) -> HashMap<String, Tensor> {
@@ -70,15 +61,8 @@ fn an_exported_checkpoint_loads_into_torchvision_strictly_and_predicts_the_same(
     let io = dir.path().join("io.safetensors");
     Tensor::write_safetensors(&[("input", &input)], &io).unwrap();
     let out = dir.path().join("torchvision.safetensors");
-    let output = Command::new(common::workspace_root().join(".venv/bin/python"))
-        .arg(common::workspace_root().join("tests/python/load_export.py"))
-        .arg(&exported)
-        .arg("3")
-        .arg(&io)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "torchvision refused the export: {}", String::from_utf8_lossy(&output.stderr));
+    // Fails (with torchvision's message) if strict loading refuses the export.
+    common::run_python("load_export.py", &[exported.as_os_str(), "3".as_ref(), io.as_os_str(), out.as_os_str()]);
     let theirs = &read(&out)["logits"];
 
     let mut model = ResNet18::new(Device::Cpu, 3, 0);

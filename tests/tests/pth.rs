@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 use shared::{FineTuneMode, TrainConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use tch::{Device, Kind, Tensor};
@@ -27,15 +26,7 @@ fn fixture() -> &'static Path {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pth-fixture");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let python = common::workspace_root().join(".venv/bin/python");
-        let script = common::workspace_root().join("tests/python/save_pth.py");
-        let output = Command::new(&python)
-            .arg(&script)
-            .arg(&dir)
-            .arg(CLASSES.to_string())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {} (run scripts/setup.sh --test): {e}", python.display()));
-        assert!(output.status.success(), "save_pth.py failed: {}", String::from_utf8_lossy(&output.stderr));
+        common::run_python("save_pth.py", &[dir.as_os_str(), CLASSES.to_string().as_ref()]);
         dir
     })
 }

@@ -186,3 +186,14 @@ pub fn zip_dataset(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     }
     zip.finish().unwrap().into_inner()
 }
+
+/// Runs `tests/python/<script>` with the project's `.venv` Python and `args`, failing with its stderr.
+pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) {
+    let python = workspace_root().join(".venv/bin/python");
+    let output = std::process::Command::new(&python)
+        .arg(workspace_root().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} (run scripts/setup.sh --test): {e}", python.display()));
+    assert!(output.status.success(), "{script} failed: {}", String::from_utf8_lossy(&output.stderr));
+}
