@@ -176,8 +176,8 @@ impl Studio {
         }));
         for id in studio.store().ids_with_status(RunStatus::Queued)? {
             if let Some(run) = studio.store().run(id)? {
-                // A queued run that had already trained some epochs was queued by a resume.
-                let resume = !run.epochs.is_empty();
+                // A queued run with a checkpoint was queued by a resume.
+                let resume = crate::training::saved_progress(&studio.run_dir(run.id)).is_some();
                 studio.enqueue(run.id, run.config, resume);
             }
         }
@@ -438,8 +438,14 @@ impl Studio {
                 tracing::debug!(run_id, ?preparation, "preparing");
                 self.broadcast(ServerMessage::Preparing { run_id, preparation });
             }
-            EngineEventKind::Training(TrainingEvent::Started { classes, train_count, test_count, first_epoch }) => {
-                tracing::info!(run_id, train_count, test_count, first_epoch, "training started");
+            EngineEventKind::Training(TrainingEvent::Started {
+                classes,
+                train_count,
+                test_count,
+                first_epoch,
+                first_batch,
+            }) => {
+                tracing::info!(run_id, train_count, test_count, first_epoch, first_batch, "training started");
                 self.store().set_classes(run_id, &classes)?;
                 status_change(RunStatus::Running, None)?;
             }

@@ -98,6 +98,8 @@ pub enum TrainingEvent {
         test_count: usize,
         /// The epoch training starts with (after a resume, the one after the last saved).
         first_epoch: u32,
+        /// Batches of `first_epoch` already trained before a stop (0 unless resuming a stopped epoch).
+        first_batch: u32,
     },
     /// Progress inside an epoch.
     Progress(EpochProgress),
@@ -173,6 +175,26 @@ pub struct LoopState {
     /// database) can be completed from the checkpoint.
     #[serde(default)]
     pub last_metrics: Option<EpochMetrics>,
+    /// The epoch a stop interrupted, so a resume continues it from the next batch.
+    #[serde(default)]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// How far a stopped epoch had got: with the weights and optimiser buffers saved at that batch, enough
+/// to finish the epoch exactly as if it had not stopped (the batch order and augmentation of an epoch
+/// are drawn from the seed and the epoch number).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// The epoch (1-based).
+    pub epoch: u32,
+    /// Batches of it already trained.
+    pub batches_done: i64,
+    /// Sum over those batches of the mean loss times the batch size.
+    pub loss_sum: f64,
+    /// Correct training predictions in those batches.
+    pub correct: i64,
+    /// Seconds the epoch had run.
+    pub seconds: f64,
 }
 
 /// Trains a ResNet-18 as `config` says, on `device`. With `resume`, continues from the checkpoint in
@@ -246,6 +268,7 @@ pub fn train(
         train_count: train_count as usize,
         test_count: test_split.len() as usize,
         first_epoch: state.epoch + 1,
+        first_batch: state.partial.as_ref().map_or(0, |p| p.batches_done as u32),
     });
 
     for epoch in state.epoch + 1..=config.epochs {
@@ -258,10 +281,28 @@ pub fn train(
         });
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
+        let (mut first_batch, mut seconds_before) = (0, 0.0);
+        if let Some(partial) = state.partial.take().filter(|p| p.epoch == epoch) {
+            // f32 -> f64 -> f32 is exact, so the sums continue bit for bit.
+            loss_sum = Tensor::from(partial.loss_sum).to_kind(Kind::Float).to_device(device);
+            correct = Tensor::from(partial.correct).to_device(device);
+            (first_batch, seconds_before) = (partial.batches_done, partial.seconds);
+        }
         let mut last_progress = Instant::now();
         let mut lr = schedule.lr_at(u64::from(epoch - 1) * batches as u64);
-        for batch in 0..batches {
+        for batch in first_batch..batches {
             if cancel.is_cancelled() {
+                if batch > first_batch {
+                    // Keep the batches trained since the last checkpoint.
+                    state.partial = Some(PartialEpoch {
+                        epoch,
+                        batches_done: batch,
+                        loss_sum: loss_sum.double_value(&[]),
+                        correct: correct.int64_value(&[]),
+                        seconds: seconds_before + started.elapsed().as_secs_f64(),
+                    });
+                    save_checkpoint(&model, &optimizer, &dataset.classes, config, &state, false, &paths.run_dir)?;
+                }
                 return Ok(TrainOutcome::Stopped);
             }
             let start = batch * batch_size;
@@ -300,8 +341,9 @@ pub fn train(
                     batch: done as u32,
                     batches: batches as u32,
                     loss: mean_loss,
-                    images_per_second: seen / started.elapsed().as_secs_f64().max(1e-9),
-                    eta_seconds: started.elapsed().as_secs_f64() / done as f64
+                    images_per_second: (seen - (first_batch * batch_size) as f64)
+                        / started.elapsed().as_secs_f64().max(1e-9),
+                    eta_seconds: started.elapsed().as_secs_f64() / (done - first_batch) as f64
                         * ((batches - done) + i64::from(config.epochs - epoch) * batches) as f64,
                 }));
             }
@@ -315,7 +357,7 @@ pub fn train(
             train_accuracy: correct.int64_value(&[]) as f64 / train_count as f64,
             test_loss: evaluation.loss,
             test_accuracy: evaluation.accuracy,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: seconds_before + started.elapsed().as_secs_f64(),
             test_top5_accuracy: evaluation.top5_accuracy,
             lr,
             per_class_accuracy: evaluation.per_class_accuracy(),

@@ -160,15 +160,16 @@ fn a_run_stopped_and_resumed_continues_exactly_as_an_uninterrupted_one() {
     .unwrap();
     assert_eq!(outcome, TrainOutcome::Stopped);
     assert_eq!(interrupted.len(), 1, "only epoch 1 finished before the stop");
-    let mut first_epoch = 0;
+    let mut resumed_at = (0, 0);
     let outcome = train(&config, &paths, Device::Cpu, &CancelFlag::default(), true, &mut |event| match event {
         TrainingEvent::EpochCompleted(m) => interrupted.push(strip_time(m)),
-        TrainingEvent::Started { first_epoch: first, .. } => first_epoch = first,
+        TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
         _ => {}
     })
     .unwrap();
     assert_eq!(outcome, TrainOutcome::Completed);
-    assert_eq!(first_epoch, 2, "resumed after the last finished epoch");
+    assert_eq!(resumed_at.0, 2, "resumed in the epoch that was stopped");
+    assert!(resumed_at.1 >= 1, "the batches trained before the stop are kept, not redone: {resumed_at:?}");
     assert_eq!(interrupted, straight, "bit-identical metrics");
 }
 
