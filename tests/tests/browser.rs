@@ -267,12 +267,15 @@ async fn start_run(browser: &Client, epochs: &str) -> u64 {
     let listed = browser.find_all(Locator::Css("#runs li.run-item")).await.unwrap().len();
     set_value(browser, "input#epochs", epochs).await;
     click(browser, "button#start").await;
-    let newest = eventually("the new run in the list", Duration::from_secs(30), || async {
+    // The list redraws a run's row as its status changes, so the row is read as soon as it is found.
+    eventually("the new run in the list", Duration::from_secs(30), || async {
         let runs = browser.find_all(Locator::Css("#runs li.run-item")).await.ok()?;
-        (runs.len() > listed).then_some(runs.into_iter().next()?)
+        if runs.len() <= listed {
+            return None;
+        }
+        runs.first()?.attr("data-run-id").await.ok()??.parse().ok()
     })
-    .await;
-    newest.attr("data-run-id").await.unwrap().unwrap().parse().unwrap()
+    .await
 }
 
 /// Waits until the run list shows run `id` as completed.
@@ -367,15 +370,21 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
     browser.close().await.unwrap();
 }
 
-/// The `data-run-id` and number of points of every line in the comparison chart.
-async fn compared_lines(browser: &Client) -> Vec<(String, usize)> {
-    let mut lines = Vec::new();
-    for line in browser.find_all(Locator::Css("#compare-chart polyline.compare-line")).await.unwrap() {
-        let run = line.attr("data-run-id").await.unwrap().unwrap_or_default();
-        let points = line.attr("points").await.unwrap().unwrap_or_default();
-        lines.push((run, points.split_whitespace().count()));
-    }
-    lines
+/// The comparison chart as drawn, read in one go (it is redrawn whenever a run changes): every line's
+/// `data-run-id` and number of points, and the legend's entries.
+async fn compare_chart(browser: &Client) -> (Vec<(String, usize)>, Vec<String>) {
+    let drawn = browser
+        .execute(
+            r#"return [
+                Array.from(document.querySelectorAll('#compare-chart polyline.compare-line'), line =>
+                    [line.dataset.runId, line.getAttribute('points').trim().split(/\s+/).filter(Boolean).length]),
+                Array.from(document.querySelectorAll('.compare-legend li.compare-entry'), entry => entry.textContent.trim()),
+            ];"#,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(drawn).unwrap()
 }
 
 #[tokio::test]
@@ -392,17 +401,13 @@ async fn ticked_runs_are_compared_one_line_and_legend_entry_each() {
     click(&browser, "#runs li[data-run-id='1'] input.compare").await;
     assert!(browser.find(Locator::Css("#compare-chart")).await.is_err(), "one ticked run is nothing to compare");
     click(&browser, "#runs li[data-run-id='2'] input.compare").await;
-    let lines = eventually("two compared lines", Duration::from_secs(10), || async {
-        let lines = compared_lines(&browser).await;
-        (lines.len() == 2).then_some(lines)
+    let (lines, legend) = eventually("two compared lines", Duration::from_secs(10), || async {
+        let (lines, legend) = compare_chart(&browser).await;
+        (lines.len() == 2).then_some((lines, legend))
     })
     .await;
     // One point per finished epoch: run 1 trained two, run 2 one.
     assert_eq!(lines, [("1".to_string(), 2), ("2".to_string(), 1)]);
-    let mut legend = Vec::new();
-    for entry in browser.find_all(Locator::Css(".compare-legend li.compare-entry")).await.unwrap() {
-        legend.push(entry.text().await.unwrap());
-    }
     assert_eq!(legend.len(), 2, "{legend:?}");
     assert!(legend[0].starts_with("Run #1 — colors") && legend[1].starts_with("Run #2 — colors"), "{legend:?}");
     assert!(legend.iter().all(|entry| entry.contains("best ") && entry.contains('%')), "{legend:?}");
