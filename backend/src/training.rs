@@ -263,6 +263,7 @@ pub fn train(
     let batches = (train_count + batch_size - 1) / batch_size;
     let schedule = LrSchedule::new(config, batches as u64);
     let side = config.input_size as i64;
+    let autocast = config.mixed_precision && device.is_cuda();
     emit(TrainingEvent::Started {
         classes: dataset.classes.clone(),
         train_count: train_count as usize,
@@ -314,10 +315,11 @@ pub fn train(
             }
             let images = normalize(&images, mean, std); // [B, 3, H, W] f32
             let labels = train_split.labels.index_select(0, &index); // [B]
-            let logits = tch::autocast(config.mixed_precision && device.is_cuda(), || {
+            let logits = if autocast {
+                tch::autocast(true, || model.forward_parts(&images, !frozen)).to_kind(Kind::Float)
+            } else {
                 model.forward_parts(&images, !frozen)
-            })
-            .to_kind(Kind::Float); // [B, classes]
+            }; // [B, classes] f32
             let loss = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, config.label_smoothing);
             optimizer.zero_grad();
             loss.backward();

@@ -55,17 +55,22 @@ pub fn preparation_line(preparation: &Preparation) -> String {
     }
 }
 
+/// `"1 epoch"`, `"3 epochs"`.
+pub fn epochs(count: u32) -> String {
+    if count == 1 { "1 epoch".to_string() } else { format!("{count} epochs") }
+}
+
 /// What the progress bar says about a run that is not between batches.
 pub fn idle_line(run: &Run) -> String {
     let done = run.epochs.len();
-    let asked = run.config.epochs;
+    let asked = epochs(run.config.epochs);
     match run.status {
         RunStatus::Queued => "waiting for the runs ahead of it".to_string(),
-        RunStatus::Running => format!("preparing epoch {} of {asked}", done + 1),
-        RunStatus::Completed => format!("completed {done} of {asked} epochs"),
-        RunStatus::Stopped => format!("stopped after {done} of {asked} epochs"),
-        RunStatus::Failed => format!("failed after {done} of {asked} epochs"),
-        RunStatus::Interrupted => format!("interrupted after {done} of {asked} epochs"),
+        RunStatus::Running => format!("preparing epoch {} of {}", done + 1, run.config.epochs),
+        RunStatus::Completed => format!("completed {done} of {asked}"),
+        RunStatus::Stopped => format!("stopped after {done} of {asked}"),
+        RunStatus::Failed => format!("failed after {done} of {asked}"),
+        RunStatus::Interrupted => format!("interrupted after {done} of {asked}"),
     }
 }
 
@@ -132,7 +137,7 @@ pub fn config_fields(c: &TrainConfig) -> Vec<(&'static str, String)> {
 pub fn config_summary(run: &Run) -> String {
     let c = &run.config;
     let mut parts = vec![
-        format!("{} epochs", c.epochs),
+        epochs(c.epochs),
         format!("batch {}", c.batch_size),
         format!("{} lr {}", enum_value(c.optimizer), c.lr),
         format!("{} schedule", enum_value(c.schedule)),
@@ -165,6 +170,11 @@ mod tests {
     #[test]
     fn a_small_upload_is_counted_in_kilobytes() {
         assert_eq!(bytes_progress(20_000.0, 41_260.0), "20.0 of 41.3 kB");
+    }
+
+    #[test]
+    fn one_epoch_is_singular() {
+        assert_eq!((epochs(1).as_str(), epochs(3).as_str()), ("1 epoch", "3 epochs"));
     }
 
     #[test]
