@@ -44,12 +44,49 @@ const CIFAR_META_FILE: &str = "batches.meta.txt";
 pub const CIFAR_BIN_FOLDER: &str = "cifar-10-batches-bin";
 /// The folder name CIFAR-10's "python version" archive unpacks to.
 pub const CIFAR_PY_FOLDER: &str = "cifar-10-batches-py";
-/// CIFAR-10's pickled training batches.
-const CIFAR_PY_TRAIN_FILES: [&str; 5] = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"];
-/// CIFAR-10's pickled test batch.
-const CIFAR_PY_TEST_FILE: &str = "test_batch";
-/// CIFAR-10's pickled metadata (`label_names`).
-const CIFAR_PY_META_FILE: &str = "batches.meta";
+/// The folder name CIFAR-100's "python version" archive unpacks to.
+pub const CIFAR100_PY_FOLDER: &str = "cifar-100-python";
+
+/// Where a pickled ("python version") CIFAR layout keeps its parts.
+struct PickledCifar {
+    format: DatasetFormat,
+    folder: &'static str,
+    train_files: &'static [&'static str],
+    test_file: &'static str,
+    /// The pickled dict holding the class names under `names_key`.
+    meta_file: &'static str,
+    names_key: &'static str,
+    /// The key of each batch's label list.
+    labels_key: &'static str,
+}
+
+/// CIFAR-10's python version: five training batches, `label_names`, `labels`.
+const CIFAR10_PICKLED: PickledCifar = PickledCifar {
+    format: DatasetFormat::Cifar10Python,
+    folder: CIFAR_PY_FOLDER,
+    train_files: &["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"],
+    test_file: "test_batch",
+    meta_file: "batches.meta",
+    names_key: "label_names",
+    labels_key: "labels",
+};
+
+/// CIFAR-100's python version: one training file; the 100 fine labels are used.
+const CIFAR100_PICKLED: PickledCifar = PickledCifar {
+    format: DatasetFormat::Cifar100Python,
+    folder: CIFAR100_PY_FOLDER,
+    train_files: &["train"],
+    test_file: "test",
+    meta_file: "meta",
+    names_key: "fine_label_names",
+    labels_key: "fine_labels",
+};
+
+impl PickledCifar {
+    fn of(format: DatasetFormat) -> Option<&'static PickledCifar> {
+        [&CIFAR10_PICKLED, &CIFAR100_PICKLED].into_iter().find(|layout| layout.format == format)
+    }
+}
 /// The folder name CIFAR-100's binary archive unpacks to.
 pub const CIFAR100_BIN_FOLDER: &str = "cifar-100-binary";
 /// CIFAR-100's record: coarse label, fine label, then the 3x32x32 planes.
@@ -174,9 +211,11 @@ pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> 
             return inspect_cifar(name, root);
         }
     }
-    for root in [folder.join(CIFAR_PY_FOLDER), folder.clone()] {
-        if root.join(CIFAR_PY_TEST_FILE).is_file() && root.join(CIFAR_PY_META_FILE).is_file() {
-            return inspect_cifar_python(name, root);
+    for layout in [&CIFAR10_PICKLED, &CIFAR100_PICKLED] {
+        for root in [folder.join(layout.folder), folder.clone()] {
+            if root.join(layout.test_file).is_file() && root.join(layout.meta_file).is_file() {
+                return inspect_pickled(name, root, layout);
+            }
         }
     }
     for root in [folder.join(CIFAR100_BIN_FOLDER), folder.clone()] {
@@ -202,7 +241,8 @@ pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> 
     Err(DataError::UnknownLayout {
         name: name.to_string(),
         why: format!(
-            "expected {CIFAR_BIN_FOLDER}/ or {CIFAR_PY_FOLDER}/ with CIFAR-10 batches, train/<class>/ and test/<class>/ image \
+            "expected {CIFAR_BIN_FOLDER}/ or {CIFAR_PY_FOLDER}/ with CIFAR-10 batches, {CIFAR100_BIN_FOLDER}/ or \
+             {CIFAR100_PY_FOLDER}/ with CIFAR-100, train/<class>/ and test/<class>/ image \
              folders, or at least two <class>/ folders of two or more images each"
         ),
     })
@@ -256,22 +296,22 @@ fn inspect_cifar(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> 
     })
 }
 
-fn inspect_cifar_python(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
-    let meta_path = root.join(CIFAR_PY_META_FILE);
+fn inspect_pickled(name: &str, root: PathBuf, layout: &PickledCifar) -> Result<DatasetSource, DataError> {
+    let meta_path = root.join(layout.meta_file);
     let meta = read_pickle(&meta_path)?;
-    let classes: Vec<String> = match meta.get("label_names") {
+    let classes: Vec<String> = match meta.get(layout.names_key) {
         Some(Value::List(names)) => names.borrow().iter().filter_map(pickle::text_of).map(String::from).collect(),
         _ => Vec::new(),
     };
     if classes.is_empty() {
-        return Err(DataError::Malformed { path: meta_path, why: "no label_names list".into() });
+        return Err(DataError::Malformed { path: meta_path, why: format!("no {} list", layout.names_key) });
     }
     let mut train_count = 0;
-    for file in CIFAR_PY_TRAIN_FILES {
-        train_count += count_pickled_records(&root.join(file), classes.len())?;
+    for file in layout.train_files {
+        train_count += count_pickled_records(&root.join(file), classes.len(), layout)?;
     }
-    let test_count = count_pickled_records(&root.join(CIFAR_PY_TEST_FILE), classes.len())?;
-    let info = DatasetInfo { name: name.to_string(), format: DatasetFormat::Cifar10Python, classes, train_count, test_count };
+    let test_count = count_pickled_records(&root.join(layout.test_file), classes.len(), layout)?;
+    let info = DatasetInfo { name: name.to_string(), format: layout.format, classes, train_count, test_count };
     Ok(DatasetSource { info, root })
 }
 
@@ -288,8 +328,8 @@ fn read_pickle(path: &Path) -> Result<Value, DataError> {
 }
 
 /// Reads one pickled CIFAR batch: `data`, a `uint8` array `[N, 3072]` (red, green, blue planes of
-/// 32x32), and `labels`, N class indices below `num_classes`.
-fn read_cifar_pickle(path: &Path, num_classes: usize) -> Result<Split, DataError> {
+/// 32x32), and the layout's label list, N class indices below `num_classes`.
+fn read_cifar_pickle(path: &Path, num_classes: usize, layout: &PickledCifar) -> Result<Split, DataError> {
     let malformed = |why: String| DataError::Malformed { path: path.to_path_buf(), why };
     let batch = read_pickle(path)?;
     let Some(Value::Array(array)) = batch.get("data") else {
@@ -304,7 +344,7 @@ fn read_cifar_pickle(path: &Path, num_classes: usize) -> Result<Split, DataError
         )));
     }
     let images = array.to_tensor(Kind::Uint8).map_err(&malformed)?;
-    let labels: Vec<i64> = match batch.get("labels") {
+    let labels: Vec<i64> = match batch.get(layout.labels_key) {
         Some(Value::List(labels)) => labels
             .borrow()
             .iter()
@@ -313,7 +353,7 @@ fn read_cifar_pickle(path: &Path, num_classes: usize) -> Result<Split, DataError
                 _ => Err(malformed(format!("a label is not a class index below {num_classes}"))),
             })
             .collect::<Result<_, _>>()?,
-        _ => return Err(malformed("no \"labels\" list".into())),
+        _ => return Err(malformed(format!("no \"{}\" list", layout.labels_key))),
     };
     let records = array.shape[0];
     if labels.len() as i64 != records {
@@ -324,14 +364,14 @@ fn read_cifar_pickle(path: &Path, num_classes: usize) -> Result<Split, DataError
 
 /// Records in a pickled CIFAR batch. Reading one means unpickling it, so counts are remembered per
 /// file, size and modification time: listing datasets stays instant after the first time.
-fn count_pickled_records(path: &Path, num_classes: usize) -> Result<usize, DataError> {
+fn count_pickled_records(path: &Path, num_classes: usize, layout: &PickledCifar) -> Result<usize, DataError> {
     static COUNTS: Mutex<Option<HashMap<(PathBuf, u64, SystemTime), usize>>> = Mutex::new(None);
     let metadata = fs::metadata(path).map_err(io_error(path))?;
     let key = (path.to_path_buf(), metadata.len(), metadata.modified().map_err(io_error(path))?);
     if let Some(&count) = COUNTS.lock().expect("count cache").get_or_insert_with(HashMap::new).get(&key) {
         return Ok(count);
     }
-    let count = read_cifar_pickle(path, num_classes)?.len() as usize;
+    let count = read_cifar_pickle(path, num_classes, layout)?.len() as usize;
     COUNTS.lock().expect("count cache").get_or_insert_with(HashMap::new).insert(key, count);
     Ok(count)
 }
@@ -458,12 +498,13 @@ pub fn load_reporting(
             let test = load_cifar_records(&[source.root.join(CIFAR_TEST_FILE)], classes, CIFAR_RECORD, 0)?;
             (resize_split(train, input_size), resize_split(test, input_size))
         }
-        DatasetFormat::Cifar10Python => {
+        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => {
+            let layout = PickledCifar::of(source.info.format).expect("a pickled layout");
             let classes = source.info.classes.len();
-            let read = |file: &str| read_cifar_pickle(&source.root.join(file), classes);
+            let read = |file: &str| read_cifar_pickle(&source.root.join(file), classes, layout);
             let mut done = 0;
             let mut train = Vec::new();
-            for file in CIFAR_PY_TRAIN_FILES {
+            for file in layout.train_files {
                 train.push(read(file)?);
                 done += train.last().map_or(0, |split| split.len() as u64);
                 progress(done, total);
@@ -472,7 +513,7 @@ pub fn load_reporting(
                 images: Tensor::cat(&train.iter().map(|s| &s.images).collect::<Vec<_>>(), 0),
                 labels: Tensor::cat(&train.iter().map(|s| &s.labels).collect::<Vec<_>>(), 0),
             };
-            (resize_split(train, input_size), resize_split(read(CIFAR_PY_TEST_FILE)?, input_size))
+            (resize_split(train, input_size), resize_split(read(layout.test_file)?, input_size))
         }
         DatasetFormat::Cifar100Binary => {
             let classes = source.info.classes.len();
@@ -611,8 +652,9 @@ pub fn test_image(
             let Some(record) = bytes.chunks_exact(size).nth(index) else { return Ok(None) };
             return Ok(Some((planes_to_png(&record[size - 3 * plane..]), "image/png")));
         }
-        DatasetFormat::Cifar10Python => {
-            let test = read_cifar_pickle(&source.root.join(CIFAR_PY_TEST_FILE), source.info.classes.len())?;
+        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => {
+            let layout = PickledCifar::of(source.info.format).expect("a pickled layout");
+            let test = read_cifar_pickle(&source.root.join(layout.test_file), source.info.classes.len(), layout)?;
             if index as i64 >= test.len() {
                 return Ok(None);
             }
@@ -684,8 +726,8 @@ pub fn write_cifar_python(
         meta.bytes(class.as_bytes());
     }
     meta.op(b"e").bytes(b"num_vis").int(3 * 32 * 32);
-    fs::write(dir.join(CIFAR_PY_META_FILE), meta.end_dict())?;
-    let files = CIFAR_PY_TRAIN_FILES.iter().chain([&CIFAR_PY_TEST_FILE]);
+    fs::write(dir.join(CIFAR10_PICKLED.meta_file), meta.end_dict())?;
+    let files = CIFAR10_PICKLED.train_files.iter().chain([&CIFAR10_PICKLED.test_file]);
     for (file, records) in files.zip(cifar_batches(per_file, test_count, record)) {
         let mut batch = PickleWriter::dict();
         batch.bytes(b"data").op(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01");

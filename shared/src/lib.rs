@@ -605,6 +605,9 @@ pub enum DatasetFormat {
     /// CIFAR-10's "python version" (`cifar-10-batches-py`: pickled `data_batch_1` .. `test_batch`,
     /// `batches.meta`), read without Python.
     Cifar10Python,
+    /// CIFAR-100's "python version" (`cifar-100-python`: pickled `train`, `test`, `meta`); the 100 fine
+    /// labels, read without Python.
+    Cifar100Python,
     /// CIFAR-100's binary files (`train.bin`, `test.bin`, `fine_label_names.txt`); the 100 fine labels.
     Cifar100Binary,
     /// `train/<class>/<image>` and `test/<class>/<image>`.

@@ -4,6 +4,9 @@
                                   array under "data", a list under "labels", bytes keys)
   <out>/p4/cifar-10-batches-py/   the same at protocol 4 (what Python 3 writes by default)
   <out>/bin/cifar-10-batches-bin/ the same records in the binary layout (label byte + 3072 pixel bytes)
+  <out>/c100py/cifar-100-python/  a CIFAR-100-shaped set (100 fine, 20 coarse labels) as the official
+                                  python version: train, test, meta (fine_labels, fine_label_names)
+  <out>/c100bin/cifar-100-binary/ the same records in CIFAR-100's binary layout (coarse, fine, pixels)
 
 Usage: python save_cifar_python.py OUT PER_FILE TEST_COUNT
 """
@@ -45,3 +48,29 @@ with open(os.path.join(folder, "batches.meta.txt"), "w") as f:
 for name, (data, labels) in zip(files, batches):
     records = np.concatenate([np.array(labels, dtype=np.uint8)[:, None], data], axis=1)
     records.tofile(os.path.join(folder, name + ".bin"))
+
+# CIFAR-100 shaped: one train file of 5 * PER_FILE records, the test file, 100 fine classes.
+fine_names = [f"class{i:02d}" for i in range(100)]
+coarse_names = [f"super{i:02d}" for i in range(20)]
+c100 = {}
+for name, count in (("train", 5 * per_file), ("test", test_count)):
+    fine = rng.integers(0, 100, size=count)
+    data = rng.integers(0, 256, size=(count, 3072)).astype(np.uint8)
+    c100[name] = (data, [int(f) for f in fine], [int(f) // 5 for f in fine])
+folder = os.path.join(out, "c100py", "cifar-100-python")
+os.makedirs(folder, exist_ok=True)
+with open(os.path.join(folder, "meta"), "wb") as f:
+    pickle.dump({b"fine_label_names": [n.encode() for n in fine_names],
+                 b"coarse_label_names": [n.encode() for n in coarse_names]}, f, protocol=2)
+for name, (data, fine, coarse) in c100.items():
+    batch = {b"filenames": [f"{name}_{i}.png".encode() for i in range(len(fine))], b"batch_label": name.encode(),
+             b"fine_labels": fine, b"coarse_labels": coarse, b"data": data}
+    with open(os.path.join(folder, name), "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+folder = os.path.join(out, "c100bin", "cifar-100-binary")
+os.makedirs(folder, exist_ok=True)
+with open(os.path.join(folder, "fine_label_names.txt"), "w") as f:
+    f.write("\n".join(fine_names) + "\n")
+for name, (data, fine, coarse) in c100.items():
+    labels = np.stack([np.array(coarse, dtype=np.uint8), np.array(fine, dtype=np.uint8)], axis=1)
+    np.concatenate([labels, data], axis=1).tofile(os.path.join(folder, name + ".bin"))

@@ -1,6 +1,6 @@
-//! CIFAR-10's "python version" (`cifar-10-batches-py`), written here by real Python and NumPy at
-//! protocol 2 (the official archive's) and protocol 4 (Python 3's default), reads in Rust as exactly the
-//! records of the binary layout, is listed by the server and trains.
+//! CIFAR-10's and CIFAR-100's "python versions" (`cifar-10-batches-py`, `cifar-100-python`), written here by
+//! real Python and NumPy at protocol 2 (the official archives') and protocol 4 (Python 3's default), read in
+//! Rust as exactly the records of the binary layouts, are listed by the server and train.
 
 mod common;
 
@@ -35,6 +35,24 @@ fn numpy_pickles_at_protocols_2_and_4_hold_the_binary_layouts_records() {
             assert!(a.images.equal(&b.images), "{protocol} {what} pixels differ from the binary layout");
             assert!(a.labels.equal(&b.labels), "{protocol} {what} labels differ from the binary layout");
         }
+    }
+}
+
+#[test]
+fn cifar100_python_holds_the_binary_layouts_records_with_the_fine_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_python(dir.path());
+    let binary = backend::data::inspect(dir.path(), "c100bin").unwrap();
+    let source = backend::data::inspect(dir.path(), "c100py").unwrap();
+    assert_eq!(source.info.format, DatasetFormat::Cifar100Python);
+    assert_eq!(source.info.classes.len(), 100);
+    assert_eq!(source.info.classes, binary.info.classes);
+    assert_eq!((source.info.train_count, source.info.test_count), (5 * PER_FILE, TEST_COUNT));
+    let (expected, data) =
+        (backend::data::load(&binary, 32, 0.2, 0).unwrap(), backend::data::load(&source, 32, 0.2, 0).unwrap());
+    for (what, a, b) in [("train", &expected.train, &data.train), ("test", &expected.test, &data.test)] {
+        assert!(a.images.equal(&b.images), "CIFAR-100 {what} pixels differ from the binary layout");
+        assert!(a.labels.equal(&b.labels), "CIFAR-100 {what} fine labels differ from the binary layout");
     }
 }
 
