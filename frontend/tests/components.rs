@@ -18,10 +18,12 @@ use frontend::{ConnectionState, RunDetail, RunList, Studio};
 use futures::channel::mpsc::unbounded;
 use leptos::mount::{mount_to, UnmountHandle};
 use leptos::prelude::*;
-use shared::{EpochMetrics, ImageClassification, Run, ServerMessage, TrainConfig};
+use shared::{
+    BatchProgress, EpochMetrics, ImageClassification, Preparation, PreparationStep, Run, ServerMessage, TrainConfig,
+};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
-use web_sys::{Element, Event, EventInit, HtmlElement, HtmlInputElement, HtmlSelectElement};
+use web_sys::{Element, Event, EventInit, HtmlElement, HtmlInputElement, HtmlProgressElement, HtmlSelectElement};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -234,6 +236,27 @@ async fn the_epoch_table_has_a_row_per_finished_epoch_and_grows_with_the_next() 
     settle().await;
     assert_eq!(count(&root, "#epochs tbody tr"), 3);
     assert_eq!(texts(&root, "#epochs tbody tr:last-child td")[4], "60.0");
+}
+
+#[wasm_bindgen_test]
+async fn the_progress_bar_shows_the_preparation_step_then_the_batches() {
+    let studio = with_runs(offline_studio(), vec![run(1, "running", vec![])]);
+    let (root, _mounted) = mount(studio, RunDetail).await;
+    assert_eq!(text(&root, "#progress .progress-text"), "preparing epoch 1 of 3");
+
+    let preparation = Preparation { step: PreparationStep::Decoding, subject: "tiny".into(), done: 12, total: Some(48) };
+    studio.state.update(|state| state.apply(ServerMessage::Preparing { run_id: 1, preparation }));
+    settle().await;
+    assert_eq!(text(&root, "#progress .progress-text"), "decoding tiny — 12 of 48 images");
+    let bar: HtmlProgressElement = find(&root, "#progress progress").dyn_into().unwrap();
+    assert_eq!((bar.value(), bar.max()), (12.0, 48.0));
+
+    let batch =
+        BatchProgress { run_id: 1, epoch: 1, batch: 2, batches: 8, loss: 2.0, images_per_second: 100.0, eta_seconds: 65.0 };
+    studio.state.update(|state| state.apply(ServerMessage::Progress(batch)));
+    settle().await;
+    assert!(text(&root, "#progress .progress-text").starts_with("epoch 1 — batch 2/8"), "the first batch replaces it");
+    assert_eq!((bar.value(), bar.max()), (2.0, 8.0));
 }
 
 #[wasm_bindgen_test]
