@@ -78,7 +78,8 @@ pub enum Command {
     },
     /// Classify images with a saved model, printing the top 5 classes of each.
     Classify {
-        /// Folder of a saved model (model.safetensors + model.json), e.g. DATA_DIR/runs/7.
+        /// A saved model: a run's folder (e.g. DATA_DIR/runs/7) or a checkpoint .safetensors downloaded
+        /// from the page.
         #[arg(long)]
         model: PathBuf,
         /// Image files.

@@ -27,12 +27,17 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// Loads the model saved in `dir` (`model.safetensors` + `model.json`) onto `device`.
-    pub fn load(dir: &Path, device: Device) -> Result<Self, ModelError> {
-        let metadata = ModelMetadata::load(dir)?;
+    /// Loads a saved model onto `device`: a run's folder (`model.safetensors` + `model.json`), or a
+    /// checkpoint file on its own (its header carries the metadata, see [`crate::model`]).
+    pub fn load(path: &Path, device: Device) -> Result<Self, ModelError> {
+        let (metadata, weights) = if path.is_file() {
+            (ModelMetadata::from_checkpoint(path)?, path.to_path_buf())
+        } else {
+            (ModelMetadata::load(path)?, path.join(WEIGHTS_FILE))
+        };
         // Every variable is overwritten from the file; the seed only fills them until then.
         let mut model = ResNet18::new(device, metadata.classes.len(), 0);
-        model.load_all(&dir.join(WEIGHTS_FILE))?;
+        model.load_all(&weights)?;
         Ok(Classifier { model, metadata })
     }
 

@@ -3,9 +3,11 @@
 //!
 //! Variable names are exactly torchvision's (`conv1.weight`, `layer1.0.bn1.running_mean`, `fc.weight`, …),
 //! so a torchvision state dict loads here and a saved model loads into `torchvision.models.resnet18`.
-//! A saved model is two files: `model.safetensors` (the weights) and `model.json` ([`ModelMetadata`]: class
-//! names, normalisation, input size and the training config), so classification preprocesses exactly as
-//! training did.
+//! A saved model is `model.safetensors` (the weights) plus its [`ModelMetadata`] (class names,
+//! normalisation, input size and the training config), so classification preprocesses exactly as training
+//! did. The metadata is written twice: as `model.json` beside the weights, and as JSON in the safetensors
+//! header's metadata under [`METADATA_KEY`], so a checkpoint downloaded from the page is enough on its own
+//! (torchvision and the `safetensors` libraries ignore header metadata).
 
 use serde::{Deserialize, Serialize};
 use shared::TrainConfig;
@@ -18,6 +20,8 @@ use tch::{Device, Kind, Tensor};
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// File name of a saved model's metadata.
 pub const METADATA_FILE: &str = "model.json";
+/// Key of the [`ModelMetadata`] JSON in a saved model's safetensors header.
+pub const METADATA_KEY: &str = "transfer_studio";
 /// Features ResNet-18's backbone produces per image.
 const FEATURES: i64 = 512;
 
@@ -101,6 +105,63 @@ impl ModelMetadata {
         let bytes = std::fs::read(&path)
             .map_err(|e| ModelError::Metadata { path: path.clone(), why: e.to_string() })?;
         serde_json::from_slice(&bytes).map_err(|e| ModelError::Metadata { path, why: e.to_string() })
+    }
+
+    /// Reads the metadata a saved model's safetensors file carries in its header.
+    pub fn from_checkpoint(path: &Path) -> Result<Self, ModelError> {
+        let error = |why: String| ModelError::Metadata { path: path.to_path_buf(), why };
+        let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| error(format!("not a safetensors file ({e:?})")))?;
+        let json = header.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)).ok_or_else(|| {
+            error(
+                "no Transfer Studio metadata in its header (class names, preprocessing); give the run's \
+                 folder, or a checkpoint downloaded from Transfer Studio"
+                    .to_string(),
+            )
+        })?;
+        serde_json::from_str(json).map_err(|e| error(e.to_string()))
+    }
+}
+
+/// A tensor's bytes for the safetensors writer.
+struct TensorBytes {
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl TensorBytes {
+    fn of(tensor: &Tensor) -> Result<Self, tch::TchError> {
+        let dtype = match tensor.kind() {
+            Kind::Float => safetensors::Dtype::F32,
+            Kind::Double => safetensors::Dtype::F64,
+            Kind::Half => safetensors::Dtype::F16,
+            Kind::BFloat16 => safetensors::Dtype::BF16,
+            Kind::Int64 => safetensors::Dtype::I64,
+            other => return Err(tch::TchError::Convert(format!("cannot save a {other:?} tensor"))),
+        };
+        // Contiguous (NCHW) copies of channels-last weights: the file format, and torchvision, want NCHW.
+        let tensor = tensor.to_device(Device::Cpu).contiguous();
+        let numel = tensor.numel();
+        let mut data = vec![0u8; numel * tensor.kind().elt_size_in_bytes()];
+        tensor.f_copy_data_u8(&mut data, numel)?;
+        Ok(TensorBytes { dtype, shape: tensor.size().iter().map(|&d| d as usize).collect(), data })
+    }
+}
+
+impl safetensors::View for TensorBytes {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
     }
 }
 
@@ -230,15 +291,24 @@ impl ResNet18 {
         })
     }
 
-    /// Saves every variable, with torchvision's names, to a safetensors file.
-    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+    /// Saves every variable, with torchvision's names, to a safetensors file, with `metadata` (if any) in
+    /// its header under [`METADATA_KEY`]. Written to a temporary file and renamed into place.
+    pub fn save(&self, path: &Path, metadata: Option<&ModelMetadata>) -> Result<(), ModelError> {
         let tmp = path.with_extension("partial.safetensors");
-        // Contiguous (NCHW) copies of channels-last weights: the file format, and torchvision, want NCHW.
-        let variables: Vec<(String, Tensor)> =
-            self.vs.variables().into_iter().map(|(name, tensor)| (name, tensor.contiguous())).collect();
-        Tensor::write_safetensors(&variables, &tmp)
-            .and_then(|()| std::fs::rename(&tmp, path).map_err(tch::TchError::from))
-            .map_err(|source| ModelError::Torch { path: path.to_path_buf(), source })
+        let torch = |source| ModelError::Torch { path: path.to_path_buf(), source };
+        let variables = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(name, tensor)| Ok((name, TensorBytes::of(&tensor)?)))
+            .collect::<Result<Vec<_>, tch::TchError>>()
+            .map_err(torch)?;
+        let header = metadata.map(|m| {
+            HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(m).expect("metadata serialises"))])
+        });
+        safetensors::serialize_to_file(variables, &header, &tmp)
+            .map_err(|e| torch(tch::TchError::Convert(format!("writing safetensors: {e:?}"))))?;
+        std::fs::rename(&tmp, path).map_err(|e| torch(e.into()))
     }
 }
 
@@ -305,7 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
         let a = ResNet18::new(Device::Cpu, 3, 1);
-        a.save(&path).unwrap();
+        a.save(&path, None).unwrap();
         let mut b = ResNet18::new(Device::Cpu, 3, 2);
         b.load_all(&path).unwrap();
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
@@ -329,7 +399,7 @@ mod tests {
         assert!(conv.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
         // Saved as ordinary NCHW tensors that a plain model loads to the same outputs.
         let path = dir.path().join("m.safetensors");
-        nhwc.save(&path).unwrap();
+        nhwc.save(&path, None).unwrap();
         let mut reloaded = ResNet18::new(Device::Cpu, 3, 2);
         reloaded.load_all(&path).unwrap();
         // (The training-mode pass above moved the batch-norm statistics, so compare with the model saved.)
@@ -341,7 +411,7 @@ mod tests {
     fn a_backbone_with_another_head_size_loads_and_keeps_the_new_head() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("imagenet.safetensors");
-        ResNet18::new(Device::Cpu, 1000, 0).save(&path).unwrap();
+        ResNet18::new(Device::Cpu, 1000, 0).save(&path, None).unwrap();
         let mut model = ResNet18::new(Device::Cpu, 10, 0);
         assert_eq!(model.load_backbone(&path).unwrap(), model.vs.variables().len() - 2);
         assert_eq!(model.vs.variables()["fc.weight"].size(), [10, 512]);

@@ -572,14 +572,15 @@ fn save_checkpoint(
     };
     // Order matters for a crash in between: the counters are written last, so they never point at an
     // epoch whose weights or buffers are not on disk.
-    model.save(&run_dir.join(LAST_WEIGHTS_FILE))?;
+    model.save(&run_dir.join(LAST_WEIGHTS_FILE), None)?;
     let optimizer_path = run_dir.join(OPTIMIZER_FILE);
     let partial = run_dir.join("optimizer.partial.safetensors");
     Tensor::write_safetensors(&optimizer.state_tensors(), &partial).map_err(torch_error(&optimizer_path))?;
     std::fs::rename(&partial, &optimizer_path).map_err(|e| torch_error(&optimizer_path)(e.into()))?;
     if improved {
-        model.save(&run_dir.join(WEIGHTS_FILE))?;
-        metadata(classes, config, state.epoch).save(run_dir)?;
+        let metadata = metadata(classes, config, state.epoch);
+        model.save(&run_dir.join(WEIGHTS_FILE), Some(&metadata))?;
+        metadata.save(run_dir)?;
     }
     let progress = run_dir.join(PROGRESS_FILE);
     let json = serde_json::to_vec_pretty(state).expect("loop state serialises");

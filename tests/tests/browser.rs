@@ -512,6 +512,10 @@ async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() 
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(fetched["header"].as_str().unwrap()).expect("a JSON header");
     assert_eq!(header["fc.weight"]["shape"], json!([2, 512]), "the head has one row per class");
+    // The file carries its own class names and preprocessing, so it classifies without the run's folder.
+    let carried = header["__metadata__"]["transfer_studio"].as_str().expect("Transfer Studio metadata in the header");
+    let carried: serde_json::Value = serde_json::from_str(carried).unwrap();
+    assert_eq!((carried["architecture"].as_str(), carried["classes"].as_array().map(Vec::len)), (Some("resnet18"), Some(2)));
     let data_end = header.values().filter_map(|t| t["data_offsets"][1].as_u64()).max().unwrap();
     assert_eq!(8 + header_length + data_end, length, "the tensors' bytes fill the rest of the file");
     browser.close().await.unwrap();

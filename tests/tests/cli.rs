@@ -41,6 +41,21 @@ fn train_then_classify_from_the_command_line() {
     assert_eq!(lines.len(), 4, "the file name, then all 3 classes: {stdout}");
     assert!(lines[1..].iter().all(|l| l.contains('%')));
 
+    // The checkpoint file alone (as downloaded from the page) carries what classifying needs.
+    let lone = dir.path().join("downloaded").join("run-1-resnet18.safetensors");
+    std::fs::create_dir_all(lone.parent().unwrap()).unwrap();
+    std::fs::copy(model.join("model.safetensors"), &lone).unwrap();
+    let alone = Command::new(binary()).args(["classify", "--model"]).arg(&lone).arg(&image).output().unwrap();
+    assert!(alone.status.success(), "{}", String::from_utf8_lossy(&alone.stderr));
+    assert_eq!(String::from_utf8_lossy(&alone.stdout), stdout, "same answer as from the run's folder");
+    // A safetensors file from elsewhere says what it lacks.
+    let foreign = dir.path().join("downloaded").join("other.safetensors");
+    tch::Tensor::write_safetensors(&[("w", tch::Tensor::zeros([2], (tch::Kind::Float, tch::Device::Cpu)))], &foreign)
+        .unwrap();
+    let refused = Command::new(binary()).args(["classify", "--model"]).arg(&foreign).arg(&image).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no Transfer Studio metadata in its header"));
+
     let bad = Command::new(binary()).args(["train", "--dataset", "colors", "--lr=-1", "--data-dir"]).arg(dir.path()).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("lr must be greater than 0"));

@@ -179,7 +179,7 @@ fn a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics() {
     common::write_color_dataset(dir.path(), "colors", 2, 8, 2, 32);
     std::fs::create_dir_all(dir.path().join("weights")).unwrap();
     let pretrained = dir.path().join("weights/pretrained.safetensors");
-    backend::model::ResNet18::new(Device::Cpu, 1000, 5).save(&pretrained).unwrap();
+    backend::model::ResNet18::new(Device::Cpu, 1000, 5).save(&pretrained, None).unwrap();
     let config = TrainConfig {
         epochs: 2,
         batch_size: 4,
