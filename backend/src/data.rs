@@ -365,7 +365,9 @@ fn read_cifar_pickle(path: &Path, num_classes: usize, layout: &PickledCifar) -> 
 /// Records in a pickled CIFAR batch. Reading one means unpickling it, so counts are remembered per
 /// file, size and modification time: listing datasets stays instant after the first time.
 fn count_pickled_records(path: &Path, num_classes: usize, layout: &PickledCifar) -> Result<usize, DataError> {
-    static COUNTS: Mutex<Option<HashMap<(PathBuf, u64, SystemTime), usize>>> = Mutex::new(None);
+    /// Records by (file, size, modification time).
+    type Counts = HashMap<(PathBuf, u64, SystemTime), usize>;
+    static COUNTS: Mutex<Option<Counts>> = Mutex::new(None);
     let metadata = fs::metadata(path).map_err(io_error(path))?;
     let key = (path.to_path_buf(), metadata.len(), metadata.modified().map_err(io_error(path))?);
     if let Some(&count) = COUNTS.lock().expect("count cache").get_or_insert_with(HashMap::new).get(&key) {

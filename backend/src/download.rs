@@ -176,10 +176,9 @@ pub fn fetch_cifar10(
 /// reporting each file.
 fn unpack(archive: &Path, dest: &Path, report: &mut dyn FnMut(Preparation)) -> std::io::Result<()> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(archive)?));
-    let mut done = 0;
-    for entry in tar.entries()? {
+    for (unpacked, entry) in tar.entries()?.enumerate() {
         entry?.unpack_in(dest)?;
-        done += 1;
+        let done = unpacked as u64 + 1;
         report(Preparation { step: PreparationStep::Unpacking, subject: "CIFAR-10".into(), done, total: None });
     }
     Ok(())
