@@ -224,6 +224,7 @@ fn train(config: shared::TrainConfig, data_dir: PathBuf, weights_dir: Option<Pat
                 m.seconds
             )
         }),
+        TrainingEvent::DatasetDownloaded { name } => bar.suspend(|| println!("downloaded {name} into the data folder")),
         TrainingEvent::ModelSaved { epoch } => bar.suspend(|| println!("best model so far: epoch {epoch}")),
     })?;
     bar.finish_and_clear();

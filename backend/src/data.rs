@@ -235,6 +235,7 @@ pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> 
             classes: classes.into_iter().map(|(class, _)| class).collect(),
             train_count: train.len(),
             test_count: test.len(),
+            added: None,
         };
         return Ok(DatasetSource { info, root: folder });
     }
@@ -272,7 +273,7 @@ fn inspect_cifar100(name: &str, root: PathBuf) -> Result<DatasetSource, DataErro
     let classes = read_class_names(&root.join("fine_label_names.txt"))?;
     let train_count = count_records(&root.join("train.bin"), CIFAR100_RECORD)?;
     let test_count = count_records(&root.join("test.bin"), CIFAR100_RECORD)?;
-    let info = DatasetInfo { name: name.to_string(), format: DatasetFormat::Cifar100Binary, classes, train_count, test_count };
+    let info = DatasetInfo { name: name.to_string(), format: DatasetFormat::Cifar100Binary, classes, train_count, test_count, added: None };
     Ok(DatasetSource { info, root })
 }
 
@@ -291,6 +292,7 @@ fn inspect_cifar(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> 
             classes,
             train_count,
             test_count,
+            added: None,
         },
         root,
     })
@@ -311,7 +313,7 @@ fn inspect_pickled(name: &str, root: PathBuf, layout: &PickledCifar) -> Result<D
         train_count += count_pickled_records(&root.join(file), classes.len(), layout)?;
     }
     let test_count = count_pickled_records(&root.join(layout.test_file), classes.len(), layout)?;
-    let info = DatasetInfo { name: name.to_string(), format: layout.format, classes, train_count, test_count };
+    let info = DatasetInfo { name: name.to_string(), format: layout.format, classes, train_count, test_count, added: None };
     Ok(DatasetSource { info, root })
 }
 
@@ -436,6 +438,7 @@ fn inspect_class_folders(name: &str, root: PathBuf) -> Result<DatasetSource, Dat
             classes,
             train_count: train.iter().map(|(_, f)| f.len()).sum(),
             test_count: test.iter().map(|(_, f)| f.len()).sum(),
+            added: None,
         },
         root,
     })

@@ -236,6 +236,7 @@ async fn upload_dataset(
         return Err(error);
     }
     let data_dir = studio.settings().data_dir.clone();
+    let recorder = studio.clone();
     let installed = {
         let partial = partial.clone();
         blocking(move || crate::upload::install_zip_dataset(&data_dir, &name, &partial)).await
@@ -250,6 +251,7 @@ async fn upload_dataset(
         };
         ApiError::new(status, e.to_string())
     })?;
+    let info = blocking(move || recorder.record_dataset(info, shared::DatasetOrigin::Uploaded)).await??;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 

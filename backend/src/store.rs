@@ -1,11 +1,13 @@
-//! Run history in an SQLite file under the data directory: every run, its full config and every epoch's
-//! metrics, written as they happen so that they survive a crash or a restart.
+//! Run history in an SQLite file under the data directory: every run, its full config, every epoch's
+//! metrics and its best checkpoint, and the datasets the studio added, written as they happen so that
+//! they survive a crash or a restart. The checkpoint and dataset *files* stay files in the data folder;
+//! the database records what they are and when they came.
 //!
 //! rusqlite (with SQLite bundled) rather than files of JSON: transactions make each update atomic, and
 //! the schema evolves through numbered migrations recorded in `PRAGMA user_version`.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use shared::{EpochMetrics, Run, RunStatus, TrainConfig};
+use shared::{Checkpoint, DatasetAdded, DatasetOrigin, EpochMetrics, Run, RunStatus, TrainConfig};
 use std::path::Path;
 
 /// Schema steps, applied in order; `user_version` counts how many have run.
@@ -33,6 +35,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE epochs ADD COLUMN lr REAL NOT NULL DEFAULT 0;
     ALTER TABLE epochs ADD COLUMN per_class_accuracy TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE epochs ADD COLUMN confusion TEXT NOT NULL DEFAULT '[]';",
+    "CREATE TABLE checkpoints (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        saved_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, kind)
+    );
+    CREATE TABLE datasets (
+        name TEXT PRIMARY KEY,
+        origin TEXT NOT NULL,
+        added_at INTEGER NOT NULL
+    );",
 ];
 
 /// Why the history could not be read or written.
@@ -110,6 +125,47 @@ impl Store {
     pub fn set_has_model(&self, id: u64) -> Result<(), StoreError> {
         self.connection.execute("UPDATE runs SET has_model = 1 WHERE id = ?1", params![id as i64])?;
         Ok(())
+    }
+
+    /// Records (or replaces) a run's best checkpoint.
+    pub fn set_best_checkpoint(&self, id: u64, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT OR REPLACE INTO checkpoints (run_id, kind, epoch, bytes, saved_at) VALUES (?1, 'best', ?2, ?3, ?4)",
+            params![id as i64, checkpoint.epoch, checkpoint.bytes as i64, checkpoint.saved_at as i64],
+        )?;
+        self.set_has_model(id)
+    }
+
+    /// Records that the studio added dataset `name` (replacing an earlier record of that name).
+    pub fn add_dataset(&self, name: &str, added: &DatasetAdded) -> Result<(), StoreError> {
+        let origin = match added.origin {
+            DatasetOrigin::Uploaded => "uploaded",
+            DatasetOrigin::Downloaded => "downloaded",
+        };
+        self.connection.execute(
+            "INSERT OR REPLACE INTO datasets (name, origin, added_at) VALUES (?1, ?2, ?3)",
+            params![name, origin, added.at as i64],
+        )?;
+        Ok(())
+    }
+
+    /// How and when the studio added dataset `name`, if it did.
+    pub fn dataset_added(&self, name: &str) -> Result<Option<DatasetAdded>, StoreError> {
+        let row: Option<(String, i64)> = self
+            .connection
+            .query_row("SELECT origin, added_at FROM datasets WHERE name = ?1", params![name], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(origin, at)| {
+            let origin = match origin.as_str() {
+                "uploaded" => DatasetOrigin::Uploaded,
+                "downloaded" => DatasetOrigin::Downloaded,
+                other => return Err(StoreError::Corrupt { what: "dataset origin", why: other.to_string() }),
+            };
+            Ok(DatasetAdded { origin, at: at as u64 })
+        })
+        .transpose()
     }
 
     /// Appends (or replaces) one epoch's metrics.
@@ -207,6 +263,13 @@ impl Store {
                 Ok(metrics)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let best_checkpoint = self
+            .connection
+            .prepare_cached("SELECT epoch, bytes, saved_at FROM checkpoints WHERE run_id = ?1 AND kind = 'best'")?
+            .query_row(params![row.id], |r| {
+                Ok(Checkpoint { epoch: r.get(0)?, bytes: r.get::<_, i64>(1)? as u64, saved_at: r.get::<_, i64>(2)? as u64 })
+            })
+            .optional()?;
         Ok(Run {
             id: row.id as u64,
             status,
@@ -216,6 +279,7 @@ impl Store {
             classes,
             created_at: row.created_at as u64,
             has_model: row.has_model,
+            best_checkpoint,
         })
     }
 }

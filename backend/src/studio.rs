@@ -9,8 +9,8 @@ use crate::inference::ClassifyError;
 use crate::store::{Store, StoreError};
 use crate::training::{CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
 use shared::{
-    BatchProgress, ClassifyBatchResponse, ClassifyResponse, DatasetInfo, ImageClassification, Run, RunStatus,
-    ServerMessage, TestImage, TrainConfig,
+    BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
+    ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -141,10 +141,20 @@ fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &Path) -> Result<()
             store.add_epoch(id, &metrics)?;
         }
     }
-    if !run.has_model && saved.best_epoch > 0 && run_dir.join(crate::model::WEIGHTS_FILE).is_file() {
-        store.set_has_model(id)?;
+    let weights = run_dir.join(crate::model::WEIGHTS_FILE);
+    let on_disk = run.best_checkpoint.as_ref().map(|c| c.epoch);
+    if saved.best_epoch > 0 && on_disk != Some(saved.best_epoch) {
+        if let Ok(file) = std::fs::metadata(&weights) {
+            let saved_at = file.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+            store.set_best_checkpoint(id, &Checkpoint { epoch: saved.best_epoch, bytes: file.len(), saved_at })?;
+        }
     }
     Ok(())
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A cheap-to-clone handle to the studio.
@@ -226,9 +236,25 @@ impl Studio {
         let _ = self.0.events.send(message);
     }
 
-    /// The datasets under the data directory.
+    /// The datasets under the data directory, with how and when the studio added each (if it did).
     pub fn datasets(&self) -> Vec<DatasetInfo> {
-        data::discover(&self.0.settings.data_dir)
+        let mut found = data::discover(&self.0.settings.data_dir);
+        let store = self.store();
+        for info in &mut found {
+            info.added = store.dataset_added(&info.name).unwrap_or_else(|error| {
+                tracing::warn!("dataset history: {error}");
+                None
+            });
+        }
+        found
+    }
+
+    /// Records that the studio added dataset `info` (an upload); returns it with that record.
+    pub fn record_dataset(&self, mut info: DatasetInfo, origin: DatasetOrigin) -> Result<DatasetInfo, StudioError> {
+        let added = DatasetAdded { origin, at: unix_now() };
+        self.store().add_dataset(&info.name, &added)?;
+        info.added = Some(added);
+        Ok(info)
     }
 
     /// The weight files in the weights folder, sorted.
@@ -281,8 +307,7 @@ impl Studio {
                 settings.weights_dir.display()
             )));
         }
-        let created_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let run = self.store().create_run(&config, created_at)?;
+        let run = self.store().create_run(&config, unix_now())?;
         self.enqueue(run.id, config, false);
         self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
         Ok(run)
@@ -466,12 +491,15 @@ impl Studio {
                 self.store().add_epoch(run_id, &metrics)?;
                 self.broadcast(ServerMessage::EpochCompleted { run_id, metrics });
             }
-            EngineEventKind::Training(TrainingEvent::ModelSaved { .. }) => {
-                let newly = !self.run(run_id)?.has_model;
-                self.store().set_has_model(run_id)?;
-                if newly {
-                    status_change(RunStatus::Running, None)?;
-                }
+            EngineEventKind::Training(TrainingEvent::DatasetDownloaded { name }) => {
+                self.store().add_dataset(&name, &DatasetAdded { origin: DatasetOrigin::Downloaded, at: unix_now() })?;
+            }
+            EngineEventKind::Training(TrainingEvent::ModelSaved { epoch }) => {
+                let weights = self.run_dir(run_id).join(crate::model::WEIGHTS_FILE);
+                let bytes = std::fs::metadata(&weights).map_or(0, |m| m.len());
+                self.store().set_best_checkpoint(run_id, &Checkpoint { epoch, bytes, saved_at: unix_now() })?;
+                // Every client learns that the run has a (better) model to classify with.
+                status_change(RunStatus::Running, None)?;
             }
             EngineEventKind::Finished(outcome) => {
                 {

@@ -105,6 +105,11 @@ pub enum TrainingEvent {
     Progress(EpochProgress),
     /// An epoch ended, was evaluated on the test split and checkpointed.
     EpochCompleted(EpochMetrics),
+    /// A missing dataset was downloaded from its official address into the data folder.
+    DatasetDownloaded {
+        /// The dataset's folder name.
+        name: String,
+    },
     /// The best model so far is now the one after `epoch`, saved and ready to classify.
     ModelSaved {
         /// The epoch the saved weights are from.
@@ -636,6 +641,7 @@ fn find_or_download_dataset(
         Err(DataError::NotFound(_)) if config.dataset == download::CIFAR10_NAME => {
             emit(TrainingEvent::Note(format!("{} is not in the data folder: downloading it from {}", config.dataset, paths.cifar10.url)));
             download::fetch_cifar10(&paths.data_dir, &paths.cifar10, &mut |p| emit(TrainingEvent::Preparing(p)))?;
+            emit(TrainingEvent::DatasetDownloaded { name: config.dataset.clone() });
             Ok(data::inspect(&paths.data_dir, &config.dataset)?)
         }
         other => Ok(other?),

@@ -1,7 +1,7 @@
 //! How numbers and runs are written on the page.
 
 use serde::{de::DeserializeOwned, Serialize};
-use shared::{BatchProgress, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, TrainConfig};
+use shared::{BatchProgress, Checkpoint, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, TrainConfig};
 
 /// A fraction in `[0, 1]` as a percentage with one decimal: `0.8123` → `"81.2 %"`.
 pub fn percent(fraction: f64) -> String {
@@ -53,6 +53,11 @@ pub fn preparation_line(preparation: &Preparation) -> String {
         (PreparationStep::Decoding, Some(total)) => format!("decoding {subject} — {done} of {total} images"),
         (PreparationStep::Decoding, None) => format!("decoding {subject} — {done} images"),
     }
+}
+
+/// What the best checkpoint is: `"best: epoch 3 · 44.7 MB"`.
+pub fn checkpoint(checkpoint: &Checkpoint) -> String {
+    format!("best: epoch {} · {:.1} MB", checkpoint.epoch, checkpoint.bytes as f64 / 1e6)
 }
 
 /// `"1 epoch"`, `"3 epochs"`.
@@ -170,6 +175,12 @@ mod tests {
     #[test]
     fn a_small_upload_is_counted_in_kilobytes() {
         assert_eq!(bytes_progress(20_000.0, 41_260.0), "20.0 of 41.3 kB");
+    }
+
+    #[test]
+    fn a_checkpoint_names_its_epoch_and_size() {
+        let best = Checkpoint { epoch: 3, bytes: 44_730_000, saved_at: 0 };
+        assert_eq!(checkpoint(&best), "best: epoch 3 · 44.7 MB");
     }
 
     #[test]

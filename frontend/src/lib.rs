@@ -318,6 +318,9 @@ pub fn RunDetail() -> impl IntoView {
                             "Download model"
                         </a>
                     })}
+                    <span id="checkpoint-info" class="checkpoint-info">
+                        {move || shown.with(|r| r.as_ref().and_then(|r| r.best_checkpoint.as_ref()).map(format::checkpoint))}
+                    </span>
                 </div>
                 <p class="config-summary">{move || shown.with(|r| r.as_ref().map(format::config_summary))}</p>
                 {move || shown.with(|r| r.as_ref().and_then(|r| r.error.clone())).map(|error| {

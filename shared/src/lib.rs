@@ -549,6 +549,39 @@ pub struct Run {
     /// True when a trained model of this run can classify images.
     #[serde(default)]
     pub has_model: bool,
+    /// The best checkpoint saved so far, as the history records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_checkpoint: Option<Checkpoint>,
+}
+
+/// A saved model file of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The epoch its weights are from.
+    pub epoch: u32,
+    /// Size of the safetensors file.
+    pub bytes: u64,
+    /// Seconds since the Unix epoch when it was written.
+    pub saved_at: u64,
+}
+
+/// How a dataset came into the data folder, when the studio put it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetOrigin {
+    /// A zip uploaded from the page or `POST /api/datasets`.
+    Uploaded,
+    /// Downloaded from its official address by a run that asked for it.
+    Downloaded,
+}
+
+/// When and how the studio added a dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetAdded {
+    /// Uploaded or downloaded.
+    pub origin: DatasetOrigin,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
 }
 
 /// A step before a run's first batch that a person may wait on.
@@ -630,6 +663,9 @@ pub struct DatasetInfo {
     pub train_count: usize,
     /// Images in the test split.
     pub test_count: usize,
+    /// When and how the studio added it; `None` for folders put in the data folder by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added: Option<DatasetAdded>,
 }
 
 /// One class and how likely the model thinks it is.

@@ -336,6 +336,7 @@ async fn cifar10_is_downloaded_checked_and_unpacked_when_missing() {
     assert_eq!(run.classes, classes);
     let datasets: Vec<DatasetInfo> = reqwest::get(right.url("/api/datasets")).await.unwrap().json().await.unwrap();
     assert_eq!((datasets[0].name.as_str(), datasets[0].train_count, datasets[0].test_count), ("cifar10", 20, 10));
+    assert_eq!(datasets[0].added.as_ref().map(|a| a.origin), Some(shared::DatasetOrigin::Downloaded));
 }
 
 #[tokio::test]
@@ -422,11 +423,16 @@ async fn the_best_checkpoint_downloads_and_test_images_are_listed_by_confusion_c
     let disposition = response.headers()["content-disposition"].to_str().unwrap().to_string();
     assert!(disposition.contains(&format!("run-{id}-resnet18.safetensors")), "{disposition}");
     let file = tempfile::Builder::new().suffix(".safetensors").tempfile().unwrap();
-    std::fs::write(file.path(), response.bytes().await.unwrap()).unwrap();
+    let downloaded = response.bytes().await.unwrap();
+    std::fs::write(file.path(), &downloaded).unwrap();
     let tensors = tch::Tensor::read_safetensors(file.path()).unwrap();
     assert!(tensors.iter().any(|(name, t)| name == "fc.weight" && t.size() == [3, 512]));
 
     let run: Run = reqwest::get(server.url(&format!("/api/runs/{id}"))).await.unwrap().json().await.unwrap();
+    // The history records the checkpoint: the best epoch's, as big as the file served.
+    let best = run.epochs.iter().fold(&run.epochs[0], |b, e| if e.test_accuracy > b.test_accuracy { e } else { b });
+    let checkpoint = run.best_checkpoint.clone().expect("a recorded best checkpoint");
+    assert_eq!((checkpoint.epoch, checkpoint.bytes), (best.epoch, downloaded.len() as u64));
     let confusion = &run.epochs[0].confusion;
     let all: Vec<shared::TestImage> =
         reqwest::get(server.url(&format!("/api/runs/{id}/test-images?limit=100"))).await.unwrap().json().await.unwrap();
@@ -465,6 +471,8 @@ async fn a_zip_of_class_folders_uploaded_over_http_becomes_a_trainable_dataset()
     assert_eq!(response.status(), StatusCode::CREATED);
     let info: DatasetInfo = response.json().await.unwrap();
     assert_eq!((info.format, info.classes.clone()), (DatasetFormat::ImageFolder, vec!["black".to_string(), "blue".to_string()]));
+    let added = info.added.clone().expect("the upload is recorded");
+    assert_eq!(added.origin, shared::DatasetOrigin::Uploaded);
     assert_eq!(info.train_count + info.test_count, 8);
     let again = upload("shapes", body).await.unwrap();
     assert!(error_of(again, StatusCode::CONFLICT).await.contains("already exists"));
@@ -482,6 +490,12 @@ async fn a_zip_of_class_folders_uploaded_over_http_becomes_a_trainable_dataset()
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "no partial uploads left: {leftovers:?}");
+
+    // The record survives a restart.
+    let TestServer { data, .. } = server;
+    let reopened = TestServer::start_with(data, |_| {}, None).await;
+    let datasets: Vec<DatasetInfo> = reqwest::get(reopened.url("/api/datasets")).await.unwrap().json().await.unwrap();
+    assert_eq!(datasets.iter().find(|d| d.name == "shapes").and_then(|d| d.added.clone()), Some(added));
 }
 
 #[tokio::test]

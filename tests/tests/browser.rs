@@ -518,5 +518,9 @@ async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() 
     assert_eq!((carried["architecture"].as_str(), carried["classes"].as_array().map(Vec::len)), (Some("resnet18"), Some(2)));
     let data_end = header.values().filter_map(|t| t["data_offsets"][1].as_u64()).max().unwrap();
     assert_eq!(8 + header_length + data_end, length, "the tensors' bytes fill the rest of the file");
+    // Beside the link, the page says which epoch the file is from and how big it is.
+    let info = text_of(&browser, "#checkpoint-info").await.unwrap_or_default();
+    let size = format!("{:.1} MB", length as f64 / 1e6);
+    assert!(info.starts_with("best: epoch ") && info.ends_with(&size), "{info:?} should name the epoch and {size}");
     browser.close().await.unwrap();
 }

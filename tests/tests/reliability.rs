@@ -258,6 +258,8 @@ async fn an_epoch_checkpointed_but_not_recorded_before_a_crash_is_recovered_on_r
     assert_eq!(run.status, RunStatus::Interrupted);
     assert_eq!(run.epochs, measured, "both epochs are in the history, as measured");
     assert!(run.has_model, "the best model on disk is offered");
+    let best = if measured[1].test_accuracy > measured[0].test_accuracy { 2 } else { 1 };
+    assert_eq!(run.best_checkpoint.map(|c| c.epoch), Some(best), "and recorded as the checkpoint it is");
     let resumed = reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/resume"))).send().await.unwrap();
     assert_eq!(resumed.status(), StatusCode::OK, "{}", resumed.text().await.unwrap());
     let run = server.wait_until_finished(id).await;
