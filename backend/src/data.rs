@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use shared::{DatasetFormat, DatasetInfo};
 use std::fs;
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -99,6 +100,9 @@ const REPORTED_VALIDATION_FRACTION: f64 = 0.2;
 /// What can go wrong finding or reading a dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// The run decoding it was stopped.
+    #[error("decoding was stopped")]
+    Cancelled,
     /// No folder of that name under the data directory.
     #[error("dataset \"{0}\" does not exist in the data folder")]
     NotFound(String),
@@ -479,27 +483,29 @@ const DECODE_CHUNK: usize = 512;
 /// Decodes a recognised dataset into tensors on the CPU, every image `input_size` square. An image-folder
 /// dataset is split by `validation_fraction` with `seed`.
 pub fn load(source: &DatasetSource, input_size: u32, validation_fraction: f64, seed: u64) -> Result<Dataset, DataError> {
-    load_reporting(source, input_size, validation_fraction, seed, &mut |_, _| {})
+    load_reporting(source, input_size, validation_fraction, seed, &mut |_, _| ControlFlow::Continue(()))
 }
 
 /// [`load`], calling `progress(done, total)` with the images decoded so far: after each chunk of files
-/// of a folder dataset, after each split of a CIFAR one, and once at 0 before starting.
+/// of a folder dataset, after each split of a CIFAR one, and once at 0 before starting. A report answered
+/// with `ControlFlow::Break` stops decoding with [`DataError::Cancelled`].
 pub fn load_reporting(
     source: &DatasetSource,
     input_size: u32,
     validation_fraction: f64,
     seed: u64,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Dataset, DataError> {
     let mut total = (source.info.train_count + source.info.test_count) as u64;
-    progress(0, total);
+    let mut progress = |done, total| if progress(done, total).is_break() { Err(DataError::Cancelled) } else { Ok(()) };
+    progress(0, total)?;
     let (train, test) = match source.info.format {
         DatasetFormat::Cifar10Binary => {
             let train_paths: Vec<PathBuf> =
                 CIFAR_TRAIN_FILES.iter().map(|f| source.root.join(f)).collect();
             let classes = source.info.classes.len();
             let train = load_cifar_records(&train_paths, classes, CIFAR_RECORD, 0)?;
-            progress(train.len() as u64, total);
+            progress(train.len() as u64, total)?;
             let test = load_cifar_records(&[source.root.join(CIFAR_TEST_FILE)], classes, CIFAR_RECORD, 0)?;
             (resize_split(train, input_size), resize_split(test, input_size))
         }
@@ -512,7 +518,7 @@ pub fn load_reporting(
             for file in layout.train_files {
                 train.push(read(file)?);
                 done += train.last().map_or(0, |split| split.len() as u64);
-                progress(done, total);
+                progress(done, total)?;
             }
             let train = Split {
                 images: Tensor::cat(&train.iter().map(|s| &s.images).collect::<Vec<_>>(), 0),
@@ -524,7 +530,7 @@ pub fn load_reporting(
             let classes = source.info.classes.len();
             // The fine label is the second byte of each record.
             let train = load_cifar_records(&[source.root.join("train.bin")], classes, CIFAR100_RECORD, 1)?;
-            progress(train.len() as u64, total);
+            progress(train.len() as u64, total)?;
             let test = load_cifar_records(&[source.root.join("test.bin")], classes, CIFAR100_RECORD, 1)?;
             (resize_split(train, input_size), resize_split(test, input_size))
         }
@@ -537,12 +543,12 @@ pub fn load_reporting(
             };
             // The files may have changed since the dataset was listed.
             total = (train.len() + test.len()) as u64;
-            let train = decode_files(&train, input_size, 0, total, progress)?;
+            let train = decode_files(&train, input_size, 0, total, &mut progress)?;
             let decoded = train.len() as u64;
-            (train, decode_files(&test, input_size, decoded, total, progress)?)
+            (train, decode_files(&test, input_size, decoded, total, &mut progress)?)
         }
     };
-    progress(total, total);
+    progress(total, total)?;
     Ok(Dataset { classes: source.info.classes.clone(), train, test })
 }
 
@@ -606,7 +612,7 @@ fn decode_files(
     input_size: u32,
     done_before: u64,
     total: u64,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64, u64) -> Result<(), DataError>,
 ) -> Result<Split, DataError> {
     let pixels_per_image = 3 * (input_size as usize).pow(2);
     let mut pixels = vec![0u8; files.len() * pixels_per_image];
@@ -624,7 +630,7 @@ fn decode_files(
             },
         )?;
         done += file_chunk.len() as u64;
-        progress(done, total);
+        progress(done, total)?;
     }
     let n = files.len() as i64;
     let side = input_size as i64;

@@ -6,6 +6,7 @@ use md5::{Digest, Md5};
 use shared::{Preparation, PreparationStep};
 use std::fs;
 use std::io::{Read, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,9 @@ pub enum DownloadError {
         /// The MD5 required.
         expected: String,
     },
+    /// The run that asked for it was stopped; nothing was kept.
+    #[error("the CIFAR-10 download was stopped")]
+    Cancelled,
     /// Writing or unpacking failed.
     #[error("could not store the CIFAR-10 archive in {path}: {source}")]
     Io {
@@ -77,17 +81,20 @@ pub enum StreamError {
     Fetch(String),
     /// The file could not be written.
     Io(PathBuf, std::io::Error),
+    /// The report callback asked to stop.
+    Cancelled,
 }
 
 /// Streams `url` into the file `dest` (at most `limit` bytes), hashing every byte with `D`, and reports
 /// the bytes received as [`PreparationStep::Downloading`] of `subject` at most every [`REPORT_INTERVAL`]
-/// and once at the end. Returns the hex digest. On any failure the partial file is removed.
+/// and once at the end; a report answered with `ControlFlow::Break` stops the download. Returns the hex
+/// digest. On any failure or stop the partial file is removed.
 pub fn stream_to_file<D: Digest>(
     url: &str,
     dest: &Path,
     subject: &str,
     limit: u64,
-    report: &mut dyn FnMut(Preparation),
+    report: &mut dyn FnMut(Preparation) -> ControlFlow<()>,
 ) -> Result<String, StreamError> {
     let io = |e| StreamError::Io(dest.to_path_buf(), e);
     let result = (|| {
@@ -106,7 +113,8 @@ pub fn stream_to_file<D: Digest>(
         let mut received: u64 = 0;
         let progress =
             |done| Preparation { step: PreparationStep::Downloading, subject: subject.to_string(), done, total };
-        report(progress(0));
+        let mut report = |done| if report(progress(done)).is_break() { Err(StreamError::Cancelled) } else { Ok(()) };
+        report(0)?;
         let mut last_report = Instant::now();
         loop {
             let n = body.read(&mut buffer).map_err(|e| StreamError::Fetch(e.to_string()))?;
@@ -118,10 +126,10 @@ pub fn stream_to_file<D: Digest>(
             received += n as u64;
             if last_report.elapsed() >= REPORT_INTERVAL {
                 last_report = Instant::now();
-                report(progress(received));
+                report(received)?;
             }
         }
-        report(progress(received));
+        report(received)?;
         file.sync_all().map_err(io)?;
         Ok(hex::encode(hasher.finalize()))
     })();
@@ -131,11 +139,12 @@ pub fn stream_to_file<D: Digest>(
     result
 }
 
-/// Downloads `source` and unpacks it to `data_dir/cifar10/`, reporting bytes downloaded and files unpacked.
+/// Downloads `source` and unpacks it to `data_dir/cifar10/`, reporting bytes downloaded and files unpacked;
+/// a report answered with `ControlFlow::Break` stops it, leaving nothing behind.
 pub fn fetch_cifar10(
     data_dir: &Path,
     source: &DownloadSource,
-    report: &mut dyn FnMut(Preparation),
+    report: &mut dyn FnMut(Preparation) -> ControlFlow<()>,
 ) -> Result<(), DownloadError> {
     let target = data_dir.join(CIFAR10_NAME);
     let io = |path: &Path| {
@@ -153,6 +162,7 @@ pub fn fetch_cifar10(
     let found = stream_to_file::<Md5>(&source.url, &archive, "CIFAR-10", 1 << 30, report).map_err(|e| match e {
         StreamError::Fetch(why) => fetch_error(why),
         StreamError::Io(path, source) => DownloadError::Io { path, source },
+        StreamError::Cancelled => DownloadError::Cancelled,
     })?;
     if found != source.md5 {
         let _ = fs::remove_file(&archive);
@@ -166,6 +176,9 @@ pub fn fetch_cifar10(
     let _ = fs::remove_file(&archive);
     if let Err(error) = unpacked {
         let _ = fs::remove_dir_all(&staging);
+        if error.kind() == std::io::ErrorKind::Interrupted {
+            return Err(DownloadError::Cancelled);
+        }
         return Err(io(&staging)(error));
     }
     fs::rename(&staging, &target).map_err(io(&target))?;
@@ -173,13 +186,20 @@ pub fn fetch_cifar10(
 }
 
 /// Unpacks a `.tar.gz` into `dest` entry by entry (`unpack_in` refuses paths that leave `dest`),
-/// reporting each file.
-fn unpack(archive: &Path, dest: &Path, report: &mut dyn FnMut(Preparation)) -> std::io::Result<()> {
+/// reporting each file; a stop is an `Interrupted` error.
+fn unpack(
+    archive: &Path,
+    dest: &Path,
+    report: &mut dyn FnMut(Preparation) -> ControlFlow<()>,
+) -> std::io::Result<()> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(archive)?));
     for (unpacked, entry) in tar.entries()?.enumerate() {
         entry?.unpack_in(dest)?;
         let done = unpacked as u64 + 1;
-        report(Preparation { step: PreparationStep::Unpacking, subject: "CIFAR-10".into(), done, total: None });
+        let preparation = Preparation { step: PreparationStep::Unpacking, subject: "CIFAR-10".into(), done, total: None };
+        if report(preparation).is_break() {
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "stopped"));
+        }
     }
     Ok(())
 }

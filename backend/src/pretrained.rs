@@ -8,6 +8,7 @@
 
 use crate::download::{stream_to_file, StreamError};
 use shared::Preparation;
+use std::ops::ControlFlow;
 use sha2::Sha256;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,9 @@ impl PretrainedSource {
 /// Why the pretrained weights are not available.
 #[derive(Debug, thiserror::Error)]
 pub enum PretrainedError {
+    /// The run that asked for the weights was stopped during the download; nothing was kept.
+    #[error("the weights download was stopped")]
+    Cancelled,
     /// The download failed (no network, server error).
     #[error(
         "could not download {file} from {url} ({why}). Without network, put {file} ({description}) in {weights_dir}"
@@ -106,7 +110,7 @@ pub enum PretrainedError {
 pub fn resolve(
     weights_dir: &Path,
     source: &PretrainedSource,
-    report: &mut dyn FnMut(Preparation),
+    report: &mut dyn FnMut(Preparation) -> ControlFlow<()>,
 ) -> Result<PathBuf, PretrainedError> {
     let local = weights_dir.join(&source.file_name);
     if local.is_file() {
@@ -124,7 +128,7 @@ fn download(
     weights_dir: &Path,
     source: &PretrainedSource,
     target: &Path,
-    report: &mut dyn FnMut(Preparation),
+    report: &mut dyn FnMut(Preparation) -> ControlFlow<()>,
 ) -> Result<(), PretrainedError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -146,6 +150,7 @@ fn download(
             |e| match e {
                 StreamError::Fetch(why) => fetch_error(why),
                 StreamError::Io(path, source) => PretrainedError::Io { path, source },
+                StreamError::Cancelled => PretrainedError::Cancelled,
             },
         )?;
         if !found.starts_with(&source.sha256_prefix.to_ascii_lowercase()) {
@@ -174,17 +179,17 @@ mod tests {
         let source = PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/none.pth");
         fs::create_dir_all(dir.path().join(CACHE_FOLDER)).unwrap();
         fs::write(dir.path().join(CACHE_FOLDER).join(RESNET18_FILE), b"cached").unwrap();
-        let found = resolve(dir.path(), &source, &mut |_| {}).unwrap();
+        let found = resolve(dir.path(), &source, &mut |_| ControlFlow::Continue(())).unwrap();
         assert_eq!(found, dir.path().join(CACHE_FOLDER).join(RESNET18_FILE));
         fs::write(dir.path().join(RESNET18_FILE), b"local").unwrap();
-        assert_eq!(resolve(dir.path(), &source, &mut |_| {}).unwrap(), dir.path().join(RESNET18_FILE));
+        assert_eq!(resolve(dir.path(), &source, &mut |_| ControlFlow::Continue(())).unwrap(), dir.path().join(RESNET18_FILE));
     }
 
     #[test]
     fn offline_without_the_file_says_where_to_put_it() {
         let dir = tempfile::tempdir().unwrap();
         let source = PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/resnet18-f37072fd.pth");
-        let err = resolve(dir.path(), &source, &mut |_| {}).unwrap_err().to_string();
+        let err = resolve(dir.path(), &source, &mut |_| ControlFlow::Continue(())).unwrap_err().to_string();
         let wanted =
             format!("put resnet18-f37072fd.pth (torchvision's ImageNet ResNet-18) in {}", dir.path().display());
         assert!(err.contains(&wanted), "{err}");

@@ -18,6 +18,7 @@ use crate::optim::{Optimizer, Rule};
 use crate::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
 use shared::{EpochMetrics, FineTuneMode, OptimizerKind, Preparation, PreparationStep, TestImage, TrainConfig};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -48,6 +49,11 @@ impl CancelFlag {
     /// True once [`CancelFlag::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// `Break` once cancelled: the answer to a progress report.
+    fn go_on(&self) -> ControlFlow<()> {
+        if self.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     }
 }
 
@@ -203,7 +209,8 @@ pub struct PartialEpoch {
 }
 
 /// Trains a ResNet-18 as `config` says, on `device`. With `resume`, continues from the checkpoint in
-/// `paths.run_dir` instead of starting afresh.
+/// `paths.run_dir` instead of starting afresh. `cancel` stops it between batches, and also during a
+/// download or the decoding of the dataset.
 pub fn train(
     config: &TrainConfig,
     paths: &TrainingPaths,
@@ -212,7 +219,44 @@ pub fn train(
     resume: bool,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<TrainOutcome, TrainError> {
-    let source = find_or_download_dataset(config, paths, emit)?;
+    match run_training(config, paths, device, cancel, resume, emit) {
+        Err(error) if error.is_stop() => Ok(TrainOutcome::Stopped),
+        other => other,
+    }
+}
+
+impl TrainError {
+    /// True when the error only says that preparation was stopped on request.
+    fn is_stop(&self) -> bool {
+        matches!(
+            self,
+            TrainError::Data(DataError::Cancelled)
+                | TrainError::Download(DownloadError::Cancelled)
+                | TrainError::Pretrained(crate::pretrained::PretrainedError::Cancelled)
+        )
+    }
+}
+
+/// Passes a preparation report on, and asks to stop once the run is cancelled.
+fn preparing<'a>(
+    cancel: &'a CancelFlag,
+    emit: &'a mut dyn FnMut(TrainingEvent),
+) -> impl FnMut(Preparation) -> ControlFlow<()> + 'a {
+    move |preparation| {
+        emit(TrainingEvent::Preparing(preparation));
+        cancel.go_on()
+    }
+}
+
+fn run_training(
+    config: &TrainConfig,
+    paths: &TrainingPaths,
+    device: Device,
+    cancel: &CancelFlag,
+    resume: bool,
+    emit: &mut dyn FnMut(TrainingEvent),
+) -> Result<TrainOutcome, TrainError> {
+    let source = find_or_download_dataset(config, paths, cancel, emit)?;
     let mut last_report: Option<Instant> = None;
     let mut decoding = |done: u64, total: u64| {
         if done == total || last_report.is_none_or(|at| at.elapsed() >= download::REPORT_INTERVAL) {
@@ -220,6 +264,7 @@ pub fn train(
             let subject = config.dataset.clone();
             emit(TrainingEvent::Preparing(Preparation { step: PreparationStep::Decoding, subject, done, total: Some(total) }));
         }
+        cancel.go_on()
     };
     let dataset =
         data::load_reporting(&source, config.input_size, config.validation_fraction, config.seed, &mut decoding)?;
@@ -252,7 +297,7 @@ pub fn train(
             if config.weights != shared::defaults::WEIGHTS_NONE {
                 let file = if config.weights == shared::defaults::WEIGHTS_IMAGENET {
                     let source = crate::pretrained::PretrainedSource::imagenet_resnet18();
-                    crate::pretrained::resolve(&paths.weights_dir, &source, &mut |p| emit(TrainingEvent::Preparing(p)))?
+                    crate::pretrained::resolve(&paths.weights_dir, &source, &mut preparing(cancel, emit))?
                 } else {
                     paths.weights_dir.join(&config.weights)
                 };
@@ -635,12 +680,13 @@ fn restore_checkpoint(
 fn find_or_download_dataset(
     config: &TrainConfig,
     paths: &TrainingPaths,
+    cancel: &CancelFlag,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<data::DatasetSource, TrainError> {
     match data::inspect(&paths.data_dir, &config.dataset) {
         Err(DataError::NotFound(_)) if config.dataset == download::CIFAR10_NAME => {
             emit(TrainingEvent::Note(format!("{} is not in the data folder: downloading it from {}", config.dataset, paths.cifar10.url)));
-            download::fetch_cifar10(&paths.data_dir, &paths.cifar10, &mut |p| emit(TrainingEvent::Preparing(p)))?;
+            download::fetch_cifar10(&paths.data_dir, &paths.cifar10, &mut preparing(cancel, emit))?;
             emit(TrainingEvent::DatasetDownloaded { name: config.dataset.clone() });
             Ok(data::inspect(&paths.data_dir, &config.dataset)?)
         }

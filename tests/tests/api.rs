@@ -340,6 +340,49 @@ async fn cifar10_is_downloaded_checked_and_unpacked_when_missing() {
 }
 
 #[tokio::test]
+async fn stopping_a_run_during_its_download_stops_the_download_and_keeps_nothing() {
+    // An archive served slowly: 1 KB every 50 ms, 30 s in all unless the client hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let archive_url = format!("http://{}/cifar-10-binary.tar.gz", listener.local_addr().unwrap());
+    let slow = || async {
+        let chunks = futures::stream::unfold(0, |sent| async move {
+            (sent < 600).then_some(())?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Some((Ok::<_, std::io::Error>(vec![0u8; 1024]), sent + 1))
+        });
+        axum::body::Body::from_stream(chunks)
+    };
+    let app = axum::Router::new().route("/cifar-10-binary.tar.gz", axum::routing::get(slow));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = TestServer::start_with(
+        tempfile::tempdir().unwrap(),
+        |s| s.cifar10 = backend::download::DownloadSource { url: archive_url.clone(), md5: "0".repeat(32) },
+        None,
+    )
+    .await;
+    let url = server.url("/ws").replace("http://", "ws://");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let id = create_run(&server, json!({"dataset": "cifar10", "epochs": 1})).await;
+    loop {
+        if let ServerMessage::Preparing { preparation, .. } = next_server_message(&mut socket).await {
+            if preparation.step == PreparationStep::Downloading && preparation.done > 0 {
+                break;
+            }
+        }
+    }
+    let stop = reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/stop"))).send().await.unwrap();
+    assert_eq!(stop.status(), StatusCode::OK);
+    let run = server.wait_for_run(id, Duration::from_secs(10), |run| run.status.is_finished()).await;
+    assert_eq!(run.status, RunStatus::Stopped, "{run:?}");
+    let left: Vec<_> = std::fs::read_dir(server.data.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.contains("cifar10"))
+        .collect();
+    assert!(left.is_empty(), "no partial archive or dataset folder: {left:?}");
+}
+
+#[tokio::test]
 async fn history_survives_a_restart_and_unknown_routes_answer_404_in_json() {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 4, 2, 32);

@@ -34,6 +34,26 @@ fn train_colors_on(device: Device, config: &TrainConfig, data_dir: &std::path::P
 }
 
 #[test]
+fn a_run_stopped_while_its_dataset_decodes_ends_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 2, 4, 2, 16);
+    let paths = paths_for(dir.path(), "run");
+    let cancel = CancelFlag::default();
+    let mut events = Vec::new();
+    let outcome = train(&TrainConfig::for_dataset("colors"), &paths, Device::Cpu, &cancel, false, &mut |event| {
+        if matches!(event, TrainingEvent::Preparing(_)) {
+            // Stop as soon as decoding reports, as a person pressing Stop during preparation.
+            cancel.cancel();
+        }
+        events.push(event);
+    })
+    .unwrap();
+    assert_eq!(outcome, TrainOutcome::Stopped);
+    assert!(matches!(events.as_slice(), [TrainingEvent::Preparing(p)] if p.done == 0), "{events:?}");
+    assert!(!paths.run_dir.join(backend::training::PROGRESS_FILE).exists(), "nothing was trained or saved");
+}
+
+#[test]
 fn cuda_only_options_are_ignored_on_the_cpu_with_a_note() {
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 2, 4, 2, 16);

@@ -100,7 +100,10 @@ async fn resolve(weights_dir: &Path, source: &PretrainedSource) -> (Result<PathB
     let (dir, source) = (weights_dir.to_path_buf(), source.clone());
     tokio::task::spawn_blocking(move || {
         let mut downloaded = None;
-        let result = pretrained::resolve(&dir, &source, &mut |report| downloaded = Some(report.done));
+        let result = pretrained::resolve(&dir, &source, &mut |report| {
+            downloaded = Some(report.done);
+            std::ops::ControlFlow::Continue(())
+        });
         (result, downloaded)
     })
     .await
