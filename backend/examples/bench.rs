@@ -28,7 +28,7 @@ use backend::model::{normalize, ResNet18};
 use backend::optim::{Optimizer, Rule};
 use backend::server::ServerOptions;
 use backend::studio::{Studio, StudioSettings};
-use backend::training::{self, CancelFlag, TrainingEvent, TrainingPaths};
+use backend::training::{self, RunControl, TrainingEvent, TrainingPaths};
 use clap::{Parser, Subcommand};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -222,7 +222,7 @@ fn run(
     let mut epochs = Vec::new();
     let mut epoch_ips = 0.0;
     let mut epoch_began = None;
-    training::train(&config, &paths, device, &CancelFlag::default(), false, &mut |event| match event {
+    training::train(&config, &paths, device, &RunControl::default(), false, &mut |event| match event {
         TrainingEvent::Started { .. } => epoch_began = Some(Instant::now()),
         TrainingEvent::Progress(p) if p.batch == p.batches => epoch_ips = p.images_per_second,
         TrainingEvent::EpochCompleted(m) => {

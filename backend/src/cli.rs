@@ -3,7 +3,7 @@
 use crate::engine::{best_device, device_name};
 use crate::inference::Classifier;
 use crate::studio::{Studio, StudioSettings};
-use crate::training::{self, CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
+use crate::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use shared::PreparationStep;
@@ -182,7 +182,7 @@ fn train(config: shared::TrainConfig, data_dir: PathBuf, weights_dir: Option<Pat
     );
     let preparing = indicatif::ProgressBar::hidden();
     let mut preparing_step = None;
-    let outcome = training::train(&config, &paths, device, &CancelFlag::default(), false, &mut |event| match event {
+    let outcome = training::train(&config, &paths, device, &RunControl::default(), false, &mut |event| match event {
         TrainingEvent::Note(note) => bar.suspend(|| println!("{note}")),
         TrainingEvent::Preparing(p) => {
             if preparing_step != Some(p.step) {
@@ -224,6 +224,9 @@ fn train(config: shared::TrainConfig, data_dir: PathBuf, weights_dir: Option<Pat
                 m.seconds
             )
         }),
+        TrainingEvent::CheckpointedMidEpoch { epoch, batches_done } => {
+            bar.suspend(|| println!("checkpoint: epoch {epoch}, {batches_done} batches"))
+        }
         TrainingEvent::DatasetDownloaded { name } => bar.suspend(|| println!("downloaded {name} into the data folder")),
         TrainingEvent::ModelSaved { epoch } => bar.suspend(|| println!("best model so far: epoch {epoch}")),
     })?;

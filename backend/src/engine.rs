@@ -8,7 +8,7 @@
 use crate::images::ImageError;
 use crate::inference::{ClassifyError, Classifier};
 use crate::model::{ModelError, WEIGHTS_FILE};
-use crate::training::{self, CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
+use crate::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use shared::{Prediction, TrainConfig};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ pub struct TrainJob {
     /// Where to read and write.
     pub paths: TrainingPaths,
     /// Raised to stop the run (or skip it while queued).
-    pub cancel: CancelFlag,
+    pub cancel: RunControl,
     /// Continue from the run's last checkpoint instead of starting afresh.
     pub resume: bool,
 }

@@ -7,7 +7,7 @@ use crate::download::{DownloadSource, CIFAR10_NAME};
 use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob};
 use crate::inference::ClassifyError;
 use crate::store::{Store, StoreError};
-use crate::training::{CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
+use crate::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use shared::{
     BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
     ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig,
@@ -116,7 +116,7 @@ pub enum StudioError {
 #[derive(Default)]
 struct LiveState {
     /// Cancel flags of queued and running runs.
-    cancels: HashMap<u64, CancelFlag>,
+    cancels: HashMap<u64, RunControl>,
     /// Progress of the epoch in flight.
     progress: Option<BatchProgress>,
 }
@@ -330,7 +330,7 @@ impl Studio {
     }
 
     fn enqueue(&self, run_id: u64, config: TrainConfig, resume: bool) {
-        let cancel = CancelFlag::default();
+        let cancel = RunControl::default();
         self.live().cancels.insert(run_id, cancel.clone());
         let settings = &self.0.settings;
         self.0.engine.submit(TrainJob {
@@ -490,6 +490,9 @@ impl Studio {
             EngineEventKind::Training(TrainingEvent::EpochCompleted(metrics)) => {
                 self.store().add_epoch(run_id, &metrics)?;
                 self.broadcast(ServerMessage::EpochCompleted { run_id, metrics });
+            }
+            EngineEventKind::Training(TrainingEvent::CheckpointedMidEpoch { epoch, batches_done }) => {
+                tracing::info!(run_id, epoch, batches_done, "checkpointed inside the epoch");
             }
             EngineEventKind::Training(TrainingEvent::DatasetDownloaded { name }) => {
                 self.store().add_dataset(&name, &DatasetAdded { origin: DatasetOrigin::Downloaded, at: unix_now() })?;

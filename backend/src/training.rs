@@ -1,4 +1,4 @@
-//! The training loop: knows nothing of the web. It takes a [`TrainConfig`], a [`CancelFlag`] and a folder
+//! The training loop: knows nothing of the web. It takes a [`TrainConfig`], a [`RunControl`] and a folder
 //! for its checkpoints, and reports through [`TrainingEvent`]s.
 //!
 //! The whole dataset sits on the training device as `u8`; every batch is an index-select of a seeded
@@ -36,19 +36,36 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// The loop's counters after the last epoch.
 pub const PROGRESS_FILE: &str = "progress.json";
 
-/// A shared flag asking a run to stop; checked before every batch.
-#[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
+/// Least time between two checkpoints inside one epoch, so a crash in a long epoch loses at most this.
+pub const MID_EPOCH_CHECKPOINT_EVERY: Duration = Duration::from_secs(300);
 
-impl CancelFlag {
+/// What a run can be asked from outside while it trains, checked before every batch: stop (keeping a
+/// checkpoint of the batches done), or write a checkpoint now.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    cancelled: Arc<AtomicBool>,
+    checkpoint_requested: Arc<AtomicBool>,
+}
+
+impl RunControl {
     /// Asks the run to stop at the next batch boundary.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.cancelled.store(true, Ordering::SeqCst);
     }
 
-    /// True once [`CancelFlag::cancel`] was called.
+    /// True once [`RunControl::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Asks the run to checkpoint the epoch in flight at the next batch boundary (it also does so on its
+    /// own every [`MID_EPOCH_CHECKPOINT_EVERY`]).
+    pub fn request_checkpoint(&self) {
+        self.checkpoint_requested.store(true, Ordering::SeqCst);
+    }
+
+    fn take_checkpoint_request(&self) -> bool {
+        self.checkpoint_requested.swap(false, Ordering::SeqCst)
     }
 
     /// `Break` once cancelled: the answer to a progress report.
@@ -115,6 +132,13 @@ pub enum TrainingEvent {
     DatasetDownloaded {
         /// The dataset's folder name.
         name: String,
+    },
+    /// The epoch in flight was checkpointed after `batches_done` batches (see [`PartialEpoch`]).
+    CheckpointedMidEpoch {
+        /// The epoch.
+        epoch: u32,
+        /// Batches of it in the checkpoint.
+        batches_done: i64,
     },
     /// The best model so far is now the one after `epoch`, saved and ready to classify.
     ModelSaved {
@@ -215,7 +239,7 @@ pub fn train(
     config: &TrainConfig,
     paths: &TrainingPaths,
     device: Device,
-    cancel: &CancelFlag,
+    cancel: &RunControl,
     resume: bool,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<TrainOutcome, TrainError> {
@@ -239,7 +263,7 @@ impl TrainError {
 
 /// Passes a preparation report on, and asks to stop once the run is cancelled.
 fn preparing<'a>(
-    cancel: &'a CancelFlag,
+    cancel: &'a RunControl,
     emit: &'a mut dyn FnMut(TrainingEvent),
 ) -> impl FnMut(Preparation) -> ControlFlow<()> + 'a {
     move |preparation| {
@@ -252,7 +276,7 @@ fn run_training(
     config: &TrainConfig,
     paths: &TrainingPaths,
     device: Device,
-    cancel: &CancelFlag,
+    cancel: &RunControl,
     resume: bool,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<TrainOutcome, TrainError> {
@@ -322,6 +346,7 @@ fn run_training(
         first_batch: state.partial.as_ref().map_or(0, |p| p.batches_done as u32),
     });
 
+    let mut last_checkpoint = Instant::now();
     for epoch in state.epoch + 1..=config.epochs {
         let started = Instant::now();
         let frozen = config.backbone_frozen_in(epoch);
@@ -341,19 +366,26 @@ fn run_training(
         }
         let mut last_progress = Instant::now();
         let mut lr = schedule.lr_at(u64::from(epoch - 1) * batches as u64);
+        let mut checkpointed_batch = first_batch;
         for batch in first_batch..batches {
-            if cancel.is_cancelled() {
-                if batch > first_batch {
-                    // Keep the batches trained since the last checkpoint.
-                    state.partial = Some(PartialEpoch {
-                        epoch,
-                        batches_done: batch,
-                        loss_sum: loss_sum.double_value(&[]),
-                        correct: correct.int64_value(&[]),
-                        seconds: seconds_before + started.elapsed().as_secs_f64(),
-                    });
-                    save_checkpoint(&model, &optimizer, &dataset.classes, config, &state, false, &paths.run_dir)?;
-                }
+            let stopping = cancel.is_cancelled();
+            let due = || cancel.take_checkpoint_request() || last_checkpoint.elapsed() >= MID_EPOCH_CHECKPOINT_EVERY;
+            // A request waits until there is a batch to keep.
+            if batch > checkpointed_batch && (stopping || due()) {
+                // Keep the batches trained since the last checkpoint; the file holds them until the epoch ends.
+                state.partial = Some(PartialEpoch {
+                    epoch,
+                    batches_done: batch,
+                    loss_sum: loss_sum.double_value(&[]),
+                    correct: correct.int64_value(&[]),
+                    seconds: seconds_before + started.elapsed().as_secs_f64(),
+                });
+                save_checkpoint(&model, &optimizer, &dataset.classes, config, &state, false, &paths.run_dir)?;
+                state.partial = None;
+                (checkpointed_batch, last_checkpoint) = (batch, Instant::now());
+                emit(TrainingEvent::CheckpointedMidEpoch { epoch, batches_done: batch });
+            }
+            if stopping {
                 return Ok(TrainOutcome::Stopped);
             }
             let start = batch * batch_size;
@@ -426,6 +458,7 @@ fn run_training(
             state.epochs_without_improvement += 1;
         }
         save_checkpoint(&model, &optimizer, &dataset.classes, config, &state, improved, &paths.run_dir)?;
+        last_checkpoint = Instant::now();
         if improved {
             save_test_predictions(&paths.run_dir, &evaluation.samples)?;
         }
@@ -680,7 +713,7 @@ fn restore_checkpoint(
 fn find_or_download_dataset(
     config: &TrainConfig,
     paths: &TrainingPaths,
-    cancel: &CancelFlag,
+    cancel: &RunControl,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<data::DatasetSource, TrainError> {
     match data::inspect(&paths.data_dir, &config.dataset) {

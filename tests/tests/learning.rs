@@ -5,7 +5,7 @@ mod common;
 
 use backend::data::{self};
 use backend::download::DownloadSource;
-use backend::training::{train, CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
+use backend::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use shared::{EpochMetrics, TrainConfig};
 use tch::Device;
 
@@ -23,7 +23,7 @@ fn train_colors_on(device: Device, config: &TrainConfig, data_dir: &std::path::P
     };
     let mut epochs = Vec::new();
     let mut notes = Vec::new();
-    let outcome = train(config, &paths, device, &CancelFlag::default(), false, &mut |event| match event {
+    let outcome = train(config, &paths, device, &RunControl::default(), false, &mut |event| match event {
         TrainingEvent::EpochCompleted(metrics) => epochs.push(metrics),
         TrainingEvent::Note(note) => notes.push(note),
         _ => {}
@@ -34,11 +34,53 @@ fn train_colors_on(device: Device, config: &TrainConfig, data_dir: &std::path::P
 }
 
 #[test]
+fn a_crash_after_a_mid_epoch_checkpoint_resumes_from_it_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 12, 4, 32);
+    let config = TrainConfig { epochs: 2, batch_size: 8, seed: 5, ..TrainConfig::for_dataset("colors") };
+    let strip_time = |m: EpochMetrics| EpochMetrics { seconds: 0.0, ..m };
+    let mut straight = Vec::new();
+    train(&config, &paths_for(dir.path(), "straight"), Device::Cpu, &RunControl::default(), false, &mut |event| {
+        if let TrainingEvent::EpochCompleted(m) = event {
+            straight.push(strip_time(m));
+        }
+    })
+    .unwrap();
+
+    // Ask for a checkpoint inside epoch 2, then die the moment it is written (a panic stands for SIGKILL:
+    // nothing after it runs).
+    let paths = paths_for(dir.path(), "crashed");
+    let control = RunControl::default();
+    let mut crashed = Vec::new();
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train(&config, &paths, Device::Cpu, &control, false, &mut |event| match event {
+            TrainingEvent::EpochCompleted(m) => {
+                crashed.push(strip_time(m));
+                control.request_checkpoint();
+            }
+            TrainingEvent::CheckpointedMidEpoch { epoch: 2, batches_done } => panic!("killed after batch {batches_done}"),
+            _ => {}
+        })
+    }));
+    assert!(died.is_err(), "the run died after its mid-epoch checkpoint");
+    assert_eq!(crashed.len(), 1);
+    let mut resumed_at = (0, 0);
+    train(&config, &paths, Device::Cpu, &RunControl::default(), true, &mut |event| match event {
+        TrainingEvent::EpochCompleted(m) => crashed.push(strip_time(m)),
+        TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(resumed_at, (2, 1), "resumed inside epoch 2 after the one batch checkpointed");
+    assert_eq!(crashed, straight, "bit-identical metrics");
+}
+
+#[test]
 fn a_run_stopped_while_its_dataset_decodes_ends_before_training() {
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 2, 4, 2, 16);
     let paths = paths_for(dir.path(), "run");
-    let cancel = CancelFlag::default();
+    let cancel = RunControl::default();
     let mut events = Vec::new();
     let outcome = train(&TrainConfig::for_dataset("colors"), &paths, Device::Cpu, &cancel, false, &mut |event| {
         if matches!(event, TrainingEvent::Preparing(_)) {
@@ -161,7 +203,7 @@ fn a_run_stopped_and_resumed_continues_exactly_as_an_uninterrupted_one() {
 
     let mut straight = Vec::new();
     let paths = paths_for(dir.path(), "straight");
-    train(&config, &paths, Device::Cpu, &CancelFlag::default(), false, &mut |event| {
+    train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |event| {
         if let TrainingEvent::EpochCompleted(m) = event {
             straight.push(strip_time(m));
         }
@@ -170,7 +212,7 @@ fn a_run_stopped_and_resumed_continues_exactly_as_an_uninterrupted_one() {
 
     // Stop in the middle of epoch 2, then resume.
     let paths = paths_for(dir.path(), "interrupted");
-    let cancel = CancelFlag::default();
+    let cancel = RunControl::default();
     let mut interrupted = Vec::new();
     let outcome = train(&config, &paths, Device::Cpu, &cancel, false, &mut |event| match event {
         TrainingEvent::EpochCompleted(m) => interrupted.push(strip_time(m)),
@@ -181,7 +223,7 @@ fn a_run_stopped_and_resumed_continues_exactly_as_an_uninterrupted_one() {
     assert_eq!(outcome, TrainOutcome::Stopped);
     assert_eq!(interrupted.len(), 1, "only epoch 1 finished before the stop");
     let mut resumed_at = (0, 0);
-    let outcome = train(&config, &paths, Device::Cpu, &CancelFlag::default(), true, &mut |event| match event {
+    let outcome = train(&config, &paths, Device::Cpu, &RunControl::default(), true, &mut |event| match event {
         TrainingEvent::EpochCompleted(m) => interrupted.push(strip_time(m)),
         TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
         _ => {}
@@ -209,7 +251,7 @@ fn a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics() {
         ..TrainConfig::for_dataset("colors")
     };
     let paths = paths_for(dir.path(), "frozen");
-    train(&config, &paths, Device::Cpu, &CancelFlag::default(), false, &mut |_| {}).unwrap();
+    train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |_| {}).unwrap();
     let before: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(&pretrained).unwrap().into_iter().collect();
     let after: std::collections::HashMap<String, tch::Tensor> =
@@ -233,7 +275,7 @@ fn early_stopping_ends_a_run_whose_test_accuracy_stops_improving() {
         ..TrainConfig::for_dataset("colors")
     };
     let mut epochs = Vec::new();
-    let outcome = train(&config, &paths_for(dir.path(), "early"), Device::Cpu, &CancelFlag::default(), false, &mut |e| {
+    let outcome = train(&config, &paths_for(dir.path(), "early"), Device::Cpu, &RunControl::default(), false, &mut |e| {
         if let TrainingEvent::EpochCompleted(m) = e {
             epochs.push(m.test_accuracy);
         }
@@ -269,7 +311,7 @@ fn progress_reports_throughput_and_an_eta_that_reaches_zero_at_the_end() {
     common::write_color_dataset(dir.path(), "colors", 2, 16, 2, 32);
     let config = TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::for_dataset("colors") };
     let mut progress = Vec::new();
-    train(&config, &paths_for(dir.path(), "eta"), Device::Cpu, &CancelFlag::default(), false, &mut |event| {
+    train(&config, &paths_for(dir.path(), "eta"), Device::Cpu, &RunControl::default(), false, &mut |event| {
         if let TrainingEvent::Progress(p) = event {
             progress.push(p);
         }

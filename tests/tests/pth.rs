@@ -7,7 +7,7 @@ mod common;
 use backend::download::DownloadSource;
 use backend::model::ResNet18;
 use backend::pretrained::{self, PretrainedError, PretrainedSource, CACHE_FOLDER, RESNET18_FILE};
-use backend::training::{train, CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
+use backend::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use sha2::{Digest, Sha256};
 use shared::{FineTuneMode, TrainConfig};
 use std::collections::HashMap;
@@ -173,7 +173,7 @@ fn training_with_imagenet_weights_loads_the_file_from_the_weights_folder() {
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
     };
     let mut notes = Vec::new();
-    let outcome = train(&config, &paths, Device::Cpu, &CancelFlag::default(), false, &mut |event| {
+    let outcome = train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |event| {
         if let TrainingEvent::Note(note) = event {
             notes.push(note);
         }

@@ -222,7 +222,7 @@ async fn fifty_live_clients_and_a_classify_stream_during_training_all_get_everyt
 #[tokio::test]
 async fn an_epoch_checkpointed_but_not_recorded_before_a_crash_is_recovered_on_restart() {
     use backend::studio::{DATABASE_FILE, RUNS_FOLDER};
-    use backend::training::{train, CancelFlag, TrainOutcome, TrainingEvent, TrainingPaths};
+    use backend::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 6, 2, 16);
@@ -237,7 +237,7 @@ async fn an_epoch_checkpointed_but_not_recorded_before_a_crash_is_recovered_on_r
         run_dir: data.path().join(RUNS_FOLDER).join(id.to_string()),
         cifar10: backend::download::DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
     };
-    let cancel = CancelFlag::default();
+    let cancel = RunControl::default();
     let mut measured = Vec::new();
     let outcome = train(&config, &paths, tch::Device::Cpu, &cancel, false, &mut |event| {
         if let TrainingEvent::EpochCompleted(metrics) = event {
