@@ -38,14 +38,7 @@ fn a_crash_after_a_mid_epoch_checkpoint_resumes_from_it_exactly() {
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 3, 12, 4, 32);
     let config = TrainConfig { epochs: 2, batch_size: 8, seed: 5, ..TrainConfig::for_dataset("colors") };
-    let strip_time = |m: EpochMetrics| EpochMetrics { seconds: 0.0, ..m };
-    let mut straight = Vec::new();
-    train(&config, &paths_for(dir.path(), "straight"), Device::Cpu, &RunControl::default(), false, &mut |event| {
-        if let TrainingEvent::EpochCompleted(m) = event {
-            straight.push(strip_time(m));
-        }
-    })
-    .unwrap();
+    let straight = uninterrupted(&config, dir.path());
 
     // Ask for a checkpoint inside epoch 2, then die the moment it is written (a panic stands for SIGKILL:
     // nothing after it runs).
@@ -55,7 +48,7 @@ fn a_crash_after_a_mid_epoch_checkpoint_resumes_from_it_exactly() {
     let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         train(&config, &paths, Device::Cpu, &control, false, &mut |event| match event {
             TrainingEvent::EpochCompleted(m) => {
-                crashed.push(strip_time(m));
+                crashed.push(without_time(m));
                 control.request_checkpoint();
             }
             TrainingEvent::CheckpointedMidEpoch { epoch: 2, batches_done } => panic!("killed after batch {batches_done}"),
@@ -66,7 +59,7 @@ fn a_crash_after_a_mid_epoch_checkpoint_resumes_from_it_exactly() {
     assert_eq!(crashed.len(), 1);
     let mut resumed_at = (0, 0);
     train(&config, &paths, Device::Cpu, &RunControl::default(), true, &mut |event| match event {
-        TrainingEvent::EpochCompleted(m) => crashed.push(strip_time(m)),
+        TrainingEvent::EpochCompleted(m) => crashed.push(without_time(m)),
         TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
         _ => {}
     })
@@ -166,9 +159,7 @@ fn the_same_seed_gives_bit_identical_metrics_on_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 3, 12, 4, 32);
     let config = TrainConfig { epochs: 2, batch_size: 8, seed: 42, ..TrainConfig::for_dataset("colors") };
-    let strip_time = |epochs: Vec<EpochMetrics>| -> Vec<EpochMetrics> {
-        epochs.into_iter().map(|e| EpochMetrics { seconds: 0.0, ..e }).collect()
-    };
+    let strip_time = |epochs: Vec<EpochMetrics>| -> Vec<EpochMetrics> { epochs.into_iter().map(without_time).collect() };
     let first = strip_time(train_colors(&config, dir.path()));
     let second = strip_time(train_colors(&config, dir.path()));
     assert_eq!(first, second);
@@ -176,6 +167,24 @@ fn the_same_seed_gives_bit_identical_metrics_on_the_cpu() {
     assert_ne!(first, other_seed, "the seed matters");
 }
 
+/// An epoch's metrics without its wall-clock seconds, the one field that differs between identical runs.
+fn without_time(metrics: EpochMetrics) -> EpochMetrics {
+    EpochMetrics { seconds: 0.0, ..metrics }
+}
+
+/// The metrics (without times) of `config` trained from scratch to the end, in `data_dir/straight`.
+fn uninterrupted(config: &TrainConfig, data_dir: &std::path::Path) -> Vec<EpochMetrics> {
+    let mut epochs = Vec::new();
+    train(config, &paths_for(data_dir, "straight"), Device::Cpu, &RunControl::default(), false, &mut |event| {
+        if let TrainingEvent::EpochCompleted(m) = event {
+            epochs.push(without_time(m));
+        }
+    })
+    .unwrap();
+    epochs
+}
+
+/// Where run `run` of the datasets in `data_dir` keeps its checkpoints.
 fn paths_for(data_dir: &std::path::Path, run: &str) -> TrainingPaths {
     TrainingPaths {
         data_dir: data_dir.to_path_buf(),
@@ -199,23 +208,14 @@ fn a_run_stopped_and_resumed_continues_exactly_as_an_uninterrupted_one() {
         horizontal_flip: true,
         ..TrainConfig::for_dataset("colors")
     };
-    let strip_time = |m: EpochMetrics| EpochMetrics { seconds: 0.0, ..m };
-
-    let mut straight = Vec::new();
-    let paths = paths_for(dir.path(), "straight");
-    train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |event| {
-        if let TrainingEvent::EpochCompleted(m) = event {
-            straight.push(strip_time(m));
-        }
-    })
-    .unwrap();
+    let straight = uninterrupted(&config, dir.path());
 
     // Stop in the middle of epoch 2, then resume.
     let paths = paths_for(dir.path(), "interrupted");
     let cancel = RunControl::default();
     let mut interrupted = Vec::new();
     let outcome = train(&config, &paths, Device::Cpu, &cancel, false, &mut |event| match event {
-        TrainingEvent::EpochCompleted(m) => interrupted.push(strip_time(m)),
+        TrainingEvent::EpochCompleted(m) => interrupted.push(without_time(m)),
         TrainingEvent::Progress(p) if p.epoch == 2 && p.batch >= 1 => cancel.cancel(),
         _ => {}
     })
@@ -224,7 +224,7 @@ fn a_run_stopped_and_resumed_continues_exactly_as_an_uninterrupted_one() {
     assert_eq!(interrupted.len(), 1, "only epoch 1 finished before the stop");
     let mut resumed_at = (0, 0);
     let outcome = train(&config, &paths, Device::Cpu, &RunControl::default(), true, &mut |event| match event {
-        TrainingEvent::EpochCompleted(m) => interrupted.push(strip_time(m)),
+        TrainingEvent::EpochCompleted(m) => interrupted.push(without_time(m)),
         TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
         _ => {}
     })
