@@ -29,6 +29,12 @@ async fn error_of(response: reqwest::Response, status: StatusCode) -> String {
     response.json::<ErrorBody>().await.unwrap().error
 }
 
+/// A server over an empty data folder that downloads `cifar10` from `url` and expects `md5`.
+async fn server_fetching_cifar10_from(url: &str, md5: String) -> TestServer {
+    let source = backend::download::DownloadSource { url: url.to_string(), md5 };
+    TestServer::start_with(tempfile::tempdir().unwrap(), |s| s.cifar10 = source, None).await
+}
+
 async fn create_run(server: &TestServer, body: Value) -> u64 {
     let response = post_json(server, "/api/runs", body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -211,7 +217,7 @@ async fn stopping_a_run_takes_effect_quickly_and_a_finished_run_cannot_be_stoppe
 #[tokio::test]
 async fn the_websocket_sends_a_snapshot_then_live_epochs_of_a_run_it_started() {
     let server = server_with_dataset(2).await;
-    let url = server.url("/ws").replace("http://", "ws://");
+    let url = server.ws_url();
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let snapshot = next_server_message(&mut socket).await;
     assert!(matches!(snapshot, ServerMessage::Snapshot { runs, progress: None } if runs.is_empty()));
@@ -256,13 +262,13 @@ async fn the_websocket_sends_a_snapshot_then_live_epochs_of_a_run_it_started() {
 #[tokio::test]
 async fn websocket_upgrades_from_a_foreign_origin_are_refused() {
     let server = TestServer::start().await;
-    let mut request = server.url("/ws").replace("http://", "ws://").into_client_request().unwrap();
+    let mut request = server.ws_url().into_client_request().unwrap();
     request.headers_mut().insert("origin", "http://evil.example".parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), StatusCode::FORBIDDEN),
         other => panic!("expected 403, got {other:?}"),
     }
-    let mut request = server.url("/ws").replace("http://", "ws://").into_client_request().unwrap();
+    let mut request = server.ws_url().into_client_request().unwrap();
     request.headers_mut().insert("origin", server.base.parse().unwrap());
     assert!(tokio_tungstenite::connect_async(request).await.is_ok(), "the page's own origin is accepted");
 }
@@ -296,24 +302,14 @@ async fn cifar10_is_downloaded_checked_and_unpacked_when_missing() {
     let app = axum::Router::new().route("/cifar-10-binary.tar.gz", axum::routing::get(move || async move { archive }));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let wrong = TestServer::start_with(
-        tempfile::tempdir().unwrap(),
-        |s| s.cifar10 = backend::download::DownloadSource { url: archive_url.clone(), md5: "f".repeat(32) },
-        None,
-    )
-    .await;
+    let wrong = server_fetching_cifar10_from(&archive_url, "f".repeat(32)).await;
     let id = create_run(&wrong, json!({"dataset": "cifar10", "epochs": 1})).await;
     let run = wrong.wait_until_finished(id).await;
     assert!(run.error.as_deref().unwrap().contains("expected ffff"), "{run:?}");
     assert!(!wrong.data.path().join("cifar10").exists(), "a bad archive leaves nothing behind");
 
-    let right = TestServer::start_with(
-        tempfile::tempdir().unwrap(),
-        |s| s.cifar10 = backend::download::DownloadSource { url: archive_url.clone(), md5 },
-        None,
-    )
-    .await;
-    let url = right.url("/ws").replace("http://", "ws://");
+    let right = server_fetching_cifar10_from(&archive_url, md5).await;
+    let url = right.ws_url();
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let id = create_run(&right, json!({"dataset": "cifar10", "epochs": 1})).await;
     // The page is told how far the download, the unpacking and the decoding have got.
@@ -354,13 +350,8 @@ async fn stopping_a_run_during_its_download_stops_the_download_and_keeps_nothing
     };
     let app = axum::Router::new().route("/cifar-10-binary.tar.gz", axum::routing::get(slow));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let server = TestServer::start_with(
-        tempfile::tempdir().unwrap(),
-        |s| s.cifar10 = backend::download::DownloadSource { url: archive_url.clone(), md5: "0".repeat(32) },
-        None,
-    )
-    .await;
-    let url = server.url("/ws").replace("http://", "ws://");
+    let server = server_fetching_cifar10_from(&archive_url, "0".repeat(32)).await;
+    let url = server.ws_url();
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let id = create_run(&server, json!({"dataset": "cifar10", "epochs": 1})).await;
     loop {
@@ -578,7 +569,7 @@ async fn with_a_token_every_request_needs_it_and_the_link_sets_a_cookie() {
     let cookie = via_link.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
     let with_cookie = client.get(server.url("/api/runs")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(with_cookie.status(), StatusCode::OK);
-    let ws = server.url("/ws").replace("http://", "ws://");
+    let ws = server.ws_url();
     assert!(tokio_tungstenite::connect_async(ws.clone()).await.is_err(), "WebSocket without the token is refused");
     let mut request = ws.into_client_request().unwrap();
     request.headers_mut().insert("cookie", cookie.parse().unwrap());

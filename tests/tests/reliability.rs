@@ -139,7 +139,7 @@ async fn fifty_live_clients_and_a_classify_stream_during_training_all_get_everyt
     assert_eq!(server.wait_until_finished(first).await.status, RunStatus::Completed);
     let memory_before = resident_memory_kib();
 
-    let ws_url = server.url("/ws").replace("http://", "ws://");
+    let ws_url = server.ws_url();
     let mut sockets = Vec::new();
     for _ in 0..50 {
         let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.clone()).await.unwrap();

@@ -80,6 +80,11 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// The `ws://` address of this server's WebSocket.
+    pub fn ws_url(&self) -> String {
+        self.url("/ws").replace("http://", "ws://")
+    }
+
     /// Polls `GET /api/runs/{id}` until `done` holds, failing after `timeout`.
     pub async fn wait_for_run(&self, id: u64, timeout: Duration, done: impl Fn(&Run) -> bool) -> Run {
         let client = reqwest::Client::new();
