@@ -1,10 +1,21 @@
-// Two libtorch calls that tch 0.26 does not expose, as a C API for backend/src/torch_extras.rs:
-// the CUDA autocast dtype (tch's autocast always uses libtorch's default, float16) and the
-// channels-last memory format. Tensors are `at::Tensor*`, as in tch's own C API (libtch).
+// libtorch calls that tch 0.26 does not expose, as a C API for backend/src/torch_extras.rs: the CUDA
+// autocast dtype (tch's autocast always uses libtorch's default, float16), the channels-last memory
+// format, and the in-place scaled updates and gradient reset an optimiser step needs to run without
+// temporaries. Tensors are `at::Tensor*`, as in tch's own C API (libtch).
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <cstring>
 #include <exception>
+
+// Runs `body`; returns null, or a malloc'ed copy of the exception's message (free it with `free`).
+template <typename Body> static char *catching(Body body) {
+  try {
+    body();
+    return nullptr;
+  } catch (const std::exception &e) {
+    return strdup(e.what());
+  }
+}
 
 extern "C" {
 
@@ -28,6 +39,28 @@ at::Tensor *ts_channels_last(const at::Tensor *tensor, char **error) {
 
 int ts_is_channels_last(const at::Tensor *tensor) {
   return tensor->is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// `self += alpha * other`, in place (`Tensor.add_(other, alpha=alpha)`).
+char *ts_add_scaled_(at::Tensor *self, const at::Tensor *other, double alpha) {
+  return catching([&] { self->add_(*other, alpha); });
+}
+
+// `self += value * numerator / denominator`, in place (`Tensor.addcdiv_(n, d, value=value)`).
+char *ts_addcdiv_scaled_(at::Tensor *self, const at::Tensor *numerator, const at::Tensor *denominator,
+                         double value) {
+  return catching([&] { self->addcdiv_(*numerator, *denominator, value); });
+}
+
+// `self += value * a * b`, in place (`Tensor.addcmul_(a, b, value=value)`).
+char *ts_addcmul_scaled_(at::Tensor *self, const at::Tensor *a, const at::Tensor *b, double value) {
+  return catching([&] { self->addcmul_(*a, *b, value); });
+}
+
+// Drops a tensor's gradient (`param.grad = None`): the next backward pass writes a fresh one instead
+// of adding into zeros.
+void ts_clear_grad(at::Tensor *tensor) {
+  tensor->mutable_grad().reset();
 }
 
 }  // extern "C"

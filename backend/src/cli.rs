@@ -88,8 +88,10 @@ pub enum Command {
     },
 }
 
-/// Parses the command line and runs it.
+/// Parses the command line and runs it, with the allocator tuned for training
+/// ([`crate::allocator`]).
 pub fn main() -> anyhow::Result<()> {
+    crate::allocator::keep_freed_memory_for_training();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

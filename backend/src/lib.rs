@@ -16,6 +16,7 @@
 //!
 //! The protocol both the browser and this server speak lives in the `shared` crate.
 
+pub mod allocator;
 pub mod augment;
 pub mod cli;
 pub mod data;

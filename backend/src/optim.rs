@@ -3,11 +3,24 @@
 //!
 //! tch's built-in optimisers keep their momentum buffers inside libtorch where they cannot be saved, so
 //! a resumed run would not continue exactly. Here every buffer is a named tensor that a checkpoint
-//! stores and restores. The updates are whole-tensor operations, one per parameter.
+//! stores and restores. The updates are whole-tensor, in-place operations, a few per parameter.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tch::Tensor;
+
+/// The in-place updates, which fail only on mismatched shapes: a gradient or buffer always has its
+/// parameter's shape, so a failure is a bug.
+fn add_scaled_(tensor: &mut Tensor, other: &Tensor, alpha: f64) {
+    crate::torch_extras::add_scaled_(tensor, other, alpha).expect("update has its parameter's shape");
+}
+fn addcmul_scaled_(tensor: &mut Tensor, a: &Tensor, b: &Tensor, value: f64) {
+    crate::torch_extras::addcmul_scaled_(tensor, a, b, value).expect("update has its parameter's shape");
+}
+fn addcdiv_scaled_(tensor: &mut Tensor, numerator: &Tensor, denominator: &Tensor, value: f64) {
+    crate::torch_extras::addcdiv_scaled_(tensor, numerator, denominator, value)
+        .expect("update has its parameter's shape");
+}
 
 /// The update rule and its hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -67,10 +80,11 @@ impl Optimizer {
         self.parameters.iter().map(|p| p.name.as_str())
     }
 
-    /// Clears every parameter's gradient.
+    /// Drops every parameter's gradient (PyTorch's `zero_grad(set_to_none=True)`): the next backward pass
+    /// writes fresh gradients rather than adding into zeroed ones, a pass over the weights saved.
     pub fn zero_grad(&mut self) {
         for parameter in &mut self.parameters {
-            parameter.tensor.zero_grad();
+            crate::torch_extras::clear_grad(&mut parameter.tensor);
         }
     }
 
@@ -94,7 +108,10 @@ impl Optimizer {
         })
     }
 
-    /// Applies one update with base learning rate `lr`.
+    /// Applies one update with base learning rate `lr`. Each rule is PyTorch's single-tensor update,
+    /// operation for operation, done in place (`add_` with `alpha`, `addcdiv_` with `value`), so a step
+    /// allocates nothing the size of a parameter except where PyTorch does too (weight decay and Nesterov
+    /// for SGD, the denominator for AdamW).
     pub fn step(&mut self, lr: f64) {
         self.steps += 1;
         let steps = self.steps;
@@ -107,8 +124,11 @@ impl Optimizer {
                 let lr = lr * parameter.lr_scale;
                 match self.rule {
                     Rule::Sgd { momentum, nesterov, weight_decay } => {
-                        let mut direction =
-                            if weight_decay != 0.0 { &grad + &parameter.tensor * weight_decay } else { grad };
+                        let mut direction = grad;
+                        if weight_decay != 0.0 {
+                            direction = direction.copy();
+                            add_scaled_(&mut direction, &parameter.tensor, weight_decay);
+                        }
                         if momentum != 0.0 {
                             let key = format!("{}/momentum", parameter.name);
                             let buffer = match self.state.get_mut(&key) {
@@ -123,9 +143,15 @@ impl Optimizer {
                                     buffer
                                 }
                             };
-                            direction = if nesterov { direction + &buffer * momentum } else { buffer };
+                            direction = if nesterov {
+                                let mut ahead = direction.copy();
+                                add_scaled_(&mut ahead, &buffer, momentum);
+                                ahead
+                            } else {
+                                buffer
+                            };
                         }
-                        parameter.tensor -= direction * lr;
+                        add_scaled_(&mut parameter.tensor, &direction, -lr);
                     }
                     Rule::AdamW { beta1, beta2, eps, weight_decay } => {
                         if weight_decay != 0.0 {
@@ -134,17 +160,17 @@ impl Optimizer {
                         let mean_key = format!("{}/exp_avg", parameter.name);
                         let square_key = format!("{}/exp_avg_sq", parameter.name);
                         let mean = self.state.entry(mean_key).or_insert_with(|| grad.zeros_like());
-                        *mean *= beta1;
-                        *mean += &grad * (1.0 - beta1);
+                        let _ = mean.lerp_(&grad, 1.0 - beta1);
                         let mean = mean.shallow_clone();
                         let square = self.state.entry(square_key).or_insert_with(|| grad.zeros_like());
                         *square *= beta2;
-                        *square += grad.square() * (1.0 - beta2);
-                        let square = square.shallow_clone();
+                        addcmul_scaled_(square, &grad, &grad, 1.0 - beta2);
                         let correction1 = 1.0 - beta1.powi(steps as i32);
                         let correction2 = 1.0 - beta2.powi(steps as i32);
-                        let denominator = (square / correction2).sqrt() + eps;
-                        parameter.tensor -= mean / denominator * (lr / correction1);
+                        let mut denominator = square.sqrt();
+                        denominator /= correction2.sqrt();
+                        denominator += eps;
+                        addcdiv_scaled_(&mut parameter.tensor, &mean, &denominator, -lr / correction1);
                     }
                 }
             }

@@ -1,7 +1,9 @@
 //! libtorch calls that tch 0.26 does not expose, through the C++ shim in `csrc/torch_extras.cpp`
 //! (compiled by `build.rs` against the same libtorch headers): the CUDA autocast dtype, so mixed
-//! precision can use bfloat16 (which needs no loss scaling) instead of libtorch's default float16, and
-//! the channels-last memory format that makes convolutions faster on tensor-core GPUs.
+//! precision can use bfloat16 (which needs no loss scaling) instead of libtorch's default float16; the
+//! channels-last memory format that makes convolutions faster on tensor-core GPUs; and the in-place
+//! scaled updates (`add_` with `alpha`, `addcdiv_`/`addcmul_` with `value`) and gradient reset
+//! (`grad = None`) that let an optimiser step run without allocating a temporary per parameter.
 
 use std::ffi::{c_char, c_int, CStr};
 use tch::Tensor;
@@ -14,6 +16,15 @@ extern "C" {
     fn ts_cuda_autocast_is_bfloat16() -> c_int;
     fn ts_channels_last(tensor: *const CTensor, error: *mut *mut c_char) -> *mut CTensor;
     fn ts_is_channels_last(tensor: *const CTensor) -> c_int;
+    fn ts_add_scaled_(tensor: *mut CTensor, other: *const CTensor, alpha: f64) -> *mut c_char;
+    fn ts_addcdiv_scaled_(
+        tensor: *mut CTensor,
+        numerator: *const CTensor,
+        denominator: *const CTensor,
+        value: f64,
+    ) -> *mut c_char;
+    fn ts_addcmul_scaled_(tensor: *mut CTensor, a: *const CTensor, b: *const CTensor, value: f64) -> *mut c_char;
+    fn ts_clear_grad(tensor: *mut CTensor);
 }
 
 /// Makes CUDA autocast (`tch::autocast`) compute in bfloat16 (`true`) or float16 (`false`). The setting
@@ -56,6 +67,50 @@ pub fn is_channels_last(tensor: &Tensor) -> bool {
     unsafe { ts_is_channels_last(tensor.as_ptr()) != 0 }
 }
 
+/// `tensor += alpha * other` in place, as `Tensor.add_(other, alpha=alpha)`: one pass, no temporary.
+pub fn add_scaled_(tensor: &mut Tensor, other: &Tensor, alpha: f64) -> Result<(), tch::TchError> {
+    // SAFETY: both are live `at::Tensor*`; the shim returns null or a malloc'ed message.
+    into_result(unsafe { ts_add_scaled_(tensor.as_mut_ptr(), other.as_ptr(), alpha) })
+}
+
+/// `tensor += value * numerator / denominator` in place, as `Tensor.addcdiv_(n, d, value=value)`.
+pub fn addcdiv_scaled_(
+    tensor: &mut Tensor,
+    numerator: &Tensor,
+    denominator: &Tensor,
+    value: f64,
+) -> Result<(), tch::TchError> {
+    // SAFETY: all three are live `at::Tensor*`; the shim returns null or a malloc'ed message.
+    into_result(unsafe { ts_addcdiv_scaled_(tensor.as_mut_ptr(), numerator.as_ptr(), denominator.as_ptr(), value) })
+}
+
+/// `tensor += value * a * b` in place, as `Tensor.addcmul_(a, b, value=value)`.
+pub fn addcmul_scaled_(tensor: &mut Tensor, a: &Tensor, b: &Tensor, value: f64) -> Result<(), tch::TchError> {
+    // SAFETY: all three are live `at::Tensor*`; the shim returns null or a malloc'ed message.
+    into_result(unsafe { ts_addcmul_scaled_(tensor.as_mut_ptr(), a.as_ptr(), b.as_ptr(), value) })
+}
+
+/// Drops the tensor's gradient, as `param.grad = None`: the next backward pass writes a fresh gradient
+/// instead of adding into a zeroed one, which saves a pass over every parameter.
+pub fn clear_grad(tensor: &mut Tensor) {
+    // SAFETY: `tensor.as_mut_ptr()` is a live `at::Tensor*`; resetting its gradient cannot throw.
+    unsafe { ts_clear_grad(tensor.as_mut_ptr()) }
+}
+
+/// Turns the shim's error convention (null, or a malloc'ed message) into a `Result`, freeing the message.
+fn into_result(error: *mut c_char) -> Result<(), tch::TchError> {
+    if error.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null error is a NUL-terminated string from `strdup`, freed here exactly once.
+    let message = unsafe {
+        let text = CStr::from_ptr(error).to_string_lossy().into_owned();
+        libc_free(error.cast());
+        text
+    };
+    Err(tch::TchError::Torch(message))
+}
+
 extern "C" {
     #[link_name = "free"]
     fn libc_free(pointer: *mut std::ffi::c_void);
@@ -77,6 +132,34 @@ mod tests {
         assert!(nhwc.equal(&x));
         let err = channels_last(&Tensor::zeros([3], (Kind::Float, Device::Cpu))).unwrap_err().to_string();
         assert!(err.contains("rank 4"), "{err}");
+    }
+
+    #[test]
+    fn scaled_in_place_updates_compute_what_torch_does_and_report_shape_errors() {
+        let x = || Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+        let (a, b) = (Tensor::from_slice(&[2.0f32, 4.0, 8.0]), Tensor::from_slice(&[1.0f32, 2.0, 4.0]));
+        let mut t = x();
+        add_scaled_(&mut t, &a, -0.5).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&t).unwrap(), [0.0, 0.0, -1.0]);
+        let mut t = x();
+        addcdiv_scaled_(&mut t, &a, &b, 2.0).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&t).unwrap(), [5.0, 6.0, 7.0]);
+        let mut t = x();
+        addcmul_scaled_(&mut t, &a, &b, 0.25).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&t).unwrap(), [1.5, 4.0, 11.0]);
+        let err = add_scaled_(&mut x(), &Tensor::ones([2], (Kind::Float, Device::Cpu)), 1.0).unwrap_err();
+        assert!(err.to_string().contains("size"), "{err}");
+    }
+
+    #[test]
+    fn a_cleared_gradient_is_undefined_and_the_next_backward_writes_it_fresh() {
+        let mut w = Tensor::from_slice(&[3.0f32]).set_requires_grad(true);
+        (&w * 2.0).sum(Kind::Float).backward();
+        assert_eq!(w.grad().double_value(&[0]), 2.0);
+        clear_grad(&mut w);
+        assert!(!w.grad().defined());
+        (&w * 5.0).sum(Kind::Float).backward();
+        assert_eq!(w.grad().double_value(&[0]), 5.0, "not 7: the old gradient is gone");
     }
 
     #[test]
