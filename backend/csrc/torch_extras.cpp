@@ -29,12 +29,9 @@ int ts_cuda_autocast_is_bfloat16() {
 
 // A channels-last copy of a 4-D tensor, or null with `*error` set (free it with `free`).
 at::Tensor *ts_channels_last(const at::Tensor *tensor, char **error) {
-  try {
-    return new at::Tensor(tensor->contiguous(at::MemoryFormat::ChannelsLast));
-  } catch (const std::exception &e) {
-    *error = strdup(e.what());
-    return nullptr;
-  }
+  at::Tensor *result = nullptr;
+  *error = catching([&] { result = new at::Tensor(tensor->contiguous(at::MemoryFormat::ChannelsLast)); });
+  return result;
 }
 
 int ts_is_channels_last(const at::Tensor *tensor) {

@@ -43,22 +43,12 @@ pub fn cuda_autocast_is_bfloat16() -> bool {
 /// A copy of a 4-D tensor in the channels-last (NHWC) memory format; same shape and values.
 pub fn channels_last(tensor: &Tensor) -> Result<Tensor, tch::TchError> {
     let mut error: *mut c_char = std::ptr::null_mut();
-    // SAFETY: `tensor.as_ptr()` is a live `at::Tensor*`; the shim returns a new heap tensor that
-    // `Tensor::from_ptr` takes ownership of, or null with a malloc'ed message that is freed here.
-    unsafe {
-        let result = ts_channels_last(tensor.as_ptr(), &mut error);
-        if result.is_null() {
-            let message = if error.is_null() {
-                "channels_last failed".to_string()
-            } else {
-                let text = CStr::from_ptr(error).to_string_lossy().into_owned();
-                libc_free(error.cast());
-                text
-            };
-            return Err(tch::TchError::Torch(message));
-        }
-        Ok(Tensor::from_ptr(result))
-    }
+    // SAFETY: `tensor.as_ptr()` is a live `at::Tensor*`; the shim returns a new heap tensor, or null
+    // with `error` set.
+    let result = unsafe { ts_channels_last(tensor.as_ptr(), &mut error) };
+    into_result(error)?;
+    // SAFETY: no error, so `result` is the shim's new tensor, which `Tensor::from_ptr` takes ownership of.
+    Ok(unsafe { Tensor::from_ptr(result) })
 }
 
 /// Whether a tensor is laid out channels-last.
