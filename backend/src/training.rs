@@ -36,18 +36,37 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// The loop's counters after the last epoch.
 pub const PROGRESS_FILE: &str = "progress.json";
 
-/// Least time between two checkpoints inside one epoch, so a crash in a long epoch loses at most this.
+/// Default least time between two checkpoints inside one epoch, so a crash in a long epoch loses at most
+/// this much training.
 pub const MID_EPOCH_CHECKPOINT_EVERY: Duration = Duration::from_secs(300);
 
 /// What a run can be asked from outside while it trains, checked before every batch: stop (keeping a
-/// checkpoint of the batches done), or write a checkpoint now.
-#[derive(Debug, Clone, Default)]
+/// checkpoint of the batches done), or write a checkpoint now. It also says how often the run checkpoints
+/// inside an epoch on its own.
+#[derive(Debug, Clone)]
 pub struct RunControl {
     cancelled: Arc<AtomicBool>,
     checkpoint_requested: Arc<AtomicBool>,
+    checkpoint_every: Duration,
+}
+
+impl Default for RunControl {
+    fn default() -> Self {
+        Self {
+            cancelled: Arc::default(),
+            checkpoint_requested: Arc::default(),
+            checkpoint_every: MID_EPOCH_CHECKPOINT_EVERY,
+        }
+    }
 }
 
 impl RunControl {
+    /// The same control with the run checkpointing the epoch in flight whenever `interval` has passed since
+    /// its last checkpoint (default [`MID_EPOCH_CHECKPOINT_EVERY`]).
+    pub fn with_mid_epoch_checkpoints_every(self, interval: Duration) -> Self {
+        Self { checkpoint_every: interval, ..self }
+    }
+
     /// Asks the run to stop at the next batch boundary.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
@@ -59,7 +78,7 @@ impl RunControl {
     }
 
     /// Asks the run to checkpoint the epoch in flight at the next batch boundary (it also does so on its
-    /// own every [`MID_EPOCH_CHECKPOINT_EVERY`]).
+    /// own at the interval of [`RunControl::with_mid_epoch_checkpoints_every`]).
     pub fn request_checkpoint(&self) {
         self.checkpoint_requested.store(true, Ordering::SeqCst);
     }
@@ -369,7 +388,7 @@ fn run_training(
         let mut checkpointed_batch = first_batch;
         for batch in first_batch..batches {
             let stopping = cancel.is_cancelled();
-            let due = || cancel.take_checkpoint_request() || last_checkpoint.elapsed() >= MID_EPOCH_CHECKPOINT_EVERY;
+            let due = || cancel.take_checkpoint_request() || last_checkpoint.elapsed() >= cancel.checkpoint_every;
             // A request waits until there is a batch to keep.
             if batch > checkpointed_batch && (stopping || due()) {
                 // Keep the batches trained since the last checkpoint; the file holds them until the epoch ends.

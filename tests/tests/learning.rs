@@ -69,6 +69,46 @@ fn a_crash_after_a_mid_epoch_checkpoint_resumes_from_it_exactly() {
 }
 
 #[test]
+fn the_mid_epoch_checkpoint_timer_saves_on_its_own_and_a_crash_resumes_from_it_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 12, 4, 32);
+    // 36 training images in batches of 8: 5 batches per epoch.
+    let config = TrainConfig { epochs: 2, batch_size: 8, seed: 9, ..TrainConfig::for_dataset("colors") };
+    let straight = uninterrupted(&config, dir.path());
+
+    // An interval of zero makes the timer due before every batch; nobody requests a checkpoint. Die the
+    // moment the timer's checkpoint after batch 3 of epoch 2 is written.
+    let paths = paths_for(dir.path(), "timed");
+    let control = RunControl::default().with_mid_epoch_checkpoints_every(std::time::Duration::ZERO);
+    let (mut checkpoints, mut crashed) = (Vec::new(), Vec::new());
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train(&config, &paths, Device::Cpu, &control, false, &mut |event| match event {
+            TrainingEvent::EpochCompleted(m) => crashed.push(without_time(m)),
+            TrainingEvent::CheckpointedMidEpoch { epoch, batches_done } => {
+                checkpoints.push((epoch, batches_done));
+                if (epoch, batches_done) == (2, 3) {
+                    panic!("killed after batch {batches_done}");
+                }
+            }
+            _ => {}
+        })
+    }));
+    assert!(died.is_err(), "the run died after its timed checkpoint");
+    assert_eq!(checkpoints, [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3)], "one checkpoint per batch boundary");
+
+    let mut resumed_at = (0, 0);
+    train(&config, &paths, Device::Cpu, &RunControl::default(), true, &mut |event| match event {
+        TrainingEvent::EpochCompleted(m) => crashed.push(without_time(m)),
+        TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
+        TrainingEvent::CheckpointedMidEpoch { .. } => panic!("the default interval does not fire in a short run"),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(resumed_at, (2, 3), "resumed inside epoch 2 after the three batches checkpointed");
+    assert_eq!(crashed, straight, "bit-identical metrics despite seven mid-epoch checkpoints and a crash");
+}
+
+#[test]
 fn a_run_stopped_while_its_dataset_decodes_ends_before_training() {
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 2, 4, 2, 16);
