@@ -38,6 +38,14 @@ int ts_is_channels_last(const at::Tensor *tensor) {
   return tensor->is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
+// `self + alpha * other` as a new tensor in one pass (`Tensor.add(other, alpha=alpha)`), or null with
+// `*error` set (free it with `free`).
+at::Tensor *ts_add_scaled(const at::Tensor *self, const at::Tensor *other, double alpha, char **error) {
+  at::Tensor *result = nullptr;
+  *error = catching([&] { result = new at::Tensor(self->add(*other, alpha)); });
+  return result;
+}
+
 // `self += alpha * other`, in place (`Tensor.add_(other, alpha=alpha)`).
 char *ts_add_scaled_(at::Tensor *self, const at::Tensor *other, double alpha) {
   return catching([&] { self->add_(*other, alpha); });

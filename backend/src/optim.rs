@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tch::Tensor;
 
-/// The in-place updates, which fail only on mismatched shapes: a gradient or buffer always has its
+/// The scaled updates, which fail only on mismatched shapes: a gradient or buffer always has its
 /// parameter's shape, so a failure is a bug.
+fn add_scaled(tensor: &Tensor, other: &Tensor, alpha: f64) -> Tensor {
+    crate::torch_extras::add_scaled(tensor, other, alpha).expect("update has its parameter's shape")
+}
 fn add_scaled_(tensor: &mut Tensor, other: &Tensor, alpha: f64) {
     crate::torch_extras::add_scaled_(tensor, other, alpha).expect("update has its parameter's shape");
 }
@@ -109,9 +112,9 @@ impl Optimizer {
     }
 
     /// Applies one update with base learning rate `lr`. Each rule is PyTorch's single-tensor update,
-    /// operation for operation, done in place (`add_` with `alpha`, `addcdiv_` with `value`), so a step
-    /// allocates nothing the size of a parameter except where PyTorch does too (weight decay and Nesterov
-    /// for SGD, the denominator for AdamW).
+    /// operation for operation (`add` and `add_` with `alpha`, `addcdiv_` with `value`), so a step
+    /// allocates a tensor the size of a parameter only where PyTorch does too (weight decay and Nesterov
+    /// for SGD, the denominator for AdamW), and makes the same passes over memory.
     pub fn step(&mut self, lr: f64) {
         self.steps += 1;
         let steps = self.steps;
@@ -126,8 +129,7 @@ impl Optimizer {
                     Rule::Sgd { momentum, nesterov, weight_decay } => {
                         let mut direction = grad;
                         if weight_decay != 0.0 {
-                            direction = direction.copy();
-                            add_scaled_(&mut direction, &parameter.tensor, weight_decay);
+                            direction = add_scaled(&direction, &parameter.tensor, weight_decay);
                         }
                         if momentum != 0.0 {
                             let key = format!("{}/momentum", parameter.name);
@@ -144,9 +146,7 @@ impl Optimizer {
                                 }
                             };
                             direction = if nesterov {
-                                let mut ahead = direction.copy();
-                                add_scaled_(&mut ahead, &buffer, momentum);
-                                ahead
+                                add_scaled(&direction, &buffer, momentum)
                             } else {
                                 buffer
                             };
@@ -229,6 +229,17 @@ mod tests {
         let rule = Rule::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.01 };
         let w = descend(rule, 3, 0.1);
         let expected = [0.526_754_f32, 0.352_172, 0.643_143];
+        for (got, want) in w.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-4, "{w:?} vs {expected:?}");
+        }
+    }
+
+    #[test]
+    fn sgd_with_nesterov_and_weight_decay_matches_torch() {
+        // torch.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), 3 steps, same f.
+        let rule = Rule::Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.01 };
+        let w = descend(rule, 3, 0.1);
+        let expected = [0.441_409_f32, 0.776_362, 0.218_107];
         for (got, want) in w.iter().zip(expected) {
             assert!((got - want).abs() < 1e-4, "{w:?} vs {expected:?}");
         }

@@ -2,7 +2,7 @@
 //! (compiled by `build.rs` against the same libtorch headers): the CUDA autocast dtype, so mixed
 //! precision can use bfloat16 (which needs no loss scaling) instead of libtorch's default float16; the
 //! channels-last memory format that makes convolutions faster on tensor-core GPUs; and the in-place
-//! scaled updates (`add_` with `alpha`, `addcdiv_`/`addcmul_` with `value`) and gradient reset
+//! scaled updates (`add`/`add_` with `alpha`, `addcdiv_`/`addcmul_` with `value`) and gradient reset
 //! (`grad = None`) that let an optimiser step run without allocating a temporary per parameter.
 
 use std::ffi::{c_char, c_int, CStr};
@@ -16,6 +16,7 @@ extern "C" {
     fn ts_cuda_autocast_is_bfloat16() -> c_int;
     fn ts_channels_last(tensor: *const CTensor, error: *mut *mut c_char) -> *mut CTensor;
     fn ts_is_channels_last(tensor: *const CTensor) -> c_int;
+    fn ts_add_scaled(tensor: *const CTensor, other: *const CTensor, alpha: f64, error: *mut *mut c_char) -> *mut CTensor;
     fn ts_add_scaled_(tensor: *mut CTensor, other: *const CTensor, alpha: f64) -> *mut c_char;
     fn ts_addcdiv_scaled_(
         tensor: *mut CTensor,
@@ -55,6 +56,16 @@ pub fn channels_last(tensor: &Tensor) -> Result<Tensor, tch::TchError> {
 pub fn is_channels_last(tensor: &Tensor) -> bool {
     // SAFETY: `tensor.as_ptr()` is a live `at::Tensor*`.
     unsafe { ts_is_channels_last(tensor.as_ptr()) != 0 }
+}
+
+/// `tensor + alpha * other` as a new tensor, as `Tensor.add(other, alpha=alpha)`: one pass.
+pub fn add_scaled(tensor: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor, tch::TchError> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    // SAFETY: both are live `at::Tensor*`; the shim returns a new heap tensor, or null with `error` set.
+    let result = unsafe { ts_add_scaled(tensor.as_ptr(), other.as_ptr(), alpha, &mut error) };
+    into_result(error)?;
+    // SAFETY: no error, so `result` is the shim's new tensor, which `Tensor::from_ptr` takes ownership of.
+    Ok(unsafe { Tensor::from_ptr(result) })
 }
 
 /// `tensor += alpha * other` in place, as `Tensor.add_(other, alpha=alpha)`: one pass, no temporary.
@@ -128,6 +139,9 @@ mod tests {
     fn scaled_in_place_updates_compute_what_torch_does_and_report_shape_errors() {
         let x = || Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
         let (a, b) = (Tensor::from_slice(&[2.0f32, 4.0, 8.0]), Tensor::from_slice(&[1.0f32, 2.0, 4.0]));
+        let sum = add_scaled(&x(), &a, -0.5).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&sum).unwrap(), [0.0, 0.0, -1.0]);
+        assert!(add_scaled(&x(), &Tensor::ones([2], (Kind::Float, Device::Cpu)), 1.0).is_err());
         let mut t = x();
         add_scaled_(&mut t, &a, -0.5).unwrap();
         assert_eq!(Vec::<f32>::try_from(&t).unwrap(), [0.0, 0.0, -1.0]);
