@@ -1,9 +1,10 @@
 // libtorch calls that tch 0.26 does not expose, as a C API for backend/src/torch_extras.rs: the CUDA
-// autocast dtype (tch's autocast always uses libtorch's default, float16), the channels-last memory
-// format, and the in-place scaled updates and gradient reset an optimiser step needs to run without
+// autocast dtype (tch's autocast always uses libtorch's default, float16), whether gradients are being
+// recorded, the channels-last memory format, and the in-place scaled updates and gradient reset an optimiser step needs to run without
 // temporaries. Tensors are `at::Tensor*`, as in tch's own C API (libtch).
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
+#include <c10/core/GradMode.h>
 #include <cstring>
 #include <exception>
 
@@ -25,6 +26,10 @@ void ts_set_cuda_autocast_bfloat16(int bfloat16) {
 
 int ts_cuda_autocast_is_bfloat16() {
   return at::autocast::get_autocast_dtype(at::kCUDA) == at::kBFloat16;
+}
+
+int ts_grad_enabled() {
+  return c10::GradMode::is_enabled();
 }
 
 // A channels-last copy of a 4-D tensor, or null with `*error` set (free it with `free`).

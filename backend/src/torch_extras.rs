@@ -1,7 +1,7 @@
 //! libtorch calls that tch 0.26 does not expose, through the C++ shim in `csrc/torch_extras.cpp`
 //! (compiled by `build.rs` against the same libtorch headers): the CUDA autocast dtype, so mixed
-//! precision can use bfloat16 (which needs no loss scaling) instead of libtorch's default float16; the
-//! channels-last memory format that makes convolutions faster on tensor-core GPUs; and the in-place
+//! precision can use bfloat16 (which needs no loss scaling) instead of libtorch's default float16;
+//! whether gradients are being recorded; the channels-last memory format that makes convolutions faster on tensor-core GPUs; and the in-place
 //! scaled updates (`add`/`add_` with `alpha`, `addcdiv_`/`addcmul_` with `value`) and gradient reset
 //! (`grad = None`) that let an optimiser step run without allocating a temporary per parameter.
 
@@ -14,6 +14,7 @@ type CTensor = torch_sys::C_tensor;
 extern "C" {
     fn ts_set_cuda_autocast_bfloat16(bfloat16: c_int);
     fn ts_cuda_autocast_is_bfloat16() -> c_int;
+    fn ts_grad_enabled() -> c_int;
     fn ts_channels_last(tensor: *const CTensor, error: *mut *mut c_char) -> *mut CTensor;
     fn ts_is_channels_last(tensor: *const CTensor) -> c_int;
     fn ts_add_scaled(tensor: *const CTensor, other: *const CTensor, alpha: f64, error: *mut *mut c_char) -> *mut CTensor;
@@ -39,6 +40,12 @@ pub fn set_cuda_autocast_bfloat16(bfloat16: bool) {
 pub fn cuda_autocast_is_bfloat16() -> bool {
     // SAFETY: reads a libtorch global.
     unsafe { ts_cuda_autocast_is_bfloat16() != 0 }
+}
+
+/// Whether operations on this thread record gradients now (false inside `tch::no_grad`).
+pub fn grad_enabled() -> bool {
+    // SAFETY: reads libtorch's thread-local grad mode.
+    unsafe { ts_grad_enabled() != 0 }
 }
 
 /// A copy of a 4-D tensor in the channels-last (NHWC) memory format; same shape and values.
@@ -121,6 +128,13 @@ extern "C" {
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    #[test]
+    fn grad_mode_is_read_inside_and_outside_no_grad() {
+        assert!(grad_enabled());
+        assert!(!tch::no_grad(grad_enabled));
+        assert!(grad_enabled());
+    }
 
     #[test]
     fn channels_last_keeps_shape_and_values_and_changes_the_layout() {
