@@ -5,8 +5,8 @@
 #   scripts/bench.sh            (make bench runs it after setup-test and build, with scripts/env.sh sourced)
 #
 # Steps: build the `bench` example; write a synthetic CIFAR-shaped dataset (PNG class folders) to
-# target/bench; run scripts/bench_pytorch.py over it; run `bench run`, which measures our side and
-# prints the table. Sizes and batch can be changed with BENCH_TRAIN, BENCH_TEST, BENCH_BATCH and
+# target/bench; run `bench run`, which starts scripts/bench_pytorch.py as a worker, measures both sides
+# in interleaved rounds and prints the table. Sizes and batch can be changed with BENCH_TRAIN, BENCH_TEST, BENCH_BATCH and
 # BENCH_REQUESTS. Both sides use as many threads as the machine has CPUs; a busy machine slows both,
 # so the load average is printed with the figures.
 set -euo pipefail
@@ -31,9 +31,6 @@ cargo build --release --quiet --example bench -p transfer-studio
 mkdir -p "$DIR"
 "$BENCH" data "$DIR" --train "$TRAIN" --test "$TEST"
 
-say "PyTorch: the seed recipe's loop (torchvision ImageFolder + DataLoader)"
-"$ROOT/.venv/bin/python" scripts/bench_pytorch.py "$DIR" "$DIR/pytorch.json" --batch "$BATCH"
-
 WASM_ARGS=()
 shopt -s nullglob
 WASM_FILES=(dist/*.wasm)
@@ -43,5 +40,6 @@ if (( ${#WASM_FILES[@]} > 0 )); then
     WASM_ARGS=(--wasm-gzip-bytes "$WASM_GZIP" --wasm-raw-bytes "$WASM_RAW")
 fi
 
-say "Transfer Studio: the engine, the compute ceiling and the server"
-"$BENCH" run "$DIR" --pytorch "$DIR/pytorch.json" --batch "$BATCH" --requests "$REQUESTS" "${WASM_ARGS[@]}"
+say "Transfer Studio against the seed recipe's PyTorch loop (interleaved), then the server"
+"$BENCH" run "$DIR" --python "$ROOT/.venv/bin/python" --script scripts/bench_pytorch.py \
+    --batch "$BATCH" --requests "$REQUESTS" "${WASM_ARGS[@]}"

@@ -1,23 +1,35 @@
-"""The PyTorch side of `make bench`: the seed recipe's training and test loops, timed.
+"""The PyTorch side of `make bench`: the seed recipe's training and test loops, timed on command.
 
-    python bench_pytorch.py DIR OUT_JSON [--batch 64] [--epochs 3]
+    python bench_pytorch.py DIR [--batch 64]
 
-Reads the PNG class folders `DIR/data/synthetic/{train,test}/<class>/` that `bench data` wrote, the way
-the seed recipe loads data: torchvision `datasets.ImageFolder` with `transforms.ToTensor()` and
-`Normalize((0.5,)*3, (0.5,)*3)`, a `DataLoader` with its default `num_workers=0` (the seed does not set
-it), shuffled for training. The model is torchvision's `resnet18(num_classes=10)` (random initialisation:
-the seed's pretrained backbone does the same arithmetic), SGD lr 0.001 momentum 0.9, cross-entropy. The
-train and test functions are the seed's.
+`bench run` (backend/examples/bench.rs) starts this script and drives it over stdin/stdout, one command
+per line, one JSON answer per line, so that its measurements interleave with the engine's: each of our
+epochs is followed by one of PyTorch's, each of our ceiling windows by one of PyTorch's. On a shared
+machine whose speed drifts by 10-20 % within seconds, figures taken side by side in time are the only
+ones worth comparing.
 
-Writes OUT_JSON with the figures `bench run` prints next to ours, measured as on our side: the fastest
-epoch after the first (which warms up) is reported, evaluation throughput is the median of three test
-passes, and the ceiling is the same model and optimiser stepping on one pre-made batch, the fastest of
-three windows of an epoch's worth of steps.
+Commands:
+    train    one training epoch (the seed's `train`) then one test pass (the seed's `test`)
+             -> {"train_ips", "train_seconds", "test_seconds", "accuracy"}
+    ceiling  one window of an epoch's worth of steps of a second model and optimiser on one pre-made
+             batch already on the device (warmed up on first use) -> {"ips"}
+    eval     one test pass -> {"ips"}
+    loader   one pass over the train DataLoader with no model -> {"seconds"}
+    quit     (or end of input) exits
+
+The first answer, before any command, describes the setup: {"torch", "torchvision", "threads",
+"num_workers", "batch", "train_images", "test_images"}.
+
+Data is read the way the seed recipe loads it: torchvision `datasets.ImageFolder` over the PNG class
+folders `DIR/data/synthetic/{train,test}/<class>/` that `bench data` wrote, with `transforms.ToTensor()`
+and `Normalize((0.5,)*3, (0.5,)*3)`, a `DataLoader` with its default `num_workers=0` (the seed does not
+set it), shuffled for training. The model is torchvision's `resnet18(num_classes=10)` (random
+initialisation: the seed's pretrained backbone does the same arithmetic), SGD lr 0.001 momentum 0.9,
+cross-entropy. The train and test functions are the seed's.
 """
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -29,7 +41,6 @@ from torchvision import datasets, transforms
 
 EVAL_BATCH = 256  # the engine's evaluation batch
 WARMUP_STEPS = 3
-CEILING_WINDOWS = 3
 
 
 def train(model, train_loader, optimizer, criterion, device):
@@ -63,33 +74,36 @@ def test(model, test_loader, criterion, device):
     return 100.0 * correct / len(test_loader.dataset)
 
 
-def ceiling(model, optimizer, criterion, data, target, steps):
-    """Images/s of the model and optimiser alone on one batch already on the device, per window."""
-    model.train()
+class Ceiling:
+    """A second model and optimiser stepping on one batch already on the device: compute alone."""
 
-    def step():
-        optimizer.zero_grad()
-        loss = criterion(model(data), target)
+    def __init__(self, classes, criterion, data, target, device):
+        self.model = torchvision.models.resnet18(num_classes=classes).to(device)
+        self.optimizer = optim.SGD(self.model.parameters(), lr=0.001, momentum=0.9)
+        self.criterion = criterion
+        self.data, self.target = data, target
+        self.model.train()
+        for _ in range(WARMUP_STEPS):
+            self.step()
+
+    def step(self):
+        self.optimizer.zero_grad()
+        loss = self.criterion(self.model(self.data), self.target)
         loss.backward()
-        optimizer.step()
+        self.optimizer.step()
 
-    for _ in range(WARMUP_STEPS):
-        step()
-    windows = []
-    for _ in range(CEILING_WINDOWS):
+    def window(self, steps):
+        """Images/s over `steps` steps."""
         started = time.perf_counter()
         for _ in range(steps):
-            step()
-        windows.append(steps * data.shape[0] / (time.perf_counter() - started))
-    return windows
+            self.step()
+        return steps * self.data.shape[0] / (time.perf_counter() - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir")
-    parser.add_argument("out")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
 
     threads = os.cpu_count()
@@ -111,43 +125,11 @@ def main() -> None:
     model = torchvision.models.resnet18(num_classes=len(train_dataset.classes)).to(device)
     optimizer = optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
+    ceiling = None
     log = lambda message: print(f"[bench pytorch] {message}", file=sys.stderr, flush=True)
-    load_start = os.getloadavg()
-    log(f"{threads} torch threads, batch {args.batch}, num_workers {num_workers}, load average {load_start}")
-
-    epochs = []
-    for epoch in range(1, args.epochs + 1):
-        started = time.perf_counter()
-        train(model, train_loader, optimizer, criterion, device)
-        train_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        accuracy = test(model, test_loader, criterion, device)
-        test_seconds = time.perf_counter() - started
-        train_ips = len(train_dataset) / train_seconds
-        log(f"epoch {epoch}: {train_ips:.1f} img/s training, {train_seconds:.2f} s + {test_seconds:.2f} s test (acc {accuracy:.1f}%)")
-        epochs.append({"train_ips": train_ips, "train_seconds": train_seconds, "test_seconds": test_seconds})
-
-    eval_ips = []
-    for _ in range(3):
-        started = time.perf_counter()
-        test(model, test_loader, criterion, device)
-        eval_ips.append(len(test_dataset) / (time.perf_counter() - started))
-    log(f"evaluation: {statistics.median(eval_ips):.1f} img/s (median of 3)")
-
-    started = time.perf_counter()
-    for data, target in train_loader:
-        pass
-    loader_seconds = time.perf_counter() - started
-    log(f"train DataLoader alone: {loader_seconds:.2f} s per epoch")
-
-    data, target = next(iter(train_loader))
-    data, target = data.to(device), target.to(device)
-    ceiling_windows = ceiling(model, optimizer, criterion, data, target, len(train_loader))
-    log(f"ceiling windows: {', '.join(f'{ips:.1f}' for ips in ceiling_windows)} img/s")
-
-    fastest = max(epochs[1:] or epochs, key=lambda epoch: epoch["train_ips"])
-    result = {
-        "load_average_start": " ".join(f"{x:.2f}" for x in load_start),
+    answer = lambda value: print(json.dumps(value), flush=True)
+    log(f"{threads} torch threads, batch {args.batch}, num_workers {num_workers}")
+    answer({
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "threads": torch.get_num_threads(),
@@ -155,16 +137,41 @@ def main() -> None:
         "batch": args.batch,
         "train_images": len(train_dataset),
         "test_images": len(test_dataset),
-        "epochs": epochs,
-        "train_ips": fastest["train_ips"],
-        "epoch_seconds": fastest["train_seconds"] + fastest["test_seconds"],
-        "eval_ips": statistics.median(eval_ips),
-        "loader_seconds": loader_seconds,
-        "ceiling_ips": max(ceiling_windows),
-        "ceiling_windows": [round(ips, 1) for ips in ceiling_windows],
-    }
-    with open(args.out, "w") as out:
-        json.dump(result, out, indent=2)
+    })
+
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "train":
+            started = time.perf_counter()
+            train(model, train_loader, optimizer, criterion, device)
+            train_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            accuracy = test(model, test_loader, criterion, device)
+            test_seconds = time.perf_counter() - started
+            train_ips = len(train_dataset) / train_seconds
+            log(f"epoch: {train_ips:.1f} img/s training, {train_seconds:.2f} s + {test_seconds:.2f} s test (acc {accuracy:.1f}%)")
+            answer({"train_ips": train_ips, "train_seconds": train_seconds, "test_seconds": test_seconds, "accuracy": accuracy})
+        elif command == "ceiling":
+            if ceiling is None:
+                # The first batch of a shuffled epoch, as the engine's ceiling takes it.
+                data, target = next(iter(train_loader))
+                ceiling = Ceiling(len(train_dataset.classes), criterion, data.to(device), target.to(device), device)
+            ips = ceiling.window(len(train_loader))
+            log(f"ceiling window: {ips:.1f} img/s")
+            answer({"ips": ips})
+        elif command == "eval":
+            started = time.perf_counter()
+            test(model, test_loader, criterion, device)
+            answer({"ips": len(test_dataset) / (time.perf_counter() - started)})
+        elif command == "loader":
+            started = time.perf_counter()
+            for data, target in train_loader:
+                pass
+            answer({"seconds": time.perf_counter() - started})
+        elif command == "quit":
+            break
+        else:
+            answer({"error": f"unknown command {command!r}"})
 
 
 if __name__ == "__main__":
