@@ -545,7 +545,7 @@ fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.into_iter().collect();
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
-    if values.len() % 2 == 0 { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
+    if values.len().is_multiple_of(2) { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
 }
 
 fn print_report(measured: &Measured, py: &serde_json::Value, batch: u32, wasm: Option<(u64, u64)>) {
@@ -586,7 +586,7 @@ fn print_report(measured: &Measured, py: &serde_json::Value, batch: u32, wasm: O
         load_average()
     );
     println!();
-    println!("{:<44} {:>16} {:>16} {:>9}   {}", "", "Transfer Studio", "PyTorch recipe", "ratio", "target");
+    println!("{:<44} {:>16} {:>16} {:>9}   target", "", "Transfer Studio", "PyTorch recipe", "ratio");
     println!("{}", "-".repeat(104));
     println!(
         "{:<44} {:>16.1} {:>16.1} {:>8.3}x   >= 1.2x  {} (rounds: {lowest:.3}x to {highest:.3}x)",

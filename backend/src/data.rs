@@ -264,7 +264,7 @@ fn read_class_names(path: &Path) -> Result<Vec<String>, DataError> {
 
 fn count_records(path: &Path, record: usize) -> Result<usize, DataError> {
     let len = fs::metadata(path).map_err(io_error(path))?.len() as usize;
-    if len % record != 0 {
+    if !len.is_multiple_of(record) {
         return Err(DataError::Malformed {
             path: path.to_path_buf(),
             why: format!("size {len} is not a multiple of the {record}-byte record"),

@@ -54,10 +54,14 @@ pub enum EngineEventKind {
     Finished(Result<TrainOutcome, String>),
 }
 
+/// A classification's answer: per image, its predictions or why it could not be read; or why the model
+/// could not be used at all.
+type ClassifyAnswer = Result<Vec<Result<Vec<Prediction>, ImageError>>, ClassifyError>;
+
 struct ClassifyJob {
     model_dir: PathBuf,
     images: Vec<Vec<u8>>,
-    reply: oneshot::Sender<Result<Vec<Result<Vec<Prediction>, ImageError>>, ClassifyError>>,
+    reply: oneshot::Sender<ClassifyAnswer>,
 }
 
 /// Handle to the engine threads; dropping every clone lets them finish.

@@ -838,9 +838,12 @@ mod tests {
         }
     }
 
+    /// A field's name and a change that makes a valid config break on it.
+    type BadField = (&'static str, Box<dyn Fn(&mut TrainConfig)>);
+
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+        let cases: Vec<BadField> = vec![
             ("epochs", Box::new(|c| c.epochs = 0)),
             ("batch_size", Box::new(|c| c.batch_size = 0)),
             ("lr", Box::new(|c| c.lr = 0.0)),

@@ -90,7 +90,7 @@ async fn a_run_trains_records_every_epoch_and_its_model_classifies_an_upload() {
     assert_eq!(run.classes.len(), 6);
 
     let listed: Vec<Run> = reqwest::get(server.url("/api/runs")).await.unwrap().json().await.unwrap();
-    assert_eq!(listed, [run.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&run));
 
     let response = reqwest::Client::new()
         .post(server.url(&format!("/api/classify?run={id}")))

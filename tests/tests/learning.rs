@@ -299,7 +299,7 @@ fn a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics() {
     for name in ["conv1.weight", "layer3.1.bn2.weight", "bn1.running_mean", "layer4.0.bn1.running_var"] {
         assert!(before[name].equal(&after[name]), "{name} changed in a frozen backbone");
     }
-    let head_moved = (&after["fc.weight"].sum(tch::Kind::Float)).double_value(&[]) != 0.0;
+    let head_moved = after["fc.weight"].sum(tch::Kind::Float).double_value(&[]) != 0.0;
     assert!(head_moved);
 }
 
