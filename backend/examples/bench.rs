@@ -588,34 +588,42 @@ fn print_report(measured: &Measured, py: &serde_json::Value, batch: u32, wasm: O
     println!();
     println!("{:<44} {:>16} {:>16} {:>9}   target", "", "Transfer Studio", "PyTorch recipe", "ratio");
     println!("{}", "-".repeat(104));
-    println!(
-        "{:<44} {:>16.1} {:>16.1} {:>8.3}x   >= 1.2x  {} (rounds: {lowest:.3}x to {highest:.3}x)",
+    // One comparison row: both sides' figures with `decimals`, the ratio, and the target if any.
+    let row = |name: &str, decimals: usize, ours: f64, theirs: f64, ratio: f64, target: &str| {
+        println!("{name:<44} {ours:>16.decimals$} {theirs:>16.decimals$} {ratio:>8.3}x{target}");
+    };
+    row(
         "training throughput (img/s)",
+        1,
         of(|r| r.ours),
         of(|r| r.pytorch),
         ratio,
-        verdict(ratio >= 1.2)
+        &format!("   >= 1.2x  {} (rounds: {lowest:.3}x to {highest:.3}x)", verdict(ratio >= 1.2)),
     );
-    println!(
-        "{:<44} {:>16.2} {:>16.2} {:>8.3}x",
+    row(
         "epoch time (s: train + test pass)",
+        2,
         of(|r| r.ours_seconds),
         of(|r| r.pytorch_seconds),
-        median(rounds.iter().map(|r| r.pytorch_seconds / r.ours_seconds))
+        median(rounds.iter().map(|r| r.pytorch_seconds / r.ours_seconds)),
+        "",
     );
-    println!(
-        "{:<44} {:>16.1} {:>16.1} {:>8.3}x",
+    let evals = &measured.evals;
+    row(
         "evaluation throughput (img/s)",
-        median(measured.evals.iter().map(|e| e.0)),
-        median(measured.evals.iter().map(|e| e.1)),
-        median(measured.evals.iter().map(|e| e.0 / e.1))
+        1,
+        median(evals.iter().map(|e| e.0)),
+        median(evals.iter().map(|e| e.1)),
+        median(evals.iter().map(|e| e.0 / e.1)),
+        "",
     );
-    println!(
-        "{:<44} {:>16.1} {:>16.1} {:>8.3}x",
+    row(
         "compute ceiling: one batch on device (img/s)",
+        1,
         of(|r| r.ours_ceiling),
         of(|r| r.pytorch_ceiling),
-        median(rounds.iter().map(|r| r.ours_ceiling / r.pytorch_ceiling))
+        median(rounds.iter().map(|r| r.ours_ceiling / r.pytorch_ceiling)),
+        "",
     );
     println!(
         "{:<44} {:>15.1}% {:>15.1}% {:>9}   < 5 %  {}",

@@ -33,6 +33,56 @@ fn train_colors_on(device: Device, config: &TrainConfig, data_dir: &std::path::P
     (epochs, notes)
 }
 
+/// What a run killed right after one of its mid-epoch checkpoints, then resumed, went through.
+struct CrashAndResume {
+    /// Every mid-epoch checkpoint before the crash, as (epoch, batches done).
+    checkpoints: Vec<(u32, i64)>,
+    /// Metrics of every epoch, before the crash and after the resume.
+    metrics: Vec<EpochMetrics>,
+    /// (epoch, batch) the resumed run started at.
+    resumed_at: (u32, u32),
+}
+
+/// Trains run `run` under `control`, calling `at_epoch_end` after each epoch, and dies the moment the
+/// mid-epoch checkpoint `crash_after` (epoch, batches done) is written (a panic stands for SIGKILL:
+/// nothing after it runs); then resumes it with a default control to the end.
+fn crash_and_resume(
+    config: &TrainConfig,
+    data_dir: &std::path::Path,
+    run: &str,
+    control: &RunControl,
+    at_epoch_end: impl Fn(&RunControl),
+    crash_after: (u32, i64),
+) -> CrashAndResume {
+    let paths = paths_for(data_dir, run);
+    let (mut checkpoints, mut metrics) = (Vec::new(), Vec::new());
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train(config, &paths, Device::Cpu, control, false, &mut |event| match event {
+            TrainingEvent::EpochCompleted(m) => {
+                metrics.push(without_time(m));
+                at_epoch_end(control);
+            }
+            TrainingEvent::CheckpointedMidEpoch { epoch, batches_done } => {
+                checkpoints.push((epoch, batches_done));
+                if (epoch, batches_done) == crash_after {
+                    panic!("killed after batch {batches_done}");
+                }
+            }
+            _ => {}
+        })
+    }));
+    assert!(died.is_err(), "the run died after its mid-epoch checkpoint {crash_after:?}");
+    let mut resumed_at = (0, 0);
+    train(config, &paths, Device::Cpu, &RunControl::default(), true, &mut |event| match event {
+        TrainingEvent::EpochCompleted(m) => metrics.push(without_time(m)),
+        TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
+        TrainingEvent::CheckpointedMidEpoch { .. } => panic!("the default interval does not fire in a short run"),
+        _ => {}
+    })
+    .unwrap();
+    CrashAndResume { checkpoints, metrics, resumed_at }
+}
+
 #[test]
 fn a_crash_after_a_mid_epoch_checkpoint_resumes_from_it_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,32 +90,12 @@ fn a_crash_after_a_mid_epoch_checkpoint_resumes_from_it_exactly() {
     let config = TrainConfig { epochs: 2, batch_size: 8, seed: 5, ..TrainConfig::for_dataset("colors") };
     let straight = uninterrupted(&config, dir.path());
 
-    // Ask for a checkpoint inside epoch 2, then die the moment it is written (a panic stands for SIGKILL:
-    // nothing after it runs).
-    let paths = paths_for(dir.path(), "crashed");
+    // Ask for a checkpoint at the end of each epoch: it is written after the next epoch's first batch.
     let control = RunControl::default();
-    let mut crashed = Vec::new();
-    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train(&config, &paths, Device::Cpu, &control, false, &mut |event| match event {
-            TrainingEvent::EpochCompleted(m) => {
-                crashed.push(without_time(m));
-                control.request_checkpoint();
-            }
-            TrainingEvent::CheckpointedMidEpoch { epoch: 2, batches_done } => panic!("killed after batch {batches_done}"),
-            _ => {}
-        })
-    }));
-    assert!(died.is_err(), "the run died after its mid-epoch checkpoint");
-    assert_eq!(crashed.len(), 1);
-    let mut resumed_at = (0, 0);
-    train(&config, &paths, Device::Cpu, &RunControl::default(), true, &mut |event| match event {
-        TrainingEvent::EpochCompleted(m) => crashed.push(without_time(m)),
-        TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
-        _ => {}
-    })
-    .unwrap();
-    assert_eq!(resumed_at, (2, 1), "resumed inside epoch 2 after the one batch checkpointed");
-    assert_eq!(crashed, straight, "bit-identical metrics");
+    let run = crash_and_resume(&config, dir.path(), "crashed", &control, RunControl::request_checkpoint, (2, 1));
+    assert_eq!(run.checkpoints, [(2, 1)], "one checkpoint, on request");
+    assert_eq!(run.resumed_at, (2, 1), "resumed inside epoch 2 after the one batch checkpointed");
+    assert_eq!(run.metrics, straight, "bit-identical metrics");
 }
 
 #[test]
@@ -76,36 +106,12 @@ fn the_mid_epoch_checkpoint_timer_saves_on_its_own_and_a_crash_resumes_from_it_e
     let config = TrainConfig { epochs: 2, batch_size: 8, seed: 9, ..TrainConfig::for_dataset("colors") };
     let straight = uninterrupted(&config, dir.path());
 
-    // An interval of zero makes the timer due before every batch; nobody requests a checkpoint. Die the
-    // moment the timer's checkpoint after batch 3 of epoch 2 is written.
-    let paths = paths_for(dir.path(), "timed");
+    // An interval of zero makes the timer due before every batch; nobody requests a checkpoint.
     let control = RunControl::default().with_mid_epoch_checkpoints_every(std::time::Duration::ZERO);
-    let (mut checkpoints, mut crashed) = (Vec::new(), Vec::new());
-    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train(&config, &paths, Device::Cpu, &control, false, &mut |event| match event {
-            TrainingEvent::EpochCompleted(m) => crashed.push(without_time(m)),
-            TrainingEvent::CheckpointedMidEpoch { epoch, batches_done } => {
-                checkpoints.push((epoch, batches_done));
-                if (epoch, batches_done) == (2, 3) {
-                    panic!("killed after batch {batches_done}");
-                }
-            }
-            _ => {}
-        })
-    }));
-    assert!(died.is_err(), "the run died after its timed checkpoint");
-    assert_eq!(checkpoints, [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3)], "one checkpoint per batch boundary");
-
-    let mut resumed_at = (0, 0);
-    train(&config, &paths, Device::Cpu, &RunControl::default(), true, &mut |event| match event {
-        TrainingEvent::EpochCompleted(m) => crashed.push(without_time(m)),
-        TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
-        TrainingEvent::CheckpointedMidEpoch { .. } => panic!("the default interval does not fire in a short run"),
-        _ => {}
-    })
-    .unwrap();
-    assert_eq!(resumed_at, (2, 3), "resumed inside epoch 2 after the three batches checkpointed");
-    assert_eq!(crashed, straight, "bit-identical metrics despite seven mid-epoch checkpoints and a crash");
+    let run = crash_and_resume(&config, dir.path(), "timed", &control, |_| {}, (2, 3));
+    assert_eq!(run.checkpoints, [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3)], "one per batch boundary");
+    assert_eq!(run.resumed_at, (2, 3), "resumed inside epoch 2 after the three batches checkpointed");
+    assert_eq!(run.metrics, straight, "bit-identical metrics despite seven mid-epoch checkpoints and a crash");
 }
 
 #[test]
