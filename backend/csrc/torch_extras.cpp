@@ -1,7 +1,7 @@
 // libtorch calls that tch 0.26 does not expose, as a C API for backend/src/torch_extras.rs: the CUDA
 // autocast dtype (tch's autocast always uses libtorch's default, float16), whether gradients are being
-// recorded, the channels-last memory format, and the in-place scaled updates and gradient reset an optimiser step needs to run without
-// temporaries. Tensors are `at::Tensor*`, as in tch's own C API (libtch).
+// recorded, the channels-last memory format, and the scaled updates and gradient reset an optimiser
+// step needs to run without temporaries. Tensors are `at::Tensor*`, as in tch's own C API (libtch).
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <c10/core/GradMode.h>

@@ -201,6 +201,15 @@ impl PyTorch {
         answer[key].as_f64().ok_or_else(|| anyhow::anyhow!("PyTorch answered {command:?} with {answer}"))
     }
 
+    /// PyTorch's half of a round: one epoch, then one ceiling window. Returns the epoch's training
+    /// images/s, its seconds with the test pass, and the ceiling window's images/s.
+    fn round(&mut self) -> anyhow::Result<(f64, f64, f64)> {
+        let epoch = self.ask("train")?;
+        let number = |key: &str| epoch[key].as_f64().ok_or_else(|| anyhow::anyhow!("no {key} in {epoch}"));
+        let (ips, seconds) = (number("train_ips")?, number("train_seconds")? + number("test_seconds")?);
+        Ok((ips, seconds, self.ask_number("ceiling", "ips")?))
+    }
+
     fn read_answer(&mut self) -> anyhow::Result<serde_json::Value> {
         let mut line = String::new();
         if self.answers.read_line(&mut line)? == 0 {
@@ -331,14 +340,10 @@ fn run(
         TrainingEvent::EpochCompleted(m) => {
             let ours_seconds = epoch_began.map_or(m.seconds, |t: Instant| t.elapsed().as_secs_f64());
             let ours_ceiling = ceiling.window(batches as usize);
-            let theirs = pytorch.ask("train").and_then(|epoch| {
-                let number = |key: &str| epoch[key].as_f64().ok_or_else(|| anyhow::anyhow!("no {key} in {epoch}"));
-                Ok((number("train_ips")?, number("train_seconds")? + number("test_seconds")?))
-            });
-            let theirs = theirs.and_then(|epoch| Ok((epoch, pytorch.ask_number("ceiling", "ips")?)));
-            match theirs {
-                Ok(((pytorch, pytorch_seconds), pytorch_ceiling)) => {
-                    let round = Round { ours: epoch_ips, ours_seconds, ours_ceiling, pytorch, pytorch_seconds, pytorch_ceiling };
+            match pytorch.round() {
+                Ok((pytorch, pytorch_seconds, pytorch_ceiling)) => {
+                    let round =
+                        Round { ours: epoch_ips, ours_seconds, ours_ceiling, pytorch, pytorch_seconds, pytorch_ceiling };
                     eprintln!(
                         "[bench] round {}: ours {:.1} img/s (ceiling {:.1}), PyTorch {:.1} img/s (ceiling {:.1}): {:.3}x",
                         m.epoch, round.ours, round.ours_ceiling, round.pytorch, round.pytorch_ceiling, round.ratio()

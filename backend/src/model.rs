@@ -262,7 +262,8 @@ impl BasicBlock {
         let bn2 = nn::batch_norm2d(&path / "bn2", c_out, Default::default());
         let downsample = (stride != 1 || c_in != c_out).then(|| {
             let shortcut = &path / "downsample";
-            (Conv::new(&shortcut / "0", c_in, c_out, 1, 0, stride), nn::batch_norm2d(&shortcut / "1", c_out, Default::default()))
+            let conv = Conv::new(&shortcut / "0", c_in, c_out, 1, 0, stride);
+            (conv, nn::batch_norm2d(&shortcut / "1", c_out, Default::default()))
         });
         BasicBlock { conv1, bn1, conv2, bn2, downsample }
     }
@@ -291,7 +292,8 @@ impl Backbone {
         let conv1 = Conv::new(root / "conv1", 3, 64, 7, 3, 2);
         let bn1 = nn::batch_norm2d(root / "bn1", 64, Default::default());
         let mut blocks = Vec::new();
-        for (layer, c_in, c_out, stride) in [("layer1", 64, 64, 1), ("layer2", 64, 128, 2), ("layer3", 128, 256, 2), ("layer4", 256, 512, 2)] {
+        let layers = [("layer1", 64, 64, 1), ("layer2", 64, 128, 2), ("layer3", 128, 256, 2), ("layer4", 256, 512, 2)];
+        for (layer, c_in, c_out, stride) in layers {
             blocks.push(BasicBlock::new(root / layer / "0", c_in, c_out, stride));
             blocks.push(BasicBlock::new(root / layer / "1", c_out, c_out, 1));
         }
@@ -299,7 +301,8 @@ impl Backbone {
     }
 
     fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        let mut xs = self.conv1.forward(images).apply_t(&self.bn1, train).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let stem = self.conv1.forward(images).apply_t(&self.bn1, train).relu();
+        let mut xs = stem.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for block in &self.blocks {
             xs = block.forward_t(&xs, train);
         }

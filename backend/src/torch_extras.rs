@@ -1,9 +1,10 @@
 //! libtorch calls that tch 0.26 does not expose, through the C++ shim in `csrc/torch_extras.cpp`
 //! (compiled by `build.rs` against the same libtorch headers): the CUDA autocast dtype, so mixed
 //! precision can use bfloat16 (which needs no loss scaling) instead of libtorch's default float16;
-//! whether gradients are being recorded; the channels-last memory format that makes convolutions faster on tensor-core GPUs; and the in-place
-//! scaled updates (`add`/`add_` with `alpha`, `addcdiv_`/`addcmul_` with `value`) and gradient reset
-//! (`grad = None`) that let an optimiser step run without allocating a temporary per parameter.
+//! whether gradients are being recorded; the channels-last memory format that makes convolutions faster
+//! on tensor-core GPUs; and the scaled updates (`add`/`add_` with `alpha`, `addcdiv_`/`addcmul_` with
+//! `value`) and gradient reset (`grad = None`) that let an optimiser step run without allocating a
+//! temporary per parameter.
 
 use std::ffi::{c_char, c_int, CStr};
 use tch::Tensor;
@@ -50,13 +51,8 @@ pub fn grad_enabled() -> bool {
 
 /// A copy of a 4-D tensor in the channels-last (NHWC) memory format; same shape and values.
 pub fn channels_last(tensor: &Tensor) -> Result<Tensor, tch::TchError> {
-    let mut error: *mut c_char = std::ptr::null_mut();
-    // SAFETY: `tensor.as_ptr()` is a live `at::Tensor*`; the shim returns a new heap tensor, or null
-    // with `error` set.
-    let result = unsafe { ts_channels_last(tensor.as_ptr(), &mut error) };
-    into_result(error)?;
-    // SAFETY: no error, so `result` is the shim's new tensor, which `Tensor::from_ptr` takes ownership of.
-    Ok(unsafe { Tensor::from_ptr(result) })
+    // SAFETY: `tensor.as_ptr()` is a live `at::Tensor*`.
+    new_tensor(|error| unsafe { ts_channels_last(tensor.as_ptr(), error) })
 }
 
 /// Whether a tensor is laid out channels-last.
@@ -67,12 +63,8 @@ pub fn is_channels_last(tensor: &Tensor) -> bool {
 
 /// `tensor + alpha * other` as a new tensor, as `Tensor.add(other, alpha=alpha)`: one pass.
 pub fn add_scaled(tensor: &Tensor, other: &Tensor, alpha: f64) -> Result<Tensor, tch::TchError> {
-    let mut error: *mut c_char = std::ptr::null_mut();
-    // SAFETY: both are live `at::Tensor*`; the shim returns a new heap tensor, or null with `error` set.
-    let result = unsafe { ts_add_scaled(tensor.as_ptr(), other.as_ptr(), alpha, &mut error) };
-    into_result(error)?;
-    // SAFETY: no error, so `result` is the shim's new tensor, which `Tensor::from_ptr` takes ownership of.
-    Ok(unsafe { Tensor::from_ptr(result) })
+    // SAFETY: both are live `at::Tensor*`.
+    new_tensor(|error| unsafe { ts_add_scaled(tensor.as_ptr(), other.as_ptr(), alpha, error) })
 }
 
 /// `tensor += alpha * other` in place, as `Tensor.add_(other, alpha=alpha)`: one pass, no temporary.
@@ -103,6 +95,15 @@ pub fn addcmul_scaled_(tensor: &mut Tensor, a: &Tensor, b: &Tensor, value: f64) 
 pub fn clear_grad(tensor: &mut Tensor) {
     // SAFETY: `tensor.as_mut_ptr()` is a live `at::Tensor*`; resetting its gradient cannot throw.
     unsafe { ts_clear_grad(tensor.as_mut_ptr()) }
+}
+
+/// Runs a shim call that returns a new heap tensor, or null with its error argument set, as a `Result`.
+fn new_tensor(call: impl FnOnce(*mut *mut c_char) -> *mut CTensor) -> Result<Tensor, tch::TchError> {
+    let mut error: *mut c_char = std::ptr::null_mut();
+    let result = call(&mut error);
+    into_result(error)?;
+    // SAFETY: no error, so `result` is the shim's new tensor, which `Tensor::from_ptr` takes ownership of.
+    Ok(unsafe { Tensor::from_ptr(result) })
 }
 
 /// Turns the shim's error convention (null, or a malloc'ed message) into a `Result`, freeing the message.
