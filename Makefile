@@ -30,3 +30,7 @@ build: ui
 
 bench: setup-test build
 	$(ENV) scripts/bench.sh
+
+# Benchmark: GET /api/health latency (p50/p99) while 8 clients list 500 runs and a run trains.
+latency: setup
+	$(ENV) cargo run --release -p transfer-studio-tests --example latency

@@ -4,6 +4,7 @@ use crate::engine::{best_device, device_name};
 use crate::inference::Classifier;
 use crate::studio::{Studio, StudioSettings};
 use crate::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
+use crate::web::ServerOptions;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use shared::PreparationStep;
@@ -39,9 +40,14 @@ pub enum Command {
         /// Folder of the built page (Trunk's output).
         #[arg(long, default_value = "./dist")]
         ui_dir: PathBuf,
-        /// Access token every request must carry. Required when --host is not a loopback address.
+        /// Access token every request must carry: letters, digits and - . _ ~. Required, and at least 16
+        /// characters long, when --host is not a loopback address.
         #[arg(long, env = "TRANSFER_STUDIO_TOKEN")]
         token: Option<String>,
+        /// A host name the studio answers to besides loopback names and IP addresses, e.g. the name a
+        /// reverse proxy forwards: `name` (any port) or `name:port`. Repeatable.
+        #[arg(long = "allowed-host", value_name = "HOST")]
+        allowed_hosts: Vec<String>,
     },
     /// Train one run headless with a progress bar and a line per epoch; the model is saved to --out.
     Train {
@@ -99,19 +105,14 @@ pub fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { host, port, data_dir, weights_dir, ui_dir, token } => {
-            if !host.is_loopback() && token.as_deref().is_none_or(str::is_empty) {
-                bail!(
-                    "refusing to listen on {host} without --token: anyone who can reach this machine could \
-                     train and read models. Pass --token <secret> (or TRANSFER_STUDIO_TOKEN), or keep the \
-                     default 127.0.0.1"
-                );
-            }
+        Command::Serve { host, port, data_dir, weights_dir, ui_dir, token, allowed_hosts } => {
+            crate::web::check_access(host, token.as_deref())?;
             let mut settings = StudioSettings::new(data_dir);
             if let Some(dir) = weights_dir {
                 settings.weights_dir = dir;
             }
-            serve(SocketAddr::new(host, port), settings, ui_dir, token)
+            let options = ServerOptions { ui_dir: Some(ui_dir), token, allowed_hosts, ..ServerOptions::default() };
+            serve(SocketAddr::new(host, port), settings, options)
         }
         Command::Train { config, dataset, epochs, batch_size, lr, seed, weights, data_dir, weights_dir, out } => {
             let mut config = match config {
@@ -137,7 +138,9 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-fn serve(address: SocketAddr, settings: StudioSettings, ui_dir: PathBuf, token: Option<String>) -> anyhow::Result<()> {
+/// Opens the studio and serves it on `address`; the page comes from `options.ui_dir` when that holds a
+/// build.
+fn serve(address: SocketAddr, settings: StudioSettings, mut options: ServerOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let device = best_device();
@@ -146,19 +149,20 @@ fn serve(address: SocketAddr, settings: StudioSettings, ui_dir: PathBuf, token: 
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("listening on {address}"))?;
-        let ui = if ui_dir.join("index.html").is_file() {
-            Some(ui_dir)
-        } else {
-            tracing::warn!("no built page in {} (run `make ui`); serving the API only", ui_dir.display());
-            None
-        };
-        let link = match &token {
-            Some(token) => format!("http://{}/?token={token}", listener.local_addr()?),
-            None => format!("http://{}", listener.local_addr()?),
-        };
-        tracing::info!("Transfer Studio on {link} (device {}, data in {})", device_name(device), settings.data_dir.display());
-        let options = crate::server::ServerOptions { ui_dir: ui, token };
-        crate::server::serve(listener, studio, options, async {
+        if let Some(dir) = options.ui_dir.take_if(|dir| !dir.join("index.html").is_file()) {
+            tracing::warn!("no built page in {} (run `make ui`); serving the API only", dir.display());
+        }
+        let address = listener.local_addr()?;
+        tracing::info!(
+            "Transfer Studio on http://{address} (device {}, data in {})",
+            device_name(device),
+            settings.data_dir.display()
+        );
+        if options.token.is_some() {
+            // Never the token itself: logs are read by more people than the link is meant for.
+            tracing::info!("open /?token=<your token> once: it sets a cookie and leaves the address bar");
+        }
+        crate::web::serve(listener, studio, options, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;

@@ -7,11 +7,11 @@
 
 use crate::images::ImageError;
 use crate::inference::{ClassifyError, Classifier};
-use crate::model::{ModelError, WEIGHTS_FILE};
+use crate::model::WEIGHTS_FILE;
 use crate::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use shared::{Prediction, TrainConfig};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::SystemTime;
 use tch::Device;
@@ -100,20 +100,16 @@ impl Engine {
     }
 
     /// Classifies `images` (encoded files) in one batch with the model saved in `model_dir`; each image
-    /// gets its predictions or why it could not be read.
+    /// gets its predictions or why it could not be read. Answers [`ClassifyError::Busy`] at once when
+    /// [`CLASSIFY_QUEUE`] requests are already waiting.
     pub async fn classify(
         &self,
         model_dir: PathBuf,
         images: Vec<Vec<u8>>,
     ) -> Result<Vec<Result<Vec<Prediction>, ImageError>>, ClassifyError> {
         let (reply, answer) = oneshot::channel();
-        let _ = self.classifier.send(ClassifyJob { model_dir, images, reply });
-        answer.await.unwrap_or_else(|_| {
-            Err(ClassifyError::Model(ModelError::Metadata {
-                path: PathBuf::new(),
-                why: "the classifier thread stopped".into(),
-            }))
-        })
+        queue_classify(&self.classifier, ClassifyJob { model_dir, images, reply })?;
+        answer.await.unwrap_or(Err(ClassifyError::Stopped))
     }
 }
 
@@ -166,39 +162,76 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+/// Puts `job` in the classifier's bounded queue without waiting: a full queue is
+/// [`ClassifyError::Busy`], never a blocked async worker.
+fn queue_classify(queue: &mpsc::SyncSender<ClassifyJob>, job: ClassifyJob) -> Result<(), ClassifyError> {
+    queue.try_send(job).map_err(|refused| match refused {
+        mpsc::TrySendError::Full(_) => ClassifyError::Busy { queued: CLASSIFY_QUEUE },
+        mpsc::TrySendError::Disconnected(_) => ClassifyError::Stopped,
+    })
+}
+
+/// Runs `work`, turning a panic into [`ClassifyError::Crashed`] (logged, not shown to the client).
+fn contain_panic<T>(during: &'static str, work: impl FnOnce() -> Result<T, ClassifyError>) -> Result<T, ClassifyError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        tracing::error!("the classifier panicked while {during}: {}", panic_message(&panic));
+        Err(ClassifyError::Crashed { during })
+    })
+}
+
 fn run_classifier(device: Device, requests: mpsc::Receiver<ClassifyJob>) {
     // Keyed by model folder; the weights file's modification time tells when a newer epoch replaced it.
     let mut loaded: HashMap<PathBuf, (SystemTime, Classifier)> = HashMap::new();
     for job in requests {
-        let modified = std::fs::metadata(job.model_dir.join(WEIGHTS_FILE))
-            .and_then(|m| m.modified())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let fresh = loaded.get(&job.model_dir).is_some_and(|(when, _)| *when == modified);
-        if !fresh {
-            loaded.remove(&job.model_dir);
-            if loaded.len() >= LOADED_MODELS {
-                let oldest = loaded.iter().min_by_key(|(_, (when, _))| *when).map(|(k, _)| k.clone());
-                oldest.map(|k| loaded.remove(&k));
-            }
-            match Classifier::load(&job.model_dir, device) {
-                Ok(classifier) => {
-                    loaded.insert(job.model_dir.clone(), (modified, classifier));
-                }
-                Err(error) => {
-                    let _ = job.reply.send(Err(error.into()));
-                    continue;
-                }
-            }
-        }
-        let (_, classifier) = &loaded[&job.model_dir];
-        let images: Vec<&[u8]> = job.images.iter().map(Vec::as_slice).collect();
-        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Ok(classifier.classify(&images))))
-            .unwrap_or_else(|panic| {
-                Err(ClassifyError::Model(ModelError::Metadata {
-                    path: job.model_dir.clone(),
-                    why: format!("classification crashed: {}", panic_message(&panic)),
-                }))
-            });
+        let answer = load_model(&mut loaded, &job.model_dir, device).and_then(|classifier| {
+            let images: Vec<&[u8]> = job.images.iter().map(Vec::as_slice).collect();
+            contain_panic("classifying", || Ok(classifier.classify(&images)))
+        });
         let _ = job.reply.send(answer);
+    }
+}
+
+/// The model saved in `model_dir`, from `loaded` while its weights file is unchanged, else loaded
+/// afresh (evicting the oldest when [`LOADED_MODELS`] are loaded).
+fn load_model<'a>(
+    loaded: &'a mut HashMap<PathBuf, (SystemTime, Classifier)>,
+    model_dir: &Path,
+    device: Device,
+) -> Result<&'a Classifier, ClassifyError> {
+    let modified =
+        std::fs::metadata(model_dir.join(WEIGHTS_FILE)).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+    let fresh = loaded.get(model_dir).is_some_and(|(when, _)| *when == modified);
+    if !fresh {
+        loaded.remove(model_dir);
+        if loaded.len() >= LOADED_MODELS {
+            let oldest = loaded.iter().min_by_key(|(_, (when, _))| *when).map(|(k, _)| k.clone());
+            oldest.map(|k| loaded.remove(&k));
+        }
+        let classifier = contain_panic("loading", || Ok(Classifier::load(model_dir, device)?))?;
+        loaded.insert(model_dir.to_path_buf(), (modified, classifier));
+    }
+    Ok(&loaded[model_dir].1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> ClassifyJob {
+        ClassifyJob { model_dir: PathBuf::new(), images: Vec::new(), reply: oneshot::channel().0 }
+    }
+
+    #[test]
+    fn a_full_classify_queue_refuses_at_once_instead_of_waiting() {
+        let (queue, _requests) = mpsc::sync_channel(1);
+        assert!(queue_classify(&queue, job()).is_ok());
+        assert!(matches!(queue_classify(&queue, job()), Err(ClassifyError::Busy { .. })));
+    }
+
+    #[test]
+    fn a_panic_while_loading_a_model_becomes_an_error() {
+        let answer: Result<(), _> = contain_panic("loading", || panic!("libtorch frame 0x1234"));
+        assert!(matches!(answer, Err(ClassifyError::Crashed { during: "loading" })));
+        assert!(!answer.unwrap_err().to_string().contains("0x1234"));
     }
 }

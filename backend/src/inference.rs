@@ -17,6 +17,21 @@ pub enum ClassifyError {
     /// The model could not be loaded.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The classifier's queue is full: the request was not queued.
+    #[error("the classifier is busy ({queued} requests are waiting): try again in a moment")]
+    Busy {
+        /// Requests already waiting.
+        queued: usize,
+    },
+    /// Loading or running the model panicked; the details went to the server's log.
+    #[error("the model crashed while {during}; the server's log has the details")]
+    Crashed {
+        /// What the classifier was doing: "loading" or "classifying".
+        during: &'static str,
+    },
+    /// The classifier thread is gone (the server is shutting down).
+    #[error("the classifier has stopped")]
+    Stopped,
 }
 
 /// A trained model ready to classify.

@@ -11,7 +11,7 @@
 //! - [`engine`]: the threads that own libtorch work, talked to over channels;
 //! - [`store`]: the run history in SQLite;
 //! - [`studio`]: the application core that queues runs, records them and broadcasts live messages;
-//! - [`server`]: HTTP API, WebSocket and the built page, with axum;
+//! - [`web`]: HTTP API, WebSocket and the built page, with axum, behind one guard;
 //! - [`cli`]: the `transfer-studio` command line.
 //!
 //! The protocol both the browser and this server speak lives in the `shared` crate.
@@ -30,9 +30,12 @@ pub mod pretrained;
 pub mod pickle;
 pub mod pth;
 pub mod schedule;
-pub mod server;
 pub mod store;
 pub mod studio;
 pub mod torch_extras;
 pub mod training;
 pub mod upload;
+pub mod web;
+
+/// The web layer under its former name, for callers written before it became [`web`].
+pub use web as server;

@@ -559,16 +559,17 @@ async fn a_stopped_run_resumes_from_its_last_epoch_and_finishes() {
 
 #[tokio::test]
 async fn with_a_token_every_request_needs_it_and_the_link_sets_a_cookie() {
-    let options = backend::server::ServerOptions { ui_dir: None, token: Some("s3cret".into()) };
+    let options = backend::web::ServerOptions { token: Some("s3cret".into()), ..Default::default() };
     let server = TestServer::start_with_options(tempfile::tempdir().unwrap(), |_| {}, options).await;
-    let client = reqwest::Client::new();
+    // The link's token is answered by a redirect that sets the cookie; follow it by hand.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let refused = client.get(server.url("/api/runs")).send().await.unwrap();
     assert!(error_of(refused, StatusCode::UNAUTHORIZED).await.contains("access token"));
     let wrong = client.get(server.url("/api/runs")).bearer_auth("guess").send().await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(client.get(server.url("/api/runs")).bearer_auth("s3cret").send().await.unwrap().status(), StatusCode::OK);
     let via_link = client.get(server.url("/api/health?token=s3cret")).send().await.unwrap();
-    assert_eq!(via_link.status(), StatusCode::OK);
+    assert_eq!(via_link.status(), StatusCode::SEE_OTHER);
     let cookie = via_link.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
     let with_cookie = client.get(server.url("/api/runs")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(with_cookie.status(), StatusCode::OK);

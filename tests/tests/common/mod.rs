@@ -46,7 +46,7 @@ impl TestServer {
 
     /// A server over `data`, with settings adjusted by `adjust` and the page served from `ui_dir`.
     pub async fn start_with(data: TempDir, adjust: impl FnOnce(&mut StudioSettings), ui_dir: Option<PathBuf>) -> Self {
-        Self::start_with_options(data, adjust, backend::server::ServerOptions { ui_dir, token: None }).await
+        Self::start_with_options(data, adjust, backend::server::ServerOptions { ui_dir, ..Default::default() }).await
     }
 
     /// A server over `data` with every web option given.

@@ -1,0 +1,184 @@
+//! Errors at the HTTP boundary: every refusal and fault leaves as the JSON error body
+//! ([`ErrorBody`]) with a sentence for a person, never a stack trace or an absolute server path.
+
+use crate::inference::ClassifyError;
+use crate::studio::{StudioError, StudioSettings};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use shared::{ErrorBody, Run, ServerMessage};
+use std::any::Any;
+use std::sync::Arc;
+
+/// Largest error body [`json_refusals`] reads back to rewrite.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// An error at the HTTP boundary: a status and a sentence.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`), for 503.
+    retry_after: Option<u32>,
+}
+
+impl ApiError {
+    /// A refusal with `status` and the sentence `message`.
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), retry_after: None }
+    }
+
+    /// A fault whose cause is logged and not shown: the client reads only that the request failed.
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!("request failed: {cause}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the server failed to answer this request; its log has the details",
+        )
+    }
+}
+
+impl From<StudioError> for ApiError {
+    fn from(error: StudioError) -> Self {
+        let status = match &error {
+            StudioError::InvalidConfig(_) | StudioError::Image(_) => StatusCode::BAD_REQUEST,
+            StudioError::RunNotFound(_) | StudioError::TestImageNotFound { .. } => StatusCode::NOT_FOUND,
+            StudioError::AlreadyFinished { .. }
+            | StudioError::NoModel(_)
+            | StudioError::NoModelAtAll
+            | StudioError::NotResumable { .. }
+            | StudioError::StillQueued(_) => StatusCode::CONFLICT,
+            StudioError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            StudioError::Classify(ClassifyError::Busy { .. }) => {
+                return ApiError {
+                    retry_after: Some(1),
+                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+                }
+            }
+            _ => {
+                tracing::error!("request failed: {error}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(ErrorBody { error: self.message })).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// The answer to a panic anywhere in a request: a 500 sentence; what panicked goes to the log only.
+pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    tracing::error!("a request panicked: {what}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the server failed to answer this request; its log has the details",
+    )
+    .into_response()
+}
+
+/// Rewrites the studio's absolute folders in messages to relative names (`weights/x.pth`,
+/// `data/runs/3`), so no answer tells a client where the server keeps its files.
+#[derive(Clone)]
+pub(crate) struct PathScrubber(Arc<Vec<(String, &'static str)>>);
+
+impl PathScrubber {
+    /// A scrubber for the data and weights folders of `settings`, as given and as resolved.
+    pub(crate) fn new(settings: &StudioSettings) -> Self {
+        let mut prefixes = Vec::new();
+        for (dir, name) in [(&settings.weights_dir, "weights"), (&settings.data_dir, "data")] {
+            let resolved = std::fs::canonicalize(dir).ok();
+            for form in std::iter::once(dir.clone()).chain(resolved) {
+                let text = form.display().to_string().trim_end_matches('/').to_string();
+                if text.len() > 1 {
+                    prefixes.push((text, name));
+                }
+            }
+        }
+        // Longest first, so the weights folder inside the data folder keeps its own name.
+        prefixes.sort_by_key(|(text, _)| std::cmp::Reverse(text.len()));
+        PathScrubber(Arc::new(prefixes))
+    }
+
+    /// `text` with every studio folder replaced by its relative name.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for (prefix, name) in self.0.iter() {
+            text = replace_path_prefix(&text, prefix, name);
+        }
+        text
+    }
+
+    /// `run` with its error sentence scrubbed.
+    pub(crate) fn run(&self, mut run: Run) -> Run {
+        run.error = run.error.map(|error| self.scrub(&error));
+        run
+    }
+
+    /// `message` with the sentences it carries scrubbed.
+    pub(crate) fn message(&self, message: ServerMessage) -> ServerMessage {
+        match message {
+            ServerMessage::Snapshot { runs, progress } => {
+                ServerMessage::Snapshot { runs: runs.into_iter().map(|run| self.run(run)).collect(), progress }
+            }
+            ServerMessage::RunUpdated { run } => ServerMessage::RunUpdated { run: self.run(run) },
+            ServerMessage::Error { message } => ServerMessage::Error { message: self.scrub(&message) },
+            other => other,
+        }
+    }
+}
+
+/// Replaces `prefix` by `name` where it stands as a whole path (followed by `/` or a non-name character).
+fn replace_path_prefix(text: &str, prefix: &str, name: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix) {
+        let after = &rest[at + prefix.len()..];
+        let whole = after.chars().next().is_none_or(|c| c == '/' || !(c.is_alphanumeric() || "._-".contains(c)));
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { name } else { prefix });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Makes every error answer under `/api` and `/ws` the JSON error body with a scrubbed sentence:
+/// axum's own refusals (a body over the limit, a malformed path or query, a wrong method) come as
+/// plain text and are rewritten here.
+pub(crate) async fn json_refusals(State(scrubber): State<PathScrubber>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, ERROR_BODY_LIMIT).await.unwrap_or_default();
+    let sentence = match serde_json::from_slice::<ErrorBody>(&text) {
+        Ok(body) => body.error,
+        Err(_) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is larger than this route accepts".into()
+        }
+        Err(_) if text.is_empty() => format!("{}: {path}", status.canonical_reason().unwrap_or("refused")),
+        Err(_) => String::from_utf8_lossy(&text).into_owned(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::to_vec(&ErrorBody { error: scrubber.scrub(&sentence) }).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

@@ -1,0 +1,270 @@
+//! The HTTP API's handlers. Every call into the studio that reads the history or files runs on
+//! tokio's blocking pool ([`blocking`]), never on the async workers that answer everyone else.
+
+use super::error::{ApiError, PathScrubber};
+use crate::studio::Studio;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Extension, Json, Router};
+use futures::StreamExt;
+use serde::Deserialize;
+use shared::{HealthResponse, RunCreated};
+
+/// Largest JSON body accepted.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+/// Largest image accepted for classification.
+pub const IMAGE_BODY_LIMIT: usize = 20 * 1024 * 1024;
+/// Largest multipart body of images classified together.
+pub const BATCH_BODY_LIMIT: usize = 100 * 1024 * 1024;
+/// Most images classified in one batch request.
+pub const MAX_BATCH_IMAGES: usize = 64;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs file or database work off the async workers; a panic in it becomes a 500 sentence.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)
+}
+
+/// The API routes, `/api/...`; any other path under `/api` answers a JSON 404.
+pub(crate) fn api() -> Router<Studio> {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/datasets", get(datasets).post(upload_dataset).layer(DefaultBodyLimit::disable()))
+        .route("/api/weights", get(weights))
+        .route("/api/runs", get(list_runs).post(create_run))
+        .route("/api/runs/{id}", get(get_run))
+        .route("/api/runs/{id}/stop", post(stop_run))
+        .route("/api/runs/{id}/resume", post(resume_run))
+        .route("/api/runs/{id}/checkpoint", get(download_checkpoint))
+        .route("/api/runs/{id}/test-images", get(test_images))
+        .route("/api/runs/{id}/test-images/{index}/image", get(test_image))
+        .route("/api/classify", post(classify).layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT)))
+        .route("/api/classify/batch", post(classify_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
+        .route("/api", any(not_found))
+        .route("/api/{*rest}", any(not_found))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+}
+
+/// A JSON 404 naming the path.
+pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no such route: {}", uri.path()))
+}
+
+async fn health(State(studio): State<Studio>) -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok".into(),
+        device: studio.device_name(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+async fn datasets(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+) -> ApiResult<Json<Vec<shared::DatasetInfo>>> {
+    let mut datasets = blocking(move || studio.datasets()).await?;
+    for dataset in &mut datasets {
+        dataset.error = dataset.error.as_deref().map(|error| scrubber.scrub(error));
+    }
+    Ok(Json(datasets))
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    name: Option<String>,
+}
+
+/// Streams a zip to a temporary file in the data folder (never whole into memory), refusing it past
+/// the configured size, then unpacks it as a dataset.
+async fn upload_dataset(
+    State(studio): State<Studio>,
+    Query(query): Query<UploadQuery>,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    let name = query.name.ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "query parameter name (the new dataset's folder name) is required")
+    })?;
+    shared::check_file_name(&name).map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, format!("name {why}")))?;
+    let partial = studio.settings().data_dir.join(format!(".upload-{name}.zip.partial"));
+    if let Err(error) = receive_upload(&studio, &partial, body).await {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(error);
+    }
+    let data_dir = studio.settings().data_dir.clone();
+    let recorder = studio.clone();
+    let installed = {
+        let partial = partial.clone();
+        blocking(move || crate::upload::install_zip_dataset(&data_dir, &name, &partial)).await
+    };
+    let _ = tokio::fs::remove_file(&partial).await;
+    let info = installed?.map_err(|e| {
+        let status = match e {
+            crate::upload::UploadError::Exists(_) => StatusCode::CONFLICT,
+            crate::upload::UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            crate::upload::UploadError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.to_string())
+    })?;
+    let info = blocking(move || recorder.record_dataset(info, shared::DatasetOrigin::Uploaded)).await??;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// Writes the request body to `partial`, refusing it once it passes the studio's upload limit.
+async fn receive_upload(studio: &Studio, partial: &std::path::Path, body: axum::body::Body) -> ApiResult<()> {
+    use tokio::io::AsyncWriteExt;
+    let internal = |e: std::io::Error| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("could not store the upload: {e}"))
+    };
+    let mut file = tokio::fs::File::create(partial).await.map_err(internal)?;
+    let mut stream = body.into_data_stream();
+    let mut received: u64 = 0;
+    let limit = studio.settings().max_dataset_upload;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the upload broke off: {e}")))?;
+        received += chunk.len() as u64;
+        if received > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("dataset zips are limited to {} MB", limit / 1_000_000),
+            ));
+        }
+        file.write_all(&chunk).await.map_err(internal)?;
+    }
+    file.flush().await.map_err(internal)
+}
+
+async fn weights(State(studio): State<Studio>) -> ApiResult<Json<Vec<String>>> {
+    Ok(Json(blocking(move || studio.weight_files()).await?))
+}
+
+async fn create_run(State(studio): State<Studio>, body: axum::body::Bytes) -> ApiResult<Response> {
+    let config = Studio::parse_config(&body)?;
+    let run = blocking(move || studio.create_run(config)).await??;
+    Ok((StatusCode::CREATED, Json(RunCreated { id: run.id })).into_response())
+}
+
+/// The whole history, read and serialised on the blocking pool: with hundreds of runs both take
+/// milliseconds that the async workers owe to everyone else.
+async fn list_runs(State(studio): State<Studio>, Extension(scrubber): Extension<PathScrubber>) -> ApiResult<Response> {
+    let listed = blocking(move || {
+        let runs: Vec<shared::Run> = studio.runs()?.into_iter().map(|run| scrubber.run(run)).collect();
+        serde_json::to_vec(&runs).map_err(ApiError::internal)
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], listed.await??).into_response())
+}
+
+async fn get_run(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<shared::Run>> {
+    Ok(Json(scrubber.run(blocking(move || studio.run(id)).await??)))
+}
+
+async fn stop_run(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<shared::Run>> {
+    Ok(Json(scrubber.run(blocking(move || studio.stop_run(id)).await??)))
+}
+
+async fn resume_run(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<shared::Run>> {
+    Ok(Json(scrubber.run(blocking(move || studio.resume_run(id)).await??)))
+}
+
+#[derive(Deserialize)]
+struct ClassifyQuery {
+    run: Option<u64>,
+}
+
+async fn classify(
+    State(studio): State<Studio>,
+    Query(query): Query<ClassifyQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<shared::ClassifyResponse>> {
+    if body.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the request body is empty: send the image's bytes"));
+    }
+    let image = body.to_vec();
+    // The studio looks the run up in the history before it queues the image: that part blocks.
+    let answer = blocking(move || tokio::runtime::Handle::current().block_on(studio.classify_one(query.run, image)));
+    Ok(Json(answer.await??))
+}
+
+async fn classify_batch(
+    State(studio): State<Studio>,
+    Query(query): Query<ClassifyQuery>,
+    multipart: axum::extract::Multipart,
+) -> ApiResult<Json<shared::ClassifyBatchResponse>> {
+    let images = batch_images(multipart).await?;
+    let answer = blocking(move || tokio::runtime::Handle::current().block_on(studio.classify_batch(query.run, images)));
+    Ok(Json(answer.await??))
+}
+
+/// The named images of a batch upload: its parts named `images`, at most [`MAX_BATCH_IMAGES`].
+async fn batch_images(mut multipart: axum::extract::Multipart) -> ApiResult<Vec<(String, Vec<u8>)>> {
+    let bad_request = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let mut images = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(|e| bad_request(format!("malformed upload: {e}")))? {
+        if field.name() != Some("images") {
+            continue;
+        }
+        if images.len() == MAX_BATCH_IMAGES {
+            return Err(bad_request(format!("at most {MAX_BATCH_IMAGES} images can be classified in one request")));
+        }
+        let name = field.file_name().unwrap_or("image").to_string();
+        let bytes = field.bytes().await.map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the upload is larger than {} MB", BATCH_BODY_LIMIT / 1024 / 1024),
+            ),
+            _ => bad_request(format!("malformed upload: {e}")),
+        })?;
+        images.push((name, bytes.to_vec()));
+    }
+    if images.is_empty() {
+        return Err(bad_request("no images: send multipart/form-data with one or more parts named \"images\"".into()));
+    }
+    Ok(images)
+}
+
+async fn download_checkpoint(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResult<Response> {
+    let path = blocking(move || studio.checkpoint_file(id)).await??;
+    let bytes = tokio::fs::read(&path).await.map_err(|e| ApiError::internal(format!("reading the checkpoint: {e}")))?;
+    let disposition = format!("attachment; filename=\"run-{id}-resnet18.safetensors\"");
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct TestImagesQuery {
+    actual: Option<usize>,
+    predicted: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn test_images(
+    State(studio): State<Studio>,
+    Path(id): Path<u64>,
+    Query(query): Query<TestImagesQuery>,
+) -> ApiResult<Json<Vec<shared::TestImage>>> {
+    let limit = query.limit.unwrap_or(24).min(500);
+    Ok(Json(blocking(move || studio.test_images(id, query.actual, query.predicted, limit)).await??))
+}
+
+async fn test_image(State(studio): State<Studio>, Path((id, index)): Path<(u64, usize)>) -> ApiResult<Response> {
+    let (bytes, mime) = blocking(move || studio.test_image(id, index)).await??;
+    Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
+}

@@ -1,0 +1,126 @@
+//! Benchmark, not a test: how long `GET /api/health` takes while eight clients keep listing a history of
+//! 500 runs and a short run trains. Run it with `make latency`; it prints the percentiles.
+//!
+//! The server is the real one (`backend::web::serve` on `127.0.0.1:0` over a temporary data folder);
+//! the history is written through the run store before the studio opens it.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use backend::store::Store;
+use common::{write_color_dataset, TestServer};
+use serde_json::json;
+use shared::{EpochMetrics, Run, RunCreated, RunStatus, TrainConfig};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs already in the history.
+const HISTORY: usize = 500;
+/// Clients listing `GET /api/runs` in a loop.
+const LISTERS: usize = 8;
+/// Health requests timed.
+const SAMPLES: usize = 1000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    write_color_dataset(data.path(), "colors", 3, 40, 8, 32);
+    fill_history(data.path())?;
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let client = reqwest::Client::new();
+
+    let run: RunCreated = client
+        .post(server.url("/api/runs"))
+        .json(&json!({"dataset": "colors", "epochs": 1000, "batch_size": 8}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    server.wait_for_run(run.id, Duration::from_secs(120), |run| run.status == RunStatus::Running).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let listed = Arc::new(AtomicU64::new(0));
+    let listers: Vec<_> =
+        (0..LISTERS).map(|_| tokio::spawn(list_until(server.url("/api/runs"), stop.clone(), listed.clone()))).collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let sent = Instant::now();
+        let answer = client.get(server.url("/api/health")).send().await?;
+        answer.bytes().await?;
+        latencies.push(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for lister in listers {
+        lister.await??;
+    }
+    client.post(server.url(&format!("/api/runs/{}/stop", run.id))).send().await?;
+    report(&mut latencies, listed.load(Ordering::Relaxed), elapsed);
+    Ok(())
+}
+
+/// Writes [`HISTORY`] completed runs of three epochs each into the data folder's run store.
+fn fill_history(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let store = Store::open(&data_dir.join(backend::studio::DATABASE_FILE))?;
+    let config = TrainConfig::for_dataset("colors");
+    for _ in 0..HISTORY {
+        let run = store.create_run(&config, 1_795_000_000)?;
+        for epoch in 1..=3 {
+            store.add_epoch(run.id, &metrics(epoch))?;
+        }
+        store.set_status(run.id, RunStatus::Completed, None)?;
+    }
+    Ok(())
+}
+
+fn metrics(epoch: u32) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: 1.0 / f64::from(epoch),
+        train_accuracy: 0.5,
+        test_loss: 1.1 / f64::from(epoch),
+        test_accuracy: 0.45,
+        seconds: 12.5,
+        test_top5_accuracy: None,
+        lr: 0.001,
+        per_class_accuracy: vec![0.4, 0.5, 0.45],
+        confusion: vec![vec![4, 2, 2], vec![2, 4, 2], vec![2, 2, 4]],
+    }
+}
+
+async fn list_until(url: String, stop: Arc<AtomicBool>, listed: Arc<AtomicU64>) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    while !stop.load(Ordering::Relaxed) {
+        let runs: Vec<Run> = client.get(&url).send().await?.json().await?;
+        anyhow::ensure!(runs.len() > HISTORY, "the whole history is listed");
+        listed.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn report(latencies: &mut [Duration], listed: u64, elapsed: Duration) {
+    latencies.sort();
+    let at = |fraction: f64| latencies[((latencies.len() - 1) as f64 * fraction).round() as usize];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "GET /api/health over {} requests while {LISTERS} clients list {HISTORY} runs and a run trains:",
+        latencies.len()
+    );
+    println!(
+        "  p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        ms(at(0.5)),
+        ms(at(0.9)),
+        ms(at(0.99)),
+        ms(at(1.0))
+    );
+    println!(
+        "  listings answered: {listed} in {:.1} s ({:.0}/s)",
+        elapsed.as_secs_f64(),
+        listed as f64 / elapsed.as_secs_f64()
+    );
+}
