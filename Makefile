@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 # Arguments for `make run`, e.g. make run ARGS="--port 9000 --data-dir /srv/studio"
 ARGS ?=
 
-.PHONY: run test setup setup-test ui build bench clean-data
+.PHONY: run test setup setup-test ui build bench clean-data fuzz
 
 run: build
 	$(ENV) ./target/release/transfer-studio serve --ui-dir dist $(ARGS)
@@ -34,3 +34,7 @@ bench: setup-test build
 # Benchmark: GET /api/health latency (p50/p99) while 8 clients list 500 runs and a run trains.
 latency: setup
 	$(ENV) cargo run --release -p transfer-studio-tests --example latency
+
+# Every parser of outside bytes under 100,000 property-based fuzz cases each (make test runs 256).
+fuzz: setup
+	$(ENV) PROPTEST_CASES=100000 cargo test --release -p transfer-studio --lib fuzz_

@@ -17,11 +17,12 @@ use crate::images::{decode_to_chw, ImageError};
 use crate::pickle::{self, Value};
 use rayon::prelude::*;
 use shared::{DatasetFormat, DatasetInfo};
-use std::fs;
 use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 use tch::{Device, Kind, Tensor};
 
@@ -30,13 +31,8 @@ const CIFAR_SIDE: i64 = 32;
 /// Bytes of one CIFAR-10 record: a label byte, then 32x32 red, green and blue planes.
 const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
 /// CIFAR-10's training batch files.
-const CIFAR_TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
+const CIFAR_TRAIN_FILES: [&str; 5] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 /// CIFAR-10's test batch file.
 const CIFAR_TEST_FILE: &str = "test_batch.bin";
 /// CIFAR-10's class names file.
@@ -96,6 +92,16 @@ const CIFAR100_RECORD: usize = 2 + 3 * 32 * 32;
 const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "webp", "bmp", "gif"];
 /// Held-out fraction used to report the counts of an image-folder dataset.
 const REPORTED_VALIDATION_FRACTION: f64 = 0.2;
+/// Most records a CIFAR split (training or test) may hold: the official archives hold 50,000 training
+/// and 10,000 test images, so a larger file is refused before it is read (a sparse file of gigabytes
+/// costs nothing to make).
+pub const MAX_CIFAR_RECORDS: u64 = 60_000;
+/// Most bytes a pickled CIFAR file may have: [`MAX_CIFAR_RECORDS`] images with their labels and names.
+const MAX_PICKLE_FILE_BYTES: u64 = MAX_CIFAR_RECORDS * 3_300;
+/// Most bytes a class names file may have.
+const MAX_NAMES_FILE_BYTES: u64 = 1 << 20;
+/// Most bytes an image file of a folder dataset may have.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 128 << 20;
 
 /// What can go wrong finding or reading a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +144,34 @@ pub enum DataError {
         /// The cause.
         source: ImageError,
     },
+    /// A file (or a split) is larger than the layout allows; it is not read.
+    #[error("{path} is too large: {why}")]
+    TooLarge {
+        /// The file, or the folder of a split's files.
+        path: PathBuf,
+        /// Its size and the limit.
+        why: String,
+    },
+    /// The decoded images could not be put together (libtorch refused a tensor operation).
+    #[error("the dataset could not be decoded: {0}")]
+    Decode(String),
+}
+
+impl DataError {
+    /// The same error with its file named relative to `base` (the data folder), so that messages never
+    /// show where the server keeps its files.
+    pub(crate) fn relative_to(mut self, base: &Path) -> Self {
+        if let DataError::Io { path, .. }
+        | DataError::Malformed { path, .. }
+        | DataError::Image { path, .. }
+        | DataError::TooLarge { path, .. } = &mut self
+        {
+            if let Ok(relative) = path.strip_prefix(base) {
+                *path = relative.to_path_buf();
+            }
+        }
+        self
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
@@ -186,75 +220,169 @@ pub struct DatasetSource {
     pub info: DatasetInfo,
     /// The folder the layout's files are in.
     pub root: PathBuf,
+    /// The folder error messages name files relative to (the data folder).
+    shown_from: PathBuf,
 }
 
-/// Lists the recognised datasets under `data_dir`, sorted by name. Folders in no layout are skipped.
+/// Lists the datasets under `data_dir`, sorted by name. Folders whose names start with `.` (uploads
+/// being unpacked, partial files) and folders in no layout are skipped; a folder in a recognised layout
+/// that cannot be read is listed with its error (see [`DatasetInfo::error`]).
 pub fn discover(data_dir: &Path) -> Vec<DatasetInfo> {
     let Ok(entries) = fs::read_dir(data_dir) else { return Vec::new() };
     let mut found: Vec<DatasetInfo> = entries
         .filter_map(Result::ok)
         .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            inspect(data_dir, &name).ok().map(|source| source.info)
-        })
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| !name.starts_with('.'))
+        .filter_map(|name| listing_entry(data_dir, &name))
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
     found
 }
 
+/// Folder `name`'s line in the listing: its info, or its error when its layout is recognised but it
+/// cannot be read; `None` when it is in no layout.
+fn listing_entry(data_dir: &Path, name: &str) -> Option<DatasetInfo> {
+    let (format, root) = match recognise(&data_dir.join(name)) {
+        Ok(found) => found?,
+        Err(error) => {
+            tracing::warn!("dataset folder {name}: {}", error.relative_to(data_dir));
+            return None;
+        }
+    };
+    // Readers return errors, but one bad folder must never take the listing down with it.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_info(name, format, &root)));
+    let error = match read {
+        Ok(Ok(info)) => return Some(info),
+        Ok(Err(error)) => error.relative_to(data_dir).to_string(),
+        Err(_) => format!("dataset \"{name}\" could not be read"),
+    };
+    let mut info = dataset_info(name, format, Vec::new(), 0, 0);
+    info.error = Some(error);
+    Some(info)
+}
+
 /// Recognises the layout of the dataset folder `name` under `data_dir` and counts its images.
 /// `name` must already be a plain folder name (see `shared::TrainConfig::validate`).
 pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> {
-    let folder = data_dir.join(name);
-    if !folder.is_dir() {
-        return Err(DataError::NotFound(name.to_string()));
-    }
-    for root in [folder.join(CIFAR_BIN_FOLDER), folder.clone()] {
-        if root.join(CIFAR_TEST_FILE).is_file() {
-            return inspect_cifar(name, root);
-        }
-    }
-    for layout in [&CIFAR10_PICKLED, &CIFAR100_PICKLED] {
-        for root in [folder.join(layout.folder), folder.clone()] {
-            if root.join(layout.test_file).is_file() && root.join(layout.meta_file).is_file() {
-                return inspect_pickled(name, root, layout);
-            }
-        }
-    }
-    for root in [folder.join(CIFAR100_BIN_FOLDER), folder.clone()] {
-        if root.join("fine_label_names.txt").is_file() && root.join("test.bin").is_file() {
-            return inspect_cifar100(name, root);
-        }
-    }
-    if folder.join("train").is_dir() {
-        return inspect_class_folders(name, folder);
-    }
-    let classes = list_class_folders(&folder)?;
-    if classes.len() >= 2 && classes.iter().all(|(_, files)| files.len() >= 2) {
-        let (train, test) = split_stratified(&classes, REPORTED_VALIDATION_FRACTION, 0);
-        let info = DatasetInfo {
-            name: name.to_string(),
-            format: DatasetFormat::ImageFolder,
-            classes: classes.into_iter().map(|(class, _)| class).collect(),
-            train_count: train.len(),
-            test_count: test.len(),
-            added: None,
-        };
-        return Ok(DatasetSource { info, root: folder });
-    }
-    Err(DataError::UnknownLayout {
+    inspect_folder(&data_dir.join(name), name, data_dir)
+}
+
+/// [`inspect`] of a dataset folder anywhere (an upload being unpacked), called `name` in messages, which
+/// name its files relative to `shown_from`.
+pub(crate) fn inspect_folder(folder: &Path, name: &str, shown_from: &Path) -> Result<DatasetSource, DataError> {
+    let found = if folder.is_dir() { recognise(folder) } else { Err(DataError::NotFound(name.to_string())) };
+    let source = found.and_then(|found| {
+        let (format, root) = found.ok_or_else(|| unknown_layout(name))?;
+        let info = read_info(name, format, &root)?;
+        Ok(DatasetSource { info, root, shown_from: shown_from.to_path_buf() })
+    });
+    source.map_err(|error| error.relative_to(shown_from))
+}
+
+fn unknown_layout(name: &str) -> DataError {
+    DataError::UnknownLayout {
         name: name.to_string(),
         why: format!(
             "expected {CIFAR_BIN_FOLDER}/ or {CIFAR_PY_FOLDER}/ with CIFAR-10 batches, {CIFAR100_BIN_FOLDER}/ or \
              {CIFAR100_PY_FOLDER}/ with CIFAR-100, train/<class>/ and test/<class>/ image \
              folders, or at least two <class>/ folders of two or more images each"
         ),
-    })
+    }
+}
+
+/// The layout of `folder` and the folder holding its files, by the files present; `None` when it is in
+/// no layout. Nothing is read but folder listings.
+fn recognise(folder: &Path) -> Result<Option<(DatasetFormat, PathBuf)>, DataError> {
+    for root in [folder.join(CIFAR_BIN_FOLDER), folder.to_path_buf()] {
+        if root.join(CIFAR_TEST_FILE).is_file() {
+            return Ok(Some((DatasetFormat::Cifar10Binary, root)));
+        }
+    }
+    for layout in [&CIFAR10_PICKLED, &CIFAR100_PICKLED] {
+        for root in [folder.join(layout.folder), folder.to_path_buf()] {
+            if root.join(layout.test_file).is_file() && root.join(layout.meta_file).is_file() {
+                return Ok(Some((layout.format, root)));
+            }
+        }
+    }
+    for root in [folder.join(CIFAR100_BIN_FOLDER), folder.to_path_buf()] {
+        if root.join("fine_label_names.txt").is_file() && root.join("test.bin").is_file() {
+            return Ok(Some((DatasetFormat::Cifar100Binary, root)));
+        }
+    }
+    if folder.join("train").is_dir() {
+        return Ok(Some((DatasetFormat::ClassFolders, folder.to_path_buf())));
+    }
+    let classes = list_class_folders(folder)?;
+    let images = classes.len() >= 2 && classes.iter().all(|(_, files)| files.len() >= 2);
+    Ok(images.then(|| (DatasetFormat::ImageFolder, folder.to_path_buf())))
+}
+
+/// Reads what the listing reports about a dataset in `format` whose files are in `root`.
+fn read_info(name: &str, format: DatasetFormat, root: &Path) -> Result<DatasetInfo, DataError> {
+    match format {
+        DatasetFormat::Cifar10Binary => inspect_cifar(name, root),
+        DatasetFormat::Cifar100Binary => inspect_cifar100(name, root),
+        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => {
+            inspect_pickled(name, root, PickledCifar::of(format).unwrap_or(&CIFAR10_PICKLED))
+        }
+        DatasetFormat::ClassFolders => inspect_class_folders(name, root),
+        DatasetFormat::ImageFolder => {
+            let classes = list_class_folders(root)?;
+            let (train, test) = split_stratified(&classes, REPORTED_VALIDATION_FRACTION, 0);
+            let names = classes.into_iter().map(|(class, _)| class).collect();
+            Ok(dataset_info(name, format, names, train.len(), test.len()))
+        }
+    }
+}
+
+fn dataset_info(
+    name: &str,
+    format: DatasetFormat,
+    classes: Vec<String>,
+    train_count: usize,
+    test_count: usize,
+) -> DatasetInfo {
+    DatasetInfo { name: name.to_string(), format, classes, train_count, test_count, added: None, error: None }
+}
+
+/// The whole file, refused when it is larger than `limit` bytes (checked before reading, and again while
+/// reading in case it grows).
+fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, DataError> {
+    let file = fs::File::open(path).map_err(io_error(path))?;
+    let len = file.metadata().map_err(io_error(path))?.len();
+    let too_large = |size: u64| DataError::TooLarge {
+        path: path.to_path_buf(),
+        why: format!("{size} bytes; {what} may have at most {limit}"),
+    };
+    if len > limit {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io_error(path))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// `len` bytes of the file at `offset`; `None` when the file ends first.
+fn read_at(path: &Path, offset: u64, len: usize) -> Result<Option<Vec<u8>>, DataError> {
+    let mut file = fs::File::open(path).map_err(io_error(path))?;
+    let size = file.metadata().map_err(io_error(path))?.len();
+    if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(offset)).map_err(io_error(path))?;
+    let mut bytes = vec![0; len];
+    file.read_exact(&mut bytes).map_err(io_error(path))?;
+    Ok(Some(bytes))
 }
 
 fn read_class_names(path: &Path) -> Result<Vec<String>, DataError> {
-    let text = fs::read_to_string(path).map_err(io_error(path))?;
+    let bytes = read_bounded(path, MAX_NAMES_FILE_BYTES, "a class names file")?;
+    let text = String::from_utf8_lossy(&bytes);
     let classes: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if classes.is_empty() {
         return Err(DataError::Malformed { path: path.to_path_buf(), why: "no class names".into() });
@@ -262,126 +390,189 @@ fn read_class_names(path: &Path) -> Result<Vec<String>, DataError> {
     Ok(classes)
 }
 
-fn count_records(path: &Path, record: usize) -> Result<usize, DataError> {
-    let len = fs::metadata(path).map_err(io_error(path))?.len() as usize;
-    if !len.is_multiple_of(record) {
+/// Records in a binary CIFAR file, by its size.
+fn count_records(path: &Path, record: usize) -> Result<u64, DataError> {
+    let len = fs::metadata(path).map_err(io_error(path))?.len();
+    if !len.is_multiple_of(record as u64) {
         return Err(DataError::Malformed {
             path: path.to_path_buf(),
             why: format!("size {len} is not a multiple of the {record}-byte record"),
         });
     }
-    Ok(len / record)
+    Ok(len / record as u64)
 }
 
-fn inspect_cifar100(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
-    let classes = read_class_names(&root.join("fine_label_names.txt"))?;
-    let train_count = count_records(&root.join("train.bin"), CIFAR100_RECORD)?;
-    let test_count = count_records(&root.join("test.bin"), CIFAR100_RECORD)?;
-    let info = DatasetInfo { name: name.to_string(), format: DatasetFormat::Cifar100Binary, classes, train_count, test_count, added: None };
-    Ok(DatasetSource { info, root })
-}
-
-fn inspect_cifar(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
-    let classes = read_class_names(&root.join(CIFAR_META_FILE))?;
-    let count = |file: &str| count_records(&root.join(file), CIFAR_RECORD);
-    let mut train_count = 0;
-    for file in CIFAR_TRAIN_FILES {
-        train_count += count(file)?;
+/// Refuses a split of more than [`MAX_CIFAR_RECORDS`] records; `path` is the file (or folder) holding it.
+fn check_split_size(path: &Path, records: u64) -> Result<usize, DataError> {
+    if records > MAX_CIFAR_RECORDS {
+        return Err(DataError::TooLarge {
+            path: path.to_path_buf(),
+            why: format!(
+                "{records} records; a CIFAR split may hold at most {MAX_CIFAR_RECORDS} (the official archives \
+                 hold 50000 training and 10000 test images)"
+            ),
+        });
     }
-    let test_count = count(CIFAR_TEST_FILE)?;
-    Ok(DatasetSource {
-        info: DatasetInfo {
-            name: name.to_string(),
-            format: DatasetFormat::Cifar10Binary,
-            classes,
-            train_count,
-            test_count,
-            added: None,
-        },
-        root,
-    })
+    Ok(records as usize)
 }
 
-fn inspect_pickled(name: &str, root: PathBuf, layout: &PickledCifar) -> Result<DatasetSource, DataError> {
+fn inspect_cifar100(name: &str, root: &Path) -> Result<DatasetInfo, DataError> {
+    let classes = read_class_names(&root.join("fine_label_names.txt"))?;
+    let count = |file: &str| {
+        let path = root.join(file);
+        check_split_size(&path, count_records(&path, CIFAR100_RECORD)?)
+    };
+    let (train_count, test_count) = (count("train.bin")?, count("test.bin")?);
+    Ok(dataset_info(name, DatasetFormat::Cifar100Binary, classes, train_count, test_count))
+}
+
+fn inspect_cifar(name: &str, root: &Path) -> Result<DatasetInfo, DataError> {
+    let classes = read_class_names(&root.join(CIFAR_META_FILE))?;
+    let mut train_records = 0;
+    for file in CIFAR_TRAIN_FILES {
+        train_records += count_records(&root.join(file), CIFAR_RECORD)?;
+    }
+    let train_count = check_split_size(root, train_records)?;
+    let test = root.join(CIFAR_TEST_FILE);
+    let test_count = check_split_size(&test, count_records(&test, CIFAR_RECORD)?)?;
+    Ok(dataset_info(name, DatasetFormat::Cifar10Binary, classes, train_count, test_count))
+}
+
+fn inspect_pickled(name: &str, root: &Path, layout: &PickledCifar) -> Result<DatasetInfo, DataError> {
     let meta_path = root.join(layout.meta_file);
-    let meta = read_pickle(&meta_path)?;
+    let classes =
+        class_names(&read_pickle(&meta_path)?, layout).map_err(|why| DataError::Malformed { path: meta_path, why })?;
+    let mut train_records = 0;
+    for file in layout.train_files {
+        train_records += pickled_batch_facts(&root.join(file), classes.len(), layout)?.records as u64;
+    }
+    let train_count = check_split_size(root, train_records)?;
+    let test_count = pickled_batch_facts(&root.join(layout.test_file), classes.len(), layout)?.records;
+    Ok(dataset_info(name, layout.format, classes, train_count, test_count))
+}
+
+/// The class names of an unpickled meta file.
+fn class_names(meta: &Value, layout: &PickledCifar) -> Result<Vec<String>, String> {
     let classes: Vec<String> = match meta.get(layout.names_key) {
         Some(Value::List(names)) => names.borrow().iter().filter_map(pickle::text_of).map(String::from).collect(),
         _ => Vec::new(),
     };
     if classes.is_empty() {
-        return Err(DataError::Malformed { path: meta_path, why: format!("no {} list", layout.names_key) });
+        return Err(format!("no {} list", layout.names_key));
     }
-    let mut train_count = 0;
-    for file in layout.train_files {
-        train_count += count_pickled_records(&root.join(file), classes.len(), layout)?;
+    Ok(classes)
+}
+
+/// Reads `bytes` as a CIFAR-10 python file the way listing does: as a batch (giving its record count)
+/// or, failing that, as `batches.meta` (giving its class count). For the fuzz targets.
+#[cfg(test)]
+pub(crate) fn parse_cifar10_files(bytes: &[u8]) -> Result<usize, String> {
+    match parse_cifar_pickle(bytes, 10, &CIFAR10_PICKLED) {
+        Ok(batch) => Ok(batch.split.len() as usize),
+        Err(_) => class_names(&parse_pickle(bytes)?, &CIFAR10_PICKLED).map(|classes| classes.len()),
     }
-    let test_count = count_pickled_records(&root.join(layout.test_file), classes.len(), layout)?;
-    let info = DatasetInfo { name: name.to_string(), format: layout.format, classes, train_count, test_count, added: None };
-    Ok(DatasetSource { info, root })
 }
 
 /// Unpickles a whole file with the restricted reader (no persistent ids: those are PyTorch's).
 fn read_pickle(path: &Path) -> Result<Value, DataError> {
-    let bytes = fs::read(path).map_err(io_error(path))?;
+    let bytes = read_bounded(path, MAX_PICKLE_FILE_BYTES, "a pickled CIFAR file")?;
+    parse_pickle(&bytes).map_err(|why| DataError::Malformed { path: path.to_path_buf(), why })
+}
+
+fn parse_pickle(bytes: &[u8]) -> Result<Value, String> {
     let mut no_storages = |_: &str, _: Kind, _: i64| -> Result<Tensor, String> {
         Err("persistent ids (PyTorch storages) do not belong in a dataset pickle".into())
     };
-    pickle::unpickle(&bytes, &mut no_storages).map_err(|(position, why)| DataError::Malformed {
-        path: path.to_path_buf(),
-        why: format!("cannot read the pickle at byte {position}: {why}"),
-    })
+    pickle::unpickle(bytes, &mut no_storages)
+        .map_err(|(position, why)| format!("cannot read the pickle at byte {position}: {why}"))
+}
+
+/// A pickled CIFAR batch, decoded.
+struct PickledBatch {
+    split: Split,
+    /// Where the pixel bytes start in the file, when they are stored there as they are (C order).
+    data_offset: Option<u64>,
 }
 
 /// Reads one pickled CIFAR batch: `data`, a `uint8` array `[N, 3072]` (red, green, blue planes of
 /// 32x32), and the layout's label list, N class indices below `num_classes`.
-fn read_cifar_pickle(path: &Path, num_classes: usize, layout: &PickledCifar) -> Result<Split, DataError> {
-    let malformed = |why: String| DataError::Malformed { path: path.to_path_buf(), why };
-    let batch = read_pickle(path)?;
+fn read_cifar_pickle(path: &Path, num_classes: usize, layout: &PickledCifar) -> Result<PickledBatch, DataError> {
+    let bytes = read_bounded(path, MAX_PICKLE_FILE_BYTES, "a pickled CIFAR batch")?;
+    parse_cifar_pickle(&bytes, num_classes, layout)
+        .map_err(|why| DataError::Malformed { path: path.to_path_buf(), why })
+}
+
+/// [`read_cifar_pickle`] of the file's bytes.
+fn parse_cifar_pickle(bytes: &[u8], num_classes: usize, layout: &PickledCifar) -> Result<PickledBatch, String> {
+    let batch = parse_pickle(bytes)?;
     let Some(Value::Array(array)) = batch.get("data") else {
-        return Err(malformed("no \"data\" array".into()));
+        return Err("no \"data\" array".into());
     };
     let array = array.borrow();
     let pixels = 3 * CIFAR_SIDE * CIFAR_SIDE;
-    if array.dtype.descr != "u1" || array.shape.len() != 2 || array.shape[1] != pixels {
-        return Err(malformed(format!(
-            "\"data\" is a {} array of shape {:?}, expected uint8 [N, {pixels}]",
-            array.dtype.descr, array.shape
-        )));
-    }
-    let images = array.to_tensor(Kind::Uint8).map_err(&malformed)?;
-    let labels: Vec<i64> = match batch.get(layout.labels_key) {
-        Some(Value::List(labels)) => labels
-            .borrow()
-            .iter()
-            .map(|label| match label {
-                Value::Int(i) if (0..num_classes as i64).contains(i) => Ok(*i),
-                _ => Err(malformed(format!("a label is not a class index below {num_classes}"))),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err(malformed(format!("no \"{}\" list", layout.labels_key))),
+    let records = match array.shape.as_slice() {
+        [records, width] if array.dtype.descr == "u1" && *width == pixels => *records,
+        _ => {
+            return Err(format!(
+                "\"data\" is a {} array of shape {:?}, expected uint8 [N, {pixels}]",
+                array.dtype.descr,
+                &array.shape[..array.shape.len().min(8)]
+            ))
+        }
     };
-    let records = array.shape[0];
-    if labels.len() as i64 != records {
-        return Err(malformed(format!("{} labels for {records} images", labels.len())));
+    if !(0..=MAX_CIFAR_RECORDS as i64).contains(&records) {
+        return Err(format!("\"data\" holds {records} records; a CIFAR file may hold at most {MAX_CIFAR_RECORDS}"));
     }
-    Ok(Split { images: images.view([records, 3, CIFAR_SIDE, CIFAR_SIDE]), labels: Tensor::from_slice(&labels) })
+    let labels = label_list(&batch, layout.labels_key, num_classes)?;
+    if labels.len() as i64 != records {
+        return Err(format!("{} labels for {records} images", labels.len()));
+    }
+    let images =
+        array.to_tensor(Kind::Uint8)?.f_view([records, 3, CIFAR_SIDE, CIFAR_SIDE]).map_err(|e| e.to_string())?;
+    let data_offset = array.data_offset.filter(|_| !array.fortran_order).map(|offset| offset as u64);
+    Ok(PickledBatch { split: Split { images, labels: Tensor::from_slice(&labels) }, data_offset })
 }
 
-/// Records in a pickled CIFAR batch. Reading one means unpickling it, so counts are remembered per
-/// file, size and modification time: listing datasets stays instant after the first time.
-fn count_pickled_records(path: &Path, num_classes: usize, layout: &PickledCifar) -> Result<usize, DataError> {
-    /// Records by (file, size, modification time).
-    type Counts = HashMap<(PathBuf, u64, SystemTime), usize>;
-    static COUNTS: Mutex<Option<Counts>> = Mutex::new(None);
+/// The class indices under `key`, each below `num_classes`.
+fn label_list(batch: &Value, key: &str, num_classes: usize) -> Result<Vec<i64>, String> {
+    let Some(Value::List(labels)) = batch.get(key) else {
+        return Err(format!("no \"{key}\" list"));
+    };
+    let labels = labels.borrow();
+    labels
+        .iter()
+        .map(|label| match label {
+            Value::Int(i) if (0..num_classes as i64).contains(i) => Ok(*i),
+            _ => Err(format!("a label is not a class index below {num_classes}")),
+        })
+        .collect()
+}
+
+/// What listing and test images need of a pickled batch: its records and where its pixels start.
+#[derive(Clone, Copy)]
+struct BatchFacts {
+    records: usize,
+    data_offset: Option<u64>,
+}
+
+/// [`BatchFacts`] of a pickled CIFAR batch. Reading one means unpickling it, so they are remembered per
+/// file, size and modification time: listing datasets and fetching test images stay instant after the
+/// first time.
+fn pickled_batch_facts(path: &Path, num_classes: usize, layout: &PickledCifar) -> Result<BatchFacts, DataError> {
+    /// Facts by (file, size, modification time).
+    type Facts = HashMap<(PathBuf, u64, SystemTime), BatchFacts>;
+    static FACTS: Mutex<Option<Facts>> = Mutex::new(None);
     let metadata = fs::metadata(path).map_err(io_error(path))?;
     let key = (path.to_path_buf(), metadata.len(), metadata.modified().map_err(io_error(path))?);
-    if let Some(&count) = COUNTS.lock().expect("count cache").get_or_insert_with(HashMap::new).get(&key) {
-        return Ok(count);
+    let known =
+        FACTS.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).get(&key).copied();
+    if let Some(facts) = known {
+        return Ok(facts);
     }
-    let count = read_cifar_pickle(path, num_classes, layout)?.len() as usize;
-    COUNTS.lock().expect("count cache").get_or_insert_with(HashMap::new).insert(key, count);
-    Ok(count)
+    let batch = read_cifar_pickle(path, num_classes, layout)?;
+    let facts = BatchFacts { records: batch.split.len() as usize, data_offset: batch.data_offset };
+    FACTS.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).insert(key, facts);
+    Ok(facts)
 }
 
 /// Image files of one split, grouped by class in class order, each group sorted by file name.
@@ -416,7 +607,7 @@ fn has_image_extension(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-fn inspect_class_folders(name: &str, root: PathBuf) -> Result<DatasetSource, DataError> {
+fn inspect_class_folders(name: &str, root: &Path) -> Result<DatasetInfo, DataError> {
     let train = list_class_folders(&root.join("train"))?;
     let test_dir = root.join("test");
     let test = if test_dir.is_dir() { list_class_folders(&test_dir)? } else { Vec::new() };
@@ -430,22 +621,11 @@ fn inspect_class_folders(name: &str, root: PathBuf) -> Result<DatasetSource, Dat
     }
     let test_classes: Vec<&String> = test.iter().map(|(c, _)| c).collect();
     if test_classes != classes.iter().collect::<Vec<_>>() {
-        return Err(layout_error(format!(
-            "test/ must have the same class folders as train/ ({})",
-            classes.join(", ")
-        )));
+        return Err(layout_error(format!("test/ must have the same class folders as train/ ({})", classes.join(", "))));
     }
-    Ok(DatasetSource {
-        info: DatasetInfo {
-            name: name.to_string(),
-            format: DatasetFormat::ClassFolders,
-            classes,
-            train_count: train.iter().map(|(_, f)| f.len()).sum(),
-            test_count: test.iter().map(|(_, f)| f.len()).sum(),
-            added: None,
-        },
-        root,
-    })
+    let train_count = train.iter().map(|(_, f)| f.len()).sum();
+    let test_count = test.iter().map(|(_, f)| f.len()).sum();
+    Ok(dataset_info(name, DatasetFormat::ClassFolders, classes, train_count, test_count))
 }
 
 /// Labelled files of a split, in label order.
@@ -461,7 +641,8 @@ fn split_stratified(classes: &[(String, Vec<PathBuf>)], fraction: f64, seed: u64
     for (label, (_, files)) in classes.iter().enumerate() {
         let mut files = files.clone();
         files.shuffle(&mut rng);
-        let held_out = ((files.len() as f64 * fraction).round() as usize).clamp(1, files.len().saturating_sub(1).max(1));
+        let held_out =
+            ((files.len() as f64 * fraction).round() as usize).clamp(1, files.len().saturating_sub(1).max(1));
         for (i, file) in files.into_iter().enumerate() {
             if i < held_out { &mut test } else { &mut train }.push((label as i64, file));
         }
@@ -482,7 +663,12 @@ const DECODE_CHUNK: usize = 512;
 
 /// Decodes a recognised dataset into tensors on the CPU, every image `input_size` square. An image-folder
 /// dataset is split by `validation_fraction` with `seed`.
-pub fn load(source: &DatasetSource, input_size: u32, validation_fraction: f64, seed: u64) -> Result<Dataset, DataError> {
+pub fn load(
+    source: &DatasetSource,
+    input_size: u32,
+    validation_fraction: f64,
+    seed: u64,
+) -> Result<Dataset, DataError> {
     load_reporting(source, input_size, validation_fraction, seed, &mut |_, _| ControlFlow::Continue(()))
 }
 
@@ -496,113 +682,146 @@ pub fn load_reporting(
     seed: u64,
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Dataset, DataError> {
-    let mut total = (source.info.train_count + source.info.test_count) as u64;
     let mut progress = |done, total| if progress(done, total).is_break() { Err(DataError::Cancelled) } else { Ok(()) };
+    load_splits(source, input_size, validation_fraction, seed, &mut progress)
+        .map_err(|e| e.relative_to(&source.shown_from))
+}
+
+/// Reports decoding progress; an error stops decoding.
+type Progress<'a> = dyn FnMut(u64, u64) -> Result<(), DataError> + 'a;
+
+fn load_splits(
+    source: &DatasetSource,
+    input_size: u32,
+    validation_fraction: f64,
+    seed: u64,
+    progress: &mut Progress,
+) -> Result<Dataset, DataError> {
+    let mut total = (source.info.train_count + source.info.test_count) as u64;
     progress(0, total)?;
+    let classes = source.info.classes.len();
+    let root = &source.root;
     let (train, test) = match source.info.format {
         DatasetFormat::Cifar10Binary => {
-            let train_paths: Vec<PathBuf> =
-                CIFAR_TRAIN_FILES.iter().map(|f| source.root.join(f)).collect();
-            let classes = source.info.classes.len();
+            let train_paths: Vec<PathBuf> = CIFAR_TRAIN_FILES.iter().map(|f| root.join(f)).collect();
             let train = load_cifar_records(&train_paths, classes, CIFAR_RECORD, 0)?;
             progress(train.len() as u64, total)?;
-            let test = load_cifar_records(&[source.root.join(CIFAR_TEST_FILE)], classes, CIFAR_RECORD, 0)?;
-            (resize_split(train, input_size), resize_split(test, input_size))
-        }
-        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => {
-            let layout = PickledCifar::of(source.info.format).expect("a pickled layout");
-            let classes = source.info.classes.len();
-            let read = |file: &str| read_cifar_pickle(&source.root.join(file), classes, layout);
-            let mut done = 0;
-            let mut train = Vec::new();
-            for file in layout.train_files {
-                train.push(read(file)?);
-                done += train.last().map_or(0, |split| split.len() as u64);
-                progress(done, total)?;
-            }
-            let train = Split {
-                images: Tensor::cat(&train.iter().map(|s| &s.images).collect::<Vec<_>>(), 0),
-                labels: Tensor::cat(&train.iter().map(|s| &s.labels).collect::<Vec<_>>(), 0),
-            };
-            (resize_split(train, input_size), resize_split(read(layout.test_file)?, input_size))
+            (train, load_cifar_records(&[root.join(CIFAR_TEST_FILE)], classes, CIFAR_RECORD, 0)?)
         }
         DatasetFormat::Cifar100Binary => {
-            let classes = source.info.classes.len();
             // The fine label is the second byte of each record.
-            let train = load_cifar_records(&[source.root.join("train.bin")], classes, CIFAR100_RECORD, 1)?;
+            let train = load_cifar_records(&[root.join("train.bin")], classes, CIFAR100_RECORD, 1)?;
             progress(train.len() as u64, total)?;
-            let test = load_cifar_records(&[source.root.join("test.bin")], classes, CIFAR100_RECORD, 1)?;
-            (resize_split(train, input_size), resize_split(test, input_size))
+            (train, load_cifar_records(&[root.join("test.bin")], classes, CIFAR100_RECORD, 1)?)
         }
+        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => load_pickled(source, total, progress)?,
         DatasetFormat::ClassFolders | DatasetFormat::ImageFolder => {
             let (train, test) = if source.info.format == DatasetFormat::ClassFolders {
-                let train = labelled(list_class_folders(&source.root.join("train"))?);
-                (train, labelled(list_class_folders(&source.root.join("test"))?))
+                let train = labelled(list_class_folders(&root.join("train"))?);
+                (train, labelled(list_class_folders(&root.join("test"))?))
             } else {
-                split_stratified(&list_class_folders(&source.root)?, validation_fraction, seed)
+                split_stratified(&list_class_folders(root)?, validation_fraction, seed)
             };
             // The files may have changed since the dataset was listed.
             total = (train.len() + test.len()) as u64;
-            let train = decode_files(&train, input_size, 0, total, &mut progress)?;
+            let train = decode_files(&train, input_size, 0, total, progress)?;
             let decoded = train.len() as u64;
-            (train, decode_files(&test, input_size, decoded, total, &mut progress)?)
+            (train, decode_files(&test, input_size, decoded, total, progress)?)
         }
     };
     progress(total, total)?;
+    let (train, test) = (resize_split(train, input_size)?, resize_split(test, input_size)?);
     Ok(Dataset { classes: source.info.classes.clone(), train, test })
 }
 
+/// The training and test splits of a pickled CIFAR dataset, reporting after each training batch.
+fn load_pickled(source: &DatasetSource, total: u64, progress: &mut Progress) -> Result<(Split, Split), DataError> {
+    let layout = PickledCifar::of(source.info.format).unwrap_or(&CIFAR10_PICKLED);
+    let classes = source.info.classes.len();
+    let read = |file: &str| read_cifar_pickle(&source.root.join(file), classes, layout).map(|batch| batch.split);
+    let mut done = 0;
+    let mut train = Vec::new();
+    for file in layout.train_files {
+        let batch = read(file)?;
+        done += batch.len() as u64;
+        check_split_size(&source.root, done)?;
+        train.push(batch);
+        progress(done, total)?;
+    }
+    let train = concatenate(&train).map_err(DataError::Decode)?;
+    Ok((train, read(layout.test_file)?))
+}
+
+/// The splits one after the other.
+fn concatenate(splits: &[Split]) -> Result<Split, String> {
+    let images: Vec<&Tensor> = splits.iter().map(|s| &s.images).collect();
+    let labels: Vec<&Tensor> = splits.iter().map(|s| &s.labels).collect();
+    let joined = Tensor::f_cat(&images, 0).and_then(|images| Ok(Split { images, labels: Tensor::f_cat(&labels, 0)? }));
+    joined.map_err(|e| e.to_string())
+}
+
 /// Reads CIFAR binary files of `record`-byte records (labels first, the label used at byte `label_at`,
-/// pixels in the last 3072 bytes) as whole byte buffers and splits them with tensor ops.
-fn load_cifar_records(paths: &[PathBuf], num_classes: usize, record: usize, label_at: i64) -> Result<Split, DataError> {
-    let mut bytes = Vec::new();
+/// pixels in the last 3072 bytes), at most [`MAX_CIFAR_RECORDS`] in all.
+fn load_cifar_records(
+    paths: &[PathBuf],
+    num_classes: usize,
+    record: usize,
+    label_at: usize,
+) -> Result<Split, DataError> {
+    let mut splits = Vec::new();
+    let mut records = 0;
     for path in paths {
-        let mut file_bytes = fs::read(path).map_err(io_error(path))?;
-        if file_bytes.len() % record != 0 {
-            return Err(DataError::Malformed {
-                path: path.clone(),
-                why: "size is not a whole number of records".into(),
-            });
-        }
-        bytes.append(&mut file_bytes);
+        let bytes = read_bounded(path, MAX_CIFAR_RECORDS * record as u64, "a CIFAR file")?;
+        records += (bytes.len() / record) as u64;
+        check_split_size(path, records)?;
+        let split = cifar_records(&bytes, num_classes, record, label_at);
+        splits.push(split.map_err(|why| DataError::Malformed { path: path.clone(), why })?);
+    }
+    concatenate(&splits).map_err(DataError::Decode)
+}
+
+/// Splits the bytes of a binary CIFAR file into labels and `[N, 3, 32, 32]` images with tensor ops.
+fn cifar_records(bytes: &[u8], num_classes: usize, record: usize, label_at: usize) -> Result<Split, String> {
+    let pixels = 3 * CIFAR_SIDE * CIFAR_SIDE;
+    if record < pixels as usize + label_at + 1 || !bytes.len().is_multiple_of(record) {
+        return Err(format!("size {} is not a whole number of {record}-byte records", bytes.len()));
+    }
+    if bytes.chunks_exact(record).any(|r| usize::from(r[label_at]) >= num_classes) {
+        return Err(format!("a label is outside the {num_classes} classes of the class names file"));
     }
     let records = (bytes.len() / record) as i64;
-    let pixels = 3 * CIFAR_SIDE * CIFAR_SIDE;
-    let table = Tensor::from_slice(&bytes).view([records, record as i64]); // [N, record] u8
-    let labels = table.select(1, label_at).to_kind(Kind::Int64); // [N]
-    let images = table.narrow(1, record as i64 - pixels, pixels).reshape([records, 3, CIFAR_SIDE, CIFAR_SIDE]);
-    if records > 0 && labels.max().int64_value(&[]) >= num_classes as i64 {
-        return Err(DataError::Malformed {
-            path: paths[0].clone(),
-            why: format!("a label is outside the {num_classes} classes of {CIFAR_META_FILE}"),
-        });
-    }
-    Ok(Split { images, labels })
+    let split = || -> Result<Split, tch::TchError> {
+        let table = Tensor::f_from_slice(bytes)?.f_view([records, record as i64])?; // [N, record] u8
+        let labels = table.f_select(1, label_at as i64)?.f_to_kind(Kind::Int64)?; // [N]
+        let planes = table.f_narrow(1, record as i64 - pixels, pixels)?;
+        Ok(Split { images: planes.f_reshape([records, 3, CIFAR_SIDE, CIFAR_SIDE])?, labels })
+    };
+    split().map_err(|e| e.to_string())
 }
 
 /// Resizes a `u8` split to `side` x `side` with bilinear interpolation, in chunks to bound memory.
-fn resize_split(split: Split, side: u32) -> Split {
+fn resize_split(split: Split, side: u32) -> Result<Split, DataError> {
     let side = side as i64;
     let size = split.images.size();
-    if size[2] == side && size[3] == side {
-        return split;
+    if size.get(2..4) == Some(&[side, side][..]) {
+        return Ok(split);
     }
     const CHUNK: i64 = 1024;
-    let chunks: Vec<Tensor> = (0..split.len())
-        .step_by(CHUNK as usize)
-        .map(|start| {
-            let len = CHUNK.min(split.len() - start);
-            split
-                .images
-                .narrow(0, start, len)
-                .to_kind(Kind::Float)
-                .upsample_bilinear2d([side, side], false, None, None)
-                .round()
-                .clamp(0.0, 255.0)
-                .to_kind(Kind::Uint8)
-        })
-        .collect();
-    Split { images: Tensor::cat(&chunks, 0), labels: split.labels }
+    let resize = |start: i64| -> Result<Tensor, tch::TchError> {
+        let len = CHUNK.min(split.len() - start);
+        split
+            .images
+            .f_narrow(0, start, len)?
+            .f_to_kind(Kind::Float)?
+            .f_upsample_bilinear2d([side, side], false, None, None)?
+            .f_round()?
+            .f_clamp(0.0, 255.0)?
+            .f_to_kind(Kind::Uint8)
+    };
+    let resized = (0..split.len()).step_by(CHUNK as usize).map(resize).collect::<Result<Vec<Tensor>, _>>();
+    let images = resized.and_then(|chunks| Tensor::f_cat(&chunks, 0));
+    let images = images.map_err(|e| DataError::Decode(format!("resizing: {e}")))?;
+    Ok(Split { images, labels: split.labels })
 }
 
 /// Decodes labelled image files in parallel into one tensor.
@@ -612,7 +831,7 @@ fn decode_files(
     input_size: u32,
     done_before: u64,
     total: u64,
-    progress: &mut dyn FnMut(u64, u64) -> Result<(), DataError>,
+    progress: &mut Progress,
 ) -> Result<Split, DataError> {
     let pixels_per_image = 3 * (input_size as usize).pow(2);
     let mut pixels = vec![0u8; files.len() * pixels_per_image];
@@ -622,7 +841,7 @@ fn decode_files(
     {
         pixel_chunk.par_chunks_mut(pixels_per_image.max(1)).zip(file_chunk.par_iter()).try_for_each(
             |(out, (_, path))| {
-                let bytes = fs::read(path).map_err(io_error(path))?;
+                let bytes = read_bounded(path, MAX_IMAGE_FILE_BYTES, "an image file")?;
                 let chw = decode_to_chw(&bytes, input_size)
                     .map_err(|source| DataError::Image { path: path.clone(), source })?;
                 out.copy_from_slice(&chw);
@@ -635,50 +854,73 @@ fn decode_files(
     let n = files.len() as i64;
     let side = input_size as i64;
     let labels: Vec<i64> = files.iter().map(|(label, _)| *label).collect();
-    Ok(Split {
-        images: Tensor::from_slice(&pixels).view([n, 3, side, side]),
-        labels: Tensor::from_slice(&labels),
-    })
+    Ok(Split { images: Tensor::from_slice(&pixels).view([n, 3, side, side]), labels: Tensor::from_slice(&labels) })
 }
 
 /// The original picture of test image `index`, as its file's bytes and MIME type: the file itself for
-/// folder datasets, a PNG made from the record for CIFAR. `validation_fraction` and `seed` must be the
-/// run's, so an image-folder split is the one the run used.
+/// folder datasets, a PNG made from the record for CIFAR (only that record is read). `validation_fraction`
+/// and `seed` must be the run's, so an image-folder split is the one the run used.
 pub fn test_image(
     source: &DatasetSource,
     validation_fraction: f64,
     seed: u64,
     index: usize,
 ) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
-    let plane = (CIFAR_SIDE * CIFAR_SIDE) as usize;
-    let path = match source.info.format {
-        DatasetFormat::Cifar10Binary | DatasetFormat::Cifar100Binary => {
-            let (file, size) = if source.info.format == DatasetFormat::Cifar10Binary {
-                (CIFAR_TEST_FILE, CIFAR_RECORD)
-            } else {
-                ("test.bin", CIFAR100_RECORD)
-            };
-            let path = source.root.join(file);
-            let bytes = fs::read(&path).map_err(io_error(&path))?;
-            let Some(record) = bytes.chunks_exact(size).nth(index) else { return Ok(None) };
-            return Ok(Some((planes_to_png(&record[size - 3 * plane..]), "image/png")));
-        }
-        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => {
-            let layout = PickledCifar::of(source.info.format).expect("a pickled layout");
-            let test = read_cifar_pickle(&source.root.join(layout.test_file), source.info.classes.len(), layout)?;
-            if index as i64 >= test.len() {
-                return Ok(None);
-            }
-            let planes = Vec::<u8>::try_from(test.images.get(index as i64).flatten(0, -1)).expect("u8 record");
-            return Ok(Some((planes_to_png(&planes), "image/png")));
-        }
-        DatasetFormat::ClassFolders => labelled(list_class_folders(&source.root.join("test"))?).into_iter().nth(index),
-        DatasetFormat::ImageFolder => {
-            split_stratified(&list_class_folders(&source.root)?, validation_fraction, seed).1.into_iter().nth(index)
+    let image = match source.info.format {
+        DatasetFormat::Cifar10Binary => cifar_test_image(&source.root.join(CIFAR_TEST_FILE), CIFAR_RECORD, index),
+        DatasetFormat::Cifar100Binary => cifar_test_image(&source.root.join("test.bin"), CIFAR100_RECORD, index),
+        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => pickled_test_image(source, index),
+        DatasetFormat::ClassFolders | DatasetFormat::ImageFolder => {
+            folder_test_image(source, validation_fraction, seed, index)
         }
     };
-    let Some((_, path)) = path else { return Ok(None) };
-    let bytes = fs::read(&path).map_err(io_error(&path))?;
+    image.map_err(|e| e.relative_to(&source.shown_from))
+}
+
+/// Bytes of a CIFAR record's pixels: the last 3x32x32.
+const CIFAR_PIXELS: usize = 3 * 32 * 32;
+
+/// Test record `index` of a binary CIFAR file of `record`-byte records, as a PNG.
+fn cifar_test_image(path: &Path, record: usize, index: usize) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
+    let offset = (index as u64).checked_mul(record as u64).unwrap_or(u64::MAX);
+    let bytes = read_at(path, offset, record)?;
+    Ok(bytes.map(|bytes| (planes_to_png(&bytes[record - CIFAR_PIXELS..]), "image/png")))
+}
+
+/// Test record `index` of a pickled CIFAR dataset, as a PNG: read from where the pixels lie in the file
+/// when they are stored as they are, else by decoding the whole batch.
+fn pickled_test_image(source: &DatasetSource, index: usize) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
+    let layout = PickledCifar::of(source.info.format).unwrap_or(&CIFAR10_PICKLED);
+    let path = source.root.join(layout.test_file);
+    let facts = pickled_batch_facts(&path, source.info.classes.len(), layout)?;
+    if index >= facts.records {
+        return Ok(None);
+    }
+    let planes = match facts.data_offset {
+        Some(start) => read_at(&path, start + (index * CIFAR_PIXELS) as u64, CIFAR_PIXELS)?,
+        None => {
+            let test = read_cifar_pickle(&path, source.info.classes.len(), layout)?.split;
+            let record = test.images.f_get(index as i64).and_then(|r| r.f_flatten(0, -1));
+            record.and_then(|r| Vec::<u8>::try_from(r)).ok()
+        }
+    };
+    Ok(planes.filter(|p| p.len() == CIFAR_PIXELS).map(|planes| (planes_to_png(&planes), "image/png")))
+}
+
+/// Test image `index` of a folder dataset: its file's bytes and MIME type.
+fn folder_test_image(
+    source: &DatasetSource,
+    validation_fraction: f64,
+    seed: u64,
+    index: usize,
+) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
+    let test = if source.info.format == DatasetFormat::ClassFolders {
+        labelled(list_class_folders(&source.root.join("test"))?)
+    } else {
+        split_stratified(&list_class_folders(&source.root)?, validation_fraction, seed).1
+    };
+    let Some((_, path)) = test.into_iter().nth(index) else { return Ok(None) };
+    let bytes = read_bounded(&path, MAX_IMAGE_FILE_BYTES, "an image file")?;
     let mime = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("png") => "image/png",
         Some("jpg" | "jpeg") => "image/jpeg",
@@ -980,5 +1222,91 @@ mod tests {
         solid_png(&root.join("test/a/0.png"), [1, 2, 3], 8);
         let err = inspect(dir.path(), "odd").unwrap_err().to_string();
         assert!(err.contains("same class folders"), "{err}");
+    }
+
+    /// A CIFAR-10 python dataset `name` of one record per file, with `test_batch` replaced by `test_batch`.
+    fn python_dataset_with_test_batch(data_dir: &Path, name: &str, test_batch: &[u8]) -> PathBuf {
+        let root = data_dir.join(name).join(CIFAR_PY_FOLDER);
+        write_cifar_python(&root, &["a", "b"], 1, 1, |_| (0, vec![0; 3072])).unwrap();
+        fs::write(root.join("test_batch"), test_batch).unwrap();
+        root
+    }
+
+    /// A pickled batch whose `data` claims shape [2^54, 3072] over no bytes.
+    fn giant_shape_batch() -> Vec<u8> {
+        let mut batch = PickleWriter::dict();
+        batch.bytes(b"data").op(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01");
+        batch
+            .op(b"\x8a\x08")
+            .op(&(1i64 << 54).to_le_bytes())
+            .int(3072)
+            .op(b"\x86cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R");
+        batch.op(b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89").bytes(b"").op(b"tb");
+        batch.bytes(b"labels").op(b"](e");
+        batch.end_dict()
+    }
+
+    #[test]
+    fn a_pickled_array_whose_size_overflows_is_a_listed_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        python_dataset_with_test_batch(dir.path(), "giant", &giant_shape_batch());
+        let err = inspect(dir.path(), "giant").unwrap_err().to_string();
+        assert!(err.contains("18014398509481984 records") && err.contains("at most 60000"), "{err}");
+        let listed = discover(dir.path());
+        assert_eq!(listed.len(), 1);
+        let error = listed[0].error.as_deref().expect("listed with its error");
+        assert!(error.starts_with("giant/cifar-10-batches-py/test_batch is malformed"), "{error}");
+        assert!(!error.contains(&dir.path().display().to_string()), "no server path: {error}");
+    }
+
+    #[test]
+    fn dot_folders_are_never_datasets_and_unreadable_ones_are_listed_with_their_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write_cifar_binary(&dir.path().join(".upload-x.partial"), &["a", "b"], 1, 1, |_| (0, vec![0; 3072])).unwrap();
+        write_cifar_binary(&dir.path().join("good"), &["a", "b"], 1, 1, |_| (1, vec![0; 3072])).unwrap();
+        python_dataset_with_test_batch(dir.path(), "cut", b"\x80\x02}(U\x04data");
+        let listed = discover(dir.path());
+        let names: Vec<&str> = listed.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["cut", "good"]);
+        assert_eq!((listed[1].error.as_deref(), listed[1].test_count), (None, 1));
+        let error = listed[0].error.as_deref().expect("an error");
+        assert_eq!(listed[0].format, DatasetFormat::Cifar10Python);
+        assert!(error.contains("cut/cifar-10-batches-py/test_batch") && error.contains("ends early"), "{error}");
+        assert!(!error.contains(&dir.path().display().to_string()), "no server path: {error}");
+    }
+
+    #[test]
+    fn a_sparse_giant_cifar_file_is_refused_by_its_size_without_being_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("big").join(CIFAR_BIN_FOLDER);
+        write_cifar_binary(&root, &["a", "b"], 1, 1, |_| (0, vec![0; 3072])).unwrap();
+        // 349,000 records: 1 GiB that takes no disk.
+        fs::File::options().write(true).open(root.join(CIFAR_TEST_FILE)).unwrap().set_len(349_000 * 3073).unwrap();
+        let err = inspect(dir.path(), "big").unwrap_err();
+        assert!(matches!(err, DataError::TooLarge { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("big/cifar-10-batches-bin/test_batch.bin is too large: 349000 records"),
+            "{message}"
+        );
+        assert!(discover(dir.path())[0].error.as_deref() == Some(message.as_str()));
+    }
+
+    #[test]
+    fn a_test_image_reads_only_its_own_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("c10").join(CIFAR_BIN_FOLDER);
+        write_cifar_binary(&root, &["a", "b"], 1, 2, |i| (0, vec![(i * 40) as u8; 3072])).unwrap();
+        let source = inspect(dir.path(), "c10").unwrap();
+        // The file grows to a terabyte after listing (sparse): reading it whole could never succeed.
+        let records: u64 = (1 << 40) / 3073;
+        fs::File::options().write(true).open(root.join(CIFAR_TEST_FILE)).unwrap().set_len(records * 3073).unwrap();
+        let pixel = |png: Vec<u8>| image::load_from_memory(&png).unwrap().to_rgb8().get_pixel(5, 5).0;
+        let (png, _) = test_image(&source, 0.2, 0, 1).unwrap().unwrap();
+        assert_eq!(pixel(png), [240, 240, 240], "record 1 of the test file is the seventh written");
+        let (png, _) = test_image(&source, 0.2, 0, records as usize - 1).unwrap().unwrap();
+        assert_eq!(pixel(png), [0, 0, 0]);
+        assert!(test_image(&source, 0.2, 0, records as usize).unwrap().is_none());
+        assert!(test_image(&source, 0.2, 0, usize::MAX).unwrap().is_none());
     }
 }

@@ -41,14 +41,14 @@ pub enum DownloadError {
     /// The server could not be reached or answered with an error.
     #[error(
         "could not download CIFAR-10 from {url} ({why}). Without network, download cifar-10-binary.tar.gz \
-         elsewhere and unpack it so that {expected} holds data_batch_1.bin … test_batch.bin"
+         elsewhere and unpack it so that {expected} in the data folder holds data_batch_1.bin … test_batch.bin"
     )]
     Fetch {
         /// The address tried.
         url: String,
         /// The cause.
         why: String,
-        /// The folder the files belong in.
+        /// The folder the files belong in, relative to the data folder.
         expected: PathBuf,
     },
     /// The archive arrived but its checksum is wrong.
@@ -147,8 +147,14 @@ pub fn fetch_cifar10(
     report: &mut dyn FnMut(Preparation) -> ControlFlow<()>,
 ) -> Result<(), DownloadError> {
     let target = data_dir.join(CIFAR10_NAME);
+    // Messages name files relative to the data folder, never where the server keeps it.
+    let shown = |path: &Path| match path.strip_prefix(data_dir) {
+        Ok(relative) if relative.as_os_str().is_empty() => PathBuf::from("the data folder"),
+        Ok(relative) => relative.to_path_buf(),
+        Err(_) => path.to_path_buf(),
+    };
     let io = |path: &Path| {
-        let path = path.to_path_buf();
+        let path = shown(path);
         move |source| DownloadError::Io { path, source }
     };
     fs::create_dir_all(data_dir).map_err(io(data_dir))?;
@@ -156,12 +162,12 @@ pub fn fetch_cifar10(
     let fetch_error = |why: String| DownloadError::Fetch {
         url: source.url.clone(),
         why,
-        expected: target.join(crate::data::CIFAR_BIN_FOLDER),
+        expected: Path::new(CIFAR10_NAME).join(crate::data::CIFAR_BIN_FOLDER),
     };
 
     let found = stream_to_file::<Md5>(&source.url, &archive, "CIFAR-10", 1 << 30, report).map_err(|e| match e {
         StreamError::Fetch(why) => fetch_error(why),
-        StreamError::Io(path, source) => DownloadError::Io { path, source },
+        StreamError::Io(path, source) => DownloadError::Io { path: shown(&path), source },
         StreamError::Cancelled => DownloadError::Cancelled,
     })?;
     if found != source.md5 {
@@ -187,16 +193,13 @@ pub fn fetch_cifar10(
 
 /// Unpacks a `.tar.gz` into `dest` entry by entry (`unpack_in` refuses paths that leave `dest`),
 /// reporting each file; a stop is an `Interrupted` error.
-fn unpack(
-    archive: &Path,
-    dest: &Path,
-    report: &mut dyn FnMut(Preparation) -> ControlFlow<()>,
-) -> std::io::Result<()> {
+fn unpack(archive: &Path, dest: &Path, report: &mut dyn FnMut(Preparation) -> ControlFlow<()>) -> std::io::Result<()> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(archive)?));
     for (unpacked, entry) in tar.entries()?.enumerate() {
         entry?.unpack_in(dest)?;
         let done = unpacked as u64 + 1;
-        let preparation = Preparation { step: PreparationStep::Unpacking, subject: "CIFAR-10".into(), done, total: None };
+        let preparation =
+            Preparation { step: PreparationStep::Unpacking, subject: "CIFAR-10".into(), done, total: None };
         if report(preparation).is_break() {
             return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "stopped"));
         }

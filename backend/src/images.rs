@@ -1,14 +1,22 @@
 //! Image decoding shared by dataset loading and classification, so a model sees uploads exactly the way
 //! it saw its training images: decoded to RGB, resized (squashed) to the input square with the same
 //! filter, laid out as `[3, H, W]` bytes.
+//!
+//! Decoding is total and bounded: any bytes give pixels or an error, and an image is refused by its
+//! header's dimensions (at most [`MAX_IMAGE_SIDE`] a side and [`MAX_IMAGE_PIXELS`] in all) before any
+//! pixel is decoded, with the decoder's own allocation limit behind that. Images end up at most 224
+//! pixels a side, so nothing is lost by refusing bigger ones, and one huge upload cannot hold the single
+//! classifier thread for a second.
 
 use image::{imageops::FilterType, ImageReader, Limits};
 use std::io::Cursor;
 
 /// Largest width or height accepted, in pixels.
 pub const MAX_IMAGE_SIDE: u32 = 8192;
-/// Most bytes the decoder may allocate for one image.
-const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
+/// Most pixels accepted in one image: 16 megapixels (4096x4096, or a 12-megapixel phone photo).
+pub const MAX_IMAGE_PIXELS: u64 = 16 * 1024 * 1024;
+/// Most bytes the decoder may allocate for one image: the largest accepted image at 16-bit RGBA.
+const MAX_DECODE_ALLOC: u64 = MAX_IMAGE_PIXELS * 8;
 
 /// Why an image could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -16,8 +24,11 @@ pub enum ImageError {
     /// Not a format we read, or not an image at all.
     #[error("not a PNG, JPEG, WebP, BMP or GIF image")]
     UnknownFormat,
-    /// Larger than [`MAX_IMAGE_SIDE`].
-    #[error("image is {width}x{height} pixels; at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} is accepted")]
+    /// Wider or taller than [`MAX_IMAGE_SIDE`], or more than [`MAX_IMAGE_PIXELS`] in all.
+    #[error(
+        "image is {width}x{height} pixels; at most {MAX_IMAGE_SIDE} pixels a side and 16 megapixels in all \
+         are accepted (images are scaled down to the model's input anyway)"
+    )]
     TooLarge {
         /// Width the file claims.
         width: u32,
@@ -32,19 +43,24 @@ pub enum ImageError {
 /// Decodes `bytes` (PNG, JPEG, WebP, BMP or GIF), converts to RGB and resizes to `side` x `side`.
 /// Returns the pixels as `[3, side, side]` bytes (channel planes, then rows).
 pub fn decode_to_chw(bytes: &[u8], side: u32) -> Result<Vec<u8>, ImageError> {
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    // The decoders return errors for bad files; should one of them panic instead, the file is corrupt
+    // all the same and the thread decoding it carries on.
+    std::panic::catch_unwind(|| decode(bytes, side))
+        .unwrap_or_else(|_| Err(ImageError::Corrupt("the decoder failed on this file".into())))
+}
+
+fn decode(bytes: &[u8], side: u32) -> Result<Vec<u8>, ImageError> {
+    let reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Corrupt(e.to_string()))?;
     if reader.format().is_none() {
         return Err(ImageError::UnknownFormat);
     }
     let (width, height) = reader.into_dimensions().map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
         return Err(ImageError::TooLarge { width, height });
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let mut reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Corrupt(e.to_string()))?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
@@ -57,7 +73,7 @@ pub fn decode_to_chw(bytes: &[u8], side: u32) -> Result<Vec<u8>, ImageError> {
     } else {
         image::imageops::resize(&rgb, side, side, FilterType::Triangle)
     };
-    let plane = (side * side) as usize;
+    let plane = side as usize * side as usize;
     let mut chw = vec![0u8; 3 * plane];
     for (i, pixel) in rgb.pixels().enumerate() {
         chw[i] = pixel[0];
@@ -111,5 +127,25 @@ mod tests {
         bytes[29..33].copy_from_slice(&crc.to_be_bytes());
         let err = decode_to_chw(&bytes, 32).unwrap_err();
         assert!(matches!(err, ImageError::TooLarge { width: 100_000, height: 100_000 }), "{err}");
+    }
+
+    /// A 4x4 PNG whose header claims `width` x `height`.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = png_bytes(4, 4, [1, 2, 3]);
+        bytes[16..20].copy_from_slice(&width.to_be_bytes());
+        bytes[20..24].copy_from_slice(&height.to_be_bytes());
+        let crc = crc32fast::hash(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+
+    #[test]
+    fn an_8192_pixel_square_is_refused_by_its_pixel_count_before_decoding() {
+        let err = decode_to_chw(&png_claiming(8192, 8192), 32).unwrap_err();
+        assert!(matches!(err, ImageError::TooLarge { width: 8192, height: 8192 }), "{err}");
+        assert!(err.to_string().contains("16 megapixels"), "{err}");
+        // Within both limits, the header is believed and the short data is what fails.
+        let err = decode_to_chw(&png_claiming(4096, 4096), 32).unwrap_err();
+        assert!(matches!(err, ImageError::Corrupt(_)), "{err}");
     }
 }

@@ -39,3 +39,6 @@ pub mod web;
 
 /// The web layer under its former name, for callers written before it became [`web`].
 pub use web as server;
+
+#[cfg(test)]
+mod fuzz_targets;

@@ -7,14 +7,34 @@
 //! (`os.system`, `builtins.eval`, ...) or opcode is refused, so a hostile file cannot run code: nothing
 //! is ever imported or called beyond building tensors and arrays from bytes.
 //!
+//! The reader is total: any input gives a value or an error, never a panic. Containers nest at most
+//! [`MAX_DEPTH`] deep (checked as they are built, so deep values are never made), and dropping a value
+//! takes its containers apart with a work list, not recursion; a list or dict cannot change once it is inside another container (Python's
+//! pickler never does that, and it keeps depths true and rules out cycles); the stack, marks and memo
+//! are capped ([`MAX_VALUES`], [`MAX_MEMO`]); dicts are indexed by key, so building one is linear; sizes,
+//! shapes and strides use checked arithmetic; lengths are checked against the input before anything is
+//! allocated.
+//!
 //! No crate fitted: `serde-pickle` 1.2 refuses `BINPERSID` (persistent ids, which carry every storage)
 //! and can only replace unknown globals by `None`, losing the `_rebuild_tensor_v2` arguments and NumPy's
 //! array bytes; `candle-core`'s reader pulls in a whole tensor library; `pickle` on crates.io is unrelated.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, Ref, RefCell};
+use std::collections::hash_map::{Entry, HashMap};
+use std::fmt;
 use std::rc::Rc;
 use tch::{Kind, Tensor};
+
+/// Deepest nesting of tuples, lists and dicts accepted (Python's own recursion limit). State dicts and
+/// CIFAR batches nest under 5 deep.
+pub(crate) const MAX_DEPTH: usize = 1000;
+/// Most values a pickle may push in all (each costs 24 bytes or more): far above the ~200,000 of
+/// CIFAR-100's training batch.
+pub(crate) const MAX_VALUES: usize = 4_000_000;
+/// Most memo entries a pickle may hold (CIFAR-100's training batch memoises ~50,000 file names).
+pub(crate) const MAX_MEMO: usize = 1_000_000;
+/// Byte strings at least this long remember where they start in the pickle (see [`Array::data_offset`]).
+const BLOB_MIN: usize = 1024;
 
 /// The globals a pickle may name; everything else is refused.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,7 +80,7 @@ fn resolve_global(module: &str, name: &str) -> Option<Global> {
 
 /// A value on the pickle machine's stack. Containers are shared, as Python objects are, so that a
 /// memoised dict sees the items set on it later.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 // Scalars and bytes in a checkpoint (an epoch count, a learning rate) are kept as read though only
 // tensors are used.
 #[allow(dead_code)]
@@ -71,9 +91,9 @@ pub(crate) enum Value {
     Float(f64),
     Str(Rc<str>),
     Bytes(Rc<[u8]>),
-    Tuple(Rc<Vec<Value>>),
-    List(Rc<RefCell<Vec<Value>>>),
-    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Tuple(Rc<Node<Vec<Value>>>),
+    List(Rc<Node<Vec<Value>>>),
+    Dict(Rc<Node<DictItems>>),
     Global(Global),
     /// A storage from a persistent id: a 1-D tensor of its elements.
     Storage(Rc<Tensor>),
@@ -82,6 +102,127 @@ pub(crate) enum Value {
     Dtype(Rc<RefCell<Dtype>>),
     /// A NumPy array; filled in by `BUILD`.
     Array(Rc<RefCell<Array>>),
+}
+
+/// A tuple's, list's or dict's items, with how deep containers nest in it (1 for one holding no
+/// container) and whether it has been put inside another container, after which it may not change.
+pub(crate) struct Node<T: Children> {
+    items: RefCell<T>,
+    depth: Cell<usize>,
+    nested: Cell<bool>,
+}
+
+/// What a container holds, taken out so that dropping it does not recurse.
+pub(crate) trait Children {
+    /// Moves every value held into `out`.
+    fn take_children(&mut self, out: &mut Vec<Value>);
+}
+
+impl Children for Vec<Value> {
+    fn take_children(&mut self, out: &mut Vec<Value>) {
+        out.append(self);
+    }
+}
+
+impl Children for DictItems {
+    fn take_children(&mut self, out: &mut Vec<Value>) {
+        self.index.clear();
+        out.extend(self.pairs.drain(..).flat_map(|(key, value)| [key, value]));
+    }
+}
+
+/// Drops the containers below with a work list instead of recursion, so no nesting depth can overflow
+/// the stack.
+impl<T: Children> Drop for Node<T> {
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        self.items.get_mut().take_children(&mut pending);
+        while let Some(value) = pending.pop() {
+            match value {
+                Value::Tuple(node) | Value::List(node) => {
+                    if let Some(mut node) = Rc::into_inner(node) {
+                        node.items.get_mut().take_children(&mut pending);
+                    }
+                }
+                Value::Dict(node) => {
+                    if let Some(mut node) = Rc::into_inner(node) {
+                        node.items.get_mut().take_children(&mut pending);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl<T: Children> Node<T> {
+    fn new(items: T, depth: usize) -> Rc<Self> {
+        Rc::new(Node { items: RefCell::new(items), depth: Cell::new(depth), nested: Cell::new(false) })
+    }
+
+    /// The items.
+    pub fn borrow(&self) -> Ref<'_, T> {
+        self.items.borrow()
+    }
+
+    /// Refuses changes once the container is inside another one.
+    fn check_open(&self, what: &str) -> Result<(), String> {
+        if self.nested.get() {
+            return Err(format!("a {what} is changed after it was put inside another container"));
+        }
+        Ok(())
+    }
+}
+
+/// A dict's items in insertion order, indexed by their `str` and `bytes` keys: a repeated key replaces
+/// the earlier value, as in Python, in constant time.
+#[derive(Default)]
+pub(crate) struct DictItems {
+    pairs: Vec<(Value, Value)>,
+    index: HashMap<Key, usize>,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+enum Key {
+    Str(Rc<str>),
+    Bytes(Rc<[u8]>),
+}
+
+impl DictItems {
+    /// The key-value pairs in insertion order.
+    pub fn iter(&self) -> std::slice::Iter<'_, (Value, Value)> {
+        self.pairs.iter()
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    fn insert(&mut self, key: Value, value: Value) {
+        let indexed = match &key {
+            Value::Str(text) => Key::Str(text.clone()),
+            Value::Bytes(bytes) => Key::Bytes(bytes.clone()),
+            _ => {
+                self.pairs.push((key, value));
+                return;
+            }
+        };
+        match self.index.entry(indexed) {
+            Entry::Occupied(at) => self.pairs[*at.get()].1 = value,
+            Entry::Vacant(at) => {
+                at.insert(self.pairs.len());
+                self.pairs.push((key, value));
+            }
+        }
+    }
+
+    /// The value under `key` as a `str` or as UTF-8 `bytes`, whichever came first.
+    fn get_text(&self, key: &str) -> Option<&Value> {
+        let as_str = self.index.get(&Key::Str(key.into()));
+        let as_bytes = self.index.get(&Key::Bytes(key.as_bytes().into()));
+        as_str.into_iter().chain(as_bytes).min().map(|&i| &self.pairs[i].1)
+    }
 }
 
 /// A NumPy dtype as pickled: its type string (`"u1"`, `"i8"`, `"f4"`) and byte order (`|`, `<`, `>`).
@@ -98,9 +239,22 @@ pub(crate) struct Array {
     pub dtype: Dtype,
     pub fortran_order: bool,
     pub data: Rc<[u8]>,
+    /// Where `data` starts in the pickle, when it was stored there as one byte string, so a reader can
+    /// later fetch part of it from the file without unpickling again.
+    pub data_offset: Option<usize>,
 }
 
 impl Array {
+    /// Number of elements the shape holds; an error for a negative dimension or an overflowing product.
+    pub fn numel(&self) -> Result<usize, String> {
+        self.shape.iter().try_fold(1usize, |product, &d| {
+            usize::try_from(d)
+                .ok()
+                .and_then(|d| product.checked_mul(d))
+                .ok_or_else(|| format!("array shape {} has no valid element count", shape_text(&self.shape)))
+        })
+    }
+
     /// The array as a C-ordered tensor of `kind` (element width checked against the bytes).
     pub fn to_tensor(&self, kind: Kind) -> Result<Tensor, String> {
         let element = kind.elt_size_in_bytes();
@@ -108,29 +262,40 @@ impl Array {
         if !little_or_single {
             return Err(format!("big-endian array dtype {}", self.dtype.descr));
         }
-        let numel: i64 = self.shape.iter().product();
-        if self.shape.iter().any(|&d| d < 0) || (numel as usize).checked_mul(element) != Some(self.data.len()) {
+        let numel = self.numel()?;
+        if numel.checked_mul(element) != Some(self.data.len()) {
             return Err(format!(
-                "array of shape {:?} and dtype {} does not match its {} bytes",
-                self.shape, self.dtype.descr, self.data.len()
+                "array of shape {} and dtype {} does not match its {} bytes",
+                shape_text(&self.shape),
+                self.dtype.descr,
+                self.data.len()
             ));
         }
-        let tensor = Tensor::f_from_data_size(&self.data, &[numel], kind).map_err(|e| e.to_string())?;
-        Ok(if self.fortran_order {
+        let flat = Tensor::f_from_data_size(&self.data, &[numel as i64], kind).map_err(|e| e.to_string())?;
+        let shaped = if self.fortran_order {
             let reversed: Vec<i64> = self.shape.iter().rev().copied().collect();
             let dims: Vec<i64> = (0..self.shape.len() as i64).rev().collect();
-            tensor.reshape(&reversed).permute(&dims).contiguous()
+            flat.f_reshape(&reversed).and_then(|t| t.f_permute(&dims)).and_then(|t| t.f_contiguous())
         } else {
-            tensor.reshape(&self.shape)
-        })
+            flat.f_reshape(&self.shape)
+        };
+        shaped.map_err(|e| e.to_string())
     }
+}
+
+/// A shape for messages, cut short after eight dimensions.
+fn shape_text(shape: &[i64]) -> String {
+    if shape.len() <= 8 {
+        return format!("{shape:?}");
+    }
+    format!("{:?} and {} more dimensions", &shape[..8], shape.len() - 8)
 }
 
 impl Value {
     /// The value under a `str` or `bytes` key of a dict (Python 2 pickles key by bytes).
     pub fn get(&self, key: &str) -> Option<Value> {
         let Value::Dict(dict) = self else { return None };
-        dict.borrow().iter().find(|(k, _)| text_of(k) == Some(key)).map(|(_, v)| v.clone())
+        dict.borrow().get_text(key).cloned()
     }
 
     /// What kind of value this is, for error messages.
@@ -152,10 +317,80 @@ impl Value {
             Value::Array(_) => "an array",
         }
     }
+
+    /// How deep containers nest in this value: 0 for a scalar.
+    fn depth(&self) -> usize {
+        match self {
+            Value::Tuple(node) | Value::List(node) => node.depth.get(),
+            Value::Dict(node) => node.depth.get(),
+            _ => 0,
+        }
+    }
+
+    /// Marks a container as held by another one, so it no longer changes.
+    fn nest(&self) {
+        match self {
+            Value::Tuple(node) | Value::List(node) => node.nested.set(true),
+            Value::Dict(node) => node.nested.set(true),
+            _ => {}
+        }
+    }
+
+    /// True when both are the same list or dict.
+    fn is_same_container(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::List(a), Value::List(b)) => Rc::ptr_eq(a, b),
+            (Value::Dict(a), Value::Dict(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    fn new_tuple(items: Vec<Value>) -> Result<Value, String> {
+        let depth = depth_holding(&items)?;
+        Ok(Value::Tuple(Node::new(items, depth)))
+    }
+
+    fn new_list(items: Vec<Value>) -> Result<Value, String> {
+        let depth = depth_holding(&items)?;
+        Ok(Value::List(Node::new(items, depth)))
+    }
+
+    fn new_dict(pairs: Vec<(Value, Value)>) -> Result<Value, String> {
+        let dict = Value::Dict(Node::new(DictItems::default(), 1));
+        set_items(&dict, pairs)?;
+        Ok(dict)
+    }
 }
 
-/// Upper bound on the stack depth and memo size, against hostile files that try to exhaust memory.
-pub(crate) const MAX_ITEMS: usize = 10_000_000;
+/// Shallow on purpose: a derived `Debug` would recurse as deep as the value nests.
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(v) => write!(f, "Bool({v})"),
+            Value::Int(v) => write!(f, "Int({v})"),
+            Value::Float(v) => write!(f, "Float({v})"),
+            Value::Str(v) => write!(f, "Str({v:?})"),
+            Value::Bytes(v) => write!(f, "Bytes({} bytes)", v.len()),
+            Value::Tuple(node) | Value::List(node) => write!(f, "{} of {} items", self.describe(), node.borrow().len()),
+            Value::Dict(node) => write!(f, "a dict of {} items", node.borrow().len()),
+            Value::Global(global) => write!(f, "Global({global:?})"),
+            other => f.write_str(other.describe()),
+        }
+    }
+}
+
+/// The depth of a container holding `items`, which are marked as nested; an error past [`MAX_DEPTH`].
+fn depth_holding<'v>(items: impl IntoIterator<Item = &'v Value>) -> Result<usize, String> {
+    let mut depth = 1;
+    for item in items {
+        item.nest();
+        depth = depth.max(item.depth() + 1);
+    }
+    if depth > MAX_DEPTH {
+        return Err(format!("containers nest more than {MAX_DEPTH} deep"));
+    }
+    Ok(depth)
+}
 
 /// Loads the storage a persistent id names: `(key, element kind, element count)`.
 pub(crate) type StorageLoader<'a> = dyn FnMut(&str, Kind, i64) -> Result<Tensor, String> + 'a;
@@ -166,6 +401,10 @@ struct Machine<'a, 'l> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    /// Values pushed so far, against [`MAX_VALUES`].
+    pushed: usize,
+    /// Long byte strings read straight from the input, with their offsets.
+    blobs: Vec<(Rc<[u8]>, usize)>,
     load_storage: &'l mut StorageLoader<'l>,
     storages: HashMap<String, Rc<Tensor>>,
 }
@@ -178,6 +417,8 @@ pub(crate) fn unpickle<'l>(data: &[u8], load_storage: &'l mut StorageLoader<'l>)
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        pushed: 0,
+        blobs: Vec::new(),
         load_storage,
         storages: HashMap::new(),
     };
@@ -192,20 +433,36 @@ impl Machine<'_, '_> {
         Ok(bytes)
     }
 
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut bytes = [0; N];
+        bytes.copy_from_slice(self.take(N)?);
+        Ok(bytes)
+    }
+
     fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
     }
 
     fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
+        self.array().map(u16::from_le_bytes)
     }
 
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+        self.array().map(u32::from_le_bytes)
     }
 
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+        self.array().map(u64::from_le_bytes)
+    }
+
+    /// A length prefix of `width` bytes (1, 4 or 8).
+    fn length(&mut self, width: usize) -> Result<usize, String> {
+        let n = match width {
+            1 => self.u8()? as u64,
+            4 => self.u32()? as u64,
+            _ => self.u64()?,
+        };
+        usize::try_from(n).map_err(|_| "length too large".to_string())
     }
 
     fn line(&mut self) -> Result<String, String> {
@@ -222,9 +479,19 @@ impl Machine<'_, '_> {
         Ok(Value::Str(text.into()))
     }
 
+    fn bytes(&mut self, n: usize) -> Result<Value, String> {
+        let offset = self.pos;
+        let bytes: Rc<[u8]> = self.take(n)?.into();
+        if n >= BLOB_MIN {
+            self.blobs.push((bytes.clone(), offset));
+        }
+        Ok(Value::Bytes(bytes))
+    }
+
     fn push(&mut self, value: Value) -> Result<(), String> {
-        if self.stack.len() >= MAX_ITEMS {
-            return Err("stack too deep".into());
+        self.pushed += 1;
+        if self.pushed > MAX_VALUES {
+            return Err(format!("more than {MAX_VALUES} values"));
         }
         self.stack.push(value);
         Ok(())
@@ -237,20 +504,34 @@ impl Machine<'_, '_> {
         self.stack.pop().ok_or_else(|| "pop from an empty stack".into())
     }
 
-    fn top(&mut self) -> Result<&mut Value, String> {
-        self.stack.last_mut().ok_or_else(|| "empty stack".into())
+    fn top(&self) -> Result<&Value, String> {
+        if self.marks.last().is_some_and(|&mark| mark >= self.stack.len()) {
+            return Err("no value above the mark".into());
+        }
+        self.stack.last().ok_or_else(|| "empty stack".into())
+    }
+
+    fn mark(&mut self) -> Result<(), String> {
+        if self.marks.len() >= MAX_DEPTH {
+            return Err(format!("marks nest more than {MAX_DEPTH} deep"));
+        }
+        self.marks.push(self.stack.len());
+        Ok(())
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
         let mark = self.marks.pop().ok_or("no mark on the stack")?;
+        if mark > self.stack.len() {
+            return Err("the stack is shorter than its mark".into());
+        }
         Ok(self.stack.split_off(mark))
     }
 
     fn memo_put(&mut self, index: u32) -> Result<(), String> {
-        if self.memo.len() >= MAX_ITEMS {
-            return Err("memo too large".into());
+        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&index) {
+            return Err(format!("more than {MAX_MEMO} memo entries"));
         }
-        let value = self.stack.last().ok_or("memoise from an empty stack")?.clone();
+        let value = self.top()?.clone();
         self.memo.insert(index, value);
         Ok(())
     }
@@ -264,6 +545,7 @@ impl Machine<'_, '_> {
         loop {
             let opcode = self.u8()?;
             match opcode {
+                b'.' => return self.pop(), // STOP
                 0x80 => {
                     // PROTO
                     let version = self.u8()?;
@@ -275,196 +557,205 @@ impl Machine<'_, '_> {
                     // FRAME: the frame length is only a hint.
                     self.u64()?;
                 }
-                b'.' => {
-                    // STOP
-                    let value = self.pop()?;
-                    return Ok(value);
+                b'(' | b'0' | b'1' | b'2' => self.stack_op(opcode)?,
+                b'N' | 0x88 | 0x89 | b'J' | b'K' | b'M' | 0x8a | b'G' | b'I' => self.number(opcode)?,
+                b'X' | 0x8c | 0x8d | b'U' | b'T' | b'C' | b'B' | 0x8e => self.string(opcode)?,
+                b')' | 0x85..=0x87 | b't' | b']' | b'l' | b'a' | b'e' | b'}' | b'd' | b's' | b'u' => {
+                    self.container(opcode)?
                 }
-                b'(' => self.marks.push(self.stack.len()), // MARK
-                b'0' => {
-                    // POP
-                    self.pop()?;
-                }
-                b'1' => {
-                    // POP_MARK
-                    self.pop_mark()?;
-                }
-                b'2' => {
-                    // DUP
-                    let value = self.top()?.clone();
-                    self.push(value)?;
-                }
-                b'N' => self.push(Value::None)?,
-                0x88 => self.push(Value::Bool(true))?,
-                0x89 => self.push(Value::Bool(false))?,
-                b'J' => {
-                    let v = self.u32()? as i32;
-                    self.push(Value::Int(v as i64))?
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.push(Value::Int(v as i64))?
-                }
-                b'M' => {
-                    let v = self.u16()?;
-                    self.push(Value::Int(v as i64))?
-                }
-                0x8a => {
-                    // LONG1: little-endian two's complement of n bytes.
-                    let n = self.u8()? as usize;
-                    if n > 8 {
-                        return Err("integer wider than 64 bits".into());
-                    }
-                    let bytes = self.take(n)?;
-                    let mut buffer = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
-                    buffer[..n].copy_from_slice(bytes);
-                    self.push(Value::Int(i64::from_le_bytes(buffer)))?
-                }
-                b'G' => {
-                    // BINFLOAT: big-endian double.
-                    let v = f64::from_be_bytes(self.take(8)?.try_into().unwrap());
-                    self.push(Value::Float(v))?
-                }
-                b'X' => {
-                    let n = self.u32()? as usize;
-                    let v = self.text(n)?;
-                    self.push(v)?
-                }
-                0x8c => {
-                    let n = self.u8()? as usize;
-                    let v = self.text(n)?;
-                    self.push(v)?
-                }
-                0x8d => {
-                    let n = usize::try_from(self.u64()?).map_err(|_| "string too long")?;
-                    let v = self.text(n)?;
-                    self.push(v)?
-                }
-                b'U' | b'T' | b'C' | b'B' => {
-                    // SHORT_BINSTRING, BINSTRING, SHORT_BINBYTES, BINBYTES
-                    let n = if opcode == b'U' || opcode == b'C' { self.u8()? as usize } else { self.u32()? as usize };
-                    let bytes: Rc<[u8]> = self.take(n)?.into();
-                    self.push(Value::Bytes(bytes))?
-                }
-                b')' => self.push(Value::Tuple(Rc::new(Vec::new())))?,
-                0x85..=0x87 => {
-                    // TUPLE1, TUPLE2, TUPLE3
-                    let n = (opcode - 0x84) as usize;
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(self.pop()?);
-                    }
-                    items.reverse();
-                    self.push(Value::Tuple(Rc::new(items)))?
-                }
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.push(Value::Tuple(Rc::new(items)))?
-                }
-                b']' => self.push(Value::List(Rc::new(RefCell::new(Vec::new()))))?,
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    self.push(Value::List(Rc::new(RefCell::new(items))))?
-                }
-                b'a' => {
-                    let item = self.pop()?;
-                    match self.top()? {
-                        Value::List(list) => list.borrow_mut().push(item),
-                        other => return Err(format!("APPEND to {}", other.describe())),
-                    }
-                }
-                b'e' => {
-                    let items = self.pop_mark()?;
-                    match self.top()? {
-                        Value::List(list) => list.borrow_mut().extend(items),
-                        other => return Err(format!("APPENDS to {}", other.describe())),
-                    }
-                }
-                b'}' => self.push(Value::Dict(Rc::new(RefCell::new(Vec::new()))))?,
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    let pairs = pairs(items)?;
-                    self.push(Value::Dict(Rc::new(RefCell::new(pairs))))?
-                }
-                b's' => {
-                    let value = self.pop()?;
-                    let key = self.pop()?;
-                    set_items(self.top()?, vec![(key, value)])?;
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    let pairs = pairs(items)?;
-                    set_items(self.top()?, pairs)?;
-                }
-                b'q' => {
-                    let i = self.u8()? as u32;
-                    self.memo_put(i)?
-                }
-                b'r' => {
-                    let i = self.u32()?;
-                    self.memo_put(i)?
-                }
-                0x94 => {
-                    // MEMOIZE
-                    let i = self.memo.len() as u32;
-                    self.memo_put(i)?
-                }
-                b'h' => {
-                    let i = self.u8()? as u32;
-                    self.memo_get(i)?
-                }
-                b'j' => {
-                    let i = self.u32()?;
-                    self.memo_get(i)?
-                }
-                b'c' => {
-                    // GLOBAL: "module\nname\n"
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    self.push_global(&module, &name)?
-                }
-                0x93 => {
-                    // STACK_GLOBAL
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    match (module, name) {
-                        (Value::Str(module), Value::Str(name)) => self.push_global(&module, &name)?,
-                        _ => return Err("STACK_GLOBAL needs two strings".into()),
-                    }
-                }
-                b'Q' => {
-                    // BINPERSID
-                    let id = self.pop()?;
-                    let storage = self.persistent_load(id)?;
-                    self.push(storage)?
-                }
-                b'R' => {
-                    // REDUCE
-                    let args = self.pop()?;
-                    let callable = self.pop()?;
-                    let Value::Tuple(args) = args else {
-                        return Err(format!("REDUCE with {} as arguments", args.describe()));
-                    };
-                    let result = reduce(callable, &args)?;
-                    self.push(result)?
-                }
-                b'b' => {
-                    // BUILD: `OrderedDict` state (the state dict's `_metadata` attribute) is dropped;
-                    // NumPy dtypes and arrays take theirs.
-                    let state = self.pop()?;
-                    build(self.top()?, state)?;
-                }
-                b'I' => {
-                    // INT as text; "00" and "01" are Python 2's False and True.
-                    let text = self.line()?;
-                    let value = match text.as_str() {
-                        "00" => Value::Bool(false),
-                        "01" => Value::Bool(true),
-                        digits => Value::Int(digits.parse().map_err(|_| format!("bad INT \"{digits}\""))?),
-                    };
-                    self.push(value)?
-                }
+                b'q' | b'r' | 0x94 | b'h' | b'j' => self.memo_op(opcode)?,
+                b'c' | 0x93 | b'Q' | b'R' | b'b' => self.object(opcode)?,
                 other => return Err(format!("opcode 0x{other:02x} is not allowed")),
+            }
+        }
+    }
+
+    /// MARK, POP, POP_MARK, DUP.
+    fn stack_op(&mut self, opcode: u8) -> Result<(), String> {
+        match opcode {
+            b'(' => self.mark(),
+            b'0' => self.pop().map(drop),
+            b'1' => self.pop_mark().map(drop),
+            _ => {
+                let value = self.top()?.clone();
+                self.push(value)
+            }
+        }
+    }
+
+    /// None, booleans, integers and floats.
+    fn number(&mut self, opcode: u8) -> Result<(), String> {
+        let value = match opcode {
+            b'N' => Value::None,
+            0x88 => Value::Bool(true),
+            0x89 => Value::Bool(false),
+            b'J' => Value::Int(i64::from(i32::from_le_bytes(self.array()?))),
+            b'K' => Value::Int(i64::from(self.u8()?)),
+            b'M' => Value::Int(i64::from(self.u16()?)),
+            0x8a => {
+                // LONG1: little-endian two's complement of n bytes.
+                let n = self.u8()? as usize;
+                if n > 8 {
+                    return Err("integer wider than 64 bits".into());
+                }
+                let bytes = self.take(n)?;
+                let mut buffer = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
+                buffer[..n].copy_from_slice(bytes);
+                Value::Int(i64::from_le_bytes(buffer))
+            }
+            b'G' => Value::Float(f64::from_be_bytes(self.array()?)), // BINFLOAT: big-endian double
+            _ => {
+                // INT as text; "00" and "01" are Python 2's False and True.
+                let text = self.line()?;
+                match text.as_str() {
+                    "00" => Value::Bool(false),
+                    "01" => Value::Bool(true),
+                    digits => Value::Int(digits.parse().map_err(|_| format!("bad INT \"{digits}\""))?),
+                }
+            }
+        };
+        self.push(value)
+    }
+
+    /// Text strings (BINUNICODE, SHORT_BINUNICODE, BINUNICODE8) and byte strings (SHORT_BINSTRING,
+    /// BINSTRING, SHORT_BINBYTES, BINBYTES, BINBYTES8).
+    fn string(&mut self, opcode: u8) -> Result<(), String> {
+        let value = match opcode {
+            b'X' => {
+                let n = self.length(4)?;
+                self.text(n)?
+            }
+            0x8c => {
+                let n = self.length(1)?;
+                self.text(n)?
+            }
+            0x8d => {
+                let n = self.length(8)?;
+                self.text(n)?
+            }
+            b'U' | b'C' => {
+                let n = self.length(1)?;
+                self.bytes(n)?
+            }
+            b'T' | b'B' => {
+                let n = self.length(4)?;
+                self.bytes(n)?
+            }
+            _ => {
+                let n = self.length(8)?;
+                self.bytes(n)?
+            }
+        };
+        self.push(value)
+    }
+
+    /// Tuples, lists and dicts: made empty or from the stack, and filled.
+    fn container(&mut self, opcode: u8) -> Result<(), String> {
+        match opcode {
+            b')' => self.push(Value::new_tuple(Vec::new())?),
+            0x85..=0x87 => {
+                // TUPLE1, TUPLE2, TUPLE3
+                let n = (opcode - 0x84) as usize;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.pop()?);
+                }
+                items.reverse();
+                self.push(Value::new_tuple(items)?)
+            }
+            b't' => {
+                let items = self.pop_mark()?;
+                self.push(Value::new_tuple(items)?)
+            }
+            b']' => self.push(Value::new_list(Vec::new())?),
+            b'l' => {
+                let items = self.pop_mark()?;
+                self.push(Value::new_list(items)?)
+            }
+            b'a' => {
+                let item = self.pop()?;
+                append(self.top()?, vec![item])
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                append(self.top()?, items)
+            }
+            b'}' => self.push(Value::new_dict(Vec::new())?),
+            b'd' => {
+                let items = self.pop_mark()?;
+                self.push(Value::new_dict(pairs(items)?)?)
+            }
+            b's' => {
+                let value = self.pop()?;
+                let key = self.pop()?;
+                set_items(self.top()?, vec![(key, value)])
+            }
+            _ => {
+                let items = self.pop_mark()?;
+                set_items(self.top()?, pairs(items)?)
+            }
+        }
+    }
+
+    /// BINPUT, LONG_BINPUT, MEMOIZE, BINGET, LONG_BINGET.
+    fn memo_op(&mut self, opcode: u8) -> Result<(), String> {
+        match opcode {
+            b'q' => {
+                let i = self.u8()?;
+                self.memo_put(u32::from(i))
+            }
+            b'r' => {
+                let i = self.u32()?;
+                self.memo_put(i)
+            }
+            0x94 => self.memo_put(self.memo.len() as u32),
+            b'h' => {
+                let i = self.u8()?;
+                self.memo_get(u32::from(i))
+            }
+            _ => {
+                let i = self.u32()?;
+                self.memo_get(i)
+            }
+        }
+    }
+
+    /// GLOBAL, STACK_GLOBAL, BINPERSID, REDUCE, BUILD.
+    fn object(&mut self, opcode: u8) -> Result<(), String> {
+        match opcode {
+            b'c' => {
+                // GLOBAL: "module\nname\n"
+                let module = self.line()?;
+                let name = self.line()?;
+                self.push_global(&module, &name)
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (module, name) {
+                    (Value::Str(module), Value::Str(name)) => self.push_global(&module, &name),
+                    _ => Err("STACK_GLOBAL needs two strings".into()),
+                }
+            }
+            b'Q' => {
+                let id = self.pop()?;
+                let storage = self.persistent_load(id)?;
+                self.push(storage)
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                let Value::Tuple(args) = args else {
+                    return Err(format!("REDUCE with {} as arguments", args.describe()));
+                };
+                let result = reduce(callable, &args.borrow())?;
+                self.push(result)
+            }
+            _ => {
+                // BUILD: `OrderedDict` state (the state dict's `_metadata` attribute) is dropped;
+                // NumPy dtypes and arrays take theirs.
+                let state = self.pop()?;
+                build(self.top()?, state, &self.blobs)
             }
         }
     }
@@ -480,6 +771,7 @@ impl Machine<'_, '_> {
         let Value::Tuple(id) = id else {
             return Err(format!("persistent id is {}", id.describe()));
         };
+        let id = id.borrow();
         match id.as_slice() {
             [Value::Str(tag), Value::Global(Global::Storage(kind)), Value::Str(key), _location, Value::Int(numel)]
                 if &**tag == "storage" =>
@@ -500,30 +792,46 @@ impl Machine<'_, '_> {
 }
 
 fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
+    if items.len() % 2 != 0 {
+        return Err("odd number of items for a dict".into());
+    }
     let mut pairs = Vec::with_capacity(items.len() / 2);
     let mut items = items.into_iter();
-    while let Some(key) = items.next() {
-        let value = items.next().ok_or("odd number of items for a dict")?;
+    while let (Some(key), Some(value)) = (items.next(), items.next()) {
         pairs.push((key, value));
     }
     Ok(pairs)
 }
 
-fn set_items(target: &mut Value, items: Vec<(Value, Value)>) -> Result<(), String> {
+/// APPEND and APPENDS: `items` added to the list `target`.
+fn append(target: &Value, items: Vec<Value>) -> Result<(), String> {
+    let Value::List(list) = target else {
+        return Err(format!("APPEND to {}", target.describe()));
+    };
+    list.check_open("list")?;
+    if items.iter().any(|item| item.is_same_container(target)) {
+        return Err("a list is appended to itself".into());
+    }
+    let depth = depth_holding(&items)?;
+    list.depth.set(list.depth.get().max(depth));
+    list.items.borrow_mut().extend(items);
+    Ok(())
+}
+
+/// SETITEM and SETITEMS: `pairs` set on the dict `target`.
+fn set_items(target: &Value, pairs: Vec<(Value, Value)>) -> Result<(), String> {
     let Value::Dict(dict) = target else {
         return Err(format!("SETITEM on {}", target.describe()));
     };
-    let mut dict = dict.borrow_mut();
-    for (key, value) in items {
-        // Python semantics: a repeated string key replaces the earlier value.
-        let existing = match &key {
-            Value::Str(k) => dict.iter().position(|(old, _)| matches!(old, Value::Str(o) if o == k)),
-            _ => None,
-        };
-        match existing {
-            Some(i) => dict[i].1 = value,
-            None => dict.push((key, value)),
-        }
+    dict.check_open("dict")?;
+    if pairs.iter().any(|(key, value)| key.is_same_container(target) || value.is_same_container(target)) {
+        return Err("a dict is put into itself".into());
+    }
+    let depth = depth_holding(pairs.iter().flat_map(|(key, value)| [key, value]))?;
+    dict.depth.set(dict.depth.get().max(depth));
+    let mut items = dict.items.borrow_mut();
+    for (key, value) in pairs {
+        items.insert(key, value);
     }
     Ok(())
 }
@@ -532,6 +840,7 @@ fn int_list(value: &Value, what: &str) -> Result<Vec<i64>, String> {
     let Value::Tuple(items) = value else {
         return Err(format!("{what} is {}, not a tuple", value.describe()));
     };
+    let items = items.borrow();
     items
         .iter()
         .map(|item| match item {
@@ -542,7 +851,7 @@ fn int_list(value: &Value, what: &str) -> Result<Vec<i64>, String> {
 }
 
 /// `BUILD`: sets the state of the object on top of the stack.
-fn build(target: &mut Value, state: Value) -> Result<(), String> {
+fn build(target: &Value, state: Value, blobs: &[(Rc<[u8]>, usize)]) -> Result<(), String> {
     match target {
         Value::Dict(_) => Ok(()),
         Value::Dtype(dtype) => {
@@ -550,7 +859,8 @@ fn build(target: &mut Value, state: Value) -> Result<(), String> {
             let Value::Tuple(items) = &state else {
                 return Err(format!("dtype state is {}", state.describe()));
             };
-            let order = items.get(1).and_then(|v| text_of(v)).ok_or("dtype state without a byte order")?;
+            let items = items.borrow();
+            let order = items.get(1).and_then(text_of).ok_or("dtype state without a byte order")?;
             if items.get(3).is_some_and(|names| !matches!(names, Value::None)) {
                 return Err("structured NumPy dtypes are not supported".into());
             }
@@ -558,29 +868,38 @@ fn build(target: &mut Value, state: Value) -> Result<(), String> {
             Ok(())
         }
         Value::Array(array) => {
-            // (version, shape, dtype, is_fortran, raw bytes)
-            let Value::Tuple(items) = &state else {
-                return Err(format!("array state is {}", state.describe()));
-            };
-            let [Value::Int(_), shape, Value::Dtype(dtype), fortran, data] = items.as_slice() else {
-                return Err("array state is not (version, shape, dtype, is_fortran, bytes)".into());
-            };
-            let fortran_order = match fortran {
-                Value::Bool(b) => *b,
-                Value::Int(i) => *i != 0,
-                other => return Err(format!("array order flag is {}", other.describe())),
-            };
-            let data = match data {
-                Value::Bytes(bytes) => bytes.clone(),
-                Value::Str(text) => latin1(text)?,
-                other => return Err(format!("array data is {} (object arrays are not supported)", other.describe())),
-            };
-            *array.borrow_mut() =
-                Array { shape: int_list(shape, "array shape")?, dtype: dtype.borrow().clone(), fortran_order, data };
+            *array.borrow_mut() = array_from_state(&state, blobs)?;
             Ok(())
         }
         other => Err(format!("BUILD on {}", other.describe())),
     }
+}
+
+/// A NumPy array's state: `(version, shape, dtype, is_fortran, raw bytes)`.
+fn array_from_state(state: &Value, blobs: &[(Rc<[u8]>, usize)]) -> Result<Array, String> {
+    let Value::Tuple(items) = state else {
+        return Err(format!("array state is {}", state.describe()));
+    };
+    let items = items.borrow();
+    let [Value::Int(_), shape, Value::Dtype(dtype), fortran, data] = items.as_slice() else {
+        return Err("array state is not (version, shape, dtype, is_fortran, bytes)".into());
+    };
+    let fortran_order = match fortran {
+        Value::Bool(b) => *b,
+        Value::Int(i) => *i != 0,
+        other => return Err(format!("array order flag is {}", other.describe())),
+    };
+    let (data, data_offset) = match data {
+        Value::Bytes(bytes) => {
+            let offset = blobs.iter().find(|(blob, _)| Rc::ptr_eq(blob, bytes)).map(|&(_, offset)| offset);
+            (bytes.clone(), offset)
+        }
+        Value::Str(text) => (latin1(text)?, None),
+        other => return Err(format!("array data is {} (object arrays are not supported)", other.describe())),
+    };
+    let shape = int_list(shape, "array shape")?;
+    let dtype = dtype.borrow().clone();
+    Ok(Array { shape, dtype, fortran_order, data, data_offset })
 }
 
 /// A string's characters as bytes, each below 256 (Python's latin-1 encoding).
@@ -607,21 +926,10 @@ fn reduce(callable: Value, args: &[Value]) -> Result<Value, String> {
     };
     match global {
         Global::OrderedDict => match args {
-            [] => Ok(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
+            [] => Value::new_dict(Vec::new()),
             _ => Err("OrderedDict with arguments".into()),
         },
-        Global::RebuildTensorV2 => {
-            // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-            let [Value::Storage(storage), Value::Int(offset), size, stride, ..] = args else {
-                return Err("_rebuild_tensor_v2 needs (storage, offset, size, stride, …)".into());
-            };
-            if !(6..=7).contains(&args.len()) {
-                return Err(format!("_rebuild_tensor_v2 with {} arguments", args.len()));
-            }
-            let size = int_list(size, "size")?;
-            let stride = int_list(stride, "stride")?;
-            Ok(Value::Tensor(Rc::new(rebuild_tensor(storage, *offset, &size, &stride)?)))
-        }
+        Global::RebuildTensorV2 => rebuild_tensor_v2(args),
         Global::RebuildParameter => match args {
             [tensor @ Value::Tensor(_), Value::Bool(_), _hooks] => Ok(tensor.clone()),
             _ => Err("_rebuild_parameter needs (tensor, requires_grad, hooks)".into()),
@@ -642,30 +950,46 @@ fn reduce(callable: Value, args: &[Value]) -> Result<Value, String> {
     }
 }
 
+/// `(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])`.
+fn rebuild_tensor_v2(args: &[Value]) -> Result<Value, String> {
+    let [Value::Storage(storage), Value::Int(offset), size, stride, ..] = args else {
+        return Err("_rebuild_tensor_v2 needs (storage, offset, size, stride, …)".into());
+    };
+    if !(6..=7).contains(&args.len()) {
+        return Err(format!("_rebuild_tensor_v2 with {} arguments", args.len()));
+    }
+    let size = int_list(size, "size")?;
+    let stride = int_list(stride, "stride")?;
+    Ok(Value::Tensor(Rc::new(rebuild_tensor(storage, *offset, &size, &stride)?)))
+}
+
 /// A contiguous copy of `storage` viewed with `size`, `stride` and `offset`, after checking that the
-/// view stays inside the storage (libtorch would otherwise be asked to read out of bounds).
+/// view stays inside the storage (libtorch would otherwise be asked to read out of bounds) and holds no
+/// more elements than it (a stride-0 view could otherwise ask for any amount of memory).
 fn rebuild_tensor(storage: &Tensor, offset: i64, size: &[i64], stride: &[i64]) -> Result<Tensor, String> {
+    let view = format!("size {}, stride {} at offset {offset}", shape_text(size), shape_text(stride));
     if size.len() != stride.len() {
-        return Err(format!("size {size:?} and stride {stride:?} differ in length"));
+        return Err(format!("tensor of {view}: size and stride differ in length"));
     }
     if offset < 0 || size.iter().any(|&s| s < 0) || stride.iter().any(|&s| s < 0) {
-        return Err(format!("negative offset, size or stride: {offset}, {size:?}, {stride:?}"));
+        return Err(format!("tensor of {view}: negative offset, size or stride"));
     }
-    let numel = storage.numel() as i64;
+    let numel = storage.numel() as i128;
+    let too_big = || format!("tensor of {view} holds more elements than its storage of {numel}");
+    let count = size.iter().try_fold(1i128, |n, &s| n.checked_mul(s as i128).filter(|&n| n <= numel));
+    if count.is_none() {
+        return Err(too_big());
+    }
     if !size.contains(&0) {
-        let mut last = offset as i128;
-        for (&s, &st) in size.iter().zip(stride) {
-            last += (s as i128 - 1) * st as i128;
-        }
-        if last >= numel as i128 {
-            return Err(format!(
-                "tensor of size {size:?}, stride {stride:?} at offset {offset} reaches past its storage of {numel} elements"
-            ));
+        let last = size.iter().zip(stride).try_fold(offset as i128, |last, (&s, &st)| {
+            (s as i128 - 1).checked_mul(st as i128).and_then(|step| last.checked_add(step))
+        });
+        if last.is_none_or(|last| last >= numel) {
+            return Err(format!("tensor of {view} reaches past its storage of {numel} elements"));
         }
     }
     storage.f_as_strided(size, stride, offset).and_then(|view| view.f_contiguous()).map_err(|e| e.to_string())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -675,11 +999,24 @@ mod tests {
         Err("no storages here".into())
     }
 
+    fn run(pickle: &[u8]) -> Result<Value, String> {
+        unpickle(pickle, &mut no_storages).map_err(|(_, why)| why)
+    }
+
     /// `numpy.array(..., order)` of shape [2, 3] as NumPy pickles it at protocol 2 (Python 2 strings).
     fn pickled_array(descr: &str, byte_order: &str, fortran: bool, data: &[u8]) -> Vec<u8> {
-        let mut p = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01K\x02K\x03\x86"
-            .to_vec();
-        p.extend_from_slice(b"cnumpy\ndtype\nU\x02");
+        pickled_array_of_shape(&[2, 3], descr, byte_order, fortran, data)
+    }
+
+    /// An array of any shape; each dimension a LONG1 of eight bytes.
+    fn pickled_array_of_shape(shape: &[i64], descr: &str, byte_order: &str, fortran: bool, data: &[u8]) -> Vec<u8> {
+        let mut p =
+            b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01(".to_vec();
+        for dim in shape {
+            p.extend_from_slice(b"\x8a\x08");
+            p.extend_from_slice(&dim.to_le_bytes());
+        }
+        p.extend_from_slice(b"tcnumpy\ndtype\nU\x02");
         p.extend_from_slice(descr.as_bytes());
         p.extend_from_slice(b"K\x00K\x01\x87R(K\x03U\x01");
         p.extend_from_slice(byte_order.as_bytes());
@@ -693,10 +1030,19 @@ mod tests {
     }
 
     fn array(pickle: &[u8]) -> Array {
-        match unpickle(pickle, &mut no_storages).unwrap() {
+        match run(pickle).unwrap() {
             Value::Array(array) => array.borrow().clone(),
             other => panic!("unpickled {}", other.describe()),
         }
+    }
+
+    /// `prefix`, `middle` `n` times, `suffix` `n` times, then STOP.
+    fn repeated(prefix: &[u8], middle: &[u8], suffix: &[u8], n: usize) -> Vec<u8> {
+        let mut p = prefix.to_vec();
+        p.extend(middle.repeat(n));
+        p.extend(suffix.repeat(n));
+        p.push(b'.');
+        p
     }
 
     #[test]
@@ -720,5 +1066,148 @@ mod tests {
         assert!(err.contains("big-endian"), "{err}");
         let err = array(&pickled_array("i8", "<", false, &bytes[..40])).to_tensor(Kind::Int64).unwrap_err();
         assert!(err.contains("does not match its 40 bytes"), "{err}");
+    }
+
+    #[test]
+    fn an_array_shape_whose_size_overflows_is_an_error_not_a_panic() {
+        // 2^54 * 3072 = 3 * 2^64: the product wraps to 0, which matched the empty data before.
+        for shape in [[1i64 << 54, 3072], [i64::MAX, 3], [-1, -3072]] {
+            let array = array(&pickled_array_of_shape(&shape, "u1", "|", false, b""));
+            let err = array.to_tensor(Kind::Uint8).unwrap_err();
+            assert!(err.contains("no valid element count"), "{shape:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_long_byte_string_remembers_where_it_starts_in_the_pickle() {
+        let data: Vec<u8> = (0..6 * 200).map(|i| (i % 251) as u8).collect();
+        let pickle = pickled_array_of_shape(&[6, 200], "u1", "|", false, &data);
+        let offset = array(&pickle).data_offset.expect("an offset");
+        assert_eq!(&pickle[offset..offset + data.len()], &data[..]);
+        assert_eq!(array(&pickled_array("u1", "|", false, &[0; 6])).data_offset, None, "short strings have none");
+    }
+
+    /// 100,000-deep pickles of every container kind and every way of filling one.
+    fn deep_pickles() -> Vec<(&'static str, Vec<u8>)> {
+        const N: usize = 100_000;
+        let mut memo_chain = Vec::new();
+        for i in 0..N as u32 {
+            memo_chain.extend_from_slice(b"]r");
+            memo_chain.extend_from_slice(&i.to_le_bytes());
+            memo_chain.push(b'0');
+        }
+        for i in 1..N as u32 {
+            for (op, index) in [(b'j', i - 1), (b'j', i)] {
+                memo_chain.push(op);
+                memo_chain.extend_from_slice(&index.to_le_bytes());
+            }
+            memo_chain.extend_from_slice(b"a0");
+        }
+        memo_chain.extend_from_slice(b"N.");
+        vec![
+            ("lists by APPEND", repeated(b"", b"]", b"a", N)),
+            ("lists by MARK and LIST", repeated(b"", b"(", b"l", N)),
+            ("lists by APPENDS", repeated(b"]", b"(]", b"e", N)),
+            ("tuples by TUPLE1", repeated(b"N", b"", b"\x85", N)),
+            ("tuples by MARK and TUPLE", repeated(b"", b"(", b"t", N)),
+            ("dicts by SETITEM", repeated(b"}", b"N}", b"s", N)),
+            ("dicts by MARK and DICT", [b"(N".repeat(N), b"}".to_vec(), b"d".repeat(N), b".".to_vec()].concat()),
+            ("dicts by SETITEMS", repeated(b"}", b"(N}", b"u", N)),
+            ("BUILD state", repeated(b"}N", b"", b"\x85", N).into_iter().take(N + 2).chain(*b"b.").collect()),
+            ("REDUCE arguments", repeated(b"ccollections\nOrderedDict\nN", b"", b"\x85", N)),
+            ("sets", repeated(b"", b"\x8f", b"", N)),
+            ("frozensets", repeated(b"", b"(N\x91", b"", N)),
+            ("lists changed after nesting, through the memo", memo_chain),
+        ]
+    }
+
+    #[test]
+    fn deep_pickles_of_every_container_kind_are_refused_without_overflowing_the_stack() {
+        for (kind, pickle) in deep_pickles() {
+            let err = run(&pickle).unwrap_err();
+            let expected = ["nest more than 1000 deep", "is not allowed", "changed after it was put inside"];
+            assert!(expected.iter().any(|e| err.contains(e)), "{kind}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_pickle_at_the_depth_limit_is_read_and_dropped_on_a_small_stack() {
+        // `MAX_DEPTH` lists, each appended to the one below: the outermost is at the limit.
+        let nested = |n: usize| [b"]".repeat(n), b"a".repeat(n - 1), b".".to_vec()].concat();
+        let pickle = nested(MAX_DEPTH);
+        let depth = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || run(&pickle).map(|value| value.depth()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(depth, Ok(MAX_DEPTH));
+        let err = run(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert!(err.contains("nest more than 1000 deep"), "{err}");
+    }
+
+    #[test]
+    fn containers_holding_themselves_are_refused() {
+        assert!(run(b"]q\x00h\x00a.").unwrap_err().contains("appended to itself"));
+        assert!(run(b"}q\x00Nh\x00s.").unwrap_err().contains("put into itself"));
+    }
+
+    #[test]
+    fn a_dict_of_80000_keys_is_built_in_linear_time_and_a_repeated_key_replaces() {
+        let mut p = b"\x80\x02}(".to_vec();
+        for i in 0..80_000u32 {
+            let key = format!("key{i}");
+            p.push(0x8c);
+            p.push(key.len() as u8);
+            p.extend_from_slice(key.as_bytes());
+            p.push(b'J');
+            p.extend_from_slice(&i.to_le_bytes());
+        }
+        p.extend_from_slice(b"\x8c\x04key7Kcu.");
+        let started = std::time::Instant::now();
+        let dict = run(&p).unwrap();
+        println!("80,000-key dict read in {:?}", started.elapsed());
+        let Value::Dict(items) = &dict else { panic!("{dict:?}") };
+        assert_eq!(items.borrow().len(), 80_000);
+        assert!(matches!(dict.get("key79999"), Some(Value::Int(79_999))));
+        assert!(matches!(dict.get("key7"), Some(Value::Int(99))), "the repeated key's value replaces the first");
+    }
+
+    #[test]
+    fn memo_stack_and_mark_floods_are_refused() {
+        let memo_flood = repeated(b"N", b"\x94", b"", MAX_MEMO + 1);
+        assert!(run(&memo_flood).unwrap_err().contains("memo entries"));
+        let stack_flood = repeated(b"N", b"2", b"", MAX_VALUES);
+        assert!(run(&stack_flood).unwrap_err().contains("more than 4000000 values"));
+        let list_flood = repeated(b"](N", b"2", b"", MAX_VALUES).into_iter().chain(*b"e.").collect::<Vec<u8>>();
+        assert!(run(&list_flood).unwrap_err().contains("more than 4000000 values"));
+        let marks = repeated(b"", b"(", b"", MAX_DEPTH + 1);
+        assert!(run(&marks).unwrap_err().contains("marks nest more than"));
+    }
+
+    #[test]
+    fn lengths_past_the_end_of_the_input_are_refused_before_allocating() {
+        for pickle in [
+            &b"X\xff\xff\xff\xff"[..],
+            b"\x8d\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"B\xff\xff\xff\x7f",
+            b"\x8e\0\0\0\0\0\0\0\x80",
+        ] {
+            assert!(run(pickle).unwrap_err().contains("ends early"), "{pickle:?}");
+        }
+    }
+
+    #[test]
+    fn tensor_views_with_overflowing_or_expanding_shapes_are_refused() {
+        let storage = Tensor::zeros([4], (Kind::Float, tch::Device::Cpu));
+        let huge = [i64::MAX, i64::MAX, i64::MAX];
+        let err = rebuild_tensor(&storage, 0, &huge, &huge).unwrap_err();
+        assert!(err.contains("more elements than its storage"), "{err}");
+        // A stride-0 view of 2^28 elements over 4 would take a gigabyte.
+        let err = rebuild_tensor(&storage, 0, &[1 << 14, 1 << 14], &[0, 0]).unwrap_err();
+        assert!(err.contains("more elements than its storage of 4"), "{err}");
+        let err = rebuild_tensor(&storage, i64::MAX, &[2], &[i64::MAX]).unwrap_err();
+        assert!(err.contains("reaches past its storage"), "{err}");
+        assert_eq!(rebuild_tensor(&storage, 1, &[3, 0], &[1, 1]).unwrap().size(), [3, 0]);
     }
 }

@@ -13,7 +13,7 @@
 //! names them.
 
 use crate::pickle::{unpickle, Value};
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -65,53 +65,49 @@ pub enum PthError {
     },
 }
 
+/// Most bytes `data.pkl` may unpack to (ResNet-18's is about 20 KB).
+const MAX_PICKLE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads a PyTorch state dict: every tensor by name, in file order, contiguous and on the CPU.
 ///
 /// Accepts the dict itself (`OrderedDict` or `dict`), or a training checkpoint dict holding it under
 /// `"state_dict"`, `"model_state_dict"` or `"model"`. A `module.` prefix on every name (as
-/// `DataParallel` writes) is removed.
+/// `DataParallel` writes) is removed. Errors name the file by its name alone, never its folder.
 pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>, PthError> {
-    let io = |source| PthError::Io { path: path.to_path_buf(), source };
+    let shown = PathBuf::from(path.file_name().unwrap_or(path.as_os_str()));
+    let io = |source| PthError::Io { path: shown.clone(), source };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut magic = [0u8; 4];
     let n = read_up_to(&mut file, &mut magic).map_err(io)?;
     if n < 4 || &magic != b"PK\x03\x04" {
         if n >= 2 && magic[0] == 0x80 {
-            return Err(PthError::Legacy(path.to_path_buf()));
+            return Err(PthError::Legacy(shown));
         }
-        return Err(archive_error(path, "not a zip archive (is it a PyTorch checkpoint?)"));
+        return Err(archive_error(&shown, "not a zip archive (is it a PyTorch checkpoint?)"));
     }
-    drop(file);
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| archive_error(path, &format!("damaged zip: {e}")))?;
-    let names: Vec<String> = zip.file_names().map(str::to_string).collect();
-    let pickle_name = names
-        .iter()
-        .filter(|name| *name == "data.pkl" || name.ends_with("/data.pkl"))
-        .min_by_key(|name| name.matches('/').count())
-        .cloned();
-    let Some(pickle_name) = pickle_name else {
-        if names.iter().any(|name| name.ends_with("constants.pkl") || name.contains("/code/")) {
-            return Err(PthError::TorchScript(path.to_path_buf()));
-        }
-        return Err(archive_error(path, "no data.pkl in the archive"));
-    };
-    let prefix = pickle_name.strip_suffix("data.pkl").unwrap_or_default().to_string();
-    if let Ok(mut entry) = zip.by_name(&format!("{prefix}byteorder")) {
+    file.rewind().map_err(io)?;
+    read_state_dict_from(std::io::BufReader::new(file), &shown)
+}
+
+/// [`read_state_dict`] of a checkpoint's bytes from `reader`; `path` names it in errors.
+pub(crate) fn read_state_dict_from<R: Read + Seek>(reader: R, path: &Path) -> Result<Vec<(String, Tensor)>, PthError> {
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| archive_error(path, &format!("damaged zip: {e}")))?;
+    let prefix = pickle_prefix(&zip, path)?;
+    if let Ok(entry) = zip.by_name(&format!("{prefix}byteorder")) {
         let mut order = String::new();
-        let _ = entry.read_to_string(&mut order);
+        let _ = entry.take(64).read_to_string(&mut order);
         if order.trim() != "little" {
             return Err(archive_error(path, &format!("byte order \"{}\" is not supported", order.trim())));
         }
     }
-    let pickle = read_entry(&mut zip, &pickle_name, path)?;
+    let pickle = read_entry(&mut zip, &format!("{prefix}data.pkl"), MAX_PICKLE_BYTES, path)?;
     let mut load_storage = |key: &str, kind: Kind, numel: i64| -> Result<Tensor, String> {
         if key.is_empty() || key.contains('/') || key.contains("..") {
             return Err(format!("bad storage key \"{key}\""));
         }
-        let bytes = read_entry(&mut zip, &format!("{prefix}data/{key}"), path).map_err(|e| e.to_string())?;
-        storage_tensor(&bytes, kind, numel).map_err(|why| format!("storage {key}: {why}"))
+        let bytes = storage_bytes(kind, numel).map_err(|why| format!("storage {key}: {why}"))?;
+        let data = read_entry(&mut zip, &format!("{prefix}data/{key}"), bytes, path).map_err(|e| e.to_string())?;
+        storage_tensor(&data, kind, numel).map_err(|why| format!("storage {key}: {why}"))
     };
     let value = unpickle(&pickle, &mut load_storage).map_err(|(position, why)| PthError::Pickle {
         path: path.to_path_buf(),
@@ -119,6 +115,21 @@ pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>, PthError> {
         why,
     })?;
     state_dict_from(value).map_err(|why| PthError::NotAStateDict { path: path.to_path_buf(), why })
+}
+
+/// The folder prefix of the archive's `data.pkl` (the shallowest one), e.g. `"archive/"`.
+fn pickle_prefix<R: Read + Seek>(zip: &zip::ZipArchive<R>, path: &Path) -> Result<String, PthError> {
+    let pickle_name = zip
+        .file_names()
+        .filter(|name| *name == "data.pkl" || name.ends_with("/data.pkl"))
+        .min_by_key(|name| name.matches('/').count());
+    match pickle_name {
+        Some(name) => Ok(name.strip_suffix("data.pkl").unwrap_or_default().to_string()),
+        None if zip.file_names().any(|name| name.ends_with("constants.pkl") || name.contains("/code/")) => {
+            Err(PthError::TorchScript(path.to_path_buf()))
+        }
+        None => Err(archive_error(path, "no data.pkl in the archive")),
+    }
 }
 
 fn read_up_to(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
@@ -136,26 +147,43 @@ fn archive_error(path: &Path, why: &str) -> PthError {
     PthError::Archive { path: path.to_path_buf(), why: why.to_string() }
 }
 
-fn read_entry<R: std::io::Read + std::io::Seek>(
+/// An entry's bytes, refused past `limit` bytes (counting what it unpacks to, not what its header claims).
+fn read_entry<R: Read + Seek>(
     zip: &mut zip::ZipArchive<R>,
     name: &str,
+    limit: u64,
     path: &Path,
 ) -> Result<Vec<u8>, PthError> {
-    let mut entry = zip.by_name(name).map_err(|e| archive_error(path, &format!("{name}: {e}")))?;
-    let mut bytes = Vec::with_capacity(entry.size().min(1 << 30) as usize);
-    entry.read_to_end(&mut bytes).map_err(|e| archive_error(path, &format!("{name}: {e}")))?;
+    let entry = zip.by_name(name).map_err(|e| archive_error(path, &format!("{name}: {e}")))?;
+    // The header's size is only a claim: reserve no more than a pickle's worth for it.
+    let mut bytes = Vec::with_capacity(entry.size().min(limit).min(MAX_PICKLE_BYTES) as usize);
+    entry
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| archive_error(path, &format!("{name}: {e}")))?;
+    if bytes.len() as u64 > limit {
+        return Err(archive_error(path, &format!("{name} unpacks to more than the {limit} bytes it may hold")));
+    }
     Ok(bytes)
+}
+
+/// Bytes of a storage of `numel` elements of `kind`.
+fn storage_bytes(kind: Kind, numel: i64) -> Result<u64, String> {
+    u64::try_from(numel)
+        .ok()
+        .and_then(|n| n.checked_mul(kind.elt_size_in_bytes() as u64))
+        .ok_or_else(|| format!("{numel} elements of {kind:?} is not a valid size"))
 }
 
 /// A 1-D tensor over a storage's bytes.
 fn storage_tensor(bytes: &[u8], kind: Kind, numel: i64) -> Result<Tensor, String> {
-    let element = kind.elt_size_in_bytes() as u64;
-    let expected = u64::try_from(numel).map_err(|_| format!("negative size {numel}"))?.checked_mul(element);
+    let expected = storage_bytes(kind, numel)?;
     // `from_data_size` copies `numel * element` bytes without checking the slice: check here.
-    if expected.is_none_or(|expected| (bytes.len() as u64) < expected) {
+    if (bytes.len() as u64) < expected {
+        let element = kind.elt_size_in_bytes();
         return Err(format!("has {} bytes, {numel} elements of {element} bytes need more", bytes.len()));
     }
-    let used = &bytes[..(numel as usize) * element as usize];
+    let used = &bytes[..expected as usize];
     Tensor::f_from_data_size(used, &[numel], kind).map_err(|e| e.to_string())
 }
 
@@ -404,5 +432,24 @@ mod tests {
         write_checkpoint(&dir.path().join("int.pth"), "archive", &p.0, &[]);
         let err = read_state_dict(&dir.path().join("int.pth")).unwrap_err().to_string();
         assert!(err.contains("holds no state dict") && err.contains("an int"), "{err}");
+    }
+
+    #[test]
+    fn views_larger_than_their_storage_and_impossible_sizes_are_errors_not_allocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.pth");
+        // A stride-0 view of 2^28 floats over a storage of 4: a gigabyte from 16 bytes.
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02}(").tensor("w", "FloatStorage", "0", 4, 0, &[1 << 14, 1 << 14], &[0, 0]).op(b"u.");
+        write_checkpoint(&path, "archive", &p.0, &[("0", le(&[0f32; 4], f32::to_le_bytes))]);
+        let err = read_state_dict(&path).unwrap_err().to_string();
+        assert!(err.contains("holds more elements than its storage of 4"), "{err}");
+        assert!(err.starts_with("w.pth: "), "named without its folder: {err}");
+
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02}(").tensor("w", "FloatStorage", "0", -1, 0, &[1], &[1]).op(b"u.");
+        write_checkpoint(&path, "archive", &p.0, &[("0", vec![0; 4])]);
+        let err = read_state_dict(&path).unwrap_err().to_string();
+        assert!(err.contains("-1 elements of Float is not a valid size"), "{err}");
     }
 }

@@ -1,6 +1,9 @@
 //! Datasets uploaded as a zip of class folders: unpacked into a staging folder with every entry's path
-//! checked (no absolute paths, no `..`, no links), the total unpacked size and the entry count capped
-//! (zip bombs), the layout recognised, and only then renamed into the data folder.
+//! checked (no absolute paths, no `..`, no links, no name that is both a file and a folder), the unpacked
+//! size capped by what was read (not what the headers claim) both absolutely and relative to the zip's own
+//! size (zip bombs), the entry count capped, the layout recognised, and only then renamed into the data
+//! folder. The staging folder's name starts with `.`, so listing never sees it, and it is removed
+//! whatever happens.
 
 use crate::data::{self, DataError};
 use shared::DatasetInfo;
@@ -10,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// Most bytes a dataset zip may unpack to.
 pub const MAX_UNPACKED_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+/// Most a dataset zip may unpack to, as a multiple of its own size. Images hardly compress (1x to 3x) and
+/// CIFAR batches barely; only crafted or wasteful archives go beyond this.
+pub const MAX_EXPANSION: u64 = 200;
 /// Most entries a dataset zip may hold.
 pub const MAX_ENTRIES: usize = 500_000;
 
@@ -28,6 +34,9 @@ pub enum UploadError {
     /// The archive holds a path that would land outside the dataset folder.
     #[error("the zip holds an unsafe path \"{0}\"; entries must stay inside the archive's folder")]
     UnsafePath(String),
+    /// One path is both a file and a folder in the archive.
+    #[error("the zip holds \"{0}\" both as a file and as a folder")]
+    NameClash(String),
     /// Too big when unpacked, or too many entries.
     #[error("the zip unpacks to more than {limit}; refused")]
     TooLarge {
@@ -42,6 +51,15 @@ pub enum UploadError {
     Io(#[from] io::Error),
 }
 
+/// A folder removed with everything in it when dropped, so no failure leaves a staged upload behind.
+struct StagingFolder(PathBuf);
+
+impl Drop for StagingFolder {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Unpacks the zip at `archive` and installs it as dataset `name` under `data_dir`.
 pub fn install_zip_dataset(data_dir: &Path, name: &str, archive: &Path) -> Result<DatasetInfo, UploadError> {
     shared::check_file_name(name).map_err(UploadError::BadName)?;
@@ -49,38 +67,48 @@ pub fn install_zip_dataset(data_dir: &Path, name: &str, archive: &Path) -> Resul
     if target.exists() {
         return Err(UploadError::Exists(name.to_string()));
     }
-    let staging = data_dir.join(format!(".upload-{name}.partial"));
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging)?;
-    let result = unpack(archive, &staging).and_then(|()| {
-        let root = single_subfolder(&staging)?.unwrap_or_else(|| staging.clone());
-        let staged_name = root.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        data::inspect(root.parent().unwrap_or(data_dir), &staged_name).map_err(UploadError::Layout)?;
-        fs::rename(&root, &target)?;
-        data::inspect(data_dir, name).map(|source| source.info).map_err(UploadError::Layout)
-    });
-    let _ = fs::remove_dir_all(&staging);
-    result
+    let staging = StagingFolder(data_dir.join(format!(".upload-{name}.partial")));
+    let _ = fs::remove_dir_all(&staging.0);
+    fs::create_dir_all(&staging.0)?;
+    unpack(archive, &staging.0)?;
+    let root = single_subfolder(&staging.0)?.unwrap_or_else(|| staging.0.clone());
+    data::inspect_folder(&root, name, &root).map_err(UploadError::Layout)?;
+    fs::rename(&root, &target)?;
+    data::inspect(data_dir, name).map(|source| source.info).map_err(UploadError::Layout)
+}
+
+/// How many bytes the zip may unpack to: [`MAX_EXPANSION`] times its size, at most [`MAX_UNPACKED_BYTES`].
+fn unpacked_budget(archive_bytes: u64) -> (u64, String) {
+    let relative = archive_bytes.saturating_mul(MAX_EXPANSION);
+    if relative < MAX_UNPACKED_BYTES {
+        (relative, format!("{MAX_EXPANSION} times its own size ({relative} bytes)"))
+    } else {
+        (MAX_UNPACKED_BYTES, format!("{} GiB", MAX_UNPACKED_BYTES >> 30))
+    }
 }
 
 fn unpack(archive: &Path, staging: &Path) -> Result<(), UploadError> {
     let file = fs::File::open(archive)?;
+    let (mut budget, limit) = unpacked_budget(file.metadata()?.len());
     let mut zip = zip::ZipArchive::new(file).map_err(|e| UploadError::NotZip(e.to_string()))?;
     if zip.len() > MAX_ENTRIES {
         return Err(UploadError::TooLarge { limit: format!("{MAX_ENTRIES} entries") });
     }
-    let too_large = || UploadError::TooLarge { limit: format!("{} GiB", MAX_UNPACKED_BYTES >> 30) };
-    let mut budget = MAX_UNPACKED_BYTES;
+    let too_large = || UploadError::TooLarge { limit: limit.clone() };
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| UploadError::NotZip(e.to_string()))?;
         let raw_name = entry.name().to_string();
         let relative: PathBuf = entry.enclosed_name().ok_or_else(|| UploadError::UnsafePath(raw_name.clone()))?;
-        if entry.is_symlink() {
+        if entry.is_symlink() || relative.components().next().is_none() {
             return Err(UploadError::UnsafePath(raw_name));
         }
-        if relative.components().any(|c| c.as_os_str().to_string_lossy().starts_with('.') || c.as_os_str() == "__MACOSX") {
+        if relative
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with('.') || c.as_os_str() == "__MACOSX")
+        {
             continue;
         }
+        check_no_clash(staging, &relative, entry.is_dir())?;
         let out = staging.join(&relative);
         if entry.is_dir() {
             fs::create_dir_all(&out)?;
@@ -99,6 +127,27 @@ fn unpack(archive: &Path, staging: &Path) -> Result<(), UploadError> {
             return Err(too_large());
         }
         budget -= written;
+    }
+    Ok(())
+}
+
+/// Refuses an entry whose path runs through an unpacked file, or a file entry where a folder was
+/// unpacked: the archive names one path both ways.
+fn check_no_clash(staging: &Path, relative: &Path, is_dir: bool) -> Result<(), UploadError> {
+    let clash = |path: &Path| UploadError::NameClash(path.to_string_lossy().into_owned());
+    let mut folder = PathBuf::new();
+    let components: Vec<_> = relative.components().collect();
+    let (last, parents) = components.split_last().ok_or_else(|| clash(relative))?;
+    for component in parents {
+        folder.push(component);
+        if fs::symlink_metadata(staging.join(&folder)).is_ok_and(|m| !m.is_dir()) {
+            return Err(clash(&folder));
+        }
+    }
+    folder.push(last);
+    let existing = fs::symlink_metadata(staging.join(&folder));
+    if existing.is_ok_and(|m| m.is_dir() != is_dir) {
+        return Err(clash(&folder));
     }
     Ok(())
 }
@@ -167,5 +216,65 @@ mod tests {
         assert!(matches!(install_zip_dataset(data.path(), "../x", not_zip.path()), Err(UploadError::BadName(_))));
         let left: Vec<_> = fs::read_dir(data.path()).unwrap().collect();
         assert!(left.is_empty(), "nothing left behind: {left:?}");
+    }
+
+    fn left_in(data: &Path) -> Vec<fs::DirEntry> {
+        fs::read_dir(data).unwrap().map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_by_its_expansion_and_leaves_nothing() {
+        // 1 GiB of zeros deflates to about 1 MB.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut zip = zip::ZipWriter::new(file.reopen().unwrap());
+        zip.start_file("bomb/cifar-10-batches-bin/test_batch.bin", zip::write::SimpleFileOptions::default()).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            zip.write_all(&zeros).unwrap();
+        }
+        zip.finish().unwrap();
+        let compressed = fs::metadata(file.path()).unwrap().len();
+        assert!(compressed < 2 << 20, "{compressed} bytes");
+        let data = tempfile::tempdir().unwrap();
+        let err = install_zip_dataset(data.path(), "bomb", file.path()).unwrap_err();
+        assert!(matches!(err, UploadError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("200 times its own size"), "{err}");
+        assert!(left_in(data.path()).is_empty());
+    }
+
+    #[test]
+    fn a_name_that_is_both_a_file_and_a_folder_is_a_clear_error_in_either_order() {
+        let data = tempfile::tempdir().unwrap();
+        for entries in [[("set/a/b", png()), ("set/a/b/c.png", png())], [("set/a/b/c.png", png()), ("set/a/b", png())]]
+        {
+            let err = install_zip_dataset(data.path(), "set", zip_of(&entries).path()).unwrap_err();
+            assert!(matches!(err, UploadError::NameClash(_)), "{err}");
+            assert_eq!(err.to_string(), "the zip holds \"set/a/b\" both as a file and as a folder");
+            assert!(left_in(data.path()).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_deep_pickle_in_an_uploaded_cifar_dataset_is_refused_and_leaves_nothing() {
+        let staged = tempfile::tempdir().unwrap();
+        data::write_cifar_python(staged.path(), &["a", "b"], 1, 1, |_| (0, vec![0; 3072])).unwrap();
+        let deep = [b"]".repeat(100_000), b"a".repeat(99_999), b".".to_vec()].concat();
+        fs::write(staged.path().join("data_batch_1"), deep).unwrap();
+        let entries: Vec<(String, Vec<u8>)> = fs::read_dir(staged.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (format!("deep/cifar-10-batches-py/{}", e.file_name().to_string_lossy()), fs::read(e.path()).unwrap())
+            })
+            .collect();
+        let entries: Vec<(&str, Vec<u8>)> = entries.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+        let data = tempfile::tempdir().unwrap();
+        let err = install_zip_dataset(data.path(), "deep", zip_of(&entries).path()).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, UploadError::Layout(_)), "{message}");
+        assert!(message.contains("cifar-10-batches-py/data_batch_1 is malformed"), "{message}");
+        assert!(message.contains("containers nest more than 1000 deep"), "{message}");
+        assert!(!message.contains(&data.path().display().to_string()), "no server path: {message}");
+        assert!(left_in(data.path()).is_empty());
     }
 }

@@ -666,6 +666,10 @@ pub struct DatasetInfo {
     /// When and how the studio added it; `None` for folders put in the data folder by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added: Option<DatasetAdded>,
+    /// Why the dataset cannot be used, when its layout is recognised but its files cannot be read (the
+    /// classes are then empty and the counts 0); `None` for a usable dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One class and how likely the model thinks it is.
