@@ -248,6 +248,20 @@ async fn an_idle_keep_alive_connection_is_closed() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_sending_its_body_is_refused_and_disconnected() {
+    let limits = ConnectionLimits { body_idle_timeout: Duration::from_secs(1), ..ConnectionLimits::default() };
+    let server = server_with(ServerOptions { limits, ..ServerOptions::default() }).await;
+    let mut stream = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let head =
+        "POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(b"{\"dataset\": ").await.unwrap();
+    let received = String::from_utf8_lossy(&read_until_closed(&mut stream).await).into_owned();
+    assert!(received.starts_with("HTTP/1.1 4"), "refused: {received}");
+    assert!(runs(&server).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_websocket_message_over_64_kb_ends_the_session() {
     let server = TestServer::start().await;
     let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();

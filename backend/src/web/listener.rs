@@ -1,9 +1,11 @@
 //! The accept loop: HTTP/1.1 connections (with upgrades, for the WebSocket) served by hyper with a
-//! header-read timeout and at most [`ConnectionLimits::max_connections`] at once, until shutdown.
-//! `axum::serve` has neither bound, hence this loop.
+//! header-read timeout, an idle timeout on request bodies and at most
+//! [`ConnectionLimits::max_connections`] at once, until shutdown. `axum::serve` has none of these
+//! bounds, hence this loop.
 
 use super::{app, ServerOptions};
 use crate::studio::Studio;
+use axum::body::Body;
 use axum::extract::Request;
 use axum::Router;
 use hyper::body::Incoming;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
+use tower_http::timeout::TimeoutBody;
 
 /// Bounds on connections.
 #[derive(Debug, Clone)]
@@ -22,13 +25,20 @@ pub struct ConnectionLimits {
     /// A connection that has not sent a whole request head this long after it opened, or after its
     /// previous answer (an idle keep-alive connection), is closed.
     pub header_read_timeout: Duration,
+    /// A request body that sends nothing for this long fails (the request is refused and the
+    /// connection closed); a slow upload that keeps sending is not cut off.
+    pub body_idle_timeout: Duration,
     /// Connections served at once, WebSocket sessions included; more wait in the listen backlog.
     pub max_connections: usize,
 }
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        ConnectionLimits { header_read_timeout: Duration::from_secs(10), max_connections: 256 }
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections: 256,
+        }
     }
 }
 
@@ -95,9 +105,10 @@ async fn serve_connection(
     mut stopping: watch::Receiver<bool>,
 ) {
     let slot = ConnectionSlot(Arc::new(slot));
+    let body_idle_timeout = limits.body_idle_timeout;
     let service = router.map_request(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(slot.clone());
-        request
+        request.map(|body| Body::new(TimeoutBody::new(body_idle_timeout, body)))
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
