@@ -5,16 +5,21 @@ ENV := source scripts/env.sh &&
 # Arguments for `make run`, e.g. make run ARGS="--port 9000 --data-dir /srv/studio"
 ARGS ?=
 
-.PHONY: run test setup setup-test ui build bench clean-data fuzz
+.PHONY: run test lint setup setup-test ui build bench clean-data fuzz
 
 run: build
 	$(ENV) ./target/release/transfer-studio serve --ui-dir dist $(ARGS)
 
-test: setup-test ui
+test: setup-test ui lint
 	$(ENV) cargo build --release -p transfer-studio
 	$(ENV) cargo test --release --workspace --exclude frontend
 	$(ENV) cargo test --release -p frontend --lib
 	$(ENV) cargo test -p frontend --target wasm32-unknown-unknown --test '*'
+
+# Formatting and lints, as CI checks them: any warning fails.
+lint: setup
+	$(ENV) cargo fmt --all --check
+	$(ENV) cargo clippy --release --all-targets -- -D warnings
 
 setup:
 	scripts/setup.sh

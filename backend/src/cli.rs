@@ -48,6 +48,9 @@ pub enum Command {
         /// reverse proxy forwards: `name` (any port) or `name:port`. Repeatable.
         #[arg(long = "allowed-host", value_name = "HOST")]
         allowed_hosts: Vec<String>,
+        /// Seconds between two checkpoints inside a long epoch: a crash loses at most this much training.
+        #[arg(long, default_value_t = 300)]
+        checkpoint_interval: u64,
     },
     /// Train one run headless with a progress bar and a line per epoch; the model is saved to --out.
     Train {
@@ -105,12 +108,13 @@ pub fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { host, port, data_dir, weights_dir, ui_dir, token, allowed_hosts } => {
+        Command::Serve { host, port, data_dir, weights_dir, ui_dir, token, checkpoint_interval, allowed_hosts } => {
             crate::web::check_access(host, token.as_deref())?;
             let mut settings = StudioSettings::new(data_dir);
             if let Some(dir) = weights_dir {
                 settings.weights_dir = dir;
             }
+            settings.checkpoint_every = std::time::Duration::from_secs(checkpoint_interval);
             let options = ServerOptions { ui_dir: Some(ui_dir), token, allowed_hosts, ..ServerOptions::default() };
             serve(SocketAddr::new(host, port), settings, options)
         }
@@ -142,7 +146,7 @@ pub fn main() -> anyhow::Result<()> {
 /// build.
 fn serve(address: SocketAddr, settings: StudioSettings, mut options: ServerOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let device = best_device();
         let studio = Studio::open(settings.clone(), device)
             .with_context(|| format!("opening the data folder {}", settings.data_dir.display()))?;
@@ -162,12 +166,59 @@ fn serve(address: SocketAddr, settings: StudioSettings, mut options: ServerOptio
             // Never the token itself: logs are read by more people than the link is meant for.
             tracing::info!("open /?token=<your token> once: it sets a cookie and leaves the address bar");
         }
-        crate::web::serve(listener, studio, options, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-        Ok(())
-    })
+        let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::web::serve(listener, studio.clone(), options, async {
+            let _ = stopped.await;
+        }));
+        shutdown_signal().await;
+        shut_down(studio, stop_serving, server).await
+    });
+    // Connections still open after the drain (idle WebSockets, say) are dropped with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
+}
+
+/// Longest a shutdown waits for the run in training to checkpoint and stop.
+const SHUTDOWN_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Longest a shutdown waits for open connections to finish.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(terminate) => drop(terminate.recv().await),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
+
+/// A graceful shutdown: the run in training checkpoints and ends `stopped` (resumable) while the page
+/// can still watch it, then the server stops accepting and drains connections for at most
+/// [`SHUTDOWN_DRAIN`].
+async fn shut_down(
+    studio: Studio,
+    stop_serving: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> anyhow::Result<()> {
+    tracing::info!("shutting down: stopping the run in training at a checkpoint");
+    let stopped = tokio::task::spawn_blocking(move || studio.shut_down(SHUTDOWN_CHECKPOINT)).await?;
+    if !stopped {
+        tracing::warn!("the run in training did not stop in time; it will show as interrupted");
+    }
+    let _ = stop_serving.send(());
+    match tokio::time::timeout(SHUTDOWN_DRAIN, server).await {
+        Ok(served) => served??,
+        Err(_) => tracing::warn!("connections still open after {SHUTDOWN_DRAIN:?}; closing them"),
+    }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn train(config: shared::TrainConfig, data_dir: PathBuf, weights_dir: Option<PathBuf>, out: PathBuf) -> anyhow::Result<()> {

@@ -12,18 +12,24 @@ use crate::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPat
 use shared::{Prediction, TrainConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::SystemTime;
 use tch::Device;
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
 /// Models the classifier thread keeps loaded at once.
 const LOADED_MODELS: usize = 4;
+/// Classification requests waiting for the classifier thread before new ones are turned away
+/// ([`ClassifyError::Busy`]).
+pub const CLASSIFY_QUEUE: usize = 16;
 
 /// One queued training run.
 pub struct TrainJob {
     /// The run's id, echoed in its events.
     pub run_id: u64,
+    /// Which hand-over of the run this is, echoed in its events (see [`EngineEvent::attempt`]).
+    pub attempt: u64,
     /// What to train.
     pub config: TrainConfig,
     /// Where to read and write.
@@ -39,6 +45,8 @@ pub struct TrainJob {
 pub struct EngineEvent {
     /// The run concerned.
     pub run_id: u64,
+    /// The [`TrainJob::attempt`] it comes from: a run stopped while queued and then resumed has two.
+    pub attempt: u64,
     /// What happened.
     pub kind: EngineEventKind,
 }
@@ -69,23 +77,26 @@ struct ClassifyJob {
 pub struct Engine {
     device: Device,
     trainer: mpsc::Sender<TrainJob>,
-    classifier: mpsc::Sender<ClassifyJob>,
+    trainer_state: Arc<TrainerState>,
+    classifier: mpsc::SyncSender<ClassifyJob>,
 }
 
 impl Engine {
     /// Starts the trainer and classifier threads on `device`; run events go to `events`.
     pub fn start(device: Device, events: UnboundedSender<EngineEvent>) -> Self {
         let (trainer, jobs) = mpsc::channel::<TrainJob>();
+        let trainer_state = Arc::new(TrainerState::default());
+        let state = trainer_state.clone();
         std::thread::Builder::new()
             .name("trainer".into())
-            .spawn(move || run_trainer(device, jobs, events))
+            .spawn(move || run_trainer(device, jobs, events, &state))
             .expect("spawn trainer thread");
-        let (classifier, requests) = mpsc::channel::<ClassifyJob>();
+        let (classifier, requests) = mpsc::sync_channel::<ClassifyJob>(CLASSIFY_QUEUE);
         std::thread::Builder::new()
             .name("classifier".into())
             .spawn(move || run_classifier(device, requests))
             .expect("spawn classifier thread");
-        Engine { device, trainer, classifier }
+        Engine { device, trainer, trainer_state, classifier }
     }
 
     /// The device training and classification run on.
@@ -97,6 +108,17 @@ impl Engine {
     pub fn submit(&self, job: TrainJob) {
         // The trainer thread only ends when every sender is gone, so this cannot fail while `self` lives.
         let _ = self.trainer.send(job);
+    }
+
+    /// From now on the trainer starts no queued run: it drops them without a word, so they stay queued
+    /// in the history for the next start. The run in training goes on until it is stopped.
+    pub fn stop_taking_jobs(&self) {
+        self.trainer_state.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// True while the trainer works on a run (from taking it off the queue to reporting its end).
+    pub fn is_training(&self) -> bool {
+        self.trainer_state.busy.load(Ordering::SeqCst)
     }
 
     /// Classifies `images` (encoded files) in one batch with the model saved in `model_dir`; each image
@@ -130,28 +152,50 @@ pub fn best_device() -> Device {
     }
 }
 
-fn run_trainer(device: Device, jobs: mpsc::Receiver<TrainJob>, events: UnboundedSender<EngineEvent>) {
+/// What the trainer thread shares with the [`Engine`] handle.
+#[derive(Default)]
+struct TrainerState {
+    /// Set by [`Engine::stop_taking_jobs`].
+    closed: AtomicBool,
+    /// Set while a run is taken.
+    busy: AtomicBool,
+}
+
+fn run_trainer(device: Device, jobs: mpsc::Receiver<TrainJob>, events: UnboundedSender<EngineEvent>, state: &TrainerState) {
     for job in jobs {
-        let send = |kind| {
-            let _ = events.send(EngineEvent { run_id: job.run_id, kind });
-        };
-        if job.cancel.is_cancelled() {
-            send(EngineEventKind::Finished(Ok(TrainOutcome::Stopped)));
-            continue;
+        // Busy before looking at `closed`: a shutdown that closes the queue then sees either this run
+        // as busy, or the queue closed here.
+        state.busy.store(true, Ordering::SeqCst);
+        if !state.closed.load(Ordering::SeqCst) {
+            train_one(device, job, &events);
         }
-        send(EngineEventKind::Began);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            training::train(&job.config, &job.paths, device, &job.cancel, job.resume, &mut |event| {
-                send(EngineEventKind::Training(event))
-            })
-        }));
-        let finished = match outcome {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(panic) => Err(format!("training crashed: {}", panic_message(&panic))),
-        };
-        send(EngineEventKind::Finished(finished));
+        state.busy.store(false, Ordering::SeqCst);
     }
+}
+
+fn train_one(device: Device, job: TrainJob, events: &UnboundedSender<EngineEvent>) {
+    let send = |kind| {
+        let _ = events.send(EngineEvent { run_id: job.run_id, attempt: job.attempt, kind });
+    };
+    if job.cancel.is_cancelled() {
+        send(EngineEventKind::Finished(Ok(TrainOutcome::Stopped)));
+        return;
+    }
+    send(EngineEventKind::Began);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        training::train(&job.config, &job.paths, device, &job.cancel, job.resume, &mut |event| {
+            send(EngineEventKind::Training(event))
+        })
+    }));
+    let finished = match outcome {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(panic) => {
+            tracing::error!(run_id = job.run_id, "training panicked: {}", panic_message(&panic));
+            Err("training crashed on an internal error; the run can be resumed from its last checkpoint".into())
+        }
+    };
+    send(EngineEventKind::Finished(finished));
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

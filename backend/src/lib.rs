@@ -6,6 +6,8 @@
 //! - [`pickle`], [`pth`] and [`pretrained`]: a restricted pickle reader, PyTorch `.pth` state dicts and
 //!   torchvision's ImageNet weights;
 //! - [`torch_extras`]: libtorch calls tch lacks (bfloat16 autocast, channels-last), via a C++ shim;
+//! - [`run_dir`]: a run's folder, whose checkpoints are committed atomically ([`fault`] injects crashes
+//!   between the writes for the tests);
 //! - [`training`] and [`inference`]: the training loop (typed events, a cancel flag) and classification,
 //!   free of any web code;
 //! - [`engine`]: the threads that own libtorch work, talked to over channels;
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod data;
 pub mod download;
 pub mod engine;
+pub mod fault;
 pub mod images;
 pub mod inference;
 pub mod model;
@@ -29,6 +32,7 @@ pub mod optim;
 pub mod pretrained;
 pub mod pickle;
 pub mod pth;
+pub mod run_dir;
 pub mod schedule;
 pub mod store;
 pub mod studio;

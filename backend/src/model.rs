@@ -170,11 +170,24 @@ impl safetensors::View for TensorBytes {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a crash never leaves half a file.
+/// Writes `bytes` to `path` durably: to a temporary file beside it, flushed to the disk, then renamed
+/// over `path`, so a crash leaves either the old file or the new one, never half of one. A failed write
+/// (a full disk, say) removes the temporary file. The caller syncs the folder when the rename itself
+/// must survive a power cut (see [`crate::run_dir`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
 }
 
 /// A convolution of the backbone: no bias, square kernel, stride and padding, as in torchvision's
@@ -430,24 +443,34 @@ impl ResNet18 {
     }
 
     /// Saves every variable, with torchvision's names, to a safetensors file, with `metadata` (if any) in
-    /// its header under [`METADATA_KEY`]. Written to a temporary file and renamed into place.
+    /// its header under [`METADATA_KEY`]. Written durably through a temporary file (see [`write_atomically`]).
     pub fn save(&self, path: &Path, metadata: Option<&ModelMetadata>) -> Result<(), ModelError> {
-        let tmp = path.with_extension("partial.safetensors");
         let torch = |source| ModelError::Torch { path: path.to_path_buf(), source };
-        let variables = self
-            .vs
-            .variables()
-            .into_iter()
-            .map(|(name, tensor)| Ok((name, TensorBytes::of(&tensor)?)))
-            .collect::<Result<Vec<_>, tch::TchError>>()
-            .map_err(torch)?;
+        let bytes = self.to_safetensors(metadata).map_err(torch)?;
+        write_atomically(path, &bytes).map_err(|e| torch(e.into()))
+    }
+
+    /// Every variable, with torchvision's names, as the bytes of a safetensors file with `metadata` (if
+    /// any) in its header under [`METADATA_KEY`].
+    pub fn to_safetensors(&self, metadata: Option<&ModelMetadata>) -> Result<Vec<u8>, tch::TchError> {
         let header = metadata.map(|m| {
             HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(m).expect("metadata serialises"))])
         });
-        safetensors::serialize_to_file(variables, &header, &tmp)
-            .map_err(|e| torch(tch::TchError::Convert(format!("writing safetensors: {e:?}"))))?;
-        std::fs::rename(&tmp, path).map_err(|e| torch(e.into()))
+        safetensors_bytes(self.vs.variables(), header)
     }
+}
+
+/// Named tensors as the bytes of a safetensors file (copied to the CPU, contiguous), with `header`
+/// metadata if given.
+pub fn safetensors_bytes(
+    tensors: impl IntoIterator<Item = (String, Tensor)>,
+    header: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, tch::TchError> {
+    let views = tensors
+        .into_iter()
+        .map(|(name, tensor)| Ok((name, TensorBytes::of(&tensor)?)))
+        .collect::<Result<Vec<_>, tch::TchError>>()?;
+    safetensors::serialize(views, &header).map_err(|e| tch::TchError::Convert(format!("writing safetensors: {e:?}")))
 }
 
 fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {

@@ -105,6 +105,29 @@ impl Store {
         Ok(self.run(id)?.expect("the run just inserted exists"))
     }
 
+    /// Runs `work` as one transaction: every write in it lands, or none does. Inside another
+    /// transaction it simply joins that one.
+    pub fn in_transaction<T>(&self, work: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if !self.connection.is_autocommit() {
+            return work(self);
+        }
+        let transaction = self.connection.unchecked_transaction()?;
+        let value = work(self)?;
+        transaction.commit()?;
+        Ok(value)
+    }
+
+    /// Sets a run's status and error message if its status is one of `from`, in one statement, so two
+    /// requests racing to change it cannot both succeed. True if it changed.
+    pub fn change_status(&self, id: u64, from: &[RunStatus], to: RunStatus, error: Option<&str>) -> Result<bool, StoreError> {
+        let from: Vec<&str> = from.iter().map(|status| status.as_str()).collect();
+        let changed = self.connection.execute(
+            "UPDATE runs SET status = ?2, error = ?3 WHERE id = ?1 AND status IN (SELECT value FROM json_each(?4))",
+            params![id as i64, to.as_str(), error, serde_json::to_string(&from).expect("strings serialise")],
+        )?;
+        Ok(changed == 1)
+    }
+
     /// Sets a run's status and error message.
     pub fn set_status(&self, id: u64, status: RunStatus, error: Option<&str>) -> Result<(), StoreError> {
         self.connection.execute(
@@ -129,11 +152,13 @@ impl Store {
 
     /// Records (or replaces) a run's best checkpoint.
     pub fn set_best_checkpoint(&self, id: u64, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        self.connection.execute(
-            "INSERT OR REPLACE INTO checkpoints (run_id, kind, epoch, bytes, saved_at) VALUES (?1, 'best', ?2, ?3, ?4)",
-            params![id as i64, checkpoint.epoch, checkpoint.bytes as i64, checkpoint.saved_at as i64],
-        )?;
-        self.set_has_model(id)
+        self.in_transaction(|store| {
+            store.connection.execute(
+                "INSERT OR REPLACE INTO checkpoints (run_id, kind, epoch, bytes, saved_at) VALUES (?1, 'best', ?2, ?3, ?4)",
+                params![id as i64, checkpoint.epoch, checkpoint.bytes as i64, checkpoint.saved_at as i64],
+            )?;
+            store.set_has_model(id)
+        })
     }
 
     /// Records that the studio added dataset `name` (replacing an earlier record of that name).
@@ -354,5 +379,36 @@ mod tests {
         assert!(run.has_model);
         assert_eq!(store.ids_with_status(RunStatus::Running).unwrap(), [1]);
         assert!(store.run(99).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_status_changes_only_from_the_states_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("studio.db")).unwrap();
+        let id = store.create_run(&TrainConfig::for_dataset("tiny"), 0).unwrap().id;
+        let resumable = [RunStatus::Stopped, RunStatus::Failed];
+        assert!(!store.change_status(id, &resumable, RunStatus::Queued, None).unwrap(), "a queued run is not resumable");
+        assert!(store.change_status(id, &[RunStatus::Queued], RunStatus::Stopped, Some("asked")).unwrap());
+        assert!(store.change_status(id, &resumable, RunStatus::Queued, None).unwrap());
+        assert!(!store.change_status(id, &resumable, RunStatus::Queued, None).unwrap(), "only the first of two wins");
+        let run = store.run(id).unwrap().unwrap();
+        assert_eq!((run.status, run.error), (RunStatus::Queued, None));
+    }
+
+    #[test]
+    fn a_transaction_that_fails_leaves_no_write_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("studio.db")).unwrap();
+        let id = store.create_run(&TrainConfig::for_dataset("tiny"), 0).unwrap().id;
+        let failed = store.in_transaction(|store| {
+            store.add_epoch(id, &metrics(1))?;
+            store.set_classes(id, &["a".into()])?;
+            Err::<(), _>(StoreError::Corrupt { what: "test", why: "the second half failed".into() })
+        });
+        assert!(failed.is_err());
+        let run = store.run(id).unwrap().unwrap();
+        assert!(run.epochs.is_empty() && run.classes.is_empty(), "both writes were rolled back: {run:?}");
+        store.in_transaction(|store| store.add_epoch(id, &metrics(1))).unwrap();
+        assert_eq!(store.run(id).unwrap().unwrap().epochs.len(), 1);
     }
 }

@@ -6,6 +6,7 @@ use crate::data;
 use crate::download::{DownloadSource, CIFAR10_NAME};
 use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob};
 use crate::inference::ClassifyError;
+use crate::run_dir::RunDir;
 use crate::store::{Store, StoreError};
 use crate::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use shared::{
@@ -15,7 +16,7 @@ use shared::{
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tch::Device;
 use tokio::sync::{broadcast, mpsc};
 
@@ -39,6 +40,8 @@ pub struct StudioSettings {
     pub cifar10: DownloadSource,
     /// Largest dataset zip accepted over HTTP, in bytes.
     pub max_dataset_upload: u64,
+    /// Least time between two checkpoints inside one epoch (a crash loses at most this much training).
+    pub checkpoint_every: Duration,
 }
 
 impl StudioSettings {
@@ -50,6 +53,7 @@ impl StudioSettings {
             data_dir,
             cifar10: DownloadSource::cifar10(),
             max_dataset_upload: MAX_DATASET_UPLOAD,
+            checkpoint_every: crate::training::MID_EPOCH_CHECKPOINT_EVERY,
         }
     }
 }
@@ -79,6 +83,12 @@ pub enum StudioError {
         /// Its status.
         status: &'static str,
     },
+    /// The run is still queued or stopping from an earlier start or resume.
+    #[error("run {0} is already queued or still stopping; try again in a moment")]
+    StillQueued(u64),
+    /// The studio is shutting down and takes no new work.
+    #[error("the studio is shutting down")]
+    ShuttingDown,
     /// No run has a model yet.
     #[error("no run has a trained model yet: train one first")]
     NoModelAtAll,
@@ -112,13 +122,28 @@ pub enum StudioError {
     },
 }
 
+/// A run handed to the trainer: which attempt at it this is, and its control.
+struct QueuedJob {
+    /// Numbers every hand-over, so events of an attempt that was stopped while queued are told apart
+    /// from those of a later resume of the same run.
+    attempt: u64,
+    /// Stops it, or asks for a checkpoint.
+    control: RunControl,
+}
+
 /// What is happening right now, beyond what the store holds.
 #[derive(Default)]
 struct LiveState {
-    /// Cancel flags of queued and running runs.
-    cancels: HashMap<u64, RunControl>,
+    /// The current attempt at each queued or running run.
+    jobs: HashMap<u64, QueuedJob>,
+    /// Attempts handed out so far.
+    attempts: u64,
+    /// The run the trainer is working on.
+    running: Option<u64>,
     /// Progress of the epoch in flight.
     progress: Option<BatchProgress>,
+    /// Set once shutdown began: nothing new is queued.
+    shutting_down: bool,
 }
 
 struct Inner {
@@ -132,8 +157,8 @@ struct Inner {
 /// Records what the last checkpoint of an interrupted run holds but the history missed: a server killed
 /// after writing an epoch's checkpoint and before recording it leaves that epoch (and perhaps the
 /// news that a best model exists) only on disk.
-fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &Path) -> Result<(), StudioError> {
-    let Some(saved) = crate::training::saved_progress(run_dir) else { return Ok(()) };
+fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &RunDir) -> Result<(), StoreError> {
+    let Some(saved) = run_dir.saved_progress() else { return Ok(()) };
     let Some(run) = store.run(id)? else { return Ok(()) };
     if let Some(metrics) = saved.last_metrics {
         if !run.epochs.iter().any(|known| known.epoch == metrics.epoch) {
@@ -141,7 +166,7 @@ fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &Path) -> Result<()
             store.add_epoch(id, &metrics)?;
         }
     }
-    let weights = run_dir.join(crate::model::WEIGHTS_FILE);
+    let weights = run_dir.best_weights();
     let on_disk = run.best_checkpoint.as_ref().map(|c| c.epoch);
     if saved.best_epoch > 0 && on_disk != Some(saved.best_epoch) {
         if let Ok(file) = std::fs::metadata(&weights) {
@@ -162,19 +187,24 @@ fn unix_now() -> u64 {
 pub struct Studio(Arc<Inner>);
 
 impl Studio {
-    /// Opens the history in `settings.data_dir`, marks runs that were running when the server last went
-    /// down as interrupted, re-queues queued runs, and starts the engine on `device`.
+    /// Opens the history in `settings.data_dir`: removes what an interrupted upload or checkpoint left
+    /// behind, marks runs that were running when the server last went down as interrupted (completing
+    /// their history from their checkpoints), re-queues queued runs, and starts the engine on `device`.
     pub fn open(settings: StudioSettings, device: Device) -> Result<Self, StudioError> {
         for dir in [&settings.data_dir, &settings.weights_dir, &settings.data_dir.join(RUNS_FOLDER)] {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StudioError::DataDir { path: dir.clone(), source })?;
         }
+        remove_leftovers(&settings.data_dir);
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
         for id in store.ids_with_status(RunStatus::Running)? {
-            store.set_status(id, RunStatus::Interrupted, Some("the server stopped while this run was training"))?;
-            complete_from_checkpoint(&store, id, &settings.data_dir.join(RUNS_FOLDER).join(id.to_string()))?;
+            let run_dir = RunDir::new(settings.data_dir.join(RUNS_FOLDER).join(id.to_string()));
+            store.in_transaction(|store| {
+                store.set_status(id, RunStatus::Interrupted, Some("the server stopped while this run was training"))?;
+                complete_from_checkpoint(store, id, &run_dir)
+            })?;
         }
-        let (engine_events, mut engine_receiver) = mpsc::unbounded_channel();
+        let (engine_events, engine_receiver) = mpsc::unbounded_channel();
         let engine = Engine::start(device, engine_events);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let studio = Studio(Arc::new(Inner {
@@ -184,22 +214,30 @@ impl Studio {
             events,
             live: Mutex::new(LiveState::default()),
         }));
-        for id in studio.store().ids_with_status(RunStatus::Queued)? {
-            if let Some(run) = studio.store().run(id)? {
-                // A queued run with a checkpoint was queued by a resume.
-                let resume = crate::training::saved_progress(&studio.run_dir(run.id)).is_some();
-                studio.enqueue(run.id, run.config, resume);
-            }
+        let queued = studio.store().ids_with_status(RunStatus::Queued)?;
+        for id in queued {
+            let run = studio.run(id)?;
+            // A queued run with a checkpoint was queued by a resume.
+            let resume = studio.run_dir(id).saved_progress().is_some();
+            studio.enqueue(id, run.config, resume)?;
         }
-        // Hold only a weak handle so dropping every `Studio` ends this task and the engine.
-        let weak = Arc::downgrade(&studio.0);
-        tokio::spawn(async move {
-            while let Some(event) = engine_receiver.recv().await {
-                let Some(inner) = weak.upgrade() else { break };
-                Studio(inner).on_engine_event(event);
-            }
-        });
+        studio.record_engine_events(engine_receiver);
         Ok(studio)
+    }
+
+    /// Records engine events on a thread of their own (SQLite writes block), holding only a weak handle
+    /// so that dropping every `Studio` ends it.
+    fn record_engine_events(&self, mut receiver: mpsc::UnboundedReceiver<EngineEvent>) {
+        let weak = Arc::downgrade(&self.0);
+        std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || {
+                while let Some(event) = receiver.blocking_recv() {
+                    let Some(inner) = weak.upgrade() else { break };
+                    Studio(inner).on_engine_event(event);
+                }
+            })
+            .expect("spawn the recorder thread");
     }
 
     /// The settings the studio was opened with.
@@ -290,6 +328,9 @@ impl Studio {
     /// queues it for training.
     pub fn create_run(&self, config: TrainConfig) -> Result<Run, StudioError> {
         config.validate().map_err(|e| StudioError::InvalidConfig(e.message))?;
+        if self.live().shutting_down {
+            return Err(StudioError::ShuttingDown);
+        }
         let settings = &self.0.settings;
         match data::inspect(&settings.data_dir, &config.dataset) {
             Ok(_) => {}
@@ -302,54 +343,76 @@ impl Studio {
             && !settings.weights_dir.join(&config.weights).is_file()
         {
             return Err(StudioError::InvalidConfig(format!(
-                "weights file \"{}\" is not in the weights folder {}",
-                config.weights,
-                settings.weights_dir.display()
+                "weights file \"{}\" is not in the weights folder",
+                config.weights
             )));
         }
         let run = self.store().create_run(&config, unix_now())?;
-        self.enqueue(run.id, config, false);
+        self.enqueue(run.id, config, false)?;
         self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
         Ok(run)
     }
 
-    /// Queues a stopped, interrupted or failed run to continue from its last finished epoch.
+    /// Queues a stopped, interrupted or failed run to continue from its last checkpoint. Of two requests
+    /// at once, one wins: the status changes in one conditional update.
     pub fn resume_run(&self, id: u64) -> Result<Run, StudioError> {
+        const RESUMABLE: [RunStatus; 3] = [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed];
         let run = self.run(id)?;
-        if !matches!(run.status, RunStatus::Stopped | RunStatus::Interrupted | RunStatus::Failed) {
+        if !RESUMABLE.contains(&run.status) {
             return Err(StudioError::NotResumable { id, status: run.status.as_str() });
         }
         if run.epochs.len() as u32 >= run.config.epochs {
             return Err(StudioError::NotResumable { id, status: "finished with every epoch" });
         }
-        self.store().set_status(id, RunStatus::Queued, None)?;
-        self.enqueue(id, run.config, true);
+        if !self.store().change_status(id, &RESUMABLE, RunStatus::Queued, None)? {
+            return Err(StudioError::NotResumable { id, status: self.run(id)?.status.as_str() });
+        }
+        if let Err(error) = self.enqueue(id, run.config, true) {
+            self.store().set_status(id, run.status, run.error.as_deref())?;
+            return Err(error);
+        }
         let run = self.run(id)?;
         self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
         Ok(run)
     }
 
-    fn enqueue(&self, run_id: u64, config: TrainConfig, resume: bool) {
-        let cancel = RunControl::default();
-        self.live().cancels.insert(run_id, cancel.clone());
+    /// Hands run `run_id` to the trainer as a new attempt; refused while an attempt at it is queued or
+    /// stopping, or once shutdown began.
+    fn enqueue(&self, run_id: u64, config: TrainConfig, resume: bool) -> Result<(), StudioError> {
+        let (attempt, cancel) = {
+            let mut live = self.live();
+            if live.shutting_down {
+                return Err(StudioError::ShuttingDown);
+            }
+            if live.jobs.contains_key(&run_id) {
+                return Err(StudioError::StillQueued(run_id));
+            }
+            live.attempts += 1;
+            let control = RunControl::default().with_mid_epoch_checkpoints_every(self.0.settings.checkpoint_every);
+            let job = QueuedJob { attempt: live.attempts, control: control.clone() };
+            live.jobs.insert(run_id, job);
+            (live.attempts, control)
+        };
         let settings = &self.0.settings;
         self.0.engine.submit(TrainJob {
             run_id,
+            attempt,
             config,
             paths: TrainingPaths {
                 data_dir: settings.data_dir.clone(),
                 weights_dir: settings.weights_dir.clone(),
-                run_dir: self.run_dir(run_id),
+                run_dir: self.run_dir(run_id).path().to_path_buf(),
                 cifar10: settings.cifar10.clone(),
             },
             cancel,
             resume,
         });
+        Ok(())
     }
 
     /// The folder a run's model files live in.
-    pub fn run_dir(&self, run_id: u64) -> PathBuf {
-        self.0.settings.data_dir.join(RUNS_FOLDER).join(run_id.to_string())
+    pub fn run_dir(&self, run_id: u64) -> RunDir {
+        RunDir::new(self.0.settings.data_dir.join(RUNS_FOLDER).join(run_id.to_string()))
     }
 
     /// Every run, newest first.
@@ -362,16 +425,51 @@ impl Studio {
         self.store().run(id)?.ok_or(StudioError::RunNotFound(id))
     }
 
-    /// Asks a queued or running run to stop. A queued run ends at once; a running one within one batch.
+    /// Asks a queued or running run to stop. A queued run is recorded `stopped` at once; a running one
+    /// stops within one batch, keeping a checkpoint of the batches done.
     pub fn stop_run(&self, id: u64) -> Result<Run, StudioError> {
         let run = self.run(id)?;
         if run.status.is_finished() {
             return Err(StudioError::AlreadyFinished { id, status: run.status.as_str() });
         }
-        if let Some(cancel) = self.live().cancels.get(&id) {
-            cancel.cancel();
+        let mut live = self.live();
+        if let Some(job) = live.jobs.get(&id) {
+            job.control.cancel();
+        }
+        // Still queued (the trainer has not begun it): it ends here, and the trainer skips it.
+        if self.store().change_status(id, &[RunStatus::Queued], RunStatus::Stopped, None)? {
+            live.jobs.remove(&id);
+            drop(live);
+            let run = self.run(id)?;
+            self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
+            return Ok(run);
         }
         Ok(run)
+    }
+
+    /// Begins shutting down: nothing new is queued or started (queued runs stay queued for the next
+    /// start), and the run in training stops at its next batch with a checkpoint, ending `stopped`
+    /// (resumable). Waits up to `wait` for the trainer to let go; false if it did not in time.
+    pub fn shut_down(&self, wait: Duration) -> bool {
+        self.live().shutting_down = true;
+        self.0.engine.stop_taking_jobs();
+        let deadline = Instant::now() + wait;
+        loop {
+            let running = {
+                let live = self.live();
+                live.running.and_then(|id| live.jobs.get(&id).map(|job| job.control.clone()))
+            };
+            if let Some(control) = &running {
+                control.cancel();
+            }
+            if running.is_none() && !self.0.engine.is_training() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The run to classify with: `run_id`, or else the newest run with a model.
@@ -386,7 +484,7 @@ impl Studio {
     /// Classifies one image with a run's best model (or the newest run's, without `run_id`).
     pub async fn classify_one(&self, run_id: Option<u64>, image: Vec<u8>) -> Result<ClassifyResponse, StudioError> {
         let run = self.model_run(run_id)?;
-        let mut answers = self.0.engine.classify(self.run_dir(run.id), vec![image]).await?;
+        let mut answers = self.0.engine.classify(self.run_dir(run.id).path().to_path_buf(), vec![image]).await?;
         let predictions = answers.pop().expect("one answer per image")?;
         Ok(ClassifyResponse { run_id: run.id, predictions })
     }
@@ -399,7 +497,7 @@ impl Studio {
     ) -> Result<ClassifyBatchResponse, StudioError> {
         let run = self.model_run(run_id)?;
         let (names, bytes): (Vec<String>, Vec<Vec<u8>>) = images.into_iter().unzip();
-        let answers = self.0.engine.classify(self.run_dir(run.id), bytes).await?;
+        let answers = self.0.engine.classify(self.run_dir(run.id).path().to_path_buf(), bytes).await?;
         let results = names
             .into_iter()
             .zip(answers)
@@ -414,7 +512,7 @@ impl Studio {
     /// The best model file of a run, for download.
     pub fn checkpoint_file(&self, run_id: u64) -> Result<PathBuf, StudioError> {
         let run = self.model_run(Some(run_id))?;
-        Ok(self.run_dir(run.id).join(crate::model::WEIGHTS_FILE))
+        Ok(self.run_dir(run.id).best_weights())
     }
 
     /// The best model's test images, highest loss first, optionally only those of one confusion cell.
@@ -426,7 +524,7 @@ impl Studio {
         limit: usize,
     ) -> Result<Vec<TestImage>, StudioError> {
         let run = self.model_run(Some(run_id))?;
-        let mut samples = crate::training::load_test_predictions(&self.run_dir(run.id)).unwrap_or_default();
+        let mut samples = self.run_dir(run.id).test_predictions().unwrap_or_default();
         samples.retain(|s| actual.is_none_or(|a| s.actual == a) && predicted.is_none_or(|p| s.predicted == p));
         samples.sort_by(|a, b| b.loss.total_cmp(&a.loss));
         samples.truncate(limit);
@@ -443,38 +541,58 @@ impl Studio {
             .ok_or_else(missing)
     }
 
-    fn on_engine_event(&self, event: EngineEvent) {
-        if let Err(error) = self.record(event) {
-            tracing::error!("could not record a training event: {error}");
+    fn on_engine_event(&self, EngineEvent { run_id, attempt, kind }: EngineEvent) {
+        let current = self.live().jobs.get(&run_id).is_some_and(|job| job.attempt == attempt);
+        if !current {
+            // An attempt stopped while queued: its run was recorded stopped then.
+            tracing::debug!(run_id, attempt, "ignoring an event of an earlier attempt");
+            return;
+        }
+        let recorded = match kind {
+            EngineEventKind::Began => {
+                self.live().running = Some(run_id);
+                self.change_status(run_id, RunStatus::Running, None)
+            }
+            EngineEventKind::Training(event) => self.record_training(run_id, event),
+            EngineEventKind::Finished(outcome) => {
+                self.finish(run_id, outcome);
+                Ok(())
+            }
+        };
+        if let Err(error) = recorded {
+            tracing::error!(run_id, "could not record a training event: {error}");
         }
     }
 
-    fn record(&self, EngineEvent { run_id, kind }: EngineEvent) -> Result<(), StudioError> {
-        let status_change = |status: RunStatus, error: Option<&str>| -> Result<(), StudioError> {
-            self.store().set_status(run_id, status, error)?;
-            let run = self.run(run_id)?;
-            self.broadcast(ServerMessage::RunUpdated { run });
-            Ok(())
-        };
-        match kind {
-            EngineEventKind::Began => status_change(RunStatus::Running, None)?,
-            EngineEventKind::Training(TrainingEvent::Note(note)) => tracing::info!(run_id, "{note}"),
-            EngineEventKind::Training(TrainingEvent::Preparing(preparation)) => {
+    /// Moves a queued or running run to `status` and tells every client.
+    fn change_status(&self, run_id: u64, status: RunStatus, error: Option<&str>) -> Result<(), StudioError> {
+        self.store().change_status(run_id, &[RunStatus::Queued, RunStatus::Running], status, error)?;
+        self.tell(run_id)
+    }
+
+    /// Broadcasts run `run_id` as the history now holds it.
+    fn tell(&self, run_id: u64) -> Result<(), StudioError> {
+        let run = self.run(run_id)?;
+        self.broadcast(ServerMessage::RunUpdated { run });
+        Ok(())
+    }
+
+    fn record_training(&self, run_id: u64, event: TrainingEvent) -> Result<(), StudioError> {
+        match event {
+            TrainingEvent::Note(note) => tracing::info!(run_id, "{note}"),
+            TrainingEvent::Preparing(preparation) => {
                 tracing::debug!(run_id, ?preparation, "preparing");
                 self.broadcast(ServerMessage::Preparing { run_id, preparation });
             }
-            EngineEventKind::Training(TrainingEvent::Started {
-                classes,
-                train_count,
-                test_count,
-                first_epoch,
-                first_batch,
-            }) => {
+            TrainingEvent::Started { classes, train_count, test_count, first_epoch, first_batch } => {
                 tracing::info!(run_id, train_count, test_count, first_epoch, first_batch, "training started");
-                self.store().set_classes(run_id, &classes)?;
-                status_change(RunStatus::Running, None)?;
+                self.store().in_transaction(|store| {
+                    store.set_classes(run_id, &classes)?;
+                    store.change_status(run_id, &[RunStatus::Queued, RunStatus::Running], RunStatus::Running, None)
+                })?;
+                self.tell(run_id)?;
             }
-            EngineEventKind::Training(TrainingEvent::Progress(p)) => {
+            TrainingEvent::Progress(p) => {
                 let progress = BatchProgress {
                     run_id,
                     epoch: p.epoch,
@@ -487,43 +605,78 @@ impl Studio {
                 self.live().progress = Some(progress.clone());
                 self.broadcast(ServerMessage::Progress(progress));
             }
-            EngineEventKind::Training(TrainingEvent::EpochCompleted(metrics)) => {
+            TrainingEvent::EpochCompleted(metrics) => {
                 self.store().add_epoch(run_id, &metrics)?;
                 self.broadcast(ServerMessage::EpochCompleted { run_id, metrics });
             }
-            EngineEventKind::Training(TrainingEvent::CheckpointedMidEpoch { epoch, batches_done }) => {
+            TrainingEvent::CheckpointedMidEpoch { epoch, batches_done } => {
                 tracing::info!(run_id, epoch, batches_done, "checkpointed inside the epoch");
             }
-            EngineEventKind::Training(TrainingEvent::DatasetDownloaded { name }) => {
+            TrainingEvent::DatasetDownloaded { name } => {
                 self.store().add_dataset(&name, &DatasetAdded { origin: DatasetOrigin::Downloaded, at: unix_now() })?;
             }
-            EngineEventKind::Training(TrainingEvent::ModelSaved { epoch }) => {
-                let weights = self.run_dir(run_id).join(crate::model::WEIGHTS_FILE);
-                let bytes = std::fs::metadata(&weights).map_or(0, |m| m.len());
+            TrainingEvent::ModelSaved { epoch } => {
+                let bytes = std::fs::metadata(self.run_dir(run_id).best_weights()).map_or(0, |m| m.len());
                 self.store().set_best_checkpoint(run_id, &Checkpoint { epoch, bytes, saved_at: unix_now() })?;
                 // Every client learns that the run has a (better) model to classify with.
-                status_change(RunStatus::Running, None)?;
-            }
-            EngineEventKind::Finished(outcome) => {
-                {
-                    let mut live = self.live();
-                    live.cancels.remove(&run_id);
-                    if live.progress.as_ref().is_some_and(|p| p.run_id == run_id) {
-                        live.progress = None;
-                    }
-                }
-                match outcome {
-                    Ok(TrainOutcome::Completed | TrainOutcome::EarlyStopped { .. }) => {
-                        status_change(RunStatus::Completed, None)?
-                    }
-                    Ok(TrainOutcome::Stopped) => status_change(RunStatus::Stopped, None)?,
-                    Err(error) => {
-                        tracing::warn!(run_id, "run failed: {error}");
-                        status_change(RunStatus::Failed, Some(&error))?
-                    }
-                }
+                self.tell(run_id)?;
             }
         }
         Ok(())
+    }
+
+    /// Records how run `run_id` ended. While the history cannot be written (a full disk), it retries
+    /// for a minute; if it never can, the next start marks the run interrupted. The run is let go of
+    /// only after this, so a shutdown waits for its record.
+    fn finish(&self, run_id: u64, outcome: Result<TrainOutcome, String>) {
+        const TRIES: u32 = 60;
+        let (status, error) = match &outcome {
+            Ok(TrainOutcome::Completed | TrainOutcome::EarlyStopped { .. }) => (RunStatus::Completed, None),
+            Ok(TrainOutcome::Stopped) => (RunStatus::Stopped, None),
+            Err(error) => {
+                tracing::warn!(run_id, "run failed: {error}");
+                (RunStatus::Failed, Some(error.as_str()))
+            }
+        };
+        self.live().jobs.remove(&run_id);
+        for attempt in 1..=TRIES {
+            match self.change_status(run_id, status, error) {
+                Ok(()) => break,
+                Err(failure) if attempt < TRIES => {
+                    tracing::warn!(run_id, "could not record the end of the run ({failure}); retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(failure) => tracing::error!(run_id, "could not record the end of the run: {failure}"),
+            }
+        }
+        let mut live = self.live();
+        if live.running == Some(run_id) {
+            live.running = None;
+        }
+        if live.progress.as_ref().is_some_and(|p| p.run_id == run_id) {
+            live.progress = None;
+        }
+    }
+}
+
+/// Removes what an upload cut short left in the data folder (its `.upload-*` files and folders) and
+/// what crashes or failed commits left in run folders, logging how much.
+fn remove_leftovers(data_dir: &Path) {
+    for entry in std::fs::read_dir(data_dir).into_iter().flatten().filter_map(Result::ok) {
+        if entry.file_name().to_string_lossy().starts_with(".upload-") {
+            let path = entry.path();
+            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            match removed {
+                Ok(()) => tracing::info!("removed the leftover of an interrupted upload: {}", entry.file_name().to_string_lossy()),
+                Err(error) => tracing::warn!("could not remove {}: {error}", path.display()),
+            }
+        }
+    }
+    for entry in std::fs::read_dir(data_dir.join(RUNS_FOLDER)).into_iter().flatten().filter_map(Result::ok) {
+        match RunDir::new(entry.path()).remove_leftovers() {
+            Ok(0) => {}
+            Ok(count) => tracing::info!("removed {count} partial checkpoint files of run {}", entry.file_name().to_string_lossy()),
+            Err(error) => tracing::warn!("could not clean {}: {error}", entry.path().display()),
+        }
     }
 }

@@ -7,19 +7,24 @@
 //!
 //! Every random choice is a function of the seed and the epoch (model initialisation aside, which is drawn
 //! once from the seed), and every epoch ends with a checkpoint of the model, the optimiser's buffers and
-//! the loop's counters. So a run that stops or crashes resumes from its last finished epoch and, on the
-//! CPU, continues bit for bit as if it had never stopped.
+//! the loop's counters, committed atomically by [`RunDir`] (and inside long epochs too, see
+//! [`RunControl`]). So a run that stops or crashes resumes from its last checkpoint and, on the CPU,
+//! continues bit for bit as if it had never stopped.
+//!
+//! The loop's steps follow burn-train's learner: [`Learner::prepare`] (data, model, checkpoint),
+//! `train_epoch`, [`evaluate`], `end_epoch` (metrics, checkpoint, early stopping).
 
 use crate::augment::EpochAugmentation;
 use crate::data::{self, DataError, Split};
 use crate::download::{self, DownloadError, DownloadSource};
-use crate::model::{normalize, ModelError, ModelMetadata, ResNet18, WEIGHTS_FILE};
+use crate::model::{normalize, ModelError, ModelMetadata, ResNet18};
 use crate::optim::{Optimizer, Rule};
+use crate::run_dir::{BestModel, RunDir, RunDirError};
 use crate::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
 use shared::{EpochMetrics, FineTuneMode, OptimizerKind, Preparation, PreparationStep, TestImage, TrainConfig};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,12 +34,6 @@ use tch::{Device, Kind, Reduction, Tensor};
 const EVAL_BATCH: i64 = 256;
 /// Least time between two progress events.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
-/// The last epoch's weights (the best epoch's are `model.safetensors`).
-pub const LAST_WEIGHTS_FILE: &str = "last.safetensors";
-/// The optimiser's buffers after the last epoch.
-pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-/// The loop's counters after the last epoch.
-pub const PROGRESS_FILE: &str = "progress.json";
 
 /// Default least time between two checkpoints inside one epoch, so a crash in a long epoch loses at most
 /// this much training.
@@ -206,9 +205,9 @@ pub enum TrainError {
     /// The dataset has no training images.
     #[error("dataset \"{0}\" has no training images")]
     EmptyTrainingSet(String),
-    /// A resume found no usable checkpoint.
-    #[error("cannot resume: {0}")]
-    Resume(String),
+    /// The run's checkpoint could not be written or read back.
+    #[error(transparent)]
+    Checkpoint(#[from] RunDirError),
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -299,6 +298,313 @@ fn run_training(
     resume: bool,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<TrainOutcome, TrainError> {
+    let mut learner = Learner::prepare(config, paths, device, cancel, resume, emit)?;
+    for epoch in learner.state.epoch + 1..=config.epochs {
+        let Some(totals) = learner.train_epoch(epoch)? else { return Ok(TrainOutcome::Stopped) };
+        let evaluation = evaluate(&learner.model, &learner.test, learner.mean, learner.std);
+        if let ControlFlow::Break(outcome) = learner.end_epoch(epoch, totals, evaluation)? {
+            return Ok(outcome);
+        }
+    }
+    Ok(TrainOutcome::Completed)
+}
+
+/// A run once its data is on the device and its model built: what every epoch works with.
+struct Learner<'a> {
+    config: &'a TrainConfig,
+    device: Device,
+    cancel: &'a RunControl,
+    emit: &'a mut dyn FnMut(TrainingEvent),
+    run_dir: RunDir,
+    classes: Vec<String>,
+    /// Training images `[N, 3, H, W]` u8 and labels `[N]`, on the device.
+    train: Split,
+    /// Test images and labels, on the device.
+    test: Split,
+    mean: [f64; 3],
+    std: [f64; 3],
+    model: ResNet18,
+    optimizer: Optimizer,
+    schedule: LrSchedule,
+    /// Batches per epoch.
+    batches: i64,
+    /// The loop's counters, as the next checkpoint will hold them.
+    state: LoopState,
+    /// When the last checkpoint was committed.
+    last_checkpoint: Instant,
+}
+
+/// What an epoch's training batches added up to.
+struct EpochTotals {
+    train_loss: f64,
+    train_accuracy: f64,
+    lr: f64,
+    seconds: f64,
+}
+
+/// The running sums of an epoch in flight, kept as device tensors until read.
+struct EpochSums {
+    loss_sum: Tensor,
+    correct: Tensor,
+    first_batch: i64,
+    seconds_before: f64,
+    started: Instant,
+}
+
+impl<'a> Learner<'a> {
+    /// Finds (or downloads) and decodes the dataset, builds the model and optimiser, and restores the
+    /// checkpoint (with `resume`) or loads the starting weights.
+    fn prepare(
+        config: &'a TrainConfig,
+        paths: &TrainingPaths,
+        device: Device,
+        cancel: &'a RunControl,
+        resume: bool,
+        emit: &'a mut dyn FnMut(TrainingEvent),
+    ) -> Result<Self, TrainError> {
+        let dataset = load_dataset(config, paths, cancel, emit)?;
+        let mut model = ResNet18::new(device, dataset.classes.len(), config.seed);
+        apply_device_options(config, device, &mut model, emit)?;
+        let backbone_scale = if config.mode == FineTuneMode::TwoPhase { config.backbone_lr_scale } else { 1.0 };
+        let parameters = model
+            .parameters()
+            .into_iter()
+            .map(|(name, tensor, backbone)| (name, tensor, if backbone { backbone_scale } else { 1.0 }))
+            .collect();
+        let mut optimizer = Optimizer::new(optimizer_rule(config), parameters);
+        let run_dir = RunDir::new(&paths.run_dir);
+        let restored = if resume { run_dir.restore(&mut model, &mut optimizer)? } else { None };
+        let state = match restored {
+            Some(state) => {
+                emit(TrainingEvent::Note(format!("resuming after epoch {}", state.epoch)));
+                state
+            }
+            None => {
+                load_starting_weights(config, paths, &mut model, cancel, emit)?;
+                LoopState::default()
+            }
+        };
+        let train_count = dataset.train.len();
+        let batches = (train_count + config.batch_size as i64 - 1) / config.batch_size as i64;
+        emit(TrainingEvent::Started {
+            classes: dataset.classes.clone(),
+            train_count: train_count as usize,
+            test_count: dataset.test.len() as usize,
+            first_epoch: state.epoch + 1,
+            first_batch: state.partial.as_ref().map_or(0, |p| p.batches_done as u32),
+        });
+        let (mean, std) = config.normalization.mean_std();
+        Ok(Learner {
+            config,
+            device,
+            cancel,
+            emit,
+            run_dir,
+            classes: dataset.classes,
+            train: dataset.train.to_device(device),
+            test: dataset.test.to_device(device),
+            mean,
+            std,
+            model,
+            optimizer,
+            schedule: LrSchedule::new(config, batches as u64),
+            batches,
+            state,
+            last_checkpoint: Instant::now(),
+        })
+    }
+
+    /// Trains the batches of `epoch` (from where a stop left it), checkpointing inside it when due;
+    /// `None` when the run was stopped (after a checkpoint of the batches done).
+    fn train_epoch(&mut self, epoch: u32) -> Result<Option<EpochTotals>, TrainError> {
+        let config = self.config;
+        let frozen = config.backbone_frozen_in(epoch);
+        self.model.set_backbone_trainable(!frozen);
+        let train_count = self.train.len();
+        let order = epoch_order(config.seed, epoch, train_count).to_device(self.device); // [N]
+        let augmentation = (config.random_crop || config.horizontal_flip).then(|| {
+            let side = config.input_size as i64;
+            EpochAugmentation::draw(config.seed, epoch, train_count, side, config.random_crop, config.horizontal_flip, self.device)
+        });
+        let mut sums = self.epoch_sums(epoch);
+        let mut last_progress = Instant::now();
+        let mut lr = self.schedule.lr_at(u64::from(epoch - 1) * self.batches as u64);
+        let mut checkpointed_batch = sums.first_batch;
+        for batch in sums.first_batch..self.batches {
+            let stopping = self.cancel.is_cancelled();
+            let due = || self.cancel.take_checkpoint_request() || self.last_checkpoint.elapsed() >= self.cancel.checkpoint_every;
+            // A request waits until there is a batch to keep.
+            if batch > checkpointed_batch && (stopping || due()) {
+                self.checkpoint_mid_epoch(epoch, batch, &sums)?;
+                checkpointed_batch = batch;
+            }
+            if stopping {
+                return Ok(None);
+            }
+            lr = self.train_batch(epoch, batch, &order, augmentation.as_ref(), &mut sums, !frozen);
+            let done = batch + 1;
+            if last_progress.elapsed() >= PROGRESS_INTERVAL || done == self.batches {
+                last_progress = Instant::now();
+                self.report_progress(epoch, done, &sums)?;
+            }
+        }
+        let train_loss = sums.loss_sum.double_value(&[]) / train_count as f64;
+        check_finite(train_loss, epoch)?;
+        Ok(Some(EpochTotals {
+            train_loss,
+            train_accuracy: sums.correct.int64_value(&[]) as f64 / train_count as f64,
+            lr,
+            seconds: sums.seconds_before + sums.started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    /// Zeroed sums for `epoch`, or the sums a stop inside it kept.
+    fn epoch_sums(&mut self, epoch: u32) -> EpochSums {
+        let mut sums = EpochSums {
+            loss_sum: Tensor::zeros([], (Kind::Float, self.device)),
+            correct: Tensor::zeros([], (Kind::Int64, self.device)),
+            first_batch: 0,
+            seconds_before: 0.0,
+            started: Instant::now(),
+        };
+        if let Some(partial) = self.state.partial.take().filter(|p| p.epoch == epoch) {
+            // f32 -> f64 -> f32 is exact, so the sums continue bit for bit.
+            sums.loss_sum = Tensor::from(partial.loss_sum).to_kind(Kind::Float).to_device(self.device);
+            sums.correct = Tensor::from(partial.correct).to_device(self.device);
+            (sums.first_batch, sums.seconds_before) = (partial.batches_done, partial.seconds);
+        }
+        sums
+    }
+
+    /// One optimisation step on batch `batch` of `epoch`; returns the learning rate it used.
+    fn train_batch(
+        &mut self,
+        epoch: u32,
+        batch: i64,
+        order: &Tensor,
+        augmentation: Option<&EpochAugmentation>,
+        sums: &mut EpochSums,
+        train_backbone: bool,
+    ) -> f64 {
+        let config = self.config;
+        let batch_size = config.batch_size as i64;
+        let start = batch * batch_size;
+        let len = batch_size.min(self.train.len() - start);
+        let index = order.narrow(0, start, len);
+        let mut images = self.train.images.index_select(0, &index); // [B, 3, H, W] u8
+        if let Some(augmentation) = augmentation {
+            images = augmentation.apply(&images, start);
+        }
+        let images = normalize(&images, self.mean, self.std); // [B, 3, H, W] f32
+        let labels = self.train.labels.index_select(0, &index); // [B]
+        let logits = if config.mixed_precision && self.device.is_cuda() {
+            tch::autocast(true, || self.model.forward_parts(&images, train_backbone)).to_kind(Kind::Float)
+        } else {
+            self.model.forward_parts(&images, train_backbone)
+        }; // [B, classes] f32
+        let loss = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, config.label_smoothing);
+        self.optimizer.zero_grad();
+        loss.backward();
+        if let Some(max_norm) = config.grad_clip_norm {
+            self.optimizer.clip_grad_norm(max_norm);
+        }
+        let lr = self.schedule.lr_at(u64::from(epoch - 1) * self.batches as u64 + batch as u64);
+        self.optimizer.step(lr);
+        tch::no_grad(|| {
+            sums.loss_sum += loss.detach() * len as f64;
+            sums.correct += logits.argmax(-1, false).eq_tensor(&labels).sum(Kind::Int64);
+        });
+        lr
+    }
+
+    /// Reports progress after `done` batches of `epoch`; fails the run if the loss stopped being a number.
+    fn report_progress(&mut self, epoch: u32, done: i64, sums: &EpochSums) -> Result<(), TrainError> {
+        let batch_size = self.config.batch_size as i64;
+        let seen = (done * batch_size).min(self.train.len()) as f64;
+        let mean_loss = sums.loss_sum.double_value(&[]) / seen;
+        check_finite(mean_loss, epoch)?;
+        let elapsed = sums.started.elapsed().as_secs_f64();
+        let batches_left = (self.batches - done) + i64::from(self.config.epochs - epoch) * self.batches;
+        (self.emit)(TrainingEvent::Progress(EpochProgress {
+            epoch,
+            batch: done as u32,
+            batches: self.batches as u32,
+            loss: mean_loss,
+            images_per_second: (seen - (sums.first_batch * batch_size) as f64) / elapsed.max(1e-9),
+            eta_seconds: elapsed / (done - sums.first_batch) as f64 * batches_left as f64,
+        }));
+        Ok(())
+    }
+
+    /// Commits a checkpoint of `epoch` after `batches_done` batches, with the sums so far.
+    fn checkpoint_mid_epoch(&mut self, epoch: u32, batches_done: i64, sums: &EpochSums) -> Result<(), TrainError> {
+        self.state.partial = Some(PartialEpoch {
+            epoch,
+            batches_done,
+            loss_sum: sums.loss_sum.double_value(&[]),
+            correct: sums.correct.int64_value(&[]),
+            seconds: sums.seconds_before + sums.started.elapsed().as_secs_f64(),
+        });
+        let committed = self.run_dir.commit(&self.model, &self.optimizer, &self.state, None);
+        self.state.partial = None;
+        committed?;
+        self.last_checkpoint = Instant::now();
+        (self.emit)(TrainingEvent::CheckpointedMidEpoch { epoch, batches_done });
+        Ok(())
+    }
+
+    /// Records `epoch`'s metrics, commits its checkpoint (and the best model, if it improved), and
+    /// decides whether early stopping ends the run.
+    fn end_epoch(&mut self, epoch: u32, totals: EpochTotals, evaluation: Evaluation) -> Result<ControlFlow<TrainOutcome>, TrainError> {
+        let metrics = EpochMetrics {
+            epoch,
+            train_loss: totals.train_loss,
+            train_accuracy: totals.train_accuracy,
+            test_loss: evaluation.loss,
+            test_accuracy: evaluation.accuracy,
+            seconds: totals.seconds,
+            test_top5_accuracy: evaluation.top5_accuracy,
+            lr: totals.lr,
+            per_class_accuracy: evaluation.per_class_accuracy(),
+            confusion: evaluation.confusion.clone(),
+        };
+        let state = &mut self.state;
+        state.epoch = epoch;
+        state.last_metrics = Some(metrics.clone());
+        let improved = epoch == 1 || state.best_epoch == 0 || metrics.test_accuracy > state.best_accuracy;
+        if improved {
+            (state.best_accuracy, state.best_epoch, state.epochs_without_improvement) = (metrics.test_accuracy, epoch, 0);
+        } else {
+            state.epochs_without_improvement += 1;
+        }
+        let metadata = improved.then(|| model_metadata(&self.classes, self.config, epoch));
+        let best = metadata.as_ref().map(|metadata| BestModel { metadata, test_predictions: &evaluation.samples });
+        self.run_dir.commit(&self.model, &self.optimizer, &self.state, best)?;
+        self.last_checkpoint = Instant::now();
+        (self.emit)(TrainingEvent::EpochCompleted(metrics));
+        if improved {
+            (self.emit)(TrainingEvent::ModelSaved { epoch });
+        }
+        let patience_run_out =
+            self.config.early_stopping_patience.is_some_and(|patience| self.state.epochs_without_improvement >= patience);
+        if patience_run_out && epoch < self.config.epochs {
+            (self.emit)(TrainingEvent::Note(format!(
+                "early stopping after epoch {epoch}: no better test accuracy since epoch {}",
+                self.state.best_epoch
+            )));
+            return Ok(ControlFlow::Break(TrainOutcome::EarlyStopped { epoch }));
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// Finds (or downloads) the dataset and decodes it, reporting progress; refuses an empty training set.
+fn load_dataset(
+    config: &TrainConfig,
+    paths: &TrainingPaths,
+    cancel: &RunControl,
+    emit: &mut dyn FnMut(TrainingEvent),
+) -> Result<data::Dataset, TrainError> {
     let source = find_or_download_dataset(config, paths, cancel, emit)?;
     let mut last_report: Option<Instant> = None;
     let mut decoding = |done: u64, total: u64| {
@@ -314,188 +620,30 @@ fn run_training(
     if dataset.train.is_empty() {
         return Err(TrainError::EmptyTrainingSet(config.dataset.clone()));
     }
-    let train_split = dataset.train.to_device(device);
-    let test_split = dataset.test.to_device(device);
-    let (mean, std) = config.normalization.mean_std();
+    Ok(dataset)
+}
 
-    let mut model = ResNet18::new(device, dataset.classes.len(), config.seed);
-    apply_device_options(config, device, &mut model, emit)?;
-    let backbone_scale = if config.mode == FineTuneMode::TwoPhase { config.backbone_lr_scale } else { 1.0 };
-    let parameters = model
-        .parameters()
-        .into_iter()
-        .map(|(name, tensor, backbone)| (name, tensor, if backbone { backbone_scale } else { 1.0 }))
-        .collect();
-    let mut optimizer = Optimizer::new(optimizer_rule(config), parameters);
-    std::fs::create_dir_all(&paths.run_dir)
-        .map_err(|e| ModelError::Metadata { path: paths.run_dir.clone(), why: e.to_string() })?;
-
-    let restored = if resume { restore_checkpoint(&paths.run_dir, &mut model, &mut optimizer)? } else { None };
-    let mut state = match restored {
-        Some(state) => {
-            emit(TrainingEvent::Note(format!("resuming after epoch {}", state.epoch)));
-            state
-        }
-        None => {
-            if config.weights != shared::defaults::WEIGHTS_NONE {
-                let file = if config.weights == shared::defaults::WEIGHTS_IMAGENET {
-                    let source = crate::pretrained::PretrainedSource::imagenet_resnet18();
-                    crate::pretrained::resolve(&paths.weights_dir, &source, &mut preparing(cancel, emit))?
-                } else {
-                    paths.weights_dir.join(&config.weights)
-                };
-                let loaded = model.load_backbone(&file)?;
-                emit(TrainingEvent::Note(format!("loaded {loaded} backbone tensors from {}", config.weights)));
-            }
-            LoopState::default()
-        }
-    };
-
-    let train_count = train_split.len();
-    let batch_size = config.batch_size as i64;
-    let batches = (train_count + batch_size - 1) / batch_size;
-    let schedule = LrSchedule::new(config, batches as u64);
-    let side = config.input_size as i64;
-    let autocast = config.mixed_precision && device.is_cuda();
-    emit(TrainingEvent::Started {
-        classes: dataset.classes.clone(),
-        train_count: train_count as usize,
-        test_count: test_split.len() as usize,
-        first_epoch: state.epoch + 1,
-        first_batch: state.partial.as_ref().map_or(0, |p| p.batches_done as u32),
-    });
-
-    let mut last_checkpoint = Instant::now();
-    for epoch in state.epoch + 1..=config.epochs {
-        let started = Instant::now();
-        let frozen = config.backbone_frozen_in(epoch);
-        model.set_backbone_trainable(!frozen);
-        let order = epoch_order(config.seed, epoch, train_count).to_device(device); // [N]
-        let augmentation = (config.random_crop || config.horizontal_flip).then(|| {
-            EpochAugmentation::draw(config.seed, epoch, train_count, side, config.random_crop, config.horizontal_flip, device)
-        });
-        let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
-        let mut correct = Tensor::zeros([], (Kind::Int64, device));
-        let (mut first_batch, mut seconds_before) = (0, 0.0);
-        if let Some(partial) = state.partial.take().filter(|p| p.epoch == epoch) {
-            // f32 -> f64 -> f32 is exact, so the sums continue bit for bit.
-            loss_sum = Tensor::from(partial.loss_sum).to_kind(Kind::Float).to_device(device);
-            correct = Tensor::from(partial.correct).to_device(device);
-            (first_batch, seconds_before) = (partial.batches_done, partial.seconds);
-        }
-        let mut last_progress = Instant::now();
-        let mut lr = schedule.lr_at(u64::from(epoch - 1) * batches as u64);
-        let mut checkpointed_batch = first_batch;
-        for batch in first_batch..batches {
-            let stopping = cancel.is_cancelled();
-            let due = || cancel.take_checkpoint_request() || last_checkpoint.elapsed() >= cancel.checkpoint_every;
-            // A request waits until there is a batch to keep.
-            if batch > checkpointed_batch && (stopping || due()) {
-                // Keep the batches trained since the last checkpoint; the file holds them until the epoch ends.
-                state.partial = Some(PartialEpoch {
-                    epoch,
-                    batches_done: batch,
-                    loss_sum: loss_sum.double_value(&[]),
-                    correct: correct.int64_value(&[]),
-                    seconds: seconds_before + started.elapsed().as_secs_f64(),
-                });
-                save_checkpoint(&model, &optimizer, &dataset.classes, config, &state, false, &paths.run_dir)?;
-                state.partial = None;
-                (checkpointed_batch, last_checkpoint) = (batch, Instant::now());
-                emit(TrainingEvent::CheckpointedMidEpoch { epoch, batches_done: batch });
-            }
-            if stopping {
-                return Ok(TrainOutcome::Stopped);
-            }
-            let start = batch * batch_size;
-            let len = batch_size.min(train_count - start);
-            let index = order.narrow(0, start, len);
-            let mut images = train_split.images.index_select(0, &index); // [B, 3, H, W] u8
-            if let Some(augmentation) = &augmentation {
-                images = augmentation.apply(&images, start);
-            }
-            let images = normalize(&images, mean, std); // [B, 3, H, W] f32
-            let labels = train_split.labels.index_select(0, &index); // [B]
-            let logits = if autocast {
-                tch::autocast(true, || model.forward_parts(&images, !frozen)).to_kind(Kind::Float)
-            } else {
-                model.forward_parts(&images, !frozen)
-            }; // [B, classes] f32
-            let loss = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, config.label_smoothing);
-            optimizer.zero_grad();
-            loss.backward();
-            if let Some(max_norm) = config.grad_clip_norm {
-                optimizer.clip_grad_norm(max_norm);
-            }
-            lr = schedule.lr_at(u64::from(epoch - 1) * batches as u64 + batch as u64);
-            optimizer.step(lr);
-            tch::no_grad(|| {
-                loss_sum += loss.detach() * len as f64;
-                correct += logits.argmax(-1, false).eq_tensor(&labels).sum(Kind::Int64);
-            });
-            let done = batch + 1;
-            if last_progress.elapsed() >= PROGRESS_INTERVAL || done == batches {
-                last_progress = Instant::now();
-                let seen = (start + len) as f64;
-                let mean_loss = loss_sum.double_value(&[]) / seen;
-                check_finite(mean_loss, epoch)?;
-                emit(TrainingEvent::Progress(EpochProgress {
-                    epoch,
-                    batch: done as u32,
-                    batches: batches as u32,
-                    loss: mean_loss,
-                    images_per_second: (seen - (first_batch * batch_size) as f64)
-                        / started.elapsed().as_secs_f64().max(1e-9),
-                    eta_seconds: started.elapsed().as_secs_f64() / (done - first_batch) as f64
-                        * ((batches - done) + i64::from(config.epochs - epoch) * batches) as f64,
-                }));
-            }
-        }
-        let train_loss = loss_sum.double_value(&[]) / train_count as f64;
-        check_finite(train_loss, epoch)?;
-        let evaluation = evaluate(&model, &test_split, mean, std);
-        let metrics = EpochMetrics {
-            epoch,
-            train_loss,
-            train_accuracy: correct.int64_value(&[]) as f64 / train_count as f64,
-            test_loss: evaluation.loss,
-            test_accuracy: evaluation.accuracy,
-            seconds: seconds_before + started.elapsed().as_secs_f64(),
-            test_top5_accuracy: evaluation.top5_accuracy,
-            lr,
-            per_class_accuracy: evaluation.per_class_accuracy(),
-            confusion: evaluation.confusion.clone(),
-        };
-        state.epoch = epoch;
-        state.last_metrics = Some(metrics.clone());
-        let improved = epoch == 1 || state.best_epoch == 0 || metrics.test_accuracy > state.best_accuracy;
-        if improved {
-            state.best_accuracy = metrics.test_accuracy;
-            state.best_epoch = epoch;
-            state.epochs_without_improvement = 0;
-        } else {
-            state.epochs_without_improvement += 1;
-        }
-        save_checkpoint(&model, &optimizer, &dataset.classes, config, &state, improved, &paths.run_dir)?;
-        last_checkpoint = Instant::now();
-        if improved {
-            save_test_predictions(&paths.run_dir, &evaluation.samples)?;
-        }
-        emit(TrainingEvent::EpochCompleted(metrics));
-        if improved {
-            emit(TrainingEvent::ModelSaved { epoch });
-        }
-        if config.early_stopping_patience.is_some_and(|patience| state.epochs_without_improvement >= patience)
-            && epoch < config.epochs
-        {
-            emit(TrainingEvent::Note(format!(
-                "early stopping after epoch {epoch}: no better test accuracy since epoch {}",
-                state.best_epoch
-            )));
-            return Ok(TrainOutcome::EarlyStopped { epoch });
-        }
+/// Loads the backbone of the config's starting weights (a file in the weights folder, or ImageNet's,
+/// found or downloaded) into `model`; nothing for `"none"`.
+fn load_starting_weights(
+    config: &TrainConfig,
+    paths: &TrainingPaths,
+    model: &mut ResNet18,
+    cancel: &RunControl,
+    emit: &mut dyn FnMut(TrainingEvent),
+) -> Result<(), TrainError> {
+    if config.weights == shared::defaults::WEIGHTS_NONE {
+        return Ok(());
     }
-    Ok(TrainOutcome::Completed)
+    let file = if config.weights == shared::defaults::WEIGHTS_IMAGENET {
+        let source = crate::pretrained::PretrainedSource::imagenet_resnet18();
+        crate::pretrained::resolve(&paths.weights_dir, &source, &mut preparing(cancel, emit))?
+    } else {
+        paths.weights_dir.join(&config.weights)
+    };
+    let loaded = model.load_backbone(&file)?;
+    emit(TrainingEvent::Note(format!("loaded {loaded} backbone tensors from {}", config.weights)));
+    Ok(())
 }
 
 fn optimizer_rule(config: &TrainConfig) -> Rule {
@@ -646,7 +794,7 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
     })
 }
 
-fn metadata(classes: &[String], config: &TrainConfig, epoch: u32) -> ModelMetadata {
+fn model_metadata(classes: &[String], config: &TrainConfig, epoch: u32) -> ModelMetadata {
     let (mean, std) = config.normalization.mean_std();
     ModelMetadata {
         architecture: "resnet18".into(),
@@ -657,76 +805,6 @@ fn metadata(classes: &[String], config: &TrainConfig, epoch: u32) -> ModelMetada
         epoch,
         config: config.clone(),
     }
-}
-
-fn save_checkpoint(
-    model: &ResNet18,
-    optimizer: &Optimizer,
-    classes: &[String],
-    config: &TrainConfig,
-    state: &LoopState,
-    improved: bool,
-    run_dir: &Path,
-) -> Result<(), ModelError> {
-    let torch_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ModelError::Torch { path, source }
-    };
-    // Order matters for a crash in between: the counters are written last, so they never point at an
-    // epoch whose weights or buffers are not on disk.
-    model.save(&run_dir.join(LAST_WEIGHTS_FILE), None)?;
-    let optimizer_path = run_dir.join(OPTIMIZER_FILE);
-    let partial = run_dir.join("optimizer.partial.safetensors");
-    Tensor::write_safetensors(&optimizer.state_tensors(), &partial).map_err(torch_error(&optimizer_path))?;
-    std::fs::rename(&partial, &optimizer_path).map_err(|e| torch_error(&optimizer_path)(e.into()))?;
-    if improved {
-        let metadata = metadata(classes, config, state.epoch);
-        model.save(&run_dir.join(WEIGHTS_FILE), Some(&metadata))?;
-        metadata.save(run_dir)?;
-    }
-    let progress = run_dir.join(PROGRESS_FILE);
-    let json = serde_json::to_vec_pretty(state).expect("loop state serialises");
-    crate::model::write_atomically(&progress, &json)
-        .map_err(|e| ModelError::Metadata { path: progress, why: e.to_string() })
-}
-
-/// The loop counters of the last checkpoint in `run_dir`, if there is one and it is readable.
-pub fn saved_progress(run_dir: &Path) -> Option<LoopState> {
-    serde_json::from_slice(&std::fs::read(run_dir.join(PROGRESS_FILE)).ok()?).ok()
-}
-
-/// Loads the last checkpoint in `run_dir` into `model` and `optimizer`; `None` when there is none yet.
-/// What the best model predicted for every test image, for the confusion-matrix and high-loss views.
-pub const TEST_PREDICTIONS_FILE: &str = "test_predictions.json";
-
-fn save_test_predictions(run_dir: &Path, samples: &[TestImage]) -> Result<(), ModelError> {
-    let path = run_dir.join(TEST_PREDICTIONS_FILE);
-    let json = serde_json::to_vec(samples).expect("test images serialise");
-    crate::model::write_atomically(&path, &json).map_err(|e| ModelError::Metadata { path, why: e.to_string() })
-}
-
-/// Reads what the best model of the run in `run_dir` predicted for each test image.
-pub fn load_test_predictions(run_dir: &Path) -> Option<Vec<TestImage>> {
-    serde_json::from_slice(&std::fs::read(run_dir.join(TEST_PREDICTIONS_FILE)).ok()?).ok()
-}
-
-fn restore_checkpoint(
-    run_dir: &Path,
-    model: &mut ResNet18,
-    optimizer: &mut Optimizer,
-) -> Result<Option<LoopState>, TrainError> {
-    let progress = run_dir.join(PROGRESS_FILE);
-    let Ok(json) = std::fs::read(&progress) else {
-        return Ok(None);
-    };
-    let state: LoopState = serde_json::from_slice(&json)
-        .map_err(|e| TrainError::Resume(format!("{} is malformed: {e}", progress.display())))?;
-    model.load_all(&run_dir.join(LAST_WEIGHTS_FILE))?;
-    let optimizer_path = run_dir.join(OPTIMIZER_FILE);
-    let buffers = Tensor::read_safetensors(&optimizer_path)
-        .map_err(|source| ModelError::Torch { path: optimizer_path, source })?;
-    optimizer.load_state(buffers);
-    Ok(Some(state))
 }
 
 fn find_or_download_dataset(

@@ -131,7 +131,7 @@ fn a_run_stopped_while_its_dataset_decodes_ends_before_training() {
     .unwrap();
     assert_eq!(outcome, TrainOutcome::Stopped);
     assert!(matches!(events.as_slice(), [TrainingEvent::Preparing(p)] if p.done == 0), "{events:?}");
-    assert!(!paths.run_dir.join(backend::training::PROGRESS_FILE).exists(), "nothing was trained or saved");
+    assert!(backend::run_dir::RunDir::new(&paths.run_dir).saved_progress().is_none(), "nothing was trained or saved");
 }
 
 #[test]
@@ -301,7 +301,7 @@ fn a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics() {
     let before: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(&pretrained).unwrap().into_iter().collect();
     let after: std::collections::HashMap<String, tch::Tensor> =
-        tch::Tensor::read_safetensors(paths.run_dir.join("last.safetensors")).unwrap().into_iter().collect();
+        tch::Tensor::read_safetensors(paths.run_dir.join(backend::model::WEIGHTS_FILE)).unwrap().into_iter().collect();
     for name in ["conv1.weight", "layer3.1.bn2.weight", "bn1.running_mean", "layer4.0.bn1.running_var"] {
         assert!(before[name].equal(&after[name]), "{name} changed in a frozen backbone");
     }

@@ -16,34 +16,52 @@ use std::time::{Duration, Instant};
 struct ServerProcess {
     child: Child,
     base: String,
+    /// The point where fault injection killed the process, as its log said.
+    fault_killed_at: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl ServerProcess {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[], &[])
+    }
+
+    /// Starts the binary over `data_dir` with extra `args` and environment `env`; fails if it does not
+    /// print its address within a minute (a start-up that hangs).
+    fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let binary = common::workspace_root().join("target/release/transfer-studio");
         assert!(binary.is_file(), "{} is missing: run `cargo build --release -p transfer-studio`", binary.display());
         let mut child = Command::new(&binary)
             .args(["serve", "--port", "0", "--ui-dir", "/nonexistent", "--data-dir"])
             .arg(data_dir)
+            .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let started = Instant::now();
-        let base = loop {
-            let line = lines.next().expect("the server prints its address").unwrap();
-            if let Some(at) = line.find("http://127.0.0.1:") {
-                let address = line[at..].split_whitespace().next().unwrap().to_string();
-                break address;
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (address, found) = std::sync::mpsc::channel();
+        let fault_killed_at = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let fault_seen = fault_killed_at.clone();
+        // Read the log on a thread of its own (and keep draining it so the server never blocks on a
+        // full pipe), so that a server that never prints its address fails the test instead of hanging it.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some((_, point)) = line.split_once("killing the process at ") {
+                    *fault_seen.lock().unwrap() = Some(point.trim().to_string());
+                }
+                if let Some(at) = line.find("http://127.0.0.1:") {
+                    let _ = address.send(line[at..].split_whitespace().next().unwrap().trim_end_matches(['/', ',', ')']).to_string());
+                }
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "server did not start");
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        ServerProcess { child, base }
+        });
+        let base = found.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the server did not start listening within a minute")
+        });
+        ServerProcess { child, base, fault_killed_at }
     }
 
     fn url(&self, path: &str) -> String {
@@ -54,6 +72,25 @@ impl ServerProcess {
         // SIGKILL: no chance to clean up, like a crash or a power cut of the process.
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Sends `signal` (a name `kill` knows, as TERM or INT) and waits up to a minute for the exit.
+    fn signal_and_wait(mut self, signal: &str) -> std::process::ExitStatus {
+        let sent = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(sent.success());
+        self.wait_for_exit(Duration::from_secs(60)).unwrap_or_else(|| panic!("the server did not exit within a minute of SIG{signal}"))
+    }
+
+    /// The exit status once the process ends, or `None` if it still runs after `timeout`.
+    fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 }
 
@@ -265,4 +302,248 @@ async fn an_epoch_checkpointed_but_not_recorded_before_a_crash_is_recovered_on_r
     let run = server.wait_until_finished(id).await;
     assert_eq!(run.status, RunStatus::Completed, "{run:?}");
     assert_eq!(run.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3]);
+}
+
+/// Starts a run of `config` on `server` and returns its id.
+async fn create_run(server: &ServerProcess, config: serde_json::Value) -> u64 {
+    let response = reqwest::Client::new().post(server.url("/api/runs")).json(&config).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap());
+    response.json::<RunCreated>().await.unwrap().id
+}
+
+async fn post(server: &ServerProcess, path: &str) -> reqwest::Response {
+    reqwest::Client::new().post(server.url(path)).json(&json!({})).send().await.unwrap()
+}
+
+/// An epoch's metrics without its duration, which no two runs share.
+fn without_time(mut metrics: shared::EpochMetrics) -> shared::EpochMetrics {
+    metrics.seconds = 0.0;
+    metrics
+}
+
+/// Regression: start-up held the history's lock across the loop that re-queues queued runs and took it
+/// again inside, so a server restarted with a queued run never listened. Stopping a queued run only set
+/// an in-memory flag, so it stayed `queued` and came back at the next start.
+#[tokio::test]
+async fn a_restart_with_queued_runs_serves_starts_them_and_keeps_a_stopped_one_stopped() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 48, 4, 32);
+    let server = ServerProcess::start(data.path());
+    let long = create_run(&server, json!({"dataset": "colors", "epochs": 50, "batch_size": 4})).await;
+    let queued = create_run(&server, json!({"dataset": "colors", "epochs": 1, "batch_size": 8})).await;
+    let cancelled = create_run(&server, json!({"dataset": "colors", "epochs": 1, "batch_size": 8})).await;
+    poll_run(&server, long, Duration::from_secs(120), |run| run.status == RunStatus::Running).await;
+
+    let stop = post(&server, &format!("/api/runs/{cancelled}/stop")).await;
+    assert_eq!(stop.status(), StatusCode::OK);
+    assert_eq!(stop.json::<Run>().await.unwrap().status, RunStatus::Stopped, "a queued run stops at once");
+    assert_eq!(get_run(&server, queued).await.status, RunStatus::Queued);
+    server.kill_hard();
+
+    let server = ServerProcess::start(data.path());
+    assert_eq!(get_run(&server, long).await.status, RunStatus::Interrupted);
+    assert_eq!(get_run(&server, cancelled).await.status, RunStatus::Stopped, "the stop survived the restart");
+    let finished = poll_run(&server, queued, Duration::from_secs(300), |run| run.status.is_finished()).await;
+    assert_eq!(finished.status, RunStatus::Completed, "the queued run started after the restart: {finished:?}");
+    assert_eq!(get_run(&server, cancelled).await.status, RunStatus::Stopped, "and the stopped one never ran");
+}
+
+/// The run a crash-exactness test kills over and over: 10 epochs of 6 batches, a checkpoint at every batch.
+fn crash_test_config() -> serde_json::Value {
+    json!({"dataset": "colors", "epochs": 10, "batch_size": 4, "seed": 11, "random_crop": true, "horizontal_flip": true})
+}
+
+/// The fault plan of life `life` of the crash test: each commit step in turn (the second time it is
+/// reached, so every life first commits once and moves the run on), and every fourth life an ordinary
+/// SIGKILL from outside at a moment of its own (`None`).
+fn fault_plan(life: usize) -> Option<String> {
+    use backend::run_dir::COMMIT_STEPS;
+    if life % 4 == 3 {
+        return None;
+    }
+    let step = COMMIT_STEPS[(life - life / 4) % COMMIT_STEPS.len()];
+    Some(if ["write-best", "write-metadata", "write-predictions"].contains(&step) {
+        // Reached only when an epoch improves on the best: kill there, or at the seventh commit (one epoch
+        // on) if none does.
+        format!("{step}@1=kill,write-last@7=kill")
+    } else {
+        format!("{step}@2=kill")
+    })
+}
+
+/// Crash-exact for real: the binary is killed more than 20 times across one run, between every pair of
+/// checkpoint writes (fault injection) and at moments of the test's choosing (SIGKILL), resumed after
+/// each, and ends with metrics bit-identical to the same run trained without a break.
+#[tokio::test]
+async fn a_run_killed_at_any_moment_of_its_checkpoints_resumes_bit_identically() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 12, 3, 16);
+    let server = ServerProcess::start(data.path());
+    let reference = create_run(&server, crash_test_config()).await;
+    let reference = poll_run(&server, reference, Duration::from_secs(600), |run| run.status.is_finished()).await;
+    assert_eq!(reference.status, RunStatus::Completed, "{reference:?}");
+    server.kill_hard();
+
+    let mut run_id = None;
+    let mut killed_at: Vec<String> = Vec::new();
+    for life in 0.. {
+        assert!(life < 80, "the run did not finish after {life} lives: {killed_at:?}");
+        let plan = fault_plan(life);
+        let env: Vec<(&str, &str)> = plan.iter().map(|p| (backend::fault::FAULT_VARIABLE, p.as_str())).collect();
+        let mut server = ServerProcess::start_with(data.path(), &["--checkpoint-interval", "0"], &env);
+        let id = match run_id {
+            None => *run_id.insert(create_run(&server, crash_test_config()).await),
+            Some(id) => {
+                let run = get_run(&server, id).await;
+                if run.status == RunStatus::Completed {
+                    break;
+                }
+                assert_eq!(run.status, RunStatus::Interrupted, "life {life}: {run:?}");
+                let resumed = post(&server, &format!("/api/runs/{id}/resume")).await;
+                assert_eq!(resumed.status(), StatusCode::OK, "{}", resumed.text().await.unwrap());
+                id
+            }
+        };
+        match plan {
+            Some(plan) => match server.wait_for_exit(Duration::from_secs(120)) {
+                Some(_) => {
+                    let point = server.fault_killed_at.lock().unwrap().clone();
+                    killed_at.push(point.unwrap_or_else(|| panic!("life {life} ({plan}) died without its fault")));
+                }
+                None => {
+                    // The planned point never came: the run went on to its end.
+                    let run = get_run(&server, id).await;
+                    assert_eq!(run.status, RunStatus::Completed, "life {life} ({plan}) neither died nor finished");
+                    break;
+                }
+            },
+            None => {
+                tokio::time::sleep(Duration::from_millis(300 + 400 * (life as u64 % 3))).await;
+                killed_at.push(format!("SIGKILL after {} epochs", get_run(&server, id).await.epochs.len()));
+                server.kill_hard();
+            }
+        }
+    }
+    println!("killed {} times: {killed_at:?}", killed_at.len());
+    assert!(killed_at.len() >= 20, "only {} kills before the run finished", killed_at.len());
+    for step in backend::run_dir::COMMIT_STEPS {
+        assert!(killed_at.iter().any(|k| k == step), "never killed at {step}");
+    }
+    let server = ServerProcess::start(data.path());
+    let crashed = get_run(&server, run_id.unwrap()).await;
+    assert_eq!(crashed.status, RunStatus::Completed);
+    let metrics = |run: Run| run.epochs.into_iter().map(without_time).collect::<Vec<_>>();
+    assert_eq!(metrics(crashed), metrics(reference), "bit-identical to the run that was never killed");
+    let run_dir = data.path().join("runs").join(run_id.unwrap().to_string());
+    let mut files: Vec<String> =
+        std::fs::read_dir(run_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(files.len(), 6, "one checkpoint generation and the best model, no leftovers: {files:?}");
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM: the run in training checkpoints and ends `stopped`, the process exits 0,
+/// and the run resumes at the next start.
+#[tokio::test]
+async fn sigint_and_sigterm_stop_the_run_at_a_checkpoint_and_exit_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 48, 4, 32);
+    let mut id = None;
+    for signal in ["TERM", "INT"] {
+        let server = ServerProcess::start(data.path());
+        let run = match id {
+            None => *id.insert(create_run(&server, json!({"dataset": "colors", "epochs": 40, "batch_size": 4})).await),
+            Some(id) => {
+                assert_eq!(post(&server, &format!("/api/runs/{id}/resume")).await.status(), StatusCode::OK);
+                id
+            }
+        };
+        poll_run(&server, run, Duration::from_secs(120), |run| run.status == RunStatus::Running).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let status = server.signal_and_wait(signal);
+        assert!(status.success(), "SIG{signal}: the server exits 0, not {status:?}");
+        let server = ServerProcess::start(data.path());
+        let stopped = get_run(&server, run).await;
+        assert_eq!(stopped.status, RunStatus::Stopped, "SIG{signal} stopped the run; it was not cut off: {stopped:?}");
+        let progress = backend::run_dir::RunDir::new(data.path().join("runs").join(run.to_string())).saved_progress();
+        assert!(progress.is_some(), "SIG{signal}: a checkpoint to resume from");
+        server.kill_hard();
+    }
+}
+
+/// Unmounts a file system when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A disk that fills up during a checkpoint: the run fails with a sentence and is recorded so, its
+/// partial files are gone, the server keeps serving, and the next start works. The data folder is a
+/// 100 MiB tmpfs (a ResNet-18 checkpoint needs about 135 MB); where mounting is not allowed, the write
+/// fails through the fault-injection seam instead.
+#[tokio::test]
+async fn a_full_disk_fails_the_run_with_a_sentence_and_the_server_keeps_serving() {
+    let folder = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=100m", "tmpfs"])
+        .arg(folder.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    let _unmount = mounted.then(|| Mount(folder.path().to_path_buf()));
+    let env: &[(&str, &str)] = if mounted {
+        &[]
+    } else {
+        println!("cannot mount a tmpfs here: the full disk is simulated by fault injection");
+        &[(backend::fault::FAULT_VARIABLE, "write-best@1=enospc")]
+    };
+    write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
+    let server = ServerProcess::start_with(folder.path(), &[], env);
+    let id = create_run(&server, json!({"dataset": "colors", "epochs": 2, "batch_size": 4})).await;
+    let failed = poll_run(&server, id, Duration::from_secs(120), |run| run.status.is_finished()).await;
+    assert_eq!(failed.status, RunStatus::Failed, "{failed:?}");
+    let error = failed.error.unwrap_or_default();
+    assert!(error.contains("disk is full") && error.contains("resume"), "a sentence saying what to do: {error}");
+    assert!(!error.contains(&*folder.path().to_string_lossy()), "no server path in the sentence: {error}");
+    let left: Vec<_> = std::fs::read_dir(folder.path().join("runs").join(id.to_string()))
+        .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the partial checkpoint is removed: {left:?}");
+    assert_eq!(reqwest::get(server.url("/api/health")).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(reqwest::get(server.url("/api/runs")).await.unwrap().status(), StatusCode::OK);
+    server.kill_hard();
+    let server = ServerProcess::start(folder.path());
+    assert_eq!(get_run(&server, id).await.status, RunStatus::Failed, "the next start works and keeps the record");
+}
+
+/// Regression: a resume checked the status and set it under two locks, so two requests at once could
+/// both queue the run. Now one conditional update decides: exactly one wins.
+#[tokio::test]
+async fn of_many_resumes_at_once_exactly_one_wins() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 24, 2, 16);
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let client = reqwest::Client::new();
+    let config = json!({"dataset": "colors", "epochs": 3, "batch_size": 4});
+    let id = client.post(server.url("/api/runs")).json(&config).send().await.unwrap().json::<RunCreated>().await.unwrap().id;
+    server.wait_for_run(id, Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
+    server.studio.stop_run(id).unwrap();
+    let stopped = server.wait_until_finished(id).await;
+    assert_eq!(stopped.status, RunStatus::Stopped);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let resumes: Vec<_> = (0..8)
+        .map(|_| {
+            let (studio, barrier) = (server.studio.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                studio.resume_run(id).is_ok()
+            })
+        })
+        .collect();
+    let won = resumes.into_iter().map(|r| r.join().unwrap()).filter(|won| *won).count();
+    assert_eq!(won, 1, "exactly one of eight simultaneous resumes queues the run");
+    let finished = server.wait_until_finished(id).await;
+    assert_eq!(finished.status, RunStatus::Completed);
+    assert_eq!(finished.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3], "trained once");
 }
