@@ -261,6 +261,51 @@ async fn a_client_that_stops_sending_its_body_is_refused_and_disconnected() {
     assert!(runs(&server).await.is_empty());
 }
 
+/// Sends `GET /api/health` on a kept-alive connection and reads its answer.
+async fn ask_health(stream: &mut tokio::net::TcpStream) -> String {
+    stream.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    read_health_answer(stream).await
+}
+
+/// Reads until a whole health answer (its JSON body ends with `}`) has arrived.
+async fn read_health_answer(stream: &mut tokio::net::TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !received.ends_with(b"}") {
+        let n =
+            tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buffer)).await.expect("an answer").unwrap();
+        assert!(n > 0, "closed before answering: {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8(received).unwrap()
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let limits = ConnectionLimits {
+        max_connections: 1,
+        header_read_timeout: Duration::from_secs(60),
+        ..ConnectionLimits::default()
+    };
+    let server = server_with(ServerOptions { limits, ..ServerOptions::default() }).await;
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut first = tokio::net::TcpStream::connect(&address).await.unwrap();
+    assert!(ask_health(&mut first).await.starts_with("HTTP/1.1 200"));
+
+    let mut second = tokio::net::TcpStream::connect(&address).await.unwrap();
+    second.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    // A round trip on the first connection gives the server every chance to answer the second.
+    assert!(ask_health(&mut first).await.starts_with("HTTP/1.1 200"));
+    let mut peek = [0u8; 1];
+    let waiting = second.try_read(&mut peek);
+    assert!(
+        matches!(&waiting, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the second connection was served while the first held the only slot: {waiting:?}"
+    );
+    drop(first);
+    assert!(read_health_answer(&mut second).await.starts_with("HTTP/1.1 200"), "served once the slot is free");
+}
+
 #[tokio::test]
 async fn a_websocket_message_over_64_kb_ends_the_session() {
     let server = TestServer::start().await;
@@ -276,7 +321,8 @@ async fn a_websocket_message_over_64_kb_ends_the_session() {
     }
 }
 
-/// A PNG of `side` pixels of one colour: tiny to send, slow to decode and resize.
+/// A PNG of `side` pixels a side, of one colour: tiny to send, slow to decode and resize (under the
+/// 16-megapixel limit for `side` up to 4096).
 fn large_png(side: u32) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     image::RgbImage::from_pixel(side, side, image::Rgb([200, 40, 40]))
@@ -299,7 +345,7 @@ async fn a_full_classify_queue_answers_503_with_retry_after() {
         .unwrap();
     assert_eq!(server.wait_until_finished(created.id).await.status, RunStatus::Completed);
 
-    let image = large_png(4096);
+    let image = large_png(4000);
     let client = reqwest::Client::new();
     let requests = (0..48).map(|_| {
         client
