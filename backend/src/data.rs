@@ -882,7 +882,7 @@ const CIFAR_PIXELS: usize = 3 * 32 * 32;
 
 /// Test record `index` of a binary CIFAR file of `record`-byte records, as a PNG.
 fn cifar_test_image(path: &Path, record: usize, index: usize) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
-    let offset = (index as u64).checked_mul(record as u64).unwrap_or(u64::MAX);
+    let offset = (index as u64).saturating_mul(record as u64);
     let bytes = read_at(path, offset, record)?;
     Ok(bytes.map(|bytes| (planes_to_png(&bytes[record - CIFAR_PIXELS..]), "image/png")))
 }
@@ -901,7 +901,7 @@ fn pickled_test_image(source: &DatasetSource, index: usize) -> Result<Option<(Ve
         None => {
             let test = read_cifar_pickle(&path, source.info.classes.len(), layout)?.split;
             let record = test.images.f_get(index as i64).and_then(|r| r.f_flatten(0, -1));
-            record.and_then(|r| Vec::<u8>::try_from(r)).ok()
+            record.and_then(Vec::<u8>::try_from).ok()
         }
     };
     Ok(planes.filter(|p| p.len() == CIFAR_PIXELS).map(|planes| (planes_to_png(&planes), "image/png")))

@@ -16,6 +16,14 @@ use std::io::{Cursor, Write};
 use std::path::Path;
 use tch::{Kind, Tensor};
 
+/// A scratch folder in memory where the system has one (`/dev/shm`): the file-based targets run about
+/// 20 times faster there than on a journalled disk.
+fn scratch() -> tempfile::TempDir {
+    let in_memory = Path::new("/dev/shm");
+    let dir = if in_memory.is_dir() { in_memory.to_path_buf() } else { std::env::temp_dir() };
+    tempfile::tempdir_in(dir).unwrap()
+}
+
 /// Proptest's defaults (which read `PROPTEST_CASES`), without writing failures into the source tree.
 fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
@@ -167,7 +175,7 @@ fn small_storages(_: &str, kind: Kind, numel: i64) -> Result<Tensor, String> {
 
 /// Installs the zip `bytes` as a dataset in a fresh data folder, then lists and loads it.
 fn unpack_and_use(bytes: &[u8]) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let archive = dir.path().join("upload.zip");
     std::fs::write(&archive, bytes).unwrap();
     let data_dir = dir.path().join("data");
@@ -182,7 +190,7 @@ fn unpack_and_use(bytes: &[u8]) {
 
 /// Writes `test_batch` as a CIFAR-10 binary dataset's test file, then lists, loads and shows it.
 fn use_cifar_binary(test_batch: &[u8]) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch();
     let root = dir.path().join("set");
     data::write_cifar_binary(&root, &["a", "b", "c"], 0, 0, |_| (0, Vec::new())).unwrap();
     std::fs::write(root.join("test_batch.bin"), test_batch).unwrap();

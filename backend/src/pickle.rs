@@ -792,7 +792,7 @@ impl Machine<'_, '_> {
 }
 
 fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("odd number of items for a dict".into());
     }
     let mut pairs = Vec::with_capacity(items.len() / 2);

@@ -48,6 +48,7 @@ async fn a_4_kb_upload_of_a_deeply_nested_pickle_is_refused_and_the_server_keeps
     let made = tempfile::tempdir().unwrap();
     write_deep_pickle_dataset(made.path());
     let zip = common::zip_dataset(&entries_of(made.path(), "deep"));
+    println!("the upload is {} bytes", zip.len());
     assert!(zip.len() < 8 * 1024, "a small upload: {} bytes", zip.len());
 
     let response = upload(&server, "deep", zip).await;
