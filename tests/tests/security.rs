@@ -378,7 +378,7 @@ async fn unknown_api_paths_answer_a_json_404_when_the_page_is_served() {
     let page = tempfile::tempdir().unwrap();
     std::fs::write(page.path().join("index.html"), "<html><body>the page</body></html>").unwrap();
     let server = TestServer::start_with(tempfile::tempdir().unwrap(), |_| {}, Some(page.path().to_path_buf())).await;
-    for path in ["/api/nothing-here", "/api/runs/1/nothing", "/api"] {
+    for path in ["/api/nothing-here", "/api/runs/1/nothing", "/api", "/ws/nothing"] {
         let answer = reqwest::get(server.url(path)).await.unwrap();
         assert!(error_of(answer, StatusCode::NOT_FOUND).await.contains(path), "{path}");
     }

@@ -47,6 +47,7 @@ pub fn app(studio: Studio, options: ServerOptions) -> Router {
     let scrubber = error::PathScrubber::new(studio.settings());
     let api = routes::api()
         .route("/ws", get(socket::websocket))
+        .route("/ws/{*rest}", axum::routing::any(routes::not_found))
         .layer(axum::middleware::from_fn_with_state(scrubber.clone(), error::json_refusals))
         .layer(Extension(scrubber));
     let router = match &options.ui_dir {
