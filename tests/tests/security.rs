@@ -166,9 +166,14 @@ async fn every_answer_carries_the_security_headers() {
         let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         assert_eq!(header("x-frame-options"), "DENY");
         assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
+        assert!(!header("content-security-policy").contains("evil.example"), "only allowed hosts are named");
         assert_eq!(header("referrer-policy"), "no-referrer");
         assert_eq!(header("x-content-type-options"), "nosniff");
     }
+    let page = client.get(server.url("/")).send().await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let socket = server.ws_url().trim_end_matches("/ws").to_string();
+    assert!(policy.contains(&format!("connect-src 'self' {socket}")), "the page may open its WebSocket: {policy}");
 }
 
 #[tokio::test]

@@ -278,6 +278,7 @@ fn check_request(guard: &Guard, request: &Request) -> Result<(), ApiError> {
 /// The guard as axum middleware: refusals are answered here, everything else goes on; every answer
 /// gets the security headers.
 pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let host = request_host(&request).filter(|host| guard.host_allowed(host));
     let checked = check_request(&guard, &request).map(|()| match guard.0.token.as_deref() {
         Some(token) => check_token(token, &request),
         None => TokenCheck::Pass,
@@ -287,13 +288,27 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
         Ok(TokenCheck::Redirect(response)) => response,
         Ok(TokenCheck::Refuse(refusal)) | Err(refusal) => refusal.into_response(),
     };
-    add_security_headers(response.headers_mut());
+    add_security_headers(response.headers_mut(), host.as_deref());
     response
 }
 
-fn add_security_headers(headers: &mut HeaderMap) {
+/// The frame, referrer and sniffing headers, and the page's policy. Its `connect-src` names the
+/// WebSocket's address (`ws:` and `wss:` on the allowed host the request came to) as well as 'self',
+/// which not every browser extends to WebSocket schemes.
+fn add_security_headers(headers: &mut HeaderMap, host: Option<&str>) {
+    let plain_host = |host: &&str| host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    let policy = match host.filter(plain_host) {
+        Some(host) => CONTENT_SECURITY_POLICY.replacen(
+            "connect-src 'self'",
+            &format!("connect-src 'self' ws://{host} wss://{host}"),
+            1,
+        ),
+        None => CONTENT_SECURITY_POLICY.to_string(),
+    };
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 }
