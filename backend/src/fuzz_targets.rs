@@ -93,6 +93,51 @@ fn inputs(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![1 => prop::collection::vec(any::<u8>(), 0..512), 4 => mutated]
 }
 
+/// Pickle opcodes (with their arguments) that the reader knows, for [`opcode_soup`].
+const PICKLE_TOKENS: [&[u8]; 32] = [
+    b"(",
+    b")",
+    b"]",
+    b"}",
+    b"N",
+    b"K\x05",
+    b"J\xff\xff\xff\x7f",
+    b"\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x40",
+    b"X\x01\x00\x00\x00k",
+    b"U\x01k",
+    b"T\x04\x00\x00\x00data",
+    b"\x85",
+    b"\x86",
+    b"\x87",
+    b"t",
+    b"l",
+    b"d",
+    b"a",
+    b"e",
+    b"s",
+    b"u",
+    b"2",
+    b"0",
+    b"1",
+    b"q\x00",
+    b"h\x00",
+    b"\x94",
+    b"b",
+    b"R",
+    b"cnumpy\ndtype\n",
+    b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n",
+    b"ccollections\nOrderedDict\n",
+];
+
+/// Up to 300 known opcodes in any order, then STOP: reaches the machine's logic (depth, memo, dicts,
+/// arrays) that random bytes rarely get past the first opcode to.
+fn opcode_soup() -> impl Strategy<Value = Vec<u8>> {
+    // Pushes (the first ten tokens) four times as likely as the rest, so the stack is rarely empty.
+    let weighted: Vec<&[u8]> =
+        PICKLE_TOKENS.iter().enumerate().flat_map(|(i, token)| vec![*token; if i < 10 { 4 } else { 1 }]).collect();
+    prop::collection::vec(select(weighted), 0..300).prop_map(|tokens| [tokens.concat(), b".".to_vec()].concat())
+}
+
 /// Valid CIFAR-10 python files (`test_batch` of two records, `batches.meta`) and binary `test_batch.bin`.
 fn cifar_seeds() -> (Vec<Vec<u8>>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
@@ -207,7 +252,7 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn fuzz_pickle_reader(bytes in inputs([cifar_seeds().0, vec![state_dict_pickle()]].concat())) {
+    fn fuzz_pickle_reader(bytes in prop_oneof![inputs([cifar_seeds().0, vec![state_dict_pickle()]].concat()), opcode_soup()]) {
         if let Ok(value) = pickle::unpickle(&bytes, &mut small_storages) {
             if let Some(pickle::Value::Array(array)) = value.get("data") {
                 let _ = array.borrow().to_tensor(Kind::Uint8);
