@@ -66,6 +66,8 @@ async fn measure(server: &TestServer) -> anyhow::Result<()> {
         lister.await??;
     }
     client.post(server.url(&format!("/api/runs/{}/stop", run.id))).send().await?;
+    // The trainer must be done with the data folder before it is deleted.
+    server.wait_until_finished(run.id).await;
     report(&mut latencies, listed.load(Ordering::Relaxed), elapsed);
     Ok(())
 }
