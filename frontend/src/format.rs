@@ -81,6 +81,9 @@ pub fn idle_line(run: &Run) -> String {
 
 /// An option of the dataset select: `"cifar10 — 10 classes, 50000 train / 10000 test"`.
 pub fn dataset_option(dataset: &DatasetInfo) -> String {
+    if let Some(error) = &dataset.error {
+        return format!("{} — cannot be read: {error}", dataset.name);
+    }
     format!(
         "{} — {} classes, {} train / {} test",
         dataset.name,

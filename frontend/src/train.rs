@@ -117,9 +117,11 @@ pub fn TrainPanel() -> impl IntoView {
                 if let Some(name) = uploaded.filter(|name| list.iter().any(|d| &d.name == name)) {
                     form.dataset = name;
                 } else if form.dataset.is_empty()
-                    || !list.iter().any(|d| d.name == form.dataset) && form.dataset != DOWNLOADABLE_DATASET
+                    || !list.iter().any(|d| d.name == form.dataset && d.error.is_none())
+                        && form.dataset != DOWNLOADABLE_DATASET
                 {
-                    form.dataset = list.first().map_or(DOWNLOADABLE_DATASET.to_string(), |d| d.name.clone());
+                    let readable = list.iter().find(|d| d.error.is_none());
+                    form.dataset = readable.map_or(DOWNLOADABLE_DATASET.to_string(), |d| d.name.clone());
                 }
             })
         });
@@ -246,9 +248,11 @@ pub fn TrainPanel() -> impl IntoView {
                                 .map(|dataset| {
                                     let name = dataset.name.clone();
                                     let selected = name.clone();
+                                    let unreadable = dataset.error.is_some();
                                     view! {
                                         <option
                                             value=name
+                                            disabled=unreadable
                                             prop:selected=move || form.with(|f| f.dataset == selected)
                                         >
                                             {format::dataset_option(&dataset)}
