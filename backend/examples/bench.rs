@@ -9,7 +9,7 @@
 //!   on every pass, as the seed recipe's loader does.
 //! - `bench run DIR --python PY --script scripts/bench_pytorch.py` starts the PyTorch side as a worker
 //!   process and measures both sides in interleaved rounds, then prints the comparison table:
-//!   1. training: [`EPOCHS`] rounds, each one epoch of the real engine ([`backend::training::train`]), one
+//!   1. training: [`EPOCHS`] rounds, each one epoch of the real engine ([`backend::engine::training::train`]), one
 //!      window of our compute ceiling, one epoch of the seed's loop, one window of PyTorch's ceiling. The
 //!      ceiling is the same model and optimiser stepping on one pre-made batch already on the device, an
 //!      epoch's worth of steps per window, so a side's data-pipeline overhead is `1 - epoch / ceiling`
@@ -18,7 +18,7 @@
 //!   2. evaluation throughput, [`EVAL_REPEATS`] alternating test passes per side, medians;
 //!   3. the memory of the decoded training split as `u8` against `float32`;
 //!   4. the latency of `POST /api/classify` for one 32x32 PNG over loopback HTTP, against a real
-//!      [`Studio`] + [`backend::server::serve`] with a model the bench trains for one epoch.
+//!      [`Studio`] + [`backend::web::serve`] with a model the bench trains for one epoch.
 //!
 //! Why interleaved: on a shared virtual machine the speed of identical work drifts by 10-20 % within
 //! seconds, more than the margins measured. Figures taken side by side in time see the same machine, so
@@ -29,12 +29,12 @@
 //! normalisation.
 
 use backend::data;
-use backend::download::DownloadSource;
+use backend::data::download::DownloadSource;
+use backend::engine::training::{self, RunControl, TrainingEvent, TrainingPaths};
+use backend::model::optim::{Optimizer, Rule};
 use backend::model::{normalize, ResNet18};
-use backend::optim::{Optimizer, Rule};
-use backend::server::ServerOptions;
 use backend::studio::{Studio, StudioSettings};
-use backend::training::{self, RunControl, TrainingEvent, TrainingPaths};
+use backend::web::ServerOptions;
 use clap::{Parser, Subcommand};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -288,7 +288,7 @@ fn run(
     wasm: Option<(u64, u64)>,
 ) -> anyhow::Result<()> {
     // As the `transfer-studio` binary does at start.
-    backend::allocator::keep_freed_memory_for_training();
+    backend::engine::allocator::keep_freed_memory_for_training();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     tch::set_num_threads(cpus as i32);
     let threads = tch::get_num_threads();
@@ -342,8 +342,14 @@ fn run(
             let ours_ceiling = ceiling.window(batches as usize);
             match pytorch.round() {
                 Ok((pytorch, pytorch_seconds, pytorch_ceiling)) => {
-                    let round =
-                        Round { ours: epoch_ips, ours_seconds, ours_ceiling, pytorch, pytorch_seconds, pytorch_ceiling };
+                    let round = Round {
+                        ours: epoch_ips,
+                        ours_seconds,
+                        ours_ceiling,
+                        pytorch,
+                        pytorch_seconds,
+                        pytorch_ceiling,
+                    };
                     eprintln!(
                         "[bench] round {}: ours {:.1} img/s (ceiling {:.1}), PyTorch {:.1} img/s (ceiling {:.1}): {:.3}x",
                         m.epoch, round.ours, round.ours_ceiling, round.pytorch, round.pytorch_ceiling, round.ratio()
@@ -413,7 +419,8 @@ impl Ceiling {
     fn new(split: &data::Split, batch: i64, mean: [f64; 3], std: [f64; 3]) -> Self {
         let model = ResNet18::new(split.images.device(), CLASSES, 0);
         let parameters = model.parameters().into_iter().map(|(name, tensor, _)| (name, tensor, 1.0)).collect();
-        let optimizer = Optimizer::new(Rule::Sgd { momentum: MOMENTUM, nesterov: false, weight_decay: 0.0 }, parameters);
+        let optimizer =
+            Optimizer::new(Rule::Sgd { momentum: MOMENTUM, nesterov: false, weight_decay: 0.0 }, parameters);
         // The first batch of a shuffled epoch, as the engine would draw it: the split itself is ordered by
         // class, and a one-class batch drives the loss to zero and the gradients into slow denormals.
         let rows = training::epoch_order(0, 1, split.len()).narrow(0, 0, batch);
@@ -478,7 +485,7 @@ fn classify_latency(dir: &Path, config: &TrainConfig, requests: usize) -> anyhow
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = studio.clone();
     runtime.spawn(async move {
-        let _ = backend::server::serve(listener, served, ServerOptions::default(), async {
+        let _ = backend::web::serve(listener, served, ServerOptions::default(), async {
             let _ = stopped.await;
         })
         .await;
@@ -495,7 +502,12 @@ fn classify_latency(dir: &Path, config: &TrainConfig, requests: usize) -> anyhow
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    anyhow::ensure!(run.status == RunStatus::Completed && run.has_model, "the studio's run ended {:?}: {:?}", run.status, run.error);
+    anyhow::ensure!(
+        run.status == RunStatus::Completed && run.has_model,
+        "the studio's run ended {:?}: {:?}",
+        run.status,
+        run.error
+    );
     eprintln!("[bench] studio trained run {} for 1 epoch in {:.1} s", run.id, started.elapsed().as_secs_f64());
 
     let png = std::fs::read(data_dir.join(DATASET).join("test").join("class3").join("00003.png"))?;
@@ -542,7 +554,11 @@ fn load_average() -> String {
 }
 
 fn verdict(pass: bool) -> &'static str {
-    if pass { "PASS" } else { "MISS" }
+    if pass {
+        "PASS"
+    } else {
+        "MISS"
+    }
 }
 
 /// The median of some values (the mean of the middle two for an even count).
@@ -550,7 +566,11 @@ fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.into_iter().collect();
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
-    if values.len().is_multiple_of(2) { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
 }
 
 fn print_report(measured: &Measured, py: &serde_json::Value, batch: u32, wasm: Option<(u64, u64)>) {
@@ -558,7 +578,8 @@ fn print_report(measured: &Measured, py: &serde_json::Value, batch: u32, wasm: O
     let rounds = &measured.rounds[1..];
     let of = |figure: fn(&Round) -> f64| median(rounds.iter().map(figure));
     let ratio = of(Round::ratio);
-    let (lowest, highest) = rounds.iter().map(Round::ratio).fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    let (lowest, highest) =
+        rounds.iter().map(Round::ratio).fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(r), hi.max(r)));
     let overhead = of(Round::ours_overhead);
     let step_ms = f64::from(batch) * 1000.0 / of(|r| r.ours_ceiling);
     let median_latency = percentile(&measured.latencies_ms, 0.5);

@@ -1,9 +1,9 @@
 //! The command line: `serve` runs the studio; `train` and `classify` use the same engine headless.
 
+use crate::engine::inference::Classifier;
+use crate::engine::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::engine::{best_device, device_name};
-use crate::inference::Classifier;
 use crate::studio::{Studio, StudioSettings};
-use crate::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::web::ServerOptions;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -98,13 +98,12 @@ pub enum Command {
 }
 
 /// Parses the command line and runs it, with the allocator tuned for training
-/// ([`crate::allocator`]).
+/// ([`crate::engine::allocator`]).
 pub fn main() -> anyhow::Result<()> {
-    crate::allocator::keep_freed_memory_for_training();
+    crate::engine::allocator::keep_freed_memory_for_training();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
         .init();
     match Cli::parse().command {
@@ -150,9 +149,8 @@ fn serve(address: SocketAddr, settings: StudioSettings, mut options: ServerOptio
         let device = best_device();
         let studio = Studio::open(settings.clone(), device)
             .with_context(|| format!("opening the data folder {}", settings.data_dir.display()))?;
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("listening on {address}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(address).await.with_context(|| format!("listening on {address}"))?;
         if let Some(dir) = options.ui_dir.take_if(|dir| !dir.join("index.html").is_file()) {
             tracing::warn!("no built page in {} (run `make ui`); serving the API only", dir.display());
         }
@@ -221,14 +219,19 @@ async fn shut_down(
     Ok(())
 }
 
-fn train(config: shared::TrainConfig, data_dir: PathBuf, weights_dir: Option<PathBuf>, out: PathBuf) -> anyhow::Result<()> {
+fn train(
+    config: shared::TrainConfig,
+    data_dir: PathBuf,
+    weights_dir: Option<PathBuf>,
+    out: PathBuf,
+) -> anyhow::Result<()> {
     config.validate()?;
     let device = best_device();
     let paths = TrainingPaths {
         weights_dir: weights_dir.unwrap_or_else(|| data_dir.join("weights")),
         data_dir,
         run_dir: out.clone(),
-        cifar10: crate::download::DownloadSource::cifar10(),
+        cifar10: crate::data::download::DownloadSource::cifar10(),
     };
     println!("training on {} with {}", device_name(device), serde_json::to_string(&config)?);
     let bar = indicatif::ProgressBar::hidden();
@@ -244,7 +247,8 @@ fn train(config: shared::TrainConfig, data_dir: PathBuf, weights_dir: Option<Pat
         TrainingEvent::Preparing(p) => {
             if preparing_step != Some(p.step) {
                 preparing_step = Some(p.step);
-                let counter = if p.step == PreparationStep::Downloading { "{bytes}/{total_bytes}" } else { "{pos}/{len}" };
+                let counter =
+                    if p.step == PreparationStep::Downloading { "{bytes}/{total_bytes}" } else { "{pos}/{len}" };
                 let template = format!("{{msg}} [{{bar:30}}] {counter}  eta {{eta}}");
                 preparing.set_style(
                     indicatif::ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "),

@@ -9,7 +9,7 @@
 //!
 //! cargo-fuzz needs a nightly compiler; these run on stable with the rest of the tests.
 
-use crate::{data, images, pickle, pth, upload};
+use crate::{data, data::images, data::upload, formats::pickle, formats::pth};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use std::io::{Cursor, Write};

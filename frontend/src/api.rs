@@ -131,10 +131,6 @@ async fn answer<T: DeserializeOwned>(sent: Result<Response, gloo_net::Error>) ->
     }
     Err(match response.json::<ErrorBody>().await {
         Ok(body) => ApiError::Refused(body.error),
-        Err(_) => ApiError::Refused(format!(
-            "the server answered {} {}",
-            response.status(),
-            response.status_text()
-        )),
+        Err(_) => ApiError::Refused(format!("the server answered {} {}", response.status(), response.status_text())),
     })
 }

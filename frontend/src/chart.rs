@@ -102,11 +102,7 @@ pub fn accuracy_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
 /// The loss panel (bottom) for these epochs of a run that asked for `planned` epochs.
 pub fn loss_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
     let frame = frame_at(PANEL_HEIGHT, PANEL_HEIGHT);
-    let highest = epochs
-        .iter()
-        .flat_map(|m| [m.train_loss, m.test_loss])
-        .filter(|v| v.is_finite())
-        .fold(0.0, f64::max);
+    let highest = epochs.iter().flat_map(|m| [m.train_loss, m.test_loss]).filter(|v| v.is_finite()).fold(0.0, f64::max);
     let step = nice_ceiling(highest / 4.0);
     let scale = Scale { frame, epochs: x_domain(epochs, planned), y_max: step * 4.0 };
     Panel {
@@ -271,10 +267,7 @@ impl Scale {
 
     fn x_ticks(&self) -> Vec<Tick> {
         let every = self.epochs.div_ceil(8).max(1) as usize;
-        (1..=self.epochs)
-            .step_by(every)
-            .map(|epoch| Tick { at: self.x(epoch), label: epoch.to_string() })
-            .collect()
+        (1..=self.epochs).step_by(every).map(|epoch| Tick { at: self.x(epoch), label: epoch.to_string() }).collect()
     }
 }
 

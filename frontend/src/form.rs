@@ -124,8 +124,7 @@ impl TrainForm {
             weights: self.weights.clone(),
             mode: self.mode,
             frozen_epochs: parse("frozen_epochs", &self.frozen_epochs, p).unwrap_or(base.frozen_epochs),
-            backbone_lr_scale: parse("backbone_lr_scale", &self.backbone_lr_scale, p)
-                .unwrap_or(base.backbone_lr_scale),
+            backbone_lr_scale: parse("backbone_lr_scale", &self.backbone_lr_scale, p).unwrap_or(base.backbone_lr_scale),
             optimizer: self.optimizer,
             nesterov: self.nesterov,
             weight_decay: parse("weight_decay", &self.weight_decay, p).unwrap_or(base.weight_decay),
@@ -214,8 +213,7 @@ impl Preset {
     pub fn applied(self, form: &TrainForm, weights: &[String]) -> TrainForm {
         let mut config = TrainConfig::for_dataset(form.dataset.clone());
         let chosen_weights = form.weights.clone();
-        let first_weights =
-            || if chosen_weights == defaults::WEIGHTS_NONE { weights.first().cloned() } else { None };
+        let first_weights = || if chosen_weights == defaults::WEIGHTS_NONE { weights.first().cloned() } else { None };
         config.weights = chosen_weights.clone();
         match self {
             Preset::QuickCheck => {
@@ -271,11 +269,7 @@ fn parse<T: std::str::FromStr>(field: &'static str, text: &str, problems: &mut V
 }
 
 /// An empty box means "none"; anything else must parse.
-fn parse_optional<T: std::str::FromStr>(
-    field: &'static str,
-    text: &str,
-    problems: &mut Vec<ConfigError>,
-) -> Option<T> {
+fn parse_optional<T: std::str::FromStr>(field: &'static str, text: &str, problems: &mut Vec<ConfigError>) -> Option<T> {
     if text.trim().is_empty() {
         None
     } else {

@@ -62,7 +62,11 @@ pub fn checkpoint(checkpoint: &Checkpoint) -> String {
 
 /// `"1 epoch"`, `"3 epochs"`.
 pub fn epochs(count: u32) -> String {
-    if count == 1 { "1 epoch".to_string() } else { format!("{count} epochs") }
+    if count == 1 {
+        "1 epoch".to_string()
+    } else {
+        format!("{count} epochs")
+    }
 }
 
 /// What the progress bar says about a run that is not between batches.

@@ -343,7 +343,8 @@ fn GalleryView(
 /// Every setting of the run, as it was started.
 #[component]
 pub fn RunConfig(shown: Memo<Option<Run>>) -> impl IntoView {
-    let fields = Memo::new(move |_| shown.with(|r| r.as_ref().map(|r| format::config_fields(&r.config)).unwrap_or_default()));
+    let fields =
+        Memo::new(move |_| shown.with(|r| r.as_ref().map(|r| format::config_fields(&r.config)).unwrap_or_default()));
     view! {
         <details class="run-config-block" open>
             <summary>"Configuration"</summary>

@@ -206,9 +206,9 @@ pub fn RunList() -> impl IntoView {
 fn CompareRuns() -> impl IntoView {
     let studio = studio();
     let compared = Memo::new(move |_| {
-        studio.compared.with(|ids| {
-            studio.state.with(|s| ids.iter().filter_map(|&id| s.run(id).cloned()).collect::<Vec<Run>>())
-        })
+        studio
+            .compared
+            .with(|ids| studio.state.with(|s| ids.iter().filter_map(|&id| s.run(id).cloned()).collect::<Vec<Run>>()))
     });
     view! {
         <Show when=move || compared.with(|runs| runs.len() >= 2)>
@@ -345,12 +345,9 @@ fn BatchProgressBar(shown: Memo<Option<Run>>) -> impl IntoView {
         shown.with(|run| {
             let run = run.as_ref()?;
             Some(studio.state.with(|s| match (s.progress_of(run.id), s.preparation_of(run.id)) {
-                (Some(p), _) => (
-                    f64::from(p.batch),
-                    f64::from(p.batches.max(1)),
-                    format::progress_line(p),
-                    Some(p.loss),
-                ),
+                (Some(p), _) => {
+                    (f64::from(p.batch), f64::from(p.batches.max(1)), format::progress_line(p), Some(p.loss))
+                }
                 (None, Some(p)) => {
                     let (done, total) = p.total.map_or((0.0, 1.0), |total| (p.done as f64, total.max(1) as f64));
                     (done, total, format::preparation_line(p), None)
@@ -382,9 +379,8 @@ fn BatchProgressBar(shown: Memo<Option<Run>>) -> impl IntoView {
 /// Accuracy and loss per epoch, train and test.
 #[component]
 fn TrainingChart(shown: Memo<Option<Run>>) -> impl IntoView {
-    let data = Memo::new(move |_| {
-        shown.with(|r| r.as_ref().map_or((Vec::new(), 1), |r| (r.epochs.clone(), r.config.epochs)))
-    });
+    let data =
+        Memo::new(move |_| shown.with(|r| r.as_ref().map_or((Vec::new(), 1), |r| (r.epochs.clone(), r.config.epochs))));
     view! {
         <svg
             id="chart"
@@ -515,4 +511,3 @@ fn EpochTable(shown: Memo<Option<Run>>) -> impl IntoView {
         </div>
     }
 }
-

@@ -243,7 +243,8 @@ mod tests {
     fn a_preparation_shows_until_the_first_batch_and_only_for_its_run() {
         let mut state = StudioState::default();
         state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
-        let decoding = Preparation { step: PreparationStep::Decoding, subject: "colors".into(), done: 5, total: Some(9) };
+        let decoding =
+            Preparation { step: PreparationStep::Decoding, subject: "colors".into(), done: 5, total: Some(9) };
         state.apply(ServerMessage::Preparing { run_id: 1, preparation: decoding.clone() });
         assert_eq!(state.preparation_of(1), Some(&decoding));
         assert_eq!(state.preparation_of(2), None);

@@ -4,9 +4,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::{de::DeserializeOwned, Serialize};
-use shared::{
-    defaults, ClientMessage, ConfigError, FineTuneMode, Normalization, OptimizerKind, Schedule, TrainConfig,
-};
+use shared::{defaults, ClientMessage, ConfigError, FineTuneMode, Normalization, OptimizerKind, Schedule, TrainConfig};
 
 use crate::form::{problem_for, Preset, TrainForm};
 use crate::state::StudioState;
@@ -189,7 +187,11 @@ pub fn TrainPanel() -> impl IntoView {
             </div>
         }
     };
-    let checkbox = move |id: &'static str, field: &'static str, label: &'static str, hint: &'static str, flag: fn(&mut TrainForm) -> &mut bool| {
+    let checkbox = move |id: &'static str,
+                         field: &'static str,
+                         label: &'static str,
+                         hint: &'static str,
+                         flag: fn(&mut TrainForm) -> &mut bool| {
         view! {
             <div class="field check" title=hint>
                 <input

@@ -54,11 +54,7 @@ pub fn connect(url: String, outgoing: UnboundedReceiver<ClientMessage>, on_event
     wasm_bindgen_futures::spawn_local(keep_connected(url, outgoing, on_event));
 }
 
-async fn keep_connected(
-    url: String,
-    mut outgoing: UnboundedReceiver<ClientMessage>,
-    on_event: impl Fn(SocketEvent),
-) {
+async fn keep_connected(url: String, mut outgoing: UnboundedReceiver<ClientMessage>, on_event: impl Fn(SocketEvent)) {
     let mut retry_ms = FIRST_RETRY_MS;
     loop {
         if let Ok(mut socket) = WebSocket::open(&url) {
@@ -89,12 +85,10 @@ async fn exchange(
     let (mut sink, mut stream) = socket.split();
     loop {
         match future::select(stream.next(), outgoing.next()).await {
-            Either::Left((Some(Ok(Message::Text(text))), _)) => {
-                match serde_json::from_str::<ServerMessage>(&text) {
-                    Ok(message) => on_event(SocketEvent::Message(Box::new(message))),
-                    Err(error) => log(&format!("ignored a message the page does not understand: {error}")),
-                }
-            }
+            Either::Left((Some(Ok(Message::Text(text))), _)) => match serde_json::from_str::<ServerMessage>(&text) {
+                Ok(message) => on_event(SocketEvent::Message(Box::new(message))),
+                Err(error) => log(&format!("ignored a message the page does not understand: {error}")),
+            },
             Either::Left((Some(Ok(Message::Bytes(_))), _)) => {}
             Either::Left((Some(Err(_)) | None, _)) => return true,
             Either::Right((Some(message), _)) => {

@@ -244,15 +244,23 @@ async fn the_progress_bar_shows_the_preparation_step_then_the_batches() {
     let (root, _mounted) = mount(studio, RunDetail).await;
     assert_eq!(text(&root, "#progress .progress-text"), "preparing epoch 1 of 3");
 
-    let preparation = Preparation { step: PreparationStep::Decoding, subject: "tiny".into(), done: 12, total: Some(48) };
+    let preparation =
+        Preparation { step: PreparationStep::Decoding, subject: "tiny".into(), done: 12, total: Some(48) };
     studio.state.update(|state| state.apply(ServerMessage::Preparing { run_id: 1, preparation }));
     settle().await;
     assert_eq!(text(&root, "#progress .progress-text"), "decoding tiny — 12 of 48 images");
     let bar: HtmlProgressElement = find(&root, "#progress progress").dyn_into().unwrap();
     assert_eq!((bar.value(), bar.max()), (12.0, 48.0));
 
-    let batch =
-        BatchProgress { run_id: 1, epoch: 1, batch: 2, batches: 8, loss: 2.0, images_per_second: 100.0, eta_seconds: 65.0 };
+    let batch = BatchProgress {
+        run_id: 1,
+        epoch: 1,
+        batch: 2,
+        batches: 8,
+        loss: 2.0,
+        images_per_second: 100.0,
+        eta_seconds: 65.0,
+    };
     studio.state.update(|state| state.apply(ServerMessage::Progress(batch)));
     settle().await;
     assert!(text(&root, "#progress .progress-text").starts_with("epoch 1 — batch 2/8"), "the first batch replaces it");

@@ -307,11 +307,7 @@ impl TrainConfig {
         check(
             (1..=limits::MAX_BATCH_SIZE).contains(&self.batch_size),
             "batch_size",
-            format!(
-                "batch_size must be between 1 and {}, got {}",
-                limits::MAX_BATCH_SIZE,
-                self.batch_size
-            ),
+            format!("batch_size must be between 1 and {}, got {}", limits::MAX_BATCH_SIZE, self.batch_size),
         );
         check(
             self.lr.is_finite() && self.lr > 0.0 && self.lr <= limits::MAX_LR,
@@ -419,10 +415,7 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
     if name.len() > limits::MAX_NAME_LEN {
         return Err(format!("must be at most {} characters", limits::MAX_NAME_LEN));
     }
-    if name.starts_with('.')
-        || name.contains(['/', '\\', '\0'])
-        || name.chars().any(char::is_control)
-    {
+    if name.starts_with('.') || name.contains(['/', '\\', '\0']) || name.chars().any(char::is_control) {
         return Err(format!(
             "must be a plain name inside its folder (no path separators, no leading dot), got \"{name}\""
         ));
@@ -914,12 +907,8 @@ mod tests {
 
     #[test]
     fn two_phase_freezes_only_the_first_epochs() {
-        let config = TrainConfig {
-            mode: FineTuneMode::TwoPhase,
-            frozen_epochs: 2,
-            epochs: 4,
-            ..TrainConfig::for_dataset("d")
-        };
+        let config =
+            TrainConfig { mode: FineTuneMode::TwoPhase, frozen_epochs: 2, epochs: 4, ..TrainConfig::for_dataset("d") };
         let frozen: Vec<bool> = (1..=4).map(|e| config.backbone_frozen_in(e)).collect();
         assert_eq!(frozen, [true, true, false, false]);
     }

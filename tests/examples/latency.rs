@@ -7,7 +7,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use backend::store::Store;
+use backend::studio::store::Store;
 use common::{write_color_dataset, TestServer};
 use serde_json::json;
 use shared::{EpochMetrics, RunCreated, RunStatus, TrainConfig};

@@ -31,7 +31,7 @@ async fn error_of(response: reqwest::Response, status: StatusCode) -> String {
 
 /// A server over an empty data folder that downloads `cifar10` from `url` and expects `md5`.
 async fn server_fetching_cifar10_from(url: &str, md5: String) -> TestServer {
-    let source = backend::download::DownloadSource { url: url.to_string(), md5 };
+    let source = backend::data::download::DownloadSource { url: url.to_string(), md5 };
     TestServer::start_with(tempfile::tempdir().unwrap(), |s| s.cifar10 = source, None).await
 }
 
@@ -172,7 +172,8 @@ async fn bad_configs_are_refused_with_a_sentence_naming_the_field() {
 async fn classify_refuses_unknown_runs_and_non_images() {
     let server = server_with_dataset(2).await;
     let client = reqwest::Client::new();
-    let unknown = client.post(server.url("/api/classify?run=42")).body(png_bytes([1, 2, 3], 8, 0)).send().await.unwrap();
+    let unknown =
+        client.post(server.url("/api/classify?run=42")).body(png_bytes([1, 2, 3], 8, 0)).send().await.unwrap();
     assert!(error_of(unknown, StatusCode::NOT_FOUND).await.contains("run 42 does not exist"));
     let no_model = client.post(server.url("/api/classify")).body(png_bytes([1, 2, 3], 8, 0)).send().await.unwrap();
     assert!(error_of(no_model, StatusCode::CONFLICT).await.contains("no run has a trained model yet"));
@@ -442,11 +443,17 @@ async fn an_image_claiming_huge_dimensions_is_refused_with_400() {
     let mut bytes = png_bytes([1, 2, 3], 4, 0);
     bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
     bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-    let response = reqwest::Client::new().post(server.url(&format!("/api/classify?run={id}"))).body(bytes).send().await.unwrap();
+    let response =
+        reqwest::Client::new().post(server.url(&format!("/api/classify?run={id}"))).body(bytes).send().await.unwrap();
     let message = error_of(response, StatusCode::BAD_REQUEST).await;
     assert!(message.contains("100000x100000") || message.contains("could not be decoded"), "{message}");
-    let oversized = vec![0u8; backend::server::IMAGE_BODY_LIMIT + 1];
-    let response = reqwest::Client::new().post(server.url(&format!("/api/classify?run={id}"))).body(oversized).send().await.unwrap();
+    let oversized = vec![0u8; backend::web::IMAGE_BODY_LIMIT + 1];
+    let response = reqwest::Client::new()
+        .post(server.url(&format!("/api/classify?run={id}")))
+        .body(oversized)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let health = reqwest::get(server.url("/api/health")).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK, "still serving");
@@ -476,9 +483,9 @@ async fn the_best_checkpoint_downloads_and_test_images_are_listed_by_confusion_c
     assert_eq!(all.len(), 12, "every test image");
     assert!(all.windows(2).all(|w| w[0].loss >= w[1].loss), "highest loss first");
     let (actual, predicted) = (all[0].actual, all[0].predicted);
-    let cell: Vec<shared::TestImage> = reqwest::get(server.url(&format!(
-        "/api/runs/{id}/test-images?actual={actual}&predicted={predicted}&limit=100"
-    )))
+    let cell: Vec<shared::TestImage> = reqwest::get(
+        server.url(&format!("/api/runs/{id}/test-images?actual={actual}&predicted={predicted}&limit=100")),
+    )
     .await
     .unwrap()
     .json()
@@ -503,11 +510,16 @@ async fn a_zip_of_class_folders_uploaded_over_http_becomes_a_trainable_dataset()
         }
     }
     let body = zip_dataset(&entries);
-    let upload = |name: &str, body: Vec<u8>| reqwest::Client::new().post(server.url(&format!("/api/datasets?name={name}"))).body(body).send();
+    let upload = |name: &str, body: Vec<u8>| {
+        reqwest::Client::new().post(server.url(&format!("/api/datasets?name={name}"))).body(body).send()
+    };
     let response = upload("shapes", body.clone()).await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let info: DatasetInfo = response.json().await.unwrap();
-    assert_eq!((info.format, info.classes.clone()), (DatasetFormat::ImageFolder, vec!["black".to_string(), "blue".to_string()]));
+    assert_eq!(
+        (info.format, info.classes.clone()),
+        (DatasetFormat::ImageFolder, vec!["black".to_string(), "blue".to_string()])
+    );
     let added = info.added.clone().expect("the upload is recorded");
     assert_eq!(added.origin, shared::DatasetOrigin::Uploaded);
     assert_eq!(info.train_count + info.test_count, 8);
@@ -567,7 +579,10 @@ async fn with_a_token_every_request_needs_it_and_the_link_sets_a_cookie() {
     assert!(error_of(refused, StatusCode::UNAUTHORIZED).await.contains("access token"));
     let wrong = client.get(server.url("/api/runs")).bearer_auth("guess").send().await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(client.get(server.url("/api/runs")).bearer_auth("s3cret").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        client.get(server.url("/api/runs")).bearer_auth("s3cret").send().await.unwrap().status(),
+        StatusCode::OK
+    );
     let via_link = client.get(server.url("/api/health?token=s3cret")).send().await.unwrap();
     assert_eq!(via_link.status(), StatusCode::SEE_OTHER);
     let cookie = via_link.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();

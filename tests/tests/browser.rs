@@ -111,7 +111,12 @@ async fn look_at(browser: &Client, state: &str) {
     std::fs::write(screenshot_path(state), png).unwrap();
     let unnamed = browser.execute(UNNAMED_CONTROLS, Vec::new()).await.unwrap();
     let unnamed: Vec<String> = serde_json::from_value(unnamed).unwrap();
-    assert!(unnamed.is_empty(), "{state}: {} controls without an accessible name:\n{}", unnamed.len(), unnamed.join("\n"));
+    assert!(
+        unnamed.is_empty(),
+        "{state}: {} controls without an accessible name:\n{}",
+        unnamed.len(),
+        unnamed.join("\n")
+    );
 }
 
 /// Polls until `check` returns `Some`, failing with `what` after `timeout`.
@@ -438,7 +443,13 @@ async fn a_zip_uploaded_from_the_page_becomes_the_dataset_the_next_run_trains_on
     let path = dir.path().join("shapes.zip");
     std::fs::write(&path, &zip).unwrap();
 
-    browser.find(Locator::Css("input#dataset-zip")).await.unwrap().send_keys(&path.display().to_string()).await.unwrap();
+    browser
+        .find(Locator::Css("input#dataset-zip"))
+        .await
+        .unwrap()
+        .send_keys(&path.display().to_string())
+        .await
+        .unwrap();
     let name = browser.find(Locator::Css("input#dataset-name")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(name.as_deref(), Some("shapes"), "the name comes from the file's");
     click(&browser, "button#upload-dataset").await;
@@ -462,7 +473,10 @@ async fn a_zip_uploaded_from_the_page_becomes_the_dataset_the_next_run_trains_on
     let id = start_run(&browser, "1").await;
     let run = server.wait_until_finished(id).await;
     assert_eq!(run.status, shared::RunStatus::Completed, "{run:?}");
-    assert_eq!((run.config.dataset.as_str(), run.classes.clone()), ("shapes", vec!["green".to_string(), "red".to_string()]));
+    assert_eq!(
+        (run.config.dataset.as_str(), run.classes.clone()),
+        ("shapes", vec!["green".to_string(), "red".to_string()])
+    );
     completed_on_page(&browser, id).await;
     let dataset = text_of(&browser, &format!("#runs li[data-run-id='{id}'] .run-dataset")).await;
     assert_eq!(dataset.as_deref(), Some("shapes"));
@@ -515,7 +529,10 @@ async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() 
     // The file carries its own class names and preprocessing, so it classifies without the run's folder.
     let carried = header["__metadata__"]["transfer_studio"].as_str().expect("Transfer Studio metadata in the header");
     let carried: serde_json::Value = serde_json::from_str(carried).unwrap();
-    assert_eq!((carried["architecture"].as_str(), carried["classes"].as_array().map(Vec::len)), (Some("resnet18"), Some(2)));
+    assert_eq!(
+        (carried["architecture"].as_str(), carried["classes"].as_array().map(Vec::len)),
+        (Some("resnet18"), Some(2))
+    );
     let data_end = header.values().filter_map(|t| t["data_offsets"][1].as_u64()).max().unwrap();
     assert_eq!(8 + header_length + data_end, length, "the tensors' bytes fill the rest of the file");
     // Beside the link, the page says which epoch the file is from and how big it is.

@@ -56,7 +56,11 @@ fn train_then_classify_from_the_command_line() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no Transfer Studio metadata in its header"));
 
-    let bad = Command::new(binary()).args(["train", "--dataset", "colors", "--lr=-1", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let bad = Command::new(binary())
+        .args(["train", "--dataset", "colors", "--lr=-1", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("lr must be greater than 0"));
 }

@@ -3,9 +3,9 @@
 
 mod common;
 
+use backend::data::download::DownloadSource;
 use backend::data::{self};
-use backend::download::DownloadSource;
-use backend::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
+use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use shared::{EpochMetrics, TrainConfig};
 use tch::Device;
 
@@ -14,7 +14,11 @@ fn train_colors(config: &TrainConfig, data_dir: &std::path::Path) -> Vec<EpochMe
 }
 
 /// Trains to completion on `device`; the metrics of every epoch and the run's notes.
-fn train_colors_on(device: Device, config: &TrainConfig, data_dir: &std::path::Path) -> (Vec<EpochMetrics>, Vec<String>) {
+fn train_colors_on(
+    device: Device,
+    config: &TrainConfig,
+    data_dir: &std::path::Path,
+) -> (Vec<EpochMetrics>, Vec<String>) {
     let paths = TrainingPaths {
         data_dir: data_dir.to_path_buf(),
         weights_dir: data_dir.join("weights"),
@@ -131,7 +135,10 @@ fn a_run_stopped_while_its_dataset_decodes_ends_before_training() {
     .unwrap();
     assert_eq!(outcome, TrainOutcome::Stopped);
     assert!(matches!(events.as_slice(), [TrainingEvent::Preparing(p)] if p.done == 0), "{events:?}");
-    assert!(backend::run_dir::RunDir::new(&paths.run_dir).saved_progress().is_none(), "nothing was trained or saved");
+    assert!(
+        backend::engine::run_dir::RunDir::new(&paths.run_dir).saved_progress().is_none(),
+        "nothing was trained or saved"
+    );
 }
 
 #[test]
@@ -168,7 +175,7 @@ fn on_cuda_bfloat16_autocast_channels_last_and_cudnn_benchmark_learn_the_colours
         ..TrainConfig::for_dataset("colors")
     };
     let (epochs, notes) = train_colors_on(Device::Cuda(0), &config, dir.path());
-    assert!(backend::torch_extras::cuda_autocast_is_bfloat16(), "autocast computes in bfloat16");
+    assert!(backend::model::torch_extras::cuda_autocast_is_bfloat16(), "autocast computes in bfloat16");
     assert!(notes.iter().all(|n| !n.contains("ignored")), "{notes:?}");
     let last = epochs.last().unwrap();
     assert!(last.test_accuracy >= 0.9, "test accuracy after 4 epochs: {epochs:?}");
@@ -190,7 +197,7 @@ fn a_colour_dataset_is_learned_to_90_percent_test_accuracy_in_four_epochs() {
     assert!(last.train_loss < first.train_loss, "training loss fell: {epochs:?}");
     // The saved model is the best epoch's and classifies the test split as well as training measured.
     let best = epochs.iter().fold(&epochs[0], |best, e| if e.test_accuracy > best.test_accuracy { e } else { best });
-    let classifier = backend::inference::Classifier::load(&dir.path().join("run"), Device::Cpu).unwrap();
+    let classifier = backend::engine::inference::Classifier::load(&dir.path().join("run"), Device::Cpu).unwrap();
     assert_eq!(classifier.metadata.epoch, best.epoch);
     let source = data::inspect(dir.path(), "colors").unwrap();
     let test = data::load(&source, 32, 0.2, 0).unwrap().test;
@@ -205,7 +212,8 @@ fn the_same_seed_gives_bit_identical_metrics_on_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 3, 12, 4, 32);
     let config = TrainConfig { epochs: 2, batch_size: 8, seed: 42, ..TrainConfig::for_dataset("colors") };
-    let strip_time = |epochs: Vec<EpochMetrics>| -> Vec<EpochMetrics> { epochs.into_iter().map(without_time).collect() };
+    let strip_time =
+        |epochs: Vec<EpochMetrics>| -> Vec<EpochMetrics> { epochs.into_iter().map(without_time).collect() };
     let first = strip_time(train_colors(&config, dir.path()));
     let second = strip_time(train_colors(&config, dir.path()));
     assert_eq!(first, second);
@@ -321,12 +329,13 @@ fn early_stopping_ends_a_run_whose_test_accuracy_stops_improving() {
         ..TrainConfig::for_dataset("colors")
     };
     let mut epochs = Vec::new();
-    let outcome = train(&config, &paths_for(dir.path(), "early"), Device::Cpu, &RunControl::default(), false, &mut |e| {
-        if let TrainingEvent::EpochCompleted(m) = e {
-            epochs.push(m.test_accuracy);
-        }
-    })
-    .unwrap();
+    let outcome =
+        train(&config, &paths_for(dir.path(), "early"), Device::Cpu, &RunControl::default(), false, &mut |e| {
+            if let TrainingEvent::EpochCompleted(m) = e {
+                epochs.push(m.test_accuracy);
+            }
+        })
+        .unwrap();
     // Accuracy can only improve so often on 6 test images: the run must stop well before 30 epochs.
     let TrainOutcome::EarlyStopped { epoch } = outcome else { panic!("ran every epoch: {epochs:?}") };
     assert_eq!(epoch as usize, epochs.len());

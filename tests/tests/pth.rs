@@ -4,10 +4,10 @@
 
 mod common;
 
-use backend::download::DownloadSource;
+use backend::data::download::DownloadSource;
+use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
+use backend::model::pretrained::{self, PretrainedError, PretrainedSource, CACHE_FOLDER, RESNET18_FILE};
 use backend::model::ResNet18;
-use backend::pretrained::{self, PretrainedError, PretrainedSource, CACHE_FOLDER, RESNET18_FILE};
-use backend::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use sha2::{Digest, Sha256};
 use shared::{FineTuneMode, TrainConfig};
 use std::collections::HashMap;
@@ -60,7 +60,7 @@ fn a_torchvision_pth_gives_torchvisions_logits() {
 #[test]
 fn half_storages_and_strided_views_read_exactly() {
     let dir = fixture();
-    let tensors = backend::pth::read_state_dict(&dir.join("half.pt")).unwrap();
+    let tensors = backend::formats::pth::read_state_dict(&dir.join("half.pt")).unwrap();
     let reference = read_safetensors(&dir.join("half.safetensors"));
     assert_eq!(tensors.len(), reference.len());
     for (name, tensor) in &tensors {

@@ -53,7 +53,9 @@ impl ServerProcess {
                     *fault_seen.lock().unwrap() = Some(point.trim().to_string());
                 }
                 if let Some(at) = line.find("http://127.0.0.1:") {
-                    let _ = address.send(line[at..].split_whitespace().next().unwrap().trim_end_matches(['/', ',', ')']).to_string());
+                    let _ = address.send(
+                        line[at..].split_whitespace().next().unwrap().trim_end_matches(['/', ',', ')']).to_string(),
+                    );
                 }
             }
         });
@@ -78,7 +80,8 @@ impl ServerProcess {
     fn signal_and_wait(mut self, signal: &str) -> std::process::ExitStatus {
         let sent = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(sent.success());
-        self.wait_for_exit(Duration::from_secs(60)).unwrap_or_else(|| panic!("the server did not exit within a minute of SIG{signal}"))
+        self.wait_for_exit(Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("the server did not exit within a minute of SIG{signal}"))
     }
 
     /// The exit status once the process ends, or `None` if it still runs after `timeout`.
@@ -170,7 +173,10 @@ async fn fifty_live_clients_and_a_classify_stream_during_training_all_get_everyt
     let server = TestServer::start_with(data, |_| {}, None).await;
     let client = reqwest::Client::new();
     let created = |epochs: u32| {
-        client.post(server.url("/api/runs")).json(&json!({"dataset": "colors", "epochs": epochs, "batch_size": 8})).send()
+        client
+            .post(server.url("/api/runs"))
+            .json(&json!({"dataset": "colors", "epochs": epochs, "batch_size": 8}))
+            .send()
     };
     let first = created(1).await.unwrap().json::<RunCreated>().await.unwrap().id;
     assert_eq!(server.wait_until_finished(first).await.status, RunStatus::Completed);
@@ -195,7 +201,9 @@ async fn fifty_live_clients_and_a_classify_stream_during_training_all_get_everyt
                 let mut seen = Vec::new();
                 loop {
                     match next_server_message(&mut socket).await {
-                        ServerMessage::EpochCompleted { run_id, metrics } if run_id == second => seen.push(metrics.epoch),
+                        ServerMessage::EpochCompleted { run_id, metrics } if run_id == second => {
+                            seen.push(metrics.epoch)
+                        }
                         ServerMessage::RunUpdated { run } if run.id == second && run.status.is_finished() => {
                             return (seen, run.status);
                         }
@@ -258,21 +266,21 @@ async fn fifty_live_clients_and_a_classify_stream_during_training_all_get_everyt
 /// that epoch only on disk; the next start-up puts it into the history, and the run resumes after it.
 #[tokio::test]
 async fn an_epoch_checkpointed_but_not_recorded_before_a_crash_is_recovered_on_restart() {
+    use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
     use backend::studio::{DATABASE_FILE, RUNS_FOLDER};
-    use backend::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 6, 2, 16);
     let config = shared::TrainConfig { epochs: 3, batch_size: 4, ..shared::TrainConfig::for_dataset("colors") };
     // The state such a crash leaves: the run marked running, epoch 1 recorded, epoch 2 checkpointed only.
-    let store = backend::store::Store::open(&data.path().join(DATABASE_FILE)).unwrap();
+    let store = backend::studio::store::Store::open(&data.path().join(DATABASE_FILE)).unwrap();
     let id = store.create_run(&config, 0).unwrap().id;
     store.set_status(id, RunStatus::Running, None).unwrap();
     let paths = TrainingPaths {
         data_dir: data.path().to_path_buf(),
         weights_dir: data.path().join("weights"),
         run_dir: data.path().join(RUNS_FOLDER).join(id.to_string()),
-        cifar10: backend::download::DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+        cifar10: backend::data::download::DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
     };
     let cancel = RunControl::default();
     let mut measured = Vec::new();
@@ -357,7 +365,7 @@ fn crash_test_config() -> serde_json::Value {
 /// reached, so every life first commits once and moves the run on), and every fourth life an ordinary
 /// SIGKILL from outside at a moment of its own (`None`).
 fn fault_plan(life: usize) -> Option<String> {
-    use backend::run_dir::COMMIT_STEPS;
+    use backend::engine::run_dir::COMMIT_STEPS;
     if life % 4 == 3 {
         return None;
     }
@@ -389,7 +397,8 @@ async fn a_run_killed_at_any_moment_of_its_checkpoints_resumes_bit_identically()
     for life in 0.. {
         assert!(life < 80, "the run did not finish after {life} lives: {killed_at:?}");
         let plan = fault_plan(life);
-        let env: Vec<(&str, &str)> = plan.iter().map(|p| (backend::fault::FAULT_VARIABLE, p.as_str())).collect();
+        let env: Vec<(&str, &str)> =
+            plan.iter().map(|p| (backend::engine::fault::FAULT_VARIABLE, p.as_str())).collect();
         let mut server = ServerProcess::start_with(data.path(), &["--checkpoint-interval", "0"], &env);
         let id = match run_id {
             None => *run_id.insert(create_run(&server, crash_test_config()).await),
@@ -426,7 +435,7 @@ async fn a_run_killed_at_any_moment_of_its_checkpoints_resumes_bit_identically()
     }
     println!("killed {} times: {killed_at:?}", killed_at.len());
     assert!(killed_at.len() >= 20, "only {} kills before the run finished", killed_at.len());
-    for step in backend::run_dir::COMMIT_STEPS {
+    for step in backend::engine::run_dir::COMMIT_STEPS {
         assert!(killed_at.iter().any(|k| k == step), "never killed at {step}");
     }
     let server = ServerProcess::start(data.path());
@@ -464,7 +473,8 @@ async fn sigint_and_sigterm_stop_the_run_at_a_checkpoint_and_exit_cleanly() {
         let server = ServerProcess::start(data.path());
         let stopped = get_run(&server, run).await;
         assert_eq!(stopped.status, RunStatus::Stopped, "SIG{signal} stopped the run; it was not cut off: {stopped:?}");
-        let progress = backend::run_dir::RunDir::new(data.path().join("runs").join(run.to_string())).saved_progress();
+        let progress =
+            backend::engine::run_dir::RunDir::new(data.path().join("runs").join(run.to_string())).saved_progress();
         assert!(progress.is_some(), "SIG{signal}: a checkpoint to resume from");
         server.kill_hard();
     }
@@ -496,7 +506,7 @@ async fn a_full_disk_fails_the_run_with_a_sentence_and_the_server_keeps_serving(
         &[]
     } else {
         println!("cannot mount a tmpfs here: the full disk is simulated by fault injection");
-        &[(backend::fault::FAULT_VARIABLE, "write-best@1=enospc")]
+        &[(backend::engine::fault::FAULT_VARIABLE, "write-best@1=enospc")]
     };
     write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
     let server = ServerProcess::start_with(folder.path(), &[], env);
@@ -526,7 +536,8 @@ async fn of_many_resumes_at_once_exactly_one_wins() {
     let server = TestServer::start_with(data, |_| {}, None).await;
     let client = reqwest::Client::new();
     let config = json!({"dataset": "colors", "epochs": 3, "batch_size": 4});
-    let id = client.post(server.url("/api/runs")).json(&config).send().await.unwrap().json::<RunCreated>().await.unwrap().id;
+    let id =
+        client.post(server.url("/api/runs")).json(&config).send().await.unwrap().json::<RunCreated>().await.unwrap().id;
     server.wait_for_run(id, Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
     server.studio.stop_run(id).unwrap();
     let stopped = server.wait_until_finished(id).await;

@@ -1,7 +1,7 @@
 //! Errors at the HTTP boundary: every refusal and fault leaves as the JSON error body
 //! ([`ErrorBody`]) with a sentence for a person, never a stack trace or an absolute server path.
 
-use crate::inference::ClassifyError;
+use crate::engine::inference::ClassifyError;
 use crate::studio::{StudioError, StudioSettings};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};

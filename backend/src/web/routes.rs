@@ -97,14 +97,14 @@ async fn upload_dataset(
     let recorder = studio.clone();
     let installed = {
         let partial = partial.clone();
-        blocking(move || crate::upload::install_zip_dataset(&data_dir, &name, &partial)).await
+        blocking(move || crate::data::upload::install_zip_dataset(&data_dir, &name, &partial)).await
     };
     let _ = tokio::fs::remove_file(&partial).await;
     let info = installed?.map_err(|e| {
         let status = match e {
-            crate::upload::UploadError::Exists(_) => StatusCode::CONFLICT,
-            crate::upload::UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            crate::upload::UploadError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            crate::data::upload::UploadError::Exists(_) => StatusCode::CONFLICT,
+            crate::data::upload::UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            crate::data::upload::UploadError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.to_string())

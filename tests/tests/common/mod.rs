@@ -2,7 +2,7 @@
 //! small datasets made on the spot with a signal a network can learn.
 #![allow(dead_code)]
 
-use backend::download::DownloadSource;
+use backend::data::download::DownloadSource;
 use backend::studio::{Studio, StudioSettings};
 use shared::Run;
 use std::path::{Path, PathBuf};
@@ -46,14 +46,14 @@ impl TestServer {
 
     /// A server over `data`, with settings adjusted by `adjust` and the page served from `ui_dir`.
     pub async fn start_with(data: TempDir, adjust: impl FnOnce(&mut StudioSettings), ui_dir: Option<PathBuf>) -> Self {
-        Self::start_with_options(data, adjust, backend::server::ServerOptions { ui_dir, ..Default::default() }).await
+        Self::start_with_options(data, adjust, backend::web::ServerOptions { ui_dir, ..Default::default() }).await
     }
 
     /// A server over `data` with every web option given.
     pub async fn start_with_options(
         data: TempDir,
         adjust: impl FnOnce(&mut StudioSettings),
-        options: backend::server::ServerOptions,
+        options: backend::web::ServerOptions,
     ) -> Self {
         let mut settings = StudioSettings::new(data.path());
         // Tests never reach beyond this machine: a closed local port stands for "no network".
@@ -66,7 +66,7 @@ impl TestServer {
         let (shutdown, stopped) = oneshot::channel::<()>();
         let served = studio.clone();
         tokio::spawn(async move {
-            backend::server::serve(listener, served, options, async {
+            backend::web::serve(listener, served, options, async {
                 let _ = stopped.await;
             })
             .await

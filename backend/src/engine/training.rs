@@ -14,13 +14,13 @@
 //! The loop's steps follow burn-train's learner: [`Learner::prepare`] (data, model, checkpoint),
 //! `train_epoch`, [`evaluate`], `end_epoch` (metrics, checkpoint, early stopping).
 
-use crate::augment::EpochAugmentation;
+use crate::data::augment::EpochAugmentation;
+use crate::data::download::{self, DownloadError, DownloadSource};
 use crate::data::{self, DataError, Split};
-use crate::download::{self, DownloadError, DownloadSource};
+use crate::engine::run_dir::{BestModel, RunDir, RunDirError};
+use crate::model::optim::{Optimizer, Rule};
+use crate::model::schedule::LrSchedule;
 use crate::model::{normalize, ModelError, ModelMetadata, ResNet18};
-use crate::optim::{Optimizer, Rule};
-use crate::run_dir::{BestModel, RunDir, RunDirError};
-use crate::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
 use shared::{EpochMetrics, FineTuneMode, OptimizerKind, Preparation, PreparationStep, TestImage, TrainConfig};
 use std::ops::ControlFlow;
@@ -88,7 +88,11 @@ impl RunControl {
 
     /// `Break` once cancelled: the answer to a progress report.
     fn go_on(&self) -> ControlFlow<()> {
-        if self.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if self.is_cancelled() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 }
 
@@ -193,7 +197,7 @@ pub enum TrainError {
     Model(#[from] ModelError),
     /// The `"imagenet"` weights are neither on disk nor downloadable.
     #[error(transparent)]
-    Pretrained(#[from] crate::pretrained::PretrainedError),
+    Pretrained(#[from] crate::model::pretrained::PretrainedError),
     /// The loss stopped being a number: the learning rate is likely too high.
     #[error("the training loss became {value} in epoch {epoch}; try a lower learning rate")]
     NonFiniteLoss {
@@ -274,7 +278,7 @@ impl TrainError {
             self,
             TrainError::Data(DataError::Cancelled)
                 | TrainError::Download(DownloadError::Cancelled)
-                | TrainError::Pretrained(crate::pretrained::PretrainedError::Cancelled)
+                | TrainError::Pretrained(crate::model::pretrained::PretrainedError::Cancelled)
         )
     }
 }
@@ -424,7 +428,15 @@ impl<'a> Learner<'a> {
         let order = epoch_order(config.seed, epoch, train_count).to_device(self.device); // [N]
         let augmentation = (config.random_crop || config.horizontal_flip).then(|| {
             let side = config.input_size as i64;
-            EpochAugmentation::draw(config.seed, epoch, train_count, side, config.random_crop, config.horizontal_flip, self.device)
+            EpochAugmentation::draw(
+                config.seed,
+                epoch,
+                train_count,
+                side,
+                config.random_crop,
+                config.horizontal_flip,
+                self.device,
+            )
         });
         let mut sums = self.epoch_sums(epoch);
         let mut last_progress = Instant::now();
@@ -432,7 +444,9 @@ impl<'a> Learner<'a> {
         let mut checkpointed_batch = sums.first_batch;
         for batch in sums.first_batch..self.batches {
             let stopping = self.cancel.is_cancelled();
-            let due = || self.cancel.take_checkpoint_request() || self.last_checkpoint.elapsed() >= self.cancel.checkpoint_every;
+            let due = || {
+                self.cancel.take_checkpoint_request() || self.last_checkpoint.elapsed() >= self.cancel.checkpoint_every
+            };
             // A request waits until there is a batch to keep.
             if batch > checkpointed_batch && (stopping || due()) {
                 self.checkpoint_mid_epoch(epoch, batch, &sums)?;
@@ -555,7 +569,12 @@ impl<'a> Learner<'a> {
 
     /// Records `epoch`'s metrics, commits its checkpoint (and the best model, if it improved), and
     /// decides whether early stopping ends the run.
-    fn end_epoch(&mut self, epoch: u32, totals: EpochTotals, evaluation: Evaluation) -> Result<ControlFlow<TrainOutcome>, TrainError> {
+    fn end_epoch(
+        &mut self,
+        epoch: u32,
+        totals: EpochTotals,
+        evaluation: Evaluation,
+    ) -> Result<ControlFlow<TrainOutcome>, TrainError> {
         let metrics = EpochMetrics {
             epoch,
             train_loss: totals.train_loss,
@@ -573,7 +592,8 @@ impl<'a> Learner<'a> {
         state.last_metrics = Some(metrics.clone());
         let improved = epoch == 1 || state.best_epoch == 0 || metrics.test_accuracy > state.best_accuracy;
         if improved {
-            (state.best_accuracy, state.best_epoch, state.epochs_without_improvement) = (metrics.test_accuracy, epoch, 0);
+            (state.best_accuracy, state.best_epoch, state.epochs_without_improvement) =
+                (metrics.test_accuracy, epoch, 0);
         } else {
             state.epochs_without_improvement += 1;
         }
@@ -585,8 +605,10 @@ impl<'a> Learner<'a> {
         if improved {
             (self.emit)(TrainingEvent::ModelSaved { epoch });
         }
-        let patience_run_out =
-            self.config.early_stopping_patience.is_some_and(|patience| self.state.epochs_without_improvement >= patience);
+        let patience_run_out = self
+            .config
+            .early_stopping_patience
+            .is_some_and(|patience| self.state.epochs_without_improvement >= patience);
         if patience_run_out && epoch < self.config.epochs {
             (self.emit)(TrainingEvent::Note(format!(
                 "early stopping after epoch {epoch}: no better test accuracy since epoch {}",
@@ -611,7 +633,12 @@ fn load_dataset(
         if done == total || last_report.is_none_or(|at| at.elapsed() >= download::REPORT_INTERVAL) {
             last_report = Some(Instant::now());
             let subject = config.dataset.clone();
-            emit(TrainingEvent::Preparing(Preparation { step: PreparationStep::Decoding, subject, done, total: Some(total) }));
+            emit(TrainingEvent::Preparing(Preparation {
+                step: PreparationStep::Decoding,
+                subject,
+                done,
+                total: Some(total),
+            }));
         }
         cancel.go_on()
     };
@@ -636,8 +663,8 @@ fn load_starting_weights(
         return Ok(());
     }
     let file = if config.weights == shared::defaults::WEIGHTS_IMAGENET {
-        let source = crate::pretrained::PretrainedSource::imagenet_resnet18();
-        crate::pretrained::resolve(&paths.weights_dir, &source, &mut preparing(cancel, emit))?
+        let source = crate::model::pretrained::PretrainedSource::imagenet_resnet18();
+        crate::model::pretrained::resolve(&paths.weights_dir, &source, &mut preparing(cancel, emit))?
     } else {
         paths.weights_dir.join(&config.weights)
     };
@@ -665,7 +692,7 @@ fn apply_device_options(
 ) -> Result<(), TrainError> {
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(config.cudnn_benchmark);
-        crate::torch_extras::set_cuda_autocast_bfloat16(true);
+        crate::model::torch_extras::set_cuda_autocast_bfloat16(true);
         if config.channels_last {
             model.use_channels_last()?;
         }
@@ -726,7 +753,11 @@ impl Evaluation {
             .enumerate()
             .map(|(class, row)| {
                 let total: u32 = row.iter().sum();
-                if total == 0 { 0.0 } else { f64::from(row[class]) / f64::from(total) }
+                if total == 0 {
+                    0.0
+                } else {
+                    f64::from(row[class]) / f64::from(total)
+                }
             })
             .collect()
     }
@@ -774,7 +805,8 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
             confusion.chunks(classes as usize).map(|row| row.iter().map(|&c| c as u32).collect()).collect();
         let right: u32 = (0..classes as usize).map(|c| confusion[c][c]).sum();
         let losses = Vec::<f32>::try_from(Tensor::cat(&sample_losses, 0).to_device(Device::Cpu)).unwrap_or_default();
-        let predictions = Vec::<i64>::try_from(Tensor::cat(&sample_predictions, 0).to_device(Device::Cpu)).unwrap_or_default();
+        let predictions =
+            Vec::<i64>::try_from(Tensor::cat(&sample_predictions, 0).to_device(Device::Cpu)).unwrap_or_default();
         let labels = Vec::<i64>::try_from(split.labels.to_device(Device::Cpu)).unwrap_or_default();
         let samples = (0..losses.len())
             .map(|index| TestImage {
@@ -815,7 +847,10 @@ fn find_or_download_dataset(
 ) -> Result<data::DatasetSource, TrainError> {
     match data::inspect(&paths.data_dir, &config.dataset) {
         Err(DataError::NotFound(_)) if config.dataset == download::CIFAR10_NAME => {
-            emit(TrainingEvent::Note(format!("{} is not in the data folder: downloading it from {}", config.dataset, paths.cifar10.url)));
+            emit(TrainingEvent::Note(format!(
+                "{} is not in the data folder: downloading it from {}",
+                config.dataset, paths.cifar10.url
+            )));
             download::fetch_cifar10(&paths.data_dir, &paths.cifar10, &mut preparing(cancel, emit))?;
             emit(TrainingEvent::DatasetDownloaded { name: config.dataset.clone() });
             Ok(data::inspect(&paths.data_dir, &config.dataset)?)

@@ -6,11 +6,11 @@
 //! that cache, streamed to a temporary file and renamed into place once its checksum passed, so an
 //! interrupted or corrupt download leaves nothing behind.
 
-use crate::download::{stream_to_file, StreamError};
-use shared::Preparation;
-use std::ops::ControlFlow;
+use crate::data::download::{stream_to_file, StreamError};
 use sha2::Sha256;
+use shared::Preparation;
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// The weights value that selects torchvision's ImageNet ResNet-18.
@@ -182,7 +182,10 @@ mod tests {
         let found = resolve(dir.path(), &source, &mut |_| ControlFlow::Continue(())).unwrap();
         assert_eq!(found, dir.path().join(CACHE_FOLDER).join(RESNET18_FILE));
         fs::write(dir.path().join(RESNET18_FILE), b"local").unwrap();
-        assert_eq!(resolve(dir.path(), &source, &mut |_| ControlFlow::Continue(())).unwrap(), dir.path().join(RESNET18_FILE));
+        assert_eq!(
+            resolve(dir.path(), &source, &mut |_| ControlFlow::Continue(())).unwrap(),
+            dir.path().join(RESNET18_FILE)
+        );
     }
 
     #[test]

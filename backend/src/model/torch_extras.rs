@@ -18,7 +18,12 @@ extern "C" {
     fn ts_grad_enabled() -> c_int;
     fn ts_channels_last(tensor: *const CTensor, error: *mut *mut c_char) -> *mut CTensor;
     fn ts_is_channels_last(tensor: *const CTensor) -> c_int;
-    fn ts_add_scaled(tensor: *const CTensor, other: *const CTensor, alpha: f64, error: *mut *mut c_char) -> *mut CTensor;
+    fn ts_add_scaled(
+        tensor: *const CTensor,
+        other: *const CTensor,
+        alpha: f64,
+        error: *mut *mut c_char,
+    ) -> *mut CTensor;
     fn ts_add_scaled_(tensor: *mut CTensor, other: *const CTensor, alpha: f64) -> *mut c_char;
     fn ts_addcdiv_scaled_(
         tensor: *mut CTensor,

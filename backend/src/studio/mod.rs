@@ -2,13 +2,15 @@
 //! records everything in the [`Store`], and turns engine events into [`ServerMessage`]s broadcast to
 //! every connected browser. It knows nothing of HTTP.
 
+pub mod store;
+
 use crate::data;
-use crate::download::{DownloadSource, CIFAR10_NAME};
+use crate::data::download::{DownloadSource, CIFAR10_NAME};
+use crate::engine::inference::ClassifyError;
+use crate::engine::run_dir::RunDir;
+use crate::engine::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob};
-use crate::inference::ClassifyError;
-use crate::run_dir::RunDir;
-use crate::store::{Store, StoreError};
-use crate::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
+use crate::studio::store::{Store, StoreError};
 use shared::{
     BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
     ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig,
@@ -53,7 +55,7 @@ impl StudioSettings {
             data_dir,
             cifar10: DownloadSource::cifar10(),
             max_dataset_upload: MAX_DATASET_UPLOAD,
-            checkpoint_every: crate::training::MID_EPOCH_CHECKPOINT_EVERY,
+            checkpoint_every: crate::engine::training::MID_EPOCH_CHECKPOINT_EVERY,
         }
     }
 }
@@ -94,7 +96,7 @@ pub enum StudioError {
     NoModelAtAll,
     /// The image could not be read.
     #[error(transparent)]
-    Image(#[from] crate::images::ImageError),
+    Image(#[from] crate::data::images::ImageError),
     /// No such test image.
     #[error("run {run_id}'s dataset has no test image {index}")]
     TestImageNotFound {
@@ -170,7 +172,8 @@ fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &RunDir) -> Result<
     let on_disk = run.best_checkpoint.as_ref().map(|c| c.epoch);
     if saved.best_epoch > 0 && on_disk != Some(saved.best_epoch) {
         if let Ok(file) = std::fs::metadata(&weights) {
-            let saved_at = file.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+            let saved_at =
+                file.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
             store.set_best_checkpoint(id, &Checkpoint { epoch: saved.best_epoch, bytes: file.len(), saved_at })?;
         }
     }
@@ -192,8 +195,7 @@ impl Studio {
     /// their history from their checkpoints), re-queues queued runs, and starts the engine on `device`.
     pub fn open(settings: StudioSettings, device: Device) -> Result<Self, StudioError> {
         for dir in [&settings.data_dir, &settings.weights_dir, &settings.data_dir.join(RUNS_FOLDER)] {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StudioError::DataDir { path: dir.clone(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StudioError::DataDir { path: dir.clone(), source })?;
         }
         remove_leftovers(&settings.data_dir);
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
@@ -337,7 +339,7 @@ impl Studio {
             Err(data::DataError::NotFound(_)) if config.dataset == CIFAR10_NAME => {}
             Err(error) => return Err(StudioError::InvalidConfig(error.to_string())),
         }
-        // "imagenet" needs no file: training finds or downloads it (crate::pretrained).
+        // "imagenet" needs no file: training finds or downloads it (crate::model::pretrained).
         if config.weights != shared::defaults::WEIGHTS_NONE
             && config.weights != shared::defaults::WEIGHTS_IMAGENET
             && !settings.weights_dir.join(&config.weights).is_file()
@@ -478,7 +480,11 @@ impl Studio {
             Some(id) => self.run(id)?,
             None => self.runs()?.into_iter().find(|run| run.has_model).ok_or(StudioError::NoModelAtAll)?,
         };
-        if run.has_model { Ok(run) } else { Err(StudioError::NoModel(run.id)) }
+        if run.has_model {
+            Ok(run)
+        } else {
+            Err(StudioError::NoModel(run.id))
+        }
     }
 
     /// Classifies one image with a run's best model (or the newest run's, without `run_id`).
@@ -667,7 +673,10 @@ fn remove_leftovers(data_dir: &Path) {
             let path = entry.path();
             let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
             match removed {
-                Ok(()) => tracing::info!("removed the leftover of an interrupted upload: {}", entry.file_name().to_string_lossy()),
+                Ok(()) => tracing::info!(
+                    "removed the leftover of an interrupted upload: {}",
+                    entry.file_name().to_string_lossy()
+                ),
                 Err(error) => tracing::warn!("could not remove {}: {error}", path.display()),
             }
         }
@@ -675,7 +684,10 @@ fn remove_leftovers(data_dir: &Path) {
     for entry in std::fs::read_dir(data_dir.join(RUNS_FOLDER)).into_iter().flatten().filter_map(Result::ok) {
         match RunDir::new(entry.path()).remove_leftovers() {
             Ok(0) => {}
-            Ok(count) => tracing::info!("removed {count} partial checkpoint files of run {}", entry.file_name().to_string_lossy()),
+            Ok(count) => tracing::info!(
+                "removed {count} partial checkpoint files of run {}",
+                entry.file_name().to_string_lossy()
+            ),
             Err(error) => tracing::warn!("could not clean {}: {error}", entry.path().display()),
         }
     }

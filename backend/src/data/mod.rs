@@ -4,7 +4,7 @@
 //! Two layouts are recognised ([`DatasetFormat`]):
 //! - CIFAR-10 binary batches: `cifar-10-batches-bin/` inside the dataset folder, or the folder itself.
 //! - CIFAR-10 python batches: `cifar-10-batches-py/` (or the folder itself), NumPy arrays in pickles,
-//!   read by the restricted reader in [`crate::pickle`] (nothing is executed).
+//!   read by the restricted reader in [`crate::formats::pickle`] (nothing is executed).
 //! - CIFAR-100 binary: `cifar-100-binary/` (or the folder itself), the fine labels.
 //! - Class folders: `train/<class>/<image>` and `test/<class>/<image>`, PNG, JPEG, WebP, BMP or GIF of
 //!   any size.
@@ -13,8 +13,13 @@
 //! Decoding is the only place images are touched one at a time (in parallel, with rayon); from then on
 //! a split is one `[N, 3, H, W]` `u8` tensor plus an `[N]` `i64` label tensor, and batches are index-selects.
 
-use crate::images::{decode_to_chw, ImageError};
-use crate::pickle::{self, Value};
+pub(crate) mod augment;
+pub mod download;
+pub(crate) mod images;
+pub(crate) mod upload;
+
+use crate::data::images::{decode_to_chw, ImageError};
+use crate::formats::pickle::{self, Value};
 use rayon::prelude::*;
 use shared::{DatasetFormat, DatasetInfo};
 use std::collections::HashMap;

@@ -5,10 +5,15 @@
 //! - one classifier thread keeps recently used models loaded and answers [`Engine::classify`] requests
 //!   through reply channels.
 
-use crate::images::ImageError;
-use crate::inference::{ClassifyError, Classifier};
+pub mod allocator;
+pub mod fault;
+pub mod inference;
+pub mod run_dir;
+pub mod training;
+
+use crate::data::images::ImageError;
 use crate::model::WEIGHTS_FILE;
-use crate::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
+use inference::{Classifier, ClassifyError};
 use shared::{Prediction, TrainConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +22,7 @@ use std::sync::{mpsc, Arc};
 use std::time::SystemTime;
 use tch::Device;
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
+use training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 
 /// Models the classifier thread keeps loaded at once.
 const LOADED_MODELS: usize = 4;
@@ -161,7 +167,12 @@ struct TrainerState {
     busy: AtomicBool,
 }
 
-fn run_trainer(device: Device, jobs: mpsc::Receiver<TrainJob>, events: UnboundedSender<EngineEvent>, state: &TrainerState) {
+fn run_trainer(
+    device: Device,
+    jobs: mpsc::Receiver<TrainJob>,
+    events: UnboundedSender<EngineEvent>,
+    state: &TrainerState,
+) {
     for job in jobs {
         // Busy before looking at `closed`: a shutdown that closes the queue then sees either this run
         // as busy, or the queue closed here.

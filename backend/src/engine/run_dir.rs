@@ -14,10 +14,10 @@
 //!
 //! Every commit step passes a [`fault`] point, so tests can kill the process between any two writes.
 
-use crate::fault;
+use crate::engine::fault;
+use crate::engine::training::LoopState;
+use crate::model::optim::Optimizer;
 use crate::model::{write_atomically, ModelError, ModelMetadata, ResNet18};
-use crate::optim::Optimizer;
-use crate::training::LoopState;
 use serde::{Deserialize, Serialize};
 use shared::TestImage;
 use std::fs;
@@ -274,7 +274,7 @@ fn step(name: &str) -> Result<(), RunDirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::Rule;
+    use crate::model::optim::Rule;
     use tch::Device;
 
     fn model_and_optimizer(seed: u64) -> (ResNet18, Optimizer) {
@@ -316,7 +316,12 @@ mod tests {
         let (model, optimizer) = model_and_optimizer(1);
         dir.commit(&model, &optimizer, &LoopState { epoch: 1, ..LoopState::default() }, None).unwrap();
         // What a crash during the next commit leaves: its files written, the manifest not switched.
-        for stray in ["last-000002.safetensors", "optimizer-000002.safetensors", "checkpoint.json.partial", "model.safetensors.partial"] {
+        for stray in [
+            "last-000002.safetensors",
+            "optimizer-000002.safetensors",
+            "checkpoint.json.partial",
+            "model.safetensors.partial",
+        ] {
             fs::write(dir.path().join(stray), b"half").unwrap();
         }
         assert_eq!(dir.remove_leftovers().unwrap(), 4);

@@ -43,8 +43,10 @@ impl EpochAugmentation {
             let padded = out.constant_pad_nd([p, p, p, p]); // [B, 3, H+2p, W+2p]
             let offsets = self.offsets.narrow(0, start, batch); // [B, 2]
             let device = images.device();
-            let rows = offsets.select(1, 0).view([batch, 1]) + Tensor::arange(height, (Kind::Int64, device)).view([1, height]); // [B, H]
-            let cols = offsets.select(1, 1).view([batch, 1]) + Tensor::arange(width, (Kind::Int64, device)).view([1, width]); // [B, W]
+            let rows =
+                offsets.select(1, 0).view([batch, 1]) + Tensor::arange(height, (Kind::Int64, device)).view([1, height]); // [B, H]
+            let cols =
+                offsets.select(1, 1).view([batch, 1]) + Tensor::arange(width, (Kind::Int64, device)).view([1, width]); // [B, W]
             let row_index = rows.view([batch, 1, height, 1]).expand([batch, 3, height, width + 2 * p], false);
             let cropped_rows = padded.gather(2, &row_index, false); // [B, 3, H, W+2p]
             let col_index = cols.view([batch, 1, 1, width]).expand([batch, 3, height, width], false);

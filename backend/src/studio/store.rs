@@ -119,7 +119,13 @@ impl Store {
 
     /// Sets a run's status and error message if its status is one of `from`, in one statement, so two
     /// requests racing to change it cannot both succeed. True if it changed.
-    pub fn change_status(&self, id: u64, from: &[RunStatus], to: RunStatus, error: Option<&str>) -> Result<bool, StoreError> {
+    pub fn change_status(
+        &self,
+        id: u64,
+        from: &[RunStatus],
+        to: RunStatus,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let from: Vec<&str> = from.iter().map(|status| status.as_str()).collect();
         let changed = self.connection.execute(
             "UPDATE runs SET status = ?2, error = ?3 WHERE id = ?1 AND status IN (SELECT value FROM json_each(?4))",
@@ -232,9 +238,9 @@ impl Store {
 
     /// Every run with its epochs, newest first.
     pub fn runs(&self) -> Result<Vec<Run>, StoreError> {
-        let mut statement = self.connection.prepare(
-            "SELECT id, config, status, error, classes, created_at, has_model FROM runs ORDER BY id DESC",
-        )?;
+        let mut statement = self
+            .connection
+            .prepare("SELECT id, config, status, error, classes, created_at, has_model FROM runs ORDER BY id DESC")?;
         let rows = statement.query_map([], RunRow::from_row)?.collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(|row| self.complete(row)).collect()
     }
@@ -292,7 +298,11 @@ impl Store {
             .connection
             .prepare_cached("SELECT epoch, bytes, saved_at FROM checkpoints WHERE run_id = ?1 AND kind = 'best'")?
             .query_row(params![row.id], |r| {
-                Ok(Checkpoint { epoch: r.get(0)?, bytes: r.get::<_, i64>(1)? as u64, saved_at: r.get::<_, i64>(2)? as u64 })
+                Ok(Checkpoint {
+                    epoch: r.get(0)?,
+                    bytes: r.get::<_, i64>(1)? as u64,
+                    saved_at: r.get::<_, i64>(2)? as u64,
+                })
             })
             .optional()?;
         Ok(Run {
@@ -387,7 +397,10 @@ mod tests {
         let store = Store::open(&dir.path().join("studio.db")).unwrap();
         let id = store.create_run(&TrainConfig::for_dataset("tiny"), 0).unwrap().id;
         let resumable = [RunStatus::Stopped, RunStatus::Failed];
-        assert!(!store.change_status(id, &resumable, RunStatus::Queued, None).unwrap(), "a queued run is not resumable");
+        assert!(
+            !store.change_status(id, &resumable, RunStatus::Queued, None).unwrap(),
+            "a queued run is not resumable"
+        );
         assert!(store.change_status(id, &[RunStatus::Queued], RunStatus::Stopped, Some("asked")).unwrap());
         assert!(store.change_status(id, &resumable, RunStatus::Queued, None).unwrap());
         assert!(!store.change_status(id, &resumable, RunStatus::Queued, None).unwrap(), "only the first of two wins");

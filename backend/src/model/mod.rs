@@ -14,6 +14,11 @@
 //! header's metadata under [`METADATA_KEY`], so a checkpoint downloaded from the page is enough on its own
 //! (torchvision and the `safetensors` libraries ignore header metadata).
 
+pub mod optim;
+pub mod pretrained;
+pub(crate) mod schedule;
+pub mod torch_extras;
+
 use serde::{Deserialize, Serialize};
 use shared::TrainConfig;
 use std::collections::HashMap;
@@ -46,7 +51,7 @@ pub enum ModelError {
     },
     /// A PyTorch checkpoint (`.pth`/`.pt`) could not be read.
     #[error(transparent)]
-    Checkpoint(#[from] crate::pth::PthError),
+    Checkpoint(#[from] crate::formats::pth::PthError),
     /// A tensor the model needs is absent from the weights file.
     #[error("{path} has no tensor \"{name}\": is it a torchvision ResNet-18 state dict?")]
     MissingTensor {
@@ -107,8 +112,8 @@ impl ModelMetadata {
     /// Reads `dir/model.json`.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let path = dir.join(METADATA_FILE);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| ModelError::Metadata { path: path.clone(), why: e.to_string() })?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| ModelError::Metadata { path: path.clone(), why: e.to_string() })?;
         serde_json::from_slice(&bytes).map_err(|e| ModelError::Metadata { path, why: e.to_string() })
     }
 
@@ -173,7 +178,7 @@ impl safetensors::View for TensorBytes {
 /// Writes `bytes` to `path` durably: to a temporary file beside it, flushed to the disk, then renamed
 /// over `path`, so a crash leaves either the old file or the new one, never half of one. A failed write
 /// (a full disk, say) removes the temporary file. The caller syncs the folder when the rename itself
-/// must survive a power cut (see [`crate::run_dir`]).
+/// must survive a power cut (see [`crate::engine::run_dir`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut tmp = path.as_os_str().to_owned();
@@ -236,7 +241,7 @@ impl Conv {
     /// product: its output is one position and a backward pass will follow. `None` otherwise.
     fn product_taps(&self, xs: &Tensor) -> Option<(std::ops::Range<i64>, std::ops::Range<i64>)> {
         let backward_follows =
-            (self.weight.requires_grad() || xs.requires_grad()) && crate::torch_extras::grad_enabled();
+            (self.weight.requires_grad() || xs.requires_grad()) && crate::model::torch_extras::grad_enabled();
         if !backward_follows {
             return None;
         }
@@ -382,7 +387,7 @@ impl ResNet18 {
     /// backbone must also keep its batch-norm statistics, so it runs in evaluation mode.
     pub fn forward_parts(&self, images: &Tensor, train_backbone: bool) -> Tensor {
         if self.channels_last {
-            let images = crate::torch_extras::channels_last(images).expect("images are [B, 3, H, W]");
+            let images = crate::model::torch_extras::channels_last(images).expect("images are [B, 3, H, W]");
             return self.backbone.forward_t(&images, train_backbone).apply(&self.head);
         }
         self.backbone.forward_t(images, train_backbone).apply(&self.head)
@@ -393,7 +398,7 @@ impl ResNet18 {
     pub fn use_channels_last(&mut self) -> Result<(), tch::TchError> {
         for (_, mut variable) in self.vs.variables() {
             if variable.dim() == 4 {
-                let nhwc = crate::torch_extras::channels_last(&variable)?;
+                let nhwc = crate::model::torch_extras::channels_last(&variable)?;
                 tch::no_grad(|| variable.set_data(&nhwc));
             }
         }
@@ -413,7 +418,7 @@ impl ResNet18 {
     }
 
     /// Copies every backbone tensor (all but `fc.*`) from a torchvision ResNet-18 state dict, in
-    /// safetensors format or a PyTorch `.pth`/`.pt` checkpoint (see [`crate::pth`]); the head keeps its
+    /// safetensors format or a PyTorch `.pth`/`.pt` checkpoint (see [`crate::formats::pth`]); the head keeps its
     /// fresh initialisation. Returns how many tensors were loaded.
     pub fn load_backbone(&mut self, path: &Path) -> Result<usize, ModelError> {
         let tensors = read_tensors(path)?;
@@ -479,23 +484,16 @@ fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
     }
     let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let tensors = match extension.as_deref() {
-        Some("pth" | "pt") => crate::pth::read_state_dict(path)?,
-        _ => Tensor::read_safetensors(path)
-            .map_err(|source| ModelError::Torch { path: path.to_path_buf(), source })?,
+        Some("pth" | "pt") => crate::formats::pth::read_state_dict(path)?,
+        _ => Tensor::read_safetensors(path).map_err(|source| ModelError::Torch { path: path.to_path_buf(), source })?,
     };
     Ok(tensors.into_iter().collect())
 }
 
-fn copy_into(
-    var: &mut Tensor,
-    name: &str,
-    tensors: &HashMap<String, Tensor>,
-    path: &Path,
-) -> Result<(), ModelError> {
-    let source = tensors.get(name).ok_or_else(|| ModelError::MissingTensor {
-        path: path.to_path_buf(),
-        name: name.to_string(),
-    })?;
+fn copy_into(var: &mut Tensor, name: &str, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {
+    let source = tensors
+        .get(name)
+        .ok_or_else(|| ModelError::MissingTensor { path: path.to_path_buf(), name: name.to_string() })?;
     if source.size() != var.size() {
         return Err(ModelError::ShapeMismatch {
             path: path.to_path_buf(),
@@ -578,7 +576,7 @@ mod tests {
         let mut nhwc = ResNet18::new(Device::Cpu, 3, 1);
         nhwc.use_channels_last().unwrap();
         let conv = &nhwc.vs.variables()["layer1.0.conv1.weight"];
-        assert!(crate::torch_extras::is_channels_last(conv) && !conv.is_contiguous());
+        assert!(crate::model::torch_extras::is_channels_last(conv) && !conv.is_contiguous());
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let diff = (plain.forward_t(&x, false) - nhwc.forward_t(&x, false)).abs().max().double_value(&[]);
         assert!(diff < 1e-4, "logits differ by {diff}");

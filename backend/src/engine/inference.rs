@@ -2,7 +2,7 @@
 //! model's training data was (from its [`ModelMetadata`]), and the top classes come back with
 //! softmax probabilities.
 
-use crate::images::{decode_to_chw, ImageError};
+use crate::data::images::{decode_to_chw, ImageError};
 use crate::model::{normalize, ModelError, ModelMetadata, ResNet18, WEIGHTS_FILE};
 use shared::Prediction;
 use std::path::Path;

@@ -8,11 +8,11 @@
 //!   calls; each storage is a persistent id `("storage", torch.FloatStorage, "<key>", "<device>", numel)`;
 //! - `data/<key>`: each storage's raw bytes, little-endian (`byteorder` says so).
 //!
-//! The pickle is run by the restricted reader in [`crate::pickle`], which refuses every global outside an
+//! The pickle is run by the restricted reader in [`crate::formats::pickle`], which refuses every global outside an
 //! allow-list, so a hostile file cannot run code. Storages are loaded here, from the zip, as the pickle
 //! names them.
 
-use crate::pickle::{unpickle, Value};
+use crate::formats::pickle::{unpickle, Value};
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};

@@ -12,16 +12,16 @@ use tch::Tensor;
 /// The scaled updates, which fail only on mismatched shapes: a gradient or buffer always has its
 /// parameter's shape, so a failure is a bug.
 fn add_scaled(tensor: &Tensor, other: &Tensor, alpha: f64) -> Tensor {
-    crate::torch_extras::add_scaled(tensor, other, alpha).expect("update has its parameter's shape")
+    crate::model::torch_extras::add_scaled(tensor, other, alpha).expect("update has its parameter's shape")
 }
 fn add_scaled_(tensor: &mut Tensor, other: &Tensor, alpha: f64) {
-    crate::torch_extras::add_scaled_(tensor, other, alpha).expect("update has its parameter's shape");
+    crate::model::torch_extras::add_scaled_(tensor, other, alpha).expect("update has its parameter's shape");
 }
 fn addcmul_scaled_(tensor: &mut Tensor, a: &Tensor, b: &Tensor, value: f64) {
-    crate::torch_extras::addcmul_scaled_(tensor, a, b, value).expect("update has its parameter's shape");
+    crate::model::torch_extras::addcmul_scaled_(tensor, a, b, value).expect("update has its parameter's shape");
 }
 fn addcdiv_scaled_(tensor: &mut Tensor, numerator: &Tensor, denominator: &Tensor, value: f64) {
-    crate::torch_extras::addcdiv_scaled_(tensor, numerator, denominator, value)
+    crate::model::torch_extras::addcdiv_scaled_(tensor, numerator, denominator, value)
         .expect("update has its parameter's shape");
 }
 
@@ -71,10 +71,8 @@ pub struct Optimizer {
 impl Optimizer {
     /// An optimiser for `parameters` (name, tensor, learning-rate scale). Tensors must require grad.
     pub fn new(rule: Rule, parameters: Vec<(String, Tensor, f64)>) -> Self {
-        let parameters = parameters
-            .into_iter()
-            .map(|(name, tensor, lr_scale)| Parameter { name, tensor, lr_scale })
-            .collect();
+        let parameters =
+            parameters.into_iter().map(|(name, tensor, lr_scale)| Parameter { name, tensor, lr_scale }).collect();
         Optimizer { rule, parameters, state: HashMap::new(), steps: 0 }
     }
 
@@ -87,15 +85,14 @@ impl Optimizer {
     /// writes fresh gradients rather than adding into zeroed ones, a pass over the weights saved.
     pub fn zero_grad(&mut self) {
         for parameter in &mut self.parameters {
-            crate::torch_extras::clear_grad(&mut parameter.tensor);
+            crate::model::torch_extras::clear_grad(&mut parameter.tensor);
         }
     }
 
     /// Scales gradients down so their global L2 norm is at most `max_norm`; returns the norm before.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         tch::no_grad(|| {
-            let grads: Vec<Tensor> =
-                self.parameters.iter().map(|p| p.tensor.grad()).filter(Tensor::defined).collect();
+            let grads: Vec<Tensor> = self.parameters.iter().map(|p| p.tensor.grad()).filter(Tensor::defined).collect();
             if grads.is_empty() {
                 return 0.0;
             }
@@ -145,11 +142,7 @@ impl Optimizer {
                                     buffer
                                 }
                             };
-                            direction = if nesterov {
-                                add_scaled(&direction, &buffer, momentum)
-                            } else {
-                                buffer
-                            };
+                            direction = if nesterov { add_scaled(&direction, &buffer, momentum) } else { buffer };
                         }
                         add_scaled_(&mut parameter.tensor, &direction, -lr);
                     }
