@@ -24,6 +24,9 @@ use tch::Device;
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 
+/// Scheduling priority of the trainer thread and libtorch's threads under it (0 is normal, 19 lowest):
+/// training takes the CPU the web layer leaves.
+const TRAINER_NICE: i32 = 10;
 /// Models the classifier thread keeps loaded at once.
 const LOADED_MODELS: usize = 4;
 /// Classification requests waiting for the classifier thread before new ones are turned away
@@ -167,12 +170,27 @@ struct TrainerState {
     busy: AtomicBool,
 }
 
+/// Lowers the calling thread's scheduling priority to `nice` (on Linux a thread's own, inherited by the
+/// threads it starts, such as libtorch's workers), so that on a busy machine the web layer's async workers
+/// answer at once while heavier work takes the CPU left. On an idle machine nothing is slower.
+fn lower_thread_priority(nice: i32) {
+    // SAFETY: gettid and setpriority only read their integer arguments.
+    let changed = unsafe {
+        let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, thread, nice)
+    };
+    if changed != 0 {
+        tracing::debug!("could not lower a thread's priority: {}", std::io::Error::last_os_error());
+    }
+}
+
 fn run_trainer(
     device: Device,
     jobs: mpsc::Receiver<TrainJob>,
     events: UnboundedSender<EngineEvent>,
     state: &TrainerState,
 ) {
+    lower_thread_priority(TRAINER_NICE);
     for job in jobs {
         // Busy before looking at `closed`: a shutdown that closes the queue then sees either this run
         // as busy, or the queue closed here.
