@@ -265,7 +265,8 @@ pub fn train(
     resume: bool,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<TrainOutcome, TrainError> {
-    match run_training(config, paths, device, cancel, resume, emit) {
+    let trained = Learner::prepare(config, paths, device, cancel, resume, emit).and_then(|mut learner| learner.run());
+    match trained {
         Err(error) if error.is_stop() => Ok(TrainOutcome::Stopped),
         other => other,
     }
@@ -292,25 +293,6 @@ fn preparing<'a>(
         emit(TrainingEvent::Preparing(preparation));
         cancel.go_on()
     }
-}
-
-fn run_training(
-    config: &TrainConfig,
-    paths: &TrainingPaths,
-    device: Device,
-    cancel: &RunControl,
-    resume: bool,
-    emit: &mut dyn FnMut(TrainingEvent),
-) -> Result<TrainOutcome, TrainError> {
-    let mut learner = Learner::prepare(config, paths, device, cancel, resume, emit)?;
-    for epoch in learner.state.epoch + 1..=config.epochs {
-        let Some(totals) = learner.train_epoch(epoch)? else { return Ok(TrainOutcome::Stopped) };
-        let evaluation = evaluate(&learner.model, &learner.test, learner.mean, learner.std);
-        if let ControlFlow::Break(outcome) = learner.end_epoch(epoch, totals, evaluation)? {
-            return Ok(outcome);
-        }
-    }
-    Ok(TrainOutcome::Completed)
 }
 
 /// A run once its data is on the device and its model built: what every epoch works with.
@@ -416,6 +398,18 @@ impl<'a> Learner<'a> {
             state,
             last_checkpoint: Instant::now(),
         })
+    }
+
+    /// Trains every epoch left: each trained, evaluated and ended in turn.
+    fn run(&mut self) -> Result<TrainOutcome, TrainError> {
+        for epoch in self.state.epoch + 1..=self.config.epochs {
+            let Some(totals) = self.train_epoch(epoch)? else { return Ok(TrainOutcome::Stopped) };
+            let evaluation = evaluate(&self.model, &self.test, self.mean, self.std);
+            if let ControlFlow::Break(outcome) = self.end_epoch(epoch, totals, evaluation)? {
+                return Ok(outcome);
+            }
+        }
+        Ok(TrainOutcome::Completed)
     }
 
     /// Trains the batches of `epoch` (from where a stop left it), checkpointing inside it when due;
