@@ -594,3 +594,26 @@ async fn with_a_token_every_request_needs_it_and_the_link_sets_a_cookie() {
     request.headers_mut().insert("cookie", cookie.parse().unwrap());
     assert!(tokio_tungstenite::connect_async(request).await.is_ok());
 }
+
+/// The run list is served from a cache while the history is unchanged; every change shows at once.
+#[tokio::test]
+async fn the_run_list_follows_every_change_of_the_history() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 8, 2, 16);
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let client = reqwest::Client::new();
+    let list = || async { client.get(server.url("/api/runs")).send().await.unwrap().json::<Vec<Run>>().await.unwrap() };
+    assert!(list().await.is_empty());
+    assert!(list().await.is_empty(), "the cached answer");
+    let config = json!({"dataset": "colors", "epochs": 2, "batch_size": 4});
+    let id =
+        client.post(server.url("/api/runs")).json(&config).send().await.unwrap().json::<RunCreated>().await.unwrap().id;
+    assert_eq!(list().await.iter().map(|r| r.id).collect::<Vec<_>>(), [id], "a new run shows at once");
+    let finished = server.wait_until_finished(id).await;
+    assert_eq!(list().await, std::slice::from_ref(&finished), "the list matches the run after every epoch and its end");
+    let second =
+        client.post(server.url("/api/runs")).json(&config).send().await.unwrap().json::<RunCreated>().await.unwrap().id;
+    server.studio.stop_run(second).ok();
+    let stopped = server.wait_until_finished(second).await;
+    assert_eq!(list().await, [stopped, finished]);
+}

@@ -422,6 +422,19 @@ impl Studio {
         Ok(self.store().runs()?)
     }
 
+    /// Every run, newest first, with the history's version they were read at (see
+    /// [`Studio::history_version`]), both under one lock.
+    pub fn versioned_runs(&self) -> Result<(u64, Vec<Run>), StudioError> {
+        let store = self.store();
+        Ok((store.version(), store.runs()?))
+    }
+
+    /// A number that changes whenever the history does, so a listing made at one version can be reused
+    /// while it holds.
+    pub fn history_version(&self) -> u64 {
+        self.store().version()
+    }
+
     /// One run.
     pub fn run(&self, id: u64) -> Result<Run, StudioError> {
         self.store().run(id)?.ok_or(StudioError::RunNotFound(id))

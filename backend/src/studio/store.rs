@@ -236,6 +236,12 @@ impl Store {
         row.map(|row| self.complete(row)).transpose()
     }
 
+    /// A number that grows with every row this store writes (SQLite's count of changes on its
+    /// connection, through which every write goes): equal numbers mean the same history.
+    pub fn version(&self) -> u64 {
+        self.connection.total_changes()
+    }
+
     /// Every run with its epochs, newest first.
     pub fn runs(&self) -> Result<Vec<Run>, StoreError> {
         let mut statement = self

@@ -49,7 +49,8 @@ pub fn app(studio: Studio, options: ServerOptions) -> Router {
         .route("/ws", get(socket::websocket))
         .route("/ws/{*rest}", axum::routing::any(routes::not_found))
         .layer(axum::middleware::from_fn_with_state(scrubber.clone(), error::json_refusals))
-        .layer(Extension(scrubber));
+        .layer(Extension(scrubber))
+        .layer(Extension(routes::RunListCache::default()));
     let router = match &options.ui_dir {
         Some(dir) => api.fallback_service(ServeDir::new(dir).not_found_service(ServeFile::new(dir.join("index.html")))),
         None => api.fallback(routes::not_found),

@@ -11,6 +11,7 @@ use axum::{Extension, Json, Router};
 use futures::StreamExt;
 use serde::Deserialize;
 use shared::{HealthResponse, RunCreated};
+use std::sync::{Arc, Mutex};
 
 /// Largest JSON body accepted.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;
@@ -149,11 +150,32 @@ async fn create_run(State(studio): State<Studio>, body: axum::body::Bytes) -> Ap
 
 /// The whole history, read and serialised on the blocking pool: with hundreds of runs both take
 /// milliseconds that the async workers owe to everyone else.
-async fn list_runs(State(studio): State<Studio>, Extension(scrubber): Extension<PathScrubber>) -> ApiResult<Response> {
-    let listed = blocking(move || {
-        let runs: Vec<shared::Run> = studio.runs()?.into_iter().map(|run| scrubber.run(run)).collect();
-        serde_json::to_vec(&runs).map_err(ApiError::internal)
-    });
+/// The last run list served, as JSON, with the history version it was read at: while the history is
+/// unchanged (between epochs, say) a listing is a copy of it, not a query and a serialisation.
+#[derive(Clone, Default)]
+pub(crate) struct RunListCache(Arc<Mutex<Option<(u64, axum::body::Bytes)>>>);
+
+impl RunListCache {
+    fn listing(&self, studio: &Studio, scrubber: &PathScrubber) -> ApiResult<axum::body::Bytes> {
+        let cached = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        if let Some((version, body)) = cached.filter(|(version, _)| *version == studio.history_version()) {
+            tracing::trace!(version, "run list from cache");
+            return Ok(body);
+        }
+        let (version, runs) = studio.versioned_runs()?;
+        let runs: Vec<shared::Run> = runs.into_iter().map(|run| scrubber.run(run)).collect();
+        let body = axum::body::Bytes::from(serde_json::to_vec(&runs).map_err(ApiError::internal)?);
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((version, body.clone()));
+        Ok(body)
+    }
+}
+
+async fn list_runs(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+    Extension(cache): Extension<RunListCache>,
+) -> ApiResult<Response> {
+    let listed = blocking(move || cache.listing(&studio, &scrubber));
     Ok(([(header::CONTENT_TYPE, "application/json")], listed.await??).into_response())
 }
 
