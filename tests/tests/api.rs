@@ -8,7 +8,7 @@ use futures::SinkExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shared::{
-    ClassifyResponse, DatasetFormat, DatasetInfo, ErrorBody, Preparation, PreparationStep, Run, RunCreated, RunStatus,
+    ClassifyResponse, DatasetFormat, DatasetInfo, ErrorBody, Preparation, PreparationStep, Run, RunStatus,
     ServerMessage,
 };
 use std::time::Duration;
@@ -33,12 +33,6 @@ async fn error_of(response: reqwest::Response, status: StatusCode) -> String {
 async fn server_fetching_cifar10_from(url: &str, md5: String) -> TestServer {
     let source = backend::data::download::DownloadSource { url: url.to_string(), md5 };
     TestServer::start_with(tempfile::tempdir().unwrap(), |s| s.cifar10 = source, None).await
-}
-
-async fn create_run(server: &TestServer, body: Value) -> u64 {
-    let response = post_json(server, "/api/runs", body).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<RunCreated>().await.unwrap().id
 }
 
 #[tokio::test]
@@ -75,7 +69,7 @@ async fn datasets_in_both_layouts_are_listed_with_classes_and_counts() {
 #[tokio::test]
 async fn a_run_trains_records_every_epoch_and_its_model_classifies_an_upload() {
     let server = server_with_dataset(6).await;
-    let id = create_run(&server, json!({"dataset": "colors", "epochs": 2, "batch_size": 16, "lr": 0.01})).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 2, "batch_size": 16, "lr": 0.01})).await;
     let run = server.wait_until_finished(id).await;
     assert_eq!(run.status, RunStatus::Completed, "{run:?}");
     assert_eq!(run.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2]);
@@ -112,7 +106,7 @@ async fn a_run_trains_records_every_epoch_and_its_model_classifies_an_upload() {
 #[tokio::test]
 async fn classification_lists_every_class_when_there_are_fewer_than_five() {
     let server = server_with_dataset(3).await;
-    let id = create_run(&server, json!({"dataset": "colors", "epochs": 1})).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
     assert_eq!(server.wait_until_finished(id).await.status, RunStatus::Completed);
     let answer: ClassifyResponse = reqwest::Client::new()
         .post(server.url(&format!("/api/classify?run={id}")))
@@ -178,7 +172,7 @@ async fn classify_refuses_unknown_runs_and_non_images() {
     let no_model = client.post(server.url("/api/classify")).body(png_bytes([1, 2, 3], 8, 0)).send().await.unwrap();
     assert!(error_of(no_model, StatusCode::CONFLICT).await.contains("no run has a trained model yet"));
 
-    let id = create_run(&server, json!({"dataset": "colors", "epochs": 1})).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
     assert_eq!(server.wait_until_finished(id).await.status, RunStatus::Completed);
     let classify = |body: Vec<u8>| client.post(server.url(&format!("/api/classify?run={id}"))).body(body).send();
     let text = classify(b"this is not an image".to_vec()).await.unwrap();
@@ -198,8 +192,8 @@ async fn stopping_a_run_takes_effect_quickly_and_a_finished_run_cannot_be_stoppe
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 64, 4, 32);
     let server = TestServer::start_with(data, |_| {}, None).await;
-    let long = create_run(&server, json!({"dataset": "colors", "epochs": 500, "batch_size": 4})).await;
-    let queued = create_run(&server, json!({"dataset": "colors", "epochs": 1})).await;
+    let long = server.create_run(json!({"dataset": "colors", "epochs": 500, "batch_size": 4})).await;
+    let queued = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
     server.wait_for_run(long, Duration::from_secs(60), |run| run.status == RunStatus::Running).await;
     let run: Run = reqwest::get(server.url(&format!("/api/runs/{queued}"))).await.unwrap().json().await.unwrap();
     assert_eq!(run.status, RunStatus::Queued, "one run trains at a time");
@@ -280,7 +274,7 @@ async fn websocket_upgrades_from_a_foreign_origin_are_refused() {
 #[tokio::test]
 async fn a_missing_cifar10_without_network_fails_the_run_saying_where_to_put_the_files() {
     let server = TestServer::start().await;
-    let id = create_run(&server, json!({"dataset": "cifar10", "epochs": 1})).await;
+    let id = server.create_run(json!({"dataset": "cifar10", "epochs": 1})).await;
     let run = server.wait_until_finished(id).await;
     assert_eq!(run.status, RunStatus::Failed);
     let error = run.error.unwrap();
@@ -307,7 +301,7 @@ async fn cifar10_is_downloaded_checked_and_unpacked_when_missing() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let wrong = server_fetching_cifar10_from(&archive_url, "f".repeat(32)).await;
-    let id = create_run(&wrong, json!({"dataset": "cifar10", "epochs": 1})).await;
+    let id = wrong.create_run(json!({"dataset": "cifar10", "epochs": 1})).await;
     let run = wrong.wait_until_finished(id).await;
     assert!(run.error.as_deref().unwrap().contains("expected ffff"), "{run:?}");
     assert!(!wrong.data.path().join("cifar10").exists(), "a bad archive leaves nothing behind");
@@ -315,7 +309,7 @@ async fn cifar10_is_downloaded_checked_and_unpacked_when_missing() {
     let right = server_fetching_cifar10_from(&archive_url, md5).await;
     let url = right.ws_url();
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let id = create_run(&right, json!({"dataset": "cifar10", "epochs": 1})).await;
+    let id = right.create_run(json!({"dataset": "cifar10", "epochs": 1})).await;
     // The page is told how far the download, the unpacking and the decoding have got.
     let mut steps: Vec<Preparation> = Vec::new();
     loop {
@@ -357,7 +351,7 @@ async fn stopping_a_run_during_its_download_stops_the_download_and_keeps_nothing
     let server = server_fetching_cifar10_from(&archive_url, "0".repeat(32)).await;
     let url = server.ws_url();
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let id = create_run(&server, json!({"dataset": "cifar10", "epochs": 1})).await;
+    let id = server.create_run(json!({"dataset": "cifar10", "epochs": 1})).await;
     loop {
         if let ServerMessage::Preparing { preparation, .. } = next_server_message(&mut socket).await {
             if preparation.step == PreparationStep::Downloading && preparation.done > 0 {
@@ -383,7 +377,7 @@ async fn history_survives_a_restart_and_unknown_routes_answer_404_in_json() {
     write_color_dataset(data.path(), "colors", 2, 4, 2, 32);
     let path = data.path().to_path_buf();
     let server = TestServer::start_with(data, |_| {}, None).await;
-    let id = create_run(&server, json!({"dataset": "colors", "epochs": 1})).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
     let before = server.wait_until_finished(id).await;
     let TestServer { data, .. } = server;
 
@@ -404,7 +398,7 @@ async fn history_survives_a_restart_and_unknown_routes_answer_404_in_json() {
 
 async fn trained_server(classes: usize) -> (TestServer, u64) {
     let server = server_with_dataset(classes).await;
-    let id = create_run(&server, json!({"dataset": "colors", "epochs": 1})).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
     assert_eq!(server.wait_until_finished(id).await.status, RunStatus::Completed);
     (server, id)
 }
@@ -530,7 +524,7 @@ async fn a_zip_of_class_folders_uploaded_over_http_becomes_a_trainable_dataset()
     let too_big = upload("big", vec![0u8; 300_000]).await.unwrap();
     assert!(error_of(too_big, StatusCode::PAYLOAD_TOO_LARGE).await.contains("limited to"));
     assert!(error_of(upload("..", b"x".to_vec()).await.unwrap(), StatusCode::BAD_REQUEST).await.starts_with("name"));
-    let id = create_run(&server, json!({"dataset": "shapes", "epochs": 1, "validation_fraction": 0.25})).await;
+    let id = server.create_run(json!({"dataset": "shapes", "epochs": 1, "validation_fraction": 0.25})).await;
     let run = server.wait_until_finished(id).await;
     assert_eq!(run.status, RunStatus::Completed, "{run:?}");
     let leftovers: Vec<String> = std::fs::read_dir(server.data.path())
@@ -552,7 +546,7 @@ async fn a_stopped_run_resumes_from_its_last_epoch_and_finishes() {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 16, 4, 32);
     let server = TestServer::start_with(data, |_| {}, None).await;
-    let id = create_run(&server, json!({"dataset": "colors", "epochs": 6, "batch_size": 4})).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 6, "batch_size": 4})).await;
     server.wait_for_run(id, Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
     reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/stop"))).send().await.unwrap();
     let stopped = server.wait_until_finished(id).await;
@@ -606,13 +600,11 @@ async fn the_run_list_follows_every_change_of_the_history() {
     assert!(list().await.is_empty());
     assert!(list().await.is_empty(), "the cached answer");
     let config = json!({"dataset": "colors", "epochs": 2, "batch_size": 4});
-    let id =
-        client.post(server.url("/api/runs")).json(&config).send().await.unwrap().json::<RunCreated>().await.unwrap().id;
+    let id = server.create_run(config.clone()).await;
     assert_eq!(list().await.iter().map(|r| r.id).collect::<Vec<_>>(), [id], "a new run shows at once");
     let finished = server.wait_until_finished(id).await;
     assert_eq!(list().await, std::slice::from_ref(&finished), "the list matches the run after every epoch and its end");
-    let second =
-        client.post(server.url("/api/runs")).json(&config).send().await.unwrap().json::<RunCreated>().await.unwrap().id;
+    let second = server.create_run(config).await;
     server.studio.stop_run(second).ok();
     let stopped = server.wait_until_finished(second).await;
     assert_eq!(list().await, [stopped, finished]);

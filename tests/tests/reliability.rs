@@ -534,10 +534,8 @@ async fn of_many_resumes_at_once_exactly_one_wins() {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 24, 2, 16);
     let server = TestServer::start_with(data, |_| {}, None).await;
-    let client = reqwest::Client::new();
     let config = json!({"dataset": "colors", "epochs": 3, "batch_size": 4});
-    let id =
-        client.post(server.url("/api/runs")).json(&config).send().await.unwrap().json::<RunCreated>().await.unwrap().id;
+    let id = server.create_run(config).await;
     server.wait_for_run(id, Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
     server.studio.stop_run(id).unwrap();
     let stopped = server.wait_until_finished(id).await;

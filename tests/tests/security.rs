@@ -9,7 +9,7 @@ use futures::{SinkExt, StreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::json;
-use shared::{ErrorBody, Run, RunCreated, RunStatus, ServerMessage};
+use shared::{ErrorBody, Run, RunStatus, ServerMessage};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
@@ -97,15 +97,7 @@ async fn an_allowed_host_is_answered_and_its_pages_may_post() {
 async fn form_posts_from_another_site_neither_create_nor_stop_runs() {
     let server = server_with_dataset().await;
     let client = reqwest::Client::new();
-    let created: RunCreated = client
-        .post(server.url("/api/runs"))
-        .json(&json!({"dataset": "colors", "epochs": 1000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = server.create_run(json!({"dataset": "colors", "epochs": 1000})).await;
     let config = r#"{"dataset": "colors", "epochs": 1}"#;
     for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
         let forged = client
@@ -118,7 +110,7 @@ async fn form_posts_from_another_site_neither_create_nor_stop_runs() {
             .unwrap();
         assert_eq!(forged.status(), StatusCode::FORBIDDEN, "{content_type}");
         let stop = client
-            .post(server.url(&format!("/api/runs/{}/stop", created.id)))
+            .post(server.url(&format!("/api/runs/{}/stop", created)))
             .header("content-type", content_type)
             .header("origin", "http://evil.example")
             .body("x=1")
@@ -143,13 +135,13 @@ async fn form_posts_from_another_site_neither_create_nor_stop_runs() {
     assert_eq!(listed.len(), 1, "no run was created: {listed:#?}");
     assert!(!listed[0].status.is_finished(), "the run was not stopped: {:?}", listed[0].status);
     let own_page = client
-        .post(server.url(&format!("/api/runs/{}/stop", created.id)))
+        .post(server.url(&format!("/api/runs/{}/stop", created)))
         .header("origin", server.base.as_str())
         .send()
         .await
         .unwrap();
     assert_eq!(own_page.status(), StatusCode::OK, "the studio's own page may stop it");
-    server.wait_until_finished(created.id).await;
+    server.wait_until_finished(created).await;
 }
 
 #[tokio::test]
@@ -339,22 +331,14 @@ fn large_png(side: u32) -> Vec<u8> {
 #[tokio::test]
 async fn a_full_classify_queue_answers_503_with_retry_after() {
     let server = server_with_dataset().await;
-    let created: RunCreated = reqwest::Client::new()
-        .post(server.url("/api/runs"))
-        .json(&json!({"dataset": "colors", "epochs": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(server.wait_until_finished(created.id).await.status, RunStatus::Completed);
+    let created = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
+    assert_eq!(server.wait_until_finished(created).await.status, RunStatus::Completed);
 
     let image = large_png(4000);
     let client = reqwest::Client::new();
     let requests = (0..48).map(|_| {
         client
-            .post(server.url(&format!("/api/classify?run={}", created.id)))
+            .post(server.url(&format!("/api/classify?run={}", created)))
             .header("content-type", "image/png")
             .body(image.clone())
             .send()

@@ -85,6 +85,13 @@ impl TestServer {
         self.url("/ws").replace("http://", "ws://")
     }
 
+    /// Starts a run of `config` with `POST /api/runs`, asserting it is created, and returns its id.
+    pub async fn create_run(&self, config: serde_json::Value) -> u64 {
+        let response = reqwest::Client::new().post(self.url("/api/runs")).json(&config).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED, "{}", response.text().await.unwrap());
+        response.json::<shared::RunCreated>().await.unwrap().id
+    }
+
     /// Polls `GET /api/runs/{id}` until `done` holds, failing after `timeout`.
     pub async fn wait_for_run(&self, id: u64, timeout: Duration, done: impl Fn(&Run) -> bool) -> Run {
         let client = reqwest::Client::new();
