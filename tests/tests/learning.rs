@@ -24,6 +24,7 @@ fn train_colors_on(
         weights_dir: data_dir.join("weights"),
         run_dir: data_dir.join("run"),
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
     };
     let mut epochs = Vec::new();
     let mut notes = Vec::new();
@@ -245,6 +246,7 @@ fn paths_for(data_dir: &std::path::Path, run: &str) -> TrainingPaths {
         weights_dir: data_dir.join("weights"),
         run_dir: data_dir.join(run),
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
     }
 }
 
