@@ -1,9 +1,7 @@
 //! How numbers and runs are written on the page.
 
 use serde::{de::DeserializeOwned, Serialize};
-use shared::{
-    BatchProgress, Checkpoint, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, TrainConfig, WeightsEntry,
-};
+use shared::{BatchProgress, Checkpoint, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, TrainConfig};
 
 /// A fraction in `[0, 1]` as a percentage with one decimal: `0.8123` → `"81.2 %"`.
 pub fn percent(fraction: f64) -> String {
@@ -13,6 +11,39 @@ pub fn percent(fraction: f64) -> String {
 /// A fraction as a percentage number without the sign, for table cells: `0.8123` → `"81.2"`.
 pub fn percent_number(fraction: f64) -> String {
     format!("{:.1}", fraction * 100.0)
+}
+
+/// A headline accuracy: `Some(0.8734)` → `"87.3 %"`, `None` (no finished epoch yet) → `"—"`.
+pub fn accuracy(fraction: Option<f64>) -> String {
+    fraction.map_or_else(|| "—".to_string(), percent)
+}
+
+/// A moment as a date and time of day at `utc_offset_minutes` from UTC (east positive):
+/// `1_795_000_000` at offset 0 → `"2026-11-18 11:06"`.
+pub fn date_time(unix_seconds: u64, utc_offset_minutes: i64) -> String {
+    let local = unix_seconds as i64 + utc_offset_minutes * 60;
+    let (days, seconds) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+    // Howard Hinnant's days-from-civil, inverted: the proleptic Gregorian date of a day count.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year}-{month:02}-{day:02} {:02}:{:02}", seconds / 3600, seconds % 3600 / 60)
+}
+
+/// A length of time, to the second under an hour: `"45 s"`, `"2 min 05 s"`, `"1 h 02 min"`.
+pub fn duration(seconds: f64) -> String {
+    let total = seconds.max(0.0).round() as u64;
+    match total {
+        0..60 => format!("{total} s"),
+        60..3600 => format!("{} min {:02} s", total / 60, total % 60),
+        _ => format!("{} h {:02} min", total / 3600, total % 3600 / 60),
+    }
 }
 
 /// A loss for table cells.
@@ -99,17 +130,6 @@ pub fn dataset_option(dataset: &DatasetInfo) -> String {
     )
 }
 
-/// An option of the weights select: its label, and for weights not on the server yet, that they will be
-/// downloaded and how much. Sizes are in MB of 2^20 bytes, as torchvision gives them ("44.7 MB").
-pub fn weights_option(entry: &WeightsEntry) -> String {
-    match entry.download_bytes.filter(|_| !entry.present) {
-        Some(bytes) => {
-            format!("{} (will be downloaded, {:.1} MB, on first use)", entry.label, bytes as f64 / 1_048_576.0)
-        }
-        None => entry.label.clone(),
-    }
-}
-
 /// The JSON name of an enum value (`Normalization::Half` → `"half"`), used as an option's value.
 pub fn enum_value<T: Serialize>(value: T) -> String {
     match serde_json::to_value(value) {
@@ -193,20 +213,6 @@ mod tests {
     }
 
     #[test]
-    fn imagenet_weights_not_on_the_server_say_they_will_be_downloaded() {
-        let mut imagenet = WeightsEntry {
-            name: "imagenet".into(),
-            label: "ImageNet".into(),
-            present: false,
-            size_bytes: None,
-            download_bytes: Some(46_830_571),
-        };
-        assert_eq!(weights_option(&imagenet), "ImageNet (will be downloaded, 44.7 MB, on first use)");
-        imagenet.present = true;
-        assert_eq!(weights_option(&imagenet), "ImageNet");
-    }
-
-    #[test]
     fn a_small_upload_is_counted_in_kilobytes() {
         assert_eq!(bytes_progress(20_000.0, 41_260.0), "20.0 of 41.3 kB");
     }
@@ -215,6 +221,29 @@ mod tests {
     fn a_checkpoint_names_its_epoch_and_size() {
         let best = Checkpoint { epoch: 3, bytes: 44_730_000, saved_at: 0 };
         assert_eq!(checkpoint(&best), "best: epoch 3 · 44.7 MB");
+    }
+
+    #[test]
+    fn a_headline_accuracy_is_a_percentage_or_a_dash_before_the_first_epoch() {
+        assert_eq!(accuracy(Some(0.8734)), "87.3 %");
+        assert_eq!(accuracy(None), "—");
+    }
+
+    #[test]
+    fn dates_are_written_year_first_at_the_given_offset() {
+        assert_eq!(date_time(0, 0), "1970-01-01 00:00");
+        assert_eq!(date_time(1_795_000_000, 0), "2026-11-18 11:06");
+        assert_eq!(date_time(1_795_000_000, 60), "2026-11-18 12:06");
+        assert_eq!(date_time(1_795_000_000, -12 * 60), "2026-11-17 23:06");
+        assert_eq!(date_time(951_782_400, 0), "2000-02-29 00:00", "a leap day");
+    }
+
+    #[test]
+    fn durations_are_seconds_then_minutes_then_hours() {
+        assert_eq!(duration(44.6), "45 s");
+        assert_eq!(duration(125.0), "2 min 05 s");
+        assert_eq!(duration(3725.0), "1 h 02 min");
+        assert_eq!(duration(-1.0), "0 s");
     }
 
     #[test]

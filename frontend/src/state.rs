@@ -45,6 +45,15 @@ impl StudioState {
                     }
                 }
             }
+            ServerMessage::RunRemoved { run_id } => {
+                self.runs.retain(|run| run.id != run_id);
+                if self.progress.as_ref().is_some_and(|p| p.run_id == run_id) {
+                    self.progress = None;
+                }
+                if self.preparing.as_ref().is_some_and(|(id, _)| *id == run_id) {
+                    self.preparing = None;
+                }
+            }
             ServerMessage::Progress(progress) => {
                 self.preparing = None;
                 self.progress = Some(progress);
@@ -100,6 +109,66 @@ impl StudioState {
     pub fn preparation_of(&self, run_id: u64) -> Option<&Preparation> {
         let active = self.run(run_id).is_some_and(|run| !run.status.is_finished());
         self.preparing.as_ref().filter(|(id, _)| active && *id == run_id).map(|(_, preparation)| preparation)
+    }
+}
+
+/// Which runs the list shows, by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    /// Every run.
+    #[default]
+    All,
+    /// Queued or training.
+    Running,
+    /// Trained every epoch asked for (or stopped early by patience).
+    Completed,
+    /// Stopped by a person, or interrupted by a server stop: both can be resumed.
+    Stopped,
+    /// Ended by an error.
+    Failed,
+}
+
+impl StatusFilter {
+    /// Every filter, in the order the buttons show them.
+    pub const ALL: [StatusFilter; 5] = [
+        StatusFilter::All,
+        StatusFilter::Running,
+        StatusFilter::Completed,
+        StatusFilter::Stopped,
+        StatusFilter::Failed,
+    ];
+
+    /// The button's text.
+    pub fn title(self) -> &'static str {
+        match self {
+            StatusFilter::All => "All",
+            StatusFilter::Running => "Running",
+            StatusFilter::Completed => "Completed",
+            StatusFilter::Stopped => "Stopped",
+            StatusFilter::Failed => "Failed",
+        }
+    }
+
+    /// The button's `data-filter` value.
+    pub fn key(self) -> &'static str {
+        match self {
+            StatusFilter::All => "all",
+            StatusFilter::Running => "running",
+            StatusFilter::Completed => "completed",
+            StatusFilter::Stopped => "stopped",
+            StatusFilter::Failed => "failed",
+        }
+    }
+
+    /// True when a run in `status` is shown.
+    pub fn admits(self, status: RunStatus) -> bool {
+        match self {
+            StatusFilter::All => true,
+            StatusFilter::Running => matches!(status, RunStatus::Queued | RunStatus::Running),
+            StatusFilter::Completed => status == RunStatus::Completed,
+            StatusFilter::Stopped => matches!(status, RunStatus::Stopped | RunStatus::Interrupted),
+            StatusFilter::Failed => status == RunStatus::Failed,
+        }
     }
 }
 
@@ -183,6 +252,39 @@ mod tests {
         }
         let epochs: Vec<u32> = state.run(1).unwrap().epochs.iter().map(|m| m.epoch).collect();
         assert_eq!(epochs, [1, 2]);
+    }
+
+    #[test]
+    fn a_removed_run_leaves_the_list_and_an_unknown_one_changes_nothing() {
+        let mut state = StudioState::default();
+        for id in [1, 2] {
+            state.apply(ServerMessage::RunUpdated { run: run(id, RunStatus::Completed) });
+        }
+        state.apply(ServerMessage::RunRemoved { run_id: 1 });
+        assert_eq!(state.runs.iter().map(|r| r.id).collect::<Vec<_>>(), [2]);
+        state.apply(ServerMessage::RunRemoved { run_id: 42 });
+        assert_eq!(state.runs.len(), 1);
+        assert_eq!(state.shown_run(Some(1)).unwrap().id, 2, "a deleted choice falls back to the newest");
+    }
+
+    #[test]
+    fn each_status_falls_under_exactly_one_filter_besides_all() {
+        let statuses = [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Stopped,
+            RunStatus::Failed,
+            RunStatus::Interrupted,
+        ];
+        for status in statuses {
+            let admitting: Vec<StatusFilter> =
+                StatusFilter::ALL[1..].iter().copied().filter(|f| f.admits(status)).collect();
+            assert_eq!(admitting.len(), 1, "{status:?}: {admitting:?}");
+            assert!(StatusFilter::All.admits(status));
+        }
+        assert!(StatusFilter::Running.admits(RunStatus::Queued));
+        assert!(StatusFilter::Stopped.admits(RunStatus::Interrupted));
     }
 
     #[test]

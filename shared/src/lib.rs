@@ -47,6 +47,8 @@ pub mod limits {
     pub const MAX_INPUT_SIZE: u32 = 224;
     /// Longest dataset or weights file name.
     pub const MAX_NAME_LEN: usize = 128;
+    /// Longest run name, in characters.
+    pub const MAX_RUN_NAME_CHARS: usize = 80;
 }
 
 /// How pixel values are normalised before they reach the network.
@@ -545,6 +547,61 @@ pub struct Run {
     /// The best checkpoint saved so far, as the history records it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_checkpoint: Option<Checkpoint>,
+    /// The name a person gave the run; `None` shows as "Run #{id}" (see [`Run::title`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The device it last trained on (`"cpu"`, `"cuda:0"`); `None` until it starts, and for runs recorded
+    /// before the history kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+impl Run {
+    /// The run's name, or "Run #{id}" when it has none.
+    pub fn title(&self) -> String {
+        self.name.clone().unwrap_or_else(|| format!("Run #{}", self.id))
+    }
+
+    /// Test accuracy after the last finished epoch.
+    pub fn final_test_accuracy(&self) -> Option<f64> {
+        self.epochs.last().map(|m| m.test_accuracy)
+    }
+
+    /// The highest test accuracy of any finished epoch.
+    pub fn best_test_accuracy(&self) -> Option<f64> {
+        self.epochs.iter().map(|m| m.test_accuracy).reduce(f64::max)
+    }
+
+    /// Seconds spent in its finished epochs (training and evaluation), across resumes.
+    pub fn training_seconds(&self) -> f64 {
+        self.epochs.iter().map(|m| m.seconds).sum()
+    }
+}
+
+/// Checks a run name a person typed: surrounding spaces are dropped, an empty name clears it (`None`),
+/// and a name is at most [`limits::MAX_RUN_NAME_CHARS`] characters without control characters. The error
+/// is a sentence for a person.
+pub fn check_run_name(name: &str) -> Result<Option<String>, String> {
+    let name = name.trim();
+    if name.chars().count() > limits::MAX_RUN_NAME_CHARS {
+        return Err(format!(
+            "name must be at most {} characters, got {}",
+            limits::MAX_RUN_NAME_CHARS,
+            name.chars().count()
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("name must not contain control characters such as line breaks or tabs".into());
+    }
+    Ok((!name.is_empty()).then(|| name.to_string()))
+}
+
+/// Body of `PATCH /api/runs/{id}`: what to change about a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPatch {
+    /// The new name (trimmed; empty clears it, see [`check_run_name`]).
+    pub name: String,
 }
 
 /// A saved model file of a run.
@@ -665,23 +722,6 @@ pub struct DatasetInfo {
     pub error: Option<String>,
 }
 
-/// Starting weights a run can name in [`TrainConfig::weights`]: one entry of `GET /api/weights`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WeightsEntry {
-    /// The value [`TrainConfig::weights`] takes: `"imagenet"`, or a file name in the weights folder.
-    pub name: String,
-    /// What the weights are, for a menu.
-    pub label: String,
-    /// Whether the file is on the server; `"imagenet"` is downloaded on first use when it is not.
-    pub present: bool,
-    /// The file's size in bytes, when present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size_bytes: Option<u64>,
-    /// Bytes a run will download before it starts, when not present and downloadable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub download_bytes: Option<u64>,
-}
-
 /// One class and how likely the model thinks it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
@@ -780,11 +820,26 @@ pub enum ClientMessage {
         /// The run to resume.
         run_id: u64,
     },
+    /// Give a run a name (trimmed; empty clears it, see [`check_run_name`]).
+    RenameRun {
+        /// The run to rename.
+        run_id: u64,
+        /// Its new name.
+        name: String,
+    },
+    /// Delete a run that is not queued or running, with its model files.
+    DeleteRun {
+        /// The run to delete.
+        run_id: u64,
+    },
     /// Ask for a fresh [`ServerMessage::Snapshot`].
     Resync,
 }
 
 /// What the server sends over the WebSocket.
+// A message lives only from the event to its serialisation (the broadcast buffer holds a few hundred at
+// most), so a whole `Run` inline costs less than a box on every update.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
@@ -799,6 +854,11 @@ pub enum ServerMessage {
     RunUpdated {
         /// The run as it is now.
         run: Run,
+    },
+    /// A run was deleted with its files.
+    RunRemoved {
+        /// The run that is gone.
+        run_id: u64,
     },
     /// Progress inside the current epoch.
     Progress(BatchProgress),
@@ -928,6 +988,33 @@ mod tests {
             TrainConfig { mode: FineTuneMode::TwoPhase, frozen_epochs: 2, epochs: 4, ..TrainConfig::for_dataset("d") };
         let frozen: Vec<bool> = (1..=4).map(|e| config.backbone_frozen_in(e)).collect();
         assert_eq!(frozen, [true, true, false, false]);
+    }
+
+    #[test]
+    fn run_names_are_trimmed_capped_and_empty_means_none() {
+        assert_eq!(check_run_name("  baseline  "), Ok(Some("baseline".to_string())));
+        assert_eq!(check_run_name("   "), Ok(None));
+        assert_eq!(check_run_name(&"é".repeat(limits::MAX_RUN_NAME_CHARS)).unwrap().unwrap().chars().count(), 80);
+        let long = check_run_name(&"a".repeat(limits::MAX_RUN_NAME_CHARS + 1)).unwrap_err();
+        assert_eq!(long, "name must be at most 80 characters, got 81");
+        assert!(check_run_name("two\nlines").unwrap_err().contains("control characters"));
+    }
+
+    #[test]
+    fn a_run_without_a_name_is_titled_by_its_id_and_headlines_its_accuracies() {
+        let mut run: Run = serde_json::from_value(serde_json::json!({
+            "id": 7, "status": "completed", "config": {"dataset": "d"}, "created_at": 0,
+            "epochs": [
+                {"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0, "test_accuracy": 0.6, "seconds": 2.0},
+                {"epoch": 2, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0, "test_accuracy": 0.55, "seconds": 3.5}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(run.title(), "Run #7");
+        assert_eq!((run.final_test_accuracy(), run.best_test_accuracy()), (Some(0.55), Some(0.6)));
+        assert_eq!(run.training_seconds(), 5.5);
+        run.name = Some("baseline".into());
+        assert_eq!(run.title(), "baseline");
     }
 
     #[test]

@@ -24,7 +24,6 @@ fn train_colors_on(
         weights_dir: data_dir.join("weights"),
         run_dir: data_dir.join("run"),
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
-        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
     };
     let mut epochs = Vec::new();
     let mut notes = Vec::new();
@@ -246,7 +245,6 @@ fn paths_for(data_dir: &std::path::Path, run: &str) -> TrainingPaths {
         weights_dir: data_dir.join("weights"),
         run_dir: data_dir.join(run),
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
-        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
     }
 }
 

@@ -116,6 +116,14 @@ impl RunDir {
         RunDir { path: path.into() }
     }
 
+    /// Removes the folder and every file in it; a folder that was never made is no error.
+    pub fn remove(&self) -> io::Result<()> {
+        match fs::remove_dir_all(&self.path) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
     /// The folder.
     pub fn path(&self) -> &Path {
         &self.path

@@ -10,12 +10,10 @@ use crate::engine::inference::ClassifyError;
 use crate::engine::run_dir::RunDir;
 use crate::engine::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob};
-use crate::model::pretrained::PretrainedSource;
-use crate::model::weights::WeightsError;
 use crate::studio::store::{Store, StoreError};
 use shared::{
     BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
-    ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig, WeightsEntry,
+    ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -42,8 +40,6 @@ pub struct StudioSettings {
     pub weights_dir: PathBuf,
     /// Where `cifar10` is downloaded from when missing.
     pub cifar10: DownloadSource,
-    /// The file weights `"imagenet"` stand for, and where it is downloaded from when missing.
-    pub imagenet: PretrainedSource,
     /// Largest dataset zip accepted over HTTP, in bytes.
     pub max_dataset_upload: u64,
     /// Least time between two checkpoints inside one epoch (a crash loses at most this much training).
@@ -51,15 +47,13 @@ pub struct StudioSettings {
 }
 
 impl StudioSettings {
-    /// Settings for `data_dir`, with weights in `data_dir/weights` and the official sources of CIFAR-10 and
-    /// the ImageNet weights.
+    /// Settings for `data_dir`, with weights in `data_dir/weights` and CIFAR-10's official source.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         StudioSettings {
             weights_dir: data_dir.join("weights"),
             data_dir,
             cifar10: DownloadSource::cifar10(),
-            imagenet: PretrainedSource::imagenet_resnet18(),
             max_dataset_upload: MAX_DATASET_UPLOAD,
             checkpoint_every: crate::engine::training::MID_EPOCH_CHECKPOINT_EVERY,
         }
@@ -90,6 +84,25 @@ pub enum StudioError {
         id: u64,
         /// Its status.
         status: &'static str,
+    },
+    /// A run name breaks the rule of [`shared::check_run_name`].
+    #[error("{0}")]
+    InvalidName(String),
+    /// The run is queued or training, so it cannot be deleted.
+    #[error("run {id} is {status}: stop the run first, then delete it")]
+    StillActive {
+        /// The run.
+        id: u64,
+        /// Its status.
+        status: &'static str,
+    },
+    /// The run's folder could not be removed.
+    #[error("run {id} was deleted from the history but its folder could not be removed: {source}")]
+    RunFolder {
+        /// The run.
+        id: u64,
+        /// The cause.
+        source: std::io::Error,
     },
     /// The run is still queued or stopping from an earlier start or resume.
     #[error("run {0} is already queued or still stopping; try again in a moment")]
@@ -303,17 +316,18 @@ impl Studio {
         Ok(info)
     }
 
-    /// The starting weights a run can name: ImageNet's first, then the weights folder's files by name.
-    pub fn weights(&self) -> Vec<WeightsEntry> {
-        crate::model::weights::entries(&self.0.settings.weights_dir, &self.0.settings.imagenet)
-    }
-
-    /// Keeps the weights file received at `staged` as `name` in the weights folder if it is a ResNet-18
-    /// state dict (see [`crate::model::weights::install`]); the staged file is gone either way.
-    pub fn add_weights(&self, name: &str, staged: &Path) -> Result<WeightsEntry, WeightsError> {
-        let settings = &self.0.settings;
-        std::fs::create_dir_all(&settings.weights_dir)?;
-        crate::model::weights::install(&settings.weights_dir, name, staged, &settings.imagenet)
+    /// The weight files in the weights folder, sorted.
+    pub fn weight_files(&self) -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(&self.0.settings.weights_dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| [".safetensors", ".pth", ".pt"].iter().any(|ext| name.ends_with(ext)))
+            .collect();
+        files.sort();
+        files
     }
 
     /// Parses a JSON training config, reporting malformed JSON, wrong types and unknown fields as
@@ -410,7 +424,6 @@ impl Studio {
                 weights_dir: settings.weights_dir.clone(),
                 run_dir: self.run_dir(run_id).path().to_path_buf(),
                 cifar10: settings.cifar10.clone(),
-                imagenet: settings.imagenet.clone(),
             },
             cancel,
             resume,
@@ -466,6 +479,37 @@ impl Studio {
             return Ok(run);
         }
         Ok(run)
+    }
+
+    /// Names run `id` (trimmed; an empty name clears it) and tells every client.
+    pub fn rename_run(&self, id: u64, name: &str) -> Result<Run, StudioError> {
+        let name = shared::check_run_name(name).map_err(StudioError::InvalidName)?;
+        if !self.store().set_name(id, name.as_deref())? {
+            return Err(StudioError::RunNotFound(id));
+        }
+        let run = self.run(id)?;
+        self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
+        Ok(run)
+    }
+
+    /// Deletes run `id` from the history and removes its folder, then tells every client. A queued or
+    /// running run (or one still stopping) is refused: it must be stopped first.
+    pub fn delete_run(&self, id: u64) -> Result<(), StudioError> {
+        const ACTIVE: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
+        {
+            // Under the live lock no attempt at this run can be queued between the check and the delete.
+            let live = self.live();
+            let run = self.run(id)?;
+            if ACTIVE.contains(&run.status) || live.jobs.contains_key(&id) {
+                return Err(StudioError::StillActive { id, status: run.status.as_str() });
+            }
+            if !self.store().delete_run_unless(id, &ACTIVE)? {
+                let status = self.run(id).map_or("gone", |run| run.status.as_str());
+                return Err(StudioError::StillActive { id, status });
+            }
+        }
+        self.broadcast(ServerMessage::RunRemoved { run_id: id });
+        self.run_dir(id).remove().map_err(|source| StudioError::RunFolder { id, source })
     }
 
     /// Begins shutting down: nothing new is queued or started (queued runs stay queued for the next
@@ -576,6 +620,9 @@ impl Studio {
         let recorded = match kind {
             EngineEventKind::Began => {
                 self.live().running = Some(run_id);
+                if let Err(error) = self.store().set_device(run_id, &self.device_name()) {
+                    tracing::warn!(run_id, "could not record the device: {error}");
+                }
                 self.change_status(run_id, RunStatus::Running, None)
             }
             EngineEventKind::Training(event) => self.record_training(run_id, event),

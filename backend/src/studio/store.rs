@@ -48,7 +48,12 @@ const MIGRATIONS: &[&str] = &[
         origin TEXT NOT NULL,
         added_at INTEGER NOT NULL
     );",
+    "ALTER TABLE runs ADD COLUMN name TEXT;
+    ALTER TABLE runs ADD COLUMN device TEXT;",
 ];
+
+/// The `runs` columns [`RunRow::from_row`] reads, in its order.
+const RUN_COLUMNS: &str = "id, config, status, error, classes, created_at, has_model, name, device";
 
 /// Why the history could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +155,28 @@ impl Store {
         Ok(())
     }
 
+    /// Names a run (`None` clears the name). False if there is no such run.
+    pub fn set_name(&self, id: u64, name: Option<&str>) -> Result<bool, StoreError> {
+        Ok(self.connection.execute("UPDATE runs SET name = ?2 WHERE id = ?1", params![id as i64, name])? == 1)
+    }
+
+    /// Records the device a run trains on.
+    pub fn set_device(&self, id: u64, device: &str) -> Result<(), StoreError> {
+        self.connection.execute("UPDATE runs SET device = ?2 WHERE id = ?1", params![id as i64, device])?;
+        Ok(())
+    }
+
+    /// Deletes a run with its epochs and checkpoint records if its status is not one of `active`, in one
+    /// statement, so a run that starts at the same moment is never deleted. True if it was deleted.
+    pub fn delete_run_unless(&self, id: u64, active: &[RunStatus]) -> Result<bool, StoreError> {
+        let active: Vec<&str> = active.iter().map(|status| status.as_str()).collect();
+        let deleted = self.connection.execute(
+            "DELETE FROM runs WHERE id = ?1 AND status NOT IN (SELECT value FROM json_each(?2))",
+            params![id as i64, serde_json::to_string(&active).expect("strings serialise")],
+        )?;
+        Ok(deleted == 1)
+    }
+
     /// Records that a run has a saved model.
     pub fn set_has_model(&self, id: u64) -> Result<(), StoreError> {
         self.connection.execute("UPDATE runs SET has_model = 1 WHERE id = ?1", params![id as i64])?;
@@ -227,11 +254,7 @@ impl Store {
     pub fn run(&self, id: u64) -> Result<Option<Run>, StoreError> {
         let row = self
             .connection
-            .query_row(
-                "SELECT id, config, status, error, classes, created_at, has_model FROM runs WHERE id = ?1",
-                params![id as i64],
-                RunRow::from_row,
-            )
+            .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), params![id as i64], RunRow::from_row)
             .optional()?;
         row.map(|row| self.complete(row)).transpose()
     }
@@ -244,9 +267,7 @@ impl Store {
 
     /// Every run with its epochs, newest first.
     pub fn runs(&self) -> Result<Vec<Run>, StoreError> {
-        let mut statement = self
-            .connection
-            .prepare("SELECT id, config, status, error, classes, created_at, has_model FROM runs ORDER BY id DESC")?;
+        let mut statement = self.connection.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC"))?;
         let rows = statement.query_map([], RunRow::from_row)?.collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(|row| self.complete(row)).collect()
     }
@@ -321,6 +342,8 @@ impl Store {
             created_at: row.created_at as u64,
             has_model: row.has_model,
             best_checkpoint,
+            name: row.name,
+            device: row.device,
         })
     }
 }
@@ -334,6 +357,8 @@ struct RunRow {
     classes: String,
     created_at: i64,
     has_model: bool,
+    name: Option<String>,
+    device: Option<String>,
 }
 
 impl RunRow {
@@ -346,6 +371,8 @@ impl RunRow {
             classes: row.get(4)?,
             created_at: row.get(5)?,
             has_model: row.get(6)?,
+            name: row.get(7)?,
+            device: row.get(8)?,
         })
     }
 }
@@ -395,6 +422,68 @@ mod tests {
         assert!(run.has_model);
         assert_eq!(store.ids_with_status(RunStatus::Running).unwrap(), [1]);
         assert!(store.run(99).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_name_and_device_are_kept_and_a_name_can_be_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("studio.db");
+        {
+            let store = Store::open(&path).unwrap();
+            let id = store.create_run(&TrainConfig::for_dataset("tiny"), 0).unwrap().id;
+            assert!(store.set_name(id, Some("baseline")).unwrap());
+            store.set_device(id, "cpu").unwrap();
+            assert!(!store.set_name(99, Some("nobody")).unwrap(), "no such run");
+        }
+        let store = Store::open(&path).unwrap();
+        let run = store.run(1).unwrap().unwrap();
+        assert_eq!((run.name.as_deref(), run.device.as_deref()), (Some("baseline"), Some("cpu")));
+        store.set_name(1, None).unwrap();
+        assert_eq!(store.run(1).unwrap().unwrap().name, None);
+    }
+
+    #[test]
+    fn a_history_written_before_names_opens_with_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("studio.db");
+        {
+            // The schema as the three migrations before names left it, with one run in it.
+            let mut connection = Connection::open(&path).unwrap();
+            let tx = connection.transaction().unwrap();
+            for step in &MIGRATIONS[..3] {
+                tx.execute_batch(step).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 3).unwrap();
+            tx.execute(
+                "INSERT INTO runs (config, status, created_at) VALUES (?1, 'completed', 5)",
+                params![serde_json::to_string(&TrainConfig::for_dataset("old")).unwrap()],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let run = store.run(1).unwrap().unwrap();
+        assert_eq!((run.config.dataset.as_str(), run.name, run.device), ("old", None, None));
+    }
+
+    #[test]
+    fn only_a_run_that_is_not_active_is_deleted_with_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("studio.db")).unwrap();
+        let id = store.create_run(&TrainConfig::for_dataset("tiny"), 0).unwrap().id;
+        store.add_epoch(id, &metrics(1)).unwrap();
+        store.set_best_checkpoint(id, &Checkpoint { epoch: 1, bytes: 3, saved_at: 0 }).unwrap();
+        let active = [RunStatus::Queued, RunStatus::Running];
+        assert!(!store.delete_run_unless(id, &active).unwrap(), "a queued run stays");
+        store.set_status(id, RunStatus::Completed, None).unwrap();
+        assert!(store.delete_run_unless(id, &active).unwrap());
+        assert!(store.run(id).unwrap().is_none());
+        let orphans: i64 = store
+            .connection
+            .query_row("SELECT (SELECT COUNT(*) FROM epochs) + (SELECT COUNT(*) FROM checkpoints)", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(orphans, 0, "epochs and checkpoints go with their run");
+        assert!(!store.delete_run_unless(id, &active).unwrap(), "already gone");
     }
 
     #[test]

@@ -43,12 +43,15 @@ impl ApiError {
 impl From<StudioError> for ApiError {
     fn from(error: StudioError) -> Self {
         let status = match &error {
-            StudioError::InvalidConfig(_) | StudioError::Image(_) => StatusCode::BAD_REQUEST,
+            StudioError::InvalidConfig(_) | StudioError::InvalidName(_) | StudioError::Image(_) => {
+                StatusCode::BAD_REQUEST
+            }
             StudioError::RunNotFound(_) | StudioError::TestImageNotFound { .. } => StatusCode::NOT_FOUND,
             StudioError::AlreadyFinished { .. }
             | StudioError::NoModel(_)
             | StudioError::NoModelAtAll
             | StudioError::NotResumable { .. }
+            | StudioError::StillActive { .. }
             | StudioError::StillQueued(_) => StatusCode::CONFLICT,
             StudioError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             StudioError::Classify(ClassifyError::Busy { .. }) => {

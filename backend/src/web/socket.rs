@@ -113,6 +113,12 @@ async fn command(studio: &Studio, text: &str) -> Option<ServerMessage> {
         Ok(ClientMessage::ResumeRun { run_id }) => {
             off_the_workers(studio, move |s| s.resume_run(run_id)).await.err().and_then(refused)
         }
+        Ok(ClientMessage::RenameRun { run_id, name }) => {
+            off_the_workers(studio, move |s| s.rename_run(run_id, &name)).await.err().and_then(refused)
+        }
+        Ok(ClientMessage::DeleteRun { run_id }) => {
+            off_the_workers(studio, move |s| s.delete_run(run_id)).await.err().and_then(refused)
+        }
         Ok(ClientMessage::Resync) => off_the_workers(studio, Studio::snapshot).await.ok(),
     }
 }
