@@ -740,6 +740,9 @@ pub struct ClassifyResponse {
     pub run_id: u64,
     /// At most five predictions, highest probability first.
     pub predictions: Vec<Prediction>,
+    /// Grad-CAM of the top class, when the request asked for one with `explain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 /// One image's answer within [`ClassifyBatchResponse`].
@@ -752,6 +755,9 @@ pub struct ImageClassification {
     /// Why this image could not be classified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Grad-CAM of the top class, when the request asked for one with `explain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
 }
 
 /// Answer to `POST /api/classify/batch`: every uploaded image, in upload order, classified as one batch.
@@ -761,6 +767,69 @@ pub struct ClassifyBatchResponse {
     pub run_id: u64,
     /// One entry per uploaded image.
     pub results: Vec<ImageClassification>,
+}
+
+/// Which stage of ResNet-18 a Grad-CAM explanation is taken at: the output of torchvision's
+/// `layer1` … `layer4` module, or `auto`, the deepest whose output is at least [`ExplainLayer::MIN_SIDE`]
+/// pixels square for the run's input size. The `explain` query parameter of the classify routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplainLayer {
+    /// `layerN` for N in 1..=4.
+    Stage(u8),
+    /// The deepest stage whose output is at least [`ExplainLayer::MIN_SIDE`] x [`ExplainLayer::MIN_SIDE`].
+    Auto,
+}
+
+impl ExplainLayer {
+    /// Smallest output side `auto` accepts (falling back to `layer1` when no stage reaches it).
+    pub const MIN_SIDE: u32 = 4;
+
+    /// Reads `layer1` … `layer4` or `auto`; anything else is refused with a sentence listing those.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "auto" => Ok(ExplainLayer::Auto),
+            "layer1" => Ok(ExplainLayer::Stage(1)),
+            "layer2" => Ok(ExplainLayer::Stage(2)),
+            "layer3" => Ok(ExplainLayer::Stage(3)),
+            "layer4" => Ok(ExplainLayer::Stage(4)),
+            other => Err(format!("explain must be one of layer1, layer2, layer3, layer4 or auto, got \"{other}\"")),
+        }
+    }
+
+    /// The stage (1..=4) explained for square inputs of `input_size` pixels.
+    pub fn stage_for(self, input_size: u32) -> u8 {
+        match self {
+            ExplainLayer::Stage(stage) => stage,
+            ExplainLayer::Auto => {
+                (1..=4).rev().find(|&stage| stage_output_side(input_size, stage) >= Self::MIN_SIDE).unwrap_or(1)
+            }
+        }
+    }
+}
+
+/// Side of ResNet-18's `layer{stage}` output for a square input of `input_size` pixels: the stem (a
+/// stride-2 convolution and a stride-2 max pool) halves it twice, `layer2` … `layer4` once each, every
+/// halving rounding up.
+pub fn stage_output_side(input_size: u32, stage: u8) -> u32 {
+    let halvings = 2 + u32::from(stage.saturating_sub(1));
+    (0..halvings).fold(input_size, |side, _| side.div_ceil(2))
+}
+
+/// Grad-CAM (Selvaraju et al., 2017) of one image's top class at the output of one stage: each channel
+/// is weighted by the spatial mean of the gradient of the class's logit with respect to it, the weighted
+/// sum is passed through ReLU and divided by its maximum (all zeros when that is 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The stage explained: `"layer1"` … `"layer4"`.
+    pub layer: String,
+    /// The class explained: the top prediction's index.
+    pub class_index: usize,
+    /// Columns of the map (the stage output's width).
+    pub width: u32,
+    /// Rows of the map (the stage output's height).
+    pub height: u32,
+    /// `width` x `height` values in `[0, 1]`, row by row from the top left.
+    pub cam: Vec<f32>,
 }
 
 /// A test image as the best model of a run saw it.
@@ -1023,5 +1092,22 @@ mod tests {
             assert_eq!(RunStatus::parse(status.as_str()), Some(status));
         }
         assert_eq!(RunStatus::parse("bogus"), None);
+    }
+
+    #[test]
+    fn auto_explains_the_deepest_stage_at_least_four_pixels_square() {
+        assert_eq!([1, 2, 3, 4].map(|stage| stage_output_side(32, stage)), [8, 4, 2, 1]);
+        assert_eq!([1, 2, 3, 4].map(|stage| stage_output_side(224, stage)), [56, 28, 14, 7]);
+        assert_eq!(ExplainLayer::Auto.stage_for(32), 2);
+        assert_eq!(ExplainLayer::Auto.stage_for(64), 3);
+        assert_eq!(ExplainLayer::Auto.stage_for(224), 4);
+        assert_eq!(ExplainLayer::Auto.stage_for(8), 1, "no stage reaches 4x4: the shallowest");
+        assert_eq!(ExplainLayer::parse("layer3").unwrap().stage_for(224), 3);
+    }
+
+    #[test]
+    fn an_unknown_explain_layer_is_refused_with_the_allowed_values() {
+        let why = ExplainLayer::parse("layer5").unwrap_err();
+        assert!(why.contains("layer1, layer2, layer3, layer4 or auto") && why.contains("layer5"), "{why}");
     }
 }

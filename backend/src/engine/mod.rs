@@ -13,8 +13,8 @@ pub mod training;
 
 use crate::data::images::ImageError;
 use crate::model::WEIGHTS_FILE;
-use inference::{Classifier, ClassifyError};
-use shared::{Prediction, TrainConfig};
+use inference::{Classifier, ClassifyError, ImageAnswer};
+use shared::{ExplainLayer, TrainConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,11 +73,13 @@ pub enum EngineEventKind {
 
 /// A classification's answer: per image, its predictions or why it could not be read; or why the model
 /// could not be used at all.
-type ClassifyAnswer = Result<Vec<Result<Vec<Prediction>, ImageError>>, ClassifyError>;
+type ClassifyAnswer = Result<Vec<Result<ImageAnswer, ImageError>>, ClassifyError>;
 
 struct ClassifyJob {
     model_dir: PathBuf,
     images: Vec<Vec<u8>>,
+    /// Explain each image's top class with Grad-CAM at this layer.
+    explain: Option<ExplainLayer>,
     reply: oneshot::Sender<ClassifyAnswer>,
 }
 
@@ -131,15 +133,17 @@ impl Engine {
     }
 
     /// Classifies `images` (encoded files) in one batch with the model saved in `model_dir`; each image
-    /// gets its predictions or why it could not be read. Answers [`ClassifyError::Busy`] at once when
+    /// gets its predictions (and with `explain`, the Grad-CAM map of its top class) or why it could not be
+    /// read. Answers [`ClassifyError::Busy`] at once when
     /// [`CLASSIFY_QUEUE`] requests are already waiting.
     pub async fn classify(
         &self,
         model_dir: PathBuf,
         images: Vec<Vec<u8>>,
-    ) -> Result<Vec<Result<Vec<Prediction>, ImageError>>, ClassifyError> {
+        explain: Option<ExplainLayer>,
+    ) -> ClassifyAnswer {
         let (reply, answer) = oneshot::channel();
-        queue_classify(&self.classifier, ClassifyJob { model_dir, images, reply })?;
+        queue_classify(&self.classifier, ClassifyJob { model_dir, images, explain, reply })?;
         answer.await.unwrap_or(Err(ClassifyError::Stopped))
     }
 }
@@ -258,7 +262,7 @@ fn run_classifier(device: Device, requests: mpsc::Receiver<ClassifyJob>) {
     for job in requests {
         let answer = load_model(&mut loaded, &job.model_dir, device).and_then(|classifier| {
             let images: Vec<&[u8]> = job.images.iter().map(Vec::as_slice).collect();
-            contain_panic("classifying", || Ok(classifier.classify(&images)))
+            contain_panic("classifying", || Ok(classifier.answer(&images, job.explain)))
         });
         let _ = job.reply.send(answer);
     }
@@ -291,7 +295,7 @@ mod tests {
     use super::*;
 
     fn job() -> ClassifyJob {
-        ClassifyJob { model_dir: PathBuf::new(), images: Vec::new(), reply: oneshot::channel().0 }
+        ClassifyJob { model_dir: PathBuf::new(), images: Vec::new(), explain: None, reply: oneshot::channel().0 }
     }
 
     #[test]

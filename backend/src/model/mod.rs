@@ -319,12 +319,23 @@ impl Backbone {
     }
 
     fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
+        let xs = self.stages(&self.stem(images, train), 0..4, train);
+        xs.adaptive_avg_pool2d([1, 1]).flat_view()
+    }
+
+    /// `[B, 3, H, W]` -> `[B, 64, H/4, W/4]`: the convolution, batch norm, ReLU and max pool before `layer1`.
+    fn stem(&self, images: &Tensor, train: bool) -> Tensor {
         let stem = self.conv1.forward(images).apply_t(&self.bn1, train).relu();
-        let mut xs = stem.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        for block in &self.blocks {
+        stem.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+    }
+
+    /// Runs `xs` through torchvision's `layer{i + 1}` for each `i` in `stages` (two blocks each).
+    fn stages(&self, xs: &Tensor, stages: std::ops::Range<usize>, train: bool) -> Tensor {
+        let mut xs = xs.shallow_clone();
+        for block in &self.blocks[2 * stages.start..2 * stages.end] {
             xs = block.forward_t(&xs, train);
         }
-        xs.adaptive_avg_pool2d([1, 1]).flat_view()
+        xs
     }
 }
 
@@ -391,6 +402,23 @@ impl ResNet18 {
             return self.backbone.forward_t(&images, train_backbone).apply(&self.head);
         }
         self.backbone.forward_t(images, train_backbone).apply(&self.head)
+    }
+
+    /// For Grad-CAM: the output of torchvision's `layer{stage}` (`stage` in 1..=4) `[B, C, h, w]`, as a leaf
+    /// that requires grad, and the logits `[B, classes]` computed from it, both in evaluation mode. Only
+    /// the part after the stage records a graph: gradients with respect to the activation are all a
+    /// caller can take.
+    pub fn forward_from_stage(&self, images: &Tensor, stage: u8) -> (Tensor, Tensor) {
+        let stage = usize::from(stage.clamp(1, 4));
+        let images = if self.channels_last {
+            crate::model::torch_extras::channels_last(images).expect("images are [B, 3, H, W]")
+        } else {
+            images.shallow_clone()
+        };
+        let activation = tch::no_grad(|| self.backbone.stages(&self.backbone.stem(&images, false), 0..stage, false));
+        let activation = activation.detach().set_requires_grad(true);
+        let features = self.backbone.stages(&activation, stage..4, false).adaptive_avg_pool2d([1, 1]).flat_view();
+        (activation, features.apply(&self.head))
     }
 
     /// Lays every convolution weight out channels-last (NHWC), and from then on each input too: the

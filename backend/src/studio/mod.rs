@@ -6,14 +6,14 @@ pub mod store;
 
 use crate::data;
 use crate::data::download::{DownloadSource, CIFAR10_NAME};
-use crate::engine::inference::ClassifyError;
+use crate::engine::inference::{ClassifyError, ImageAnswer};
 use crate::engine::run_dir::RunDir;
 use crate::engine::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob};
 use crate::studio::store::{Store, StoreError};
 use shared::{
     BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
-    ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig,
+    ExplainLayer, ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -550,29 +550,45 @@ impl Studio {
         }
     }
 
-    /// Classifies one image with a run's best model (or the newest run's, without `run_id`).
-    pub async fn classify_one(&self, run_id: Option<u64>, image: Vec<u8>) -> Result<ClassifyResponse, StudioError> {
+    /// Classifies one image with a run's best model (or the newest run's, without `run_id`), explaining
+    /// the top class with Grad-CAM at `explain` when given.
+    pub async fn classify_one(
+        &self,
+        run_id: Option<u64>,
+        image: Vec<u8>,
+        explain: Option<ExplainLayer>,
+    ) -> Result<ClassifyResponse, StudioError> {
         let run = self.model_run(run_id)?;
-        let mut answers = self.0.engine.classify(self.run_dir(run.id).path().to_path_buf(), vec![image]).await?;
-        let predictions = answers.pop().expect("one answer per image")?;
-        Ok(ClassifyResponse { run_id: run.id, predictions })
+        let model_dir = self.run_dir(run.id).path().to_path_buf();
+        let mut answers = self.0.engine.classify(model_dir, vec![image], explain).await?;
+        let ImageAnswer { predictions, explanation } = answers.pop().expect("one answer per image")?;
+        Ok(ClassifyResponse { run_id: run.id, predictions, explanation })
     }
 
-    /// Classifies named images in one batch; unreadable ones get an error of their own.
+    /// Classifies named images in one batch (each explained with Grad-CAM at `explain` when given);
+    /// unreadable ones get an error of their own.
     pub async fn classify_batch(
         &self,
         run_id: Option<u64>,
         images: Vec<(String, Vec<u8>)>,
+        explain: Option<ExplainLayer>,
     ) -> Result<ClassifyBatchResponse, StudioError> {
         let run = self.model_run(run_id)?;
         let (names, bytes): (Vec<String>, Vec<Vec<u8>>) = images.into_iter().unzip();
-        let answers = self.0.engine.classify(self.run_dir(run.id).path().to_path_buf(), bytes).await?;
+        let answers = self.0.engine.classify(self.run_dir(run.id).path().to_path_buf(), bytes, explain).await?;
         let results = names
             .into_iter()
             .zip(answers)
             .map(|(name, answer)| match answer {
-                Ok(predictions) => ImageClassification { name, predictions, error: None },
-                Err(error) => ImageClassification { name, predictions: Vec::new(), error: Some(error.to_string()) },
+                Ok(ImageAnswer { predictions, explanation }) => {
+                    ImageClassification { name, predictions, error: None, explanation }
+                }
+                Err(error) => ImageClassification {
+                    name,
+                    predictions: Vec::new(),
+                    error: Some(error.to_string()),
+                    explanation: None,
+                },
             })
             .collect();
         Ok(ClassifyBatchResponse { run_id: run.id, results })

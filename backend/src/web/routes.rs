@@ -224,6 +224,16 @@ async fn resume_run(
 #[derive(Deserialize)]
 struct ClassifyQuery {
     run: Option<u64>,
+    /// `layer1` … `layer4` or `auto`: explain each image's top class with Grad-CAM there.
+    explain: Option<String>,
+}
+
+impl ClassifyQuery {
+    /// The layer to explain at, if any; an unknown one is a 400 listing the allowed values.
+    fn explain(&self) -> ApiResult<Option<shared::ExplainLayer>> {
+        let parse = |value: &String| shared::ExplainLayer::parse(value);
+        self.explain.as_ref().map(parse).transpose().map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, why))
+    }
 }
 
 async fn classify(
@@ -234,9 +244,11 @@ async fn classify(
     if body.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "the request body is empty: send the image's bytes"));
     }
+    let explain = query.explain()?;
     let image = body.to_vec();
     // The studio looks the run up in the history before it queues the image: that part blocks.
-    let answer = blocking(move || tokio::runtime::Handle::current().block_on(studio.classify_one(query.run, image)));
+    let answer =
+        blocking(move || tokio::runtime::Handle::current().block_on(studio.classify_one(query.run, image, explain)));
     Ok(Json(answer.await??))
 }
 
@@ -245,8 +257,10 @@ async fn classify_batch(
     Query(query): Query<ClassifyQuery>,
     multipart: axum::extract::Multipart,
 ) -> ApiResult<Json<shared::ClassifyBatchResponse>> {
+    let explain = query.explain()?;
     let images = batch_images(multipart).await?;
-    let answer = blocking(move || tokio::runtime::Handle::current().block_on(studio.classify_batch(query.run, images)));
+    let answer =
+        blocking(move || tokio::runtime::Handle::current().block_on(studio.classify_batch(query.run, images, explain)));
     Ok(Json(answer.await??))
 }
 
