@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 # Arguments for `make run`, e.g. make run ARGS="--port 9000 --data-dir /srv/studio"
 ARGS ?=
 
-.PHONY: run test lint setup setup-test ui build bench clean-data fuzz
+.PHONY: run test lint setup setup-test ui build bench clean-data fuzz latency gpu-check gpu-dry-run
 
 run: build
 	$(ENV) ./target/release/transfer-studio serve --ui-dir dist $(ARGS)
@@ -43,3 +43,12 @@ latency: setup
 # Every parser of outside bytes under 100,000 property-based fuzz cases each (make test runs 256).
 fuzz: setup
 	$(ENV) PROPTEST_CASES=100000 cargo test --release -p transfer-studio --lib fuzz_
+
+# Builds here what the GPU machine needs (a second build against PyTorch 2.11 with tch 0.24, in
+# target/gpu/ and .gpu/) and prints the one command to run there. See scripts/gpu-check.sh.
+gpu-check: setup
+	$(ENV) scripts/gpu-check.sh
+
+# The GPU machine's command, here on the CPU on small sizes, against the same 2.11 build.
+gpu-dry-run: gpu-check
+	$(ENV) GPU_DRY_RUN=1 GPU_PYTHON=target/gpu/venv/bin/python scripts/gpu-run.sh

@@ -144,6 +144,8 @@ def main() -> None:
         if command == "train":
             started = time.perf_counter()
             train(model, train_loader, optimizer, criterion, device)
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # the last steps may still be queued on the GPU
             train_seconds = time.perf_counter() - started
             started = time.perf_counter()
             accuracy = test(model, test_loader, criterion, device)

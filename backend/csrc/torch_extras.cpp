@@ -2,6 +2,7 @@
 // autocast dtype (tch's autocast always uses libtorch's default, float16), whether gradients are being
 // recorded, the channels-last memory format, and the scaled updates and gradient reset an optimiser
 // step needs to run without temporaries. Tensors are `at::Tensor*`, as in tch's own C API (libtch).
+#include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <c10/core/GradMode.h>
@@ -26,6 +27,18 @@ void ts_set_cuda_autocast_bfloat16(int bfloat16) {
 
 int ts_cuda_autocast_is_bfloat16() {
   return at::autocast::get_autocast_dtype(at::kCUDA) == at::kBFloat16;
+}
+
+// Whether CUDA float32 convolutions and matrix products may use TF32 tensor cores (faster, about 1e-3
+// relative error) instead of true float32.
+void ts_set_cuda_tf32(int allow) {
+  at::globalContext().setAllowTF32CuDNN(allow != 0);
+  at::globalContext().setAllowTF32CuBLAS(allow != 0);
+}
+
+// Deterministic cuDNN algorithms, without the autotuner: the same inputs give bit-identical results.
+void ts_set_cudnn_deterministic(int deterministic) {
+  at::globalContext().setDeterministicCuDNN(deterministic != 0);
 }
 
 int ts_grad_enabled() {

@@ -24,6 +24,7 @@ fn train_colors_on(
         weights_dir: data_dir.join("weights"),
         run_dir: data_dir.join("run"),
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
     };
     let mut epochs = Vec::new();
     let mut notes = Vec::new();
@@ -159,32 +160,6 @@ fn cuda_only_options_are_ignored_on_the_cpu_with_a_note() {
 }
 
 #[test]
-fn on_cuda_bfloat16_autocast_channels_last_and_cudnn_benchmark_learn_the_colours() {
-    if !tch::Cuda::is_available() {
-        eprintln!("skipped: no CUDA device on this machine; this test needs a GPU");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    common::write_color_dataset(dir.path(), "colors", 4, 40, 15, 32);
-    let config = TrainConfig {
-        epochs: 4,
-        batch_size: 16,
-        mixed_precision: true,
-        cudnn_benchmark: true,
-        channels_last: true,
-        ..TrainConfig::for_dataset("colors")
-    };
-    let (epochs, notes) = train_colors_on(Device::Cuda(0), &config, dir.path());
-    assert!(backend::model::torch_extras::cuda_autocast_is_bfloat16(), "autocast computes in bfloat16");
-    assert!(notes.iter().all(|n| !n.contains("ignored")), "{notes:?}");
-    let last = epochs.last().unwrap();
-    assert!(last.test_accuracy >= 0.9, "test accuracy after 4 epochs: {epochs:?}");
-    // The checkpoint is ordinary NCHW float32, loadable anywhere.
-    let mut model = backend::model::ResNet18::new(Device::Cpu, 4, 0);
-    model.load_all(&dir.path().join("run").join(backend::model::WEIGHTS_FILE)).unwrap();
-}
-
-#[test]
 fn a_colour_dataset_is_learned_to_90_percent_test_accuracy_in_four_epochs() {
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 4, 40, 15, 32);
@@ -245,6 +220,7 @@ fn paths_for(data_dir: &std::path::Path, run: &str) -> TrainingPaths {
         weights_dir: data_dir.join("weights"),
         run_dir: data_dir.join(run),
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
     }
 }
 

@@ -13,7 +13,7 @@
 //! Decoding is the only place images are touched one at a time (in parallel, with rayon); from then on
 //! a split is one `[N, 3, H, W]` `u8` tensor plus an `[N]` `i64` label tensor, and batches are index-selects.
 
-pub(crate) mod augment;
+pub mod augment;
 pub mod download;
 pub(crate) mod images;
 pub(crate) mod upload;

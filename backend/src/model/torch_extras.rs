@@ -15,6 +15,8 @@ type CTensor = torch_sys::C_tensor;
 extern "C" {
     fn ts_set_cuda_autocast_bfloat16(bfloat16: c_int);
     fn ts_cuda_autocast_is_bfloat16() -> c_int;
+    fn ts_set_cuda_tf32(allow: c_int);
+    fn ts_set_cudnn_deterministic(deterministic: c_int);
     fn ts_grad_enabled() -> c_int;
     fn ts_channels_last(tensor: *const CTensor, error: *mut *mut c_char) -> *mut CTensor;
     fn ts_is_channels_last(tensor: *const CTensor) -> c_int;
@@ -46,6 +48,20 @@ pub fn set_cuda_autocast_bfloat16(bfloat16: bool) {
 pub fn cuda_autocast_is_bfloat16() -> bool {
     // SAFETY: reads a libtorch global.
     unsafe { ts_cuda_autocast_is_bfloat16() != 0 }
+}
+
+/// Lets CUDA float32 convolutions and matrix products use TF32 tensor cores (libtorch's default for
+/// convolutions) or not (true float32, as the CPU computes). Process-wide; settable without a GPU.
+pub fn set_cuda_tf32(allow: bool) {
+    // SAFETY: sets libtorch globals; no pointers involved.
+    unsafe { ts_set_cuda_tf32(c_int::from(allow)) }
+}
+
+/// Makes cuDNN pick deterministic algorithms (bit-identical results for the same inputs) or not.
+/// Process-wide; settable without a GPU.
+pub fn set_cudnn_deterministic(deterministic: bool) {
+    // SAFETY: sets a libtorch global; no pointers involved.
+    unsafe { ts_set_cudnn_deterministic(c_int::from(deterministic)) }
 }
 
 /// Whether operations on this thread record gradients now (false inside `tch::no_grad`).
