@@ -327,6 +327,7 @@ fn run(
         weights_dir: data_dir.join("weights"),
         run_dir,
         cifar10: DownloadSource::cifar10(),
+        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18(),
     };
     let mut ceiling = Ceiling::new(train_split, batch as i64, mean, std);
     let control = RunControl::default();

@@ -232,6 +232,7 @@ fn train(
         data_dir,
         run_dir: out.clone(),
         cifar10: crate::data::download::DownloadSource::cifar10(),
+        imagenet: crate::model::pretrained::PretrainedSource::imagenet_resnet18(),
     };
     println!("training on {} with {}", device_name(device), serde_json::to_string(&config)?);
     let bar = indicatif::ProgressBar::hidden();

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
-use shared::{ClassifyBatchResponse, DatasetInfo, ErrorBody, TestImage};
+use shared::{ClassifyBatchResponse, DatasetInfo, ErrorBody, TestImage, WeightsEntry};
 use thiserror::Error;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -29,8 +29,8 @@ pub async fn datasets() -> Result<Vec<DatasetInfo>, ApiError> {
     get("/api/datasets").await
 }
 
-/// `GET /api/weights`: the weight file names a run can start from.
-pub async fn weights() -> Result<Vec<String>, ApiError> {
+/// `GET /api/weights`: the starting weights a run can name, ImageNet's first.
+pub async fn weights() -> Result<Vec<WeightsEntry>, ApiError> {
     get("/api/weights").await
 }
 
@@ -64,17 +64,40 @@ pub fn checkpoint_url(run_id: u64) -> String {
     format!("/api/runs/{run_id}/checkpoint")
 }
 
-/// `POST /api/datasets?name={name}` with the bytes of `zip`. XMLHttpRequest rather than fetch, because
-/// only it reports upload progress: `on_progress(sent, total)` hears every step.
+/// `POST /api/datasets?name={name}` with the bytes of `zip`; `on_progress(sent, total)` hears every step.
 pub async fn upload_dataset(
     name: &str,
     zip: &web_sys::File,
     on_progress: impl Fn(f64, f64) + 'static,
 ) -> Result<DatasetInfo, ApiError> {
+    upload_file(&with_name("/api/datasets", name), "application/zip", zip, on_progress).await
+}
+
+/// `POST /api/weights?name={name}` with the bytes of `file`: kept by the server only if it is a ResNet-18
+/// state dict; `on_progress(sent, total)` hears every step.
+pub async fn upload_weights(
+    name: &str,
+    file: &web_sys::File,
+    on_progress: impl Fn(f64, f64) + 'static,
+) -> Result<WeightsEntry, ApiError> {
+    upload_file(&with_name("/api/weights", name), "application/octet-stream", file, on_progress).await
+}
+
+fn with_name(path: &str, name: &str) -> String {
+    format!("{path}?name={}", String::from(js_sys::encode_uri_component(name)))
+}
+
+/// POSTs the bytes of `file` to `url` as `content_type`, streamed by the browser. XMLHttpRequest rather
+/// than fetch, because only it reports upload progress: `on_progress(sent, total)` hears every step.
+async fn upload_file<T: DeserializeOwned>(
+    url: &str,
+    content_type: &str,
+    file: &web_sys::File,
+    on_progress: impl Fn(f64, f64) + 'static,
+) -> Result<T, ApiError> {
     let xhr = web_sys::XmlHttpRequest::new().map_err(js_error)?;
-    let url = format!("/api/datasets?name={}", String::from(js_sys::encode_uri_component(name)));
-    xhr.open("POST", &url).map_err(js_error)?;
-    xhr.set_request_header("Content-Type", "application/zip").map_err(js_error)?;
+    xhr.open("POST", url).map_err(js_error)?;
+    xhr.set_request_header("Content-Type", content_type).map_err(js_error)?;
 
     let (done, finished) = futures::channel::oneshot::channel::<bool>();
     let done = Rc::new(RefCell::new(Some(done)));
@@ -96,7 +119,7 @@ pub async fn upload_dataset(
         }
     });
     xhr.upload().map_err(js_error)?.set_onprogress(Some(progress.as_ref().unchecked_ref()));
-    xhr.send_with_opt_blob(Some(zip)).map_err(js_error)?;
+    xhr.send_with_opt_blob(Some(file)).map_err(js_error)?;
 
     let loaded = finished.await.unwrap_or(false);
     // The handlers must outlive the request; they go once it has ended.

@@ -26,7 +26,7 @@ pub struct TrainForm {
     pub input_size: String,
     /// Pixel normalisation.
     pub normalization: Normalization,
-    /// `"none"` or a weights file name.
+    /// `"none"`, `"imagenet"` or a weights file name.
     pub weights: String,
     /// Which layers train.
     pub mode: FineTuneMode,
@@ -74,6 +74,12 @@ impl Default for TrainForm {
 }
 
 impl TrainForm {
+    /// The form a first visit shows: the seed recipe, starting from ImageNet's weights.
+    pub fn first_visit() -> Self {
+        let pretrained = TrainForm { weights: defaults::WEIGHTS_IMAGENET.into(), ..TrainForm::default() };
+        Preset::SeedRecipe.applied(&pretrained)
+    }
+
     /// The form showing `config`, every number written as Rust writes it.
     pub fn from_config(config: &TrainConfig) -> Self {
         TrainForm {
@@ -200,21 +206,29 @@ impl Preset {
         match self {
             Preset::QuickCheck => "1 epoch, batch 64, lr 0.001, no augmentation",
             Preset::SeedRecipe => "SGD lr 0.001, momentum 0.9, 2 epochs, 0.5/0.5 normalisation",
-            Preset::LinearProbe => "Frozen pretrained backbone, lr 0.01, 5 epochs; needs a weights file",
+            Preset::LinearProbe => {
+                "Frozen pretrained backbone (ImageNet unless other weights are chosen), lr 0.01, 5 epochs"
+            }
             Preset::FullFineTune => {
-                "All layers, Nesterov SGD lr 0.01, cosine with 1 warm-up epoch, weight decay 5e-4, crop + flip, 10 epochs"
+                "All layers from pretrained weights (ImageNet unless others are chosen), Nesterov SGD lr 0.01, cosine \
+                 with 1 warm-up epoch, weight decay 5e-4, crop + flip, 10 epochs"
             }
         }
     }
 
-    /// `form` with this recipe applied. Dataset, seed, input size and a chosen weights file are kept;
-    /// every other field takes the recipe's value or its default. `weights` is the list of weight files:
-    /// presets that want pretrained weights pick its first when none is chosen.
-    pub fn applied(self, form: &TrainForm, weights: &[String]) -> TrainForm {
+    /// `form` with this recipe applied. Dataset, seed, input size and chosen weights are kept; every
+    /// other field takes the recipe's value or its default. Presets that want pretrained weights pick
+    /// ImageNet's when none are chosen.
+    pub fn applied(self, form: &TrainForm) -> TrainForm {
         let mut config = TrainConfig::for_dataset(form.dataset.clone());
-        let chosen_weights = form.weights.clone();
-        let first_weights = || if chosen_weights == defaults::WEIGHTS_NONE { weights.first().cloned() } else { None };
-        config.weights = chosen_weights.clone();
+        config.weights = form.weights.clone();
+        let pretrained = |weights: String| {
+            if weights == defaults::WEIGHTS_NONE {
+                defaults::WEIGHTS_IMAGENET.to_string()
+            } else {
+                weights
+            }
+        };
         match self {
             Preset::QuickCheck => {
                 config.epochs = 1;
@@ -232,9 +246,7 @@ impl Preset {
                 config.epochs = 5;
                 config.lr = 0.01;
                 config.momentum = 0.9;
-                if let Some(first) = first_weights() {
-                    config.weights = first;
-                }
+                config.weights = pretrained(config.weights);
             }
             Preset::FullFineTune => {
                 config.epochs = 10;
@@ -246,9 +258,7 @@ impl Preset {
                 config.weight_decay = 5e-4;
                 config.random_crop = true;
                 config.horizontal_flip = true;
-                if let Some(first) = first_weights() {
-                    config.weights = first;
-                }
+                config.weights = pretrained(config.weights);
             }
         }
         TrainForm { seed: form.seed.clone(), input_size: form.input_size.clone(), ..TrainForm::from_config(&config) }
@@ -365,7 +375,7 @@ mod tests {
     fn presets_keep_dataset_seed_and_input_size() {
         let form = TrainForm { seed: "7".into(), input_size: "64".into(), lr: "3".into(), ..filled() };
         for preset in Preset::ALL {
-            let applied = preset.applied(&form, &[]);
+            let applied = preset.applied(&form);
             assert_eq!((applied.dataset.as_str(), applied.seed.as_str()), ("tiny", "7"), "{preset:?}");
             assert_eq!(applied.input_size, "64");
         }
@@ -374,34 +384,42 @@ mod tests {
     #[test]
     fn the_quick_check_is_one_epoch_without_augmentation() {
         let form = TrainForm { random_crop: true, horizontal_flip: true, epochs: "9".into(), ..filled() };
-        let config = Preset::QuickCheck.applied(&form, &[]).to_config().unwrap();
+        let config = Preset::QuickCheck.applied(&form).to_config().unwrap();
         assert_eq!((config.epochs, config.batch_size, config.lr), (1, 64, 0.001));
         assert!(!config.random_crop && !config.horizontal_flip);
     }
 
     #[test]
     fn the_seed_recipe_uses_half_normalisation() {
-        let config = Preset::SeedRecipe.applied(&filled(), &[]).to_config().unwrap();
+        let config = Preset::SeedRecipe.applied(&filled()).to_config().unwrap();
         assert_eq!(config.normalization, Normalization::Half);
         assert_eq!((config.epochs, config.lr, config.momentum), (2, 0.001, 0.9));
         assert_eq!(config.optimizer, OptimizerKind::Sgd);
     }
 
     #[test]
-    fn the_linear_probe_picks_the_first_weights_file_or_says_it_needs_one() {
-        let weights = vec!["a.safetensors".to_string(), "b.safetensors".to_string()];
-        let config = Preset::LinearProbe.applied(&filled(), &weights).to_config().unwrap();
-        assert_eq!((config.mode, config.lr, config.weights.as_str()), (FineTuneMode::Frozen, 0.01, "a.safetensors"));
+    fn the_linear_probe_starts_from_imagenet_unless_other_weights_are_chosen() {
+        let config = Preset::LinearProbe.applied(&filled()).to_config().unwrap();
+        assert_eq!((config.mode, config.lr, config.weights.as_str()), (FineTuneMode::Frozen, 0.01, "imagenet"));
         let chosen = TrainForm { weights: "b.safetensors".into(), ..filled() };
-        assert_eq!(Preset::LinearProbe.applied(&chosen, &weights).weights, "b.safetensors");
-        let checked = Preset::LinearProbe.applied(&filled(), &[]).to_config();
-        assert!(problem_for(&checked, "mode").is_some(), "frozen without weights is refused");
+        assert_eq!(Preset::LinearProbe.applied(&chosen).weights, "b.safetensors");
+    }
+
+    #[test]
+    fn a_first_visit_shows_the_seed_recipe_from_imagenet_weights() {
+        let first = TrainForm::first_visit();
+        assert_eq!(first.weights, "imagenet");
+        let dataset = |form: &TrainForm| TrainForm { dataset: "tiny".into(), ..form.clone() };
+        let pretrained_seed = Preset::SeedRecipe.applied(&TrainForm { weights: "imagenet".into(), ..filled() });
+        assert_eq!(dataset(&first), pretrained_seed);
+        let config = dataset(&first).to_config().unwrap();
+        assert_eq!((config.epochs, config.lr, config.normalization), (2, 0.001, Normalization::Half));
     }
 
     #[test]
     fn the_full_fine_tune_is_a_valid_modern_recipe() {
-        let config = Preset::FullFineTune.applied(&filled(), &[]).to_config().unwrap();
-        assert_eq!(config.mode, FineTuneMode::Full);
+        let config = Preset::FullFineTune.applied(&filled()).to_config().unwrap();
+        assert_eq!((config.mode, config.weights.as_str()), (FineTuneMode::Full, "imagenet"));
         assert_eq!((config.schedule, config.warmup_epochs, config.epochs), (Schedule::Cosine, 1, 10));
         assert!(config.nesterov && config.random_crop && config.horizontal_flip);
         assert_eq!((config.lr, config.weight_decay), (0.01, 5e-4));
@@ -410,8 +428,8 @@ mod tests {
     #[test]
     fn applying_a_preset_twice_changes_nothing() {
         for preset in Preset::ALL {
-            let once = preset.applied(&filled(), &["w.safetensors".into()]);
-            assert_eq!(preset.applied(&once, &["w.safetensors".into()]), once, "{preset:?}");
+            let once = preset.applied(&filled());
+            assert_eq!(preset.applied(&once), once, "{preset:?}");
         }
     }
 }

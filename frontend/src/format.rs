@@ -1,7 +1,9 @@
 //! How numbers and runs are written on the page.
 
 use serde::{de::DeserializeOwned, Serialize};
-use shared::{BatchProgress, Checkpoint, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, TrainConfig};
+use shared::{
+    BatchProgress, Checkpoint, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, TrainConfig, WeightsEntry,
+};
 
 /// A fraction in `[0, 1]` as a percentage with one decimal: `0.8123` → `"81.2 %"`.
 pub fn percent(fraction: f64) -> String {
@@ -130,6 +132,17 @@ pub fn dataset_option(dataset: &DatasetInfo) -> String {
     )
 }
 
+/// An option of the weights select: its label, and for weights not on the server yet, that they will be
+/// downloaded and how much. Sizes are in MB of 2^20 bytes, as torchvision gives them ("44.7 MB").
+pub fn weights_option(entry: &WeightsEntry) -> String {
+    match entry.download_bytes.filter(|_| !entry.present) {
+        Some(bytes) => {
+            format!("{} (will be downloaded, {:.1} MB, on first use)", entry.label, bytes as f64 / 1_048_576.0)
+        }
+        None => entry.label.clone(),
+    }
+}
+
 /// The JSON name of an enum value (`Normalization::Half` → `"half"`), used as an option's value.
 pub fn enum_value<T: Serialize>(value: T) -> String {
     match serde_json::to_value(value) {
@@ -210,6 +223,20 @@ mod tests {
     #[test]
     fn upload_progress_is_in_megabytes() {
         assert_eq!(bytes_progress(1_260_000.0, 5_000_000.0), "1.3 of 5.0 MB");
+    }
+
+    #[test]
+    fn imagenet_weights_not_on_the_server_say_they_will_be_downloaded() {
+        let mut imagenet = WeightsEntry {
+            name: "imagenet".into(),
+            label: "ImageNet".into(),
+            present: false,
+            size_bytes: None,
+            download_bytes: Some(46_830_571),
+        };
+        assert_eq!(weights_option(&imagenet), "ImageNet (will be downloaded, 44.7 MB, on first use)");
+        imagenet.present = true;
+        assert_eq!(weights_option(&imagenet), "ImageNet");
     }
 
     #[test]

@@ -4,7 +4,10 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::{de::DeserializeOwned, Serialize};
-use shared::{defaults, ClientMessage, ConfigError, FineTuneMode, Normalization, OptimizerKind, Schedule, TrainConfig};
+use shared::{
+    defaults, ClientMessage, ConfigError, FineTuneMode, Normalization, OptimizerKind, Schedule, TrainConfig,
+    WeightsEntry,
+};
 
 use crate::form::{problem_for, Preset, TrainForm};
 use crate::state::StudioState;
@@ -66,12 +69,12 @@ struct NumberBox {
 #[component]
 pub fn TrainPanel() -> impl IntoView {
     let studio = studio();
-    let form = RwSignal::new(TrainForm::default());
+    let form = RwSignal::new(TrainForm::first_visit());
     // Bumped when something other than typing (a preset) rewrites the boxes.
     let rewritten = RwSignal::new(0u32);
     let datasets = studio.datasets;
     let datasets_listed = RwSignal::new(false);
-    let weights = RwSignal::new(Vec::<String>::new());
+    let weights = RwSignal::new(Vec::<WeightsEntry>::new());
     let load_error = RwSignal::new(None::<String>);
     let checked: Checked = Memo::new(move |_| form.with(TrainForm::to_config));
 
@@ -93,7 +96,7 @@ pub fn TrainPanel() -> impl IntoView {
             match found_weights {
                 Ok(list) => {
                     form.update(|form| {
-                        if form.weights != defaults::WEIGHTS_NONE && !list.contains(&form.weights) {
+                        if form.weights != defaults::WEIGHTS_NONE && !list.iter().any(|w| w.name == form.weights) {
                             form.weights = defaults::WEIGHTS_NONE.to_string();
                         }
                     });
@@ -143,7 +146,7 @@ pub fn TrainPanel() -> impl IntoView {
         }
     };
     let apply = move |preset: Preset| {
-        let applied = weights.with_untracked(|w| form.with_untracked(|f| preset.applied(f, w)));
+        let applied = form.with_untracked(|f| preset.applied(f));
         form.set(applied);
         rewritten.update(|n| *n += 1);
     };
@@ -221,8 +224,7 @@ pub fn TrainPanel() -> impl IntoView {
                         data-preset=preset.key()
                         title=preset.description()
                         aria-pressed=move || {
-                            let same = weights.with(|w| form.with(|f| preset.applied(f, w) == *f));
-                            same.to_string()
+                            form.with(|f| preset.applied(f) == *f).to_string()
                         }
                         on:click=move |_| apply(preset)
                     >
@@ -296,31 +298,31 @@ pub fn TrainPanel() -> impl IntoView {
                                 form.update(|f| f.weights = value);
                             }
                         >
+                            {move || {
+                                weights
+                                    .get()
+                                    .into_iter()
+                                    .map(|entry| {
+                                        let selected = entry.name.clone();
+                                        view! {
+                                            <option
+                                                value=entry.name.clone()
+                                                prop:selected=move || form.with(|f| f.weights == selected)
+                                            >
+                                                {format::weights_option(&entry)}
+                                            </option>
+                                        }
+                                    })
+                                    .collect_view()
+                            }}
                             <option
                                 value=defaults::WEIGHTS_NONE
                                 prop:selected=move || form.with(|f| f.weights == defaults::WEIGHTS_NONE)
                             >
                                 "none (random)"
                             </option>
-                            {move || {
-                                weights
-                                    .get()
-                                    .into_iter()
-                                    .map(|file| {
-                                        let selected = file.clone();
-                                        let value = file.clone();
-                                        view! {
-                                            <option
-                                                value=value
-                                                prop:selected=move || form.with(|f| f.weights == selected)
-                                            >
-                                                {file}
-                                            </option>
-                                        }
-                                    })
-                                    .collect_view()
-                            }}
                         </select>
+                        <WeightsUpload weights=weights form=form/>
                         <FieldError checked=checked field="weights" id="weights"/>
                     </div>
                 </div>
@@ -460,6 +462,62 @@ fn FieldError(checked: Checked, field: &'static str, id: &'static str) -> impl I
         checked.with(|c| problem_for(c, field).map(str::to_string)).map(|message| {
             view! { <p class="field-error" id=format!("{id}-error")>{message}</p> }
         })
+    }
+}
+
+/// "Upload weights…": sends a .pth, .pt or .safetensors file to the weights folder; the server keeps it
+/// only if it is a ResNet-18 state dict, and then it is listed and chosen. A refusal shows the server's
+/// sentence.
+#[component]
+fn WeightsUpload(weights: RwSignal<Vec<WeightsEntry>>, form: RwSignal<TrainForm>) -> impl IntoView {
+    let progress = RwSignal::new(None::<(f64, f64)>);
+    let error = RwSignal::new(None::<String>);
+    let on_file = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        let Some(file) = input.files().and_then(|files| files.get(0)) else { return };
+        // The same file can be picked again after a refusal.
+        input.set_value("");
+        error.set(None);
+        progress.set(Some((0.0, file.size())));
+        spawn_local(async move {
+            let answer =
+                api::upload_weights(&file.name(), &file, move |sent, total| progress.set(Some((sent, total)))).await;
+            progress.set(None);
+            match answer {
+                Ok(entry) => {
+                    let name = entry.name.clone();
+                    weights.update(|list| match list.iter_mut().find(|w| w.name == entry.name) {
+                        Some(listed) => *listed = entry,
+                        None => {
+                            list.push(entry);
+                            // ImageNet's stays first; files follow by name.
+                            list[1..].sort_by(|a, b| a.name.cmp(&b.name));
+                        }
+                    });
+                    form.update(|f| f.weights = name);
+                }
+                Err(why) => error.set(Some(why.to_string())),
+            }
+        });
+    };
+    view! {
+        <label class="button-link small weights-upload" for="weights-file" title="A ResNet-18 state dict: .pth, .pt or .safetensors">
+            "Upload weights…"
+        </label>
+        <input
+            id="weights-file"
+            class="visually-hidden"
+            type="file"
+            accept=".pth,.pt,.safetensors"
+            disabled=move || progress.with(Option::is_some)
+            on:change=on_file
+        />
+        <span id="weights-upload-progress" class="progress-text" role="status">
+            {move || progress.get().map(|(sent, total)| {
+                if sent >= total { "Checking the file…".to_string() } else { format!("Uploading {}", format::bytes_progress(sent, total)) }
+            })}
+        </span>
+        <p id="weights-upload-error" class="field-error" role="alert">{move || error.get()}</p>
     }
 }
 

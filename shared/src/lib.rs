@@ -722,6 +722,23 @@ pub struct DatasetInfo {
     pub error: Option<String>,
 }
 
+/// Starting weights a run can name in [`TrainConfig::weights`]: one entry of `GET /api/weights`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightsEntry {
+    /// The value [`TrainConfig::weights`] takes: `"imagenet"`, or a file name in the weights folder.
+    pub name: String,
+    /// What the weights are, for a menu.
+    pub label: String,
+    /// Whether the file is on the server; `"imagenet"` is downloaded on first use when it is not.
+    pub present: bool,
+    /// The file's size in bytes, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Bytes a run will download before it starts, when not present and downloadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_bytes: Option<u64>,
+}
+
 /// One class and how likely the model thinks it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {

@@ -53,6 +53,7 @@ fn an_exported_checkpoint_loads_into_torchvision_strictly_and_predicts_the_same(
         weights_dir: dir.path().join("weights"),
         run_dir: dir.path().join("run"),
         cifar10: backend::data::download::DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
     };
     train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |_| {}).unwrap();
     let exported = paths.run_dir.join("model.safetensors");

@@ -281,6 +281,7 @@ async fn an_epoch_checkpointed_but_not_recorded_before_a_crash_is_recovered_on_r
         weights_dir: data.path().join("weights"),
         run_dir: data.path().join(RUNS_FOLDER).join(id.to_string()),
         cifar10: backend::data::download::DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
     };
     let cancel = RunControl::default();
     let mut measured = Vec::new();

@@ -107,6 +107,8 @@ pub struct TrainingPaths {
     pub run_dir: PathBuf,
     /// Where the `cifar10` dataset is downloaded from when it is missing.
     pub cifar10: DownloadSource,
+    /// The file weights `"imagenet"` stand for, and where it is downloaded from when it is missing.
+    pub imagenet: crate::model::pretrained::PretrainedSource,
 }
 
 /// Progress within an epoch.
@@ -657,8 +659,7 @@ fn load_starting_weights(
         return Ok(());
     }
     let file = if config.weights == shared::defaults::WEIGHTS_IMAGENET {
-        let source = crate::model::pretrained::PretrainedSource::imagenet_resnet18();
-        crate::model::pretrained::resolve(&paths.weights_dir, &source, &mut preparing(cancel, emit))?
+        crate::model::pretrained::resolve(&paths.weights_dir, &paths.imagenet, &mut preparing(cancel, emit))?
     } else {
         paths.weights_dir.join(&config.weights)
     };

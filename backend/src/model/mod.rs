@@ -18,6 +18,7 @@ pub mod optim;
 pub mod pretrained;
 pub(crate) mod schedule;
 pub mod torch_extras;
+pub mod weights;
 
 use serde::{Deserialize, Serialize};
 use shared::TrainConfig;

@@ -21,6 +21,8 @@ pub const RESNET18_FILE: &str = "resnet18-f37072fd.pth";
 pub const RESNET18_URL: &str = "https://download.pytorch.org/models/resnet18-f37072fd.pth";
 /// The start of the file's SHA-256, as torchvision's file name carries it.
 pub const RESNET18_SHA256_PREFIX: &str = "f37072fd";
+/// The file's size in bytes (44.7 MB).
+pub const RESNET18_BYTES: u64 = 46_830_571;
 /// Folder under the weights folder that downloads are kept in.
 pub const CACHE_FOLDER: &str = ".cache";
 /// Largest download accepted.
@@ -41,6 +43,8 @@ pub struct PretrainedSource {
     pub sha256_prefix: String,
     /// What the file is, for messages.
     pub description: String,
+    /// The file's size in bytes, shown before a download.
+    pub size_bytes: u64,
 }
 
 impl PretrainedSource {
@@ -51,6 +55,7 @@ impl PretrainedSource {
             url: RESNET18_URL.into(),
             sha256_prefix: RESNET18_SHA256_PREFIX.into(),
             description: "torchvision's ImageNet ResNet-18".into(),
+            size_bytes: RESNET18_BYTES,
         }
     }
 
@@ -58,6 +63,13 @@ impl PretrainedSource {
     pub fn with_url(mut self, url: impl Into<String>) -> Self {
         self.url = url.into();
         self
+    }
+
+    /// The file if it is already here: `weights_dir/<file>`, else `weights_dir/.cache/<file>`.
+    pub fn find(&self, weights_dir: &Path) -> Option<PathBuf> {
+        [weights_dir.join(&self.file_name), weights_dir.join(CACHE_FOLDER).join(&self.file_name)]
+            .into_iter()
+            .find(|path| path.is_file())
     }
 }
 
@@ -69,7 +81,8 @@ pub enum PretrainedError {
     Cancelled,
     /// The download failed (no network, server error).
     #[error(
-        "could not download {file} from {url} ({why}). Without network, put {file} ({description}) in {weights_dir}"
+        "could not download {file} from {url} ({why}). Without network, put {file} ({description}) in \
+         {weights_dir} (the weights folder), or upload it in the studio with \"Upload weights…\""
     )]
     Fetch {
         /// The file name.
@@ -112,14 +125,10 @@ pub fn resolve(
     source: &PretrainedSource,
     report: &mut dyn FnMut(Preparation) -> ControlFlow<()>,
 ) -> Result<PathBuf, PretrainedError> {
-    let local = weights_dir.join(&source.file_name);
-    if local.is_file() {
-        return Ok(local);
+    if let Some(found) = source.find(weights_dir) {
+        return Ok(found);
     }
     let cached = weights_dir.join(CACHE_FOLDER).join(&source.file_name);
-    if cached.is_file() {
-        return Ok(cached);
-    }
     download(weights_dir, source, &cached, report)?;
     Ok(cached)
 }

@@ -10,10 +10,12 @@ use crate::engine::inference::{ClassifyError, ImageAnswer};
 use crate::engine::run_dir::RunDir;
 use crate::engine::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob};
+use crate::model::pretrained::PretrainedSource;
+use crate::model::weights::WeightsError;
 use crate::studio::store::{Store, StoreError};
 use shared::{
     BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
-    ExplainLayer, ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig,
+    ExplainLayer, ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig, WeightsEntry,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,8 @@ pub struct StudioSettings {
     pub weights_dir: PathBuf,
     /// Where `cifar10` is downloaded from when missing.
     pub cifar10: DownloadSource,
+    /// The file weights `"imagenet"` stand for, and where it is downloaded from when missing.
+    pub imagenet: PretrainedSource,
     /// Largest dataset zip accepted over HTTP, in bytes.
     pub max_dataset_upload: u64,
     /// Least time between two checkpoints inside one epoch (a crash loses at most this much training).
@@ -47,13 +51,15 @@ pub struct StudioSettings {
 }
 
 impl StudioSettings {
-    /// Settings for `data_dir`, with weights in `data_dir/weights` and CIFAR-10's official source.
+    /// Settings for `data_dir`, with weights in `data_dir/weights` and the official sources of CIFAR-10 and
+    /// the ImageNet weights.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         StudioSettings {
             weights_dir: data_dir.join("weights"),
             data_dir,
             cifar10: DownloadSource::cifar10(),
+            imagenet: PretrainedSource::imagenet_resnet18(),
             max_dataset_upload: MAX_DATASET_UPLOAD,
             checkpoint_every: crate::engine::training::MID_EPOCH_CHECKPOINT_EVERY,
         }
@@ -316,18 +322,17 @@ impl Studio {
         Ok(info)
     }
 
-    /// The weight files in the weights folder, sorted.
-    pub fn weight_files(&self) -> Vec<String> {
-        let mut files: Vec<String> = std::fs::read_dir(&self.0.settings.weights_dir)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| [".safetensors", ".pth", ".pt"].iter().any(|ext| name.ends_with(ext)))
-            .collect();
-        files.sort();
-        files
+    /// The starting weights a run can name: ImageNet's first, then the weights folder's files by name.
+    pub fn weights(&self) -> Vec<WeightsEntry> {
+        crate::model::weights::entries(&self.0.settings.weights_dir, &self.0.settings.imagenet)
+    }
+
+    /// Keeps the weights file received at `staged` as `name` in the weights folder if it is a ResNet-18
+    /// state dict (see [`crate::model::weights::install`]); the staged file is gone either way.
+    pub fn add_weights(&self, name: &str, staged: &Path) -> Result<WeightsEntry, WeightsError> {
+        let settings = &self.0.settings;
+        std::fs::create_dir_all(&settings.weights_dir)?;
+        crate::model::weights::install(&settings.weights_dir, name, staged, &settings.imagenet)
     }
 
     /// Parses a JSON training config, reporting malformed JSON, wrong types and unknown fields as
@@ -424,6 +429,7 @@ impl Studio {
                 weights_dir: settings.weights_dir.clone(),
                 run_dir: self.run_dir(run_id).path().to_path_buf(),
                 cifar10: settings.cifar10.clone(),
+                imagenet: settings.imagenet.clone(),
             },
             cancel,
             resume,

@@ -155,6 +155,7 @@ fn accepted_types(path: &str) -> &'static [&'static str] {
         "/api/datasets" => &["application/zip", "application/x-zip-compressed", "application/octet-stream"],
         "/api/classify" => &["image/*", "application/octet-stream"],
         "/api/classify/batch" => &["multipart/form-data"],
+        "/api/weights" => &["application/octet-stream"],
         _ => &["application/json"],
     }
 }

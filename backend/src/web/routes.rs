@@ -34,7 +34,7 @@ pub(crate) fn api() -> Router<Studio> {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/datasets", get(datasets).post(upload_dataset).layer(DefaultBodyLimit::disable()))
-        .route("/api/weights", get(weights))
+        .route("/api/weights", get(weights).post(upload_weights).layer(DefaultBodyLimit::disable()))
         .route("/api/runs", get(list_runs).post(create_run))
         .route("/api/runs/{id}", get(get_run).patch(update_run).delete(delete_run))
         .route("/api/runs/{id}/stop", post(stop_run))
@@ -90,7 +90,9 @@ async fn upload_dataset(
     })?;
     shared::check_file_name(&name).map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, format!("name {why}")))?;
     let partial = studio.settings().data_dir.join(format!(".upload-{name}.zip.partial"));
-    if let Err(error) = receive_upload(&studio, &partial, body).await {
+    let limit = studio.settings().max_dataset_upload;
+    let too_large = format!("dataset zips are limited to {} MB", limit / 1_000_000);
+    if let Err(error) = receive_upload(&partial, body, limit, &too_large).await {
         let _ = tokio::fs::remove_file(&partial).await;
         return Err(error);
     }
@@ -114,8 +116,13 @@ async fn upload_dataset(
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
-/// Writes the request body to `partial`, refusing it once it passes the studio's upload limit.
-async fn receive_upload(studio: &Studio, partial: &std::path::Path, body: axum::body::Body) -> ApiResult<()> {
+/// Writes the request body to `partial`, refusing it with `too_large` once it passes `limit` bytes.
+async fn receive_upload(
+    partial: &std::path::Path,
+    body: axum::body::Body,
+    limit: u64,
+    too_large: &str,
+) -> ApiResult<()> {
     use tokio::io::AsyncWriteExt;
     let internal = |e: std::io::Error| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("could not store the upload: {e}"))
@@ -123,23 +130,52 @@ async fn receive_upload(studio: &Studio, partial: &std::path::Path, body: axum::
     let mut file = tokio::fs::File::create(partial).await.map_err(internal)?;
     let mut stream = body.into_data_stream();
     let mut received: u64 = 0;
-    let limit = studio.settings().max_dataset_upload;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("the upload broke off: {e}")))?;
         received += chunk.len() as u64;
         if received > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("dataset zips are limited to {} MB", limit / 1_000_000),
-            ));
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large));
         }
         file.write_all(&chunk).await.map_err(internal)?;
     }
     file.flush().await.map_err(internal)
 }
 
-async fn weights(State(studio): State<Studio>) -> ApiResult<Json<Vec<String>>> {
-    Ok(Json(blocking(move || studio.weight_files()).await?))
+async fn weights(State(studio): State<Studio>) -> ApiResult<Json<Vec<shared::WeightsEntry>>> {
+    Ok(Json(blocking(move || studio.weights()).await?))
+}
+
+/// Streams a weights file to a hidden file in the weights folder (never whole into memory), refusing it
+/// past [`weights::MAX_UPLOAD_BYTES`], then keeps it only if it is a ResNet-18 state dict.
+async fn upload_weights(
+    State(studio): State<Studio>,
+    Query(query): Query<UploadQuery>,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    use crate::model::weights::{self, WeightsError};
+    let refusal = |e: WeightsError| {
+        let status = match e {
+            WeightsError::Exists(_) => StatusCode::CONFLICT,
+            WeightsError::BadName(_) => StatusCode::BAD_REQUEST,
+            WeightsError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, e.to_string())
+    };
+    let name = query.name.ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "query parameter name (the weights file's name) is required")
+    })?;
+    let weights_dir = studio.settings().weights_dir.clone();
+    // Refused before the bytes are read, not only after.
+    weights::check_new_name(&weights_dir, &name).map_err(refusal)?;
+    let staged = weights::staging_path(&weights_dir, &name);
+    let too_large = format!("weights files are limited to {} GiB", weights::MAX_UPLOAD_BYTES >> 30);
+    if let Err(error) = receive_upload(&staged, body, weights::MAX_UPLOAD_BYTES, &too_large).await {
+        let _ = tokio::fs::remove_file(&staged).await;
+        return Err(error);
+    }
+    let entry = blocking(move || studio.add_weights(&name, &staged)).await?.map_err(refusal)?;
+    Ok((StatusCode::CREATED, Json(entry)).into_response())
 }
 
 async fn create_run(State(studio): State<Studio>, body: axum::body::Bytes) -> ApiResult<Response> {

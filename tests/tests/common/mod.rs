@@ -59,6 +59,8 @@ impl TestServer {
         // Tests never reach beyond this machine: a closed local port stands for "no network".
         settings.cifar10 =
             DownloadSource { url: "http://127.0.0.1:9/cifar-10-binary.tar.gz".into(), md5: "0".repeat(32) };
+        settings.imagenet = backend::model::pretrained::PretrainedSource::imagenet_resnet18()
+            .with_url("http://127.0.0.1:9/resnet18-f37072fd.pth");
         adjust(&mut settings);
         let studio = Studio::open(settings, tch::Device::Cpu).expect("studio opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
