@@ -48,12 +48,13 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 
 # 1. The GPU-gated tests.
 say "1. GPU-gated tests (tests/tests/gpu.rs)"
-if "$BUNDLE/gpu-tests" --test-threads 1 --nocapture >>"$LOG" 2>&1; then
-    TESTS="passed: $(grep -c '^test .* ok$' "$LOG") tests, $(grep -c '^skipped:' "$LOG") skipped"
+if "$BUNDLE/gpu-tests" --test-threads 1 --nocapture >"$WORK/tests.log" 2>&1; then
+    TESTS="$(grep -o '[0-9]* passed; [0-9]* failed' "$WORK/tests.log"), of which $(grep -c 'skipped: no CUDA' "$WORK/tests.log") skipped (no GPU)"
 else
     TESTS="FAILED (see gpu-check.log)"
     fail "GPU-gated tests"
 fi
+cat "$WORK/tests.log" >>"$LOG"
 say "   $TESTS"
 
 # 2 and 3 need a dataset: noisy 32x32 PNGs in ten class folders, written once for both sides.

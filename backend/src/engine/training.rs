@@ -687,6 +687,9 @@ fn apply_device_options(
 ) -> Result<(), TrainError> {
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(config.cudnn_benchmark);
+        // Without the autotuner, deterministic algorithms: a resumed run repeats an uninterrupted one
+        // bit for bit on the GPU as on the CPU. With it, speed comes first.
+        crate::model::torch_extras::set_cudnn_deterministic(!config.cudnn_benchmark);
         crate::model::torch_extras::set_cuda_autocast_bfloat16(true);
         if config.channels_last {
             model.use_channels_last()?;
