@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
-use shared::{ClassifyBatchResponse, DatasetInfo, ErrorBody, TestImage, WeightsEntry};
+use shared::{ClassifyBatchResponse, DatasetInfo, ErrorBody, Explanation, TestImage, WeightsEntry};
 use thiserror::Error;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -34,14 +34,20 @@ pub async fn weights() -> Result<Vec<WeightsEntry>, ApiError> {
     get("/api/weights").await
 }
 
-/// `POST /api/classify/batch?run={run_id}`: every image in one multipart request, answered in order.
-pub async fn classify_batch(run_id: u64, images: &[web_sys::File]) -> Result<ClassifyBatchResponse, ApiError> {
+/// `POST /api/classify/batch?run={run_id}`: every image in one multipart request, answered in order;
+/// with `explain`, each with the Grad-CAM map of its top class (`explain=auto`).
+pub async fn classify_batch(
+    run_id: u64,
+    images: &[web_sys::File],
+    explain: bool,
+) -> Result<ClassifyBatchResponse, ApiError> {
     let form = web_sys::FormData::new().map_err(js_error)?;
     for image in images {
         form.append_with_blob_and_filename("images", image, &image.name()).map_err(js_error)?;
     }
+    let explain = if explain { "&explain=auto" } else { "" };
     // The browser writes the multipart Content-Type, boundary included.
-    let request = Request::post(&format!("/api/classify/batch?run={run_id}"))
+    let request = Request::post(&format!("/api/classify/batch?run={run_id}{explain}"))
         .body(form)
         .map_err(|e| ApiError::Network(e.to_string()))?;
     answer(request.send().await).await
@@ -52,6 +58,26 @@ pub async fn classify_batch(run_id: u64, images: &[web_sys::File]) -> Result<Cla
 pub async fn test_images(run_id: u64, cell: Option<(usize, usize)>, limit: usize) -> Result<Vec<TestImage>, ApiError> {
     let filter = cell.map_or_else(String::new, |(actual, predicted)| format!("actual={actual}&predicted={predicted}&"));
     get(&format!("/api/runs/{run_id}/test-images?{filter}limit={limit}")).await
+}
+
+/// Grad-CAM maps of a run's test images (`explain=auto`): each picture is fetched as the gallery shows it
+/// and all are classified together with the run's model, so each map explains the model's top class for
+/// exactly that file. `None` for a picture the model could not read.
+pub async fn explain_test_images(run_id: u64, indices: &[usize]) -> Result<Vec<Option<Explanation>>, ApiError> {
+    let form = web_sys::FormData::new().map_err(js_error)?;
+    for &index in indices {
+        let response = Request::get(&test_image_url(run_id, index)).send().await;
+        let bytes = response.map_err(|e| ApiError::Network(e.to_string()))?.binary().await;
+        let bytes = bytes.map_err(|e| ApiError::Unreadable(e.to_string()))?;
+        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes.as_slice()));
+        let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(js_error)?;
+        form.append_with_blob_and_filename("images", &blob, &format!("test-{index}")).map_err(js_error)?;
+    }
+    let request = Request::post(&format!("/api/classify/batch?run={run_id}&explain=auto"))
+        .body(form)
+        .map_err(|e| ApiError::Network(e.to_string()))?;
+    let answer: ClassifyBatchResponse = answer(request.send().await).await?;
+    Ok(answer.results.into_iter().map(|result| result.explanation).collect())
 }
 
 /// Where the picture of a test image is served, for an `<img src>`.

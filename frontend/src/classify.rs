@@ -1,12 +1,13 @@
 //! The classify card: choose or drop one or more images; they go to the server in one request and
-//! each comes back as a card with its top predictions.
+//! each comes back as a card with its top predictions and, with "Explain" ticked, a Grad-CAM heat map
+//! over the image.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::{ImageClassification, Prediction};
+use shared::{Explanation, ImageClassification, Prediction};
 use wasm_bindgen::JsCast;
 
-use crate::{api, format, studio};
+use crate::{api, format, heatmap, studio};
 
 /// One chosen image and what the model said about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +20,8 @@ pub struct Classified {
     pub predictions: Vec<Prediction>,
     /// Why this image could not be classified.
     pub error: Option<String>,
+    /// Grad-CAM of the top class, when "Explain" was ticked.
+    pub explanation: Option<Explanation>,
 }
 
 /// Classifies chosen or dropped images with a trained run.
@@ -39,6 +42,7 @@ pub fn ClassifyPanel() -> impl IntoView {
     let cards = RwSignal::new(Vec::<Classified>::new());
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
+    let explain = RwSignal::new(false);
     let dragging = RwSignal::new(false);
     let images = StoredValue::new_local(Vec::<web_sys::File>::new());
     let requests = StoredValue::new(0u64);
@@ -52,6 +56,7 @@ pub fn ClassifyPanel() -> impl IntoView {
             for card in cards.iter_mut() {
                 card.predictions.clear();
                 card.error = None;
+                card.explanation = None;
             }
         });
         error.set(None);
@@ -63,7 +68,7 @@ pub fn ClassifyPanel() -> impl IntoView {
         let request = requests.get_value();
         pending.set(true);
         spawn_local(async move {
-            let answer = api::classify_batch(run_id, &files).await;
+            let answer = api::classify_batch(run_id, &files, explain.get_untracked()).await;
             if requests.get_value() != request {
                 return; // newer images or another run were chosen meanwhile
             }
@@ -90,6 +95,7 @@ pub fn ClassifyPanel() -> impl IntoView {
                     url: web_sys::Url::create_object_url_with_blob(file).unwrap_or_default(),
                     predictions: Vec::new(),
                     error: None,
+                    explanation: None,
                 })
                 .collect(),
         );
@@ -165,6 +171,20 @@ pub fn ClassifyPanel() -> impl IntoView {
                 </label>
                 <input id="classify-file" type="file" multiple accept="image/png,image/jpeg" on:change=on_file/>
             </div>
+            <div class="field check explain-toggle">
+                <input
+                    id="classify-explain"
+                    type="checkbox"
+                    prop:checked=move || explain.get()
+                    on:change=move |ev| {
+                        explain.set(event_target_checked(&ev));
+                        classify();
+                    }
+                />
+                <label for="classify-explain" title="A Grad-CAM heat map over each image: red where it counted most for its top class">
+                    "Explain (heat map)"
+                </label>
+            </div>
             <p class="pending" role="status">
                 {move || pending.get().then(|| {
                     let n = cards.with(Vec::len);
@@ -184,12 +204,17 @@ fn fill(cards: &mut [Classified], results: Vec<ImageClassification>) {
     for (card, result) in cards.iter_mut().zip(results) {
         card.predictions = result.predictions;
         card.error = result.error;
+        card.explanation = result.explanation;
     }
 }
 
 /// One image's card. The first keeps the ids `classify-preview` and `predictions`.
 pub fn classified_card(first: bool, card: Classified) -> impl IntoView {
-    let Classified { name, url, predictions, error } = card;
+    let Classified { name, url, predictions, error, explanation } = card;
+    let top_class = predictions.first().map(|p| p.label.clone()).unwrap_or_default();
+    // The model saw the image stretched to a square; so does the map, and so the image under it.
+    let heat_map = explanation.map(|explanation| heatmap::heat_map(&explanation, &top_class));
+    let stretched = heat_map.is_some();
     let items = predictions
         .into_iter()
         .map(|p| {
@@ -207,7 +232,10 @@ pub fn classified_card(first: bool, card: Classified) -> impl IntoView {
     let title = name.clone();
     view! {
         <div class="classified">
-            <img id=first.then_some("classify-preview") class="classified-image" src=url alt=alt/>
+            <div class="classified-figure">
+                <img id=first.then_some("classify-preview") class="classified-image" class:as-seen=stretched src=url alt=alt/>
+                {heat_map}
+            </div>
             <div class="prediction-block">
                 <p class="image-name" title=title>{name}</p>
                 {error.map(|e| view! { <p class="error image-error">{e}</p> })}

@@ -1,13 +1,14 @@
 //! What the shown run learned, class by class: per-class accuracy, the confusion matrix (click a
-//! cell to see its test images), the most confused pairs, the highest-loss test images and the
-//! run's full configuration. The arithmetic is in [`crate::analysis`].
+//! cell to see its test images), the most confused pairs, the highest-loss test images (each with a
+//! Grad-CAM heat map on request) and the run's full configuration. The arithmetic is in [`crate::analysis`].
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::{Run, TestImage};
+use shared::{Explanation, Run, TestImage};
+use std::collections::HashMap;
 
 use crate::analysis::{self, class_name, ConfusedPair};
-use crate::{api, format};
+use crate::{api, format, heatmap};
 
 /// Test images fetched for one confusion cell.
 const CELL_IMAGES: usize = 24;
@@ -285,7 +286,8 @@ fn ConfusedPairs(
     view! { <ol id="confused-pairs" class="confused-pairs">{items}</ol> }.into_any()
 }
 
-/// Test images with their true and predicted classes and loss.
+/// Test images with their true and predicted classes and loss; with "Explain" ticked, each with the
+/// Grad-CAM heat map of the model's top class over it.
 #[component]
 fn GalleryView(
     id: &'static str,
@@ -294,7 +296,46 @@ fn GalleryView(
     run_id: Signal<Option<u64>>,
     empty: &'static str,
 ) -> impl IntoView {
+    let explain = RwSignal::new(false);
+    let explanations = RwSignal::new(HashMap::<usize, Explanation>::new());
+    let explain_error = RwSignal::new(None::<String>);
+    let requests = StoredValue::new(0u64);
+    Effect::new(move |_| {
+        let indices: Vec<usize> = gallery.with(|g| g.images.iter().map(|image| image.index).collect());
+        requests.update_value(|n| *n += 1);
+        explanations.set(HashMap::new());
+        explain_error.set(None);
+        let (Some(run_id), true) = (run_id.get(), explain.get()) else { return };
+        if indices.is_empty() {
+            return;
+        }
+        let request = requests.get_value();
+        spawn_local(async move {
+            let answer = api::explain_test_images(run_id, &indices).await;
+            if requests.get_value() != request {
+                return; // another gallery, run or toggle since
+            }
+            match answer {
+                Ok(maps) => explanations
+                    .set(indices.into_iter().zip(maps).filter_map(|(index, map)| Some((index, map?))).collect()),
+                Err(why) => explain_error.set(Some(why.to_string())),
+            }
+        });
+    });
+    let toggle_id = format!("{id}-explain");
     view! {
+        <div class="field check explain-toggle">
+            <input
+                id=toggle_id.clone()
+                type="checkbox"
+                prop:checked=move || explain.get()
+                on:change=move |ev| explain.set(event_target_checked(&ev))
+            />
+            <label for=toggle_id title="A Grad-CAM heat map over each image: red where it counted most for the predicted class">
+                "Explain (heat maps)"
+            </label>
+        </div>
+        <p class="error" role="alert">{move || explain_error.get()}</p>
         <div id=id class="gallery" aria-busy=move || gallery.with(|g| g.loading).to_string()>
             {move || {
                 let Gallery { images, loading, error } = gallery.get();
@@ -308,6 +349,7 @@ fn GalleryView(
                 if images.is_empty() {
                     return Some(view! { <p class="empty">{empty}</p> }.into_any());
                 }
+                let maps = explanations.get();
                 Some(classes.with(|classes| {
                     images
                         .into_iter()
@@ -318,16 +360,24 @@ fn GalleryView(
                                 class_name(classes, image.predicted),
                                 image.loss
                             );
+                            let heat_map = maps.get(&image.index).map(|map| {
+                                heatmap::heat_map(map, &class_name(classes, map.class_index))
+                            });
+                            let stretched = heat_map.is_some();
                             view! {
                                 <figure class="test-figure" class:wrong=image.actual != image.predicted>
-                                    <img
-                                        class="test-image"
-                                        src=api::test_image_url(run_id, image.index)
-                                        alt=caption.clone()
-                                        loading="lazy"
-                                        width="64"
-                                        height="64"
-                                    />
+                                    <div class="test-picture">
+                                        <img
+                                            class="test-image"
+                                            class:as-seen=stretched
+                                            src=api::test_image_url(run_id, image.index)
+                                            alt=caption.clone()
+                                            loading="lazy"
+                                            width="64"
+                                            height="64"
+                                        />
+                                        {heat_map}
+                                    </div>
                                     <figcaption>{caption}</figcaption>
                                 </figure>
                             }

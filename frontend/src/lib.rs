@@ -23,6 +23,7 @@ pub mod chart;
 pub mod classify;
 pub mod form;
 pub mod format;
+pub mod heatmap;
 pub mod insight;
 pub mod state;
 pub mod train;

@@ -328,8 +328,13 @@ async fn a_classified_image_shows_its_top_five_with_percentages_and_bars() {
         ],
     }))
     .unwrap();
-    let card =
-        Classified { name: answer.name, url: String::new(), predictions: answer.predictions, error: answer.error };
+    let card = Classified {
+        name: answer.name,
+        url: String::new(),
+        predictions: answer.predictions,
+        error: answer.error,
+        explanation: answer.explanation,
+    };
     let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card)).await;
     assert_eq!(text(&root, ".image-name"), "kitten.png");
     assert_eq!(texts(&root, "#predictions .label"), ["cat", "dog", "deer", "frog", "bird"]);
@@ -348,8 +353,32 @@ async fn an_image_the_server_could_not_read_shows_why_and_no_predictions() {
         url: String::new(),
         predictions: Vec::new(),
         error: Some("not a PNG, JPEG, WebP, BMP or GIF image".into()),
+        explanation: None,
     };
     let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card)).await;
     assert_eq!(text(&root, ".image-error"), "not a PNG, JPEG, WebP, BMP or GIF image");
     assert_eq!(count(&root, "#predictions li"), 0);
+}
+
+#[wasm_bindgen_test]
+async fn an_explained_image_is_overlaid_with_one_heat_map_cell_per_position() {
+    let answer: ImageClassification = serde_json::from_value(serde_json::json!({
+        "name": "kitten.png",
+        "predictions": [{"label": "cat", "index": 3, "probability": 0.9}],
+        "explanation": {"layer": "layer3", "class_index": 3, "width": 3, "height": 2, "cam": [0, 0.5, 1, 0, 0, 0.25]},
+    }))
+    .unwrap();
+    let card = Classified {
+        name: answer.name,
+        url: String::new(),
+        predictions: answer.predictions,
+        error: None,
+        explanation: answer.explanation,
+    };
+    let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card)).await;
+    assert_eq!(attribute(&root, "svg.heatmap", "data-width").as_deref(), Some("3"));
+    assert_eq!(attribute(&root, "svg.heatmap", "data-height").as_deref(), Some("2"));
+    assert_eq!(count(&root, "svg.heatmap rect.cam-cell"), 6);
+    assert_eq!(attribute(&root, "svg.heatmap rect:nth-child(3)", "fill").as_deref(), Some("hsl(0, 100%, 50%)"));
+    assert!(attribute(&root, "svg.heatmap", "aria-label").unwrap_or_default().contains("cat"));
 }

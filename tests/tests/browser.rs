@@ -541,3 +541,71 @@ async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() 
     assert!(info.starts_with("best: epoch ") && info.ends_with(&size), "{info:?} should name the epoch and {size}");
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn explain_overlays_a_grad_cam_heat_map_with_one_cell_per_position_on_a_classified_image() {
+    let OpenPage { browser, _driver, server } = open_page(3, 6, 2, 32).await;
+    let run = server.create_run(json!({"dataset": "colors", "epochs": 1, "batch_size": 6})).await;
+    assert_eq!(server.wait_until_finished(run).await.status, shared::RunStatus::Completed);
+    eventually("the model to choose", Duration::from_secs(30), || async {
+        browser.find(Locator::Css(&format!("select#classify-run option[value='{run}']"))).await.ok()
+    })
+    .await;
+
+    click(&browser, "input#classify-explain").await;
+    let image = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    std::fs::write(image.path(), png_bytes(COLOR_CLASSES[1].1, 48, 5)).unwrap();
+    let input = browser.find(Locator::Css("input#classify-file")).await.unwrap();
+    input.send_keys(&image.path().display().to_string()).await.unwrap();
+
+    // At 32 px, `auto` explains layer2, whose output is 4x4.
+    let heat_map = eventually("the heat map over the image", Duration::from_secs(30), || async {
+        browser.find(Locator::Css(".classified-figure svg.heatmap")).await.ok()
+    })
+    .await;
+    let mut size = Vec::new();
+    for name in ["data-width", "data-height"] {
+        size.push(heat_map.attr(name).await.unwrap().unwrap_or_default().parse::<usize>().unwrap());
+    }
+    let (width, height) = (size[0], size[1]);
+    assert_eq!((width, height), (4, 4));
+    assert_eq!(heat_map.attr("data-layer").await.unwrap().as_deref(), Some("layer2"));
+    let cells = heat_map.find_all(Locator::Css("rect.cam-cell")).await.unwrap();
+    assert_eq!(cells.len(), width * height);
+    let label = heat_map.attr("aria-label").await.unwrap().unwrap_or_default();
+    let top = text_of(&browser, "ul#predictions li.prediction .label").await.unwrap();
+    assert!(label.contains(&top), "the map names the class it explains: {label}");
+    // The map covers the image exactly.
+    let picture = browser.find(Locator::Css("img#classify-preview")).await.unwrap();
+    let (px, py, pw, ph) = picture.rectangle().await.unwrap();
+    let (hx, hy, hw, hh) = heat_map.rectangle().await.unwrap();
+    assert!((px - hx).abs() <= 1.5 && (py - hy).abs() <= 1.5, "map at {hx},{hy}, image at {px},{py}");
+    assert!((pw - hw).abs() <= 2.5 && (ph - hh).abs() <= 2.5, "map {hw}x{hh}, image {pw}x{ph}");
+    look_at(&browser, "browser-explained").await;
+
+    // Unticking classifies again without the map.
+    click(&browser, "input#classify-explain").await;
+    eventually("the map to go", Duration::from_secs(30), || async {
+        let gone = browser.find(Locator::Css("svg.heatmap")).await.is_err();
+        let answered = browser.find_all(Locator::Css("ul#predictions li.prediction")).await.ok()?.len() == 3;
+        (gone && answered).then_some(())
+    })
+    .await;
+
+    // The highest-loss test images of the shown run get theirs on request too.
+    let shown = eventually("the highest-loss test images", Duration::from_secs(30), || async {
+        let images = browser.find_all(Locator::Css("div#high-loss img.test-image")).await.ok()?;
+        (!images.is_empty()).then_some(images.len())
+    })
+    .await;
+    click(&browser, "input#high-loss-explain").await;
+    let maps = eventually("a heat map on every test image", Duration::from_secs(60), || async {
+        let maps = browser.find_all(Locator::Css("div#high-loss .test-picture svg.heatmap")).await.ok()?;
+        (maps.len() == shown).then_some(maps)
+    })
+    .await;
+    assert_eq!(maps[0].find_all(Locator::Css("rect.cam-cell")).await.unwrap().len(), 16);
+    scroll_to(&browser, &maps[0]).await;
+    look_at(&browser, "browser-explained-test-images").await;
+    browser.close().await.unwrap();
+}
