@@ -143,6 +143,18 @@ pub fn weights_option(entry: &WeightsEntry) -> String {
     }
 }
 
+/// The line under the weights select for weights that are not on the server yet: when they will be
+/// downloaded, and what to do without network.
+pub fn weights_hint(entry: &WeightsEntry) -> Option<String> {
+    let bytes = entry.download_bytes.filter(|_| !entry.present)?;
+    let file = if entry.name == shared::defaults::WEIGHTS_IMAGENET { "resnet18-f37072fd.pth" } else { "the file" };
+    Some(format!(
+        "Not on the server yet: the first run that uses them downloads {:.1} MB. Without network, upload {file} \
+         with Upload weights…",
+        bytes as f64 / 1_048_576.0
+    ))
+}
+
 /// The JSON name of an enum value (`Normalization::Half` → `"half"`), used as an option's value.
 pub fn enum_value<T: Serialize>(value: T) -> String {
     match serde_json::to_value(value) {
@@ -221,36 +233,6 @@ mod tests {
     }
 
     #[test]
-    fn upload_progress_is_in_megabytes() {
-        assert_eq!(bytes_progress(1_260_000.0, 5_000_000.0), "1.3 of 5.0 MB");
-    }
-
-    #[test]
-    fn imagenet_weights_not_on_the_server_say_they_will_be_downloaded() {
-        let mut imagenet = WeightsEntry {
-            name: "imagenet".into(),
-            label: "ImageNet".into(),
-            present: false,
-            size_bytes: None,
-            download_bytes: Some(46_830_571),
-        };
-        assert_eq!(weights_option(&imagenet), "ImageNet (will be downloaded, 44.7 MB, on first use)");
-        imagenet.present = true;
-        assert_eq!(weights_option(&imagenet), "ImageNet");
-    }
-
-    #[test]
-    fn a_small_upload_is_counted_in_kilobytes() {
-        assert_eq!(bytes_progress(20_000.0, 41_260.0), "20.0 of 41.3 kB");
-    }
-
-    #[test]
-    fn a_checkpoint_names_its_epoch_and_size() {
-        let best = Checkpoint { epoch: 3, bytes: 44_730_000, saved_at: 0 };
-        assert_eq!(checkpoint(&best), "best: epoch 3 · 44.7 MB");
-    }
-
-    #[test]
     fn a_headline_accuracy_is_a_percentage_or_a_dash_before_the_first_epoch() {
         assert_eq!(accuracy(Some(0.8734)), "87.3 %");
         assert_eq!(accuracy(None), "—");
@@ -271,6 +253,44 @@ mod tests {
         assert_eq!(duration(125.0), "2 min 05 s");
         assert_eq!(duration(3725.0), "1 h 02 min");
         assert_eq!(duration(-1.0), "0 s");
+    }
+
+    #[test]
+    fn upload_progress_is_in_megabytes() {
+        assert_eq!(bytes_progress(1_260_000.0, 5_000_000.0), "1.3 of 5.0 MB");
+    }
+
+    #[test]
+    fn imagenet_weights_not_on_the_server_say_they_will_be_downloaded() {
+        let mut imagenet = WeightsEntry {
+            name: "imagenet".into(),
+            label: "ImageNet".into(),
+            present: false,
+            size_bytes: None,
+            download_bytes: Some(46_830_571),
+        };
+        assert_eq!(weights_option(&imagenet), "ImageNet (will be downloaded, 44.7 MB, on first use)");
+        assert_eq!(
+            weights_hint(&imagenet).as_deref(),
+            Some(
+                "Not on the server yet: the first run that uses them downloads 44.7 MB. Without network, upload \
+                 resnet18-f37072fd.pth with Upload weights…"
+            )
+        );
+        imagenet.present = true;
+        assert_eq!(weights_option(&imagenet), "ImageNet");
+        assert_eq!(weights_hint(&imagenet), None);
+    }
+
+    #[test]
+    fn a_small_upload_is_counted_in_kilobytes() {
+        assert_eq!(bytes_progress(20_000.0, 41_260.0), "20.0 of 41.3 kB");
+    }
+
+    #[test]
+    fn a_checkpoint_names_its_epoch_and_size() {
+        let best = Checkpoint { epoch: 3, bytes: 44_730_000, saved_at: 0 };
+        assert_eq!(checkpoint(&best), "best: epoch 3 · 44.7 MB");
     }
 
     #[test]

@@ -287,7 +287,7 @@ pub fn TrainPanel() -> impl IntoView {
                     {choice(form, checked, "normalization", "normalization", "Normalization",
                         &[(Normalization::Imagenet, "ImageNet mean/std"), (Normalization::Half, "0.5 / 0.5")],
                         |f| f.normalization, |f, v| f.normalization = v)}
-                    <div class="field" class:invalid=move || checked.with(|c| problem_for(c, "weights").is_some())>
+                    <div class="field weights-field" class:invalid=move || checked.with(|c| problem_for(c, "weights").is_some())>
                         <label for="weights">"Starting weights"</label>
                         <select
                             id="weights"
@@ -322,6 +322,11 @@ pub fn TrainPanel() -> impl IntoView {
                                 "none (random)"
                             </option>
                         </select>
+                        {move || {
+                            let chosen = form.with(|f| f.weights.clone());
+                            let hint = weights.with(|list| list.iter().find(|w| w.name == chosen).and_then(format::weights_hint));
+                            hint.map(|hint| view! { <p class="hint" id="weights-hint">{hint}</p> })
+                        }}
                         <WeightsUpload weights=weights form=form/>
                         <FieldError checked=checked field="weights" id="weights"/>
                     </div>

@@ -4,12 +4,14 @@
 
 mod common;
 
+use backend::model::pretrained::PretrainedSource;
+use backend::model::ResNet18;
 use common::{png_bytes, write_color_dataset, zip_dataset, TestServer, COLOR_CLASSES};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -151,7 +153,26 @@ struct OpenPage {
 async fn open_page(classes: usize, train: usize, test: usize, side: u32) -> OpenPage {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", classes, train, test, side);
-    let server = TestServer::start_with(data, |_| {}, Some(built_page())).await;
+    let imagenet = stand_in_imagenet(data.path());
+    let server = TestServer::start_with(data, move |s| s.imagenet = imagenet, Some(built_page())).await;
+    open_browser(server).await
+}
+
+/// `"imagenet"` as a ResNet-18 state dict already in the weights folder under `data`: the page's first
+/// visit and its pretrained presets start from ImageNet's weights, and tests never download them.
+fn stand_in_imagenet(data: &Path) -> PretrainedSource {
+    let source = PretrainedSource {
+        file_name: "imagenet-stand-in.safetensors".into(),
+        ..PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/")
+    };
+    let weights = data.join("weights");
+    std::fs::create_dir_all(&weights).unwrap();
+    ResNet18::new(tch::Device::Cpu, 1000, 0).save(&weights.join(&source.file_name), None).unwrap();
+    source
+}
+
+/// A browser showing `server`'s page once its dataset list has loaded.
+async fn open_browser(server: TestServer) -> OpenPage {
     let driver = ChromeDriver::start();
     let browser = driver.browser(1280, 900).await;
     browser.goto(&server.base).await.unwrap();
@@ -539,6 +560,58 @@ async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() 
     let info = text_of(&browser, "#checkpoint-info").await.unwrap_or_default();
     let size = format!("{:.1} MB", length as f64 / 1e6);
     assert!(info.starts_with("best: epoch ") && info.ends_with(&size), "{info:?} should name the epoch and {size}");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn imagenet_weights_come_first_and_weights_files_are_uploaded_from_the_page() {
+    // No ImageNet file on the server: the menu says it will be downloaded.
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 2, 1, 16);
+    let OpenPage { browser, _driver, server } =
+        open_browser(TestServer::start_with(data, |_| {}, Some(built_page())).await).await;
+    let first = eventually("the ImageNet option", Duration::from_secs(30), || async {
+        let option = browser.find(Locator::Css("select#weights option")).await.ok()?;
+        let text = option.text().await.ok()?;
+        text.contains("ImageNet").then_some((option, text))
+    })
+    .await;
+    assert_eq!(first.0.attr("value").await.unwrap().as_deref(), Some("imagenet"));
+    assert!(first.1.ends_with("(will be downloaded, 44.7 MB, on first use)"), "{}", first.1);
+    let chosen = browser.find(Locator::Css("select#weights")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(chosen.as_deref(), Some("imagenet"), "a first visit starts from ImageNet's weights");
+    let hint = text_of(&browser, "#weights-hint").await.unwrap_or_default();
+    assert!(hint.contains("downloads 44.7 MB") && hint.contains("upload resnet18-f37072fd.pth"), "{hint}");
+    look_at(&browser, "weights-menu").await;
+
+    // A ResNet-18 state dict is kept, listed and chosen.
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("mine.safetensors");
+    ResNet18::new(tch::Device::Cpu, 10, 1).save(&good, None).unwrap();
+    let input = browser.find(Locator::Css("input#weights-file")).await.unwrap();
+    input.send_keys(&good.display().to_string()).await.unwrap();
+    eventually("the uploaded weights chosen", Duration::from_secs(60), || async {
+        let chosen = browser.find(Locator::Css("select#weights")).await.ok()?.prop("value").await.ok()??;
+        (chosen == "mine.safetensors").then_some(())
+    })
+    .await;
+    assert!(server.data.path().join("weights/mine.safetensors").is_file());
+    assert_eq!(text_of(&browser, "#weights-upload-error").await.as_deref(), Some(""));
+    assert_eq!(text_of(&browser, "#weights-hint").await, None, "uploaded weights need no download");
+
+    // Anything else is refused with the server's sentence, and the choice stays.
+    let bad = dir.path().join("bad.pth");
+    std::fs::write(&bad, b"not a checkpoint at all").unwrap();
+    input.send_keys(&bad.display().to_string()).await.unwrap();
+    let refusal = eventually("the refusal", Duration::from_secs(30), || async {
+        text_of(&browser, "#weights-upload-error").await.filter(|t| !t.is_empty())
+    })
+    .await;
+    assert!(refusal.starts_with("this file is not a ResNet-18 state dict"), "{refusal}");
+    assert!(!server.data.path().join("weights/bad.pth").exists());
+    let chosen = browser.find(Locator::Css("select#weights")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(chosen.as_deref(), Some("mine.safetensors"));
+    look_at(&browser, "weights-upload-refused").await;
     browser.close().await.unwrap();
 }
 
