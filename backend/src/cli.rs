@@ -72,7 +72,7 @@ pub enum Command {
         /// Seed.
         #[arg(long)]
         seed: Option<u64>,
-        /// Starting weights: "none" or a file in the weights folder.
+        /// Starting weights: "none", "imagenet" (downloaded on first use) or a file in the weights folder.
         #[arg(long)]
         weights: Option<String>,
         /// Folder of datasets.

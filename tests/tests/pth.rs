@@ -185,3 +185,27 @@ fn training_with_imagenet_weights_loads_the_file_from_the_weights_folder() {
     let wanted = format!("loaded {backbone} backbone tensors from imagenet");
     assert!(notes.contains(&wanted), "{notes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torchvision_pth_upload_is_kept_and_imagenets_name_needs_its_checksum() {
+    let bytes = std::fs::read(fixture().join("w.pth")).unwrap();
+    let server = common::TestServer::start().await;
+    let upload = |name: &str| {
+        reqwest::Client::new()
+            .post(server.url(&format!("/api/weights?name={name}")))
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes.clone())
+            .send()
+    };
+    let kept = upload("torchvision.pth").await.unwrap();
+    assert_eq!(kept.status(), reqwest::StatusCode::CREATED);
+    let entry: shared::WeightsEntry = kept.json().await.unwrap();
+    assert_eq!((entry.name.as_str(), entry.present), ("torchvision.pth", true));
+
+    // Under ImageNet's published name, only torchvision's own file is kept: this one's hash differs.
+    let refused = upload(RESNET18_FILE).await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let sentence = refused.json::<shared::ErrorBody>().await.unwrap().error;
+    assert!(sentence.starts_with("this is not torchvision's resnet18-f37072fd.pth: its SHA-256 is"), "{sentence}");
+    assert!(!server.data.path().join("weights").join(RESNET18_FILE).exists());
+}

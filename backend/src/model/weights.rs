@@ -200,3 +200,34 @@ fn has_weights_extension(name: &str) -> bool {
 fn file_size(path: &Path) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_being_received_and_other_kinds_of_file_are_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let imagenet = PretrainedSource::imagenet_resnet18();
+        for name in ["b.pt", "a.safetensors", "notes.txt"] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        fs::write(staging_path(dir.path(), "c.pth"), b"x").unwrap();
+        let names: Vec<String> = entries(dir.path(), &imagenet).into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["imagenet", "a.safetensors", "b.pt"]);
+    }
+
+    #[test]
+    fn a_refused_file_is_removed_and_a_taken_name_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let imagenet = PretrainedSource::imagenet_resnet18();
+        let staged = staging_path(dir.path(), "w.pth");
+        fs::write(&staged, b"not a checkpoint").unwrap();
+        let err = install(dir.path(), "w.pth", &staged, &imagenet).unwrap_err();
+        assert!(matches!(err, WeightsError::Unreadable(_)), "{err}");
+        assert!(!staged.exists() && !dir.path().join("w.pth").exists());
+        fs::write(dir.path().join("w.pth"), b"x").unwrap();
+        assert!(matches!(check_new_name(dir.path(), "w.pth"), Err(WeightsError::Exists(_))));
+        assert!(matches!(check_new_name(dir.path(), "../w.pth"), Err(WeightsError::BadName(_))));
+    }
+}
