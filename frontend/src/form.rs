@@ -7,8 +7,10 @@
 
 use shared::{defaults, ConfigError, FineTuneMode, Normalization, OptimizerKind, Schedule, TrainConfig};
 
-/// The training form as the person has filled it in.
-#[derive(Debug, Clone, PartialEq)]
+/// The training form as the person has filled it in. It is saved in the browser as JSON (see
+/// [`crate::saved`]); a field missing from what was saved takes its default.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TrainForm {
     /// Dataset folder name; empty until the dataset list has loaded.
     pub dataset: String,

@@ -8,6 +8,7 @@
 //! - [`chart`]: the geometry of the training and comparison charts;
 //! - [`analysis`]: best epoch, confused pairs and heat-map colours from a run's metrics;
 //! - [`format`]: how numbers and runs are written;
+//! - [`saved`]: the training form kept in the browser, so a reload keeps what was typed;
 //! - [`ws`]: the WebSocket, reopened with backoff whenever it drops;
 //! - [`api`]: the HTTP calls (datasets, weights, uploads, classify, test images).
 //!
@@ -25,17 +26,18 @@ pub mod form;
 pub mod format;
 pub mod heatmap;
 pub mod insight;
+pub mod saved;
 pub mod state;
 pub mod train;
 pub mod ws;
 
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use leptos::prelude::*;
-use shared::{ClientMessage, DatasetInfo, EpochMetrics, Run};
+use shared::{ClientMessage, DatasetInfo, EpochMetrics, Run, TrainConfig};
 
 use crate::classify::ClassifyPanel;
 use crate::insight::{RunConfig, RunInsight};
-use crate::state::StudioState;
+use crate::state::{StatusFilter, StudioState};
 use crate::train::{DatasetUpload, TrainPanel};
 use crate::ws::SocketEvent;
 
@@ -54,6 +56,8 @@ pub struct Studio {
     pub datasets: RwSignal<Vec<DatasetInfo>>,
     /// The dataset uploaded last, which the form then picks.
     pub uploaded_dataset: RwSignal<Option<String>>,
+    /// A run's configuration that "Use these settings" asked the training form to take.
+    pub form_request: RwSignal<Option<TrainConfig>>,
     /// Messages for the server, sent by the WebSocket task.
     outbox: StoredValue<UnboundedSender<ClientMessage>>,
 }
@@ -69,6 +73,7 @@ impl Studio {
             compared: RwSignal::new(Vec::new()),
             datasets: RwSignal::new(Vec::new()),
             uploaded_dataset: RwSignal::new(None),
+            form_request: RwSignal::new(None),
             outbox: StoredValue::new(outbox),
         }
     }
@@ -139,22 +144,65 @@ pub fn ConnectionState() -> impl IntoView {
     }
 }
 
-/// Every run, newest first; clicking one shows it below.
+/// Minutes the browser's time zone is ahead of UTC, for writing dates as the person reads them.
+fn utc_offset_minutes() -> i64 {
+    -(js_sys::Date::new_0().get_timezone_offset() as i64)
+}
+
+/// When a run was created, how long it trained and on what: `"2026-11-30 10:53 · 2 min 05 s · cpu"`.
+fn run_facts(run: &Run, utc_offset: i64) -> impl IntoView {
+    let device = run.device.clone().map(|device| view! { <span class="run-device">{device}</span> });
+    view! {
+        <span class="run-facts">
+            <span class="run-date">{format::date_time(run.created_at, utc_offset)}</span>
+            <span class="run-duration" title="Time spent in finished epochs">
+                {format::duration(run.training_seconds())}
+            </span>
+            {device}
+        </span>
+    }
+}
+
+/// Every run, newest first, optionally only those of one status; clicking one shows it below.
 #[component]
 pub fn RunList() -> impl IntoView {
     let studio = studio();
-    let runs = Memo::new(move |_| studio.state.with(|s| s.runs.clone()));
+    let filter = RwSignal::new(StatusFilter::All);
+    let all_runs = Memo::new(move |_| studio.state.with(|s| s.runs.clone()));
+    let runs = Memo::new(move |_| {
+        let filter = filter.get();
+        all_runs.with(|runs| runs.iter().filter(|run| filter.admits(run.status)).cloned().collect::<Vec<_>>())
+    });
     let shown = Memo::new(move |_| studio.state.with(|s| s.shown_run(studio.chosen_run.get()).map(|r| r.id)));
+    let utc_offset = utc_offset_minutes();
     view! {
         <section class="card" aria-labelledby="runs-title">
-            <h2 id="runs-title">"Runs"</h2>
-            <Show when=move || runs.with(Vec::is_empty)>
+            <div class="runs-head">
+                <h2 id="runs-title">"Runs"</h2>
+                <div id="run-filter" class="run-filter" role="group" aria-label="Show runs by status">
+                    {StatusFilter::ALL.into_iter().map(|choice| view! {
+                        <button
+                            type="button"
+                            class="filter"
+                            data-filter=choice.key()
+                            aria-pressed=move || (filter.get() == choice).to_string()
+                            on:click=move |_| filter.set(choice)
+                        >
+                            {choice.title()}
+                        </button>
+                    }).collect_view()}
+                </div>
+            </div>
+            <Show when=move || all_runs.with(Vec::is_empty)>
                 <p class="empty">"No runs yet. Pick a dataset and press Start training."</p>
+            </Show>
+            <Show when=move || runs.with(Vec::is_empty) && !all_runs.with(Vec::is_empty)>
+                <p class="empty" id="no-matching-runs">"No run has this status."</p>
             </Show>
             <ul id="runs" class="run-list">
                 <For
                     each=move || runs.get()
-                    key=|run| (run.id, run.status.as_str(), run.has_model, run.epochs.len())
+                    key=|run| (run.id, run.status.as_str(), run.has_model, run.epochs.len(), run.name.clone(), run.device.clone())
                     children=move |run: Run| {
                         let id = run.id;
                         let status = run.status.as_str();
@@ -187,7 +235,19 @@ pub fn RunList() -> impl IntoView {
                                     on:click=move |_| studio.chosen_run.set(Some(id))
                                 >
                                     <span class="run-id">{format!("#{id}")}</span>
-                                    <span class="run-dataset">{run.config.dataset.clone()}</span>
+                                    <span class="run-main">
+                                        <span class="run-title">
+                                            <span class="run-name">{run.title()}</span>
+                                            <span class="run-dataset">{run.config.dataset.clone()}</span>
+                                        </span>
+                                        {run_facts(&run, utc_offset)}
+                                    </span>
+                                    <span class="run-accuracy" title="Test accuracy: final, and best of any epoch">
+                                        <strong class="final-accuracy">{format::accuracy(run.final_test_accuracy())}</strong>
+                                        <span class="best-accuracy">
+                                            {format!("best {}", format::accuracy(run.best_test_accuracy()))}
+                                        </span>
+                                    </span>
                                     <span class="run-epochs">
                                         {format!("{}/{} epochs", run.epochs.len(), run.config.epochs)}
                                     </span>
@@ -288,7 +348,7 @@ pub fn RunDetail() -> impl IntoView {
             >
                 <div class="detail-head">
                     <h2 id="detail-title">
-                        {move || shown.with(|r| r.as_ref().map(|r| format!("Run #{} — {}", r.id, r.config.dataset)))}
+                        {move || shown.with(|r| r.as_ref().map(|r| format!("{} — {}", r.title(), r.config.dataset)))}
                     </h2>
                     {move || shown.with(|r| r.as_ref().map(|r| {
                         let status = r.status.as_str();
@@ -323,6 +383,8 @@ pub fn RunDetail() -> impl IntoView {
                         {move || shown.with(|r| r.as_ref().and_then(|r| r.best_checkpoint.as_ref()).map(format::checkpoint))}
                     </span>
                 </div>
+                <RunActions shown=shown/>
+                <Headline shown=shown/>
                 <p class="config-summary">{move || shown.with(|r| r.as_ref().map(format::config_summary))}</p>
                 {move || shown.with(|r| r.as_ref().and_then(|r| r.error.clone())).map(|error| {
                     view! { <p class="run-error" role="alert">{error}</p> }
@@ -334,6 +396,155 @@ pub fn RunDetail() -> impl IntoView {
                 <RunConfig shown=shown/>
             </Show>
         </section>
+    }
+}
+
+/// The shown run's headline numbers: final and best test accuracy, large, with its date, training time
+/// and device.
+#[component]
+fn Headline(shown: Memo<Option<Run>>) -> impl IntoView {
+    let utc_offset = utc_offset_minutes();
+    move || {
+        shown.with(|run| {
+            run.as_ref().map(|run| {
+                view! {
+                    <div id="headline" class="headline">
+                        <div class="headline-item">
+                            <span id="final-accuracy" class="headline-value">
+                                {format::accuracy(run.final_test_accuracy())}
+                            </span>
+                            <span class="headline-label">"final test accuracy"</span>
+                        </div>
+                        <div class="headline-item">
+                            <span id="best-accuracy" class="headline-value best">
+                                {format::accuracy(run.best_test_accuracy())}
+                            </span>
+                            <span class="headline-label">"best test accuracy"</span>
+                        </div>
+                        {run_facts(run, utc_offset)}
+                    </div>
+                }
+            })
+        })
+    }
+}
+
+/// What a person can do with the shown run: rename it in place, start a new run from its settings, and
+/// delete it with its files after confirming on the page.
+#[component]
+fn RunActions(shown: Memo<Option<Run>>) -> impl IntoView {
+    let studio = studio();
+    let run_id = Memo::new(move |_| shown.with(|r| r.as_ref().map(|r| r.id)));
+    let active = Memo::new(move |_| shown.with(|r| r.as_ref().is_some_and(|r| !r.status.is_finished())));
+    let renaming = RwSignal::new(false);
+    let draft = RwSignal::new(String::new());
+    let confirming = RwSignal::new(false);
+    // Another run shown: whatever was half done on the last one is dropped.
+    Effect::new(move |_| {
+        run_id.track();
+        renaming.set(false);
+        confirming.set(false);
+    });
+    let name_problem = Memo::new(move |_| draft.with(|name| shared::check_run_name(name).err()));
+    let save_name = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(run_id) = run_id.get_untracked() else { return };
+        if name_problem.with_untracked(Option::is_some) {
+            return;
+        }
+        studio.state.update(|state| state.error = None);
+        studio.send(ClientMessage::RenameRun { run_id, name: draft.get_untracked() });
+        renaming.set(false);
+    };
+    let delete = move |_| {
+        let Some(run_id) = run_id.get_untracked() else { return };
+        studio.state.update(|state| state.error = None);
+        studio.send(ClientMessage::DeleteRun { run_id });
+        studio.compared.update(|ids| ids.retain(|&id| id != run_id));
+        studio.chosen_run.set(None);
+        confirming.set(false);
+    };
+    let title = move || shown.with(|r| r.as_ref().map(Run::title).unwrap_or_default());
+
+    view! {
+        <div class="run-actions">
+            <Show
+                when=move || renaming.get()
+                fallback=move || view! {
+                    <button
+                        id="rename-run"
+                        type="button"
+                        class="small"
+                        disabled=move || !studio.connected.get()
+                        on:click=move |_| {
+                            draft.set(shown.with_untracked(|r| r.as_ref().and_then(|r| r.name.clone()).unwrap_or_default()));
+                            renaming.set(true);
+                        }
+                    >
+                        "Rename"
+                    </button>
+                }
+            >
+                <form id="rename-form" class="rename-form" on:submit=save_name>
+                    <input
+                        id="run-name"
+                        type="text"
+                        aria-label="Run name"
+                        placeholder=move || shown.with(|r| r.as_ref().map(|r| format!("Run #{}", r.id)))
+                        maxlength=shared::limits::MAX_RUN_NAME_CHARS
+                        autocomplete="off"
+                        prop:value=move || draft.get()
+                        on:input=move |ev| draft.set(event_target_value(&ev))
+                    />
+                    <button id="save-name" type="submit" class="small primary" disabled=move || name_problem.with(Option::is_some)>
+                        "Save"
+                    </button>
+                    <button id="cancel-rename" type="button" class="small" on:click=move |_| renaming.set(false)>
+                        "Cancel"
+                    </button>
+                    {move || name_problem.get().map(|why| view! { <p class="field-error" id="run-name-error">{why}</p> })}
+                </form>
+            </Show>
+            <button
+                id="use-settings"
+                type="button"
+                class="small"
+                title="Fill the New run form with this run's settings"
+                on:click=move |_| {
+                    if let Some(config) = shown.with_untracked(|r| r.as_ref().map(|r| r.config.clone())) {
+                        studio.form_request.set(Some(config));
+                        // On a phone the form is far above: bring it into view.
+                        let card = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("train-card"));
+                        if let Some(card) = card {
+                            card.scroll_into_view();
+                        }
+                    }
+                }
+            >
+                "Use these settings"
+            </button>
+            <button
+                id="delete-run"
+                type="button"
+                class="small danger"
+                title=move || if active.get() { "Stop the run first" } else { "Delete this run and its model files" }
+                disabled=move || active.get() || !studio.connected.get()
+                on:click=move |_| confirming.set(true)
+            >
+                "Delete"
+            </button>
+            <Show when=move || confirming.get()>
+                <div id="delete-confirm" class="delete-confirm" role="alertdialog" aria-labelledby="delete-question">
+                    <p id="delete-question">
+                        {move || format!("Delete {} and its model files? This cannot be undone.", title())}
+                    </p>
+                    <button id="confirm-delete" type="button" class="small danger" on:click=delete>"Delete run"</button>
+                    <button id="cancel-delete" type="button" class="small" on:click=move |_| confirming.set(false)>
+                        "Keep it"
+                    </button>
+                </div>
+            </Show>
+        </div>
     }
 }
 

@@ -11,7 +11,7 @@ use shared::{
 
 use crate::form::{problem_for, Preset, TrainForm};
 use crate::state::StudioState;
-use crate::{api, format, studio};
+use crate::{api, format, saved, studio};
 
 /// The dataset the server downloads by itself when it is not in the data folder.
 const DOWNLOADABLE_DATASET: &str = "cifar10";
@@ -69,7 +69,8 @@ struct NumberBox {
 #[component]
 pub fn TrainPanel() -> impl IntoView {
     let studio = studio();
-    let form = RwSignal::new(TrainForm::first_visit());
+    // What this browser typed last time, else the first visit's recipe.
+    let form = RwSignal::new(saved::load_form().unwrap_or_else(TrainForm::first_visit));
     // Bumped when something other than typing (a preset) rewrites the boxes.
     let rewritten = RwSignal::new(0u32);
     let datasets = studio.datasets;
@@ -77,6 +78,21 @@ pub fn TrainPanel() -> impl IntoView {
     let weights = RwSignal::new(Vec::<WeightsEntry>::new());
     let load_error = RwSignal::new(None::<String>);
     let checked: Checked = Memo::new(move |_| form.with(TrainForm::to_config));
+    // Every change is kept for the next visit; the form as loaded is already what is stored or the default.
+    Effect::new(move |loaded: Option<()>| {
+        form.with(|f| {
+            if loaded.is_some() {
+                saved::save_form(f)
+            }
+        })
+    });
+    // "Use these settings" on a run fills the form with that run's configuration.
+    Effect::new(move |_| {
+        if let Some(config) = studio.form_request.get() {
+            form.set(TrainForm::from_config(&config));
+            rewritten.update(|n| *n += 1);
+        }
+    });
 
     // Lists are (re)loaded on every connection, so a restarted server's folders show up.
     Effect::new(move |_| {

@@ -609,3 +609,109 @@ async fn the_run_list_follows_every_change_of_the_history() {
     let stopped = server.wait_until_finished(second).await;
     assert_eq!(list().await, [stopped, finished]);
 }
+
+async fn patch_name(server: &TestServer, id: u64, body: Value) -> reqwest::Response {
+    reqwest::Client::new().patch(server.url(&format!("/api/runs/{id}"))).json(&body).send().await.unwrap()
+}
+
+async fn delete_run(server: &TestServer, id: u64) -> reqwest::Response {
+    reqwest::Client::new().delete(server.url(&format!("/api/runs/{id}"))).send().await.unwrap()
+}
+
+async fn listed(server: &TestServer) -> Vec<Run> {
+    reqwest::get(server.url("/api/runs")).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_rename_is_trimmed_listed_and_kept_across_a_restart() {
+    let server = server_with_dataset(2).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
+    let finished = server.wait_until_finished(id).await;
+    assert_eq!(finished.device.as_deref(), Some("cpu"), "the device it trained on is recorded");
+    assert_eq!(listed(&server).await[0].name, None, "the list, cached before the rename");
+
+    let renamed = patch_name(&server, id, json!({"name": "  baseline  "})).await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    assert_eq!(renamed.json::<Run>().await.unwrap().name.as_deref(), Some("baseline"));
+    assert_eq!(listed(&server).await[0].name.as_deref(), Some("baseline"), "the list follows the rename");
+
+    let long = patch_name(&server, id, json!({"name": "x".repeat(81)})).await;
+    assert_eq!(error_of(long, StatusCode::BAD_REQUEST).await, "name must be at most 80 characters, got 81");
+    let unknown_field = patch_name(&server, id, json!({"title": "x"})).await;
+    assert!(error_of(unknown_field, StatusCode::BAD_REQUEST).await.contains("unknown field `title`"));
+    let missing = patch_name(&server, 999, json!({"name": "x"})).await;
+    assert_eq!(error_of(missing, StatusCode::NOT_FOUND).await, "run 999 does not exist");
+    let as_text =
+        reqwest::Client::new().patch(server.url(&format!("/api/runs/{id}"))).body("{\"name\": \"x\"}").send().await;
+    assert_eq!(as_text.unwrap().status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "PATCH takes JSON only");
+    let cleared = patch_name(&server, id, json!({"name": " "})).await.json::<Run>().await.unwrap();
+    assert_eq!((cleared.name.clone(), cleared.title()), (None, format!("Run #{id}")), "an empty name clears it");
+    patch_name(&server, id, json!({"name": "baseline"})).await;
+
+    let TestServer { data, .. } = server;
+    let reopened = TestServer::start_with(data, |_| {}, None).await;
+    let after: Run = reqwest::get(reopened.url(&format!("/api/runs/{id}"))).await.unwrap().json().await.unwrap();
+    assert_eq!((after.name.as_deref(), after.device.as_deref()), (Some("baseline"), Some("cpu")));
+}
+
+#[tokio::test]
+async fn a_finished_run_is_deleted_with_its_folder_and_an_active_one_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 64, 4, 32);
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let done = server.create_run(json!({"dataset": "colors", "epochs": 1, "batch_size": 32})).await;
+    server.wait_until_finished(done).await;
+    let folder = server.data.path().join(format!("runs/{done}"));
+    assert!(folder.is_dir());
+    let long = server.create_run(json!({"dataset": "colors", "epochs": 500, "batch_size": 4})).await;
+    let queued = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
+    server.wait_for_run(long, Duration::from_secs(60), |run| run.status == RunStatus::Running).await;
+    assert_eq!(listed(&server).await.len(), 3, "the list, cached before the delete");
+
+    for active in [long, queued] {
+        let refused = error_of(delete_run(&server, active).await, StatusCode::CONFLICT).await;
+        assert!(refused.contains("stop the run first"), "{refused}");
+    }
+    let deleted = delete_run(&server, done).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(!folder.exists(), "the run's folder is gone");
+    let gone = reqwest::get(server.url(&format!("/api/runs/{done}"))).await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let ids: Vec<u64> = listed(&server).await.iter().map(|run| run.id).collect();
+    assert_eq!(ids, [queued, long], "the list follows the delete");
+    assert_eq!(delete_run(&server, done).await.status(), StatusCode::NOT_FOUND, "deleting twice");
+
+    server.studio.stop_run(queued).unwrap();
+    server.studio.stop_run(long).unwrap();
+    server.wait_until_finished(long).await;
+    assert_eq!(delete_run(&server, long).await.status(), StatusCode::NO_CONTENT, "once stopped it can go");
+    assert!(!server.data.path().join(format!("runs/{long}")).exists());
+}
+
+#[tokio::test]
+async fn renames_and_deletes_over_the_websocket_reach_every_client() {
+    let server = server_with_dataset(2).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
+    server.wait_until_finished(id).await;
+    let (mut commander, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    let (mut watcher, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    for socket in [&mut commander, &mut watcher] {
+        assert!(matches!(next_server_message(socket).await, ServerMessage::Snapshot { .. }));
+    }
+    let send = |message: Value| tungstenite::Message::Text(message.to_string().into());
+
+    commander.send(send(json!({"type": "rename_run", "run_id": id, "name": "x".repeat(81)}))).await.unwrap();
+    let ServerMessage::Error { message } = next_server_message(&mut commander).await else { panic!("a refusal") };
+    assert_eq!(message, "name must be at most 80 characters, got 81");
+
+    commander.send(send(json!({"type": "rename_run", "run_id": id, "name": "baseline"}))).await.unwrap();
+    for socket in [&mut commander, &mut watcher] {
+        let ServerMessage::RunUpdated { run } = next_server_message(socket).await else { panic!("an update") };
+        assert_eq!((run.id, run.name.as_deref()), (id, Some("baseline")));
+    }
+    commander.send(send(json!({"type": "delete_run", "run_id": id}))).await.unwrap();
+    for socket in [&mut commander, &mut watcher] {
+        assert_eq!(next_server_message(socket).await, ServerMessage::RunRemoved { run_id: id });
+    }
+    assert!(listed(&server).await.is_empty());
+}

@@ -682,3 +682,151 @@ async fn explain_overlays_a_grad_cam_heat_map_with_one_cell_per_position_on_a_cl
     look_at(&browser, "browser-explained-test-images").await;
     browser.close().await.unwrap();
 }
+
+/// The value of the form control at `css`.
+async fn value_of(browser: &Client, css: &str) -> String {
+    let control = browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    control.prop("value").await.unwrap().unwrap_or_default()
+}
+
+/// The ids of the runs the list shows, top to bottom.
+async fn listed_runs(browser: &Client) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for row in browser.find_all(Locator::Css("#runs li.run-item")).await.unwrap() {
+        ids.push(row.attr("data-run-id").await.unwrap().unwrap_or_default().parse().unwrap());
+    }
+    ids
+}
+
+/// Waits until the run list shows exactly `expected`.
+async fn list_shows(browser: &Client, expected: &[u64]) {
+    eventually(&format!("the list to show runs {expected:?}"), Duration::from_secs(30), || async {
+        (listed_runs(browser).await == expected).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn runs_show_headline_numbers_and_are_renamed_filtered_and_deleted_after_a_confirmation() {
+    let OpenPage { browser, _driver, server } = open_page(2, 8, 2, 16).await;
+    let completed = server.create_run(json!({"dataset": "colors", "epochs": 1, "batch_size": 4})).await;
+    let finished = server.wait_until_finished(completed).await;
+    assert_eq!(finished.status, shared::RunStatus::Completed);
+    let stopped = server.create_run(json!({"dataset": "colors", "epochs": 500, "batch_size": 4})).await;
+    server.wait_for_run(stopped, Duration::from_secs(60), |run| run.status == shared::RunStatus::Running).await;
+    server.studio.stop_run(stopped).unwrap();
+    assert_eq!(server.wait_until_finished(stopped).await.status, shared::RunStatus::Stopped);
+    list_shows(&browser, &[stopped, completed]).await;
+
+    // Each row: final and best test accuracy, date, training time and device.
+    let row = format!("#runs li[data-run-id='{completed}']");
+    let accuracy = format!("{:.1} %", 100.0 * finished.epochs[0].test_accuracy);
+    assert_eq!(text_of(&browser, &format!("{row} .final-accuracy")).await.unwrap(), accuracy);
+    assert_eq!(text_of(&browser, &format!("{row} .best-accuracy")).await.unwrap(), format!("best {accuracy}"));
+    let date = text_of(&browser, &format!("{row} .run-date")).await.unwrap();
+    let shape: Vec<usize> = date.split(['-', ' ', ':']).map(str::len).collect();
+    assert_eq!(shape, [4, 2, 2, 2, 2], "a date and time: {date}");
+    let duration = text_of(&browser, &format!("{row} .run-duration")).await.unwrap();
+    assert!(duration.ends_with(" s"), "{duration}");
+    assert_eq!(text_of(&browser, &format!("{row} .run-device")).await.unwrap(), "cpu");
+    assert_eq!(text_of(&browser, &format!("{row} .run-name")).await.unwrap(), format!("Run #{completed}"));
+
+    // The shown run's header has the same numbers, large.
+    click(&browser, &format!("{row} .run-button")).await;
+    eventually("the completed run's header", Duration::from_secs(10), || async {
+        text_of(&browser, "#final-accuracy").await.filter(|shown| *shown == accuracy)
+    })
+    .await;
+    assert_eq!(text_of(&browser, "#best-accuracy").await.unwrap(), accuracy);
+    look_at(&browser, "runs-headline").await;
+
+    // Rename in place: the row, the header and the history follow.
+    click(&browser, "button#rename-run").await;
+    set_value(&browser, "input#run-name", "  baseline  ").await;
+    click(&browser, "button#save-name").await;
+    eventually("the new name in the list", Duration::from_secs(10), || async {
+        text_of(&browser, &format!("{row} .run-name")).await.filter(|name| name == "baseline")
+    })
+    .await;
+    assert!(text_of(&browser, "#detail-title").await.unwrap().starts_with("baseline — colors"));
+    let run: shared::Run =
+        reqwest::get(server.url(&format!("/api/runs/{completed}"))).await.unwrap().json().await.unwrap();
+    assert_eq!(run.name.as_deref(), Some("baseline"));
+
+    // The filter shows only runs of one status.
+    click(&browser, "#run-filter button[data-filter='stopped']").await;
+    list_shows(&browser, &[stopped]).await;
+    click(&browser, "#run-filter button[data-filter='completed']").await;
+    list_shows(&browser, &[completed]).await;
+    click(&browser, "#run-filter button[data-filter='failed']").await;
+    list_shows(&browser, &[]).await;
+    assert!(browser.find(Locator::Css("#no-matching-runs")).await.is_ok());
+    look_at(&browser, "runs-filtered-empty").await;
+    click(&browser, "#run-filter button[data-filter='all']").await;
+    list_shows(&browser, &[stopped, completed]).await;
+
+    // Delete asks first on the page; keeping it changes nothing. The shown run is still the renamed one.
+    let folder = server.data.path().join(format!("runs/{completed}"));
+    assert!(folder.join("model.safetensors").is_file(), "the completed run has its model");
+    click(&browser, "button#delete-run").await;
+    let question = text_of(&browser, "#delete-confirm").await.unwrap();
+    assert!(question.contains("Delete baseline and its model files?"), "{question}");
+    look_at(&browser, "runs-delete-confirmation").await;
+    click(&browser, "button#cancel-delete").await;
+    assert!(browser.find(Locator::Css("#delete-confirm")).await.is_err());
+    assert!(folder.is_dir());
+    click(&browser, "button#delete-run").await;
+    click(&browser, "button#confirm-delete").await;
+    list_shows(&browser, &[stopped]).await;
+    let gone = reqwest::get(server.url(&format!("/api/runs/{completed}"))).await.unwrap();
+    assert_eq!(gone.status(), reqwest::StatusCode::NOT_FOUND);
+    assert!(!folder.exists(), "its folder went with it");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_form_survives_a_reload_and_use_these_settings_fills_it_from_a_run() {
+    let OpenPage { browser, _driver, server } = open_page(2, 4, 2, 16).await;
+    set_value(&browser, "input#epochs", "7").await;
+    set_value(&browser, "input#lr", "0.05").await;
+    browser.refresh().await.unwrap();
+    eventually("the dataset option after the reload", Duration::from_secs(30), || async {
+        browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
+    })
+    .await;
+    assert_eq!(value_of(&browser, "input#epochs").await, "7", "the typed epochs survive a reload");
+    assert_eq!(value_of(&browser, "input#lr").await, "0.05");
+
+    let config = json!({"dataset": "colors", "epochs": 1, "batch_size": 4, "lr": 0.02, "momentum": 0.5,
+        "horizontal_flip": true});
+    let run = server.create_run(config).await;
+    server.wait_until_finished(run).await;
+
+    // On a phone: the run's actions fit, and Use these settings brings the filled form into view.
+    browser.set_window_size(390, 844).await.unwrap();
+    click(&browser, &format!("#runs li[data-run-id='{run}'] .run-button")).await;
+    for control in ["button#use-settings", "button#rename-run", "button#delete-run", "#final-accuracy"] {
+        assert!(browser.find(Locator::Css(control)).await.unwrap().is_displayed().await.unwrap(), "{control}");
+    }
+    click(&browser, "button#use-settings").await;
+    eventually("the run's settings in the form", Duration::from_secs(10), || async {
+        (value_of(&browser, "input#epochs").await == "1").then_some(())
+    })
+    .await;
+    assert_eq!(value_of(&browser, "input#batch-size").await, "4");
+    assert_eq!(value_of(&browser, "input#lr").await, "0.02");
+    assert_eq!(value_of(&browser, "input#momentum").await, "0.5");
+    let flip = browser.find(Locator::Css("input#horizontal-flip")).await.unwrap();
+    assert_eq!(flip.prop("checked").await.unwrap().as_deref(), Some("true"));
+    assert!(browser.find(Locator::Css("button#start")).await.unwrap().is_enabled().await.unwrap());
+    let top = browser
+        .execute("return document.getElementById('train-card').getBoundingClientRect().top;", Vec::new())
+        .await
+        .unwrap();
+    let top = top.as_f64().unwrap();
+    assert!((-10.0..844.0).contains(&top), "the form's top is in the window: {top}");
+    look_at(&browser, "runs-use-settings-narrow").await;
+    click(&browser, "#runs").await;
+    look_at(&browser, "runs-narrow").await;
+    browser.close().await.unwrap();
+}

@@ -514,8 +514,11 @@ impl Studio {
                 return Err(StudioError::StillActive { id, status });
             }
         }
+        // Files first, so a client that hears of the removal finds them gone; the history row is gone
+        // either way, so every client hears of it.
+        let removed = self.run_dir(id).remove().map_err(|source| StudioError::RunFolder { id, source });
         self.broadcast(ServerMessage::RunRemoved { run_id: id });
-        self.run_dir(id).remove().map_err(|source| StudioError::RunFolder { id, source })
+        removed
     }
 
     /// Begins shutting down: nothing new is queued or started (queued runs stay queued for the next
