@@ -739,6 +739,105 @@ pub struct WeightsEntry {
     pub download_bytes: Option<u64>,
 }
 
+/// Answer to `GET /api/datasets/{name}/health`: what in a dataset could mislead training or its test
+/// accuracy, found before a run starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetHealth {
+    /// Every class with its image counts, in label order.
+    pub classes: Vec<ClassCount>,
+    /// The largest class's training images over the smallest's (1 when balanced).
+    pub imbalance: f64,
+    /// The images' sizes in pixels, before any resizing.
+    pub sizes: ImageSizes,
+    /// Images that could not be decoded; runs skip them.
+    pub unreadable: Vec<UnreadableImage>,
+    /// Pairs of images that are the same picture (exact) or look alike (near), at most
+    /// [`DatasetHealth::MAX_DUPLICATES`]; each image of a group is paired with the group's first.
+    pub duplicates: Vec<DuplicatePair>,
+    /// Whether more pairs were found than are listed.
+    pub duplicates_truncated: bool,
+    /// The largest Hamming distance between two 64-bit perceptual hashes still reported as near.
+    pub near_threshold: u32,
+}
+
+impl DatasetHealth {
+    /// Most duplicate pairs listed.
+    pub const MAX_DUPLICATES: usize = 1000;
+
+    /// Pairs with one image in the training split and the other in the test split: test images the
+    /// model may have seen, which inflate the test accuracy.
+    pub fn leaks(&self) -> usize {
+        self.duplicates.iter().filter(|pair| pair.across_splits).count()
+    }
+}
+
+/// A class's image counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassCount {
+    /// Class name.
+    pub name: String,
+    /// Training images.
+    pub train: usize,
+    /// Test images (0 where the test split is held out from the training folders per run).
+    pub test: usize,
+}
+
+/// Image sizes of a dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSizes {
+    /// The smallest image, `[width, height]`, by pixel count.
+    pub smallest: [u32; 2],
+    /// The largest image, `[width, height]`, by pixel count.
+    pub largest: [u32; 2],
+    /// The most frequent sizes, most frequent first (at most five).
+    pub most_common: Vec<SizeCount>,
+}
+
+/// How many images have one size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizeCount {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Images of this size.
+    pub count: usize,
+}
+
+/// An image that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableImage {
+    /// Path relative to the dataset folder.
+    pub path: String,
+    /// Why, in a sentence.
+    pub error: String,
+}
+
+/// Two images that are the same picture or look alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DuplicatePair {
+    /// Path of one, relative to the dataset folder (`file#index` for a record of a CIFAR file).
+    pub a: String,
+    /// Path of the other.
+    pub b: String,
+    /// Same decoded pixels, or alike by perceptual hash.
+    pub kind: DuplicateKind,
+    /// Hamming distance between their perceptual hashes (0 for exact duplicates).
+    pub distance: u32,
+    /// One is a training image and the other a test image.
+    pub across_splits: bool,
+}
+
+/// How two images are duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateKind {
+    /// Identical decoded pixels (and size).
+    Exact,
+    /// Perceptual hashes within [`DatasetHealth::near_threshold`] bits.
+    Near,
+}
+
 /// One class and how likely the model thinks it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {

@@ -8,7 +8,7 @@
 //! pixels a side, so nothing is lost by refusing bigger ones, and one huge upload cannot hold the single
 //! classifier thread for a second.
 
-use image::{imageops::FilterType, ImageReader, Limits};
+use image::{imageops::FilterType, ImageReader, Limits, RgbImage};
 use std::io::Cursor;
 
 /// Largest width or height accepted, in pixels.
@@ -43,13 +43,32 @@ pub enum ImageError {
 /// Decodes `bytes` (PNG, JPEG, WebP, BMP or GIF), converts to RGB and resizes to `side` x `side`.
 /// Returns the pixels as `[3, side, side]` bytes (channel planes, then rows).
 pub fn decode_to_chw(bytes: &[u8], side: u32) -> Result<Vec<u8>, ImageError> {
+    let rgb = decode_rgb(bytes)?;
+    let rgb = if rgb.dimensions() == (side, side) {
+        rgb
+    } else {
+        image::imageops::resize(&rgb, side, side, FilterType::Triangle)
+    };
+    let plane = side as usize * side as usize;
+    let mut chw = vec![0u8; 3 * plane];
+    for (i, pixel) in rgb.pixels().enumerate() {
+        chw[i] = pixel[0];
+        chw[plane + i] = pixel[1];
+        chw[2 * plane + i] = pixel[2];
+    }
+    Ok(chw)
+}
+
+/// Decodes `bytes` (PNG, JPEG, WebP, BMP or GIF) at its own size, converted to RGB, within the size
+/// limits above.
+pub(crate) fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     // The decoders return errors for bad files; should one of them panic instead, the file is corrupt
     // all the same and the thread decoding it carries on.
-    std::panic::catch_unwind(|| decode(bytes, side))
+    std::panic::catch_unwind(|| decode(bytes))
         .unwrap_or_else(|_| Err(ImageError::Corrupt("the decoder failed on this file".into())))
 }
 
-fn decode(bytes: &[u8], side: u32) -> Result<Vec<u8>, ImageError> {
+fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     let reader =
         ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Corrupt(e.to_string()))?;
     if reader.format().is_none() {
@@ -67,20 +86,7 @@ fn decode(bytes: &[u8], side: u32) -> Result<Vec<u8>, ImageError> {
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
     let decoded = reader.decode().map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    let rgb = decoded.to_rgb8();
-    let rgb = if rgb.dimensions() == (side, side) {
-        rgb
-    } else {
-        image::imageops::resize(&rgb, side, side, FilterType::Triangle)
-    };
-    let plane = side as usize * side as usize;
-    let mut chw = vec![0u8; 3 * plane];
-    for (i, pixel) in rgb.pixels().enumerate() {
-        chw[i] = pixel[0];
-        chw[plane + i] = pixel[1];
-        chw[2 * plane + i] = pixel[2];
-    }
-    Ok(chw)
+    Ok(decoded.to_rgb8())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 
 pub mod augment;
 pub mod download;
+pub mod health;
 pub(crate) mod images;
 pub(crate) mod upload;
 
@@ -216,6 +217,8 @@ pub struct Dataset {
     pub train: Split,
     /// Test split.
     pub test: Split,
+    /// Image files left out because they could not be decoded ([`DataError::Image`] each).
+    pub unreadable: Vec<DataError>,
 }
 
 /// A recognised dataset folder, not yet decoded.
@@ -688,8 +691,10 @@ pub fn load_reporting(
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Dataset, DataError> {
     let mut progress = |done, total| if progress(done, total).is_break() { Err(DataError::Cancelled) } else { Ok(()) };
-    load_splits(source, input_size, validation_fraction, seed, &mut progress)
-        .map_err(|e| e.relative_to(&source.shown_from))
+    let mut dataset = load_splits(source, input_size, validation_fraction, seed, &mut progress)
+        .map_err(|e| e.relative_to(&source.shown_from))?;
+    dataset.unreadable = dataset.unreadable.into_iter().map(|e| e.relative_to(&source.shown_from)).collect();
+    Ok(dataset)
 }
 
 /// Reports decoding progress; an error stops decoding.
@@ -706,6 +711,7 @@ fn load_splits(
     progress(0, total)?;
     let classes = source.info.classes.len();
     let root = &source.root;
+    let mut unreadable = Vec::new();
     let (train, test) = match source.info.format {
         DatasetFormat::Cifar10Binary => {
             let train_paths: Vec<PathBuf> = CIFAR_TRAIN_FILES.iter().map(|f| root.join(f)).collect();
@@ -729,14 +735,23 @@ fn load_splits(
             };
             // The files may have changed since the dataset was listed.
             total = (train.len() + test.len()) as u64;
-            let train = decode_files(&train, input_size, 0, total, progress)?;
-            let decoded = train.len() as u64;
-            (train, decode_files(&test, input_size, decoded, total, progress)?)
+            let (train, mut skipped) = decode_files(&train, input_size, 0, total, progress)?;
+            let (test, skipped_test) = decode_files(&test, input_size, train.len() as u64, total, progress)?;
+            skipped.extend(skipped_test);
+            if let Some((path, source)) = skipped.first().filter(|_| train.is_empty() || test.is_empty()) {
+                let why = if train.is_empty() { "no training image" } else { "no test image" };
+                return Err(DataError::Malformed {
+                    path: path.clone(),
+                    why: format!("{why} could be decoded ({source}, for one)"),
+                });
+            }
+            unreadable = skipped.into_iter().map(|(path, source)| DataError::Image { path, source }).collect();
+            (train, test)
         }
     };
     progress(total, total)?;
     let (train, test) = (resize_split(train, input_size)?, resize_split(test, input_size)?);
-    Ok(Dataset { classes: source.info.classes.clone(), train, test })
+    Ok(Dataset { classes: source.info.classes.clone(), train, test, unreadable })
 }
 
 /// The training and test splits of a pickled CIFAR dataset, reporting after each training batch.
@@ -829,37 +844,43 @@ fn resize_split(split: Split, side: u32) -> Result<Split, DataError> {
     Ok(Split { images, labels: split.labels })
 }
 
-/// Decodes labelled image files in parallel into one tensor.
-/// Each chunk of [`DECODE_CHUNK`] files is decoded in parallel, then `progress(done_before + decoded, total)`.
+/// Decodes labelled image files in parallel into one tensor, leaving out (and listing) the files that
+/// cannot be decoded. Each chunk of [`DECODE_CHUNK`] files is decoded in parallel, then
+/// `progress(done_before + decoded, total)`. A file that cannot be read at all (I/O) fails the split.
 fn decode_files(
     files: &[(i64, PathBuf)],
     input_size: u32,
     done_before: u64,
     total: u64,
     progress: &mut Progress,
-) -> Result<Split, DataError> {
-    let pixels_per_image = 3 * (input_size as usize).pow(2);
-    let mut pixels = vec![0u8; files.len() * pixels_per_image];
+) -> Result<(Split, Vec<(PathBuf, ImageError)>), DataError> {
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    let mut unreadable = Vec::new();
     let mut done = done_before;
-    for (pixel_chunk, file_chunk) in
-        pixels.chunks_mut((pixels_per_image * DECODE_CHUNK).max(1)).zip(files.chunks(DECODE_CHUNK))
-    {
-        pixel_chunk.par_chunks_mut(pixels_per_image.max(1)).zip(file_chunk.par_iter()).try_for_each(
-            |(out, (_, path))| {
+    for file_chunk in files.chunks(DECODE_CHUNK) {
+        let decoded: Vec<Result<Vec<u8>, ImageError>> = file_chunk
+            .par_iter()
+            .map(|(_, path)| {
                 let bytes = read_bounded(path, MAX_IMAGE_FILE_BYTES, "an image file")?;
-                let chw = decode_to_chw(&bytes, input_size)
-                    .map_err(|source| DataError::Image { path: path.clone(), source })?;
-                out.copy_from_slice(&chw);
-                Ok::<(), DataError>(())
-            },
-        )?;
+                Ok::<_, DataError>(decode_to_chw(&bytes, input_size))
+            })
+            .collect::<Result<_, _>>()?;
+        for ((label, path), image) in file_chunk.iter().zip(decoded) {
+            match image {
+                Ok(chw) => {
+                    pixels.extend_from_slice(&chw);
+                    labels.push(*label);
+                }
+                Err(error) => unreadable.push((path.clone(), error)),
+            }
+        }
         done += file_chunk.len() as u64;
         progress(done, total)?;
     }
-    let n = files.len() as i64;
     let side = input_size as i64;
-    let labels: Vec<i64> = files.iter().map(|(label, _)| *label).collect();
-    Ok(Split { images: Tensor::from_slice(&pixels).view([n, 3, side, side]), labels: Tensor::from_slice(&labels) })
+    let images = Tensor::from_slice(&pixels).view([labels.len() as i64, 3, side, side]);
+    Ok((Split { images, labels: Tensor::from_slice(&labels) }, unreadable))
 }
 
 /// The original picture of test image `index`, as its file's bytes and MIME type: the file itself for

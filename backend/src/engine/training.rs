@@ -643,6 +643,11 @@ fn load_dataset(
     if dataset.train.is_empty() {
         return Err(TrainError::EmptyTrainingSet(config.dataset.clone()));
     }
+    if let Some(first) = dataset.unreadable.first() {
+        let count = dataset.unreadable.len();
+        let images = if count == 1 { "image" } else { "images" };
+        emit(TrainingEvent::Note(format!("{count} unreadable {images} skipped (first: {first})")));
+    }
     Ok(dataset)
 }
 

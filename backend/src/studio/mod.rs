@@ -139,6 +139,9 @@ pub enum StudioError {
     /// The history could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A dataset could not be found or read.
+    #[error(transparent)]
+    Dataset(#[from] data::DataError),
     /// The data folder could not be prepared.
     #[error("could not prepare the data folder {path}: {source}")]
     DataDir {
@@ -179,6 +182,8 @@ struct Inner {
     engine: Engine,
     events: broadcast::Sender<ServerMessage>,
     live: Mutex<LiveState>,
+    /// The last health check of each dataset.
+    health: data::health::HealthCache,
 }
 
 /// Records what the last checkpoint of an interrupted run holds but the history missed: a server killed
@@ -222,7 +227,7 @@ impl Studio {
         for dir in [&settings.data_dir, &settings.weights_dir, &settings.data_dir.join(RUNS_FOLDER)] {
             std::fs::create_dir_all(dir).map_err(|source| StudioError::DataDir { path: dir.clone(), source })?;
         }
-        remove_leftovers(&settings.data_dir);
+        remove_leftovers(&settings.data_dir, &settings.weights_dir);
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
         for id in store.ids_with_status(RunStatus::Running)? {
             let run_dir = RunDir::new(settings.data_dir.join(RUNS_FOLDER).join(id.to_string()));
@@ -240,6 +245,7 @@ impl Studio {
             engine,
             events,
             live: Mutex::new(LiveState::default()),
+            health: data::health::HealthCache::default(),
         }));
         let queued = studio.store().ids_with_status(RunStatus::Queued)?;
         for id in queued {
@@ -299,6 +305,15 @@ impl Studio {
     fn broadcast(&self, message: ServerMessage) {
         // No receiver is not an error: nobody is watching.
         let _ = self.0.events.send(message);
+    }
+
+    /// The health check of dataset `name` (counts, sizes, unreadable images, duplicates and leaks),
+    /// computed on first request and again only when its files change. Blocking: it may decode every
+    /// image.
+    pub fn dataset_health(&self, name: &str) -> Result<Arc<shared::DatasetHealth>, StudioError> {
+        shared::check_file_name(name).map_err(|why| StudioError::InvalidConfig(format!("dataset {why}")))?;
+        let source = data::inspect(&self.0.settings.data_dir, name)?;
+        Ok(self.0.health.check(&source)?)
     }
 
     /// The datasets under the data directory, with how and when the studio added each (if it did).
@@ -756,10 +771,11 @@ impl Studio {
     }
 }
 
-/// Removes what an upload cut short left in the data folder (its `.upload-*` files and folders) and
-/// what crashes or failed commits left in run folders, logging how much.
-fn remove_leftovers(data_dir: &Path) {
-    for entry in std::fs::read_dir(data_dir).into_iter().flatten().filter_map(Result::ok) {
+/// Removes what an upload cut short left in the data and weights folders (its `.upload-*` files and
+/// folders) and what crashes or failed commits left in run folders, logging how much.
+fn remove_leftovers(data_dir: &Path, weights_dir: &Path) {
+    let uploads = [data_dir, weights_dir].into_iter().flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten());
+    for entry in uploads.filter_map(Result::ok) {
         if entry.file_name().to_string_lossy().starts_with(".upload-") {
             let path = entry.path();
             let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };

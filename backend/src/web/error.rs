@@ -54,6 +54,8 @@ impl From<StudioError> for ApiError {
             | StudioError::StillActive { .. }
             | StudioError::StillQueued(_) => StatusCode::CONFLICT,
             StudioError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            StudioError::Dataset(crate::data::DataError::NotFound(_)) => StatusCode::NOT_FOUND,
+            StudioError::Dataset(_) => StatusCode::UNPROCESSABLE_ENTITY,
             StudioError::Classify(ClassifyError::Busy { .. }) => {
                 return ApiError {
                     retry_after: Some(1),

@@ -34,6 +34,7 @@ pub(crate) fn api() -> Router<Studio> {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/datasets", get(datasets).post(upload_dataset).layer(DefaultBodyLimit::disable()))
+        .route("/api/datasets/{name}/health", get(dataset_health))
         .route("/api/weights", get(weights).post(upload_weights).layer(DefaultBodyLimit::disable()))
         .route("/api/runs", get(list_runs).post(create_run))
         .route("/api/runs/{id}", get(get_run).patch(update_run).delete(delete_run))
@@ -60,6 +61,14 @@ async fn health(State(studio): State<Studio>) -> Json<HealthResponse> {
         device: studio.device_name(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
+}
+
+async fn dataset_health(
+    State(studio): State<Studio>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<shared::DatasetHealth>> {
+    let health = blocking(move || studio.dataset_health(&name)).await??;
+    Ok(Json(shared::DatasetHealth::clone(&health)))
 }
 
 async fn datasets(

@@ -1,0 +1,461 @@
+//! Dataset health: per-class counts and balance, image sizes, images that cannot be decoded, and
+//! duplicates — exact (the same decoded pixels) and near (alike by a perceptual hash) — flagged when one
+//! copy is a training image and the other a test image, since such leakage inflates test accuracy.
+//!
+//! Every image is decoded once at its own size. Its exact key is the SHA-256 of its size and RGB
+//! pixels; its perceptual hash is the 64-bit difference hash (dHash): the grey image shrunk to 9x8, one
+//! bit per horizontally adjacent pair, set where the left pixel is darker. Two images whose hashes differ
+//! in at most [`NEAR_DISTANCE`] bits are near duplicates. Candidate pairs are found without comparing all
+//! pairs: split into `NEAR_DISTANCE + 1` blocks of bits, two hashes that close agree exactly on at least
+//! one block (pigeonhole), so only hashes sharing a block value are compared.
+//!
+//! [`HealthCache`] keeps the answer per dataset until its files change (their count, total size and
+//! newest modification time).
+
+use super::{
+    list_class_folders, read_bounded, read_cifar_pickle, DataError, DatasetSource, PickledCifar, CIFAR100_RECORD,
+    CIFAR_RECORD, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, MAX_CIFAR_RECORDS, MAX_IMAGE_FILE_BYTES,
+};
+use crate::data::images::decode_rgb;
+use image::{imageops::FilterType, GrayImage, RgbImage};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use shared::{
+    ClassCount, DatasetFormat, DatasetHealth, DuplicateKind, DuplicatePair, ImageSizes, SizeCount, UnreadableImage,
+};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+/// Largest Hamming distance between two perceptual hashes reported as a near duplicate (of 64 bits).
+pub const NEAR_DISTANCE: u32 = 5;
+
+/// One decoded image, as the checks see it.
+struct Seen {
+    width: u32,
+    height: u32,
+    /// SHA-256 of the size and the RGB pixels.
+    exact: [u8; 32],
+    /// 64-bit difference hash.
+    perceptual: u64,
+}
+
+/// One image of the dataset.
+struct Sample {
+    /// Relative to the dataset folder; `file#index` for a CIFAR record.
+    path: String,
+    test: bool,
+    label: usize,
+    seen: Result<Seen, String>,
+}
+
+/// Checks a recognised dataset. Reads and decodes every image (in parallel); a CIFAR file that cannot
+/// be read fails the check, an image file that cannot be decoded is listed in `unreadable`.
+pub fn check(source: &DatasetSource) -> Result<DatasetHealth, DataError> {
+    let samples = samples(source).map_err(|e| e.relative_to(&source.shown_from))?;
+    let classes: Vec<ClassCount> = source
+        .info
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(label, name)| ClassCount {
+            name: name.clone(),
+            train: samples.iter().filter(|s| s.label == label && !s.test).count(),
+            test: samples.iter().filter(|s| s.label == label && s.test).count(),
+        })
+        .collect();
+    let (most, least) =
+        classes.iter().fold((0, usize::MAX), |(most, least), c| (most.max(c.train), least.min(c.train)));
+    let unreadable = samples
+        .iter()
+        .filter_map(|s| {
+            s.seen.as_ref().err().map(|error| UnreadableImage { path: s.path.clone(), error: error.clone() })
+        })
+        .collect();
+    let (duplicates, duplicates_truncated) = duplicates(&samples);
+    Ok(DatasetHealth {
+        classes,
+        imbalance: if least == 0 || least == usize::MAX { 0.0 } else { most as f64 / least as f64 },
+        sizes: sizes(&samples),
+        unreadable,
+        duplicates,
+        duplicates_truncated,
+        near_threshold: NEAR_DISTANCE,
+    })
+}
+
+/// Every image of the dataset, decoded and hashed.
+fn samples(source: &DatasetSource) -> Result<Vec<Sample>, DataError> {
+    let root = &source.root;
+    let classes = source.info.classes.len();
+    match source.info.format {
+        DatasetFormat::Cifar10Binary => {
+            let mut samples = Vec::new();
+            for file in CIFAR_TRAIN_FILES {
+                samples.extend(cifar_file_samples(root, file, false, CIFAR_RECORD, 0)?);
+            }
+            samples.extend(cifar_file_samples(root, CIFAR_TEST_FILE, true, CIFAR_RECORD, 0)?);
+            Ok(samples)
+        }
+        DatasetFormat::Cifar100Binary => {
+            let mut samples = cifar_file_samples(root, "train.bin", false, CIFAR100_RECORD, 1)?;
+            samples.extend(cifar_file_samples(root, "test.bin", true, CIFAR100_RECORD, 1)?);
+            Ok(samples)
+        }
+        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => {
+            let layout = PickledCifar::of(source.info.format).ok_or_else(|| DataError::Decode("no layout".into()))?;
+            let files = layout.train_files.iter().map(|f| (*f, false)).chain([(layout.test_file, true)]);
+            let mut samples = Vec::new();
+            for (file, test) in files {
+                let batch = read_cifar_pickle(&root.join(file), classes, layout)?.split;
+                let pixels =
+                    Vec::<u8>::try_from(batch.images.flatten(0, -1)).map_err(|e| DataError::Decode(e.to_string()))?;
+                let labels = Vec::<i64>::try_from(&batch.labels).map_err(|e| DataError::Decode(e.to_string()))?;
+                samples.extend(planes_samples(file, test, &pixels, labels.iter().map(|&l| l as usize)));
+            }
+            Ok(samples)
+        }
+        DatasetFormat::ClassFolders => {
+            let mut samples = folder_samples(root, &root.join("train"), false)?;
+            samples.extend(folder_samples(root, &root.join("test"), true)?);
+            Ok(samples)
+        }
+        // The test split is drawn from these folders per run: every image counts as training here.
+        DatasetFormat::ImageFolder => folder_samples(root, root, false),
+    }
+}
+
+/// The records of one binary CIFAR file (`record` bytes each, the label at byte `label_at`).
+fn cifar_file_samples(
+    root: &Path,
+    file: &str,
+    test: bool,
+    record: usize,
+    label_at: usize,
+) -> Result<Vec<Sample>, DataError> {
+    let path = root.join(file);
+    let bytes = read_bounded(&path, MAX_CIFAR_RECORDS * record as u64, "a CIFAR file")?;
+    if !bytes.len().is_multiple_of(record) {
+        let why = format!("size {} is not a whole number of {record}-byte records", bytes.len());
+        return Err(DataError::Malformed { path, why });
+    }
+    let planes: Vec<u8> = bytes.chunks_exact(record).flat_map(|r| r[record - PLANES..].iter().copied()).collect();
+    let labels = bytes.chunks_exact(record).map(|r| usize::from(r[label_at]));
+    Ok(planes_samples(file, test, &planes, labels))
+}
+
+/// Bytes of one 32x32 CIFAR image: red, green and blue planes.
+const PLANES: usize = 3 * (CIFAR_SIDE * CIFAR_SIDE) as usize;
+
+/// Samples of consecutive 32x32 images stored as colour planes, named `file#index`.
+fn planes_samples(file: &str, test: bool, planes: &[u8], labels: impl Iterator<Item = usize>) -> Vec<Sample> {
+    let labels: Vec<usize> = labels.collect();
+    planes
+        .par_chunks_exact(PLANES)
+        .zip(labels.into_par_iter())
+        .enumerate()
+        .map(|(index, (image, label))| {
+            let side = CIFAR_SIDE as usize;
+            let rgb = RgbImage::from_fn(side as u32, side as u32, |x, y| {
+                let at = y as usize * side + x as usize;
+                image::Rgb([image[at], image[side * side + at], image[2 * side * side + at]])
+            });
+            Sample { path: format!("{file}#{index}"), test, label, seen: Ok(seen(&rgb)) }
+        })
+        .collect()
+}
+
+/// The images of a split's class folders, labelled in class order; paths relative to `root`.
+fn folder_samples(root: &Path, split_dir: &Path, test: bool) -> Result<Vec<Sample>, DataError> {
+    if test && !split_dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let files: Vec<(usize, PathBuf)> = list_class_folders(split_dir)?
+        .into_iter()
+        .enumerate()
+        .flat_map(|(label, (_, files))| files.into_iter().map(move |file| (label, file)))
+        .collect();
+    Ok(files
+        .into_par_iter()
+        .map(|(label, file)| {
+            let decoded = read_bounded(&file, MAX_IMAGE_FILE_BYTES, "an image file")
+                .map_err(|e| e.relative_to(root).to_string())
+                .and_then(|bytes| decode_rgb(&bytes).map_err(|e| e.to_string()));
+            let path = file.strip_prefix(root).unwrap_or(&file).to_string_lossy().into_owned();
+            Sample { path, test, label, seen: decoded.map(|rgb| seen(&rgb)) }
+        })
+        .collect())
+}
+
+/// The exact key and perceptual hash of an image.
+fn seen(rgb: &RgbImage) -> Seen {
+    let (width, height) = rgb.dimensions();
+    let mut sha = Sha256::new();
+    sha.update(width.to_le_bytes());
+    sha.update(height.to_le_bytes());
+    sha.update(rgb.as_raw());
+    Seen { width, height, exact: sha.finalize().into(), perceptual: difference_hash(rgb) }
+}
+
+/// The 64-bit difference hash: grey, shrunk to 9x8, one bit per horizontal neighbour pair (left darker).
+fn difference_hash(rgb: &RgbImage) -> u64 {
+    let grey = GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+        let [r, g, b] = rgb.get_pixel(x, y).0.map(f32::from);
+        image::Luma([(0.299 * r + 0.587 * g + 0.114 * b).round() as u8])
+    });
+    let small = image::imageops::resize(&grey, 9, 8, FilterType::Triangle);
+    let mut hash = 0u64;
+    for y in 0..8 {
+        for x in 0..8 {
+            hash = hash << 1 | u64::from(small.get_pixel(x, y)[0] < small.get_pixel(x + 1, y)[0]);
+        }
+    }
+    hash
+}
+
+/// Counts of each size, smallest and largest.
+fn sizes(samples: &[Sample]) -> ImageSizes {
+    let mut counts: HashMap<(u32, u32), usize> = HashMap::new();
+    for seen in samples.iter().filter_map(|s| s.seen.as_ref().ok()) {
+        *counts.entry((seen.width, seen.height)).or_default() += 1;
+    }
+    let area = |&(w, h): &(u32, u32)| u64::from(w) * u64::from(h);
+    let smallest = counts.keys().copied().min_by_key(|size| (area(size), *size)).unwrap_or((0, 0));
+    let largest = counts.keys().copied().max_by_key(|size| (area(size), *size)).unwrap_or((0, 0));
+    let mut most_common: Vec<SizeCount> =
+        counts.into_iter().map(|((width, height), count)| SizeCount { width, height, count }).collect();
+    most_common.sort_by_key(|s| (std::cmp::Reverse(s.count), s.width, s.height));
+    most_common.truncate(5);
+    ImageSizes { smallest: [smallest.0, smallest.1], largest: [largest.0, largest.1], most_common }
+}
+
+/// Exact and near duplicate pairs, at most [`DatasetHealth::MAX_DUPLICATES`], and whether more exist.
+fn duplicates(samples: &[Sample]) -> (Vec<DuplicatePair>, bool) {
+    let readable: Vec<(usize, &Seen)> =
+        samples.iter().enumerate().filter_map(|(i, s)| s.seen.as_ref().ok().map(|seen| (i, seen))).collect();
+    let pair = |a: usize, b: usize, kind, distance| DuplicatePair {
+        a: samples[a].path.clone(),
+        b: samples[b].path.clone(),
+        kind,
+        distance,
+        across_splits: samples[a].test != samples[b].test,
+    };
+    let mut pairs = Vec::new();
+    // Exact: each image paired with the first of its group.
+    let mut first_by_exact: HashMap<[u8; 32], usize> = HashMap::new();
+    for &(i, seen) in &readable {
+        match first_by_exact.get(&seen.exact) {
+            Some(&first) => pairs.push(pair(first, i, DuplicateKind::Exact, 0)),
+            None => {
+                first_by_exact.insert(seen.exact, i);
+            }
+        }
+    }
+    // Near: among the first image of each exact group, grouped by perceptual hash.
+    let mut by_hash: HashMap<u64, Vec<usize>> = HashMap::new();
+    for &(i, seen) in &readable {
+        if first_by_exact.get(&seen.exact) == Some(&i) {
+            by_hash.entry(seen.perceptual).or_default().push(i);
+        }
+    }
+    for members in by_hash.values() {
+        pairs.extend(members[1..].iter().map(|&i| pair(members[0], i, DuplicateKind::Near, 0)));
+    }
+    let hashes: Vec<u64> = by_hash.keys().copied().collect();
+    for (h1, h2, distance) in close_hashes(&hashes) {
+        pairs.push(pair(by_hash[&h1][0], by_hash[&h2][0], DuplicateKind::Near, distance));
+    }
+    // Leaks first, then exact before near, then by path, so the list is stable and the worst come first.
+    pairs.sort_by(|x, y| {
+        (!x.across_splits, x.kind == DuplicateKind::Near, x.distance, &x.a, &x.b).cmp(&(
+            !y.across_splits,
+            y.kind == DuplicateKind::Near,
+            y.distance,
+            &y.a,
+            &y.b,
+        ))
+    });
+    let truncated = pairs.len() > DatasetHealth::MAX_DUPLICATES;
+    pairs.truncate(DatasetHealth::MAX_DUPLICATES);
+    (pairs, truncated)
+}
+
+/// Pairs of distinct hashes at most [`NEAR_DISTANCE`] bits apart, with their distance.
+fn close_hashes(hashes: &[u64]) -> Vec<(u64, u64, u32)> {
+    let blocks = NEAR_DISTANCE as usize + 1;
+    let mut found = HashSet::new();
+    for block in 0..blocks {
+        let (start, end) = (64 * block / blocks, 64 * (block + 1) / blocks);
+        let mask = (u64::MAX >> (64 - (end - start))) << start;
+        let mut buckets: HashMap<u64, Vec<u64>> = HashMap::new();
+        for &hash in hashes {
+            buckets.entry(hash & mask).or_default().push(hash);
+        }
+        for bucket in buckets.values().filter(|b| b.len() > 1) {
+            for (i, &a) in bucket.iter().enumerate() {
+                for &b in &bucket[i + 1..] {
+                    let distance = (a ^ b).count_ones();
+                    if distance <= NEAR_DISTANCE {
+                        found.insert((a.min(b), a.max(b), distance));
+                    }
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// What a dataset's files look like now: when it changes, a cached check is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    files: u64,
+    bytes: u64,
+    newest: Option<SystemTime>,
+}
+
+fn fingerprint(folder: &Path) -> Fingerprint {
+    let mut print = Fingerprint { files: 0, bytes: 0, newest: None };
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(meta) = entry.metadata() else { continue };
+            let modified = meta.modified().ok();
+            print.newest = print.newest.max(modified);
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                print.files += 1;
+                print.bytes += meta.len();
+            }
+        }
+    }
+    print
+}
+
+/// The last check of each dataset, kept until its files change.
+#[derive(Default)]
+pub struct HealthCache(Mutex<HashMap<PathBuf, (Fingerprint, Arc<DatasetHealth>)>>);
+
+impl HealthCache {
+    /// The check of `source`, from the cache when its files are as they were, else computed (and kept).
+    pub fn check(&self, source: &DatasetSource) -> Result<Arc<DatasetHealth>, DataError> {
+        let now = fingerprint(&source.root);
+        let cached = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&source.root).cloned();
+        if let Some((_, health)) = cached.filter(|(print, _)| *print == now) {
+            return Ok(health);
+        }
+        let health = Arc::new(check(source)?);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(source.root.clone(), (now, health.clone()));
+        Ok(health)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::inspect;
+
+    fn save(path: &Path, rgb: &RgbImage) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        rgb.save(path).unwrap();
+    }
+
+    fn gradient(side: u32, shift: u8) -> RgbImage {
+        RgbImage::from_fn(side, side, |x, y| image::Rgb([(x * 7) as u8 ^ shift, (y * 5) as u8, ((x + y) * 3) as u8]))
+    }
+
+    /// cat and dog folders: train/cat/a.png is copied to test/cat/a-copy.png (a leak), train/dog/b.png
+    /// has a one-pixel-brighter twin in train/dog/b2.png (near), and train/dog/bad.png is not an image.
+    fn dataset(dir: &Path) -> DatasetSource {
+        let root = dir.join("pets");
+        save(&root.join("train/cat/a.png"), &gradient(32, 0));
+        save(&root.join("train/cat/c.png"), &gradient(40, 99));
+        save(&root.join("test/cat/a-copy.png"), &gradient(32, 0));
+        let twin = gradient(32, 60);
+        let mut brighter = twin.clone();
+        brighter.get_pixel_mut(3, 3).0[0] = brighter.get_pixel(3, 3).0[0].saturating_add(1);
+        save(&root.join("train/dog/b.png"), &twin);
+        save(&root.join("train/dog/b2.png"), &brighter);
+        std::fs::write(root.join("train/dog/bad.png"), b"not a png at all").unwrap();
+        save(&root.join("test/dog/d.png"), &gradient(32, 200));
+        inspect(dir, "pets").unwrap()
+    }
+
+    #[test]
+    fn counts_sizes_unreadable_images_leaks_and_near_duplicates_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let health = check(&dataset(dir.path())).unwrap();
+        let counts: Vec<(&str, usize, usize)> =
+            health.classes.iter().map(|c| (c.name.as_str(), c.train, c.test)).collect();
+        assert_eq!(counts, [("cat", 2, 1), ("dog", 3, 1)]);
+        assert_eq!(health.imbalance, 1.5);
+        assert_eq!((health.sizes.smallest, health.sizes.largest), ([32, 32], [40, 40]));
+        assert_eq!(health.sizes.most_common[0], SizeCount { width: 32, height: 32, count: 5 });
+        assert_eq!(health.unreadable.len(), 1);
+        assert_eq!(health.unreadable[0].path, "train/dog/bad.png");
+        let found: Vec<(&str, &str, DuplicateKind, bool)> =
+            health.duplicates.iter().map(|d| (d.a.as_str(), d.b.as_str(), d.kind, d.across_splits)).collect();
+        assert_eq!(
+            found,
+            [
+                ("train/cat/a.png", "test/cat/a-copy.png", DuplicateKind::Exact, true),
+                ("train/dog/b.png", "train/dog/b2.png", DuplicateKind::Near, false),
+            ]
+        );
+        assert_eq!(health.leaks(), 1);
+    }
+
+    #[test]
+    fn cifar_records_are_named_file_and_index_and_a_copied_test_record_is_a_leak() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cifar").join(super::super::CIFAR_BIN_FOLDER);
+        let record = |label: u8, seed: u8| {
+            let mut r = vec![label];
+            r.extend((0..PLANES).map(|i| (i as u8).wrapping_mul(seed).wrapping_add(seed)));
+            r
+        };
+        let train: Vec<u8> = (0..10u8).flat_map(|i| record(i % 2, 11 + 17 * i)).collect();
+        std::fs::create_dir_all(&root).unwrap();
+        for file in CIFAR_TRAIN_FILES {
+            std::fs::write(root.join(file), &train).unwrap();
+        }
+        let mut test = record(0, 11 + 17 * 3);
+        test.extend(record(1, 250));
+        std::fs::write(root.join(CIFAR_TEST_FILE), &test).unwrap();
+        std::fs::write(root.join(super::super::CIFAR_META_FILE), "a\nb\n").unwrap();
+        let health = check(&inspect(dir.path(), "cifar").unwrap()).unwrap();
+        assert_eq!(health.classes.iter().map(|c| c.train + c.test).sum::<usize>(), 52);
+        let leak = health.duplicates.iter().find(|d| d.across_splits).expect("the copied test record");
+        assert_eq!(
+            (leak.a.as_str(), leak.b.as_str(), leak.kind),
+            ("data_batch_1.bin#3", "test_batch.bin#0", DuplicateKind::Exact)
+        );
+        // The five training files are the same records: every record of files 2-5 is an exact copy.
+        assert!(health.duplicates.iter().filter(|d| d.kind == DuplicateKind::Exact).count() >= 40);
+    }
+
+    #[test]
+    fn hashes_within_the_threshold_are_found_and_farther_ones_are_not() {
+        let base = 0x0123_4567_89ab_cdefu64;
+        let near = base ^ 0b10101; // 3 bits
+        let far = base ^ 0xff; // 8 bits
+        let found = close_hashes(&[base, near, far]);
+        assert_eq!(found.len(), 2, "{found:?}"); // base-near (3) and near-far (5)
+        assert!(found.contains(&(base.min(near), base.max(near), 3)));
+        assert!(!found.iter().any(|&(a, b, _)| (a, b) == (base.min(far), base.max(far))));
+    }
+
+    #[test]
+    fn a_check_is_cached_until_the_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dataset(dir.path());
+        let cache = HealthCache::default();
+        let first = cache.check(&source).unwrap();
+        assert!(Arc::ptr_eq(&first, &cache.check(&source).unwrap()), "the same answer, not recomputed");
+        std::fs::remove_file(source.root.join("train/dog/bad.png")).unwrap();
+        let after = cache.check(&source).unwrap();
+        assert!(after.unreadable.is_empty(), "recomputed once the files changed");
+    }
+}
