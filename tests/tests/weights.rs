@@ -120,3 +120,14 @@ async fn a_run_from_imagenet_weights_without_network_says_where_to_put_the_file(
     assert!(error.contains(&wanted), "{error}");
     assert!(!error.contains(&server.data.path().display().to_string()), "no server path: {error}");
 }
+
+#[tokio::test]
+async fn a_weights_upload_cut_short_by_a_crash_is_removed_when_the_studio_opens() {
+    let data = tempfile::tempdir().unwrap();
+    let leftover = data.path().join("weights/.upload-0-mine.pth");
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::write(&leftover, b"half a file").unwrap();
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    assert!(!leftover.exists());
+    assert!(weights_folder(&server).is_empty());
+}

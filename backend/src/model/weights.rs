@@ -13,6 +13,7 @@ use shared::WeightsEntry;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest weights file accepted by upload (ResNet-18's is 44.7 MB).
 pub const MAX_UPLOAD_BYTES: u64 = 1 << 30;
@@ -95,10 +96,14 @@ pub fn entries(weights_dir: &Path, imagenet: &PretrainedSource) -> Vec<WeightsEn
     std::iter::once(first).chain(listed).collect()
 }
 
-/// The file name a weights upload called `name` is received into before it is checked: hidden (so
-/// [`entries`] does not list it) and with the same extension (the reader goes by it).
+/// A new file for a weights upload called `name` to be received into before it is checked: hidden (so
+/// [`entries`] does not list it), with the same extension (the reader goes by it), numbered (two uploads
+/// of one name at once never write into the same file), and named `.upload-*`, so that one cut short by a
+/// crash is removed when the studio next opens.
 pub fn staging_path(weights_dir: &Path, name: &str) -> PathBuf {
-    weights_dir.join(format!(".uploading-{name}"))
+    static RECEIVED: AtomicU64 = AtomicU64::new(0);
+    let number = RECEIVED.fetch_add(1, Ordering::Relaxed);
+    weights_dir.join(format!(".upload-{number}-{name}"))
 }
 
 /// Checks a name for an uploaded weights file: a plain file name ending in a weights extension, not
