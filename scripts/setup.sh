@@ -16,6 +16,8 @@ cd "$ROOT"
 TORCH_VERSION=2.13.0
 TORCHVISION_VERSION=0.28.0
 SAFETENSORS_VERSION=0.8.0
+ONNXRUNTIME_VERSION=1.32.0
+ONNX_VERSION=1.23.2
 TRUNK_VERSION=0.21.14
 BINARYEN_VERSION=132.0.0
 WITH_TEST_TOOLS=0
@@ -45,10 +47,11 @@ if ! venv_has torch "$TORCH_VERSION"; then
     say "installing torch==$TORCH_VERSION into .venv (about a minute, 4.7 GB)"
     "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION"
 fi
-if [[ $WITH_TEST_TOOLS == 1 ]] && ! { venv_has torchvision "$TORCHVISION_VERSION" && venv_has safetensors "$SAFETENSORS_VERSION"; }; then
-    say "installing torchvision==$TORCHVISION_VERSION and safetensors into .venv (parity tests, benchmark)"
+if [[ $WITH_TEST_TOOLS == 1 ]] && ! { venv_has torchvision "$TORCHVISION_VERSION" && venv_has safetensors "$SAFETENSORS_VERSION" \
+    && venv_has onnxruntime "$ONNXRUNTIME_VERSION" && venv_has onnx "$ONNX_VERSION"; }; then
+    say "installing torchvision, safetensors, onnx and onnxruntime into .venv (parity and export tests, benchmark)"
     "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
-        "safetensors==$SAFETENSORS_VERSION"
+        "safetensors==$SAFETENSORS_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" "onnx==$ONNX_VERSION"
 fi
 
 # --- trunk and wasm-bindgen-cli -----------------------------------------------------------------

@@ -14,6 +14,7 @@
 //! header's metadata under [`METADATA_KEY`], so a checkpoint downloaded from the page is enough on its own
 //! (torchvision and the `safetensors` libraries ignore header metadata).
 
+pub mod onnx;
 pub mod optim;
 pub mod pretrained;
 pub(crate) mod schedule;

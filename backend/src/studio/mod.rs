@@ -142,6 +142,9 @@ pub enum StudioError {
     /// A dataset could not be found or read.
     #[error(transparent)]
     Dataset(#[from] data::DataError),
+    /// A model could not be exported.
+    #[error("{0}")]
+    Export(String),
     /// The data folder could not be prepared.
     #[error("could not prepare the data folder {path}: {source}")]
     DataDir {
@@ -151,6 +154,9 @@ pub enum StudioError {
         source: std::io::Error,
     },
 }
+
+/// Test images an ONNX export is checked on.
+pub const ONNX_CHECK_IMAGES: usize = 8;
 
 /// A run handed to the trainer: which attempt at it this is, and its control.
 struct QueuedJob {
@@ -648,6 +654,31 @@ impl Studio {
         data::test_image(&source, run.config.validation_fraction, run.config.seed, index)
             .map_err(|e| StudioError::InvalidConfig(e.to_string()))?
             .ok_or_else(missing)
+    }
+
+    /// Run `run_id`'s best model as a verified ONNX file (see [`crate::model::onnx`]): checked against the
+    /// model on up to [`ONNX_CHECK_IMAGES`] of the run's test images (random images where the dataset is
+    /// gone) before it is returned. Blocking: libtorch work.
+    pub fn export_onnx(&self, run_id: u64) -> Result<Vec<u8>, StudioError> {
+        let path = self.checkpoint_file(run_id)?;
+        let metadata = crate::model::ModelMetadata::from_checkpoint(&path)
+            .or_else(|_| crate::model::ModelMetadata::load(self.run_dir(run_id).path()))
+            .map_err(|e| StudioError::Export(e.to_string()))?;
+        let side = metadata.input_size;
+        let pictures: Vec<Vec<u8>> = (0..ONNX_CHECK_IMAGES)
+            .map_while(|index| self.test_image(run_id, index).ok())
+            .filter_map(|(bytes, _)| data::images::decode_to_chw(&bytes, side).ok())
+            .collect();
+        let images = if pictures.is_empty() {
+            tch::Tensor::randn([4, 3, i64::from(side), i64::from(side)], (tch::Kind::Float, Device::Cpu))
+        } else {
+            let pixels = tch::Tensor::from_slice(&pictures.concat()).view([-1, 3, i64::from(side), i64::from(side)]);
+            crate::model::normalize(&pixels, metadata.mean, metadata.std) // [N, 3, S, S]
+        };
+        let (bytes, difference) = crate::model::onnx::export_verified(&path, &metadata, &images)
+            .map_err(|e| StudioError::Export(e.to_string()))?;
+        tracing::info!(run_id, difference, images = images.size()[0], "exported ONNX, verified");
+        Ok(bytes)
     }
 
     fn on_engine_event(&self, EngineEvent { run_id, attempt, kind }: EngineEvent) {

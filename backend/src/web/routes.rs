@@ -41,6 +41,7 @@ pub(crate) fn api() -> Router<Studio> {
         .route("/api/runs/{id}/stop", post(stop_run))
         .route("/api/runs/{id}/resume", post(resume_run))
         .route("/api/runs/{id}/checkpoint", get(download_checkpoint))
+        .route("/api/runs/{id}/export", get(export_model))
         .route("/api/runs/{id}/test-images", get(test_images))
         .route("/api/runs/{id}/test-images/{index}/image", get(test_image))
         .route("/api/classify", post(classify).layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT)))
@@ -345,6 +346,35 @@ async fn download_checkpoint(State(studio): State<Studio>, Path(id): Path<u64>) 
         bytes,
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+/// `GET /api/runs/{id}/export?format=onnx|safetensors`: the run's best model as a file to download.
+async fn export_model(
+    State(studio): State<Studio>,
+    Path(id): Path<u64>,
+    Query(query): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    match query.format.as_deref().unwrap_or("safetensors") {
+        "safetensors" => download_checkpoint(State(studio), Path(id)).await,
+        "onnx" => {
+            let bytes = blocking(move || studio.export_onnx(id)).await??;
+            let disposition = format!("attachment; filename=\"run-{id}-resnet18.onnx\"");
+            let headers = [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (header::CONTENT_DISPOSITION, disposition),
+            ];
+            Ok((headers, bytes).into_response())
+        }
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("format must be \"onnx\" or \"safetensors\", not \"{other}\""),
+        )),
+    }
 }
 
 #[derive(Deserialize)]
