@@ -8,8 +8,7 @@
 mod common;
 
 use backend::data::augment::EpochAugmentation;
-use backend::data::download::DownloadSource;
-use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
+use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent};
 use backend::model::torch_extras;
 use backend::model::ResNet18;
 use shared::{EpochMetrics, TrainConfig};
@@ -26,16 +25,6 @@ fn gpu() -> Option<Device> {
     }
 }
 
-fn paths_for(data_dir: &Path, run: &str) -> TrainingPaths {
-    TrainingPaths {
-        data_dir: data_dir.to_path_buf(),
-        weights_dir: data_dir.join("weights"),
-        run_dir: data_dir.join(run),
-        cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
-        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
-    }
-}
-
 /// Trains `run` on `device`; the outcome, every epoch's metrics (times zeroed) and the run's notes.
 /// `stop_after` cancels the run when that epoch ends, as Stop pressed then.
 fn train_on(
@@ -48,16 +37,23 @@ fn train_on(
 ) -> (TrainOutcome, Vec<EpochMetrics>, Vec<String>) {
     let control = RunControl::default();
     let (mut epochs, mut notes) = (Vec::new(), Vec::new());
-    let outcome = train(config, &paths_for(data_dir, run), device, &control, resume, &mut |event| match event {
-        TrainingEvent::EpochCompleted(metrics) => {
-            if Some(metrics.epoch) == stop_after {
-                control.cancel();
+    let outcome = train(
+        config,
+        &common::offline_training_paths(data_dir, data_dir.join(run)),
+        device,
+        &control,
+        resume,
+        &mut |event| match event {
+            TrainingEvent::EpochCompleted(metrics) => {
+                if Some(metrics.epoch) == stop_after {
+                    control.cancel();
+                }
+                epochs.push(EpochMetrics { seconds: 0.0, ..metrics });
             }
-            epochs.push(EpochMetrics { seconds: 0.0, ..metrics });
-        }
-        TrainingEvent::Note(note) => notes.push(note),
-        _ => {}
-    })
+            TrainingEvent::Note(note) => notes.push(note),
+            _ => {}
+        },
+    )
     .unwrap();
     (outcome, epochs, notes)
 }

@@ -3,8 +3,7 @@
 
 mod common;
 
-use backend::data::download::DownloadSource;
-use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
+use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent};
 use common::{write_color_dataset, TestServer};
 use serde_json::Value;
 use shared::{DatasetHealth, DuplicateKind, TrainConfig};
@@ -76,13 +75,7 @@ fn a_run_skips_unreadable_images_and_says_how_many() {
     let dir = tempfile::tempdir().unwrap();
     leaky_dataset(dir.path());
     std::fs::write(dir.path().join("colors/test/green/empty.png"), b"").unwrap();
-    let paths = TrainingPaths {
-        data_dir: dir.path().to_path_buf(),
-        weights_dir: dir.path().join("weights"),
-        run_dir: dir.path().join("run"),
-        cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
-        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
-    };
+    let paths = common::offline_training_paths(dir.path(), dir.path().join("run"));
     let config = TrainConfig { epochs: 1, batch_size: 8, ..TrainConfig::for_dataset("colors") };
     let mut notes = Vec::new();
     let mut tested = 0;

@@ -3,7 +3,6 @@
 
 mod common;
 
-use backend::data::download::DownloadSource;
 use backend::data::{self};
 use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use shared::{EpochMetrics, TrainConfig};
@@ -19,13 +18,7 @@ fn train_colors_on(
     config: &TrainConfig,
     data_dir: &std::path::Path,
 ) -> (Vec<EpochMetrics>, Vec<String>) {
-    let paths = TrainingPaths {
-        data_dir: data_dir.to_path_buf(),
-        weights_dir: data_dir.join("weights"),
-        run_dir: data_dir.join("run"),
-        cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
-        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
-    };
+    let paths = common::offline_training_paths(data_dir, data_dir.join("run"));
     let mut epochs = Vec::new();
     let mut notes = Vec::new();
     let outcome = train(config, &paths, device, &RunControl::default(), false, &mut |event| match event {
@@ -215,13 +208,7 @@ fn uninterrupted(config: &TrainConfig, data_dir: &std::path::Path) -> Vec<EpochM
 
 /// Where run `run` of the datasets in `data_dir` keeps its checkpoints.
 fn paths_for(data_dir: &std::path::Path, run: &str) -> TrainingPaths {
-    TrainingPaths {
-        data_dir: data_dir.to_path_buf(),
-        weights_dir: data_dir.join("weights"),
-        run_dir: data_dir.join(run),
-        cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
-        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
-    }
+    common::offline_training_paths(data_dir, data_dir.join(run))
 }
 
 #[test]

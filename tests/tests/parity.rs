@@ -44,17 +44,11 @@ fn an_imagenet_shaped_backbone_loads_under_a_new_head() {
 
 #[test]
 fn an_exported_checkpoint_loads_into_torchvision_strictly_and_predicts_the_same() {
-    use backend::engine::training::{train, RunControl, TrainingPaths};
+    use backend::engine::training::{train, RunControl};
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 3, 6, 2, 32);
     let config = shared::TrainConfig { epochs: 1, batch_size: 6, ..shared::TrainConfig::for_dataset("colors") };
-    let paths = TrainingPaths {
-        data_dir: dir.path().to_path_buf(),
-        weights_dir: dir.path().join("weights"),
-        run_dir: dir.path().join("run"),
-        cifar10: backend::data::download::DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
-        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
-    };
+    let paths = common::offline_training_paths(dir.path(), dir.path().join("run"));
     train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |_| {}).unwrap();
     let exported = paths.run_dir.join("model.safetensors");
 

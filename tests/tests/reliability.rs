@@ -266,7 +266,7 @@ async fn fifty_live_clients_and_a_classify_stream_during_training_all_get_everyt
 /// that epoch only on disk; the next start-up puts it into the history, and the run resumes after it.
 #[tokio::test]
 async fn an_epoch_checkpointed_but_not_recorded_before_a_crash_is_recovered_on_restart() {
-    use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
+    use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent};
     use backend::studio::{DATABASE_FILE, RUNS_FOLDER};
 
     let data = tempfile::tempdir().unwrap();
@@ -276,13 +276,7 @@ async fn an_epoch_checkpointed_but_not_recorded_before_a_crash_is_recovered_on_r
     let store = backend::studio::store::Store::open(&data.path().join(DATABASE_FILE)).unwrap();
     let id = store.create_run(&config, 0).unwrap().id;
     store.set_status(id, RunStatus::Running, None).unwrap();
-    let paths = TrainingPaths {
-        data_dir: data.path().to_path_buf(),
-        weights_dir: data.path().join("weights"),
-        run_dir: data.path().join(RUNS_FOLDER).join(id.to_string()),
-        cifar10: backend::data::download::DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
-        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
-    };
+    let paths = common::offline_training_paths(data.path(), data.path().join(RUNS_FOLDER).join(id.to_string()));
     let cancel = RunControl::default();
     let mut measured = Vec::new();
     let outcome = train(&config, &paths, tch::Device::Cpu, &cancel, false, &mut |event| {

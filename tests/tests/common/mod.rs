@@ -11,6 +11,19 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 /// The workspace root, where `dist/`, `.venv/` and `target/` are.
+/// Where a run trained directly through the engine keeps its files: datasets in `data_dir`, weights in
+/// `data_dir/weights`, checkpoints in `run_dir`. Closed local ports stand for CIFAR-10's and ImageNet's
+/// download addresses: tests never reach beyond this machine.
+pub fn offline_training_paths(data_dir: &Path, run_dir: PathBuf) -> backend::engine::training::TrainingPaths {
+    backend::engine::training::TrainingPaths {
+        data_dir: data_dir.to_path_buf(),
+        weights_dir: data_dir.join("weights"),
+        run_dir,
+        cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
+        imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
+    }
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
