@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
-use shared::{ClassifyBatchResponse, DatasetInfo, ErrorBody, Explanation, TestImage, WeightsEntry};
+use shared::{ClassifyBatchResponse, DatasetHealth, DatasetInfo, ErrorBody, Explanation, TestImage, WeightsEntry};
 use thiserror::Error;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -27,6 +27,12 @@ pub enum ApiError {
 /// `GET /api/datasets`: the datasets a run can train on.
 pub async fn datasets() -> Result<Vec<DatasetInfo>, ApiError> {
     get("/api/datasets").await
+}
+
+/// `GET /api/datasets/{name}/health`: class counts, sizes, unreadable images and duplicates of a dataset.
+/// The server's first check decodes every image; later ones are answered from its cache.
+pub async fn dataset_health(name: &str) -> Result<DatasetHealth, ApiError> {
+    get(&format!("/api/datasets/{}/health", String::from(js_sys::encode_uri_component(name)))).await
 }
 
 /// `GET /api/weights`: the starting weights a run can name, ImageNet's first.
@@ -88,6 +94,11 @@ pub fn test_image_url(run_id: u64, index: usize) -> String {
 /// Where a run's best model downloads from.
 pub fn checkpoint_url(run_id: u64) -> String {
     format!("/api/runs/{run_id}/checkpoint")
+}
+
+/// Where a run's best model downloads from as ONNX (written and verified by the server on request).
+pub fn onnx_url(run_id: u64) -> String {
+    format!("/api/runs/{run_id}/export?format=onnx")
 }
 
 /// `POST /api/datasets?name={name}` with the bytes of `zip`; `on_progress(sent, total)` hears every step.

@@ -1,0 +1,330 @@
+//! The "Dataset health" card: what in the dataset chosen in the New run form could mislead training or
+//! its test accuracy (class counts, imbalance, image sizes, unreadable images, duplicates), and the leak
+//! warning shown beside Start. Both read one [`HealthCheck`] in the [`Studio`](crate::Studio) handle, fetched
+//! from `GET /api/datasets/{name}/health` whenever the chosen dataset changes.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use shared::{DatasetHealth, DuplicateKind, DuplicatePair};
+
+use crate::{api, studio};
+
+/// Where the page stands with the health of the chosen dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealthCheck {
+    /// No dataset chosen, or one the server does not have yet (CIFAR-10 before its download).
+    NotOnServer,
+    /// Asked for; the first check of a dataset decodes every one of its `images`.
+    Checking {
+        /// The dataset asked about.
+        dataset: String,
+        /// Its images, train and test.
+        images: usize,
+    },
+    /// The server's answer for `dataset`.
+    Ready {
+        /// The dataset it describes.
+        dataset: String,
+        /// What the server found.
+        health: Box<DatasetHealth>,
+    },
+    /// The server could not answer, in a sentence.
+    Failed(String),
+}
+
+impl HealthCheck {
+    /// The pairs of training and test images that are copies or near copies; 0 until an answer is here.
+    pub fn leaks(&self) -> usize {
+        match self {
+            HealthCheck::Ready { health, .. } => health.leaks(),
+            _ => 0,
+        }
+    }
+}
+
+/// What the card says while the server decodes the dataset.
+pub fn checking_line(images: usize) -> String {
+    match images {
+        0 => "Checking the images…".to_string(),
+        1 => "Checking 1 image…".to_string(),
+        n => format!("Checking {n} images…"),
+    }
+}
+
+/// The warning beside Start when test images are copies of training images; `None` when there are none.
+pub fn leak_warning(leaks: usize) -> Option<String> {
+    match leaks {
+        0 => None,
+        1 => Some(
+            "1 test image is a copy (or near copy) of a training image: the test accuracy will read too high"
+                .to_string(),
+        ),
+        n => Some(format!(
+            "{n} test images are copies (or near copies) of training images: the test accuracy will read too high"
+        )),
+    }
+}
+
+/// The imbalance ratio as a person reads it: "1.0 : 1 (balanced)", or how many times the largest class
+/// outnumbers the smallest.
+pub fn imbalance_line(imbalance: f64) -> String {
+    if !imbalance.is_finite() {
+        return "a class has no training images".to_string();
+    }
+    let ratio = format!("{imbalance:.1} : 1");
+    if imbalance < 1.5 {
+        format!("{ratio} (balanced)")
+    } else {
+        format!("{ratio} (the largest class has {imbalance:.1}× the training images of the smallest)")
+    }
+}
+
+/// `[width, height]` as "32 × 32 px".
+pub fn size(size: [u32; 2]) -> String {
+    format!("{} × {} px", size[0], size[1])
+}
+
+/// A duplicate pair's kind: "exact copy", or "near copy (3 of 64 bits)".
+pub fn duplicate_kind(pair: &DuplicatePair) -> String {
+    match pair.kind {
+        DuplicateKind::Exact => "exact copy".to_string(),
+        DuplicateKind::Near => format!("near copy ({} of 64 bits apart)", pair.distance),
+    }
+}
+
+/// The width of a class's bar, as a percentage of the largest count shown.
+pub fn bar_percent(count: usize, largest: usize) -> f64 {
+    if largest == 0 {
+        0.0
+    } else {
+        100.0 * count as f64 / largest as f64
+    }
+}
+
+/// Keeps `studio.health` on the dataset chosen in the form: asks the server whenever the choice changes
+/// (or the dataset list does, as after an upload), and drops answers for a dataset no longer chosen.
+fn follow_chosen_dataset() {
+    let studio = studio();
+    Effect::new(move |_| {
+        let Some(dataset) = studio.chosen_dataset.get() else {
+            studio.health.set(HealthCheck::NotOnServer);
+            return;
+        };
+        let listed = studio.datasets.with(|list| {
+            list.iter().find(|d| d.name == dataset).map(|d| (d.train_count + d.test_count, d.error.clone()))
+        });
+        let images = match listed {
+            None => {
+                studio.health.set(HealthCheck::NotOnServer);
+                return;
+            }
+            Some((_, Some(error))) => {
+                studio.health.set(HealthCheck::Failed(error));
+                return;
+            }
+            Some((images, None)) => images,
+        };
+        studio.health.set(HealthCheck::Checking { dataset: dataset.clone(), images });
+        spawn_local(async move {
+            let answer = api::dataset_health(&dataset).await;
+            if studio.chosen_dataset.get_untracked().as_deref() != Some(dataset.as_str()) {
+                return;
+            }
+            studio.health.set(match answer {
+                Ok(health) => HealthCheck::Ready { dataset, health: Box::new(health) },
+                Err(error) => HealthCheck::Failed(format!("The health check failed: {error}")),
+            });
+        });
+    });
+}
+
+/// The "Dataset health" card for the dataset chosen in the New run form.
+#[component]
+pub fn DatasetHealthCard() -> impl IntoView {
+    follow_chosen_dataset();
+    let health = studio().health;
+    view! {
+        <section class="card health" id="dataset-health" aria-labelledby="health-title">
+            <h2 id="health-title">"Dataset health"</h2>
+            {move || match health.get() {
+                HealthCheck::NotOnServer => view! {
+                    <p class="hint">"The chosen dataset is not on the server yet: it is checked once it is there."</p>
+                }.into_any(),
+                HealthCheck::Checking { images, .. } => view! {
+                    <p class="hint" id="health-checking" role="status">{checking_line(images)}</p>
+                }.into_any(),
+                HealthCheck::Failed(error) => view! { <p class="run-error" role="alert">{error}</p> }.into_any(),
+                HealthCheck::Ready { dataset, health } => view! { <HealthReport dataset=dataset health=*health/> }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// What the server found in `dataset`.
+#[component]
+fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
+    let largest = health.classes.iter().map(|c| c.train.max(c.test)).max().unwrap_or(0);
+    let classes = health
+        .classes
+        .iter()
+        .map(|class| {
+            let train = format!("width: {:.1}%", bar_percent(class.train, largest));
+            let test = format!("width: {:.1}%", bar_percent(class.test, largest));
+            view! {
+                <tr>
+                    <th scope="row">{class.name.clone()}</th>
+                    <td>
+                        <span class="count-bar train" style=train></span>
+                        <span class="count">{class.train}</span>
+                    </td>
+                    <td>
+                        <span class="count-bar test" style=test></span>
+                        <span class="count">{class.test}</span>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let common = health
+        .sizes
+        .most_common
+        .iter()
+        .map(|s| format!("{} ({})", size([s.width, s.height]), s.count))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unreadable = (!health.unreadable.is_empty()).then(|| {
+        let items = health
+            .unreadable
+            .iter()
+            .map(|image| {
+                view! {
+                    <li>
+                        <code class="path">{image.path.clone()}</code>
+                        " — "
+                        {image.error.clone()}
+                    </li>
+                }
+            })
+            .collect_view();
+        view! {
+            <h3>{format!("Unreadable images ({})", health.unreadable.len())}</h3>
+            <p class="hint">"Runs skip these."</p>
+            <ul id="health-unreadable" class="health-list">{items}</ul>
+        }
+    });
+    let duplicates = if health.duplicates.is_empty() {
+        view! { <p id="health-duplicates" class="hint">"No duplicate images."</p> }.into_any()
+    } else {
+        let items = health
+            .duplicates
+            .iter()
+            .map(|pair| {
+                let leak = pair.across_splits;
+                view! {
+                    <li class:leak=leak>
+                        <code class="path">{pair.a.clone()}</code>
+                        " and "
+                        <code class="path">{pair.b.clone()}</code>
+                        ": "
+                        {duplicate_kind(pair)}
+                        {leak.then_some(", train and test")}
+                    </li>
+                }
+            })
+            .collect_view();
+        let more =
+            health.duplicates_truncated.then(|| view! { <p class="hint">"More pairs exist than are listed."</p> });
+        view! { <ul id="health-duplicates" class="health-list">{items}</ul> {more} }.into_any()
+    };
+    let leaks = leak_warning(health.leaks());
+    view! {
+        <p class="hint">{format!("{dataset}: near copies are at most {} of 64 hash bits apart.", health.near_threshold)}</p>
+        {leaks.map(|warning| view! { <p class="leak-warning" id="health-leaks" role="alert">{warning}</p> })}
+        <table class="health-classes" id="health-classes">
+            <thead>
+                <tr><th scope="col">"Class"</th><th scope="col">"Train"</th><th scope="col">"Test"</th></tr>
+            </thead>
+            <tbody>{classes}</tbody>
+        </table>
+        <dl class="health-facts">
+            <dt>"Imbalance"</dt>
+            <dd id="health-imbalance">{imbalance_line(health.imbalance)}</dd>
+            <dt>"Sizes"</dt>
+            <dd id="health-sizes">
+                {format!("smallest {}, largest {}", size(health.sizes.smallest), size(health.sizes.largest))}
+            </dd>
+            <dt>"Most common"</dt>
+            <dd>{common}</dd>
+        </dl>
+        {unreadable}
+        <h3>{format!("Duplicates ({})", health.duplicates.len())}</h3>
+        {duplicates}
+    }
+}
+
+/// The leak warning beside Start: shown when the chosen dataset's test images copy training images. It
+/// does not stop a run.
+#[component]
+pub fn LeakWarning() -> impl IntoView {
+    let health = studio().health;
+    move || {
+        health.with(|h| leak_warning(h.leaks())).map(|warning| {
+            view! {
+                <p class="leak-warning" id="start-leak-warning" role="alert">
+                    {warning}
+                    " "
+                    <a href="#dataset-health">"See Dataset health"</a>
+                </p>
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checking_names_the_images_to_decode() {
+        assert_eq!(checking_line(1200), "Checking 1200 images…");
+        assert_eq!(checking_line(1), "Checking 1 image…");
+        assert_eq!(checking_line(0), "Checking the images…");
+    }
+
+    #[test]
+    fn the_leak_warning_counts_the_test_images_and_is_absent_without_leaks() {
+        assert_eq!(leak_warning(0), None);
+        assert_eq!(
+            leak_warning(3).as_deref(),
+            Some("3 test images are copies (or near copies) of training images: the test accuracy will read too high")
+        );
+        assert!(leak_warning(1).unwrap().starts_with("1 test image is a copy"));
+    }
+
+    #[test]
+    fn imbalance_reads_as_a_ratio_and_says_when_it_is_balanced() {
+        assert_eq!(imbalance_line(1.0), "1.0 : 1 (balanced)");
+        assert!(imbalance_line(4.0).starts_with("4.0 : 1 (the largest class has 4.0×"));
+        assert_eq!(imbalance_line(f64::INFINITY), "a class has no training images");
+    }
+
+    #[test]
+    fn duplicates_say_how_alike_they_are() {
+        let pair = |kind, distance| DuplicatePair { a: "a".into(), b: "b".into(), kind, distance, across_splits: true };
+        assert_eq!(duplicate_kind(&pair(DuplicateKind::Exact, 0)), "exact copy");
+        assert_eq!(duplicate_kind(&pair(DuplicateKind::Near, 3)), "near copy (3 of 64 bits apart)");
+    }
+
+    #[test]
+    fn bars_are_scaled_to_the_largest_count() {
+        assert_eq!(bar_percent(5, 10), 50.0);
+        assert_eq!(bar_percent(0, 0), 0.0);
+        assert_eq!(size([32, 48]), "32 × 48 px");
+    }
+
+    #[test]
+    fn only_an_answer_has_leaks() {
+        assert_eq!(HealthCheck::Checking { dataset: "d".into(), images: 3 }.leaks(), 0);
+        assert_eq!(HealthCheck::NotOnServer.leaks(), 0);
+    }
+}
