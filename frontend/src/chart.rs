@@ -1,8 +1,10 @@
 //! Geometry of the training chart: where each epoch's point goes and which ticks to label.
 //!
 //! The chart is three panels stacked in one SVG: accuracy (train and test, 0 – 100 %) on top, loss
-//! below, then the learning rate. The x axis spans the epochs the run asked for, so the lines grow
-//! across it as training goes. [`compare_chart`] draws several runs' test accuracy in one panel.
+//! below, then the learning rate. The x axis runs from the start of training (0) to the end of the last
+//! epoch the run asked for, so the lines grow across it as training goes; the loss panel also draws the
+//! loss reported between epochs, from the first batch. [`compare_chart`] draws several runs' test
+//! accuracy in one panel.
 //! Everything here is plain arithmetic; the components turn it into SVG elements.
 
 use shared::{EpochMetrics, Run};
@@ -77,6 +79,14 @@ pub struct Panel {
     pub train: Vec<(f64, f64)>,
     /// Points of the test line; empty in the learning-rate panel.
     pub test: Vec<(f64, f64)>,
+    /// What hovering each training point shows (its epoch and value), in the order of `train`.
+    pub train_notes: Vec<String>,
+    /// What hovering each test point shows, in the order of `test`.
+    pub test_notes: Vec<String>,
+    /// The loss as batches arrived, between the epoch points; empty outside the loss panel.
+    pub batches: Vec<(f64, f64)>,
+    /// The latest of `batches`, with what hovering it shows.
+    pub latest_batch: Option<((f64, f64), String)>,
 }
 
 /// The accuracy panel (top) for these epochs of a run that asked for `planned` epochs.
@@ -96,29 +106,59 @@ pub fn accuracy_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
             .collect(),
         train: epochs.iter().map(|m| scale.point(m.epoch, m.train_accuracy)).collect(),
         test: epochs.iter().map(|m| scale.point(m.epoch, m.test_accuracy)).collect(),
+        train_notes: notes(epochs, "train accuracy", |m| m.train_accuracy, percent),
+        test_notes: notes(epochs, "test accuracy", |m| m.test_accuracy, percent),
+        batches: Vec::new(),
+        latest_batch: None,
     }
 }
 
-/// The loss panel (bottom) for these epochs of a run that asked for `planned` epochs.
-pub fn loss_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
+/// The loss panel (middle) for these epochs of a run that asked for `planned` epochs, with the loss
+/// reported between epochs as `(epochs done as a fraction, loss)`, oldest first.
+pub fn loss_panel(epochs: &[EpochMetrics], planned: u32, batches: &[(f64, f64)]) -> Panel {
     let frame = frame_at(PANEL_HEIGHT, PANEL_HEIGHT);
-    let highest = epochs.iter().flat_map(|m| [m.train_loss, m.test_loss]).filter(|v| v.is_finite()).fold(0.0, f64::max);
-    let step = nice_ceiling(highest / 4.0);
-    let scale = Scale { frame, epochs: x_domain(epochs, planned), y_max: step * 4.0 };
+    let highest = epochs
+        .iter()
+        .flat_map(|m| [m.train_loss, m.test_loss])
+        .chain(batches.iter().map(|&(_, loss)| loss))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let (top, step) = loss_axis(highest);
+    let scale = Scale { frame, epochs: x_domain(epochs, planned), y_max: top };
+    let steps = (top / step).round() as u32;
+    let batch_points: Vec<(f64, f64)> = batches.iter().map(|&(done, loss)| (scale.x_at(done), scale.y(loss))).collect();
+    let latest_batch = batches.last().zip(batch_points.last()).map(|(&(done, loss), &at)| {
+        let epoch = (done.ceil() as u32).max(1);
+        (at, format!("epoch {epoch} so far ({done:.2} epochs done): train loss {}", loss_label(loss)))
+    });
     Panel {
         key: "loss",
         title: "Loss",
         frame,
         x_ticks: scale.x_ticks(),
-        y_ticks: (0..=4)
+        y_ticks: (0..=steps)
             .map(|i| {
-                let value = i as f64 * step;
-                Tick { at: scale.y(value), label: trim_number(value) }
+                let value = f64::from(i) * step;
+                Tick { at: scale.y(value), label: rate_label(value) }
             })
             .collect(),
         train: epochs.iter().map(|m| scale.point(m.epoch, m.train_loss)).collect(),
         test: epochs.iter().map(|m| scale.point(m.epoch, m.test_loss)).collect(),
+        train_notes: notes(epochs, "train loss", |m| m.train_loss, loss_label),
+        test_notes: notes(epochs, "test loss", |m| m.test_loss, loss_label),
+        batches: batch_points,
+        latest_batch,
     }
+}
+
+/// The top of the loss axis and the step between its ticks for losses up to `highest`: the top is the
+/// smallest of 1, 2, 2.5 or 5 times a power of ten at or above it, cut into four or five round steps
+/// (2.1 gives 0 – 2.5 in steps of 0.5).
+pub fn loss_axis(highest: f64) -> (f64, f64) {
+    let top = nice_ceiling(highest);
+    let mantissa = top / 10f64.powf(top.log10().floor());
+    let parts = if mantissa > 2.25 { 5.0 } else { 4.0 };
+    (top, top / parts)
 }
 
 /// The learning-rate panel (lowest): the rate at the end of each epoch.
@@ -140,6 +180,10 @@ pub fn lr_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
             .collect(),
         train: epochs.iter().map(|m| scale.point(m.epoch, m.lr)).collect(),
         test: Vec::new(),
+        train_notes: notes(epochs, "learning rate", |m| m.lr, rate_label),
+        test_notes: Vec::new(),
+        batches: Vec::new(),
+        latest_batch: None,
     }
 }
 
@@ -224,6 +268,24 @@ pub fn nice_ceiling(value: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
+/// What hovering an epoch's point shows: `"epoch 3: test loss 0.4123"`.
+fn notes(
+    epochs: &[EpochMetrics],
+    what: &str,
+    value: impl Fn(&EpochMetrics) -> f64,
+    written: impl Fn(f64) -> String,
+) -> Vec<String> {
+    epochs.iter().map(|m| format!("epoch {}: {what} {}", m.epoch, written(value(m)))).collect()
+}
+
+fn percent(value: f64) -> String {
+    format!("{:.1} %", value * 100.0)
+}
+
+fn loss_label(value: f64) -> String {
+    format!("{value:.4}")
+}
+
 fn trim_number(value: f64) -> String {
     let text = format!("{value:.3}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -249,11 +311,15 @@ struct Scale {
 }
 
 impl Scale {
+    /// x of the end of `epoch`.
     fn x(&self, epoch: u32) -> f64 {
-        if self.epochs <= 1 {
-            return self.frame.left + self.frame.width / 2.0;
-        }
-        self.frame.left + f64::from(epoch.saturating_sub(1)) / f64::from(self.epochs - 1) * self.frame.width
+        self.x_at(f64::from(epoch))
+    }
+
+    /// x after `done` epochs (a fraction inside an epoch).
+    fn x_at(&self, done: f64) -> f64 {
+        let done = if done.is_finite() { done.clamp(0.0, f64::from(self.epochs)) } else { 0.0 };
+        self.frame.left + done / f64::from(self.epochs) * self.frame.width
     }
 
     fn y(&self, value: f64) -> f64 {
@@ -267,7 +333,7 @@ impl Scale {
 
     fn x_ticks(&self) -> Vec<Tick> {
         let every = self.epochs.div_ceil(8).max(1) as usize;
-        (1..=self.epochs).step_by(every).map(|epoch| Tick { at: self.x(epoch), label: epoch.to_string() }).collect()
+        (0..=self.epochs).step_by(every).map(|epoch| Tick { at: self.x(epoch), label: epoch.to_string() }).collect()
     }
 }
 
@@ -300,24 +366,27 @@ mod tests {
     fn accuracy_spans_the_plot_from_zero_to_one() {
         let panel = accuracy_panel(&[metrics(1, 0.0, 1.0), metrics(3, 1.0, 1.0)], 3);
         let frame = panel.frame;
-        assert_eq!(panel.train[0], (frame.left, frame.bottom()));
+        assert_eq!(panel.train[0], (frame.left + frame.width / 3.0, frame.bottom()));
         assert_eq!(panel.train[1], (frame.right(), frame.top));
+        assert_eq!(panel.test_notes[1], "epoch 3: test accuracy 100.0 %", "hovering a point shows its values");
         assert_eq!(panel.y_ticks.last().unwrap().label, "100 %");
     }
 
     #[test]
-    fn the_x_axis_covers_the_planned_epochs() {
+    fn the_x_axis_runs_from_the_start_to_the_last_planned_epoch() {
         let panel = accuracy_panel(&[metrics(1, 0.5, 1.0)], 5);
         let labels: Vec<&str> = panel.x_ticks.iter().map(|t| t.label.as_str()).collect();
-        assert_eq!(labels, ["1", "2", "3", "4", "5"]);
-        assert_eq!(panel.train[0].0, panel.frame.left);
+        assert_eq!(labels, ["0", "1", "2", "3", "4", "5"]);
+        assert_eq!(panel.x_ticks[0].at, panel.frame.left);
+        assert_eq!(panel.train[0].0, panel.frame.left + panel.frame.width / 5.0, "an epoch's point is at its end");
     }
 
     #[test]
     fn loss_ticks_are_round_numbers_above_the_highest_loss() {
-        let panel = loss_panel(&[metrics(1, 0.1, 2.3), metrics(2, 0.2, 1.7)], 2);
+        let panel = loss_panel(&[metrics(1, 0.1, 2.3), metrics(2, 0.2, 1.7)], 2, &[]);
         let labels: Vec<&str> = panel.y_ticks.iter().map(|t| t.label.as_str()).collect();
-        assert_eq!(labels, ["0", "1", "2", "3", "4"]);
+        assert_eq!(labels, ["0", "0.5", "1", "1.5", "2", "2.5"]);
+        assert_eq!(panel.train_notes[0], "epoch 1: train loss 2.3000");
         assert!(panel.frame.top > PANEL_HEIGHT, "the loss panel sits below the accuracy panel");
     }
 
@@ -348,12 +417,40 @@ mod tests {
             run
         };
         let chart = compare_chart(&[run(3, 2, &[0.5, 1.0]), run(5, 4, &[0.25])]);
-        assert_eq!(chart.x_ticks.len(), 4);
+        assert_eq!(chart.x_ticks.len(), 5);
         assert_eq!(chart.lines.len(), 2);
         assert_eq!((chart.lines[0].run_id, chart.lines[1].run_id), (3, 5));
         assert_ne!(chart.lines[0].colour, chart.lines[1].colour);
         assert_eq!(chart.lines[0].points[1].1, chart.frame.top, "100 % is the top");
-        assert_eq!(chart.lines[1].points[0].0, chart.frame.left);
+        assert_eq!(chart.lines[1].points[0].0, chart.frame.left + chart.frame.width / 4.0);
+    }
+
+    #[test]
+    fn the_loss_axis_fits_the_losses_with_round_steps() {
+        assert_eq!(loss_axis(2.1), (2.5, 0.5));
+        assert_eq!(loss_axis(0.9), (1.0, 0.25));
+        assert_eq!(loss_axis(1.3), (2.0, 0.5));
+        assert_eq!(loss_axis(3.7), (5.0, 1.0));
+        assert_eq!(loss_axis(0.0), (0.25, 0.05));
+        for highest in [0.013, 0.31, 0.77, 1.0, 2.4, 6.9, 42.0] {
+            let (top, step) = loss_axis(highest);
+            assert!(top >= highest && top < highest * 2.5, "{highest}: {top}");
+            let steps = top / step;
+            assert!((steps - steps.round()).abs() < 1e-9 && (4.0..=5.0).contains(&steps.round()), "{highest}: {step}");
+        }
+    }
+
+    #[test]
+    fn the_batch_loss_is_drawn_from_the_first_batch_and_the_axis_holds_it() {
+        let panel = loss_panel(&[], 3, &[(0.05, 2.1), (0.5, 1.6)]);
+        let frame = panel.frame;
+        assert_eq!(panel.batches.len(), 2);
+        assert_eq!(panel.batches[0].0, frame.left + frame.width * 0.05 / 3.0);
+        assert_eq!(panel.y_ticks.last().unwrap().label, "2.5", "the axis is not stuck at 0 - 1");
+        assert!(panel.batches[0].1 > frame.top && panel.batches[0].1 < frame.bottom());
+        let ((x, y), note) = panel.latest_batch.clone().unwrap();
+        assert_eq!((x, y), panel.batches[1]);
+        assert!(note.starts_with("epoch 1 so far") && note.ends_with("train loss 1.6000"), "{note}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`chart`]: the geometry of the training and comparison charts;
 //! - [`analysis`]: best epoch, confused pairs and heat-map colours from a run's metrics;
 //! - [`format`]: how numbers and runs are written;
+//! - [`health`]: the Dataset health card and the leak warning beside Start;
 //! - [`saved`]: the training form kept in the browser, so a reload keeps what was typed;
 //! - [`ws`]: the WebSocket, reopened with backoff whenever it drops;
 //! - [`api`]: the HTTP calls (datasets, weights, uploads, classify, test images).
@@ -24,8 +25,10 @@ pub mod chart;
 pub mod classify;
 pub mod form;
 pub mod format;
+pub mod health;
 pub mod heatmap;
 pub mod insight;
+pub mod live;
 pub mod saved;
 pub mod state;
 pub mod train;
@@ -36,6 +39,7 @@ use leptos::prelude::*;
 use shared::{ClientMessage, DatasetInfo, EpochMetrics, Run, TrainConfig};
 
 use crate::classify::ClassifyPanel;
+use crate::health::{DatasetHealthCard, HealthCheck};
 use crate::insight::{RunConfig, RunInsight};
 use crate::state::{StatusFilter, StudioState};
 use crate::train::{DatasetUpload, TrainPanel};
@@ -58,6 +62,10 @@ pub struct Studio {
     pub uploaded_dataset: RwSignal<Option<String>>,
     /// A run's configuration that "Use these settings" asked the training form to take.
     pub form_request: RwSignal<Option<TrainConfig>>,
+    /// The dataset chosen in the New run form; `None` before the form has one.
+    pub chosen_dataset: RwSignal<Option<String>>,
+    /// The health of [`Studio::chosen_dataset`], as far as the server has answered.
+    pub health: RwSignal<HealthCheck>,
     /// Messages for the server, sent by the WebSocket task.
     outbox: StoredValue<UnboundedSender<ClientMessage>>,
 }
@@ -74,6 +82,8 @@ impl Studio {
             datasets: RwSignal::new(Vec::new()),
             uploaded_dataset: RwSignal::new(None),
             form_request: RwSignal::new(None),
+            chosen_dataset: RwSignal::new(None),
+            health: RwSignal::new(HealthCheck::NotOnServer),
             outbox: StoredValue::new(outbox),
         }
     }
@@ -112,6 +122,7 @@ pub fn App() -> impl IntoView {
         <main class="layout">
             <div class="column side">
                 <TrainPanel/>
+                <DatasetHealthCard/>
                 <DatasetUpload/>
                 <ClassifyPanel/>
             </div>
@@ -121,6 +132,29 @@ pub fn App() -> impl IntoView {
                 <RunDetail/>
             </div>
         </main>
+    }
+}
+
+/// "Download model": the best checkpoint as safetensors, or as ONNX (which the server checks against its
+/// own model before answering).
+#[component]
+fn DownloadMenu(run_id: u64) -> impl IntoView {
+    view! {
+        <details class="download-menu">
+            <summary class="button-link small">"Download model"</summary>
+            <div class="download-options">
+                <a
+                    id="download-checkpoint"
+                    href=api::checkpoint_url(run_id)
+                    download=format!("run-{run_id}-resnet18.safetensors")
+                >
+                    "safetensors (PyTorch)"
+                </a>
+                <a id="download-onnx" href=api::onnx_url(run_id) download=format!("run-{run_id}-resnet18.onnx")>
+                    "ONNX (verified)"
+                </a>
+            </div>
+        </details>
     }
 }
 
@@ -369,16 +403,7 @@ pub fn RunDetail() -> impl IntoView {
                             "Resume"
                         </button>
                     })}
-                    {move || model.get().map(|run_id| view! {
-                        <a
-                            id="download-checkpoint"
-                            class="button-link small"
-                            href=api::checkpoint_url(run_id)
-                            download=format!("run-{run_id}-resnet18.safetensors")
-                        >
-                            "Download model"
-                        </a>
-                    })}
+                    {move || model.get().map(|run_id| view! { <DownloadMenu run_id=run_id/> })}
                     <span id="checkpoint-info" class="checkpoint-info">
                         {move || shown.with(|r| r.as_ref().and_then(|r| r.best_checkpoint.as_ref()).map(format::checkpoint))}
                     </span>
@@ -548,64 +573,93 @@ fn RunActions(shown: Memo<Option<Run>>) -> impl IntoView {
     }
 }
 
-/// Where the shown run is inside its current epoch.
+/// How far the shown run has got: one bar for the whole run, coloured by its state, the line under it,
+/// and where the run ended when it did not complete.
 #[component]
 fn BatchProgressBar(shown: Memo<Option<Run>>) -> impl IntoView {
     let studio = studio();
-    // (done, total, line, loss of the epoch so far)
     let bar = Memo::new(move |_| {
         shown.with(|run| {
             let run = run.as_ref()?;
-            Some(studio.state.with(|s| match (s.progress_of(run.id), s.preparation_of(run.id)) {
-                (Some(p), _) => {
-                    (f64::from(p.batch), f64::from(p.batches.max(1)), format::progress_line(p), Some(p.loss))
-                }
-                (None, Some(p)) => {
-                    let (done, total) = p.total.map_or((0.0, 1.0), |total| (p.done as f64, total.max(1) as f64));
-                    (done, total, format::preparation_line(p), None)
-                }
-                (None, None) => {
-                    let done = if run.status.is_finished() { 1.0 } else { 0.0 };
-                    (done, 1.0, format::idle_line(run), None)
-                }
+            Some(studio.state.with(|s| {
+                let stopping = s.stopping == Some(run.id);
+                let class = live::bar_class(run.status, stopping);
+                let progress = s.progress_of(run.id);
+                let (fraction, line, loss) = match (progress, s.preparation_of(run.id)) {
+                    (Some(p), _) => (live::run_fraction(run, Some(p)), format::progress_line(p), Some(p.loss)),
+                    (None, Some(p)) => {
+                        // Preparing comes before the first batch: the bar shows the step, not the run.
+                        let fraction = p.total.map_or(0.0, |total| p.done as f64 / total.max(1) as f64);
+                        (fraction, format::preparation_line(p), None)
+                    }
+                    (None, None) => (live::run_fraction(run, None), format::idle_line(run), None),
+                };
+                let line = if stopping && !run.status.is_finished() { format!("Stopping… {line}") } else { line };
+                let ended = live::ended_at(run, s.trace_of(run.id).map(|t| &t.last));
+                RunBar { class, fraction, line, loss, ended }
             }))
         })
     });
+    let percent = move || bar.with(|b| b.as_ref().map_or(0.0, |b| b.fraction * 100.0));
     view! {
         <div class="progress-block">
-            <div id="progress" class="progress">
+            <div id="progress" class=move || format!("progress {}", bar.with(|b| b.as_ref().map_or(String::new(), |b| b.class.clone())))>
                 <progress
-                    aria-label="Epoch progress"
-                    max=move || bar.with(|b| b.as_ref().map_or(1.0, |b| b.1))
-                    value=move || bar.with(|b| b.as_ref().map_or(0.0, |b| b.0))
+                    aria-label="Run progress"
+                    max="100"
+                    value=move || format!("{:.1}", percent())
                 ></progress>
-                <span class="progress-text">{move || bar.with(|b| b.as_ref().map(|b| b.2.clone()))}</span>
+                <span class="progress-text">{move || bar.with(|b| b.as_ref().map(|b| b.line.clone()))}</span>
             </div>
             <span class="progress-loss">
-                {move || bar.with(|b| b.as_ref().and_then(|b| b.3)).map(|loss| format!("batch loss {loss:.4}"))}
+                {move || bar.with(|b| b.as_ref().and_then(|b| b.loss)).map(|loss| format!("loss of this epoch so far {loss:.4}"))}
             </span>
+            {move || bar.with(|b| b.as_ref().and_then(|b| b.ended.clone())).map(|ended| {
+                view! { <p id="ended-at" class="ended-at">{ended}</p> }
+            })}
         </div>
     }
 }
 
-/// Accuracy and loss per epoch, train and test.
+/// What the run's progress bar shows.
+#[derive(Debug, Clone, PartialEq)]
+struct RunBar {
+    /// `bar-running`, `bar-stopped`, … (see [`live::bar_class`]).
+    class: String,
+    /// Share of the bar filled, 0 – 1.
+    fraction: f64,
+    /// The line under the bar.
+    line: String,
+    /// The loss of the epoch in flight so far.
+    loss: Option<f64>,
+    /// Where a run that did not complete ended.
+    ended: Option<String>,
+}
+
+/// Accuracy, loss and learning rate per epoch, train and test, with the loss drawn from the first batch.
 #[component]
 fn TrainingChart(shown: Memo<Option<Run>>) -> impl IntoView {
-    let data =
-        Memo::new(move |_| shown.with(|r| r.as_ref().map_or((Vec::new(), 1), |r| (r.epochs.clone(), r.config.epochs))));
+    let studio = studio();
+    let data = Memo::new(move |_| {
+        shown.with(|r| r.as_ref().map_or((0, Vec::new(), 1), |r| (r.id, r.epochs.clone(), r.config.epochs)))
+    });
+    let batches = Memo::new(move |_| {
+        let run_id = data.with(|d| d.0);
+        studio.state.with(|s| s.trace_of(run_id).map_or_else(Vec::new, |t| t.points.clone()))
+    });
     view! {
         <svg
             id="chart"
             class="chart"
             viewBox=format!("0 0 {} {}", chart::WIDTH, chart::HEIGHT)
             role="img"
-            aria-label="Accuracy and loss per epoch, for training and test data, and the learning rate"
+            aria-label="Accuracy and loss per epoch, for training and test data, the training loss as batches arrive, and the learning rate"
         >
             {move || {
-                let (epochs, planned) = data.get();
+                let (_, epochs, planned) = data.get();
                 let panels = [
                     chart::accuracy_panel(&epochs, planned),
-                    chart::loss_panel(&epochs, planned),
+                    batches.with(|batches| chart::loss_panel(&epochs, planned, batches)),
                     chart::lr_panel(&epochs, planned),
                 ];
                 panels.into_iter().map(chart_panel).collect_view()
@@ -618,17 +672,26 @@ fn chart_panel(panel: chart::Panel) -> impl IntoView {
     let frame = panel.frame;
     let class = panel.key;
     let legend_y = frame.top - 14.0;
-    let markers = |points: &[(f64, f64)], series: &'static str| {
+    // Each point carries a <title>: hovering shows its values, and screen readers read them.
+    let markers = |points: &[(f64, f64)], notes: &[String], series: &'static str| {
         points
             .iter()
-            .map(|&(x, y)| view! { <circle class=format!("marker {series}") cx=x cy=y r="3"></circle> })
+            .zip(notes)
+            .map(|(&(x, y), note)| {
+                view! { <circle class=format!("marker {series}") cx=x cy=y r="3.5"><title>{note.clone()}</title></circle> }
+            })
             .collect_view()
     };
-    let legend = if panel.test.is_empty() {
+    let legend = if panel.test.is_empty() && panel.key != "loss" {
         None
     } else {
+        let batches = (panel.key == "loss").then(|| view! {
+            <line class="batches" x1=frame.right() - 260.0 x2=frame.right() - 238.0 y1=legend_y - 4.0 y2=legend_y - 4.0></line>
+            <text class="legend-label" x=frame.right() - 232.0 y=legend_y>"batches"</text>
+        });
         Some(view! {
             <g class="legend">
+                {batches}
                 <line class="train" x1=frame.right() - 150.0 x2=frame.right() - 128.0 y1=legend_y - 4.0 y2=legend_y - 4.0></line>
                 <text class="legend-label" x=frame.right() - 122.0 y=legend_y>"train"</text>
                 <line class="test" x1=frame.right() - 70.0 x2=frame.right() - 48.0 y1=legend_y - 4.0 y2=legend_y - 4.0></line>
@@ -636,15 +699,27 @@ fn chart_panel(panel: chart::Panel) -> impl IntoView {
             </g>
         })
     };
+    let latest_batch = panel.latest_batch.clone().map(|((x, y), note)| {
+        view! { <circle class="marker batch-latest" cx=x cy=y r="3.5"><title>{note}</title></circle> }
+    });
+    let batch_line = (!panel.batches.is_empty()).then(|| {
+        view! {
+            <polyline class=format!("series batches {class}-batches") points=chart::polyline(&panel.batches)>
+                <title>"Training loss of the epoch in flight, as batches arrive"</title>
+            </polyline>
+        }
+    });
     view! {
         <g class=format!("panel panel-{class}")>
             <text class="panel-title" x=frame.left y=legend_y>{panel.title}</text>
             {legend}
             {axes(frame, &panel.x_ticks, &panel.y_ticks)}
+            {batch_line}
             <polyline class=format!("series train {class}-train") points=chart::polyline(&panel.train)></polyline>
             <polyline class=format!("series test {class}-test") points=chart::polyline(&panel.test)></polyline>
-            {markers(&panel.train, "train")}
-            {markers(&panel.test, "test")}
+            {markers(&panel.train, &panel.train_notes, "train")}
+            {markers(&panel.test, &panel.test_notes, "test")}
+            {latest_batch}
         </g>
     }
 }

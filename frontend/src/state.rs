@@ -4,7 +4,11 @@
 //! (a snapshot replaces everything, an update replaces one run, an epoch is never added twice) are
 //! tested natively without a browser.
 
+use std::collections::BTreeMap;
+
 use shared::{BatchProgress, Preparation, Run, RunStatus, ServerMessage};
+
+use crate::live::LossTrace;
 
 /// Everything the server has told this page.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -17,6 +21,10 @@ pub struct StudioState {
     pub preparing: Option<(u64, Preparation)>,
     /// The last command the server refused, as its sentence.
     pub error: Option<String>,
+    /// The loss of each run this page has seen train, by run id, as its progress messages arrived.
+    pub live: BTreeMap<u64, LossTrace>,
+    /// The run this page asked to stop, until the server says it ended (or refuses a command).
+    pub stopping: Option<u64>,
 }
 
 impl StudioState {
@@ -26,10 +34,20 @@ impl StudioState {
             ServerMessage::Snapshot { runs, progress } => {
                 self.runs = runs;
                 sort_newest_first(&mut self.runs);
+                let known = |id: &u64| self.runs.iter().any(|run| run.id == *id);
+                self.live.retain(|id, _| known(id));
+                self.stopping =
+                    self.stopping.filter(|id| self.runs.iter().any(|r| r.id == *id && !r.status.is_finished()));
+                if let Some(progress) = &progress {
+                    self.record(progress.clone());
+                }
                 self.progress = progress;
             }
             ServerMessage::RunUpdated { run } => {
                 if run.status.is_finished() {
+                    if self.stopping == Some(run.id) {
+                        self.stopping = None;
+                    }
                     if self.progress.as_ref().is_some_and(|p| p.run_id == run.id) {
                         self.progress = None;
                     }
@@ -47,6 +65,10 @@ impl StudioState {
             }
             ServerMessage::RunRemoved { run_id } => {
                 self.runs.retain(|run| run.id != run_id);
+                self.live.remove(&run_id);
+                if self.stopping == Some(run_id) {
+                    self.stopping = None;
+                }
                 if self.progress.as_ref().is_some_and(|p| p.run_id == run_id) {
                     self.progress = None;
                 }
@@ -56,6 +78,7 @@ impl StudioState {
             }
             ServerMessage::Progress(progress) => {
                 self.preparing = None;
+                self.record(progress.clone());
                 self.progress = Some(progress);
             }
             ServerMessage::Preparing { run_id, preparation } => self.preparing = Some((run_id, preparation)),
@@ -68,7 +91,30 @@ impl StudioState {
                     }
                 }
             }
-            ServerMessage::Error { message } => self.error = Some(message),
+            ServerMessage::Error { message } => {
+                // The refused command may have been the stop: let Stop be pressed again.
+                self.stopping = None;
+                self.error = Some(message);
+            }
+        }
+    }
+
+    /// Notes that this page asked run `run_id` to stop; Stop reads "Stopping…" until the run ends.
+    pub fn stop_requested(&mut self, run_id: u64) {
+        self.stopping = Some(run_id);
+    }
+
+    /// The loss trace of `run_id`, if this page saw it train.
+    pub fn trace_of(&self, run_id: u64) -> Option<&LossTrace> {
+        self.live.get(&run_id)
+    }
+
+    fn record(&mut self, progress: BatchProgress) {
+        match self.live.get_mut(&progress.run_id) {
+            Some(trace) => trace.push(progress),
+            None => {
+                self.live.insert(progress.run_id, LossTrace::new(progress));
+            }
         }
     }
 
@@ -365,5 +411,32 @@ mod tests {
         state.apply(ServerMessage::Progress(progress(1)));
         assert!(state.progress_of(2).is_none());
         assert_eq!(state.progress_of(1).unwrap().batch, 3);
+    }
+
+    #[test]
+    fn progress_messages_build_a_loss_trace_that_outlives_the_run() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        state.apply(ServerMessage::Progress(progress(1)));
+        state.apply(ServerMessage::Progress(BatchProgress { batch: 6, loss: 0.7, ..progress(1) }));
+        assert_eq!(state.trace_of(1).unwrap().points, [(0.3, 0.9), (0.6, 0.7)]);
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Stopped) });
+        assert_eq!(state.trace_of(1).unwrap().last.batch, 6, "a stopped run keeps where it was");
+        state.apply(ServerMessage::RunRemoved { run_id: 1 });
+        assert!(state.trace_of(1).is_none());
+    }
+
+    #[test]
+    fn stopping_lasts_until_the_run_ends_or_a_command_is_refused() {
+        let mut state = StudioState::default();
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        state.stop_requested(1);
+        state.apply(ServerMessage::Progress(progress(1)));
+        assert_eq!(state.stopping, Some(1), "batches still arrive while the run stops");
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Stopped) });
+        assert_eq!(state.stopping, None);
+        state.stop_requested(1);
+        state.apply(ServerMessage::Error { message: "no such run".into() });
+        assert_eq!(state.stopping, None);
     }
 }

@@ -144,6 +144,14 @@ pub fn TrainPanel() -> impl IntoView {
         });
     });
 
+    // The Dataset health card and the leak warning follow the dataset chosen here.
+    Effect::new(move |_| {
+        let chosen = form.with(|f| (!f.dataset.is_empty()).then(|| f.dataset.clone()));
+        if studio.chosen_dataset.get_untracked() != chosen {
+            studio.chosen_dataset.set(chosen);
+        }
+    });
+
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !studio.connected.get_untracked() {
@@ -156,8 +164,14 @@ pub fn TrainPanel() -> impl IntoView {
         }
     };
     let stoppable = Memo::new(move |_| studio.state.with(StudioState::stoppable_run));
+    let stopping = move || {
+        let stopping = studio.state.with(|state| state.stopping);
+        stopping.is_some() && stopping == stoppable.get()
+    };
     let stop = move |_| {
         if let Some(run_id) = stoppable.get_untracked() {
+            // The run stops at its next checkpoint, seconds away: say so at once.
+            studio.state.update(|state| state.stop_requested(run_id));
             studio.send(ClientMessage::StopRun { run_id });
         }
     };
@@ -423,15 +437,17 @@ pub fn TrainPanel() -> impl IntoView {
                         id="stop"
                         type="button"
                         class="danger"
-                        disabled=move || stoppable.get().is_none() || !studio.connected.get()
+                        disabled=move || stoppable.get().is_none() || stopping() || !studio.connected.get()
                         on:click=stop
                     >
                         {move || match stoppable.get() {
+                            Some(_) if stopping() => "Stopping…".to_string(),
                             Some(id) => format!("Stop run #{id}"),
                             None => "Stop".to_string(),
                         }}
                     </button>
                 </div>
+                <crate::health::LeakWarning/>
             </form>
         </section>
     }

@@ -250,7 +250,7 @@ async fn the_progress_bar_shows_the_preparation_step_then_the_batches() {
     settle().await;
     assert_eq!(text(&root, "#progress .progress-text"), "decoding tiny — 12 of 48 images");
     let bar: HtmlProgressElement = find(&root, "#progress progress").dyn_into().unwrap();
-    assert_eq!((bar.value(), bar.max()), (12.0, 48.0));
+    assert_eq!((bar.value(), bar.max()), (25.0, 100.0), "the bar shows the step while preparing");
 
     let batch = BatchProgress {
         run_id: 1,
@@ -264,7 +264,7 @@ async fn the_progress_bar_shows_the_preparation_step_then_the_batches() {
     studio.state.update(|state| state.apply(ServerMessage::Progress(batch)));
     settle().await;
     assert!(text(&root, "#progress .progress-text").starts_with("epoch 1 — batch 2/8"), "the first batch replaces it");
-    assert_eq!((bar.value(), bar.max()), (2.0, 8.0));
+    assert_eq!((bar.value(), bar.max()), (8.3, 100.0), "then the whole run: 2 of 8 batches of 1 of 3 epochs");
 }
 
 #[wasm_bindgen_test]

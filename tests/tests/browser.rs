@@ -564,6 +564,90 @@ async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() 
 }
 
 #[tokio::test]
+async fn the_onnx_download_link_of_a_trained_run_serves_an_onnx_model_from_transfer_studio() {
+    let OpenPage { browser, _driver, server } = open_page(2, 4, 2, 32).await;
+    assert_eq!(start_run(&browser, "1").await, 1);
+    assert_eq!(server.wait_until_finished(1).await.status, shared::RunStatus::Completed);
+    let link = eventually("the ONNX download link", Duration::from_secs(30), || async {
+        browser.find(Locator::Css("a#download-onnx")).await.ok()
+    })
+    .await;
+    let href = link.attr("href").await.unwrap().unwrap_or_default();
+    assert!(href.ends_with("export?format=onnx"), "{href}");
+    assert_eq!(link.attr("download").await.unwrap().as_deref(), Some("run-1-resnet18.onnx"));
+    // The menu opens on its summary and offers both formats.
+    click(&browser, "details.download-menu summary").await;
+    let safetensors = text_of(&browser, "a#download-checkpoint").await.unwrap_or_default();
+    let onnx = text_of(&browser, "a#download-onnx").await.unwrap_or_default();
+    assert_eq!((safetensors.as_str(), onnx.as_str()), ("safetensors (PyTorch)", "ONNX (verified)"));
+    look_at(&browser, "download-menu").await;
+
+    // What the link serves: a ModelProto, whose first field is ir_version (field 1, varint: tag 0x08), with
+    // Transfer Studio as its producer.
+    let url = link.prop("href").await.unwrap().unwrap();
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.unwrap();
+    assert!(bytes.len() > 1_000_000, "{} bytes is too small for ResNet-18", bytes.len());
+    assert_eq!(bytes[0], 0x08, "an ONNX model starts with its ir_version");
+    assert!(bytes.windows(b"transfer-studio".len()).any(|w| w == b"transfer-studio"), "no producer name");
+    browser.close().await.unwrap();
+}
+
+/// A colour dataset of two classes in which one test image is a copy of a training image and one training
+/// file is not an image.
+fn leaky_dataset_with_a_broken_file(data: &Path) -> (String, String) {
+    write_color_dataset(data, "colors", 2, 4, 2, 32);
+    let class = COLOR_CLASSES[0].0;
+    let colors = data.join("colors");
+    std::fs::copy(colors.join(format!("train/{class}/0001.png")), colors.join(format!("test/{class}/copied.png")))
+        .unwrap();
+    std::fs::write(colors.join(format!("train/{class}/broken.png")), b"not a picture").unwrap();
+    (format!("train/{class}/broken.png"), format!("test/{class}/copied.png"))
+}
+
+#[tokio::test]
+async fn dataset_health_lists_a_broken_file_and_a_leak_and_start_warns_of_the_leak() {
+    let data = tempfile::tempdir().unwrap();
+    let (broken, copied) = leaky_dataset_with_a_broken_file(data.path());
+    let imagenet = stand_in_imagenet(data.path());
+    let server = TestServer::start_with(data, move |s| s.imagenet = imagenet, Some(built_page())).await;
+    let OpenPage { browser, _driver, server: _server } = open_browser(server).await;
+
+    let unreadable = eventually("the unreadable images", Duration::from_secs(60), || async {
+        text_of(&browser, "#dataset-health #health-unreadable").await
+    })
+    .await;
+    assert!(unreadable.contains(&broken), "{unreadable:?} should name {broken}");
+    let health = text_of(&browser, "#dataset-health").await.unwrap();
+    assert!(health.contains("Runs skip these."), "{health}");
+    let duplicates = text_of(&browser, "#health-duplicates").await.unwrap();
+    assert!(duplicates.contains(&copied) && duplicates.contains("exact copy, train and test"), "{duplicates:?}");
+    let classes = browser.find_all(Locator::Css("#health-classes tbody tr")).await.unwrap();
+    assert_eq!(classes.len(), 2, "one row per class");
+    // 5 training files in the first class (the broken one counts) against 4 in the second.
+    assert!(text_of(&browser, "#health-imbalance").await.unwrap().contains(" : 1 (balanced)"));
+    let card = browser.find(Locator::Css("#dataset-health")).await.unwrap();
+    scroll_to(&browser, &card).await;
+    look_at(&browser, "dataset-health").await;
+
+    // Before any run: the warning beside Start, with a link to the card; Start stays enabled.
+    let expected = "1 test image is a copy (or near copy) of a training image: the test accuracy will read too high";
+    let warning = text_of(&browser, "#start-leak-warning").await.unwrap_or_default();
+    assert!(warning.starts_with(expected), "{warning:?}");
+    let link = browser.find(Locator::Css("#start-leak-warning a")).await.unwrap();
+    assert_eq!(link.attr("href").await.unwrap().as_deref(), Some("#dataset-health"));
+    let start = eventually("Start enabled beside the warning", Duration::from_secs(30), || async {
+        let start = browser.find(Locator::Css("button#start")).await.ok()?;
+        start.attr("disabled").await.ok()?.is_none().then_some(start)
+    })
+    .await;
+    scroll_to(&browser, &start).await;
+    look_at(&browser, "leak-warning-beside-start").await;
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn imagenet_weights_come_first_and_weights_files_are_uploaded_from_the_page() {
     // No ImageNet file on the server: the menu says it will be downloaded.
     let data = tempfile::tempdir().unwrap();
@@ -828,5 +912,87 @@ async fn the_form_survives_a_reload_and_use_these_settings_fills_it_from_a_run()
     look_at(&browser, "runs-use-settings-narrow").await;
     click(&browser, "#runs").await;
     look_at(&browser, "runs-narrow").await;
+    browser.close().await.unwrap();
+}
+
+/// The last number in a text: `"2.5"` → 2.5, `"loss of this epoch so far 2.1034"` → 2.1034.
+fn number_in(text: &str) -> Option<f64> {
+    text.split_whitespace().filter_map(|word| word.parse().ok()).last()
+}
+
+/// The run bar's `(class, value out of 100)`.
+async fn run_bar(browser: &Client) -> (String, f64) {
+    let class = browser.find(Locator::Css("#progress")).await.unwrap().attr("class").await.unwrap().unwrap_or_default();
+    let value = browser.find(Locator::Css("#progress progress")).await.unwrap().attr("value").await.unwrap();
+    (class, value.and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
+}
+
+#[tokio::test]
+async fn the_loss_is_plotted_from_the_first_batch_and_stop_answers_at_once() {
+    // 1920 images in batches of 16: 120 batches, an epoch of several seconds on the CPU.
+    let OpenPage { browser, _driver, server: _server } = open_page(2, 1920, 16, 32).await;
+    browser.find(Locator::Css("select#dataset")).await.unwrap().select_by_value("colors").await.unwrap();
+    click(&browser, "details#advanced summary").await;
+    set_value(&browser, "input#batch-size", "16").await;
+    let run_id = start_run(&browser, "3").await;
+
+    // Before the first epoch ends, the loss panel already has a line of batches.
+    let mut highest_reported = 0.0f64;
+    eventually("batch points before the first epoch ends", Duration::from_secs(120), || async {
+        let points =
+            browser.find(Locator::Css("#chart polyline.loss-batches")).await.ok()?.attr("points").await.ok()??;
+        (points.split_whitespace().count() >= 3).then_some(())
+    })
+    .await;
+    let rows = browser.find_all(Locator::Css("table#epochs tr.epoch-row")).await.unwrap();
+    assert!(rows.is_empty(), "the batch line came only after an epoch ended");
+    if let Some(loss) = text_of(&browser, ".progress-loss").await.as_deref().and_then(number_in) {
+        highest_reported = highest_reported.max(loss);
+    }
+    let latest = browser.find(Locator::Css("#chart circle.batch-latest title")).await.unwrap();
+    let note = latest.prop("textContent").await.unwrap().unwrap_or_default();
+    assert!(note.contains("train loss"), "hovering the latest batch shows its loss: {note}");
+    if let Some(loss) = number_in(&note) {
+        highest_reported = highest_reported.max(loss);
+    }
+    let y_labels = browser.find_all(Locator::Css("#chart .panel-loss text.tick[text-anchor='end']")).await.unwrap();
+    let top = y_labels.last().unwrap().text().await.unwrap();
+    let top: f64 = top.parse().unwrap_or_else(|_| panic!("loss axis top {top:?}"));
+    assert!(highest_reported > 0.0, "the page reported a loss");
+    assert!(top >= highest_reported, "the loss axis ({top}) fits the loss ({highest_reported})");
+    assert!(
+        top < highest_reported * 2.5 + 0.25,
+        "the loss axis ({top}) is not far above the loss ({highest_reported})"
+    );
+    let (class, value) = run_bar(&browser).await;
+    assert!(class.contains("bar-running"), "{class}");
+    assert!(value > 0.0 && value < 100.0 / 3.0, "one bar for the whole run, inside its first third: {value}");
+    let chart = browser.find(Locator::Css("#chart")).await.unwrap();
+    scroll_to(&browser, &chart).await;
+    look_at(&browser, "live-first-batches").await;
+
+    // Stop says so at once, before the server has answered.
+    click(&browser, "button#stop").await;
+    let label = text_of(&browser, "button#stop").await.unwrap_or_default();
+    assert_eq!(label, "Stopping…");
+    let disabled = browser.find(Locator::Css("button#stop")).await.unwrap().attr("disabled").await.unwrap();
+    assert!(disabled.is_some(), "a second press has nothing to add");
+    look_at(&browser, "live-stopping").await;
+
+    eventually("the stopped badge", Duration::from_secs(60), || async {
+        browser.find(Locator::Css(&format!("#runs li[data-run-id='{run_id}'] .status-stopped"))).await.ok()
+    })
+    .await;
+    let ended =
+        eventually("where the run stopped", Duration::from_secs(10), || async { text_of(&browser, "#ended-at").await })
+            .await;
+    assert!(ended.starts_with("Stopped in epoch 1 of 3, near batch "), "{ended}");
+    let (class, value) = run_bar(&browser).await;
+    assert!(class.contains("bar-stopped"), "{class}");
+    assert!(value < 100.0 / 3.0, "a stopped run's bar shows where it stopped: {value}");
+    assert_ne!(text_of(&browser, "button#stop").await.as_deref(), Some("Stopping…"));
+    let bar = browser.find(Locator::Css("#progress")).await.unwrap();
+    scroll_to(&browser, &bar).await;
+    look_at(&browser, "live-stopped").await;
     browser.close().await.unwrap();
 }
