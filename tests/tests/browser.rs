@@ -917,7 +917,7 @@ async fn the_form_survives_a_reload_and_use_these_settings_fills_it_from_a_run()
 
 /// The last number in a text: `"2.5"` → 2.5, `"loss of this epoch so far 2.1034"` → 2.1034.
 fn number_in(text: &str) -> Option<f64> {
-    text.split_whitespace().filter_map(|word| word.parse().ok()).last()
+    text.split_whitespace().rev().find_map(|word| word.parse().ok())
 }
 
 /// The run bar's `(class, value out of 100)`.
