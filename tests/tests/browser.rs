@@ -773,19 +773,20 @@ async fn value_of(browser: &Client, css: &str) -> String {
     control.prop("value").await.unwrap().unwrap_or_default()
 }
 
-/// The ids of the runs the list shows, top to bottom.
-async fn listed_runs(browser: &Client) -> Vec<u64> {
+/// The ids of the runs the list shows, top to bottom; `None` when a row was re-drawn while being read
+/// (its element went stale), so the caller looks again.
+async fn listed_runs(browser: &Client) -> Option<Vec<u64>> {
     let mut ids = Vec::new();
-    for row in browser.find_all(Locator::Css("#runs li.run-item")).await.unwrap() {
-        ids.push(row.attr("data-run-id").await.unwrap().unwrap_or_default().parse().unwrap());
+    for row in browser.find_all(Locator::Css("#runs li.run-item")).await.ok()? {
+        ids.push(row.attr("data-run-id").await.ok()??.parse().ok()?);
     }
-    ids
+    Some(ids)
 }
 
 /// Waits until the run list shows exactly `expected`.
 async fn list_shows(browser: &Client, expected: &[u64]) {
     eventually(&format!("the list to show runs {expected:?}"), Duration::from_secs(30), || async {
-        (listed_runs(browser).await == expected).then_some(())
+        (listed_runs(browser).await.as_deref() == Some(expected)).then_some(())
     })
     .await;
 }
