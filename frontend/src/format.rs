@@ -316,6 +316,7 @@ mod tests {
             batch: 10,
             batches: 782,
             loss: 1.0,
+            batch_loss: None,
             images_per_second: 639.6,
             eta_seconds: 125.4,
         };

@@ -12,8 +12,9 @@ pub const TRACE_CAP: usize = 2_000;
 /// The training loss of one run as its progress messages reported it, oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LossTrace {
-    /// `(epochs done, as a fraction, loss)`: 1.5 is halfway through the second epoch. The loss is the mean
-    /// over the batches of that epoch so far, as [`BatchProgress::loss`] reports it.
+    /// `(epochs done, as a fraction, loss)`: 1.5 is halfway through the second epoch. The loss is the last
+    /// batch's own ([`BatchProgress::batch_loss`]), or the epoch's mean so far from a server that does not
+    /// send it.
     pub points: Vec<(f64, f64)>,
     /// The latest progress message, kept even when decimation skips its point.
     pub last: BatchProgress,
@@ -33,8 +34,10 @@ impl LossTrace {
 
     /// Adds one progress message; thins the trace to half when it would pass [`TRACE_CAP`].
     pub fn push(&mut self, progress: BatchProgress) {
-        if self.heard.is_multiple_of(self.stride) && progress.loss.is_finite() {
-            self.points.push((epochs_done(&progress), progress.loss));
+        // Each batch's own loss where the server sends it; older servers send only the epoch's mean so far.
+        let loss = progress.batch_loss.unwrap_or(progress.loss);
+        if self.heard.is_multiple_of(self.stride) && loss.is_finite() {
+            self.points.push((epochs_done(&progress), loss));
             if self.points.len() > TRACE_CAP {
                 let mut index = 0usize;
                 self.points.retain(|_| {
@@ -102,7 +105,16 @@ mod tests {
     use super::*;
 
     fn progress(epoch: u32, batch: u32, batches: u32, loss: f64) -> BatchProgress {
-        BatchProgress { run_id: 1, epoch, batch, batches, loss, images_per_second: 100.0, eta_seconds: 10.0 }
+        BatchProgress {
+            run_id: 1,
+            epoch,
+            batch,
+            batches,
+            loss,
+            batch_loss: Some(loss),
+            images_per_second: 100.0,
+            eta_seconds: 10.0,
+        }
     }
 
     fn run(status: RunStatus, planned: u32, finished: u32) -> Run {
@@ -184,5 +196,13 @@ mod tests {
         assert_eq!(bar_class(RunStatus::Running, true), "bar-stopping");
         assert_eq!(bar_class(RunStatus::Stopped, true), "bar-stopped");
         assert_eq!(bar_class(RunStatus::Failed, false), "bar-failed");
+    }
+
+    #[test]
+    fn the_trace_plots_each_batchs_own_loss_and_the_mean_only_when_that_is_missing() {
+        let mut trace = LossTrace::new(BatchProgress { batch_loss: Some(2.5), ..progress(1, 1, 10, 2.0) });
+        trace.push(BatchProgress { batch_loss: None, ..progress(1, 2, 10, 1.9) });
+        let losses: Vec<f64> = trace.points.iter().map(|&(_, loss)| loss).collect();
+        assert_eq!(losses, [2.5, 1.9]);
     }
 }

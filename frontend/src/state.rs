@@ -253,7 +253,16 @@ mod tests {
     }
 
     fn progress(run_id: u64) -> BatchProgress {
-        BatchProgress { run_id, epoch: 1, batch: 3, batches: 10, loss: 0.9, images_per_second: 120.0, eta_seconds: 4.0 }
+        BatchProgress {
+            run_id,
+            epoch: 1,
+            batch: 3,
+            batches: 10,
+            loss: 0.9,
+            batch_loss: None,
+            images_per_second: 120.0,
+            eta_seconds: 4.0,
+        }
     }
 
     #[test]

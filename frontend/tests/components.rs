@@ -258,6 +258,7 @@ async fn the_progress_bar_shows_the_preparation_step_then_the_batches() {
         batch: 2,
         batches: 8,
         loss: 2.0,
+        batch_loss: None,
         images_per_second: 100.0,
         eta_seconds: 65.0,
     };

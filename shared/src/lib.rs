@@ -672,6 +672,9 @@ pub struct BatchProgress {
     pub batches: u32,
     /// Mean loss of the batches done so far in this epoch.
     pub loss: f64,
+    /// Loss of the last batch before this report, not averaged (absent from older servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_loss: Option<f64>,
     /// Training throughput over this epoch so far.
     pub images_per_second: f64,
     /// Estimated seconds until the run's last epoch ends, at this epoch's pace (evaluation not counted).
@@ -1151,6 +1154,7 @@ mod tests {
             batch: 2,
             batches: 4,
             loss: 0.5,
+            batch_loss: None,
             images_per_second: 10.0,
             eta_seconds: 3.0,
         });

@@ -153,6 +153,26 @@ fn cuda_only_options_are_ignored_on_the_cpu_with_a_note() {
 }
 
 #[test]
+fn progress_reports_each_batchs_own_loss_beside_the_epochs_running_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 16, 2, 16);
+    let config = TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::for_dataset("colors") };
+    let paths = common::offline_training_paths(dir.path(), dir.path().join("run"));
+    let mut reports = Vec::new();
+    train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |event| {
+        if let TrainingEvent::Progress(progress) = event {
+            reports.push((progress.loss, progress.batch_loss));
+        }
+    })
+    .unwrap();
+    assert!(!reports.is_empty());
+    assert!(reports.iter().all(|&(mean, last)| mean.is_finite() && last.is_finite() && last > 0.0), "{reports:?}");
+    // 12 batches: the last batch's loss is not the mean of all twelve.
+    let (mean, last) = *reports.last().unwrap();
+    assert_ne!(mean, last, "{reports:?}");
+}
+
+#[test]
 fn a_colour_dataset_is_learned_to_90_percent_test_accuracy_in_four_epochs() {
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 4, 40, 15, 32);

@@ -122,6 +122,8 @@ pub struct EpochProgress {
     pub batches: u32,
     /// Mean training loss over this epoch's batches so far.
     pub loss: f64,
+    /// Training loss of the last batch, not averaged.
+    pub batch_loss: f64,
     /// Images per second over this epoch so far.
     pub images_per_second: f64,
     /// Estimated seconds until the last epoch's training ends, at this epoch's pace.
@@ -333,6 +335,8 @@ struct EpochTotals {
 /// The running sums of an epoch in flight, kept as device tensors until read.
 struct EpochSums {
     loss_sum: Tensor,
+    /// The last batch's mean loss, on the device (read only when progress is reported).
+    last_loss: Tensor,
     correct: Tensor,
     first_batch: i64,
     seconds_before: f64,
@@ -472,6 +476,7 @@ impl<'a> Learner<'a> {
     fn epoch_sums(&mut self, epoch: u32) -> EpochSums {
         let mut sums = EpochSums {
             loss_sum: Tensor::zeros([], (Kind::Float, self.device)),
+            last_loss: Tensor::from(f64::NAN),
             correct: Tensor::zeros([], (Kind::Int64, self.device)),
             first_batch: 0,
             seconds_before: 0.0,
@@ -521,7 +526,8 @@ impl<'a> Learner<'a> {
         let lr = self.schedule.lr_at(u64::from(epoch - 1) * self.batches as u64 + batch as u64);
         self.optimizer.step(lr);
         tch::no_grad(|| {
-            sums.loss_sum += loss.detach() * len as f64;
+            sums.last_loss = loss.detach();
+            sums.loss_sum += &sums.last_loss * len as f64;
             sums.correct += logits.argmax(-1, false).eq_tensor(&labels).sum(Kind::Int64);
         });
         lr
@@ -540,6 +546,7 @@ impl<'a> Learner<'a> {
             batch: done as u32,
             batches: self.batches as u32,
             loss: mean_loss,
+            batch_loss: sums.last_loss.double_value(&[]),
             images_per_second: (seen - (sums.first_batch * batch_size) as f64) / elapsed.max(1e-9),
             eta_seconds: elapsed / (done - sums.first_batch) as f64 * batches_left as f64,
         }));

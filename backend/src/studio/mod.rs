@@ -742,6 +742,7 @@ impl Studio {
                     batch: p.batch,
                     batches: p.batches,
                     loss: p.loss,
+                    batch_loss: Some(p.batch_loss).filter(|loss| loss.is_finite()),
                     images_per_second: p.images_per_second,
                     eta_seconds: p.eta_seconds,
                 };
