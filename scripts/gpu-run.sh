@@ -25,7 +25,7 @@ LOG="$OUT/gpu-check.log"
 : >"$LOG"
 BUNDLE=${GPU_BUNDLE:-$ROOT/.gpu}
 PYTHON=${GPU_PYTHON:-python3}
-WORK=$(mktemp -d /tmp/gpu-check.XXXXXX)
+WORK=$(mktemp -d)
 STARTED=$SECONDS
 
 say() { printf '[gpu-check %4ds] %s\n' $((SECONDS - STARTED)) "$*" | tee -a "$LOG" >&2; }
