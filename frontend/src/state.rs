@@ -324,15 +324,7 @@ mod tests {
 
     #[test]
     fn each_status_falls_under_exactly_one_filter_besides_all() {
-        let statuses = [
-            RunStatus::Queued,
-            RunStatus::Running,
-            RunStatus::Completed,
-            RunStatus::Stopped,
-            RunStatus::Failed,
-            RunStatus::Interrupted,
-        ];
-        for status in statuses {
+        for status in RunStatus::ALL {
             let admitting: Vec<StatusFilter> =
                 StatusFilter::ALL[1..].iter().copied().filter(|f| f.admits(status)).collect();
             assert_eq!(admitting.len(), 1, "{status:?}: {admitting:?}");

@@ -478,18 +478,19 @@ impl RunStatus {
         }
     }
 
+    /// Every status, in the order a run's life passes through them.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Stopped,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
+    ];
+
     /// Parses the name written by [`RunStatus::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        [
-            RunStatus::Queued,
-            RunStatus::Running,
-            RunStatus::Completed,
-            RunStatus::Stopped,
-            RunStatus::Failed,
-            RunStatus::Interrupted,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == name)
+        RunStatus::ALL.into_iter().find(|status| status.as_str() == name)
     }
 }
 
