@@ -665,8 +665,14 @@ impl Studio {
             .or_else(|_| crate::model::ModelMetadata::load(self.run_dir(run_id).path()))
             .map_err(|e| StudioError::Export(e.to_string()))?;
         let side = metadata.input_size;
+        let config = &metadata.config;
+        // The dataset is found once; each test image is then one read.
+        let source = data::inspect(&self.0.settings.data_dir, &config.dataset).ok();
         let pictures: Vec<Vec<u8>> = (0..ONNX_CHECK_IMAGES)
-            .map_while(|index| self.test_image(run_id, index).ok())
+            .map_while(|index| {
+                let source = source.as_ref()?;
+                data::test_image(source, config.validation_fraction, config.seed, index).ok().flatten()
+            })
             .filter_map(|(bytes, _)| data::images::decode_to_chw(&bytes, side).ok())
             .collect();
         let images = if pictures.is_empty() {
