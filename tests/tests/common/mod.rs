@@ -2,6 +2,8 @@
 //! small datasets made on the spot with a signal a network can learn.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use backend::data::download::DownloadSource;
 use backend::studio::{Studio, StudioSettings};
 use shared::Run;

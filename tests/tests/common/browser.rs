@@ -1,0 +1,251 @@
+//! What the browser tests share: chromedriver and headless Chromium, a page opened on a real server, and
+//! the steps a person takes (click, type, start a run) with the checks made at each screenshot.
+
+use super::{write_color_dataset, TestServer};
+use backend::model::pretrained::PretrainedSource;
+use backend::model::ResNet18;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A chromedriver process on a free loopback port, killed when dropped.
+pub struct ChromeDriver {
+    process: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    pub fn start() -> Self {
+        let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Its own process group, so dropping it also ends the Chromium it started, even after a panic.
+        let process = Command::new(&binary)
+            .process_group(0)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary} (run scripts/setup.sh --test): {e}"));
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ChromeDriver { process, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    pub async fn browser(&self, width: u32, height: u32) -> Client {
+        let profile = tempfile::tempdir().unwrap().keep();
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector).capabilities(capabilities).connect(&self.url).await.expect("chromium starts")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.process.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+pub fn built_page() -> PathBuf {
+    let dist = super::workspace_root().join("dist");
+    assert!(dist.join("index.html").is_file(), "no built page in {}: run `make ui` first", dist.display());
+    dist
+}
+
+pub fn screenshot_path(name: &str) -> PathBuf {
+    let dir = super::workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{name}.png"))
+}
+
+/// Every visible control, link, progress bar and picture that a screen reader could not name, each written
+/// as the start of its HTML. A name is an `aria-label`, an `aria-labelledby` with text, a `<label>` (by
+/// `for` or wrapping), a `title`, or for buttons, links and summaries their own text; pictures need `alt`.
+pub const UNNAMED_CONTROLS: &str = r#"
+    const visible = el => el.checkVisibility
+        ? el.checkVisibility({ visibilityProperty: true })
+        : el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    const text = el => (el ? el.textContent : '').replace(/\s+/g, ' ').trim();
+    const name = el => {
+        const byIds = (el.getAttribute('aria-labelledby') || '').split(/\s+/).filter(Boolean)
+            .map(id => text(document.getElementById(id))).join(' ').trim();
+        const byLabels = Array.from(el.labels || []).map(text).join(' ').trim();
+        const own = el.matches('button, a[href], [role=button], summary')
+            ? text(el) || Array.from(el.querySelectorAll('img[alt]')).map(img => img.alt.trim()).join(' ').trim()
+            : '';
+        return [(el.getAttribute('aria-label') || '').trim(), byIds, byLabels, (el.getAttribute('title') || '').trim(), own]
+            .find(Boolean) || '';
+    };
+    const controls = 'input:not([type=hidden]), select, textarea, button, a[href], [role=button], summary, '
+        + 'progress, svg[role=img]';
+    const unnamed = Array.from(document.querySelectorAll(controls)).filter(el => visible(el) && !name(el));
+    const unlabelled = Array.from(document.querySelectorAll('img')).filter(img => visible(img) && !img.hasAttribute('alt'));
+    return unnamed.concat(unlabelled).map(el => el.outerHTML.slice(0, 200));
+"#;
+
+/// What a person sees in `state`: saves the screenshot `target/screenshots/{state}.png` and checks that
+/// every visible control has an accessible name, listing those that have none.
+pub async fn look_at(browser: &Client, state: &str) {
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(screenshot_path(state), png).unwrap();
+    let unnamed = browser.execute(UNNAMED_CONTROLS, Vec::new()).await.unwrap();
+    let unnamed: Vec<String> = serde_json::from_value(unnamed).unwrap();
+    assert!(
+        unnamed.is_empty(),
+        "{state}: {} controls without an accessible name:\n{}",
+        unnamed.len(),
+        unnamed.join("\n")
+    );
+}
+
+/// Polls until `check` returns `Some`, failing with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn text_of(browser: &Client, css: &str) -> Option<String> {
+    browser.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+/// A person's starting point: a server over a colour dataset (`classes` classes, `train`/`test` images each
+/// of `side` pixels) serving the built page, and a browser showing it once the dataset list has loaded.
+/// Fields drop in order: browser session, then chromedriver, then server.
+pub struct OpenPage {
+    pub browser: Client,
+    pub _driver: ChromeDriver,
+    pub server: TestServer,
+}
+
+pub async fn open_page(classes: usize, train: usize, test: usize, side: u32) -> OpenPage {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", classes, train, test, side);
+    let imagenet = stand_in_imagenet(data.path());
+    let server = TestServer::start_with(data, move |s| s.imagenet = imagenet, Some(built_page())).await;
+    open_browser(server).await
+}
+
+/// `"imagenet"` as a ResNet-18 state dict already in the weights folder under `data`: the page's first
+/// visit and its pretrained presets start from ImageNet's weights, and tests never download them.
+pub fn stand_in_imagenet(data: &Path) -> PretrainedSource {
+    let source = PretrainedSource {
+        file_name: "imagenet-stand-in.safetensors".into(),
+        ..PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/")
+    };
+    let weights = data.join("weights");
+    std::fs::create_dir_all(&weights).unwrap();
+    ResNet18::new(tch::Device::Cpu, 1000, 0).save(&weights.join(&source.file_name), None).unwrap();
+    source
+}
+
+/// A browser showing `server`'s page once its dataset list has loaded.
+pub async fn open_browser(server: TestServer) -> OpenPage {
+    let driver = ChromeDriver::start();
+    let browser = driver.browser(1280, 900).await;
+    browser.goto(&server.base).await.unwrap();
+    eventually("the dataset option", Duration::from_secs(30), || async {
+        browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
+    })
+    .await;
+    OpenPage { browser, _driver: driver, server }
+}
+
+/// Scrolls the element to the middle of the window, as a person would, and clicks it (the page has a sticky
+/// header that chromedriver's own scrolling can leave over the element).
+pub async fn click(browser: &Client, css: &str) {
+    let element = browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    scroll_to(browser, &element).await;
+    element.click().await.unwrap();
+}
+
+/// Scrolls `element` to the middle of the window.
+pub async fn scroll_to(browser: &Client, element: &fantoccini::elements::Element) {
+    let target = serde_json::to_value(element).unwrap();
+    browser.execute("arguments[0].scrollIntoView({block: 'center'});", vec![target]).await.unwrap();
+}
+
+pub async fn set_value(browser: &Client, css: &str, value: &str) {
+    let input = browser.find(Locator::Css(css)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(value).await.unwrap();
+}
+
+/// Starts a run of `epochs` epochs from the form as it stands, as a person does, and returns its id once
+/// the run list shows it.
+pub async fn start_run(browser: &Client, epochs: &str) -> u64 {
+    let listed = browser.find_all(Locator::Css("#runs li.run-item")).await.unwrap().len();
+    set_value(browser, "input#epochs", epochs).await;
+    click(browser, "button#start").await;
+    // The list redraws a run's row as its status changes, so the row is read as soon as it is found.
+    eventually("the new run in the list", Duration::from_secs(30), || async {
+        let runs = browser.find_all(Locator::Css("#runs li.run-item")).await.ok()?;
+        if runs.len() <= listed {
+            return None;
+        }
+        runs.first()?.attr("data-run-id").await.ok()??.parse().ok()
+    })
+    .await
+}
+
+/// Waits until the run list shows run `id` as completed.
+pub async fn completed_on_page(browser: &Client, id: u64) {
+    let badge = format!("#runs li[data-run-id='{id}'] .status-completed");
+    eventually(&format!("run {id}'s completed badge"), Duration::from_secs(30), || async {
+        browser.find(Locator::Css(&badge)).await.ok()
+    })
+    .await;
+}
+
+/// The value of the form control at `css`.
+pub async fn value_of(browser: &Client, css: &str) -> String {
+    let control = browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    control.prop("value").await.unwrap().unwrap_or_default()
+}
+
+/// The ids of the runs the list shows, top to bottom; `None` when a row was re-drawn while being read
+/// (its element went stale), so the caller looks again.
+pub async fn listed_runs(browser: &Client) -> Option<Vec<u64>> {
+    let mut ids = Vec::new();
+    for row in browser.find_all(Locator::Css("#runs li.run-item")).await.ok()? {
+        ids.push(row.attr("data-run-id").await.ok()??.parse().ok()?);
+    }
+    Some(ids)
+}
+
+/// Waits until the run list shows exactly `expected`.
+pub async fn list_shows(browser: &Client, expected: &[u64]) {
+    eventually(&format!("the list to show runs {expected:?}"), Duration::from_secs(30), || async {
+        (listed_runs(browser).await.as_deref() == Some(expected)).then_some(())
+    })
+    .await;
+}
