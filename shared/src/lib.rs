@@ -13,6 +13,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod fields;
+pub use fields::{Choice, Field, Surroundings, FIELDS};
+
 /// Default values of [`TrainConfig`], following the seed recipe (SGD, lr 0.001, momentum 0.9).
 pub mod defaults {
     /// Epochs to train.
@@ -113,166 +116,112 @@ pub enum Schedule {
     OneCycle,
 }
 
-/// Everything that defines a training run. Missing fields take the defaults in [`defaults`];
-/// unknown fields are refused so that a typo never silently trains with a default.
+/// Everything that defines a training run. Missing fields take their value in `TrainConfig::default()`;
+/// unknown fields are refused so that a typo never silently trains with a default. Every field is described
+/// once, for people, in [`fields::FIELDS`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Name of a dataset folder under the data directory (see `GET /api/datasets`).
     pub dataset: String,
     /// Number of passes over the training set.
-    #[serde(default = "default_epochs")]
     pub epochs: u32,
     /// Images per optimisation step.
-    #[serde(default = "default_batch_size")]
     pub batch_size: u32,
     /// SGD learning rate.
-    #[serde(default = "default_lr")]
     pub lr: f64,
     /// SGD momentum, in `[0, 1)`.
-    #[serde(default = "default_momentum")]
     pub momentum: f64,
     /// Seed for initialisation and shuffling; the same seed gives the same run on CPU.
-    #[serde(default)]
     pub seed: u64,
     /// `"none"` for random initialisation, `"imagenet"` for torchvision's ImageNet ResNet-18, or the
     /// file name of a torchvision ResNet-18 state dict in the weights folder (`.safetensors`, or a
     /// `torch.save` checkpoint `.pth`/`.pt`).
-    #[serde(default = "default_weights")]
     pub weights: String,
     /// Images are resized to `input_size` x `input_size` when the dataset is decoded.
-    #[serde(default = "default_input_size")]
     pub input_size: u32,
     /// Pixel normalisation; saved with the model so classification uses the same.
-    #[serde(default)]
     pub normalization: Normalization,
     /// Which layers train.
-    #[serde(default)]
     pub mode: FineTuneMode,
     /// Epochs with the backbone frozen before it is unfrozen, in `two_phase` mode.
-    #[serde(default = "default_frozen_epochs")]
     pub frozen_epochs: u32,
     /// The backbone's learning rate as a fraction of `lr` once it trains in `two_phase` mode.
-    #[serde(default = "default_backbone_lr_scale")]
     pub backbone_lr_scale: f64,
     /// The update rule.
-    #[serde(default)]
     pub optimizer: OptimizerKind,
     /// Nesterov momentum (SGD only).
-    #[serde(default)]
     pub nesterov: bool,
     /// Weight decay: L2 for SGD, decoupled for AdamW.
-    #[serde(default)]
     pub weight_decay: f64,
     /// How the learning rate changes over the run.
-    #[serde(default)]
     pub schedule: Schedule,
     /// Epochs of linear warm-up from 0 to `lr` (constant, step and cosine schedules).
-    #[serde(default)]
     pub warmup_epochs: u32,
     /// Epochs between learning-rate drops in the `step` schedule.
-    #[serde(default = "default_step_size")]
     pub step_size: u32,
     /// Factor of each drop in the `step` schedule.
-    #[serde(default = "default_gamma")]
     pub gamma: f64,
     /// Cross-entropy label smoothing, in `[0, 1)`.
-    #[serde(default)]
     pub label_smoothing: f64,
     /// Clip the gradients' global L2 norm to this; `null` for no clipping.
-    #[serde(default)]
     pub grad_clip_norm: Option<f64>,
     /// Random crop with 4 pixels of zero padding (one-eighth of the side for larger inputs).
-    #[serde(default)]
     pub random_crop: bool,
     /// Random horizontal flip.
-    #[serde(default)]
     pub horizontal_flip: bool,
     /// Stop after this many epochs without a better test accuracy; `null` never stops early.
-    #[serde(default)]
     pub early_stopping_patience: Option<u32>,
     /// For a class-folder dataset without `test/`: the fraction of each class held out for testing.
-    #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
     /// CUDA only: bfloat16 autocast for the forward pass (no loss scaling needed, unlike float16).
-    #[serde(default)]
     pub mixed_precision: bool,
     /// CUDA only: let cuDNN pick the fastest convolution algorithms.
-    #[serde(default)]
     pub cudnn_benchmark: bool,
     /// CUDA only: channels-last (NHWC) weights and inputs, faster convolutions on tensor cores.
-    #[serde(default)]
     pub channels_last: bool,
 }
 
-fn default_frozen_epochs() -> u32 {
-    1
-}
-fn default_backbone_lr_scale() -> f64 {
-    0.1
-}
-fn default_step_size() -> u32 {
-    10
-}
-fn default_gamma() -> f64 {
-    0.1
-}
-fn default_validation_fraction() -> f64 {
-    0.2
-}
-
-fn default_epochs() -> u32 {
-    defaults::EPOCHS
-}
-fn default_batch_size() -> u32 {
-    defaults::BATCH_SIZE
-}
-fn default_lr() -> f64 {
-    defaults::LR
-}
-fn default_momentum() -> f64 {
-    defaults::MOMENTUM
-}
-fn default_weights() -> String {
-    defaults::WEIGHTS_NONE.to_string()
-}
-fn default_input_size() -> u32 {
-    defaults::INPUT_SIZE
-}
-
-impl TrainConfig {
-    /// A configuration for `dataset` with every other field at its default.
-    pub fn for_dataset(dataset: impl Into<String>) -> Self {
+impl Default for TrainConfig {
+    /// The seed recipe with no dataset chosen: what every missing field of a request takes.
+    fn default() -> Self {
         TrainConfig {
-            dataset: dataset.into(),
+            dataset: String::new(),
             epochs: defaults::EPOCHS,
             batch_size: defaults::BATCH_SIZE,
             lr: defaults::LR,
             momentum: defaults::MOMENTUM,
             seed: defaults::SEED,
-            weights: default_weights(),
+            weights: defaults::WEIGHTS_NONE.to_string(),
             input_size: defaults::INPUT_SIZE,
             normalization: Normalization::default(),
             mode: FineTuneMode::default(),
-            frozen_epochs: default_frozen_epochs(),
-            backbone_lr_scale: default_backbone_lr_scale(),
+            frozen_epochs: 1,
+            backbone_lr_scale: 0.1,
             optimizer: OptimizerKind::default(),
             nesterov: false,
             weight_decay: 0.0,
             schedule: Schedule::default(),
             warmup_epochs: 0,
-            step_size: default_step_size(),
-            gamma: default_gamma(),
+            step_size: 10,
+            gamma: 0.1,
             label_smoothing: 0.0,
             grad_clip_norm: None,
             random_crop: false,
             horizontal_flip: false,
             early_stopping_patience: None,
-            validation_fraction: default_validation_fraction(),
+            validation_fraction: 0.2,
             mixed_precision: false,
             cudnn_benchmark: false,
             channels_last: false,
         }
+    }
+}
+
+impl TrainConfig {
+    /// A configuration for `dataset` with every other field at its default.
+    pub fn for_dataset(dataset: impl Into<String>) -> Self {
+        TrainConfig { dataset: dataset.into(), ..TrainConfig::default() }
     }
 
     /// True when the backbone is frozen during `epoch` (1-based).
@@ -290,121 +239,11 @@ impl TrainConfig {
         self.problems().into_iter().next().map_or(Ok(()), Err)
     }
 
-    /// Every problem with this configuration, one per offending field, in field order.
+    /// Every problem with this configuration, one per offending field, in form order, each a sentence
+    /// that starts with the field's label ("Batch size must be between 1 and 4096, got 0"). Settings that
+    /// do not apply to this configuration (the step size of a constant schedule) are not judged.
     pub fn problems(&self) -> Vec<ConfigError> {
-        let mut problems = Vec::new();
-        let mut check = |ok: bool, field: &'static str, message: String| {
-            if !ok {
-                problems.push(ConfigError { field, message });
-            }
-        };
-        if let Err(why) = check_file_name(&self.dataset) {
-            check(false, "dataset", format!("dataset {why}"));
-        }
-        check(
-            (1..=limits::MAX_EPOCHS).contains(&self.epochs),
-            "epochs",
-            format!("epochs must be between 1 and {}, got {}", limits::MAX_EPOCHS, self.epochs),
-        );
-        check(
-            (1..=limits::MAX_BATCH_SIZE).contains(&self.batch_size),
-            "batch_size",
-            format!("batch_size must be between 1 and {}, got {}", limits::MAX_BATCH_SIZE, self.batch_size),
-        );
-        check(
-            self.lr.is_finite() && self.lr > 0.0 && self.lr <= limits::MAX_LR,
-            "lr",
-            format!("lr must be greater than 0 and at most {}, got {}", limits::MAX_LR, self.lr),
-        );
-        check(
-            self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum),
-            "momentum",
-            format!("momentum must be at least 0 and below 1, got {}", self.momentum),
-        );
-        if self.weights != defaults::WEIGHTS_NONE && self.weights != defaults::WEIGHTS_IMAGENET {
-            match check_file_name(&self.weights) {
-                Err(why) => check(false, "weights", format!("weights {why}")),
-                Ok(()) => check(
-                    [".safetensors", ".pth", ".pt"].iter().any(|ext| self.weights.ends_with(ext)),
-                    "weights",
-                    format!(
-                        "weights must be \"none\", \"imagenet\" or a .safetensors, .pth or .pt file in the weights \
-                         folder, got \"{}\"",
-                        self.weights
-                    ),
-                ),
-            }
-        }
-        check(
-            self.mode == FineTuneMode::Full || self.weights != defaults::WEIGHTS_NONE,
-            "mode",
-            "mode frozen and two_phase need pretrained weights: with weights \"none\" the frozen backbone is random"
-                .to_string(),
-        );
-        check(
-            self.mode != FineTuneMode::TwoPhase || (1..self.epochs).contains(&self.frozen_epochs),
-            "frozen_epochs",
-            format!(
-                "frozen_epochs must be at least 1 and fewer than epochs ({}) in two_phase mode, got {}",
-                self.epochs, self.frozen_epochs
-            ),
-        );
-        check(
-            self.backbone_lr_scale.is_finite() && self.backbone_lr_scale > 0.0 && self.backbone_lr_scale <= 1.0,
-            "backbone_lr_scale",
-            format!("backbone_lr_scale must be greater than 0 and at most 1, got {}", self.backbone_lr_scale),
-        );
-        check(
-            self.weight_decay.is_finite() && (0.0..=1.0).contains(&self.weight_decay),
-            "weight_decay",
-            format!("weight_decay must be between 0 and 1, got {}", self.weight_decay),
-        );
-        check(
-            self.schedule == Schedule::OneCycle || self.warmup_epochs < self.epochs,
-            "warmup_epochs",
-            format!("warmup_epochs must be fewer than epochs ({}), got {}", self.epochs, self.warmup_epochs),
-        );
-        check(self.step_size >= 1, "step_size", format!("step_size must be at least 1, got {}", self.step_size));
-        check(
-            self.gamma.is_finite() && self.gamma > 0.0 && self.gamma <= 1.0,
-            "gamma",
-            format!("gamma must be greater than 0 and at most 1, got {}", self.gamma),
-        );
-        check(
-            self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing),
-            "label_smoothing",
-            format!("label_smoothing must be at least 0 and below 1, got {}", self.label_smoothing),
-        );
-        if let Some(norm) = self.grad_clip_norm {
-            check(
-                norm.is_finite() && norm > 0.0,
-                "grad_clip_norm",
-                format!("grad_clip_norm must be greater than 0 (or null for no clipping), got {norm}"),
-            );
-        }
-        if let Some(patience) = self.early_stopping_patience {
-            check(
-                patience >= 1,
-                "early_stopping_patience",
-                "early_stopping_patience must be at least 1 (or null to never stop early)".to_string(),
-            );
-        }
-        check(
-            self.validation_fraction.is_finite() && self.validation_fraction > 0.0 && self.validation_fraction < 1.0,
-            "validation_fraction",
-            format!("validation_fraction must be between 0 and 1, got {}", self.validation_fraction),
-        );
-        check(
-            (limits::MIN_INPUT_SIZE..=limits::MAX_INPUT_SIZE).contains(&self.input_size),
-            "input_size",
-            format!(
-                "input_size must be between {} and {} pixels, got {}",
-                limits::MIN_INPUT_SIZE,
-                limits::MAX_INPUT_SIZE,
-                self.input_size
-            ),
-        );
-        problems
+        fields::problems(self)
     }
 }
 
@@ -605,6 +444,81 @@ pub struct RunPatch {
     pub name: String,
 }
 
+/// What a run used and where it ran: written as `receipt.json` in the run's folder when training starts,
+/// answered by `GET /api/runs/{id}/receipt` with the epochs recorded since, and read back by
+/// `transfer-studio train --receipt FILE` to repeat the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReceipt {
+    /// The version of the program that trained it (`transfer-studio --version`).
+    pub version: String,
+    /// The device it trained on: `"cpu"`, `"cuda:0"`.
+    pub device: String,
+    /// libtorch's intra-op threads when training started: reductions split by thread count, so a bit-for-bit
+    /// repeat uses the same number.
+    pub threads: u32,
+    /// The arithmetic of the forward and backward passes.
+    pub precision: Precision,
+    /// The seed every random choice was drawn from (also in `config`).
+    pub seed: u64,
+    /// The images and labels it trained and was tested on, by content.
+    pub data: DataFingerprint,
+    /// SHA-256 of the starting weights file (lower-case hex); `None` for random initial weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
+    /// The whole training configuration.
+    pub config: TrainConfig,
+    /// Every finished epoch's metrics, in order. The file written when training starts has none; the API
+    /// and the command line fill them in from what the run measured.
+    #[serde(default)]
+    pub epochs: Vec<EpochMetrics>,
+}
+
+/// The arithmetic a run trained in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// 32-bit floats throughout.
+    Float32,
+    /// bfloat16 autocast on CUDA (mixed precision), float32 weights and loss.
+    Bfloat16Autocast,
+}
+
+impl Precision {
+    /// How the page names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Precision::Float32 => "float32",
+            Precision::Bfloat16Autocast => "bfloat16 autocast (mixed precision)",
+        }
+    }
+}
+
+/// The content of the images and labels a run used, as decoded tensors in the order training reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    /// Class names in label order.
+    pub classes: Vec<String>,
+    /// The training split.
+    pub train: SplitFingerprint,
+    /// The test split.
+    pub test: SplitFingerprint,
+    /// SHA-256 over the class names and both splits' hashes: equal when, and only when, a run sees the same
+    /// pixels and labels in the same order.
+    pub sha256: String,
+}
+
+/// One split's images and labels by content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitFingerprint {
+    /// Images in the split.
+    pub images: u64,
+    /// SHA-256 of the decoded images: `[N, 3, S, S]` bytes (red, green, blue planes of S x S pixels each),
+    /// image after image in split order.
+    pub images_sha256: String,
+    /// SHA-256 of the labels: one little-endian 64-bit class index per image, in split order.
+    pub labels_sha256: String,
+}
+
 /// A saved model file of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -724,6 +638,45 @@ pub struct DatasetInfo {
     /// classes are then empty and the counts 0); `None` for a usable dataset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a version (`{name}@v{n}`, see [`DatasetEdits`]): the dataset or version it was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// For a version: images it leaves out of its parent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub excluded: usize,
+    /// For a version: images it gives another class than its parent does.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub relabelled: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+/// Body of `POST /api/datasets/{name}/versions`: images to leave out and images to give another class,
+/// by their paths relative to the dataset (as [`DatasetHealth`] names them: `train/cat/1.png`, or
+/// `data_batch_1.bin#17` for a CIFAR record). The answer is the new version's [`DatasetInfo`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetEdits {
+    /// Paths of images the new version leaves out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Paths of images with the class the new version gives them.
+    #[serde(default)]
+    pub relabel: std::collections::BTreeMap<String, String>,
+}
+
+impl DatasetEdits {
+    /// Edits in all: excluded plus relabelled images.
+    pub fn len(&self) -> usize {
+        self.exclude.len() + self.relabel.len()
+    }
+
+    /// True when nothing is excluded or relabelled.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Starting weights a run can name in [`TrainConfig::weights`]: one entry of `GET /api/weights`.
@@ -963,6 +916,9 @@ pub struct TestImage {
     pub predicted: usize,
     /// Cross-entropy of this image.
     pub loss: f64,
+    /// Its path relative to the dataset (as [`DatasetEdits`] names images), when the server knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Answer to `GET /api/health`.
@@ -1070,6 +1026,37 @@ pub enum ServerMessage {
         /// A sentence for a person.
         message: String,
     },
+    /// The learning-rate finder's sweep so far (`POST /api/lr-finder`), after every batch.
+    LrFinderProgress(LrFinderProgress),
+}
+
+/// One batch of a learning-rate sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LrPoint {
+    /// The learning rate the batch was trained with.
+    pub lr: f64,
+    /// The training loss after it, smoothed (exponential moving average, beta 0.98, bias-corrected).
+    pub loss: f64,
+}
+
+/// The answer of `POST /api/lr-finder`: the sweep and the learning rate it suggests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LrFinderResponse {
+    /// One point per batch, learning rates rising exponentially from 1e-7.
+    pub points: Vec<LrPoint>,
+    /// The learning rate where the smoothed loss falls fastest against log lr.
+    pub suggestion: f64,
+}
+
+/// Where a learning-rate sweep has got: every point so far, and the suggestion once it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LrFinderProgress {
+    /// The points swept so far.
+    pub points: Vec<LrPoint>,
+    /// The suggested learning rate, in the last message of a sweep that ended well.
+    pub suggestion: Option<f64>,
+    /// True in the last message of a sweep (ended, failed or stopped).
+    pub finished: bool,
 }
 
 #[cfg(test)]
@@ -1125,7 +1112,13 @@ mod tests {
             ("label_smoothing", Box::new(|c| c.label_smoothing = 1.0)),
             ("grad_clip_norm", Box::new(|c| c.grad_clip_norm = Some(0.0))),
             ("warmup_epochs", Box::new(|c| c.warmup_epochs = 5)),
-            ("gamma", Box::new(|c| c.gamma = 0.0)),
+            (
+                "gamma",
+                Box::new(|c| {
+                    c.schedule = Schedule::Step;
+                    c.gamma = 0.0;
+                }),
+            ),
             ("early_stopping_patience", Box::new(|c| c.early_stopping_patience = Some(0))),
             (
                 "frozen_epochs",
@@ -1141,7 +1134,7 @@ mod tests {
             break_it(&mut config);
             let err = config.validate().unwrap_err();
             assert_eq!(err.field, field);
-            assert!(err.message.starts_with(field), "{}", err.message);
+            assert!(err.message.starts_with(fields::label_of(field)), "{}", err.message);
         }
     }
 

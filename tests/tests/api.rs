@@ -251,7 +251,7 @@ async fn the_websocket_sends_a_snapshot_then_live_epochs_of_a_run_it_started() {
     socket.send(tungstenite::Message::Text(bad.to_string().into())).await.unwrap();
     loop {
         if let ServerMessage::Error { message } = next_server_message(&mut socket).await {
-            assert!(message.starts_with("lr must be"), "{message}");
+            assert!(message.starts_with("Learning rate must be"), "{message}");
             break;
         }
     }

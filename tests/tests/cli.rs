@@ -62,7 +62,7 @@ fn train_then_classify_from_the_command_line() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("lr must be greater than 0"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Learning rate must be greater than 0"));
 }
 
 #[test]
