@@ -1,12 +1,14 @@
 //! Hostile inputs against a real server: files built here to break the parsers (a CIFAR pickle nested
-//! 100,000 deep, names that are both a file and a folder, unreadable datasets placed by hand) must be
-//! refused with a sentence, never take the server down, and never make the data folder unlistable.
+//! 100,000 deep, names that are both a file and a folder, unreadable datasets placed by hand, a `.pth`
+//! compression bomb) must be refused with a sentence, never take the server down, and never make the
+//! data folder unlistable.
 
 mod common;
 
 use common::{write_color_dataset, TestServer};
 use reqwest::StatusCode;
 use shared::{DatasetInfo, ErrorBody};
+use std::io::Write;
 use std::path::Path;
 
 /// A CIFAR-10 python dataset folder whose first training batch is a list nested 100,000 deep.
@@ -108,4 +110,66 @@ async fn a_zip_naming_one_path_as_a_file_and_a_folder_gets_a_400_sentence() {
     let error = response.json::<ErrorBody>().await.unwrap().error;
     assert_eq!(error, "the zip holds \"set/a/b\" both as a file and as a folder");
     assert!(datasets(&server).await.is_empty());
+}
+
+/// A `.pth` of about 600 KB: its pickle names one storage of `numel` floats, and that storage's entry
+/// inflates to `inflated` zero bytes.
+fn pth_bomb(numel: u32, inflated: usize) -> Vec<u8> {
+    let mut pickle =
+        b"\x80\x02}(X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage".to_vec();
+    let int = |v: u32| [&b"J"[..], &v.to_le_bytes()].concat();
+    pickle.extend_from_slice(b"ctorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpu");
+    pickle.extend([int(numel), b"tQ".to_vec(), int(0), b"(".to_vec(), int(numel), b"t(".to_vec(), int(1)].concat());
+    pickle.extend_from_slice(b"t\x89ccollections\nOrderedDict\n)RtRu.");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    zip.start_file("bomb/data.pkl", options).unwrap();
+    zip.write_all(&pickle).unwrap();
+    zip.start_file("bomb/data/0", options.compression_method(zip::CompressionMethod::Deflated)).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..inflated / zeros.len() {
+        zip.write_all(&zeros).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// The most memory this process has held at once, in bytes (Linux's `VmHWM`).
+fn peak_memory() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+#[tokio::test]
+async fn a_pth_compression_bomb_is_refused_without_being_inflated() {
+    let server = TestServer::start().await;
+    // 600 MiB of zeros, declared as 600 MiB of floats: past the 512 MiB a checkpoint may unpack to.
+    let bomb = pth_bomb(600 << 18, 600 << 20);
+    assert!(bomb.len() < 1 << 20, "a small upload: {} bytes", bomb.len());
+    let peak_before = peak_memory();
+
+    let response = reqwest::Client::new()
+        .post(server.url("/api/weights?name=bomb.pth"))
+        .header("Content-Type", "application/octet-stream")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error = response.json::<ErrorBody>().await.unwrap().error;
+    assert!(error.contains("bomb.pth") && error.contains("storage 0 (629145600 bytes)"), "{error}");
+    assert!(
+        error
+            .contains("the pickle and its tensors past 536870912 bytes (512 MiB), the most a checkpoint may unpack to"),
+        "{error}"
+    );
+    let grown = peak_memory().saturating_sub(peak_before);
+    assert!(grown < 256 << 20, "the refusal took {} MiB more at its peak", grown >> 20);
+
+    let health = reqwest::get(server.url("/api/health")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let weights_dir = server.data.path().join("weights");
+    let left: Vec<_> =
+        std::fs::read_dir(weights_dir).map(|dir| dir.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "nothing is kept: {left:?}");
 }

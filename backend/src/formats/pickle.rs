@@ -13,7 +13,9 @@
 //! pickler never does that, and it keeps depths true and rules out cycles); the stack, marks and memo
 //! are capped ([`MAX_VALUES`], [`MAX_MEMO`]); dicts are indexed by key, so building one is linear; sizes,
 //! shapes and strides use checked arithmetic; lengths are checked against the input before anything is
-//! allocated.
+//! allocated. The tensors a pickle builds (the storages it asks for, which a compressed checkpoint could
+//! inflate without end, and the copies its strided views make) share one byte budget
+//! ([`MAX_TENSOR_BYTES`], or the caller's), checked before each storage is loaded or each copy is made.
 //!
 //! No crate fitted: `serde-pickle` 1.2 refuses `BINPERSID` (persistent ids, which carry every storage)
 //! and can only replace unknown globals by `None`, losing the `_rebuild_tensor_v2` arguments and NumPy's
@@ -33,6 +35,10 @@ pub(crate) const MAX_DEPTH: usize = 1000;
 pub(crate) const MAX_VALUES: usize = 4_000_000;
 /// Most memo entries a pickle may hold (CIFAR-100's training batch memoises ~50,000 file names).
 pub(crate) const MAX_MEMO: usize = 1_000_000;
+/// Most bytes one pickle and its tensors may take in all: the pickle, the storages it loads and the
+/// copies its strided views make. ResNet-18's weights take 45 MiB (a training checkpoint with Adam's two moments
+/// 135 MiB, in `float64` 270 MiB), so 512 MiB admits every real one.
+pub(crate) const MAX_TENSOR_BYTES: u64 = 512 << 20;
 /// Byte strings at least this long remember where they start in the pickle (see [`Array::data_offset`]).
 const BLOB_MIN: usize = 1024;
 
@@ -407,10 +413,53 @@ struct Machine<'a, 'l> {
     blobs: Vec<(Rc<[u8]>, usize)>,
     load_storage: &'l mut StorageLoader<'l>,
     storages: HashMap<String, Rc<Tensor>>,
+    /// What the tensors built so far take, against the caller's limit.
+    tensor_bytes: TensorBudget,
 }
 
-/// Runs the pickle; errors carry the byte offset.
+/// Bytes a pickle and the tensors it builds may take.
+struct TensorBudget {
+    /// Bytes taken so far (the pickle's own first).
+    spent: u64,
+    /// Most bytes it may take.
+    limit: u64,
+}
+
+impl TensorBudget {
+    /// Takes `bytes` for `what`, or refuses when they would go past the limit (nothing is taken then).
+    fn spend(&mut self, bytes: u64, what: &str) -> Result<(), String> {
+        let limit = self.limit;
+        self.spent = self.spent.checked_add(bytes).filter(|&spent| spent <= limit).ok_or_else(|| {
+            format!(
+                "{what} ({bytes} bytes) would take the pickle and its tensors past {limit} bytes ({} MiB), \
+                 the most a checkpoint may unpack to",
+                limit >> 20
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// Bytes of a storage of `numel` elements of `kind`.
+pub(crate) fn storage_bytes(kind: Kind, numel: i64) -> Result<u64, String> {
+    u64::try_from(numel)
+        .ok()
+        .and_then(|n| n.checked_mul(kind.elt_size_in_bytes() as u64))
+        .ok_or_else(|| format!("{numel} elements of {kind:?} is not a valid size"))
+}
+
+/// Runs the pickle, it and its tensors within [`MAX_TENSOR_BYTES`]; errors carry the byte offset.
 pub(crate) fn unpickle<'l>(data: &[u8], load_storage: &'l mut StorageLoader<'l>) -> Result<Value, (usize, String)> {
+    unpickle_within(data, load_storage, MAX_TENSOR_BYTES)
+}
+
+/// [`unpickle`] with the pickle's bytes and its tensors (storages loaded and view copies made) within
+/// `limit` bytes together.
+pub(crate) fn unpickle_within<'l>(
+    data: &[u8],
+    load_storage: &'l mut StorageLoader<'l>,
+    limit: u64,
+) -> Result<Value, (usize, String)> {
     let mut machine = Machine {
         data,
         pos: 0,
@@ -421,6 +470,7 @@ pub(crate) fn unpickle<'l>(data: &[u8], load_storage: &'l mut StorageLoader<'l>)
         blobs: Vec::new(),
         load_storage,
         storages: HashMap::new(),
+        tensor_bytes: TensorBudget { spent: data.len() as u64, limit },
     };
     machine.run().map_err(|why| (machine.pos, why))
 }
@@ -748,7 +798,7 @@ impl Machine<'_, '_> {
                 let Value::Tuple(args) = args else {
                     return Err(format!("REDUCE with {} as arguments", args.describe()));
                 };
-                let result = reduce(callable, &args.borrow())?;
+                let result = reduce(callable, &args.borrow(), &mut self.tensor_bytes)?;
                 self.push(result)
             }
             _ => {
@@ -782,6 +832,7 @@ impl Machine<'_, '_> {
                     }
                     return Ok(Value::Storage(storage.clone()));
                 }
+                self.tensor_bytes.spend(storage_bytes(*kind, *numel)?, &format!("storage {key}"))?;
                 let storage = Rc::new((self.load_storage)(key, *kind, *numel)?);
                 self.storages.insert(key.to_string(), storage.clone());
                 Ok(Value::Storage(storage))
@@ -920,7 +971,7 @@ pub(crate) fn text_of(value: &Value) -> Option<&str> {
 }
 
 /// Calls an allow-listed global.
-fn reduce(callable: Value, args: &[Value]) -> Result<Value, String> {
+fn reduce(callable: Value, args: &[Value], tensor_bytes: &mut TensorBudget) -> Result<Value, String> {
     let Value::Global(global) = callable else {
         return Err(format!("REDUCE on {}", callable.describe()));
     };
@@ -929,7 +980,7 @@ fn reduce(callable: Value, args: &[Value]) -> Result<Value, String> {
             [] => Value::new_dict(Vec::new()),
             _ => Err("OrderedDict with arguments".into()),
         },
-        Global::RebuildTensorV2 => rebuild_tensor_v2(args),
+        Global::RebuildTensorV2 => rebuild_tensor_v2(args, tensor_bytes),
         Global::RebuildParameter => match args {
             [tensor @ Value::Tensor(_), Value::Bool(_), _hooks] => Ok(tensor.clone()),
             _ => Err("_rebuild_parameter needs (tensor, requires_grad, hooks)".into()),
@@ -951,7 +1002,7 @@ fn reduce(callable: Value, args: &[Value]) -> Result<Value, String> {
 }
 
 /// `(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])`.
-fn rebuild_tensor_v2(args: &[Value]) -> Result<Value, String> {
+fn rebuild_tensor_v2(args: &[Value], tensor_bytes: &mut TensorBudget) -> Result<Value, String> {
     let [Value::Storage(storage), Value::Int(offset), size, stride, ..] = args else {
         return Err("_rebuild_tensor_v2 needs (storage, offset, size, stride, …)".into());
     };
@@ -960,13 +1011,20 @@ fn rebuild_tensor_v2(args: &[Value]) -> Result<Value, String> {
     }
     let size = int_list(size, "size")?;
     let stride = int_list(stride, "stride")?;
-    Ok(Value::Tensor(Rc::new(rebuild_tensor(storage, *offset, &size, &stride)?)))
+    Ok(Value::Tensor(Rc::new(rebuild_tensor(storage, *offset, &size, &stride, tensor_bytes)?)))
 }
 
 /// A contiguous copy of `storage` viewed with `size`, `stride` and `offset`, after checking that the
 /// view stays inside the storage (libtorch would otherwise be asked to read out of bounds) and holds no
-/// more elements than it (a stride-0 view could otherwise ask for any amount of memory).
-fn rebuild_tensor(storage: &Tensor, offset: i64, size: &[i64], stride: &[i64]) -> Result<Tensor, String> {
+/// more elements than it (a stride-0 view could otherwise ask for any amount of memory). A view that is
+/// not contiguous is copied, and the copy is taken from `tensor_bytes` first.
+fn rebuild_tensor(
+    storage: &Tensor,
+    offset: i64,
+    size: &[i64],
+    stride: &[i64],
+    tensor_bytes: &mut TensorBudget,
+) -> Result<Tensor, String> {
     let view = format!("size {}, stride {} at offset {offset}", shape_text(size), shape_text(stride));
     if size.len() != stride.len() {
         return Err(format!("tensor of {view}: size and stride differ in length"));
@@ -977,9 +1035,9 @@ fn rebuild_tensor(storage: &Tensor, offset: i64, size: &[i64], stride: &[i64]) -
     let numel = storage.numel() as i128;
     let too_big = || format!("tensor of {view} holds more elements than its storage of {numel}");
     let count = size.iter().try_fold(1i128, |n, &s| n.checked_mul(s as i128).filter(|&n| n <= numel));
-    if count.is_none() {
+    let Some(count) = count else {
         return Err(too_big());
-    }
+    };
     if !size.contains(&0) {
         let last = size.iter().zip(stride).try_fold(offset as i128, |last, (&s, &st)| {
             (s as i128 - 1).checked_mul(st as i128).and_then(|step| last.checked_add(step))
@@ -988,7 +1046,12 @@ fn rebuild_tensor(storage: &Tensor, offset: i64, size: &[i64], stride: &[i64]) -
             return Err(format!("tensor of {view} reaches past its storage of {numel} elements"));
         }
     }
-    storage.f_as_strided(size, stride, offset).and_then(|view| view.f_contiguous()).map_err(|e| e.to_string())
+    let strided = storage.f_as_strided(size, stride, offset).map_err(|e| e.to_string())?;
+    if !strided.is_contiguous() {
+        let bytes = count as u64 * storage.kind().elt_size_in_bytes() as u64;
+        tensor_bytes.spend(bytes, &format!("a copy of the tensor of {view}"))?;
+    }
+    strided.f_contiguous().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -1197,17 +1260,61 @@ mod tests {
         }
     }
 
+    /// A budget as large as the reader's own.
+    fn full_budget() -> TensorBudget {
+        TensorBudget { spent: 0, limit: MAX_TENSOR_BYTES }
+    }
+
     #[test]
     fn tensor_views_with_overflowing_or_expanding_shapes_are_refused() {
         let storage = Tensor::zeros([4], (Kind::Float, tch::Device::Cpu));
         let huge = [i64::MAX, i64::MAX, i64::MAX];
-        let err = rebuild_tensor(&storage, 0, &huge, &huge).unwrap_err();
+        let err = rebuild_tensor(&storage, 0, &huge, &huge, &mut full_budget()).unwrap_err();
         assert!(err.contains("more elements than its storage"), "{err}");
         // A stride-0 view of 2^28 elements over 4 would take a gigabyte.
-        let err = rebuild_tensor(&storage, 0, &[1 << 14, 1 << 14], &[0, 0]).unwrap_err();
+        let err = rebuild_tensor(&storage, 0, &[1 << 14, 1 << 14], &[0, 0], &mut full_budget()).unwrap_err();
         assert!(err.contains("more elements than its storage of 4"), "{err}");
-        let err = rebuild_tensor(&storage, i64::MAX, &[2], &[i64::MAX]).unwrap_err();
+        let err = rebuild_tensor(&storage, i64::MAX, &[2], &[i64::MAX], &mut full_budget()).unwrap_err();
         assert!(err.contains("reaches past its storage"), "{err}");
-        assert_eq!(rebuild_tensor(&storage, 1, &[3, 0], &[1, 1]).unwrap().size(), [3, 0]);
+        assert_eq!(rebuild_tensor(&storage, 1, &[3, 0], &[1, 1], &mut full_budget()).unwrap().size(), [3, 0]);
+    }
+
+    #[test]
+    fn copies_of_strided_views_are_taken_from_the_budget_and_refused_past_it() {
+        let storage = Tensor::arange(16, (Kind::Float, tch::Device::Cpu)); // 64 bytes
+        let mut budget = TensorBudget { spent: 0, limit: 2 * 64 };
+        // Contiguous views share the storage: they cost nothing, however many there are.
+        for _ in 0..10 {
+            rebuild_tensor(&storage, 0, &[4, 4], &[4, 1], &mut budget).unwrap();
+        }
+        assert_eq!(budget.spent, 0);
+        // A transposed view is a copy of 64 bytes: two fit, the third is refused before it is made.
+        for _ in 0..2 {
+            let transposed = rebuild_tensor(&storage, 0, &[4, 4], &[1, 4], &mut budget).unwrap();
+            assert_eq!(transposed.double_value(&[0, 1]), 4.0);
+        }
+        let err = rebuild_tensor(&storage, 0, &[4, 4], &[1, 4], &mut budget).unwrap_err();
+        assert!(err.contains("(64 bytes) would take the pickle and its tensors past 128 bytes"), "{err}");
+        assert_eq!(budget.spent, 128, "a refused copy takes nothing");
+    }
+
+    #[test]
+    fn storages_past_the_budget_are_refused_before_they_are_loaded() {
+        // A persistent id ("storage", FloatStorage, "0", "cpu", 2^20): four MiB of floats.
+        let mut p = b"\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000".to_vec();
+        p.extend_from_slice(b"X\x03\x00\x00\x00cpuJ\x00\x00\x10\x00tQ.");
+        let loaded = RefCell::new(Vec::new());
+        let mut loader = |key: &str, _: Kind, numel: i64| -> Result<Tensor, String> {
+            loaded.borrow_mut().push(key.to_string());
+            Ok(Tensor::zeros([numel], (Kind::Float, tch::Device::Cpu)))
+        };
+        let (_, err) = unpickle_within(&p, &mut loader, 1 << 20).unwrap_err();
+        assert!(
+            err.contains("storage 0 (4194304 bytes) would take the pickle and its tensors past 1048576 bytes (1 MiB)"),
+            "{err}"
+        );
+        assert!(loaded.borrow().is_empty(), "nothing was loaded");
+        assert!(matches!(unpickle_within(&p, &mut loader, 5 << 20), Ok(Value::Storage(_))));
+        assert_eq!(*loaded.borrow(), ["0"]);
     }
 }

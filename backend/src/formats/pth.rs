@@ -11,8 +11,12 @@
 //! The pickle is run by the restricted reader in [`crate::formats::pickle`], which refuses every global outside an
 //! allow-list, so a hostile file cannot run code. Storages are loaded here, from the zip, as the pickle
 //! names them.
+//!
+//! A zip entry can inflate a thousand times its size, so nothing is read by what the archive claims: the
+//! pickle and all the tensors it builds share [`MAX_CHECKPOINT_BYTES`], each storage is charged its
+//! declared size before its entry is opened, and no entry is inflated past what it was charged.
 
-use crate::formats::pickle::{unpickle, Value};
+use crate::formats::pickle::{storage_bytes, unpickle_within, Value, MAX_TENSOR_BYTES};
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
@@ -67,6 +71,9 @@ pub enum PthError {
 
 /// Most bytes `data.pkl` may unpack to (ResNet-18's is about 20 KB).
 const MAX_PICKLE_BYTES: u64 = 64 * 1024 * 1024;
+/// Most bytes a checkpoint may unpack to in all, its pickle and its tensors together: 512 MiB, where
+/// ResNet-18's weights take 45 MiB and a training checkpoint holding Adam's moments in `float64` 270 MiB.
+pub const MAX_CHECKPOINT_BYTES: u64 = MAX_TENSOR_BYTES;
 
 /// Reads a PyTorch state dict: every tensor by name, in file order, contiguous and on the CPU.
 ///
@@ -91,6 +98,15 @@ pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>, PthError> {
 
 /// [`read_state_dict`] of a checkpoint's bytes from `reader`; `path` names it in errors.
 pub(crate) fn read_state_dict_from<R: Read + Seek>(reader: R, path: &Path) -> Result<Vec<(String, Tensor)>, PthError> {
+    read_state_dict_within(reader, path, MAX_CHECKPOINT_BYTES)
+}
+
+/// [`read_state_dict_from`], unpacking at most `limit` bytes in all.
+fn read_state_dict_within<R: Read + Seek>(
+    reader: R,
+    path: &Path,
+    limit: u64,
+) -> Result<Vec<(String, Tensor)>, PthError> {
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| archive_error(path, &format!("damaged zip: {e}")))?;
     let prefix = pickle_prefix(&zip, path)?;
     if let Ok(entry) = zip.by_name(&format!("{prefix}byteorder")) {
@@ -100,7 +116,7 @@ pub(crate) fn read_state_dict_from<R: Read + Seek>(reader: R, path: &Path) -> Re
             return Err(archive_error(path, &format!("byte order \"{}\" is not supported", order.trim())));
         }
     }
-    let pickle = read_entry(&mut zip, &format!("{prefix}data.pkl"), MAX_PICKLE_BYTES, path)?;
+    let pickle = read_entry(&mut zip, &format!("{prefix}data.pkl"), MAX_PICKLE_BYTES.min(limit), path)?;
     let mut load_storage = |key: &str, kind: Kind, numel: i64| -> Result<Tensor, String> {
         if key.is_empty() || key.contains('/') || key.contains("..") {
             return Err(format!("bad storage key \"{key}\""));
@@ -109,7 +125,7 @@ pub(crate) fn read_state_dict_from<R: Read + Seek>(reader: R, path: &Path) -> Re
         let data = read_entry(&mut zip, &format!("{prefix}data/{key}"), bytes, path).map_err(|e| e.to_string())?;
         storage_tensor(&data, kind, numel).map_err(|why| format!("storage {key}: {why}"))
     };
-    let value = unpickle(&pickle, &mut load_storage).map_err(|(position, why)| PthError::Pickle {
+    let value = unpickle_within(&pickle, &mut load_storage, limit).map_err(|(position, why)| PthError::Pickle {
         path: path.to_path_buf(),
         position,
         why,
@@ -165,14 +181,6 @@ fn read_entry<R: Read + Seek>(
         return Err(archive_error(path, &format!("{name} unpacks to more than the {limit} bytes it may hold")));
     }
     Ok(bytes)
-}
-
-/// Bytes of a storage of `numel` elements of `kind`.
-fn storage_bytes(kind: Kind, numel: i64) -> Result<u64, String> {
-    u64::try_from(numel)
-        .ok()
-        .and_then(|n| n.checked_mul(kind.elt_size_in_bytes() as u64))
-        .ok_or_else(|| format!("{numel} elements of {kind:?} is not a valid size"))
 }
 
 /// A 1-D tensor over a storage's bytes.
@@ -432,6 +440,84 @@ mod tests {
         write_checkpoint(&dir.path().join("int.pth"), "archive", &p.0, &[]);
         let err = read_state_dict(&dir.path().join("int.pth")).unwrap_err().to_string();
         assert!(err.contains("holds no state dict") && err.contains("an int"), "{err}");
+    }
+
+    /// An archive reader that counts the bytes read from inside `watched` (one entry's compressed data).
+    struct Watched<R> {
+        inner: R,
+        watched: std::ops::Range<u64>,
+        read_inside: u64,
+    }
+
+    impl<R: Read + Seek> Read for Watched<R> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let start = self.inner.stream_position()?;
+            let n = self.inner.read(buffer)?;
+            let (from, to) = (start.max(self.watched.start), (start + n as u64).min(self.watched.end));
+            self.read_inside += to.saturating_sub(from);
+            Ok(n)
+        }
+    }
+
+    impl<R: Seek> Seek for Watched<R> {
+        fn seek(&mut self, position: std::io::SeekFrom) -> std::io::Result<u64> {
+            self.inner.seek(position)
+        }
+    }
+
+    /// A checkpoint whose pickle declares storage `0` as `numel` floats, and whose `data/0` entry is
+    /// `inflated` zero bytes, deflated about a thousand to one; with the entry's compressed byte range.
+    fn zip_bomb(numel: i64, inflated: u64) -> (Vec<u8>, std::ops::Range<u64>) {
+        let mut p = Pickle::default();
+        p.op(b"\x80\x02}(").tensor("w", "FloatStorage", "0", numel, 0, &[numel], &[1]).op(b"u.");
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("bomb/data.pkl", stored).unwrap();
+        zip.write_all(&p.0).unwrap();
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(inflated >= u32::MAX as u64);
+        zip.start_file("bomb/data/0", deflated).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for start in (0..inflated).step_by(zeros.len()) {
+            zip.write_all(&zeros[..(inflated - start).min(zeros.len() as u64) as usize]).unwrap();
+        }
+        let bytes = zip.finish().unwrap().into_inner();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).unwrap();
+        let entry = archive.by_name("bomb/data/0").unwrap();
+        let range = entry.data_start()..entry.data_start() + entry.compressed_size();
+        drop(entry);
+        (bytes, range)
+    }
+
+    /// Reads `archive` within `limit` bytes; the error and how many of the watched bytes were read.
+    fn read_watched(archive: Vec<u8>, watched: std::ops::Range<u64>, limit: u64) -> (String, u64) {
+        let mut reader = Watched { inner: std::io::Cursor::new(archive), watched, read_inside: 0 };
+        let err = read_state_dict_within(&mut reader, Path::new("bomb.pth"), limit).unwrap_err().to_string();
+        (err, reader.read_inside)
+    }
+
+    #[test]
+    fn a_storage_declared_past_the_budget_is_refused_without_inflating_its_entry() {
+        // 256 MiB of zeros in about 256 KB, declared as 2^24 floats (64 MiB), read within 32 MiB.
+        let (archive, entry) = zip_bomb(1 << 24, 256 << 20);
+        assert!(archive.len() < 512 << 10, "a small zip: {} bytes", archive.len());
+        let (err, inflated_from) = read_watched(archive, entry, 32 << 20);
+        assert!(err.starts_with("bomb.pth: cannot read the pickled state dict"), "{err}");
+        assert!(err.contains("storage 0 (67108864 bytes) would take the pickle and its tensors past"), "{err}");
+        assert!(err.contains("the most a checkpoint may unpack to"), "{err}");
+        // Inflating 64 MiB would read a quarter of the entry; the archive's own buffering reads a little of it.
+        assert!(inflated_from < 8 << 10, "read {inflated_from} bytes of the entry");
+    }
+
+    #[test]
+    fn an_entry_inflating_past_its_declared_size_is_cut_off_where_it_passes_it() {
+        // 256 MiB of zeros behind a storage declared as four floats.
+        let (archive, entry) = zip_bomb(4, 256 << 20);
+        let compressed = entry.end - entry.start;
+        let (err, inflated_from) = read_watched(archive, entry, MAX_CHECKPOINT_BYTES);
+        assert!(err.contains("data/0 unpacks to more than the 16 bytes it may hold"), "{err}");
+        assert!(inflated_from < compressed / 4, "read {inflated_from} of the entry's {compressed} bytes");
     }
 
     #[test]
