@@ -5,7 +5,10 @@ use std::rc::Rc;
 
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
-use shared::{ClassifyBatchResponse, DatasetHealth, DatasetInfo, ErrorBody, Explanation, TestImage, WeightsEntry};
+use shared::{
+    ClassifyBatchResponse, ClassifyResponse, DatasetHealth, DatasetInfo, ErrorBody, Explanation, TestImage,
+    WeightsEntry,
+};
 use thiserror::Error;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -13,8 +16,9 @@ use wasm_bindgen::JsCast;
 /// Why an API call gave no answer.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum ApiError {
-    /// The request did not reach the server, or no answer came back.
-    #[error("could not reach the server: {0}")]
+    /// The request did not reach the server, or no answer came back. The browser's own words (`TypeError:
+    /// Failed to fetch`) are kept for the console, never shown.
+    #[error("The server could not be reached")]
     Network(String),
     /// The server refused the request; the sentence is its [`ErrorBody::error`].
     #[error("{0}")]
@@ -22,6 +26,11 @@ pub enum ApiError {
     /// The server answered with a body the page could not read.
     #[error("the server's answer could not be read: {0}")]
     Unreadable(String),
+}
+
+/// `GET /api/health`: the server's device and version.
+pub async fn server_health() -> Result<shared::HealthResponse, ApiError> {
+    get("/api/health").await
 }
 
 /// `GET /api/datasets`: the datasets a run can train on.
@@ -40,21 +49,30 @@ pub async fn weights() -> Result<Vec<WeightsEntry>, ApiError> {
     get("/api/weights").await
 }
 
-/// `POST /api/classify/batch?run={run_id}`: every image in one multipart request, answered in order;
-/// with `explain`, each with the Grad-CAM map of its top class (`explain=auto`).
+/// `POST /api/classify/batch?run={run_id}`: every image, each a blob with its file name, in one multipart
+/// request, answered in order; with `explain`, each with the Grad-CAM map of its top class (`explain=auto`).
 pub async fn classify_batch(
     run_id: u64,
-    images: &[web_sys::File],
+    images: &[(web_sys::Blob, String)],
     explain: bool,
 ) -> Result<ClassifyBatchResponse, ApiError> {
     let form = web_sys::FormData::new().map_err(js_error)?;
-    for image in images {
-        form.append_with_blob_and_filename("images", image, &image.name()).map_err(js_error)?;
+    for (image, name) in images {
+        form.append_with_blob_and_filename("images", image, name).map_err(js_error)?;
     }
     let explain = if explain { "&explain=auto" } else { "" };
     // The browser writes the multipart Content-Type, boundary included.
     let request = Request::post(&format!("/api/classify/batch?run={run_id}{explain}"))
         .body(form)
+        .map_err(|e| ApiError::Network(e.to_string()))?;
+    answer(request.send().await).await
+}
+
+/// `POST /api/classify?run={run_id}` with one image's bytes (a camera frame), sent as the blob's own type.
+pub async fn classify_image(run_id: u64, image: &web_sys::Blob) -> Result<ClassifyResponse, ApiError> {
+    let request = Request::post(&format!("/api/classify?run={run_id}"))
+        .header("Content-Type", &image.type_())
+        .body(image.clone())
         .map_err(|e| ApiError::Network(e.to_string()))?;
     answer(request.send().await).await
 }
@@ -70,19 +88,16 @@ pub async fn test_images(run_id: u64, cell: Option<(usize, usize)>, limit: usize
 /// and all are classified together with the run's model, so each map explains the model's top class for
 /// exactly that file. `None` for a picture the model could not read.
 pub async fn explain_test_images(run_id: u64, indices: &[usize]) -> Result<Vec<Option<Explanation>>, ApiError> {
-    let form = web_sys::FormData::new().map_err(js_error)?;
+    let mut images = Vec::with_capacity(indices.len());
     for &index in indices {
         let response = Request::get(&test_image_url(run_id, index)).send().await;
         let bytes = response.map_err(|e| ApiError::Network(e.to_string()))?.binary().await;
         let bytes = bytes.map_err(|e| ApiError::Unreadable(e.to_string()))?;
         let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes.as_slice()));
         let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(js_error)?;
-        form.append_with_blob_and_filename("images", &blob, &format!("test-{index}")).map_err(js_error)?;
+        images.push((blob, format!("test-{index}")));
     }
-    let request = Request::post(&format!("/api/classify/batch?run={run_id}&explain=auto"))
-        .body(form)
-        .map_err(|e| ApiError::Network(e.to_string()))?;
-    let answer: ClassifyBatchResponse = answer(request.send().await).await?;
+    let answer = classify_batch(run_id, &images, true).await?;
     Ok(answer.results.into_iter().map(|result| result.explanation).collect())
 }
 

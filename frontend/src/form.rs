@@ -5,164 +5,166 @@
 //! [`TrainConfig::problems`], the same rules the server uses to refuse a run. A [`Preset`] fills
 //! the form with a known recipe in one click.
 
-use shared::{defaults, ConfigError, FineTuneMode, Normalization, OptimizerKind, Schedule, TrainConfig};
+use std::collections::BTreeMap;
 
-/// The training form as the person has filled it in. It is saved in the browser as JSON (see
-/// [`crate::saved`]); a field missing from what was saved takes its default.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+use serde::{Deserialize, Deserializer, Serialize};
+use shared::fields::{Kind, Value};
+use shared::{defaults, ConfigError, FineTuneMode, Normalization, Schedule, Surroundings, TrainConfig, FIELDS};
+
+/// The training form as the person has filled it in: the text of every setting's control, keyed by the
+/// setting's JSON name (see [`shared::FIELDS`]). Numbers are kept as typed, choices by their JSON name,
+/// flags as `"true"`/`"false"`, and an empty optional box as `""`. It is saved in the browser as this
+/// JSON (see [`crate::saved`]); a field missing from what was saved takes its default.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
 pub struct TrainForm {
-    /// Dataset folder name; empty until the dataset list has loaded.
-    pub dataset: String,
-    /// Text of the epochs box.
-    pub epochs: String,
-    /// Text of the batch size box.
-    pub batch_size: String,
-    /// Text of the learning rate box.
-    pub lr: String,
-    /// Text of the momentum box.
-    pub momentum: String,
-    /// Text of the seed box.
-    pub seed: String,
-    /// Text of the input size box.
-    pub input_size: String,
-    /// Pixel normalisation.
-    pub normalization: Normalization,
-    /// `"none"`, `"imagenet"` or a weights file name.
-    pub weights: String,
-    /// Which layers train.
-    pub mode: FineTuneMode,
-    /// Text of the frozen epochs box (two-phase mode).
-    pub frozen_epochs: String,
-    /// Text of the backbone learning-rate scale box (two-phase mode).
-    pub backbone_lr_scale: String,
-    /// The update rule.
-    pub optimizer: OptimizerKind,
-    /// Nesterov momentum (SGD only).
-    pub nesterov: bool,
-    /// Text of the weight decay box.
-    pub weight_decay: String,
-    /// How the learning rate changes over the run.
-    pub schedule: Schedule,
-    /// Text of the warm-up epochs box.
-    pub warmup_epochs: String,
-    /// Text of the step size box (step schedule).
-    pub step_size: String,
-    /// Text of the gamma box (step schedule).
-    pub gamma: String,
-    /// Text of the label smoothing box.
-    pub label_smoothing: String,
-    /// Text of the gradient clipping box; empty for no clipping.
-    pub grad_clip_norm: String,
-    /// Random crop augmentation.
-    pub random_crop: bool,
-    /// Random horizontal flip augmentation.
-    pub horizontal_flip: bool,
-    /// Text of the early stopping patience box; empty to never stop early.
-    pub early_stopping_patience: String,
-    /// Text of the validation fraction box (datasets without a test split).
-    pub validation_fraction: String,
-    /// CUDA automatic mixed precision.
-    pub mixed_precision: bool,
-    /// Let cuDNN pick its fastest algorithms.
-    pub cudnn_benchmark: bool,
-    pub channels_last: bool,
+    texts: BTreeMap<&'static str, String>,
 }
 
 impl Default for TrainForm {
     fn default() -> Self {
-        TrainForm::from_config(&TrainConfig::for_dataset(""))
+        TrainForm::from_config(&TrainConfig::default())
+    }
+}
+
+impl<'de> Deserialize<'de> for TrainForm {
+    /// Reads a saved form: known fields only, each as text (flags and numbers saved by older pages as
+    /// JSON values too). A choice that is not one of its options makes the whole text unreadable, so a
+    /// form saved by another version is dropped rather than misread.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+        let mut form = TrainForm::default();
+        for field in &FIELDS {
+            let text = match saved.get(field.name) {
+                None => continue,
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(serde_json::Value::Null) => String::new(),
+                Some(other) => other.to_string(),
+            };
+            if let Kind::Choice(options) = field.kind {
+                if !options().iter().any(|(name, _)| *name == text) {
+                    return Err(serde::de::Error::custom(format!("{} is not a choice of {}", text, field.label)));
+                }
+            }
+            form.set(field.name, text);
+        }
+        Ok(form)
     }
 }
 
 impl TrainForm {
     /// The form a first visit shows: the seed recipe, starting from ImageNet's weights.
     pub fn first_visit() -> Self {
-        let pretrained = TrainForm { weights: defaults::WEIGHTS_IMAGENET.into(), ..TrainForm::default() };
+        let mut pretrained = TrainForm::default();
+        pretrained.set("weights", defaults::WEIGHTS_IMAGENET);
         Preset::SeedRecipe.applied(&pretrained)
     }
 
     /// The form showing `config`, every number written as Rust writes it.
     pub fn from_config(config: &TrainConfig) -> Self {
-        TrainForm {
-            dataset: config.dataset.clone(),
-            epochs: config.epochs.to_string(),
-            batch_size: config.batch_size.to_string(),
-            lr: config.lr.to_string(),
-            momentum: config.momentum.to_string(),
-            seed: config.seed.to_string(),
-            input_size: config.input_size.to_string(),
-            normalization: config.normalization,
-            weights: config.weights.clone(),
-            mode: config.mode,
-            frozen_epochs: config.frozen_epochs.to_string(),
-            backbone_lr_scale: config.backbone_lr_scale.to_string(),
-            optimizer: config.optimizer,
-            nesterov: config.nesterov,
-            weight_decay: config.weight_decay.to_string(),
-            schedule: config.schedule,
-            warmup_epochs: config.warmup_epochs.to_string(),
-            step_size: config.step_size.to_string(),
-            gamma: config.gamma.to_string(),
-            label_smoothing: config.label_smoothing.to_string(),
-            grad_clip_norm: config.grad_clip_norm.map_or_else(String::new, |v| v.to_string()),
-            random_crop: config.random_crop,
-            horizontal_flip: config.horizontal_flip,
-            early_stopping_patience: config.early_stopping_patience.map_or_else(String::new, |v| v.to_string()),
-            validation_fraction: config.validation_fraction.to_string(),
-            mixed_precision: config.mixed_precision,
-            cudnn_benchmark: config.cudnn_benchmark,
-            channels_last: config.channels_last,
+        let texts = FIELDS
+            .iter()
+            .map(|field| {
+                let text = match (field.value)(config) {
+                    Value::Name(name) => name,
+                    Value::Choice(name) => name.to_string(),
+                    Value::Flag(on) => on.to_string(),
+                    Value::Whole(n) => n.map_or_else(String::new, |n| n.to_string()),
+                    Value::Decimal(x) => x.map_or_else(String::new, |x| x.to_string()),
+                };
+                (field.name, text)
+            })
+            .collect();
+        TrainForm { texts }
+    }
+
+    /// The text of the field named `name` (empty for a name that is not a field).
+    pub fn text(&self, name: &str) -> &str {
+        self.texts.get(name).map_or("", String::as_str)
+    }
+
+    /// Whether the flag named `name` is on.
+    pub fn flag(&self, name: &str) -> bool {
+        self.text(name) == "true"
+    }
+
+    /// Sets the text of the field named `name`; a name that is not a field is ignored.
+    pub fn set(&mut self, name: &str, text: impl Into<String>) {
+        if let Some(field) = FIELDS.iter().find(|f| f.name == name) {
+            self.texts.insert(field.name, text.into());
         }
     }
 
-    /// The configuration these fields describe, or every problem with them, one per field.
-    pub fn to_config(&self) -> Result<TrainConfig, Vec<ConfigError>> {
-        let mut problems = Vec::new();
-        let base = TrainConfig::for_dataset(self.dataset.trim());
-        let p = &mut problems;
-        let config = TrainConfig {
-            epochs: parse("epochs", &self.epochs, p).unwrap_or(base.epochs),
-            batch_size: parse("batch_size", &self.batch_size, p).unwrap_or(base.batch_size),
-            lr: parse("lr", &self.lr, p).unwrap_or(base.lr),
-            momentum: parse("momentum", &self.momentum, p).unwrap_or(base.momentum),
-            seed: parse("seed", &self.seed, p).unwrap_or(base.seed),
-            input_size: parse("input_size", &self.input_size, p).unwrap_or(base.input_size),
-            normalization: self.normalization,
-            weights: self.weights.clone(),
-            mode: self.mode,
-            frozen_epochs: parse("frozen_epochs", &self.frozen_epochs, p).unwrap_or(base.frozen_epochs),
-            backbone_lr_scale: parse("backbone_lr_scale", &self.backbone_lr_scale, p).unwrap_or(base.backbone_lr_scale),
-            optimizer: self.optimizer,
-            nesterov: self.nesterov,
-            weight_decay: parse("weight_decay", &self.weight_decay, p).unwrap_or(base.weight_decay),
-            schedule: self.schedule,
-            warmup_epochs: parse("warmup_epochs", &self.warmup_epochs, p).unwrap_or(base.warmup_epochs),
-            step_size: parse("step_size", &self.step_size, p).unwrap_or(base.step_size),
-            gamma: parse("gamma", &self.gamma, p).unwrap_or(base.gamma),
-            label_smoothing: parse("label_smoothing", &self.label_smoothing, p).unwrap_or(base.label_smoothing),
-            grad_clip_norm: parse_optional("grad_clip_norm", &self.grad_clip_norm, p),
-            random_crop: self.random_crop,
-            horizontal_flip: self.horizontal_flip,
-            early_stopping_patience: parse_optional("early_stopping_patience", &self.early_stopping_patience, p),
-            validation_fraction: parse("validation_fraction", &self.validation_fraction, p)
-                .unwrap_or(base.validation_fraction),
-            mixed_precision: self.mixed_precision,
-            cudnn_benchmark: self.cudnn_benchmark,
-            channels_last: self.channels_last,
-            ..base
-        };
+    /// True when `field` applies to what the form describes in `around`. Only the choices decide when a
+    /// setting applies, so this holds while a number box is half typed too.
+    pub fn applies(&self, field: &shared::Field, around: &Surroundings) -> bool {
+        let choices = FIELDS
+            .iter()
+            .filter(|f| matches!(f.kind, Kind::Choice(_)))
+            .map(|f| (f.name.to_string(), serde_json::Value::from(self.text(f.name))))
+            .collect();
+        let config = serde_json::from_value(serde_json::Value::Object(choices)).unwrap_or_default();
+        field.applies(&config, around)
+    }
 
-        // A field that did not parse already has its message; the rules only judge the others.
-        let unparsed: Vec<&str> = problems.iter().map(|p: &ConfigError| p.field).collect();
-        let rule_breaks: Vec<ConfigError> =
-            config.problems().into_iter().filter(|p| !unparsed.contains(&p.field)).collect();
-        problems.extend(rule_breaks);
+    /// The configuration these fields describe, or every problem with them, one per field. A box that
+    /// does not hold a number says so with the field's label; the rest is judged by
+    /// [`TrainConfig::problems`], the rules the server applies. A setting that does not apply to the
+    /// configuration is never a problem, whatever its box holds.
+    pub fn to_config(&self) -> Result<TrainConfig, Vec<ConfigError>> {
+        let mut json = serde_json::Map::new();
+        let mut unreadable = Vec::new();
+        for field in &FIELDS {
+            match read(field, self.text(field.name)) {
+                Ok(value) => {
+                    json.insert(field.name.to_string(), value);
+                }
+                Err(problem) => unreadable.push(problem),
+            }
+        }
+        let config: TrainConfig = serde_json::from_value(serde_json::Value::Object(json)).map_err(|error| {
+            vec![ConfigError { field: "dataset", message: format!("The form could not be read: {error}") }]
+        })?;
+        let applies = |name: &str| FIELDS.iter().any(|f| f.name == name && f.applies(&config, &Surroundings::ANY));
+        unreadable.retain(|p| applies(p.field));
+        let mut problems = unreadable.clone();
+        problems.extend(config.problems().into_iter().filter(|p| !unreadable.iter().any(|u| u.field == p.field)));
+        problems.sort_by_key(|p| FIELDS.iter().position(|f| f.name == p.field));
         if problems.is_empty() {
             Ok(config)
         } else {
             Err(problems)
         }
+    }
+}
+
+/// The JSON value `text` stands for in `field`, or the problem with it.
+fn read(field: &shared::Field, text: &str) -> Result<serde_json::Value, ConfigError> {
+    let text = text.trim();
+    let problem = |kind: &str| {
+        let message = match text {
+            "" => format!("{} must be {kind}", field.label),
+            text => format!("{} must be {kind}, got \"{text}\"", field.label),
+        };
+        ConfigError { field: field.name, message }
+    };
+    match field.kind {
+        Kind::Name | Kind::Choice(_) => Ok(serde_json::Value::from(text)),
+        Kind::Flag => Ok(serde_json::Value::from(text == "true")),
+        Kind::Whole { empty: Some(_) } | Kind::Decimal { empty: Some(_) } if text.is_empty() => {
+            Ok(serde_json::Value::Null)
+        }
+        // The seed is the one 64-bit setting; every other whole number is 32-bit.
+        Kind::Whole { .. } if field.name == "seed" => {
+            text.parse::<u64>().map(serde_json::Value::from).map_err(|_| problem("a whole number"))
+        }
+        Kind::Whole { .. } => text.parse::<u32>().map(serde_json::Value::from).map_err(|_| problem("a whole number")),
+        Kind::Decimal { .. } => text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| problem("a number")),
     }
 }
 
@@ -203,17 +205,18 @@ impl Preset {
         }
     }
 
-    /// What the preset sets, for the button's tooltip.
+    /// What the preset does, in one line shown under the buttons.
     pub fn description(self) -> &'static str {
         match self {
-            Preset::QuickCheck => "1 epoch, batch 64, lr 0.001, no augmentation",
-            Preset::SeedRecipe => "SGD lr 0.001, momentum 0.9, 2 epochs, 0.5/0.5 normalisation",
+            Preset::QuickCheck => "One short epoch without augmentation, to check that everything works.",
+            Preset::SeedRecipe => "The seed recipe: SGD at learning rate 0.001, momentum 0.9, 2 epochs.",
             Preset::LinearProbe => {
-                "Frozen pretrained backbone (ImageNet unless other weights are chosen), lr 0.01, 5 epochs"
+                "Trains only a new head on a frozen pretrained backbone (ImageNet's unless others are chosen): 5 \
+                 epochs at learning rate 0.01."
             }
             Preset::FullFineTune => {
-                "All layers from pretrained weights (ImageNet unless others are chosen), Nesterov SGD lr 0.01, cosine \
-                 with 1 warm-up epoch, weight decay 5e-4, crop + flip, 10 epochs"
+                "Trains every layer from pretrained weights for 10 epochs: Nesterov SGD at 0.01, cosine schedule \
+                 after 1 warm-up epoch, weight decay, random crops and flips."
             }
         }
     }
@@ -222,8 +225,8 @@ impl Preset {
     /// other field takes the recipe's value or its default. Presets that want pretrained weights pick
     /// ImageNet's when none are chosen.
     pub fn applied(self, form: &TrainForm) -> TrainForm {
-        let mut config = TrainConfig::for_dataset(form.dataset.clone());
-        config.weights = form.weights.clone();
+        let mut config = TrainConfig::for_dataset(form.text("dataset"));
+        config.weights = form.text("weights").to_string();
         let pretrained = |weights: String| {
             if weights == defaults::WEIGHTS_NONE {
                 defaults::WEIGHTS_IMAGENET.to_string()
@@ -263,7 +266,11 @@ impl Preset {
                 config.weights = pretrained(config.weights);
             }
         }
-        TrainForm { seed: form.seed.clone(), input_size: form.input_size.clone(), ..TrainForm::from_config(&config) }
+        let mut applied = TrainForm::from_config(&config);
+        for kept in ["seed", "input_size"] {
+            applied.set(kept, form.text(kept));
+        }
+        applied
     }
 }
 
@@ -272,86 +279,83 @@ pub fn problem_for<'a>(checked: &'a Result<TrainConfig, Vec<ConfigError>>, field
     checked.as_ref().err()?.iter().find(|p| p.field == field).map(|p| p.message.as_str())
 }
 
-fn parse<T: std::str::FromStr>(field: &'static str, text: &str, problems: &mut Vec<ConfigError>) -> Option<T> {
-    let parsed = text.trim().parse().ok();
-    if parsed.is_none() {
-        problems.push(ConfigError { field, message: not_a_number(field, std::any::type_name::<T>(), text) });
-    }
-    parsed
-}
-
-/// An empty box means "none"; anything else must parse.
-fn parse_optional<T: std::str::FromStr>(field: &'static str, text: &str, problems: &mut Vec<ConfigError>) -> Option<T> {
-    if text.trim().is_empty() {
-        None
-    } else {
-        parse(field, text, problems)
-    }
-}
-
-fn not_a_number(field: &str, type_name: &str, text: &str) -> String {
-    let kind = if type_name == "f64" { "a number" } else { "a whole number" };
-    match text.trim() {
-        "" => format!("{field} must be {kind}"),
-        text => format!("{field} must be {kind}, got \"{text}\""),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::OptimizerKind;
+
+    /// The default form for dataset "tiny" with `texts` typed into it.
+    fn typed(texts: &[(&str, &str)]) -> TrainForm {
+        let mut form = TrainForm::default();
+        form.set("dataset", "tiny");
+        for (name, text) in texts {
+            form.set(name, *text);
+        }
+        form
+    }
 
     fn filled() -> TrainForm {
-        TrainForm { dataset: "tiny".into(), ..TrainForm::default() }
+        typed(&[])
     }
 
     #[test]
-    fn the_defaults_make_the_seed_recipe() {
+    fn the_defaults_make_the_default_config() {
         assert_eq!(filled().to_config(), Ok(TrainConfig::for_dataset("tiny")));
     }
 
     #[test]
     fn an_empty_dataset_is_a_problem() {
         let checked = TrainForm::default().to_config();
-        assert!(problem_for(&checked, "dataset").is_some());
+        assert_eq!(problem_for(&checked, "dataset"), Some("Dataset must not be empty"));
     }
 
     #[test]
-    fn text_that_is_not_a_number_names_its_field() {
-        let form = TrainForm { epochs: "two".into(), lr: "".into(), ..filled() };
-        let checked = form.to_config();
-        assert_eq!(problem_for(&checked, "epochs"), Some("epochs must be a whole number, got \"two\""));
-        assert_eq!(problem_for(&checked, "lr"), Some("lr must be a number"));
+    fn text_that_is_not_a_number_names_its_field_by_its_label() {
+        let checked = typed(&[("epochs", "two"), ("lr", "")]).to_config();
+        assert_eq!(problem_for(&checked, "epochs"), Some("Epochs must be a whole number, got \"two\""));
+        assert_eq!(problem_for(&checked, "lr"), Some("Learning rate must be a number"));
         assert_eq!(problem_for(&checked, "momentum"), None);
     }
 
     #[test]
     fn out_of_range_values_get_the_shared_rule_message() {
-        let form = TrainForm { batch_size: "0".into(), momentum: "1".into(), ..filled() };
-        let checked = form.to_config();
-        assert_eq!(problem_for(&checked, "batch_size"), Some("batch_size must be between 1 and 4096, got 0"));
-        assert!(problem_for(&checked, "momentum").unwrap().starts_with("momentum must be"));
+        let checked = typed(&[("batch_size", "0"), ("momentum", "1")]).to_config();
+        assert_eq!(problem_for(&checked, "batch_size"), Some("Batch size must be between 1 and 4096, got 0"));
+        assert!(problem_for(&checked, "momentum").unwrap().starts_with("Momentum must be"));
         assert_eq!(checked.unwrap_err().len(), 2);
     }
 
     #[test]
+    fn a_box_of_a_setting_that_does_not_apply_is_never_a_problem() {
+        let constant = typed(&[("step_size", "x"), ("gamma", "0")]);
+        assert!(constant.to_config().is_ok());
+        let step = typed(&[("step_size", "x"), ("gamma", "0"), ("schedule", "step")]).to_config();
+        assert_eq!(problem_for(&step, "step_size"), Some("Step size must be a whole number, got \"x\""));
+        assert!(problem_for(&step, "gamma").unwrap().starts_with("Drop factor must be greater than 0"));
+    }
+
+    #[test]
     fn numbers_with_spaces_and_exponents_are_read() {
-        let form = TrainForm { lr: " 1e-2 ".into(), input_size: "64".into(), ..filled() };
-        let config = form.to_config().unwrap();
+        let config = typed(&[("lr", " 1e-2 "), ("input_size", "64")]).to_config().unwrap();
         assert_eq!(config.lr, 0.01);
         assert_eq!(config.input_size, 64);
+    }
+
+    #[test]
+    fn a_whole_number_too_large_for_its_setting_is_not_a_whole_number_of_it() {
+        let checked = typed(&[("epochs", "99999999999"), ("seed", "99999999999")]).to_config();
+        assert!(problem_for(&checked, "epochs").unwrap().starts_with("Epochs must be a whole number"));
+        assert_eq!(problem_for(&checked, "seed"), None);
     }
 
     #[test]
     fn empty_optional_boxes_mean_none_and_numbers_mean_some() {
         let config = filled().to_config().unwrap();
         assert_eq!((config.grad_clip_norm, config.early_stopping_patience), (None, None));
-        let form = TrainForm { grad_clip_norm: "1.5".into(), early_stopping_patience: " 3 ".into(), ..filled() };
-        let config = form.to_config().unwrap();
+        let config = typed(&[("grad_clip_norm", "1.5"), ("early_stopping_patience", " 3 ")]).to_config().unwrap();
         assert_eq!((config.grad_clip_norm, config.early_stopping_patience), (Some(1.5), Some(3)));
-        let form = TrainForm { grad_clip_norm: "0".into(), early_stopping_patience: "x".into(), ..filled() };
-        let checked = form.to_config();
-        assert!(problem_for(&checked, "grad_clip_norm").unwrap().starts_with("grad_clip_norm must be greater"));
+        let checked = typed(&[("grad_clip_norm", "0"), ("early_stopping_patience", "x")]).to_config();
+        assert!(problem_for(&checked, "grad_clip_norm").unwrap().starts_with("Gradient clip norm must be greater"));
         assert!(problem_for(&checked, "early_stopping_patience").unwrap().contains("whole number"));
     }
 
@@ -375,17 +379,26 @@ mod tests {
 
     #[test]
     fn presets_keep_dataset_seed_and_input_size() {
-        let form = TrainForm { seed: "7".into(), input_size: "64".into(), lr: "3".into(), ..filled() };
+        let form = typed(&[("seed", "7"), ("input_size", "64"), ("lr", "3")]);
         for preset in Preset::ALL {
             let applied = preset.applied(&form);
-            assert_eq!((applied.dataset.as_str(), applied.seed.as_str()), ("tiny", "7"), "{preset:?}");
-            assert_eq!(applied.input_size, "64");
+            assert_eq!((applied.text("dataset"), applied.text("seed")), ("tiny", "7"), "{preset:?}");
+            assert_eq!(applied.text("input_size"), "64");
+        }
+    }
+
+    #[test]
+    fn preset_descriptions_are_one_plain_sentence() {
+        for preset in Preset::ALL {
+            let description = preset.description();
+            assert!(description.ends_with('.') && !description.contains('_'), "{description}");
+            assert_eq!(description.matches(". ").count(), 0, "one sentence: {description}");
         }
     }
 
     #[test]
     fn the_quick_check_is_one_epoch_without_augmentation() {
-        let form = TrainForm { random_crop: true, horizontal_flip: true, epochs: "9".into(), ..filled() };
+        let form = typed(&[("random_crop", "true"), ("horizontal_flip", "true"), ("epochs", "9")]);
         let config = Preset::QuickCheck.applied(&form).to_config().unwrap();
         assert_eq!((config.epochs, config.batch_size, config.lr), (1, 64, 0.001));
         assert!(!config.random_crop && !config.horizontal_flip);
@@ -403,18 +416,19 @@ mod tests {
     fn the_linear_probe_starts_from_imagenet_unless_other_weights_are_chosen() {
         let config = Preset::LinearProbe.applied(&filled()).to_config().unwrap();
         assert_eq!((config.mode, config.lr, config.weights.as_str()), (FineTuneMode::Frozen, 0.01, "imagenet"));
-        let chosen = TrainForm { weights: "b.safetensors".into(), ..filled() };
-        assert_eq!(Preset::LinearProbe.applied(&chosen).weights, "b.safetensors");
+        let chosen = typed(&[("weights", "b.safetensors")]);
+        assert_eq!(Preset::LinearProbe.applied(&chosen).text("weights"), "b.safetensors");
     }
 
     #[test]
     fn a_first_visit_shows_the_seed_recipe_from_imagenet_weights() {
         let first = TrainForm::first_visit();
-        assert_eq!(first.weights, "imagenet");
-        let dataset = |form: &TrainForm| TrainForm { dataset: "tiny".into(), ..form.clone() };
-        let pretrained_seed = Preset::SeedRecipe.applied(&TrainForm { weights: "imagenet".into(), ..filled() });
-        assert_eq!(dataset(&first), pretrained_seed);
-        let config = dataset(&first).to_config().unwrap();
+        assert_eq!(first.text("weights"), "imagenet");
+        let mut with_dataset = first.clone();
+        with_dataset.set("dataset", "tiny");
+        let pretrained_seed = Preset::SeedRecipe.applied(&typed(&[("weights", "imagenet")]));
+        assert_eq!(with_dataset, pretrained_seed);
+        let config = with_dataset.to_config().unwrap();
         assert_eq!((config.epochs, config.lr, config.normalization), (2, 0.001, Normalization::Half));
     }
 

@@ -1,8 +1,8 @@
 //! How numbers and runs are written on the page.
 
-use serde::{de::DeserializeOwned, Serialize};
 use shared::{
-    BatchProgress, Checkpoint, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, TrainConfig, WeightsEntry,
+    BatchProgress, Checkpoint, Choice, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, Surroundings,
+    TrainConfig, WeightsEntry, FIELDS,
 };
 
 /// A fraction in `[0, 1]` as a percentage with one decimal: `0.8123` → `"81.2 %"`.
@@ -155,65 +155,28 @@ pub fn weights_hint(entry: &WeightsEntry) -> Option<String> {
     ))
 }
 
-/// The JSON name of an enum value (`Normalization::Half` → `"half"`), used as an option's value.
-pub fn enum_value<T: Serialize>(value: T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
-    }
-}
-
-/// Reads an option's value written by [`enum_value`].
-pub fn parse_enum<T: DeserializeOwned>(value: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(value.to_string())).ok()
-}
-
-/// Every field of a configuration, in the order of [`TrainConfig`], as (JSON name, value as written).
+/// Every setting of a configuration, in form order, as (label, value as a person reads it): choices by
+/// their labels, flags as on/off, numbers with their unit (see [`shared::Field::shown`]).
 pub fn config_fields(c: &TrainConfig) -> Vec<(&'static str, String)> {
-    let optional = |value: Option<String>, none: &str| value.unwrap_or_else(|| none.to_string());
-    vec![
-        ("dataset", c.dataset.clone()),
-        ("epochs", c.epochs.to_string()),
-        ("batch_size", c.batch_size.to_string()),
-        ("lr", c.lr.to_string()),
-        ("momentum", c.momentum.to_string()),
-        ("seed", c.seed.to_string()),
-        ("weights", c.weights.clone()),
-        ("input_size", c.input_size.to_string()),
-        ("normalization", enum_value(c.normalization)),
-        ("mode", enum_value(c.mode)),
-        ("frozen_epochs", c.frozen_epochs.to_string()),
-        ("backbone_lr_scale", c.backbone_lr_scale.to_string()),
-        ("optimizer", enum_value(c.optimizer)),
-        ("nesterov", c.nesterov.to_string()),
-        ("weight_decay", c.weight_decay.to_string()),
-        ("schedule", enum_value(c.schedule)),
-        ("warmup_epochs", c.warmup_epochs.to_string()),
-        ("step_size", c.step_size.to_string()),
-        ("gamma", c.gamma.to_string()),
-        ("label_smoothing", c.label_smoothing.to_string()),
-        ("grad_clip_norm", optional(c.grad_clip_norm.map(|v| v.to_string()), "none")),
-        ("random_crop", c.random_crop.to_string()),
-        ("horizontal_flip", c.horizontal_flip.to_string()),
-        ("early_stopping_patience", optional(c.early_stopping_patience.map(|v| v.to_string()), "never")),
-        ("validation_fraction", c.validation_fraction.to_string()),
-        ("mixed_precision", c.mixed_precision.to_string()),
-        ("cudnn_benchmark", c.cudnn_benchmark.to_string()),
-        ("channels_last", c.channels_last.to_string()),
-    ]
+    FIELDS.iter().map(|field| (field.label, field.shown(c))).collect()
 }
 
-/// A one-line summary of a run's settings.
+/// The settings that had an effect on a run of `c` in `around`, as [`config_fields`] writes them.
+pub fn applied_config_fields(c: &TrainConfig, around: &Surroundings) -> Vec<(&'static str, String)> {
+    FIELDS.iter().filter(|field| field.applies(c, around)).map(|field| (field.label, field.shown(c))).collect()
+}
+
+/// A one-line summary of a run's settings, in the form's words.
 pub fn config_summary(run: &Run) -> String {
     let c = &run.config;
     let mut parts = vec![
         epochs(c.epochs),
         format!("batch {}", c.batch_size),
-        format!("{} lr {}", enum_value(c.optimizer), c.lr),
-        format!("{} schedule", enum_value(c.schedule)),
-        format!("mode {}", enum_value(c.mode)),
-        format!("{}px", c.input_size),
-        format!("weights {}", c.weights),
+        format!("{} at learning rate {}", c.optimizer.label(), c.lr),
+        format!("{} schedule", c.schedule.label()),
+        c.mode.label().to_string(),
+        format!("{} px", c.input_size),
+        format!("{} weights", shared::fields::weights_label(&c.weights)),
     ];
     if c.random_crop || c.horizontal_flip {
         parts.push("augmented".to_string());
@@ -224,6 +187,7 @@ pub fn config_summary(run: &Run) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::Schedule;
 
     #[test]
     fn percentages_have_one_decimal_and_a_spaced_sign() {
@@ -324,24 +288,37 @@ mod tests {
     }
 
     #[test]
-    fn enum_values_are_their_json_names_and_round_trip() {
-        use shared::{Normalization, Schedule};
-        assert_eq!(enum_value(Schedule::OneCycle), "one_cycle");
-        for n in [Normalization::Imagenet, Normalization::Half] {
-            assert_eq!(parse_enum::<Normalization>(&enum_value(n)), Some(n));
+    fn the_config_list_shows_every_setting_by_its_label_and_plain_values() {
+        let config = TrainConfig { schedule: Schedule::OneCycle, ..TrainConfig::for_dataset("tiny") };
+        let fields = config_fields(&config);
+        assert_eq!(fields.len(), shared::FIELDS.len());
+        assert!(fields.contains(&("Learning-rate schedule", "One-cycle".to_string())));
+        assert!(fields.contains(&("Gradient clip norm", "no clipping".to_string())));
+        for (label, value) in &fields {
+            assert!(!label.contains('_') && !value.contains('_'), "{label}: {value}");
         }
-        assert_eq!(parse_enum::<Schedule>("bogus"), None);
     }
 
     #[test]
-    fn the_config_list_names_every_field_in_json_order() {
-        let config = TrainConfig::for_dataset("tiny");
-        let json = serde_json::to_value(&config).unwrap();
-        let fields = config_fields(&config);
-        assert_eq!(fields.len(), json.as_object().unwrap().len(), "a field is missing from the list");
-        for (name, _) in &fields {
-            assert!(json.get(name).is_some(), "{name} is a TrainConfig field");
-        }
-        assert!(fields.contains(&("grad_clip_norm", "none".to_string())));
+    fn only_settings_that_applied_are_listed_for_a_run() {
+        let cpu = Surroundings { gpu: false, held_out_test: false };
+        let constant = applied_config_fields(&TrainConfig::for_dataset("tiny"), &cpu);
+        assert!(!constant.iter().any(|(label, _)| *label == "Step size" || *label == "Mixed precision"));
+        let step = TrainConfig { schedule: Schedule::Step, ..TrainConfig::for_dataset("tiny") };
+        assert!(applied_config_fields(&step, &cpu).contains(&("Step size", "10 epochs".to_string())));
+    }
+
+    #[test]
+    fn the_summary_uses_the_form_words() {
+        let run: Run = serde_json::from_value(serde_json::json!({
+            "id": 1, "status": "completed", "created_at": 0, "epochs": [],
+            "config": {"dataset": "d", "mode": "two_phase", "weights": "imagenet", "schedule": "one_cycle"}
+        }))
+        .unwrap();
+        assert_eq!(
+            config_summary(&run),
+            "2 epochs · batch 64 · SGD at learning rate 0.001 · One-cycle schedule · Two-phase: the head first, then \
+             all layers · 32 px · ImageNet weights"
+        );
     }
 }

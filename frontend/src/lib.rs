@@ -10,11 +10,14 @@
 //! - [`format`]: how numbers and runs are written;
 //! - [`health`]: the Dataset health card and the leak warning beside Start;
 //! - [`saved`]: the training form kept in the browser, so a reload keeps what was typed;
+//! - [`settings`]: the form's setting controls, built from the shared field table (`shared::FIELDS`);
+//! - [`layout`]: what fits the page to a phone (section tabs, the live run's Stop, narrow charts);
 //! - [`ws`]: the WebSocket, reopened with backoff whenever it drops;
 //! - [`api`]: the HTTP calls (datasets, weights, uploads, classify, test images).
 //!
 //! The page's cards are components: the run list and detail here, the form and the dataset upload in
-//! [`train`], the class-level results in [`insight`], the classify card in [`classify`].
+//! [`train`], the class-level results in [`insight`], the classify card in [`classify`] (its
+//! camera mode in [`webcam`]), the comparison of ticked runs in [`compare`].
 //! They share one [`Studio`] handle through context: a few signals, cheap to copy. [`App`] wires it to
 //! the WebSocket; [`Studio::new`] alone gives a card in-memory state, which is how the component tests
 //! in `tests/` mount one.
@@ -23,15 +26,19 @@ pub mod analysis;
 pub mod api;
 pub mod chart;
 pub mod classify;
+pub mod compare;
 pub mod form;
 pub mod format;
 pub mod health;
 pub mod heatmap;
 pub mod insight;
+pub mod layout;
 pub mod live;
 pub mod saved;
+pub mod settings;
 pub mod state;
 pub mod train;
+pub mod webcam;
 pub mod ws;
 
 use futures::channel::mpsc::{unbounded, UnboundedSender};
@@ -39,6 +46,7 @@ use leptos::prelude::*;
 use shared::{ClientMessage, DatasetInfo, EpochMetrics, Run, TrainConfig};
 
 use crate::classify::ClassifyPanel;
+use crate::compare::{CompareRuns, CompareToggle};
 use crate::health::{DatasetHealthCard, HealthCheck};
 use crate::insight::{RunConfig, RunInsight};
 use crate::state::{StatusFilter, StudioState};
@@ -118,8 +126,9 @@ pub fn App() -> impl IntoView {
                 <span class="tagline">"ResNet-18 image classifiers, trained from the browser"</span>
             </div>
             <ConnectionState/>
+            <layout::SectionTabs/>
         </header>
-        <main class="layout">
+        <main class="layout" class:live=layout::run_active()>
             <div class="column side">
                 <TrainPanel/>
                 <DatasetHealthCard/>
@@ -210,7 +219,7 @@ pub fn RunList() -> impl IntoView {
     let shown = Memo::new(move |_| studio.state.with(|s| s.shown_run(studio.chosen_run.get()).map(|r| r.id)));
     let utc_offset = utc_offset_minutes();
     view! {
-        <section class="card" aria-labelledby="runs-title">
+        <section class="card" id="runs-card" aria-labelledby="runs-title">
             <div class="runs-head">
                 <h2 id="runs-title">"Runs"</h2>
                 <div id="run-filter" class="run-filter" role="group" aria-label="Show runs by status">
@@ -246,22 +255,7 @@ pub fn RunList() -> impl IntoView {
                                 class:selected=move || shown.get() == Some(id)
                                 data-run-id=id
                             >
-                                <input
-                                    type="checkbox"
-                                    class="compare"
-                                    aria-label=format!("Compare run #{id}")
-                                    title="Compare"
-                                    prop:checked=move || studio.compared.with(|c| c.contains(&id))
-                                    on:change=move |ev| {
-                                        let on = event_target_checked(&ev);
-                                        studio.compared.update(|c| {
-                                            c.retain(|&other| other != id);
-                                            if on {
-                                                c.push(id);
-                                            }
-                                        });
-                                    }
-                                />
+                                <CompareToggle run_id=id name=run.name.clone()/>
                                 <button
                                     type="button"
                                     class="run-button"
@@ -296,73 +290,6 @@ pub fn RunList() -> impl IntoView {
     }
 }
 
-/// Test accuracy per epoch of the ticked runs, once two or more are ticked.
-#[component]
-fn CompareRuns() -> impl IntoView {
-    let studio = studio();
-    let compared = Memo::new(move |_| {
-        studio
-            .compared
-            .with(|ids| studio.state.with(|s| ids.iter().filter_map(|&id| s.run(id).cloned()).collect::<Vec<Run>>()))
-    });
-    view! {
-        <Show when=move || compared.with(|runs| runs.len() >= 2)>
-            <section class="card compare-card" aria-labelledby="compare-title">
-                <div class="detail-head">
-                    <h2 id="compare-title">"Compare runs"</h2>
-                    <button type="button" class="small" on:click=move |_| studio.compared.set(Vec::new())>
-                        "Clear"
-                    </button>
-                </div>
-                {move || {
-                    let runs = compared.get();
-                    let plot = chart::compare_chart(&runs);
-                    let frame = plot.frame;
-                    let legend = plot
-                        .lines
-                        .iter()
-                        .zip(&runs)
-                        .map(|(line, run)| {
-                            let best = analysis::best_epoch(&run.epochs)
-                                .map_or_else(|| "no epoch yet".to_string(), |m| format!("best {}", format::percent(m.test_accuracy)));
-                            view! {
-                                <li class="compare-entry" data-run-id=line.run_id>
-                                    <span class="swatch" style=format!("background: {}", line.colour) aria-hidden="true"></span>
-                                    {format!("Run #{} — {} · {} · {}", run.id, run.config.dataset, format::config_summary(run), best)}
-                                </li>
-                            }
-                        })
-                        .collect_view();
-                    view! {
-                        <svg
-                            id="compare-chart"
-                            class="chart"
-                            viewBox=format!("0 0 {} {}", chart::WIDTH, chart::COMPARE_HEIGHT)
-                            role="img"
-                            aria-label="Test accuracy per epoch of the compared runs"
-                        >
-                            <text class="panel-title" x=frame.left y=frame.top - 14.0>"Test accuracy"</text>
-                            {axes(frame, &plot.x_ticks, &plot.y_ticks)}
-                            {plot.lines.iter().map(|line| view! {
-                                <polyline
-                                    class="series compare-line"
-                                    data-run-id=line.run_id
-                                    style=format!("stroke: {}", line.colour)
-                                    points=chart::polyline(&line.points)
-                                ></polyline>
-                                {line.points.iter().map(|&(x, y)| view! {
-                                    <circle class="marker" cx=x cy=y r="3" style=format!("fill: {}", line.colour)></circle>
-                                }).collect_view()}
-                            }).collect_view()}
-                        </svg>
-                        <ul class="compare-legend">{legend}</ul>
-                    }
-                }}
-            </section>
-        </Show>
-    }
-}
-
 /// The shown run: settings, batch progress, charts, epoch table and class-level results.
 #[component]
 pub fn RunDetail() -> impl IntoView {
@@ -371,6 +298,7 @@ pub fn RunDetail() -> impl IntoView {
     let has_run = move || shown.with(Option::is_some);
     let resumable = Memo::new(move |_| shown.with(|r| r.as_ref().filter(|r| analysis::resumable(r)).map(|r| r.id)));
     let model = Memo::new(move |_| shown.with(|r| r.as_ref().filter(|r| r.has_model).map(|r| r.id)));
+    let run_active = layout::run_active();
     view! {
         <section class="card run-detail" aria-labelledby="detail-title">
             <Show
@@ -389,6 +317,9 @@ pub fn RunDetail() -> impl IntoView {
                         view! { <span class=format!("badge status-{status}")>{status}</span> }
                     }))}
                     <span class="spacer"></span>
+                    <Show when=move || run_active.get()>
+                        <layout::StopButton id="stop-live"/>
+                    </Show>
                     {move || resumable.get().map(|run_id| view! {
                         <button
                             id="resume"
@@ -647,11 +578,12 @@ fn TrainingChart(shown: Memo<Option<Run>>) -> impl IntoView {
         let run_id = data.with(|d| d.0);
         studio.state.with(|s| s.trace_of(run_id).map_or_else(Vec::new, |t| t.points.clone()))
     });
+    let narrow = layout::narrow_screen();
     view! {
         <svg
             id="chart"
             class="chart"
-            viewBox=format!("0 0 {} {}", chart::WIDTH, chart::HEIGHT)
+            viewBox=move || format!("0 0 {} {}", layout::chart_width(narrow), chart::HEIGHT)
             role="img"
             aria-label="Accuracy and loss per epoch, for training and test data, the training loss as batches arrive, and the learning rate"
         >
@@ -662,7 +594,8 @@ fn TrainingChart(shown: Memo<Option<Run>>) -> impl IntoView {
                     batches.with(|batches| chart::loss_panel(&epochs, planned, batches)),
                     chart::lr_panel(&epochs, planned),
                 ];
-                panels.into_iter().map(chart_panel).collect_view()
+                let width = layout::chart_width(narrow);
+                panels.into_iter().map(|panel| chart_panel(panel.fit_width(width))).collect_view()
             }}
         </svg>
     }
@@ -685,17 +618,18 @@ fn chart_panel(panel: chart::Panel) -> impl IntoView {
     let legend = if panel.test.is_empty() && panel.key != "loss" {
         None
     } else {
+        // Packed to the right so that it clears the panel's title in a narrow view box too.
         let batches = (panel.key == "loss").then(|| view! {
-            <line class="batches" x1=frame.right() - 260.0 x2=frame.right() - 238.0 y1=legend_y - 4.0 y2=legend_y - 4.0></line>
-            <text class="legend-label" x=frame.right() - 232.0 y=legend_y>"batches"</text>
+            <line class="batches" x1=frame.right() - 200.0 x2=frame.right() - 182.0 y1=legend_y - 4.0 y2=legend_y - 4.0></line>
+            <text class="legend-label" x=frame.right() - 177.0 y=legend_y>"batches"</text>
         });
         Some(view! {
             <g class="legend">
                 {batches}
-                <line class="train" x1=frame.right() - 150.0 x2=frame.right() - 128.0 y1=legend_y - 4.0 y2=legend_y - 4.0></line>
-                <text class="legend-label" x=frame.right() - 122.0 y=legend_y>"train"</text>
-                <line class="test" x1=frame.right() - 70.0 x2=frame.right() - 48.0 y1=legend_y - 4.0 y2=legend_y - 4.0></line>
-                <text class="legend-label" x=frame.right() - 42.0 y=legend_y>"test"</text>
+                <line class="train" x1=frame.right() - 122.0 x2=frame.right() - 104.0 y1=legend_y - 4.0 y2=legend_y - 4.0></line>
+                <text class="legend-label" x=frame.right() - 99.0 y=legend_y>"train"</text>
+                <line class="test" x1=frame.right() - 60.0 x2=frame.right() - 42.0 y1=legend_y - 4.0 y2=legend_y - 4.0></line>
+                <text class="legend-label" x=frame.right() - 37.0 y=legend_y>"test"</text>
             </g>
         })
     };
@@ -725,7 +659,7 @@ fn chart_panel(panel: chart::Panel) -> impl IntoView {
 }
 
 /// Grid lines, tick labels and axes of one chart frame.
-fn axes(frame: chart::Frame, x_ticks: &[chart::Tick], y_ticks: &[chart::Tick]) -> impl IntoView {
+pub(crate) fn axes(frame: chart::Frame, x_ticks: &[chart::Tick], y_ticks: &[chart::Tick]) -> impl IntoView {
     let y_ticks = y_ticks
         .iter()
         .map(|tick| {

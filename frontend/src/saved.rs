@@ -37,19 +37,28 @@ fn local_storage() -> Option<web_sys::Storage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::Schedule;
 
     #[test]
     fn a_form_round_trips_with_half_typed_numbers_kept_as_typed() {
-        let form =
-            TrainForm { epochs: "7".into(), lr: "0.".into(), schedule: Schedule::Cosine, ..TrainForm::default() };
+        let mut form = TrainForm::default();
+        form.set("epochs", "7");
+        form.set("lr", "0.");
+        form.set("schedule", "cosine");
         assert_eq!(decode(&encode(&form)), Some(form));
     }
 
     #[test]
     fn fields_missing_from_a_saved_form_take_their_defaults() {
         let form = decode(r#"{"epochs": "9"}"#).unwrap();
-        assert_eq!(form, TrainForm { epochs: "9".into(), ..TrainForm::default() });
+        let mut expected = TrainForm::default();
+        expected.set("epochs", "9");
+        assert_eq!(form, expected);
+    }
+
+    #[test]
+    fn a_form_saved_with_flags_as_json_booleans_still_reads() {
+        let form = decode(r#"{"nesterov": true, "random_crop": false}"#).unwrap();
+        assert!(form.flag("nesterov") && !form.flag("random_crop"));
     }
 
     #[test]

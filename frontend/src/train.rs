@@ -3,67 +3,15 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde::{de::DeserializeOwned, Serialize};
-use shared::{
-    defaults, ClientMessage, ConfigError, FineTuneMode, Normalization, OptimizerKind, Schedule, TrainConfig,
-    WeightsEntry,
-};
+use shared::fields::Section;
+use shared::{defaults, ClientMessage, DatasetFormat, Surroundings, WeightsEntry};
 
 use crate::form::{problem_for, Preset, TrainForm};
-use crate::state::StudioState;
+use crate::settings::{fields_of, Checked, FieldError, FormSignals, SettingField, SettingsSection, StartBlockers};
 use crate::{api, format, saved, studio};
 
 /// The dataset the server downloads by itself when it is not in the data folder.
 const DOWNLOADABLE_DATASET: &str = "cifar10";
-
-/// The configuration fields the form shows, each with its message under it: nine basic ones, then the
-/// Advanced section's.
-pub const FORM_FIELDS: [&str; 28] = [
-    "dataset",
-    "epochs",
-    "batch_size",
-    "lr",
-    "momentum",
-    "seed",
-    "input_size",
-    "normalization",
-    "weights",
-    "mode",
-    "frozen_epochs",
-    "backbone_lr_scale",
-    "optimizer",
-    "nesterov",
-    "weight_decay",
-    "schedule",
-    "warmup_epochs",
-    "step_size",
-    "gamma",
-    "label_smoothing",
-    "grad_clip_norm",
-    "random_crop",
-    "horizontal_flip",
-    "early_stopping_patience",
-    "validation_fraction",
-    "mixed_precision",
-    "cudnn_benchmark",
-    "channels_last",
-];
-
-/// The fields inside the Advanced section (the form's fields from `mode` on), to count their problems on
-/// its summary line.
-const ADVANCED_FIELDS: &[&str] = FORM_FIELDS.split_at(9).1;
-
-type Checked = Memo<Result<TrainConfig, Vec<ConfigError>>>;
-
-/// A number box: its id, the config field it fills, label, hint, (min, max, step) and the text it edits.
-struct NumberBox {
-    id: &'static str,
-    field: &'static str,
-    label: &'static str,
-    hint: &'static str,
-    attrs: (&'static str, Option<&'static str>, &'static str),
-    text: fn(&mut TrainForm) -> &mut String,
-}
 
 /// The training form: presets, dataset, hyper-parameters, Start and Stop.
 #[component]
@@ -78,6 +26,16 @@ pub fn TrainPanel() -> impl IntoView {
     let weights = RwSignal::new(Vec::<WeightsEntry>::new());
     let load_error = RwSignal::new(None::<String>);
     let checked: Checked = Memo::new(move |_| form.with(TrainForm::to_config));
+    let server_gpu = RwSignal::new(false);
+    // Some settings apply only on a GPU server, or to a dataset without a test split.
+    let around = Memo::new(move |_| {
+        let held_out_test = form.with(|f| {
+            datasets
+                .with(|list| list.iter().any(|d| d.name == f.text("dataset") && d.format == DatasetFormat::ImageFolder))
+        });
+        Surroundings { gpu: server_gpu.get(), held_out_test }
+    });
+    let signals = FormSignals { form, checked, rewritten, around };
     // Every change is kept for the next visit; the form as loaded is already what is stored or the default.
     Effect::new(move |loaded: Option<()>| {
         form.with(|f| {
@@ -100,26 +58,32 @@ pub fn TrainPanel() -> impl IntoView {
             return;
         }
         spawn_local(async move {
-            let (found_datasets, found_weights) = futures::join!(api::datasets(), api::weights());
+            let (found_datasets, found_weights, health) =
+                futures::join!(api::datasets(), api::weights(), api::server_health());
+            if let Ok(health) = health {
+                server_gpu.set(health.device.starts_with("cuda"));
+            }
             let mut problems = Vec::new();
             match found_datasets {
                 Ok(list) => {
                     datasets.set(list);
                     datasets_listed.set(true);
                 }
-                Err(error) => problems.push(format!("Datasets could not be listed: {error}")),
+                Err(error) => problems.push(list_error("Datasets", error)),
             }
             match found_weights {
                 Ok(list) => {
                     form.update(|form| {
-                        if form.weights != defaults::WEIGHTS_NONE && !list.iter().any(|w| w.name == form.weights) {
-                            form.weights = defaults::WEIGHTS_NONE.to_string();
+                        let chosen = form.text("weights");
+                        if chosen != defaults::WEIGHTS_NONE && !list.iter().any(|w| w.name == chosen) {
+                            form.set("weights", defaults::WEIGHTS_NONE);
                         }
                     });
                     weights.set(list);
                 }
-                Err(error) => problems.push(format!("Weight files could not be listed: {error}")),
+                Err(error) => problems.push(list_error("Weight files", error)),
             }
+            problems.dedup();
             load_error.set((!problems.is_empty()).then(|| problems.join(" ")));
         });
     });
@@ -131,14 +95,14 @@ pub fn TrainPanel() -> impl IntoView {
         let uploaded = studio.uploaded_dataset.get();
         datasets.with(|list| {
             form.update(|form| {
+                let chosen = form.text("dataset").to_string();
                 if let Some(name) = uploaded.filter(|name| list.iter().any(|d| &d.name == name)) {
-                    form.dataset = name;
-                } else if form.dataset.is_empty()
-                    || !list.iter().any(|d| d.name == form.dataset && d.error.is_none())
-                        && form.dataset != DOWNLOADABLE_DATASET
+                    form.set("dataset", name);
+                } else if chosen.is_empty()
+                    || !list.iter().any(|d| d.name == chosen && d.error.is_none()) && chosen != DOWNLOADABLE_DATASET
                 {
                     let readable = list.iter().find(|d| d.error.is_none());
-                    form.dataset = readable.map_or(DOWNLOADABLE_DATASET.to_string(), |d| d.name.clone());
+                    form.set("dataset", readable.map_or(DOWNLOADABLE_DATASET.to_string(), |d| d.name.clone()));
                 }
             })
         });
@@ -146,7 +110,7 @@ pub fn TrainPanel() -> impl IntoView {
 
     // The Dataset health card and the leak warning follow the dataset chosen here.
     Effect::new(move |_| {
-        let chosen = form.with(|f| (!f.dataset.is_empty()).then(|| f.dataset.clone()));
+        let chosen = form.with(|f| (!f.text("dataset").is_empty()).then(|| f.text("dataset").to_string()));
         if studio.chosen_dataset.get_untracked() != chosen {
             studio.chosen_dataset.set(chosen);
         }
@@ -163,84 +127,10 @@ pub fn TrainPanel() -> impl IntoView {
             studio.send(ClientMessage::StartRun { config });
         }
     };
-    let stoppable = Memo::new(move |_| studio.state.with(StudioState::stoppable_run));
-    let stopping = move || {
-        let stopping = studio.state.with(|state| state.stopping);
-        stopping.is_some() && stopping == stoppable.get()
-    };
-    let stop = move |_| {
-        if let Some(run_id) = stoppable.get_untracked() {
-            // The run stops at its next checkpoint, seconds away: say so at once.
-            studio.state.update(|state| state.stop_requested(run_id));
-            studio.send(ClientMessage::StopRun { run_id });
-        }
-    };
     let apply = move |preset: Preset| {
         let applied = form.with_untracked(|f| preset.applied(f));
         form.set(applied);
         rewritten.update(|n| *n += 1);
-    };
-
-    // Number boxes are left uncontrolled while typing: writing the value back while someone types "0."
-    // would rewrite it under the cursor. Only a preset writes into them. `change` is heard as well as
-    // `input` because clearing a box (by a script or autofill) fires only `change`.
-    let number = move |spec: NumberBox| {
-        let NumberBox { id, field, label, hint, attrs: (min, max, step), text } = spec;
-        let current = move || form.with_untracked(|f| text(&mut f.clone()).clone());
-        let read = move |ev: leptos::ev::Event| {
-            let value = event_target_value(&ev);
-            if form.with_untracked(|f| *text(&mut f.clone()) != value) {
-                form.update(|f| *text(f) = value);
-            }
-        };
-        let optional = matches!(field, "grad_clip_norm" | "early_stopping_patience");
-        view! {
-            <div class="field" class:invalid=move || checked.with(|c| problem_for(c, field).is_some())>
-                <label for=id>{label}</label>
-                <input
-                    id=id
-                    name=field
-                    type="number"
-                    min=min
-                    max=max
-                    step=step
-                    value=current()
-                    prop:value=move || {
-                        rewritten.track();
-                        current()
-                    }
-                    placeholder=optional.then_some(if field == "grad_clip_norm" { "none" } else { "never" })
-                    title=hint
-                    aria-describedby=format!("{id}-error")
-                    aria-invalid=move || checked.with(|c| problem_for(c, field).is_some()).to_string()
-                    on:input=read
-                    on:change=read
-                />
-                <FieldError checked=checked field=field id=id/>
-            </div>
-        }
-    };
-    let checkbox = move |id: &'static str,
-                         field: &'static str,
-                         label: &'static str,
-                         hint: &'static str,
-                         flag: fn(&mut TrainForm) -> &mut bool| {
-        view! {
-            <div class="field check" title=hint>
-                <input
-                    id=id
-                    name=field
-                    type="checkbox"
-                    prop:checked=move || form.with(|f| *flag(&mut f.clone()))
-                    on:change=move |ev| {
-                        let on = event_target_checked(&ev);
-                        form.update(|f| *flag(f) = on);
-                    }
-                />
-                <label for=id>{label}</label>
-                <FieldError checked=checked field=field id=id/>
-            </div>
-        }
     };
 
     view! {
@@ -252,26 +142,26 @@ pub fn TrainPanel() -> impl IntoView {
                         type="button"
                         class="preset"
                         data-preset=preset.key()
-                        title=preset.description()
                         aria-pressed=move || {
                             form.with(|f| preset.applied(f) == *f).to_string()
                         }
                         on:click=move |_| apply(preset)
                     >
-                        {preset.title()}
+                        <span class="preset-title">{preset.title()}</span>
+                        <span class="preset-description">{preset.description()}</span>
                     </button>
                 }).collect_view()}
             </div>
             <form id="train-form" novalidate on:submit=start>
                 <div class="field wide" class:invalid=move || checked.with(|c| problem_for(c, "dataset").is_some())>
-                    <label for="dataset">"Dataset"</label>
+                    <label for="dataset">{label("dataset")}</label>
                     <select
                         id="dataset"
                         name="dataset"
                         aria-describedby="dataset-error"
                         on:change=move |ev| {
                             let value = event_target_value(&ev);
-                            form.update(|f| f.dataset = value);
+                            form.update(|f| f.set("dataset", value));
                         }
                     >
                         {move || {
@@ -287,7 +177,7 @@ pub fn TrainPanel() -> impl IntoView {
                                         <option
                                             value=name
                                             disabled=unreadable
-                                            prop:selected=move || form.with(|f| f.dataset == selected)
+                                            prop:selected=move || form.with(|f| f.text("dataset") == selected)
                                         >
                                             {format::dataset_option(&dataset)}
                                         </option>
@@ -297,7 +187,7 @@ pub fn TrainPanel() -> impl IntoView {
                             let download = offers_download.then(|| view! {
                                 <option
                                     value=DOWNLOADABLE_DATASET
-                                    prop:selected=move || form.with(|f| f.dataset == DOWNLOADABLE_DATASET)
+                                    prop:selected=move || form.with(|f| f.text("dataset") == DOWNLOADABLE_DATASET)
                                 >
                                     "cifar10 — downloaded on first use (170 MB)"
                                 </option>
@@ -305,27 +195,19 @@ pub fn TrainPanel() -> impl IntoView {
                             (listed, download)
                         }}
                     </select>
-                    <FieldError checked=checked field="dataset" id="dataset"/>
+                    <FieldError checked=checked field="dataset" id="dataset".to_string()/>
                 </div>
                 <div class="field-grid">
-                    {number(NumberBox { id: "epochs", field: "epochs", label: "Epochs", hint: "1 to 1000", attrs: ("1", Some("1000"), "1"), text: |f| &mut f.epochs })}
-                    {number(NumberBox { id: "batch-size", field: "batch_size", label: "Batch size", hint: "1 to 4096", attrs: ("1", Some("4096"), "1"), text: |f| &mut f.batch_size })}
-                    {number(NumberBox { id: "lr", field: "lr", label: "Learning rate", hint: "above 0, at most 10", attrs: ("0", Some("10"), "any"), text: |f| &mut f.lr })}
-                    {number(NumberBox { id: "momentum", field: "momentum", label: "Momentum", hint: "0 to just below 1", attrs: ("0", Some("0.999"), "any"), text: |f| &mut f.momentum })}
-                    {number(NumberBox { id: "seed", field: "seed", label: "Seed", hint: "any whole number", attrs: ("0", None, "1"), text: |f| &mut f.seed })}
-                    {number(NumberBox { id: "input-size", field: "input_size", label: "Input size (px)", hint: "32 to 224", attrs: ("32", Some("224"), "1"), text: |f| &mut f.input_size })}
-                    {choice(form, checked, "normalization", "normalization", "Normalization",
-                        &[(Normalization::Imagenet, "ImageNet mean/std"), (Normalization::Half, "0.5 / 0.5")],
-                        |f| f.normalization, |f, v| f.normalization = v)}
+                    {fields_of(Section::Basic).map(|field| view! { <SettingField field=field signals=signals/> }).collect_view()}
                     <div class="field weights-field" class:invalid=move || checked.with(|c| problem_for(c, "weights").is_some())>
-                        <label for="weights">"Starting weights"</label>
+                        <label for="weights">{label("weights")}</label>
                         <select
                             id="weights"
                             name="weights"
                             aria-describedby="weights-error"
                             on:change=move |ev| {
                                 let value = event_target_value(&ev);
-                                form.update(|f| f.weights = value);
+                                form.update(|f| f.set("weights", value));
                             }
                         >
                             {move || {
@@ -337,7 +219,7 @@ pub fn TrainPanel() -> impl IntoView {
                                         view! {
                                             <option
                                                 value=entry.name.clone()
-                                                prop:selected=move || form.with(|f| f.weights == selected)
+                                                prop:selected=move || form.with(|f| f.text("weights") == selected)
                                             >
                                                 {format::weights_option(&entry)}
                                             </option>
@@ -347,75 +229,43 @@ pub fn TrainPanel() -> impl IntoView {
                             }}
                             <option
                                 value=defaults::WEIGHTS_NONE
-                                prop:selected=move || form.with(|f| f.weights == defaults::WEIGHTS_NONE)
+                                prop:selected=move || form.with(|f| f.text("weights") == defaults::WEIGHTS_NONE)
                             >
                                 "none (random)"
                             </option>
                         </select>
                         {move || {
-                            let chosen = form.with(|f| f.weights.clone());
+                            let chosen = form.with(|f| f.text("weights").to_string());
                             let hint = weights.with(|list| list.iter().find(|w| w.name == chosen).and_then(format::weights_hint));
                             hint.map(|hint| view! { <p class="hint" id="weights-hint">{hint}</p> })
                         }}
                         <WeightsUpload weights=weights form=form/>
-                        <FieldError checked=checked field="weights" id="weights"/>
+                        <FieldError checked=checked field="weights" id="weights".to_string()/>
                     </div>
                 </div>
                 <details id="advanced" class="advanced">
                     <summary>
                         "Advanced settings"
                         {move || {
-                            let count = checked.with(|c| ADVANCED_FIELDS.iter().filter(|f| problem_for(c, f).is_some()).count());
+                            let count = checked.with(|c| {
+                                shared::FIELDS.iter().filter(|f| f.section.is_advanced() && problem_for(c, f.name).is_some()).count()
+                            });
                             (count > 0).then(|| view! {
                                 <span class="problem-count">{format!("{count} to fix")}</span>
                             })
                         }}
                     </summary>
-                    <fieldset class="field-grid">
-                        <legend>"Which layers train"</legend>
-                        {choice(form, checked, "mode", "mode", "Fine-tune mode",
-                            &[(FineTuneMode::Full, "All layers"), (FineTuneMode::Frozen, "Frozen backbone (linear probe)"), (FineTuneMode::TwoPhase, "Two-phase: frozen, then all")],
-                            |f| f.mode, |f, v| f.mode = v)}
-                        {number(NumberBox { id: "frozen-epochs", field: "frozen_epochs", label: "Frozen epochs", hint: "two-phase: epochs before the backbone trains", attrs: ("1", None, "1"), text: |f| &mut f.frozen_epochs })}
-                        {number(NumberBox { id: "backbone-lr-scale", field: "backbone_lr_scale", label: "Backbone lr scale", hint: "two-phase: backbone lr as a fraction of lr, above 0, at most 1", attrs: ("0", Some("1"), "any"), text: |f| &mut f.backbone_lr_scale })}
-                    </fieldset>
-                    <fieldset class="field-grid">
-                        <legend>"Optimiser and schedule"</legend>
-                        {choice(form, checked, "optimizer", "optimizer", "Optimizer",
-                            &[(OptimizerKind::Sgd, "SGD"), (OptimizerKind::Adamw, "AdamW")],
-                            |f| f.optimizer, |f, v| f.optimizer = v)}
-                        {number(NumberBox { id: "weight-decay", field: "weight_decay", label: "Weight decay", hint: "0 to 1", attrs: ("0", Some("1"), "any"), text: |f| &mut f.weight_decay })}
-                        {choice(form, checked, "schedule", "schedule", "LR schedule",
-                            &[(Schedule::Constant, "Constant"), (Schedule::Step, "Step"), (Schedule::Cosine, "Cosine"), (Schedule::OneCycle, "One-cycle")],
-                            |f| f.schedule, |f, v| f.schedule = v)}
-                        {number(NumberBox { id: "warmup-epochs", field: "warmup_epochs", label: "Warm-up epochs", hint: "fewer than epochs", attrs: ("0", None, "1"), text: |f| &mut f.warmup_epochs })}
-                        {number(NumberBox { id: "step-size", field: "step_size", label: "Step size (epochs)", hint: "step schedule: epochs between drops", attrs: ("1", None, "1"), text: |f| &mut f.step_size })}
-                        {number(NumberBox { id: "gamma", field: "gamma", label: "Gamma", hint: "step schedule: factor of each drop, above 0, at most 1", attrs: ("0", Some("1"), "any"), text: |f| &mut f.gamma })}
-                        {checkbox("nesterov", "nesterov", "Nesterov momentum", "SGD only", |f| &mut f.nesterov)}
-                    </fieldset>
-                    <fieldset class="field-grid">
-                        <legend>"Regularisation and data"</legend>
-                        {number(NumberBox { id: "label-smoothing", field: "label_smoothing", label: "Label smoothing", hint: "0 to just below 1", attrs: ("0", Some("0.999"), "any"), text: |f| &mut f.label_smoothing })}
-                        {number(NumberBox { id: "grad-clip-norm", field: "grad_clip_norm", label: "Gradient clip norm", hint: "empty for no clipping", attrs: ("0", None, "any"), text: |f| &mut f.grad_clip_norm })}
-                        {number(NumberBox { id: "early-stopping-patience", field: "early_stopping_patience", label: "Early-stopping patience", hint: "epochs without a better test accuracy; empty to never stop early", attrs: ("1", None, "1"), text: |f| &mut f.early_stopping_patience })}
-                        {number(NumberBox { id: "validation-fraction", field: "validation_fraction", label: "Validation fraction", hint: "class folders without test/: share held out, between 0 and 1", attrs: ("0", Some("1"), "any"), text: |f| &mut f.validation_fraction })}
-                        {checkbox("random-crop", "random_crop", "Random crop", "pad and crop at random", |f| &mut f.random_crop)}
-                        {checkbox("horizontal-flip", "horizontal_flip", "Horizontal flip", "flip half the images", |f| &mut f.horizontal_flip)}
-                    </fieldset>
-                    <fieldset class="field-grid">
-                        <legend>"GPU"</legend>
-                        {checkbox("mixed-precision", "mixed_precision", "Mixed precision", "CUDA only: bfloat16 autocast", |f| &mut f.mixed_precision)}
-                        {checkbox("cudnn-benchmark", "cudnn_benchmark", "cuDNN benchmark", "CUDA only", |f| &mut f.cudnn_benchmark)}
-                        {checkbox("channels-last", "channels_last", "Channels-last", "CUDA only: NHWC layout", |f| &mut f.channels_last)}
-                    </fieldset>
+                    {Section::ALL.into_iter().filter(|section| section.is_advanced()).map(|section| view! {
+                        <SettingsSection section=section signals=signals/>
+                    }).collect_view()}
                 </details>
-                // Rules on settings this form does not show still block a start, so their messages
-                // must be visible somewhere.
+                // Rules on settings this form does not show here (a GPU option on a CPU server) still block a
+                // start, so their messages must be visible somewhere.
                 {move || checked.with(|c| {
                     c.as_ref().err().map(|problems| {
                         problems
                             .iter()
-                            .filter(|p| !FORM_FIELDS.contains(&p.field))
+                            .filter(|p| shared::fields::field(p.field).is_none_or(|f| !signals.applies(f)))
                             .map(|p| view! { <p class="field-error other-error">{p.message.clone()}</p> })
                             .collect_view()
                     })
@@ -433,72 +283,12 @@ pub fn TrainPanel() -> impl IntoView {
                     >
                         "Start training"
                     </button>
-                    <button
-                        id="stop"
-                        type="button"
-                        class="danger"
-                        disabled=move || stoppable.get().is_none() || stopping() || !studio.connected.get()
-                        on:click=stop
-                    >
-                        {move || match stoppable.get() {
-                            Some(_) if stopping() => "Stopping…".to_string(),
-                            Some(id) => format!("Stop run #{id}"),
-                            None => "Stop".to_string(),
-                        }}
-                    </button>
+                    <crate::layout::StopButton id="stop"/>
+                    <StartBlockers checked=checked connected=studio.connected/>
                 </div>
                 <crate::health::LeakWarning/>
             </form>
         </section>
-    }
-}
-
-/// A select of enum values, written as their JSON names.
-#[allow(clippy::too_many_arguments)]
-fn choice<T>(
-    form: RwSignal<TrainForm>,
-    checked: Checked,
-    id: &'static str,
-    field: &'static str,
-    label: &'static str,
-    options: &'static [(T, &'static str)],
-    get: fn(&TrainForm) -> T,
-    set: fn(&mut TrainForm, T),
-) -> impl IntoView
-where
-    T: Copy + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    view! {
-        <div class="field" class:invalid=move || checked.with(|c| problem_for(c, field).is_some())>
-            <label for=id>{label}</label>
-            <select
-                id=id
-                name=field
-                aria-describedby=format!("{id}-error")
-                on:change=move |ev| {
-                    if let Some(value) = format::parse_enum::<T>(&event_target_value(&ev)) {
-                        form.update(|f| set(f, value));
-                    }
-                }
-            >
-                {options.iter().map(|&(value, text)| view! {
-                    <option value=format::enum_value(value) prop:selected=move || form.with(|f| get(f) == value)>
-                        {text}
-                    </option>
-                }).collect_view()}
-            </select>
-            <FieldError checked=checked field=field id=id/>
-        </div>
-    }
-}
-
-/// The message under a form field, while the field breaks a rule.
-#[component]
-fn FieldError(checked: Checked, field: &'static str, id: &'static str) -> impl IntoView {
-    move || {
-        checked.with(|c| problem_for(c, field).map(str::to_string)).map(|message| {
-            view! { <p class="field-error" id=format!("{id}-error")>{message}</p> }
-        })
     }
 }
 
@@ -531,7 +321,7 @@ fn WeightsUpload(weights: RwSignal<Vec<WeightsEntry>>, form: RwSignal<TrainForm>
                             list[1..].sort_by(|a, b| a.name.cmp(&b.name));
                         }
                     });
-                    form.update(|f| f.weights = name);
+                    form.update(|f| f.set("weights", name));
                 }
                 Err(why) => error.set(Some(why.to_string())),
             }
@@ -569,8 +359,9 @@ pub fn DatasetUpload() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let done = RwSignal::new(None::<String>);
     let sending = RwSignal::new(false);
-    let name_problem =
-        Memo::new(move |_| name.with(|n| shared::check_file_name(n.trim()).err().map(|why| format!("name {why}"))));
+    let name_problem = Memo::new(move |_| {
+        name.with(|n| shared::check_file_name(n.trim()).err().map(|why| format!("Dataset name {why}")))
+    });
 
     let on_file = move |ev: leptos::ev::Event| {
         let input: web_sys::HtmlInputElement = event_target(&ev);
@@ -672,14 +463,18 @@ pub fn DatasetUpload() -> impl IntoView {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The label of the setting named `name`, as the field table gives it.
+fn label(name: &str) -> &'static str {
+    shared::fields::field(name).map_or("", |field| field.label)
+}
 
-    #[test]
-    fn the_advanced_section_starts_at_mode_and_ends_with_the_form() {
-        assert_eq!(ADVANCED_FIELDS.first(), Some(&"mode"));
-        assert_eq!(ADVANCED_FIELDS.len(), 19);
-        assert_eq!(ADVANCED_FIELDS.last(), FORM_FIELDS.last());
+/// The sentence for a list the form could not load: the server's refusal as it said it, or, when the
+/// server could not be reached, that the lists come again with the connection.
+fn list_error(what: &str, error: api::ApiError) -> String {
+    match error {
+        api::ApiError::Network(_) => {
+            "The server could not be reached; it will be retried when the connection is back.".to_string()
+        }
+        other => format!("{what} could not be listed: {other}"),
     }
 }

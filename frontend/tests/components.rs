@@ -13,7 +13,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use frontend::classify::{classified_card, Classified};
-use frontend::train::{TrainPanel, FORM_FIELDS};
+use frontend::form::TrainForm;
+use frontend::train::TrainPanel;
 use frontend::{ConnectionState, RunDetail, RunList, Studio};
 use futures::channel::mpsc::unbounded;
 use leptos::mount::{mount_to, UnmountHandle};
@@ -158,7 +159,10 @@ async fn the_connection_badge_says_disconnected_until_the_socket_opens() {
 #[wasm_bindgen_test]
 async fn the_training_form_has_a_labelled_control_for_every_field() {
     let (root, _mounted) = mount(offline_studio(), TrainPanel).await;
-    for field in FORM_FIELDS {
+    // Every setting that applies to the first visit's form on a CPU server; the others are hidden.
+    let cpu = shared::Surroundings { gpu: false, held_out_test: false };
+    let shown = shared::FIELDS.iter().filter(|f| TrainForm::first_visit().applies(f, &cpu)).map(|f| f.name);
+    for field in shown {
         let controls = format!("#train-form [name=\"{field}\"]");
         assert_eq!(count(&root, &controls), 1, "one control for {field}");
         let id = find(&root, &controls).id();
@@ -196,10 +200,10 @@ async fn a_problem_inside_the_closed_advanced_section_is_counted_on_its_summary(
     let (root, _mounted) = mount(offline_studio(), TrainPanel).await;
     assert!(!exists(&root, "#advanced summary .problem-count"));
 
-    type_into(&root, "#gamma", "0");
+    type_into(&root, "#label-smoothing", "1");
     settle().await;
     assert_eq!(text(&root, "#advanced summary .problem-count"), "1 to fix");
-    assert!(exists(&root, "#gamma-error"));
+    assert!(exists(&root, "#label-smoothing-error"));
 }
 
 #[wasm_bindgen_test]
