@@ -1,15 +1,18 @@
 //! The command line: `serve` runs the studio; `train` and `classify` use the same engine headless.
 
 use crate::engine::inference::Classifier;
-use crate::engine::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
+use crate::engine::receipt;
+use crate::engine::run_dir::RunDir;
+use crate::engine::training::{self, RunControl, TrainError, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::engine::{best_device, device_name};
 use crate::studio::{Studio, StudioSettings};
 use crate::web::ServerOptions;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use shared::PreparationStep;
+use shared::{EpochMetrics, PreparationStep, RunReceipt};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use tch::Device;
 
 /// Transfer Studio: train image classifiers by transfer learning, from a browser or the command line.
 #[derive(Parser, Debug)]
@@ -52,8 +55,14 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         checkpoint_interval: u64,
     },
-    /// Train one run headless with a progress bar and a line per epoch; the model is saved to --out.
+    /// Train one run headless with a progress bar and a line per epoch; the model and the run's receipt
+    /// (receipt.json, with every epoch's metrics) are saved to --out.
     Train {
+        /// Repeat a finished run from its receipt (downloaded from the page or GET /api/runs/{id}/receipt):
+        /// its config, seed and thread count, refused if the dataset's content or the program version
+        /// differs; every epoch's metrics are compared with the receipt's, bit for bit.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "dataset", "epochs", "batch_size", "lr", "seed", "weights"])]
+        receipt: Option<PathBuf>,
         /// A JSON training config, the same format `POST /api/runs` takes. Flags below override it.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -117,7 +126,22 @@ pub fn main() -> anyhow::Result<()> {
             let options = ServerOptions { ui_dir: Some(ui_dir), token, allowed_hosts, ..ServerOptions::default() };
             serve(SocketAddr::new(host, port), settings, options)
         }
-        Command::Train { config, dataset, epochs, batch_size, lr, seed, weights, data_dir, weights_dir, out } => {
+        Command::Train { receipt: Some(receipt), data_dir, weights_dir, out, .. } => {
+            repeat(&receipt, data_dir, weights_dir, out)
+        }
+        Command::Train {
+            receipt: None,
+            config,
+            dataset,
+            epochs,
+            batch_size,
+            lr,
+            seed,
+            weights,
+            data_dir,
+            weights_dir,
+            out,
+        } => {
             let mut config = match config {
                 Some(path) => {
                     let json = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -227,14 +251,87 @@ fn train(
 ) -> anyhow::Result<()> {
     config.validate()?;
     let device = best_device();
-    let paths = TrainingPaths {
+    let paths = training_paths(data_dir, weights_dir, &out);
+    println!("training on {} with {}", device_name(device), serde_json::to_string(&config)?);
+    let epochs =
+        with_progress(&mut |emit| training::train(&config, &paths, device, &RunControl::default(), false, emit))?;
+    keep_epochs_in_receipt(&out, epochs)?;
+    println!("model saved in {}", out.display());
+    Ok(())
+}
+
+/// `train --receipt`: repeats the run a receipt describes and compares every epoch with it.
+fn repeat(receipt_file: &Path, data_dir: PathBuf, weights_dir: Option<PathBuf>, out: PathBuf) -> anyhow::Result<()> {
+    let bytes = std::fs::read(receipt_file).with_context(|| format!("reading {}", receipt_file.display()))?;
+    let receipt: RunReceipt =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a run receipt", receipt_file.display()))?;
+    receipt::check_version(&receipt)?;
+    let device = if receipt.device == "cpu" { Device::Cpu } else { best_device() };
+    if receipt.device != device_name(device) {
+        println!(
+            "the run trained on {} and this repeat runs on {}: metrics are repeated bit for bit only on the CPU",
+            receipt.device,
+            device_name(device)
+        );
+    }
+    tch::set_num_threads(receipt.threads as i32);
+    println!(
+        "repeating a run of {} on {} with {} threads, seed {}",
+        receipt.config.dataset,
+        device_name(device),
+        receipt.threads,
+        receipt.seed
+    );
+    let paths = training_paths(data_dir, weights_dir, &out);
+    let epochs = with_progress(&mut |emit| training::repeat(&receipt, &paths, device, &RunControl::default(), emit))?;
+    let differences: Vec<String> = epochs
+        .iter()
+        .filter_map(|repeated| {
+            let recorded = receipt.epochs.iter().find(|recorded| recorded.epoch == repeated.epoch)?;
+            receipt::epoch_difference(recorded, repeated)
+        })
+        .collect();
+    let compared = epochs.iter().filter(|e| receipt.epochs.iter().any(|r| r.epoch == e.epoch)).count();
+    keep_epochs_in_receipt(&out, epochs)?;
+    if let Some(first) = differences.first() {
+        bail!("the repeat differs from the receipt in {} epochs; first, {first}", differences.len());
+    }
+    if compared == 0 {
+        println!(
+            "the receipt records no epochs to compare with; this repeat's are in {}",
+            out.join("receipt.json").display()
+        );
+    } else {
+        println!("reproduced the receipt's {compared} epochs bit for bit");
+    }
+    Ok(())
+}
+
+/// Where a command-line run reads its data and weights and writes its model.
+fn training_paths(data_dir: PathBuf, weights_dir: Option<PathBuf>, out: &Path) -> TrainingPaths {
+    TrainingPaths {
         weights_dir: weights_dir.unwrap_or_else(|| data_dir.join("weights")),
         data_dir,
-        run_dir: out.clone(),
+        run_dir: out.to_path_buf(),
         cifar10: crate::data::download::DownloadSource::cifar10(),
         imagenet: crate::model::pretrained::PretrainedSource::imagenet_resnet18(),
-    };
-    println!("training on {} with {}", device_name(device), serde_json::to_string(&config)?);
+    }
+}
+
+/// Completes the receipt training wrote into `out` with the metrics of every epoch.
+fn keep_epochs_in_receipt(out: &Path, epochs: Vec<EpochMetrics>) -> anyhow::Result<()> {
+    let run_dir = RunDir::new(out);
+    let mut receipt = run_dir.receipt().context("training wrote no readable receipt.json")?;
+    receipt.epochs = epochs;
+    run_dir.write_receipt(&receipt)?;
+    Ok(())
+}
+
+/// Runs `training` with a progress bar on stderr and a line per event on stdout; returns every finished
+/// epoch's metrics, or fails if training stopped before the last epoch.
+fn with_progress(
+    training: &mut dyn FnMut(&mut dyn FnMut(TrainingEvent)) -> Result<TrainOutcome, TrainError>,
+) -> anyhow::Result<Vec<EpochMetrics>> {
     let bar = indicatif::ProgressBar::hidden();
     bar.set_style(
         indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}  eta {eta}")
@@ -243,7 +340,8 @@ fn train(
     );
     let preparing = indicatif::ProgressBar::hidden();
     let mut preparing_step = None;
-    let outcome = training::train(&config, &paths, device, &RunControl::default(), false, &mut |event| match event {
+    let mut epochs = Vec::new();
+    let outcome = training(&mut |event| match event {
         TrainingEvent::Note(note) => bar.suspend(|| println!("{note}")),
         TrainingEvent::Preparing(p) => {
             if preparing_step != Some(p.step) {
@@ -275,29 +373,32 @@ fn train(
             bar.set_position(u64::from(p.batch));
             bar.set_message(format!("loss {:.4}  {:.0} img/s", p.loss, p.images_per_second));
         }
-        TrainingEvent::EpochCompleted(m) => bar.suspend(|| {
-            println!(
-                "epoch {:>3}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  {:.1}s",
-                m.epoch,
-                m.train_loss,
-                100.0 * m.train_accuracy,
-                m.test_loss,
-                100.0 * m.test_accuracy,
-                m.seconds
-            )
-        }),
+        TrainingEvent::EpochCompleted(m) => {
+            bar.suspend(|| {
+                println!(
+                    "epoch {:>3}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  {:.1}s",
+                    m.epoch,
+                    m.train_loss,
+                    100.0 * m.train_accuracy,
+                    m.test_loss,
+                    100.0 * m.test_accuracy,
+                    m.seconds
+                )
+            });
+            epochs.push(m);
+        }
         TrainingEvent::CheckpointedMidEpoch { epoch, batches_done } => {
             bar.suspend(|| println!("checkpoint: epoch {epoch}, {batches_done} batches"))
         }
         TrainingEvent::DatasetDownloaded { name } => bar.suspend(|| println!("downloaded {name} into the data folder")),
         TrainingEvent::ModelSaved { epoch } => bar.suspend(|| println!("best model so far: epoch {epoch}")),
-    })?;
+    });
+    preparing.finish_and_clear();
     bar.finish_and_clear();
-    if outcome == TrainOutcome::Stopped {
+    if outcome? == TrainOutcome::Stopped {
         bail!("training stopped before the last epoch");
     }
-    println!("model saved in {}", out.display());
-    Ok(())
+    Ok(epochs)
 }
 
 fn classify(model: PathBuf, images: Vec<PathBuf>) -> anyhow::Result<()> {

@@ -1,19 +1,23 @@
 //! The threads that own libtorch work. Tensors are `Send` but not `Sync`, and training blocks for
 //! minutes, so neither belongs on tokio's workers:
 //! - one trainer thread takes [`TrainJob`]s from a queue, one at a time in order, and reports
-//!   [`EngineEvent`]s on a channel;
+//!   [`EngineEvent`]s on a channel; learning-rate sweeps ([`LrFinderJob`]) go through the same queue, so
+//!   a sweep never shares the CPU (or libtorch's process-wide settings) with a run;
 //! - one classifier thread keeps recently used models loaded and answers [`Engine::classify`] requests
 //!   through reply channels.
 
 pub mod allocator;
 pub mod fault;
 pub mod inference;
+pub mod lr_finder;
+pub mod receipt;
 pub mod run_dir;
 pub mod training;
 
 use crate::data::images::ImageError;
 use crate::model::WEIGHTS_FILE;
 use inference::{Classifier, ClassifyError, ImageAnswer};
+use lr_finder::{LrFinderError, LrFinderEvent, LrFinding};
 use shared::{ExplainLayer, TrainConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -71,6 +75,28 @@ pub enum EngineEventKind {
     Finished(Result<TrainOutcome, String>),
 }
 
+/// One learning-rate sweep for the trainer thread (see [`lr_finder`]).
+pub struct LrFinderJob {
+    /// The config whose model, data and optimiser are swept.
+    pub config: TrainConfig,
+    /// Where the data and starting weights are found (nothing is written).
+    pub paths: TrainingPaths,
+    /// Raised to stop the sweep (or skip it while queued).
+    pub control: RunControl,
+    /// Receives the sweep's events on the trainer thread.
+    pub emit: Box<dyn FnMut(LrFinderEvent) + Send>,
+    /// Receives the outcome, exactly once.
+    pub finish: Box<dyn FnOnce(Result<LrFinding, LrFinderError>) + Send>,
+}
+
+/// What the trainer thread's queue holds.
+enum TrainerJob {
+    /// A training run.
+    Run(TrainJob),
+    /// A learning-rate sweep.
+    FindLr(LrFinderJob),
+}
+
 /// A classification's answer: per image, its predictions or why it could not be read; or why the model
 /// could not be used at all.
 type ClassifyAnswer = Result<Vec<Result<ImageAnswer, ImageError>>, ClassifyError>;
@@ -87,7 +113,7 @@ struct ClassifyJob {
 #[derive(Clone)]
 pub struct Engine {
     device: Device,
-    trainer: mpsc::Sender<TrainJob>,
+    trainer: mpsc::Sender<TrainerJob>,
     trainer_state: Arc<TrainerState>,
     classifier: mpsc::SyncSender<ClassifyJob>,
 }
@@ -95,7 +121,7 @@ pub struct Engine {
 impl Engine {
     /// Starts the trainer and classifier threads on `device`; run events go to `events`.
     pub fn start(device: Device, events: UnboundedSender<EngineEvent>) -> Self {
-        let (trainer, jobs) = mpsc::channel::<TrainJob>();
+        let (trainer, jobs) = mpsc::channel::<TrainerJob>();
         let trainer_state = Arc::new(TrainerState::default());
         let state = trainer_state.clone();
         std::thread::Builder::new()
@@ -118,7 +144,14 @@ impl Engine {
     /// Queues a run behind those already queued.
     pub fn submit(&self, job: TrainJob) {
         // The trainer thread only ends when every sender is gone, so this cannot fail while `self` lives.
-        let _ = self.trainer.send(job);
+        let _ = self.trainer.send(TrainerJob::Run(job));
+    }
+
+    /// Queues a learning-rate sweep behind the runs already queued; its `finish` is called once it ends.
+    pub fn find_learning_rate(&self, job: LrFinderJob) {
+        if let Err(mpsc::SendError(TrainerJob::FindLr(job))) = self.trainer.send(TrainerJob::FindLr(job)) {
+            (job.finish)(Err(LrFinderError::Stopped));
+        }
     }
 
     /// From now on the trainer starts no queued run: it drops them without a word, so they stay queued
@@ -190,7 +223,7 @@ fn lower_thread_priority(nice: i32) {
 
 fn run_trainer(
     device: Device,
-    jobs: mpsc::Receiver<TrainJob>,
+    jobs: mpsc::Receiver<TrainerJob>,
     events: UnboundedSender<EngineEvent>,
     state: &TrainerState,
 ) {
@@ -199,8 +232,12 @@ fn run_trainer(
         // Busy before looking at `closed`: a shutdown that closes the queue then sees either this run
         // as busy, or the queue closed here.
         state.busy.store(true, Ordering::SeqCst);
-        if !state.closed.load(Ordering::SeqCst) {
-            train_one(device, job, &events);
+        let closed = state.closed.load(Ordering::SeqCst);
+        match job {
+            TrainerJob::Run(job) if !closed => train_one(device, job, &events),
+            TrainerJob::Run(_) => {}
+            TrainerJob::FindLr(job) if closed => (job.finish)(Err(LrFinderError::Stopped)),
+            TrainerJob::FindLr(job) => find_lr_one(device, job),
         }
         state.busy.store(false, Ordering::SeqCst);
     }
@@ -229,6 +266,16 @@ fn train_one(device: Device, job: TrainJob, events: &UnboundedSender<EngineEvent
         }
     };
     send(EngineEventKind::Finished(finished));
+}
+
+fn find_lr_one(device: Device, mut job: LrFinderJob) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lr_finder::find_learning_rate(&job.config, &job.paths, device, &job.control, &mut job.emit)
+    }));
+    (job.finish)(outcome.unwrap_or_else(|panic| {
+        tracing::error!("the learning-rate finder panicked: {}", panic_message(&panic));
+        Err(LrFinderError::Crashed)
+    }));
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

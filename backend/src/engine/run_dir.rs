@@ -11,6 +11,8 @@
 //!   and what it predicted for every test image (`test_predictions.json`). These are what classification
 //!   and downloads use; training never reads them back, so a crash that leaves a newer best model than
 //!   the committed checkpoint knows of costs nothing: the resumed run recomputes the same one.
+//! - The **receipt** (`receipt.json`, a [`RunReceipt`]): what the run used and where it ran, written when
+//!   training starts (see [`crate::engine::receipt`]).
 //!
 //! Every commit step passes a [`fault`] point, so tests can kill the process between any two writes.
 
@@ -19,7 +21,7 @@ use crate::engine::training::LoopState;
 use crate::model::optim::Optimizer;
 use crate::model::{write_atomically, ModelError, ModelMetadata, ResNet18};
 use serde::{Deserialize, Serialize};
-use shared::TestImage;
+use shared::{RunReceipt, TestImage};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ use std::path::{Path, PathBuf};
 pub const BEST_WEIGHTS_FILE: &str = crate::model::WEIGHTS_FILE;
 /// The manifest naming the committed checkpoint.
 const MANIFEST_FILE: &str = "checkpoint.json";
+/// The run's receipt.
+const RECEIPT_FILE: &str = "receipt.json";
 /// What the best model predicted for every test image.
 const TEST_PREDICTIONS_FILE: &str = "test_predictions.json";
 /// Checkpoint files of versions before the manifest: counters, last weights and optimiser buffers,
@@ -241,6 +245,17 @@ impl RunDir {
             .map_err(|e| RunDirError::Damaged { file: buffers, why: e.to_string() })?;
         optimizer.load_state(tensors);
         Ok(Some(state))
+    }
+
+    /// Writes the run's receipt (atomically, replacing an earlier one).
+    pub fn write_receipt(&self, receipt: &RunReceipt) -> Result<(), RunDirError> {
+        fs::create_dir_all(&self.path).map_err(RunDirError::io("the run's folder"))?;
+        self.write(RECEIPT_FILE, &serde_json::to_vec_pretty(receipt).expect("a receipt serialises"))
+    }
+
+    /// The run's receipt, if training has started and the file is readable.
+    pub fn receipt(&self) -> Option<RunReceipt> {
+        serde_json::from_slice(&fs::read(self.path.join(RECEIPT_FILE)).ok()?).ok()
     }
 
     /// What the best model predicted for each test image, if it has been saved.

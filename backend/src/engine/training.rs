@@ -17,12 +17,15 @@
 use crate::data::augment::EpochAugmentation;
 use crate::data::download::{self, DownloadError, DownloadSource};
 use crate::data::{self, DataError, Split};
+use crate::engine::receipt;
 use crate::engine::run_dir::{BestModel, RunDir, RunDirError};
 use crate::model::optim::{Optimizer, Rule};
 use crate::model::schedule::LrSchedule;
 use crate::model::{normalize, ModelError, ModelMetadata, ResNet18};
 use serde::{Deserialize, Serialize};
-use shared::{EpochMetrics, FineTuneMode, OptimizerKind, Preparation, PreparationStep, TestImage, TrainConfig};
+use shared::{
+    EpochMetrics, FineTuneMode, OptimizerKind, Preparation, PreparationStep, RunReceipt, TestImage, TrainConfig,
+};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -219,6 +222,17 @@ pub enum TrainError {
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// The starting weights file could not be read again to hash it for the receipt.
+    #[error("could not read the starting weights \"{weights}\": {source}")]
+    WeightsFile {
+        /// The config's weights value.
+        weights: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A repeat's data or starting weights are not the receipt's.
+    #[error(transparent)]
+    Receipt(#[from] receipt::ReceiptError),
 }
 
 /// The loop's counters, saved after every epoch next to the checkpoint.
@@ -269,7 +283,34 @@ pub fn train(
     resume: bool,
     emit: &mut dyn FnMut(TrainingEvent),
 ) -> Result<TrainOutcome, TrainError> {
-    let trained = Learner::prepare(config, paths, device, cancel, resume, emit).and_then(|mut learner| learner.run());
+    train_or_repeat(config, paths, device, cancel, resume, None, emit)
+}
+
+/// Trains the run `receipt` describes afresh into `paths.run_dir`, as [`train`] does with its config,
+/// after checking that the dataset's content and the starting weights are the ones the receipt records
+/// ([`TrainError::Receipt`] otherwise, before the first batch). The caller sets libtorch's thread count
+/// and compares the metrics.
+pub fn repeat(
+    receipt: &RunReceipt,
+    paths: &TrainingPaths,
+    device: Device,
+    cancel: &RunControl,
+    emit: &mut dyn FnMut(TrainingEvent),
+) -> Result<TrainOutcome, TrainError> {
+    train_or_repeat(&receipt.config, paths, device, cancel, false, Some(receipt), emit)
+}
+
+fn train_or_repeat(
+    config: &TrainConfig,
+    paths: &TrainingPaths,
+    device: Device,
+    cancel: &RunControl,
+    resume: bool,
+    repeating: Option<&RunReceipt>,
+    emit: &mut dyn FnMut(TrainingEvent),
+) -> Result<TrainOutcome, TrainError> {
+    let trained =
+        Learner::prepare(config, paths, device, cancel, resume, repeating, emit).and_then(|mut learner| learner.run());
     match trained {
         Err(error) if error.is_stop() => Ok(TrainOutcome::Stopped),
         other => other,
@@ -352,30 +393,30 @@ impl<'a> Learner<'a> {
         device: Device,
         cancel: &'a RunControl,
         resume: bool,
+        repeating: Option<&RunReceipt>,
         emit: &'a mut dyn FnMut(TrainingEvent),
     ) -> Result<Self, TrainError> {
         let dataset = load_dataset(config, paths, cancel, emit)?;
+        let data = receipt::fingerprint(&dataset);
+        if let Some(expected) = repeating {
+            receipt::check_data(expected, &data)?;
+        }
         let mut model = ResNet18::new(device, dataset.classes.len(), config.seed);
         apply_device_options(config, device, &mut model, emit)?;
-        let backbone_scale = if config.mode == FineTuneMode::TwoPhase { config.backbone_lr_scale } else { 1.0 };
-        let parameters = model
-            .parameters()
-            .into_iter()
-            .map(|(name, tensor, backbone)| (name, tensor, if backbone { backbone_scale } else { 1.0 }))
-            .collect();
-        let mut optimizer = Optimizer::new(optimizer_rule(config), parameters);
+        let mut optimizer = new_optimizer(config, &model);
         let run_dir = RunDir::new(&paths.run_dir);
         let restored = if resume { run_dir.restore(&mut model, &mut optimizer)? } else { None };
-        let state = match restored {
+        let (state, weights_sha256) = match restored {
             Some(state) => {
                 emit(TrainingEvent::Note(format!("resuming after epoch {}", state.epoch)));
-                state
+                (state, run_dir.receipt().and_then(|earlier| earlier.weights_sha256))
             }
-            None => {
-                load_starting_weights(config, paths, &mut model, cancel, emit)?;
-                LoopState::default()
-            }
+            None => (LoopState::default(), load_starting_weights(config, paths, &mut model, cancel, emit)?),
         };
+        if let Some(expected) = repeating {
+            receipt::check_weights(expected, weights_sha256.as_deref())?;
+        }
+        write_receipt(&run_dir, receipt::record(config, device, data, weights_sha256), emit)?;
         let train_count = dataset.train.len();
         let batches = (train_count + config.batch_size as i64 - 1) / config.batch_size as i64;
         emit(TrainingEvent::Started {
@@ -425,19 +466,7 @@ impl<'a> Learner<'a> {
         let frozen = config.backbone_frozen_in(epoch);
         self.model.set_backbone_trainable(!frozen);
         let train_count = self.train.len();
-        let order = epoch_order(config.seed, epoch, train_count).to_device(self.device); // [N]
-        let augmentation = (config.random_crop || config.horizontal_flip).then(|| {
-            let side = config.input_size as i64;
-            EpochAugmentation::draw(
-                config.seed,
-                epoch,
-                train_count,
-                side,
-                config.random_crop,
-                config.horizontal_flip,
-                self.device,
-            )
-        });
+        let plan = EpochPlan::draw(config, epoch, train_count, self.device);
         let mut sums = self.epoch_sums(epoch);
         let mut last_progress = Instant::now();
         let mut lr = self.schedule.lr_at(u64::from(epoch - 1) * self.batches as u64);
@@ -455,7 +484,7 @@ impl<'a> Learner<'a> {
             if stopping {
                 return Ok(None);
             }
-            lr = self.train_batch(epoch, batch, &order, augmentation.as_ref(), &mut sums, !frozen);
+            lr = self.train_batch(epoch, batch, &plan, &mut sums, !frozen);
             let done = batch + 1;
             if last_progress.elapsed() >= PROGRESS_INTERVAL || done == self.batches {
                 last_progress = Instant::now();
@@ -496,8 +525,7 @@ impl<'a> Learner<'a> {
         &mut self,
         epoch: u32,
         batch: i64,
-        order: &Tensor,
-        augmentation: Option<&EpochAugmentation>,
+        plan: &EpochPlan,
         sums: &mut EpochSums,
         train_backbone: bool,
     ) -> f64 {
@@ -505,18 +533,9 @@ impl<'a> Learner<'a> {
         let batch_size = config.batch_size as i64;
         let start = batch * batch_size;
         let len = batch_size.min(self.train.len() - start);
-        let index = order.narrow(0, start, len);
-        let mut images = self.train.images.index_select(0, &index); // [B, 3, H, W] u8
-        if let Some(augmentation) = augmentation {
-            images = augmentation.apply(&images, start);
-        }
+        let (images, labels) = plan.batch(&self.train, start, len); // [B, 3, H, W] u8, [B]
         let images = normalize(&images, self.mean, self.std); // [B, 3, H, W] f32
-        let labels = self.train.labels.index_select(0, &index); // [B]
-        let logits = if config.mixed_precision && self.device.is_cuda() {
-            tch::autocast(true, || self.model.forward_parts(&images, train_backbone)).to_kind(Kind::Float)
-        } else {
-            self.model.forward_parts(&images, train_backbone)
-        }; // [B, classes] f32
+        let logits = training_logits(config, &self.model, &images, train_backbone); // [B, classes] f32
         let loss = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, config.label_smoothing);
         self.optimizer.zero_grad();
         loss.backward();
@@ -623,8 +642,29 @@ impl<'a> Learner<'a> {
     }
 }
 
+/// The optimiser `config` asks for over `model`'s parameters (the backbone's scaled in two-phase mode).
+pub(crate) fn new_optimizer(config: &TrainConfig, model: &ResNet18) -> Optimizer {
+    let backbone_scale = if config.mode == FineTuneMode::TwoPhase { config.backbone_lr_scale } else { 1.0 };
+    let parameters = model
+        .parameters()
+        .into_iter()
+        .map(|(name, tensor, backbone)| (name, tensor, if backbone { backbone_scale } else { 1.0 }))
+        .collect();
+    Optimizer::new(optimizer_rule(config), parameters)
+}
+
+/// Training-mode logits `[B, classes]` as f32 for normalised `images` `[B, 3, H, W]`, under bfloat16
+/// autocast when `config` asks for mixed precision on CUDA.
+pub(crate) fn training_logits(config: &TrainConfig, model: &ResNet18, images: &Tensor, train_backbone: bool) -> Tensor {
+    if config.mixed_precision && images.device().is_cuda() {
+        tch::autocast(true, || model.forward_parts(images, train_backbone)).to_kind(Kind::Float)
+    } else {
+        model.forward_parts(images, train_backbone)
+    }
+}
+
 /// Finds (or downloads) the dataset and decodes it, reporting progress; refuses an empty training set.
-fn load_dataset(
+pub(crate) fn load_dataset(
     config: &TrainConfig,
     paths: &TrainingPaths,
     cancel: &RunControl,
@@ -658,17 +698,27 @@ fn load_dataset(
     Ok(dataset)
 }
 
+/// Writes `receipt` into the run's folder; a resumed run whose data changed since the last receipt says so.
+fn write_receipt(run_dir: &RunDir, receipt: RunReceipt, emit: &mut dyn FnMut(TrainingEvent)) -> Result<(), TrainError> {
+    if run_dir.receipt().is_some_and(|earlier| earlier.data.sha256 != receipt.data.sha256) {
+        emit(TrainingEvent::Note(
+            "the dataset's content changed since the run started; its receipt now records the new content".into(),
+        ));
+    }
+    Ok(run_dir.write_receipt(&receipt)?)
+}
+
 /// Loads the backbone of the config's starting weights (a file in the weights folder, or ImageNet's,
-/// found or downloaded) into `model`; nothing for `"none"`.
-fn load_starting_weights(
+/// found or downloaded) into `model` and returns the file's SHA-256; nothing for `"none"`.
+pub(crate) fn load_starting_weights(
     config: &TrainConfig,
     paths: &TrainingPaths,
     model: &mut ResNet18,
     cancel: &RunControl,
     emit: &mut dyn FnMut(TrainingEvent),
-) -> Result<(), TrainError> {
+) -> Result<Option<String>, TrainError> {
     if config.weights == shared::defaults::WEIGHTS_NONE {
-        return Ok(());
+        return Ok(None);
     }
     let file = if config.weights == shared::defaults::WEIGHTS_IMAGENET {
         crate::model::pretrained::resolve(&paths.weights_dir, &paths.imagenet, &mut preparing(cancel, emit))?
@@ -677,7 +727,9 @@ fn load_starting_weights(
     };
     let loaded = model.load_backbone(&file)?;
     emit(TrainingEvent::Note(format!("loaded {loaded} backbone tensors from {}", config.weights)));
-    Ok(())
+    let hashed = receipt::file_sha256(&file)
+        .map_err(|source| TrainError::WeightsFile { weights: config.weights.clone(), source })?;
+    Ok(Some(hashed))
 }
 
 fn optimizer_rule(config: &TrainConfig) -> Rule {
@@ -691,7 +743,7 @@ fn optimizer_rule(config: &TrainConfig) -> Rule {
 
 /// Sets the CUDA-only options (bfloat16 autocast, cuDNN benchmark, channels-last) on a CUDA device;
 /// on the CPU, notes the ones asked for as ignored.
-fn apply_device_options(
+pub(crate) fn apply_device_options(
     config: &TrainConfig,
     device: Device,
     model: &mut ResNet18,
@@ -719,6 +771,36 @@ fn apply_device_options(
         emit(TrainingEvent::Note(format!("{} {apply} on CUDA only; ignored on the CPU", ignored.join(", "))));
     }
     Ok(())
+}
+
+/// The order and augmentation of one epoch's training images, both drawn from the seed and the epoch.
+pub(crate) struct EpochPlan {
+    /// Positions of the training images in visiting order `[N]`, on the device.
+    order: Tensor,
+    /// The epoch's crops and flips, when the config asks for any.
+    augmentation: Option<EpochAugmentation>,
+}
+
+impl EpochPlan {
+    /// The plan of `epoch` for `count` training images on `device`.
+    pub(crate) fn draw(config: &TrainConfig, epoch: u32, count: i64, device: Device) -> Self {
+        let order = epoch_order(config.seed, epoch, count).to_device(device); // [N]
+        let augmentation = (config.random_crop || config.horizontal_flip).then(|| {
+            let side = config.input_size as i64;
+            EpochAugmentation::draw(config.seed, epoch, count, side, config.random_crop, config.horizontal_flip, device)
+        });
+        EpochPlan { order, augmentation }
+    }
+
+    /// The `len` images visited from position `start`, augmented, `[B, 3, H, W]` u8, and their labels `[B]`.
+    pub(crate) fn batch(&self, train: &Split, start: i64, len: i64) -> (Tensor, Tensor) {
+        let index = self.order.narrow(0, start, len);
+        let mut images = train.images.index_select(0, &index); // [B, 3, H, W] u8
+        if let Some(augmentation) = &self.augmentation {
+            images = augmentation.apply(&images, start);
+        }
+        (images, train.labels.index_select(0, &index))
+    }
 }
 
 /// The order training images are visited in during `epoch`: a permutation drawn from a generator seeded
@@ -824,6 +906,7 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
                 actual: labels[index] as usize,
                 predicted: predictions[index] as usize,
                 loss: f64::from(losses[index]),
+                path: None,
             })
             .collect();
         Evaluation {

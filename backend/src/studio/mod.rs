@@ -2,6 +2,7 @@
 //! records everything in the [`Store`], and turns engine events into [`ServerMessage`]s broadcast to
 //! every connected browser. It knows nothing of HTTP.
 
+mod lr_finder;
 pub mod store;
 
 use crate::data;
@@ -15,7 +16,7 @@ use crate::model::weights::WeightsError;
 use crate::studio::store::{Store, StoreError};
 use shared::{
     BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
-    ExplainLayer, ImageClassification, Run, RunStatus, ServerMessage, TestImage, TrainConfig, WeightsEntry,
+    ExplainLayer, ImageClassification, Run, RunReceipt, RunStatus, ServerMessage, TestImage, TrainConfig, WeightsEntry,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -133,6 +134,9 @@ pub enum StudioError {
     /// The run has not saved a model yet.
     #[error("run {0} has no trained model yet: wait until it finishes an epoch")]
     NoModel(u64),
+    /// The run has not started training, so it has no receipt.
+    #[error("run {0} has no receipt yet: it is written when the run's training starts")]
+    NoReceipt(u64),
     /// An uploaded image could not be classified.
     #[error(transparent)]
     Classify(#[from] ClassifyError),
@@ -142,9 +146,24 @@ pub enum StudioError {
     /// A dataset could not be found or read.
     #[error(transparent)]
     Dataset(#[from] data::DataError),
+    /// A dataset version could not be made.
+    #[error(transparent)]
+    Version(#[from] data::versions::VersionError),
     /// A model could not be exported.
     #[error("{0}")]
     Export(String),
+    /// A run is queued or training, and the learning-rate finder shares the trainer with runs.
+    #[error(
+        "a run is queued or training: the learning-rate finder shares the trainer with runs, so try again once \
+         it has finished (or stop it)"
+    )]
+    TrainerBusy,
+    /// A learning-rate sweep is already running.
+    #[error("the learning-rate finder is already running; wait for its curve")]
+    LrFinderRunning,
+    /// A learning-rate sweep failed.
+    #[error(transparent)]
+    LrFinder(crate::engine::lr_finder::LrFinderError),
     /// The data folder could not be prepared.
     #[error("could not prepare the data folder {path}: {source}")]
     DataDir {
@@ -180,6 +199,8 @@ struct LiveState {
     progress: Option<BatchProgress>,
     /// Set once shutdown began: nothing new is queued.
     shutting_down: bool,
+    /// Stops the learning-rate sweep in flight, if one is.
+    lr_finder: Option<RunControl>,
 }
 
 struct Inner {
@@ -335,6 +356,15 @@ impl Studio {
         found
     }
 
+    /// Makes a version of dataset (or version) `name` with `edits` (see [`data::versions`]); the original
+    /// files are not touched. Blocking: reads the dataset's file list (and a CIFAR dataset's labels).
+    pub fn create_dataset_version(&self, name: &str, edits: &shared::DatasetEdits) -> Result<DatasetInfo, StudioError> {
+        if shared::check_file_name(name).is_err() {
+            return Err(data::versions::VersionError::NotFound(name.to_string()).into());
+        }
+        Ok(data::versions::create(&self.0.settings.data_dir, name, edits, unix_now())?)
+    }
+
     /// Records that the studio added dataset `info` (an upload); returns it with that record.
     pub fn record_dataset(&self, mut info: DatasetInfo, origin: DatasetOrigin) -> Result<DatasetInfo, StudioError> {
         let added = DatasetAdded { origin, at: unix_now() };
@@ -374,6 +404,16 @@ impl Studio {
     /// Validates `config` against the rules and the data on disk, records it as a queued run and
     /// queues it for training.
     pub fn create_run(&self, config: TrainConfig) -> Result<Run, StudioError> {
+        self.check_trainable(&config)?;
+        let run = self.store().create_run(&config, unix_now())?;
+        self.enqueue(run.id, config, false)?;
+        self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
+        Ok(run)
+    }
+
+    /// Checks `config` against the rules and the data on disk (a missing `cifar10` is fine: training
+    /// downloads it), and that the studio still takes work.
+    fn check_trainable(&self, config: &TrainConfig) -> Result<(), StudioError> {
         config.validate().map_err(|e| StudioError::InvalidConfig(e.message))?;
         if self.live().shutting_down {
             return Err(StudioError::ShuttingDown);
@@ -394,10 +434,7 @@ impl Studio {
                 config.weights
             )));
         }
-        let run = self.store().create_run(&config, unix_now())?;
-        self.enqueue(run.id, config, false)?;
-        self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
-        Ok(run)
+        Ok(())
     }
 
     /// Queues a stopped, interrupted or failed run to continue from its last checkpoint. Of two requests
@@ -440,22 +477,21 @@ impl Studio {
             live.jobs.insert(run_id, job);
             (live.attempts, control)
         };
-        let settings = &self.0.settings;
-        self.0.engine.submit(TrainJob {
-            run_id,
-            attempt,
-            config,
-            paths: TrainingPaths {
-                data_dir: settings.data_dir.clone(),
-                weights_dir: settings.weights_dir.clone(),
-                run_dir: self.run_dir(run_id).path().to_path_buf(),
-                cifar10: settings.cifar10.clone(),
-                imagenet: settings.imagenet.clone(),
-            },
-            cancel,
-            resume,
-        });
+        let paths = self.training_paths(self.run_dir(run_id).path().to_path_buf());
+        self.0.engine.submit(TrainJob { run_id, attempt, config, paths, cancel, resume });
         Ok(())
+    }
+
+    /// Where training finds its inputs, with `run_dir` for its checkpoints.
+    fn training_paths(&self, run_dir: PathBuf) -> TrainingPaths {
+        let settings = &self.0.settings;
+        TrainingPaths {
+            data_dir: settings.data_dir.clone(),
+            weights_dir: settings.weights_dir.clone(),
+            run_dir,
+            cifar10: settings.cifar10.clone(),
+            imagenet: settings.imagenet.clone(),
+        }
     }
 
     /// The folder a run's model files live in.
@@ -546,7 +582,13 @@ impl Studio {
     /// start), and the run in training stops at its next batch with a checkpoint, ending `stopped`
     /// (resumable). Waits up to `wait` for the trainer to let go; false if it did not in time.
     pub fn shut_down(&self, wait: Duration) -> bool {
-        self.live().shutting_down = true;
+        {
+            let mut live = self.live();
+            live.shutting_down = true;
+            if let Some(sweep) = &live.lr_finder {
+                sweep.cancel();
+            }
+        }
         self.0.engine.stop_taking_jobs();
         let deadline = Instant::now() + wait;
         loop {
@@ -630,6 +672,14 @@ impl Studio {
         Ok(self.run_dir(run.id).best_weights())
     }
 
+    /// Run `run_id`'s receipt (what it used and where it ran) with every epoch the history recorded.
+    pub fn receipt(&self, run_id: u64) -> Result<RunReceipt, StudioError> {
+        let run = self.run(run_id)?;
+        let mut receipt = self.run_dir(run_id).receipt().ok_or(StudioError::NoReceipt(run_id))?;
+        receipt.epochs = run.epochs;
+        Ok(receipt)
+    }
+
     /// The best model's test images, highest loss first, optionally only those of one confusion cell.
     pub fn test_images(
         &self,
@@ -643,6 +693,15 @@ impl Studio {
         samples.retain(|s| actual.is_none_or(|a| s.actual == a) && predicted.is_none_or(|p| s.predicted == p));
         samples.sort_by(|a, b| b.loss.total_cmp(&a.loss));
         samples.truncate(limit);
+        // Each image's path, so a person can exclude or relabel it in a new version of the dataset.
+        let config = &run.config;
+        let paths = data::inspect(&self.0.settings.data_dir, &config.dataset)
+            .and_then(|source| data::split_paths(&source, config.validation_fraction, config.seed));
+        if let Ok((_, test_paths)) = paths {
+            for sample in &mut samples {
+                sample.path = test_paths.get(sample.index).cloned();
+            }
+        }
         Ok(samples)
     }
 

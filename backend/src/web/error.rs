@@ -46,16 +46,27 @@ impl From<StudioError> for ApiError {
             StudioError::InvalidConfig(_) | StudioError::InvalidName(_) | StudioError::Image(_) => {
                 StatusCode::BAD_REQUEST
             }
-            StudioError::RunNotFound(_) | StudioError::TestImageNotFound { .. } => StatusCode::NOT_FOUND,
+            StudioError::RunNotFound(_) | StudioError::TestImageNotFound { .. } | StudioError::NoReceipt(_) => {
+                StatusCode::NOT_FOUND
+            }
             StudioError::AlreadyFinished { .. }
             | StudioError::NoModel(_)
             | StudioError::NoModelAtAll
             | StudioError::NotResumable { .. }
             | StudioError::StillActive { .. }
-            | StudioError::StillQueued(_) => StatusCode::CONFLICT,
+            | StudioError::StillQueued(_)
+            | StudioError::TrainerBusy
+            | StudioError::LrFinderRunning => StatusCode::CONFLICT,
+            StudioError::LrFinder(crate::engine::lr_finder::LrFinderError::Crashed) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            StudioError::LrFinder(_) => StatusCode::UNPROCESSABLE_ENTITY,
             StudioError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             StudioError::Dataset(crate::data::DataError::NotFound(_)) => StatusCode::NOT_FOUND,
             StudioError::Dataset(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            StudioError::Version(crate::data::versions::VersionError::NotFound(_)) => StatusCode::NOT_FOUND,
+            StudioError::Version(crate::data::versions::VersionError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            StudioError::Version(crate::data::versions::VersionError::Data(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             StudioError::Classify(ClassifyError::Busy { .. }) => {
                 return ApiError {
                     retry_after: Some(1),

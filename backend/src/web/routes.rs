@@ -35,13 +35,16 @@ pub(crate) fn api() -> Router<Studio> {
         .route("/api/health", get(health))
         .route("/api/datasets", get(datasets).post(upload_dataset).layer(DefaultBodyLimit::disable()))
         .route("/api/datasets/{name}/health", get(dataset_health))
+        .route("/api/datasets/{name}/versions", post(create_dataset_version))
         .route("/api/weights", get(weights).post(upload_weights).layer(DefaultBodyLimit::disable()))
         .route("/api/runs", get(list_runs).post(create_run))
+        .route("/api/lr-finder", post(find_learning_rate))
         .route("/api/runs/{id}", get(get_run).patch(update_run).delete(delete_run))
         .route("/api/runs/{id}/stop", post(stop_run))
         .route("/api/runs/{id}/resume", post(resume_run))
         .route("/api/runs/{id}/checkpoint", get(download_checkpoint))
         .route("/api/runs/{id}/export", get(export_model))
+        .route("/api/runs/{id}/receipt", get(run_receipt))
         .route("/api/runs/{id}/test-images", get(test_images))
         .route("/api/runs/{id}/test-images/{index}/image", get(test_image))
         .route("/api/classify", post(classify).layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT)))
@@ -70,6 +73,21 @@ async fn dataset_health(
 ) -> ApiResult<Json<shared::DatasetHealth>> {
     let health = blocking(move || studio.dataset_health(&name)).await??;
     Ok(Json(shared::DatasetHealth::clone(&health)))
+}
+
+/// `POST /api/datasets/{name}/versions` with [`shared::DatasetEdits`]: 201 and the new version's
+/// [`shared::DatasetInfo`].
+async fn create_dataset_version(
+    State(studio): State<Studio>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let edits: shared::DatasetEdits = serde_json::from_slice(&body).map_err(|e| {
+        let shape = r#"{"exclude": [path, ...], "relabel": {path: class, ...}}"#;
+        ApiError::new(StatusCode::BAD_REQUEST, format!("the body must be {shape}: {e}"))
+    })?;
+    let info = blocking(move || studio.create_dataset_version(&name, &edits)).await??;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
 async fn datasets(
@@ -192,6 +210,17 @@ async fn create_run(State(studio): State<Studio>, body: axum::body::Bytes) -> Ap
     let config = Studio::parse_config(&body)?;
     let run = blocking(move || studio.create_run(config)).await??;
     Ok((StatusCode::CREATED, Json(RunCreated { id: run.id })).into_response())
+}
+
+/// Sweeps the learning rate for a training config: the checks and the hand-over block (they read the
+/// files), the sweep itself runs on the trainer thread while this request waits without a worker.
+async fn find_learning_rate(
+    State(studio): State<Studio>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<shared::LrFinderResponse>> {
+    let config = Studio::parse_config(&body)?;
+    let sweep = blocking(move || studio.find_learning_rate(config)).await??;
+    Ok(Json(sweep.await?))
 }
 
 /// The whole history, read and serialised on the blocking pool: with hundreds of runs both take
@@ -345,6 +374,15 @@ async fn download_checkpoint(State(studio): State<Studio>, Path(id): Path<u64>) 
         [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_DISPOSITION, disposition)],
         bytes,
     )
+        .into_response())
+}
+
+/// The run's receipt as a JSON file (`run-{id}-receipt.json`), what `transfer-studio train --receipt` reads.
+async fn run_receipt(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResult<Response> {
+    let receipt = blocking(move || studio.receipt(id)).await??;
+    let json = serde_json::to_vec_pretty(&receipt).map_err(ApiError::internal)?;
+    let disposition = format!("inline; filename=\"run-{id}-receipt.json\"");
+    Ok(([(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, disposition)], json)
         .into_response())
 }
 
