@@ -630,11 +630,24 @@ impl Studio {
         image: Vec<u8>,
         explain: Option<ExplainLayer>,
     ) -> Result<ClassifyResponse, StudioError> {
-        let run = self.model_run(run_id)?;
-        let model_dir = self.run_dir(run.id).path().to_path_buf();
+        let (run_id, model_dir) = self.model_to_classify(run_id).await?;
         let mut answers = self.0.engine.classify(model_dir, vec![image], explain).await?;
         let ImageAnswer { predictions, explanation } = answers.pop().expect("one answer per image")?;
-        Ok(ClassifyResponse { run_id: run.id, predictions, explanation })
+        Ok(ClassifyResponse { run_id, predictions, explanation })
+    }
+
+    /// The run to classify with ([`Studio::model_run`]) and its model's folder. The history is read on
+    /// tokio's blocking pool, so the caller's async worker goes on serving others while it waits; the
+    /// classification itself then waits on the classifier thread's reply, not on a thread.
+    async fn model_to_classify(&self, run_id: Option<u64>) -> Result<(u64, PathBuf), StudioError> {
+        let studio = self.clone();
+        let lookup = move || studio.model_run(run_id).map(|run| (run.id, studio.run_dir(run.id).path().to_path_buf()));
+        match tokio::task::spawn_blocking(lookup).await {
+            Ok(found) => found,
+            // The web layer answers a panic in a request with a 500 sentence: let it see this one.
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(StudioError::ShuttingDown),
+        }
     }
 
     /// Classifies named images in one batch (each explained with Grad-CAM at `explain` when given);
@@ -645,9 +658,9 @@ impl Studio {
         images: Vec<(String, Vec<u8>)>,
         explain: Option<ExplainLayer>,
     ) -> Result<ClassifyBatchResponse, StudioError> {
-        let run = self.model_run(run_id)?;
+        let (run_id, model_dir) = self.model_to_classify(run_id).await?;
         let (names, bytes): (Vec<String>, Vec<Vec<u8>>) = images.into_iter().unzip();
-        let answers = self.0.engine.classify(self.run_dir(run.id).path().to_path_buf(), bytes, explain).await?;
+        let answers = self.0.engine.classify(model_dir, bytes, explain).await?;
         let results = names
             .into_iter()
             .zip(answers)
@@ -663,7 +676,7 @@ impl Studio {
                 },
             })
             .collect();
-        Ok(ClassifyBatchResponse { run_id: run.id, results })
+        Ok(ClassifyBatchResponse { run_id, results })
     }
 
     /// The best model file of a run, for download.

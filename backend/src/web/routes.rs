@@ -320,11 +320,7 @@ async fn classify(
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "the request body is empty: send the image's bytes"));
     }
     let explain = query.explain()?;
-    let image = body.to_vec();
-    // The studio looks the run up in the history before it queues the image: that part blocks.
-    let answer =
-        blocking(move || tokio::runtime::Handle::current().block_on(studio.classify_one(query.run, image, explain)));
-    Ok(Json(answer.await??))
+    Ok(Json(studio.classify_one(query.run, body.to_vec(), explain).await?))
 }
 
 async fn classify_batch(
@@ -334,9 +330,7 @@ async fn classify_batch(
 ) -> ApiResult<Json<shared::ClassifyBatchResponse>> {
     let explain = query.explain()?;
     let images = batch_images(multipart).await?;
-    let answer =
-        blocking(move || tokio::runtime::Handle::current().block_on(studio.classify_batch(query.run, images, explain)));
-    Ok(Json(answer.await??))
+    Ok(Json(studio.classify_batch(query.run, images, explain).await?))
 }
 
 /// The named images of a batch upload: its parts named `images`, at most [`MAX_BATCH_IMAGES`].
