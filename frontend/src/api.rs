@@ -44,6 +44,13 @@ pub async fn dataset_health(name: &str) -> Result<DatasetHealth, ApiError> {
     get(&format!("/api/datasets/{}/health", String::from(js_sys::encode_uri_component(name)))).await
 }
 
+/// `POST /api/lr-finder`: sweeps the learning rate for `config` on the server and answers with the
+/// curve and its suggestion (its points also arrive over the WebSocket meanwhile).
+pub async fn find_learning_rate(config: &shared::TrainConfig) -> Result<shared::LrFinderResponse, ApiError> {
+    let request = Request::post("/api/lr-finder").json(config).map_err(|e| ApiError::Network(e.to_string()))?;
+    answer(request.send().await).await
+}
+
 /// `GET /api/weights`: the starting weights a run can name, ImageNet's first.
 pub async fn weights() -> Result<Vec<WeightsEntry>, ApiError> {
     get("/api/weights").await
@@ -104,6 +111,16 @@ pub async fn explain_test_images(run_id: u64, indices: &[usize]) -> Result<Vec<O
 /// Where the picture of a test image is served, for an `<img src>`.
 pub fn test_image_url(run_id: u64, index: usize) -> String {
     format!("/api/runs/{run_id}/test-images/{index}/image")
+}
+
+/// `GET /api/runs/{run_id}/receipt`: what the run used and where it ran.
+pub async fn run_receipt(run_id: u64) -> Result<shared::RunReceipt, ApiError> {
+    get(&receipt_url(run_id)).await
+}
+
+/// Where a run's receipt downloads from.
+pub fn receipt_url(run_id: u64) -> String {
+    format!("/api/runs/{run_id}/receipt")
 }
 
 /// Where a run's best model downloads from.

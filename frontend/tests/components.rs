@@ -12,7 +12,7 @@
 
 #![cfg(target_arch = "wasm32")]
 
-use frontend::classify::{classified_card, Classified};
+use frontend::classify::{classified_card, run_caption, AnsweredBy, Classified};
 use frontend::form::TrainForm;
 use frontend::train::TrainPanel;
 use frontend::{ConnectionState, RunDetail, RunList, Studio};
@@ -334,14 +334,15 @@ async fn a_classified_image_shows_its_top_five_with_percentages_and_bars() {
     }))
     .unwrap();
     let card = Classified {
-        name: answer.name,
-        url: String::new(),
+        answered_by: Some(AnsweredBy { run_id: 3, caption: run_caption(3, Some("kittens")) }),
         predictions: answer.predictions,
         error: answer.error,
         explanation: answer.explanation,
+        ..Classified::new(1, answer.name, String::new())
     };
     let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card)).await;
     assert_eq!(text(&root, ".image-name"), "kitten.png");
+    assert_eq!(text(&root, ".answered-by"), "run 3 · kittens");
     assert_eq!(texts(&root, "#predictions .label"), ["cat", "dog", "deer", "frog", "bird"]);
     assert_eq!(texts(&root, "#predictions .probability"), ["62.5 %", "20.0 %", "10.0 %", "5.0 %", "2.5 %"]);
     let widths: Vec<String> = (1..=5)
@@ -354,11 +355,8 @@ async fn a_classified_image_shows_its_top_five_with_percentages_and_bars() {
 #[wasm_bindgen_test]
 async fn an_image_the_server_could_not_read_shows_why_and_no_predictions() {
     let card = Classified {
-        name: "notes.png".into(),
-        url: String::new(),
-        predictions: Vec::new(),
         error: Some("not a PNG, JPEG, WebP, BMP or GIF image".into()),
-        explanation: None,
+        ..Classified::new(1, "notes.png".into(), String::new())
     };
     let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card)).await;
     assert_eq!(text(&root, ".image-error"), "not a PNG, JPEG, WebP, BMP or GIF image");

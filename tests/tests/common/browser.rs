@@ -39,16 +39,33 @@ impl ChromeDriver {
     }
 
     pub async fn browser(&self, width: u32, height: u32) -> Client {
+        self.browser_with_args(width, height, &[]).await
+    }
+
+    /// A browser like [`ChromeDriver::browser`], started with `extra` Chromium flags as well (e.g. the fake
+    /// camera's `--use-fake-device-for-media-stream`).
+    pub async fn browser_with_args(&self, width: u32, height: u32, extra: &[&str]) -> Client {
         let profile = tempfile::tempdir().unwrap().keep();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--window-size={width},{height}"));
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra.iter().map(|arg| arg.to_string()));
         let capabilities = json!({
             "goog:chromeOptions": {
                 "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.display()),
-                ]
+                "args": args,
             }
         });
         let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
@@ -103,8 +120,9 @@ pub const UNNAMED_CONTROLS: &str = r#"
     return unnamed.concat(unlabelled).map(el => el.outerHTML.slice(0, 200));
 "#;
 
-/// What a person sees in `state`: saves the screenshot `target/screenshots/{state}.png` and checks that
-/// every visible control has an accessible name, listing those that have none.
+/// What a person sees in `state`: saves the screenshot `target/screenshots/{state}.png`, checks that
+/// every visible control has an accessible name, listing those that have none, and that axe-core finds
+/// no serious or critical accessibility violation.
 pub async fn look_at(browser: &Client, state: &str) {
     let png = browser.screenshot().await.unwrap();
     std::fs::write(screenshot_path(state), png).unwrap();
@@ -116,7 +134,48 @@ pub async fn look_at(browser: &Client, state: &str) {
         unnamed.len(),
         unnamed.join("\n")
     );
+    let violations = accessibility_violations(browser).await;
+    assert!(
+        violations.is_empty(),
+        "{state}: axe-core finds {} serious or critical violations:\n{}",
+        violations.len(),
+        violations.join("\n")
+    );
 }
+
+/// axe-core's browser script, as `scripts/setup.sh --test` installs it (npm's `axe-core` in `.tools`).
+fn axe_script() -> &'static str {
+    static SCRIPT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| {
+        let path = super::workspace_root().join(".tools/node_modules/axe-core/axe.min.js");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {} (run scripts/setup.sh --test): {e}", path.display()))
+    })
+}
+
+/// Runs axe-core (every rule of its default set) on the page as it stands and returns its serious and
+/// critical violations, each as the rule, what it asks for and the first elements that break it. The
+/// script is injected once per loaded page, as WebDriver script rather than through `eval`, which the
+/// page's Content-Security-Policy forbids.
+pub async fn accessibility_violations(browser: &Client) -> Vec<String> {
+    let loaded = browser.execute("return typeof window.axe === 'object';", Vec::new()).await.unwrap();
+    if loaded != json!(true) {
+        browser.execute(&format!("{}\nreturn true;", axe_script()), Vec::new()).await.expect("axe-core loads");
+    }
+    let found = browser.execute_async(AXE_SERIOUS_VIOLATIONS, Vec::new()).await.expect("axe-core runs");
+    serde_json::from_value(found).unwrap()
+}
+
+/// Calls back with axe-core's serious and critical violations as lines of text.
+const AXE_SERIOUS_VIOLATIONS: &str = r#"
+    const done = arguments[arguments.length - 1];
+    const line = v => `${v.id} (${v.impact}): ${v.help}: ` + v.nodes.slice(0, 4)
+        .map(n => `${n.target.join(' ')} [${(n.failureSummary || '').replace(/\s+/g, ' ')}] ${n.html.slice(0, 160)}`)
+        .join(' | ');
+    axe.run(document, { resultTypes: ['violations'] })
+        .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical').map(line)))
+        .catch(e => done([`axe-core failed: ${e}`]));
+"#;
 
 /// Polls until `check` returns `Some`, failing with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -148,11 +207,15 @@ pub struct OpenPage {
 }
 
 pub async fn open_page(classes: usize, train: usize, test: usize, side: u32) -> OpenPage {
+    open_browser(serve_colors(classes, train, test, side).await).await
+}
+
+/// The server of [`open_page`], without a browser yet.
+pub async fn serve_colors(classes: usize, train: usize, test: usize, side: u32) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", classes, train, test, side);
     let imagenet = stand_in_imagenet(data.path());
-    let server = TestServer::start_with(data, move |s| s.imagenet = imagenet, Some(built_page())).await;
-    open_browser(server).await
+    TestServer::start_with(data, move |s| s.imagenet = imagenet, Some(built_page())).await
 }
 
 /// `"imagenet"` as a ResNet-18 state dict already in the weights folder under `data`: the page's first
@@ -170,8 +233,13 @@ pub fn stand_in_imagenet(data: &Path) -> PretrainedSource {
 
 /// A browser showing `server`'s page once its dataset list has loaded.
 pub async fn open_browser(server: TestServer) -> OpenPage {
+    open_browser_with(server, 1280, 900, &[]).await
+}
+
+/// [`open_browser`] in a `width` x `height` window, Chromium started with the `extra` flags as well.
+pub async fn open_browser_with(server: TestServer, width: u32, height: u32, extra: &[&str]) -> OpenPage {
     let driver = ChromeDriver::start();
-    let browser = driver.browser(1280, 900).await;
+    let browser = driver.browser_with_args(width, height, extra).await;
     browser.goto(&server.base).await.unwrap();
     eventually("the dataset option", Duration::from_secs(30), || async {
         browser.find(Locator::Css("select#dataset option[value='colors']")).await.ok()
