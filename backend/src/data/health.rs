@@ -53,7 +53,17 @@ struct Sample {
 /// Checks a recognised dataset. Reads and decodes every image (in parallel); a CIFAR file that cannot
 /// be read fails the check, an image file that cannot be decoded is listed in `unreadable`.
 pub fn check(source: &DatasetSource) -> Result<DatasetHealth, DataError> {
-    let samples = samples(source).map_err(|e| e.relative_to(&source.shown_from))?;
+    let mut samples = samples(source).map_err(|e| e.relative_to(&source.shown_from))?;
+    if let Some(edits) = &source.edits {
+        // A version: its left-out images are gone and its relabelled ones in their new class.
+        samples.retain_mut(|sample| match edits.label(&sample.path, sample.label) {
+            Some(label) => {
+                sample.label = label;
+                true
+            }
+            None => false,
+        });
+    }
     let classes: Vec<ClassCount> = source
         .info
         .classes
@@ -334,20 +344,21 @@ fn fingerprint(folder: &Path) -> Fingerprint {
     print
 }
 
-/// The last check of each dataset, kept until its files change.
+/// The last check of each dataset and version (by its folder and name), kept until its files change.
 #[derive(Default)]
-pub struct HealthCache(Mutex<HashMap<PathBuf, (Fingerprint, Arc<DatasetHealth>)>>);
+pub struct HealthCache(Mutex<HashMap<(PathBuf, String), (Fingerprint, Arc<DatasetHealth>)>>);
 
 impl HealthCache {
     /// The check of `source`, from the cache when its files are as they were, else computed (and kept).
     pub fn check(&self, source: &DatasetSource) -> Result<Arc<DatasetHealth>, DataError> {
         let now = fingerprint(&source.root);
-        let cached = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&source.root).cloned();
+        let key = (source.root.clone(), source.info.name.clone());
+        let cached = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
         if let Some((_, health)) = cached.filter(|(print, _)| *print == now) {
             return Ok(health);
         }
         let health = Arc::new(check(source)?);
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(source.root.clone(), (now, health.clone()));
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, (now, health.clone()));
         Ok(health)
     }
 }

@@ -18,6 +18,7 @@ pub mod download;
 pub mod health;
 pub(crate) mod images;
 pub(crate) mod upload;
+pub mod versions;
 
 use crate::data::images::{decode_to_chw, ImageError};
 use crate::formats::pickle::{self, Value};
@@ -108,6 +109,11 @@ const MAX_PICKLE_FILE_BYTES: u64 = MAX_CIFAR_RECORDS * 3_300;
 const MAX_NAMES_FILE_BYTES: u64 = 1 << 20;
 /// Most bytes an image file of a folder dataset may have.
 pub const MAX_IMAGE_FILE_BYTES: u64 = 128 << 20;
+/// Most bytes a decoded dataset may take: both splits' `u8` images at the run's input size, which
+/// training keeps whole. CIFAR-10 at the largest input size (60,000 images of 224 x 224) takes 8.4 GiB;
+/// a dataset that would take more is refused before anything is decoded. Decoding holds one chunk of
+/// images more than this, never a second copy of a split.
+pub const MAX_DECODED_BYTES: u64 = 10 << 30;
 
 /// What can go wrong finding or reading a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +236,8 @@ pub struct DatasetSource {
     pub root: PathBuf,
     /// The folder error messages name files relative to (the data folder).
     shown_from: PathBuf,
+    /// For a version: what it changes of the dataset in `root` (see [`versions`]).
+    pub(crate) edits: Option<std::sync::Arc<versions::Edits>>,
 }
 
 /// Lists the datasets under `data_dir`, sorted by name. Folders whose names start with `.` (uploads
@@ -245,7 +253,14 @@ pub fn discover(data_dir: &Path) -> Vec<DatasetInfo> {
         .filter_map(|name| listing_entry(data_dir, &name))
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
+    // Each dataset's versions follow it.
     found
+        .into_iter()
+        .flat_map(|info| {
+            let versions = versions::listing(data_dir, &info.name, info.format);
+            std::iter::once(info).chain(versions)
+        })
+        .collect()
 }
 
 /// Folder `name`'s line in the listing: its info, or its error when its layout is recognised but it
@@ -270,10 +285,15 @@ fn listing_entry(data_dir: &Path, name: &str) -> Option<DatasetInfo> {
     Some(info)
 }
 
-/// Recognises the layout of the dataset folder `name` under `data_dir` and counts its images.
+/// Recognises the layout of the dataset folder `name` under `data_dir` and counts its images; a version
+/// name (`cifar@v2`, see [`versions`]) that is not a folder is that version of its dataset.
 /// `name` must already be a plain folder name (see `shared::TrainConfig::validate`).
 pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> {
-    inspect_folder(&data_dir.join(name), name, data_dir)
+    let folder = data_dir.join(name);
+    match versions::parse_name(name) {
+        Some((dataset, number)) if !folder.exists() => versions::inspect_version(data_dir, name, dataset, number),
+        _ => inspect_folder(&folder, name, data_dir),
+    }
 }
 
 /// [`inspect`] of a dataset folder anywhere (an upload being unpacked), called `name` in messages, which
@@ -283,7 +303,7 @@ pub(crate) fn inspect_folder(folder: &Path, name: &str, shown_from: &Path) -> Re
     let source = found.and_then(|found| {
         let (format, root) = found.ok_or_else(|| unknown_layout(name))?;
         let info = read_info(name, format, &root)?;
-        Ok(DatasetSource { info, root, shown_from: shown_from.to_path_buf() })
+        Ok(DatasetSource { info, root, shown_from: shown_from.to_path_buf(), edits: None })
     });
     source.map_err(|error| error.relative_to(shown_from))
 }
@@ -352,7 +372,18 @@ fn dataset_info(
     train_count: usize,
     test_count: usize,
 ) -> DatasetInfo {
-    DatasetInfo { name: name.to_string(), format, classes, train_count, test_count, added: None, error: None }
+    DatasetInfo {
+        name: name.to_string(),
+        format,
+        classes,
+        train_count,
+        test_count,
+        added: None,
+        error: None,
+        parent: None,
+        excluded: 0,
+        relabelled: 0,
+    }
 }
 
 /// The whole file, refused when it is larger than `limit` bytes (checked before reading, and again while
@@ -691,7 +722,8 @@ pub fn load_reporting(
     progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Dataset, DataError> {
     let mut progress = |done, total| if progress(done, total).is_break() { Err(DataError::Cancelled) } else { Ok(()) };
-    let mut dataset = load_splits(source, input_size, validation_fraction, seed, &mut progress)
+    let budget = MAX_DECODED_BYTES;
+    let mut dataset = load_splits(source, input_size, validation_fraction, seed, budget, &mut progress)
         .map_err(|e| e.relative_to(&source.shown_from))?;
     dataset.unreadable = dataset.unreadable.into_iter().map(|e| e.relative_to(&source.shown_from)).collect();
     Ok(dataset)
@@ -700,14 +732,18 @@ pub fn load_reporting(
 /// Reports decoding progress; an error stops decoding.
 type Progress<'a> = dyn FnMut(u64, u64) -> Result<(), DataError> + 'a;
 
+/// Decodes both splits, refusing before it starts a dataset whose images would take more than `budget`
+/// bytes decoded.
 fn load_splits(
     source: &DatasetSource,
     input_size: u32,
     validation_fraction: f64,
     seed: u64,
+    budget: u64,
     progress: &mut Progress,
 ) -> Result<Dataset, DataError> {
     let mut total = (source.info.train_count + source.info.test_count) as u64;
+    check_decoded_size(&source.root, total, input_size, budget)?;
     progress(0, total)?;
     let classes = source.info.classes.len();
     let root = &source.root;
@@ -727,14 +763,10 @@ fn load_splits(
         }
         DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => load_pickled(source, total, progress)?,
         DatasetFormat::ClassFolders | DatasetFormat::ImageFolder => {
-            let (train, test) = if source.info.format == DatasetFormat::ClassFolders {
-                let train = labelled(list_class_folders(&root.join("train"))?);
-                (train, labelled(list_class_folders(&root.join("test"))?))
-            } else {
-                split_stratified(&list_class_folders(root)?, validation_fraction, seed)
-            };
+            let (train, test) = folder_splits(source, validation_fraction, seed)?;
             // The files may have changed since the dataset was listed.
             total = (train.len() + test.len()) as u64;
+            check_decoded_size(&source.root, total, input_size, budget)?;
             let (train, mut skipped) = decode_files(&train, input_size, 0, total, progress)?;
             let (test, skipped_test) = decode_files(&test, input_size, train.len() as u64, total, progress)?;
             skipped.extend(skipped_test);
@@ -750,6 +782,13 @@ fn load_splits(
         }
     };
     progress(total, total)?;
+    let (train, test) = match &source.edits {
+        Some(edits) if is_cifar(source.info.format) => (
+            edit_records(train, &cifar_record_names(source, false)?, edits)?,
+            edit_records(test, &cifar_record_names(source, true)?, edits)?,
+        ),
+        _ => (train, test),
+    };
     let (train, test) = (resize_split(train, input_size)?, resize_split(test, input_size)?);
     Ok(Dataset { classes: source.info.classes.clone(), train, test, unreadable })
 }
@@ -838,10 +877,70 @@ fn resize_split(split: Split, side: u32) -> Result<Split, DataError> {
             .f_clamp(0.0, 255.0)?
             .f_to_kind(Kind::Uint8)
     };
-    let resized = (0..split.len()).step_by(CHUNK as usize).map(resize).collect::<Result<Vec<Tensor>, _>>();
-    let images = resized.and_then(|chunks| Tensor::f_cat(&chunks, 0));
-    let images = images.map_err(|e| DataError::Decode(format!("resizing: {e}")))?;
+    let resized = || -> Result<Tensor, tch::TchError> {
+        let mut rows = ImageRows::new(split.len(), side)?;
+        for start in (0..split.len()).step_by(CHUNK as usize) {
+            rows.push(&resize(start)?)?;
+        }
+        rows.finish()
+    };
+    let images = resized().map_err(|e| DataError::Decode(format!("resizing: {e}")))?;
     Ok(Split { images, labels: split.labels })
+}
+
+/// Refuses `images` images of `input_size` x `input_size` when decoded they would take more than
+/// `budget` bytes; `folder` is the dataset's.
+fn check_decoded_size(folder: &Path, images: u64, input_size: u32, budget: u64) -> Result<(), DataError> {
+    let side = u64::from(input_size);
+    let bytes = images.saturating_mul(3 * side * side);
+    if bytes <= budget {
+        return Ok(());
+    }
+    Err(DataError::TooLarge {
+        path: folder.to_path_buf(),
+        why: format!(
+            "{images} images of {input_size} x {input_size} pixels take {} decoded, and a dataset may take at \
+             most {}: lower the input size or use fewer images",
+            memory_size(bytes),
+            memory_size(budget)
+        ),
+    })
+}
+
+/// `bytes` for a person: MiB below a GiB, GiB with one decimal from there.
+fn memory_size(bytes: u64) -> String {
+    if bytes < 1 << 30 {
+        format!("{} MiB", bytes.div_ceil(1 << 20))
+    } else {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    }
+}
+
+/// `[N, 3, side, side]` `u8` images allocated once and filled a chunk at a time, so that putting a
+/// split together never holds it twice.
+struct ImageRows {
+    images: Tensor,
+    filled: i64,
+}
+
+impl ImageRows {
+    /// Room for `capacity` images of `side` x `side`.
+    fn new(capacity: i64, side: i64) -> Result<Self, tch::TchError> {
+        Ok(ImageRows { images: Tensor::f_empty([capacity, 3, side, side], (Kind::Uint8, Device::Cpu))?, filled: 0 })
+    }
+
+    /// Copies `chunk` (`[n, 3, side, side]`) in after the images already there.
+    fn push(&mut self, chunk: &Tensor) -> Result<(), tch::TchError> {
+        let count = chunk.size()[0];
+        self.images.f_narrow(0, self.filled, count)?.f_copy_(chunk)?;
+        self.filled += count;
+        Ok(())
+    }
+
+    /// The images pushed.
+    fn finish(self) -> Result<Tensor, tch::TchError> {
+        self.images.f_narrow(0, 0, self.filled)
+    }
 }
 
 /// Decodes labelled image files in parallel into one tensor, leaving out (and listing) the files that
@@ -854,7 +953,9 @@ fn decode_files(
     total: u64,
     progress: &mut Progress,
 ) -> Result<(Split, Vec<(PathBuf, ImageError)>), DataError> {
-    let mut pixels = Vec::new();
+    let side = input_size as i64;
+    let tensor_error = |e: tch::TchError| DataError::Decode(e.to_string());
+    let mut rows = ImageRows::new(files.len() as i64, side).map_err(tensor_error)?;
     let mut labels = Vec::new();
     let mut unreadable = Vec::new();
     let mut done = done_before;
@@ -866,6 +967,7 @@ fn decode_files(
                 Ok::<_, DataError>(decode_to_chw(&bytes, input_size))
             })
             .collect::<Result<_, _>>()?;
+        let mut pixels = Vec::new();
         for ((label, path), image) in file_chunk.iter().zip(decoded) {
             match image {
                 Ok(chw) => {
@@ -875,11 +977,13 @@ fn decode_files(
                 Err(error) => unreadable.push((path.clone(), error)),
             }
         }
+        let count = (labels.len() as i64) - rows.filled;
+        let chunk = Tensor::f_from_slice(&pixels).and_then(|chunk| chunk.f_view([count, 3, side, side]));
+        chunk.and_then(|chunk| rows.push(&chunk)).map_err(tensor_error)?;
         done += file_chunk.len() as u64;
         progress(done, total)?;
     }
-    let side = input_size as i64;
-    let images = Tensor::from_slice(&pixels).view([labels.len() as i64, 3, side, side]);
+    let images = rows.finish().map_err(tensor_error)?;
     Ok((Split { images, labels: Tensor::from_slice(&labels) }, unreadable))
 }
 
@@ -892,6 +996,11 @@ pub fn test_image(
     seed: u64,
     index: usize,
 ) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
+    let index = match test_record(source, index) {
+        Ok(Some(index)) => index,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(error.relative_to(&source.shown_from)),
+    };
     let image = match source.info.format {
         DatasetFormat::Cifar10Binary => cifar_test_image(&source.root.join(CIFAR_TEST_FILE), CIFAR_RECORD, index),
         DatasetFormat::Cifar100Binary => cifar_test_image(&source.root.join("test.bin"), CIFAR100_RECORD, index),
@@ -905,6 +1014,164 @@ pub fn test_image(
 
 /// Bytes of a CIFAR record's pixels: the last 3x32x32.
 const CIFAR_PIXELS: usize = 3 * 32 * 32;
+
+/// The training and test files of a folder dataset, labelled, as its version has them (an image
+/// folder split by `validation_fraction` with `seed`).
+fn folder_splits(
+    source: &DatasetSource,
+    validation_fraction: f64,
+    seed: u64,
+) -> Result<(LabelledFiles, LabelledFiles), DataError> {
+    let root = &source.root;
+    if source.info.format == DatasetFormat::ClassFolders {
+        let train = labelled(class_listing(source, &root.join("train"))?);
+        Ok((train, labelled(class_listing(source, &root.join("test"))?)))
+    } else {
+        Ok(split_stratified(&class_listing(source, root)?, validation_fraction, seed))
+    }
+}
+
+/// [`list_class_folders`] of `dir`, with the edits of the source's version applied.
+fn class_listing(source: &DatasetSource, dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, DataError> {
+    let classes = list_class_folders(dir)?;
+    Ok(match &source.edits {
+        Some(edits) => edits.apply_to_folders(classes, &source.root),
+        None => classes,
+    })
+}
+
+/// A file's name relative to the dataset's root, as the health check and versions name images.
+pub(crate) fn relative_name(file: &Path, root: &Path) -> String {
+    file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned()
+}
+
+fn is_cifar(format: DatasetFormat) -> bool {
+    !matches!(format, DatasetFormat::ClassFolders | DatasetFormat::ImageFolder)
+}
+
+/// The files of a CIFAR dataset with their split (true for test), training files first.
+fn cifar_files(source: &DatasetSource) -> Vec<(&'static str, bool)> {
+    let (train, test): (&[&'static str], &'static str) = match source.info.format {
+        DatasetFormat::Cifar10Binary => (&CIFAR_TRAIN_FILES, CIFAR_TEST_FILE),
+        DatasetFormat::Cifar100Binary => (&["train.bin"], "test.bin"),
+        format => match PickledCifar::of(format) {
+            Some(layout) => (layout.train_files, layout.test_file),
+            None => return Vec::new(),
+        },
+    };
+    train.iter().map(|file| (*file, false)).chain([(test, true)]).collect()
+}
+
+/// Records in one file of a CIFAR dataset.
+fn cifar_record_count(source: &DatasetSource, file: &str) -> Result<u64, DataError> {
+    let path = source.root.join(file);
+    match source.info.format {
+        DatasetFormat::Cifar10Binary => count_records(&path, CIFAR_RECORD),
+        DatasetFormat::Cifar100Binary => count_records(&path, CIFAR100_RECORD),
+        format => {
+            let layout = PickledCifar::of(format).unwrap_or(&CIFAR10_PICKLED);
+            Ok(pickled_batch_facts(&path, source.info.classes.len(), layout)?.records as u64)
+        }
+    }
+}
+
+/// The original class index of every record of one file of a CIFAR dataset.
+fn cifar_labels(source: &DatasetSource, file: &str) -> Result<Vec<usize>, DataError> {
+    let path = source.root.join(file);
+    let (record, label_at) = match source.info.format {
+        DatasetFormat::Cifar10Binary => (CIFAR_RECORD, 0),
+        DatasetFormat::Cifar100Binary => (CIFAR100_RECORD, 1),
+        format => {
+            let layout = PickledCifar::of(format).unwrap_or(&CIFAR10_PICKLED);
+            let labels = read_cifar_pickle(&path, source.info.classes.len(), layout)?.split.labels;
+            let labels = Vec::<i64>::try_from(&labels).map_err(|e| DataError::Decode(e.to_string()))?;
+            return Ok(labels.into_iter().map(|label| label as usize).collect());
+        }
+    };
+    let bytes = read_bounded(&path, MAX_CIFAR_RECORDS * record as u64, "a CIFAR file")?;
+    Ok(bytes.chunks_exact(record).map(|r| usize::from(r[label_at])).collect())
+}
+
+/// The names (`file#index`) of a CIFAR split's records in the order they are loaded, before any edit.
+fn cifar_record_names(source: &DatasetSource, test: bool) -> Result<Vec<String>, DataError> {
+    let mut names = Vec::new();
+    for (file, _) in cifar_files(source).into_iter().filter(|(_, in_test)| *in_test == test) {
+        let records = cifar_record_count(source, file)?;
+        names.extend((0..records).map(|index| format!("{file}#{index}")));
+    }
+    Ok(names)
+}
+
+/// A CIFAR split whose records are named `names` with a version's edits applied.
+fn edit_records(split: Split, names: &[String], edits: &versions::Edits) -> Result<Split, DataError> {
+    let labels = Vec::<i64>::try_from(&split.labels).map_err(|e| DataError::Decode(e.to_string()))?;
+    if labels.len() != names.len() {
+        return Err(DataError::Decode(format!("{} records were read where {} are listed", labels.len(), names.len())));
+    }
+    let (kept, labels): (Vec<i64>, Vec<i64>) = names
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .filter_map(|(row, (name, label))| Some((row as i64, edits.label(name, label as usize)? as i64)))
+        .unzip();
+    let images = split.images.f_index_select(0, &Tensor::from_slice(&kept)); // [kept, 3, 32, 32]
+    let images = images.map_err(|e| DataError::Decode(e.to_string()))?;
+    Ok(Split { images, labels: Tensor::from_slice(&labels) })
+}
+
+/// The record of the test file that test image `index` of a CIFAR source is (its version's left-out
+/// records skipped); for a folder dataset, `index` itself.
+fn test_record(source: &DatasetSource, index: usize) -> Result<Option<usize>, DataError> {
+    let Some(edits) = source.edits.as_ref().filter(|_| is_cifar(source.info.format)) else { return Ok(Some(index)) };
+    let names = cifar_record_names(source, true)?;
+    Ok(names.iter().enumerate().filter(|(_, name)| edits.label(name, 0).is_some()).nth(index).map(|(record, _)| record))
+}
+
+/// The paths of the training and test images in the order runs load them (an image folder split by
+/// `validation_fraction` with `seed`), a version's edits applied: what [`crate::data::health`] and
+/// [`shared::TestImage::path`] name images by.
+pub(crate) fn split_paths(
+    source: &DatasetSource,
+    validation_fraction: f64,
+    seed: u64,
+) -> Result<(Vec<String>, Vec<String>), DataError> {
+    if is_cifar(source.info.format) {
+        let kept = |names: Vec<String>| -> Vec<String> {
+            names.into_iter().filter(|name| source.edits.as_ref().is_none_or(|e| e.label(name, 0).is_some())).collect()
+        };
+        return Ok((kept(cifar_record_names(source, false)?), kept(cifar_record_names(source, true)?)));
+    }
+    let (train, test) = folder_splits(source, validation_fraction, seed)?;
+    let names = |files: LabelledFiles| files.iter().map(|(_, file)| relative_name(file, &source.root)).collect();
+    Ok((names(train), names(test)))
+}
+
+/// Every image of a dataset as `(path, class index, in the test split)`, a version's edits applied. An
+/// image folder's images are all listed as training images: its test split is drawn per run.
+pub(crate) fn labelled_paths(source: &DatasetSource) -> Result<Vec<(String, usize, bool)>, DataError> {
+    let root = &source.root;
+    let named = |files: LabelledFiles, test: bool| {
+        files.into_iter().map(move |(label, file)| (relative_name(&file, root), label as usize, test))
+    };
+    match source.info.format {
+        DatasetFormat::ClassFolders => {
+            let (train, test) = folder_splits(source, 0.0, 0)?;
+            Ok(named(train, false).chain(named(test, true)).collect())
+        }
+        DatasetFormat::ImageFolder => Ok(named(labelled(class_listing(source, root)?), false).collect()),
+        _ => {
+            let mut items = Vec::new();
+            for (file, test) in cifar_files(source) {
+                for (index, label) in cifar_labels(source, file)?.into_iter().enumerate() {
+                    let path = format!("{file}#{index}");
+                    let label = source.edits.as_ref().map_or(Some(label), |edits| edits.label(&path, label));
+                    items.extend(label.map(|label| (path, label, test)));
+                }
+            }
+            Ok(items)
+        }
+    }
+}
 
 /// Test record `index` of a binary CIFAR file of `record`-byte records, as a PNG.
 fn cifar_test_image(path: &Path, record: usize, index: usize) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
@@ -940,11 +1207,7 @@ fn folder_test_image(
     seed: u64,
     index: usize,
 ) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
-    let test = if source.info.format == DatasetFormat::ClassFolders {
-        labelled(list_class_folders(&source.root.join("test"))?)
-    } else {
-        split_stratified(&list_class_folders(&source.root)?, validation_fraction, seed).1
-    };
+    let test = folder_splits(source, validation_fraction, seed)?.1;
     let Some((_, path)) = test.into_iter().nth(index) else { return Ok(None) };
     let bytes = read_bounded(&path, MAX_IMAGE_FILE_BYTES, "an image file")?;
     let mime = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
@@ -1115,6 +1378,45 @@ mod tests {
         // Blue images have a full blue plane and an empty red one.
         assert_eq!(data.train.images.get(0).get(2).mean(Kind::Float).double_value(&[]), 255.0);
         assert_eq!(data.train.images.get(0).get(0).mean(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn a_dataset_too_large_to_decode_is_refused_before_any_image_is_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        for (split, n) in [("train", 3), ("test", 2)] {
+            for (class, rgb) in [("blue", [0, 0, 255]), ("red", [255, 0, 0])] {
+                for i in 0..n {
+                    solid_png(&dir.path().join(format!("shapes/{split}/{class}/{i}.png")), rgb, 8);
+                }
+            }
+        }
+        let source = inspect(dir.path(), "shapes").unwrap();
+        // Ten images of 224 x 224 take 1.4 MiB decoded: past a budget of 1 MiB.
+        let mut reports = 0;
+        let refused = load_splits(&source, 224, 0.2, 0, 1 << 20, &mut |_, _| {
+            reports += 1;
+            Ok(())
+        });
+        let err = refused.err().expect("refused").relative_to(dir.path()).to_string();
+        assert_eq!(
+            err,
+            "shapes is too large: 10 images of 224 x 224 pixels take 2 MiB decoded, and a dataset may take at most \
+             1 MiB: lower the input size or use fewer images"
+        );
+        assert_eq!(reports, 0, "nothing was decoded");
+        // At 32 x 32 the same images take 30 KB: they decode, each split filled in place.
+        let data = load_splits(&source, 32, 0.2, 0, 1 << 20, &mut |_, _| Ok(())).unwrap();
+        assert_eq!((data.train.images.size(), data.test.images.size()), (vec![6, 3, 32, 32], vec![4, 3, 32, 32]));
+        assert_eq!(data.test.images.get(3).get(0).mean(Kind::Float).double_value(&[]), 255.0, "the last is red");
+    }
+
+    #[test]
+    fn the_decoding_budget_admits_cifar10_at_the_largest_input_size() {
+        let largest = shared::limits::MAX_INPUT_SIZE;
+        assert!(check_decoded_size(Path::new("cifar10"), MAX_CIFAR_RECORDS, largest, MAX_DECODED_BYTES).is_ok());
+        let err = check_decoded_size(Path::new("big"), 80_000, largest, MAX_DECODED_BYTES).unwrap_err().to_string();
+        assert!(err.starts_with("big is too large: 80000 images of 224 x 224 pixels take 11.2 GiB decoded"), "{err}");
+        assert!(err.contains("may take at most 10.0 GiB"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,359 @@
+//! Dataset versions: a dataset with some images left out and some given another class, made without
+//! touching a byte of its files. A version is a manifest, `.versions/<dataset>/v<n>.json` in the data
+//! folder, naming its parent (the dataset or an earlier version of it) and its own edits by the paths
+//! the health check uses (`train/cat/1.png`; `data_batch_1.bin#17` for a CIFAR record). It is called
+//! `<dataset>@v<n>`, numbered per dataset, and versions of versions fold their chain of manifests.
+//!
+//! Loading a version ([`super::inspect`] resolves the name) reads the original files and applies the
+//! folded [`Edits`]: folder datasets before decoding (left-out files are never read), CIFAR records on
+//! the decoded tensors. Training, test images and the health check all go through that one source.
+
+use super::{DataError, DatasetSource};
+use serde::{Deserialize, Serialize};
+use shared::{DatasetEdits, DatasetFormat, DatasetInfo};
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Folder in the data directory that holds each dataset's version manifests (hidden: never a dataset).
+pub const VERSIONS_FOLDER: &str = ".versions";
+/// Largest manifest file read.
+const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// A version's manifest file: what it changes of its parent.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    /// The dataset or version it was made from.
+    parent: String,
+    /// Its own edits of the parent.
+    edits: DatasetEdits,
+    /// Seconds since the Unix epoch.
+    created_at: u64,
+}
+
+/// What a version changes of its original dataset: every manifest of its chain folded, later ones
+/// winning.
+#[derive(Debug, Default)]
+pub struct Edits {
+    /// Paths left out.
+    excluded: HashSet<String>,
+    /// Class index by path.
+    relabelled: HashMap<String, usize>,
+}
+
+impl Edits {
+    /// The class index of image `path` (labelled `label` in the original) in the version; `None` when the
+    /// version leaves it out.
+    pub(crate) fn label(&self, path: &str, label: usize) -> Option<usize> {
+        if self.excluded.contains(path) {
+            return None;
+        }
+        Some(self.relabelled.get(path).copied().unwrap_or(label))
+    }
+
+    /// A split's class folders (files by class, in class order) as the version has them: left-out files
+    /// gone, relabelled ones moved to their class, each class's files sorted.
+    pub(crate) fn apply_to_folders(
+        &self,
+        classes: Vec<(String, Vec<PathBuf>)>,
+        root: &Path,
+    ) -> Vec<(String, Vec<PathBuf>)> {
+        let mut edited: Vec<(String, Vec<PathBuf>)> =
+            classes.iter().map(|(class, _)| (class.clone(), Vec::new())).collect();
+        for (label, (_, files)) in classes.into_iter().enumerate() {
+            for file in files {
+                let kept = self.label(&super::relative_name(&file, root), label);
+                if let Some((_, files)) = kept.and_then(|label| edited.get_mut(label)) {
+                    files.push(file);
+                }
+            }
+        }
+        for (_, files) in &mut edited {
+            files.sort();
+        }
+        edited
+    }
+}
+
+/// What can go wrong making a version.
+#[derive(Debug, thiserror::Error)]
+pub enum VersionError {
+    /// The dataset (or version) to edit does not exist.
+    #[error("dataset \"{0}\" does not exist in the data folder")]
+    NotFound(String),
+    /// The edits cannot be applied; the sentence says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The manifest could not be written.
+    #[error("could not write the version's manifest: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The dataset and number of a version name: `cifar@v2` is `("cifar", 2)`; `None` for any other name.
+pub fn parse_name(name: &str) -> Option<(&str, u32)> {
+    let (dataset, number) = name.rsplit_once("@v")?;
+    let parsed: u32 = number.parse().ok()?;
+    (parsed > 0 && number == parsed.to_string() && !dataset.is_empty()).then_some((dataset, parsed))
+}
+
+fn manifest_path(data_dir: &Path, dataset: &str, number: u32) -> PathBuf {
+    data_dir.join(VERSIONS_FOLDER).join(dataset).join(format!("v{number}.json"))
+}
+
+fn read_manifest(data_dir: &Path, dataset: &str, number: u32) -> Result<Manifest, DataError> {
+    let path = manifest_path(data_dir, dataset, number);
+    if !path.is_file() {
+        return Err(DataError::NotFound(format!("{dataset}@v{number}")));
+    }
+    let bytes = super::read_bounded(&path, MAX_MANIFEST_BYTES, "a version manifest")?;
+    serde_json::from_slice(&bytes).map_err(|e| DataError::Malformed { path, why: e.to_string() })
+}
+
+/// The manifests of version `number` of `dataset` and of its ancestors, oldest first.
+fn chain(data_dir: &Path, dataset: &str, number: u32) -> Result<Vec<Manifest>, DataError> {
+    let mut chain = Vec::new();
+    let mut at = number;
+    loop {
+        let manifest = read_manifest(data_dir, dataset, at)?;
+        let parent = manifest.parent.clone();
+        chain.push(manifest);
+        if parent == dataset {
+            break;
+        }
+        // Each parent is an earlier version, so the chain ends.
+        match parse_name(&parent) {
+            Some((of, earlier)) if of == dataset && earlier < at => at = earlier,
+            _ => {
+                let why = format!("its parent \"{parent}\" is not {dataset} or an earlier version of it");
+                return Err(DataError::Malformed { path: manifest_path(data_dir, dataset, at), why });
+            }
+        }
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// The chain's edits folded, classes named by `classes`.
+fn fold(chain: &[Manifest], classes: &[String], data_dir: &Path, dataset: &str) -> Result<Edits, DataError> {
+    let mut edits = Edits::default();
+    for manifest in chain {
+        for path in &manifest.edits.exclude {
+            edits.relabelled.remove(path);
+            edits.excluded.insert(path.clone());
+        }
+        for (path, class) in &manifest.edits.relabel {
+            let Some(label) = classes.iter().position(|c| c == class) else {
+                let why = format!("class \"{class}\" is not a class of {dataset}");
+                return Err(DataError::Malformed { path: data_dir.join(VERSIONS_FOLDER).join(dataset), why });
+            };
+            edits.relabelled.insert(path.clone(), label);
+        }
+    }
+    Ok(edits)
+}
+
+/// Inspects version `number` of `dataset`, to be called `name`: the original dataset with the folded
+/// edits of its chain, its counts as the version has them.
+pub(crate) fn inspect_version(
+    data_dir: &Path,
+    name: &str,
+    dataset: &str,
+    number: u32,
+) -> Result<DatasetSource, DataError> {
+    let chain = chain(data_dir, dataset, number).map_err(|e| e.relative_to(data_dir))?;
+    let mut source = super::inspect_folder(&data_dir.join(dataset), dataset, data_dir)?;
+    let edits = fold(&chain, &source.info.classes, data_dir, dataset).map_err(|e| e.relative_to(data_dir))?;
+    source.edits = Some(Arc::new(edits));
+    let (train, test) = super::split_paths(&source, super::REPORTED_VALIDATION_FRACTION, 0)?;
+    let own = chain.last().map(|manifest| &manifest.edits);
+    source.info = DatasetInfo {
+        name: name.to_string(),
+        train_count: train.len(),
+        test_count: test.len(),
+        parent: chain.last().map(|manifest| manifest.parent.clone()),
+        excluded: own.map_or(0, |edits| edits.exclude.len()),
+        relabelled: own.map_or(0, |edits| edits.relabel.len()),
+        ..source.info
+    };
+    Ok(source)
+}
+
+/// The listing's lines for the versions of `dataset` (in `format`), by number; one that cannot be read
+/// is listed with its error.
+pub(crate) fn listing(data_dir: &Path, dataset: &str, format: DatasetFormat) -> Vec<DatasetInfo> {
+    numbers(data_dir, dataset)
+        .into_iter()
+        .map(|number| {
+            let name = format!("{dataset}@v{number}");
+            inspect_version(data_dir, &name, dataset, number).map(|source| source.info).unwrap_or_else(|error| {
+                let mut info = super::dataset_info(&name, format, Vec::new(), 0, 0);
+                info.error = Some(error.to_string());
+                info
+            })
+        })
+        .collect()
+}
+
+/// The numbers of `dataset`'s versions, ascending.
+fn numbers(data_dir: &Path, dataset: &str) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(data_dir.join(VERSIONS_FOLDER).join(dataset)) else { return Vec::new() };
+    let mut numbers: Vec<u32> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter_map(|file| file.strip_prefix('v')?.strip_suffix(".json")?.parse().ok())
+        .filter(|&number| number > 0)
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+/// One image of a dataset as a version sees it.
+struct Item {
+    /// Class index.
+    label: usize,
+    /// In the test split (always false for an image-folder dataset, whose test split is drawn per run).
+    test: bool,
+}
+
+/// Makes a version of dataset (or version) `name` with `edits`, after checking them against it: every
+/// path must be one of its images, every class one of its classes and not the image's own, no image
+/// both left out and relabelled, and every class must keep a training image. Returns the new version.
+pub fn create(data_dir: &Path, name: &str, edits: &DatasetEdits, now: u64) -> Result<DatasetInfo, VersionError> {
+    let parent = match super::inspect(data_dir, name) {
+        Err(DataError::NotFound(_)) => return Err(VersionError::NotFound(name.to_string())),
+        found => found?,
+    };
+    let items = items(&parent).map_err(|e| e.relative_to(data_dir))?;
+    check(&parent, &items, edits).map_err(VersionError::Invalid)?;
+    let dataset = parse_name(name).map_or(name, |(dataset, _)| dataset);
+    let mut exclude = edits.exclude.clone();
+    exclude.sort();
+    exclude.dedup();
+    let edits = DatasetEdits { exclude, relabel: edits.relabel.clone() };
+    let manifest = Manifest { parent: name.to_string(), edits, created_at: now };
+    let number = write_manifest(data_dir, dataset, &manifest)?;
+    let made = inspect_version(data_dir, &format!("{dataset}@v{number}"), dataset, number)?;
+    Ok(made.info)
+}
+
+/// Refuses edits that do not fit `parent`, with a sentence.
+fn check(parent: &DatasetSource, items: &HashMap<String, Item>, edits: &DatasetEdits) -> Result<(), String> {
+    let name = &parent.info.name;
+    if edits.is_empty() {
+        return Err("the edits are empty: name at least one image to exclude or relabel".into());
+    }
+    let known = |path: &String| items.get(path).ok_or_else(|| format!("\"{path}\" is not an image of dataset {name}"));
+    for path in &edits.exclude {
+        known(path)?;
+        if edits.relabel.contains_key(path) {
+            return Err(format!("\"{path}\" is both excluded and relabelled: choose one"));
+        }
+    }
+    let classes = &parent.info.classes;
+    let mut train_counts = vec![0usize; classes.len()];
+    for item in items.values().filter(|item| !item.test) {
+        train_counts[item.label] += 1;
+    }
+    for (path, class) in &edits.relabel {
+        let item = known(path)?;
+        let Some(label) = classes.iter().position(|c| c == class) else {
+            return Err(format!("\"{class}\" is not a class of dataset {name} ({})", classes.join(", ")));
+        };
+        if label == item.label {
+            return Err(format!("\"{path}\" is already labelled {class}"));
+        }
+        if !item.test {
+            train_counts[item.label] -= 1;
+            train_counts[label] += 1;
+        }
+    }
+    for path in edits.exclude.iter().collect::<HashSet<_>>() {
+        let item = known(path)?;
+        if !item.test {
+            train_counts[item.label] -= 1;
+        }
+    }
+    // An image folder holds one image of each class out for testing.
+    let least = if parent.info.format == DatasetFormat::ImageFolder { 2 } else { 1 };
+    match train_counts.iter().position(|&count| count < least) {
+        Some(label) => Err(format!(
+            "these edits leave class {} with {} training images; it needs at least {least}",
+            classes[label], train_counts[label]
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Every image of `source` (a version's edits applied) with its class and split, by path.
+fn items(source: &DatasetSource) -> Result<HashMap<String, Item>, DataError> {
+    let labelled = super::labelled_paths(source)?;
+    let items = labelled.into_iter().map(|(path, label, test)| (path, Item { label, test }));
+    Ok(items.collect())
+}
+
+/// Writes `manifest` as the next version of `dataset`, never over an existing one (two saves at once
+/// get two numbers), and returns its number.
+fn write_manifest(data_dir: &Path, dataset: &str, manifest: &Manifest) -> Result<u32, VersionError> {
+    let folder = data_dir.join(VERSIONS_FOLDER).join(dataset);
+    fs::create_dir_all(&folder)?;
+    let bytes = serde_json::to_vec_pretty(manifest).map_err(std::io::Error::other)?;
+    static STAGED: AtomicU64 = AtomicU64::new(0);
+    let staged = folder.join(format!(".staged-{}-{}", std::process::id(), STAGED.fetch_add(1, Ordering::Relaxed)));
+    fs::write(&staged, bytes)?;
+    let mut number = numbers(data_dir, dataset).last().map_or(1, |last| last + 1);
+    let linked = loop {
+        if data_dir.join(format!("{dataset}@v{number}")).exists() {
+            number += 1;
+            continue;
+        }
+        // A hard link fails when the name is taken: the manifest appears whole and only once.
+        match fs::hard_link(&staged, manifest_path(data_dir, dataset, number)) {
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => number += 1,
+            other => break other,
+        }
+    };
+    let _ = fs::remove_file(&staged);
+    linked?;
+    Ok(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_names_are_a_dataset_and_a_positive_number() {
+        assert_eq!(parse_name("cifar@v2"), Some(("cifar", 2)));
+        assert_eq!(parse_name("my@vset@v10"), Some(("my@vset", 10)));
+        for name in ["cifar", "cifar@v0", "cifar@v01", "cifar@v+1", "@v1", "cifar@vx", "cifar@v"] {
+            assert_eq!(parse_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn later_manifests_win_when_a_chain_is_folded() {
+        let manifest = |parent: &str, exclude: &[&str], relabel: &[(&str, &str)]| Manifest {
+            parent: parent.into(),
+            edits: DatasetEdits {
+                exclude: exclude.iter().map(|p| p.to_string()).collect(),
+                relabel: relabel.iter().map(|(p, c)| (p.to_string(), c.to_string())).collect(),
+            },
+            created_at: 0,
+        };
+        let chain = [manifest("d", &["a"], &[("b", "dog"), ("c", "dog")]), manifest("d@v1", &["b"], &[("c", "cat")])];
+        let classes = ["cat".to_string(), "dog".to_string()];
+        let edits = fold(&chain, &classes, Path::new("/data"), "d").unwrap();
+        assert_eq!(edits.label("a", 1), None);
+        assert_eq!(edits.label("b", 0), None, "excluded by the second version");
+        assert_eq!(edits.label("c", 1), Some(0), "relabelled twice, the later wins");
+        assert_eq!(edits.label("e", 1), Some(1), "untouched");
+        let unknown = fold(&[manifest("d", &[], &[("a", "bird")])], &classes, Path::new("/data"), "d");
+        assert!(unknown.unwrap_err().to_string().contains("\"bird\" is not a class of d"));
+    }
+}
