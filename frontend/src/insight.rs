@@ -1,11 +1,17 @@
-//! What the shown run learned, class by class: per-class accuracy, the confusion matrix (click a
-//! cell to see its test images), the most confused pairs, the highest-loss test images (each with a
-//! Grad-CAM heat map on request) and the run's full configuration. The arithmetic is in [`crate::analysis`].
+//! What the shown run learned, class by class: per-class accuracy, the confusion matrix, the most
+//! confused pairs, the highest-loss test images (each with a Grad-CAM heat map on request) and the
+//! run's full configuration. The arithmetic is in [`crate::analysis`].
+//!
+//! A confusion cell or a confused pair drills down in place: its test images open in a panel beside
+//! the matrix (a sheet over it on narrow screens), without scrolling the page. Focus moves into the
+//! panel; Escape or Close shuts it and hands focus back to the cell or pair that opened it.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::{Explanation, Run, TestImage};
 use std::collections::HashMap;
+use wasm_bindgen::JsCast;
+use web_sys::HtmlElement;
 
 use crate::analysis::{self, class_name, ConfusedPair};
 use crate::{api, format, heatmap};
@@ -57,6 +63,8 @@ pub fn RunInsight(shown: Memo<Option<Run>>) -> impl IntoView {
     });
     let classes = Memo::new(move |_| shown.with(|r| r.as_ref().map(|r| r.classes.clone()).unwrap_or_default()));
     let cell = RwSignal::new(None::<(u64, usize, usize)>);
+    // The cell button or pair that opened the drill-down, which gets focus back when it closes.
+    let opener = StoredValue::new_local(None::<HtmlElement>);
     let cell_gallery = RwSignal::new(Gallery::default());
     let high_loss = RwSignal::new(Gallery::default());
     let cell_requests = StoredValue::new(0u64);
@@ -85,7 +93,8 @@ pub fn RunInsight(shown: Memo<Option<Run>>) -> impl IntoView {
             cell_gallery.set(Gallery::default());
         }
     });
-    let open_cell = move |run_id: u64, actual: usize, predicted: usize| {
+    let open_cell = move |run_id: u64, actual: usize, predicted: usize, from: Option<HtmlElement>| {
+        opener.set_value(from);
         cell.set(Some((run_id, actual, predicted)));
         cell_requests.update_value(|n| *n += 1);
         let request = cell_requests.get_value();
@@ -97,15 +106,21 @@ pub fn RunInsight(shown: Memo<Option<Run>>) -> impl IntoView {
             }
         });
     };
+    let close_cell = move || {
+        cell.set(None);
+        if let Some(from) = opener.try_update_value(Option::take).flatten().filter(|from| from.is_connected()) {
+            focus_in_place(&from);
+        }
+    };
 
     view! {
         {move || results.get().filter(|r| !r.per_class_accuracy.is_empty() || !r.confusion.is_empty()).map(|r| {
             let pairs = analysis::most_confused_pairs(&r.confusion, CONFUSED_PAIRS);
             view! {
-                <div class="insight-grid">
+                <div class="insight-grid" class:drilling=move || cell.with(Option::is_some)>
                     <section class="insight confusion-block" aria-labelledby="confusion-title">
                         <h3 id="confusion-title">{format!("Confusion matrix — epoch {} (best)", r.epoch)}</h3>
-                        <p class="hint">"Rows: true class; columns: predicted. Shade: share of the row. Click a cell to see its images."</p>
+                        <p class="hint">"Rows: true class; columns: predicted. Shade: share of the row. Click a cell to see its images beside the matrix."</p>
                         <ConfusionMatrix results=r.clone() open_cell=open_cell/>
                     </section>
                     <section class="insight" aria-labelledby="per-class-title">
@@ -116,19 +131,10 @@ pub fn RunInsight(shown: Memo<Option<Run>>) -> impl IntoView {
                         <h3 id="confused-title">"Most confused pairs"</h3>
                         <ConfusedPairs run_id=r.run_id classes=r.classes.clone() pairs=pairs open_cell=open_cell/>
                     </section>
+                    <CellPanel cell=cell gallery=cell_gallery classes=classes close=close_cell/>
                 </div>
             }
         })}
-        <Show when=move || cell.with(Option::is_some)>
-            <section class="insight" aria-labelledby="cell-title">
-                <h3 id="cell-title">
-                    {move || cell.get().map(|(_, actual, predicted)| classes.with(|c| {
-                        format!("Test images: {} predicted as {}", class_name(c, actual), class_name(c, predicted))
-                    }))}
-                </h3>
-                <GalleryView id="cell-images" gallery=cell_gallery classes=classes run_id=Signal::derive(move || cell.get().map(|c| c.0)) empty="No test image of the best model falls in this cell."/>
-            </section>
-        </Show>
         <Show when=move || model_key.with(Option::is_some)>
             <section class="insight" aria-labelledby="high-loss-title">
                 <h3 id="high-loss-title">"Highest-loss test images"</h3>
@@ -136,6 +142,67 @@ pub fn RunInsight(shown: Memo<Option<Run>>) -> impl IntoView {
             </section>
         </Show>
     }
+}
+
+/// The drill-down panel: one confusion cell's test images, beside the matrix. It takes focus when it
+/// opens or shows another cell, and Escape closes it.
+#[component]
+fn CellPanel(
+    cell: RwSignal<Option<(u64, usize, usize)>>,
+    gallery: RwSignal<Gallery>,
+    classes: Memo<Vec<String>>,
+    close: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let panel = NodeRef::<leptos::html::Aside>::new();
+    Effect::new(move |_| {
+        if let (Some(_), Some(panel)) = (cell.get(), panel.get()) {
+            focus_in_place(&panel);
+        }
+    });
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Escape" {
+            ev.prevent_default();
+            close();
+        }
+    };
+    view! {
+        <Show when=move || cell.with(Option::is_some)>
+            <aside
+                id="cell-panel"
+                class="cell-panel"
+                role="dialog"
+                aria-labelledby="cell-title"
+                tabindex="-1"
+                node_ref=panel
+                on:keydown=on_key
+            >
+                <div class="cell-panel-head">
+                    <h3 id="cell-title">
+                        {move || cell.get().map(|(_, actual, predicted)| classes.with(|c| {
+                            format!("Test images: {} predicted as {}", class_name(c, actual), class_name(c, predicted))
+                        }))}
+                    </h3>
+                    <button type="button" class="small" id="close-cell" aria-label="Close the test images" on:click=move |_| close()>
+                        "Close"
+                    </button>
+                </div>
+                <GalleryView id="cell-images" gallery=gallery classes=classes run_id=Signal::derive(move || cell.get().map(|c| c.0)) empty="No test image of the best model falls in this cell."/>
+            </aside>
+        </Show>
+    }
+}
+
+/// Focuses `element` without scrolling the page to it.
+fn focus_in_place(element: &HtmlElement) {
+    let options = web_sys::FocusOptions::new();
+    options.set_prevent_scroll(true);
+    // Fails only for an element that cannot take focus, which leaves focus where it was.
+    let _ = element.focus_with_options(&options);
+}
+
+/// The element a click was heard on: the control that opens a drill-down.
+fn clicked(ev: &leptos::ev::MouseEvent) -> Option<HtmlElement> {
+    ev.current_target()?.dyn_into().ok()
 }
 
 fn gallery(answer: Result<Vec<TestImage>, api::ApiError>) -> Gallery {
@@ -147,7 +214,10 @@ fn gallery(answer: Result<Vec<TestImage>, api::ApiError>) -> Gallery {
 
 /// The confusion matrix as a heat map, each cell a way into its test images.
 #[component]
-fn ConfusionMatrix(results: ClassResults, open_cell: impl Fn(u64, usize, usize) + Copy + 'static) -> impl IntoView {
+fn ConfusionMatrix(
+    results: ClassResults,
+    open_cell: impl Fn(u64, usize, usize, Option<HtmlElement>) + Copy + 'static,
+) -> impl IntoView {
     let ClassResults { run_id, classes, confusion, .. } = results;
     let fractions = analysis::row_fractions(&confusion);
     let header = (0..confusion.len())
@@ -177,7 +247,14 @@ fn ConfusionMatrix(results: ClassResults, open_cell: impl Fn(u64, usize, usize) 
                     );
                     let content = if count > 0 {
                         view! {
-                            <button type="button" class="cell-button" aria-label=description.clone()>{count}</button>
+                            <button
+                                type="button"
+                                class="cell-button"
+                                aria-label=description.clone()
+                                on:click=move |ev| open_cell(run_id, actual, predicted, clicked(&ev))
+                            >
+                                {count}
+                            </button>
                         }
                         .into_any()
                     } else {
@@ -191,7 +268,6 @@ fn ConfusionMatrix(results: ClassResults, open_cell: impl Fn(u64, usize, usize) 
                             data-predicted=predicted
                             style=style
                             title=description
-                            on:click=move |_| open_cell(run_id, actual, predicted)
                         >
                             {content}
                         </td>
@@ -208,7 +284,7 @@ fn ConfusionMatrix(results: ClassResults, open_cell: impl Fn(u64, usize, usize) 
         })
         .collect_view();
     view! {
-        <div class="table-wrap confusion-wrap">
+        <div class="table-wrap confusion-wrap" tabindex="0">
             <table id="confusion" class="confusion">
                 <caption class="visually-hidden">"Confusion matrix: rows are true classes, columns predicted classes"</caption>
                 <thead>
@@ -244,7 +320,7 @@ fn PerClassTable(results: ClassResults) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <div class="table-wrap per-class-wrap">
+        <div class="table-wrap per-class-wrap" tabindex="0">
             <table id="per-class" class="per-class">
                 <thead>
                     <tr>
@@ -264,7 +340,7 @@ fn ConfusedPairs(
     run_id: u64,
     classes: Vec<String>,
     pairs: Vec<ConfusedPair>,
-    open_cell: impl Fn(u64, usize, usize) + Copy + 'static,
+    open_cell: impl Fn(u64, usize, usize, Option<HtmlElement>) + Copy + 'static,
 ) -> impl IntoView {
     if pairs.is_empty() {
         return view! { <p class="empty">"No test image was misclassified."</p> }.into_any();
@@ -276,7 +352,13 @@ fn ConfusedPairs(
             let text = format!("{} → {}: {count}", class_name(&classes, actual), class_name(&classes, predicted));
             view! {
                 <li>
-                    <button type="button" class="link-button" on:click=move |_| open_cell(run_id, actual, predicted)>
+                    <button
+                        type="button"
+                        class="link-button"
+                        data-actual=actual
+                        data-predicted=predicted
+                        on:click=move |ev| open_cell(run_id, actual, predicted, clicked(&ev))
+                    >
                         {text}
                     </button>
                 </li>
@@ -379,6 +461,7 @@ fn GalleryView(
                                         {heat_map}
                                     </div>
                                     <figcaption>{caption}</figcaption>
+                                    <crate::versions::MarkImage dataset=crate::versions::run_dataset(run_id) path=image.path.clone() current=image.actual/>
                                 </figure>
                             }
                         })
@@ -390,11 +473,21 @@ fn GalleryView(
     }
 }
 
-/// Every setting of the run, as it was started.
+/// Every setting that had an effect on the run, as it was started, in the form's words.
 #[component]
 pub fn RunConfig(shown: Memo<Option<Run>>) -> impl IntoView {
-    let fields =
-        Memo::new(move |_| shown.with(|r| r.as_ref().map(|r| format::config_fields(&r.config)).unwrap_or_default()));
+    let datasets = crate::studio().datasets;
+    let fields = Memo::new(move |_| {
+        shown.with(|r| {
+            r.as_ref().map_or_else(Vec::new, |run| {
+                let held_out_test = datasets.with(|list| {
+                    list.iter().any(|d| d.name == run.config.dataset && d.format == shared::DatasetFormat::ImageFolder)
+                });
+                let gpu = run.device.as_deref().is_some_and(|device| device.starts_with("cuda"));
+                format::applied_config_fields(&run.config, &shared::Surroundings { gpu, held_out_test })
+            })
+        })
+    });
     view! {
         <details class="run-config-block" open>
             <summary>"Configuration"</summary>

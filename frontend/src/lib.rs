@@ -2,6 +2,7 @@
 //!
 //! The page is client-side rendered Leptos, laid out as in the Leptos examples: every component
 //! lives here and `main.rs` only mounts [`App`]. The pieces it builds on are plain Rust:
+//! - [`studio`]: the [`Studio`] handle every component shares through context;
 //! - [`state`]: the page's copy of the server's state and [`state::StudioState::apply`], which folds
 //!   each WebSocket message into it;
 //! - [`form`]: the training form's fields and presets, checked with the same rules the server applies;
@@ -9,6 +10,7 @@
 //! - [`analysis`]: best epoch, confused pairs and heat-map colours from a run's metrics;
 //! - [`format`]: how numbers and runs are written;
 //! - [`health`]: the Dataset health card and the leak warning beside Start;
+//! - [`lr_finder`]: "Find learning rate" beside the learning-rate box, its log-scale curve and "Use this";
 //! - [`saved`]: the training form kept in the browser, so a reload keeps what was typed;
 //! - [`settings`]: the form's setting controls, built from the shared field table (`shared::FIELDS`);
 //! - [`layout`]: what fits the page to a phone (section tabs, the live run's Stop, narrow charts);
@@ -34,76 +36,30 @@ pub mod heatmap;
 pub mod insight;
 pub mod layout;
 pub mod live;
+pub mod lr_finder;
+pub mod receipt;
 pub mod saved;
 pub mod settings;
 pub mod state;
+pub mod studio;
 pub mod train;
+pub mod versions;
 pub mod webcam;
 pub mod ws;
 
-use futures::channel::mpsc::{unbounded, UnboundedSender};
+use futures::channel::mpsc::unbounded;
 use leptos::prelude::*;
-use shared::{ClientMessage, DatasetInfo, EpochMetrics, Run, TrainConfig};
+use shared::{ClientMessage, EpochMetrics, Run};
 
 use crate::classify::ClassifyPanel;
 use crate::compare::{CompareRuns, CompareToggle};
-use crate::health::{DatasetHealthCard, HealthCheck};
+use crate::health::DatasetHealthCard;
 use crate::insight::{RunConfig, RunInsight};
-use crate::state::{StatusFilter, StudioState};
+use crate::state::StatusFilter;
 use crate::train::{DatasetUpload, TrainPanel};
 use crate::ws::SocketEvent;
-
-/// What every component of the page shares.
-#[derive(Clone, Copy)]
-pub struct Studio {
-    /// What the server has told this page.
-    pub state: RwSignal<StudioState>,
-    /// True while the WebSocket is open.
-    pub connected: RwSignal<bool>,
-    /// The run a person picked in the list; `None` follows the newest.
-    pub chosen_run: RwSignal<Option<u64>>,
-    /// Runs ticked for comparison, in the order they were ticked.
-    pub compared: RwSignal<Vec<u64>>,
-    /// The datasets a run can train on, as last listed.
-    pub datasets: RwSignal<Vec<DatasetInfo>>,
-    /// The dataset uploaded last, which the form then picks.
-    pub uploaded_dataset: RwSignal<Option<String>>,
-    /// A run's configuration that "Use these settings" asked the training form to take.
-    pub form_request: RwSignal<Option<TrainConfig>>,
-    /// The dataset chosen in the New run form; `None` before the form has one.
-    pub chosen_dataset: RwSignal<Option<String>>,
-    /// The health of [`Studio::chosen_dataset`], as far as the server has answered.
-    pub health: RwSignal<HealthCheck>,
-    /// Messages for the server, sent by the WebSocket task.
-    outbox: StoredValue<UnboundedSender<ClientMessage>>,
-}
-
-impl Studio {
-    /// A page that has heard nothing from the server yet and is not connected; what it sends goes to
-    /// `outbox`.
-    pub fn new(outbox: UnboundedSender<ClientMessage>) -> Self {
-        Studio {
-            state: RwSignal::new(StudioState::default()),
-            connected: RwSignal::new(false),
-            chosen_run: RwSignal::new(None),
-            compared: RwSignal::new(Vec::new()),
-            datasets: RwSignal::new(Vec::new()),
-            uploaded_dataset: RwSignal::new(None),
-            form_request: RwSignal::new(None),
-            chosen_dataset: RwSignal::new(None),
-            health: RwSignal::new(HealthCheck::NotOnServer),
-            outbox: StoredValue::new(outbox),
-        }
-    }
-
-    /// Sends `message` to the server over the WebSocket.
-    pub fn send(&self, message: ClientMessage) {
-        self.outbox.with_value(|outbox| {
-            // Fails only when the socket task has ended, which it never does while the page lives.
-            let _ = outbox.unbounded_send(message);
-        });
-    }
-}
+pub use crate::studio::Studio;
+pub(crate) use crate::studio::studio;
 
 /// The whole page.
 #[component]
@@ -117,6 +73,7 @@ pub fn App() -> impl IntoView {
         SocketEvent::Message(message) => state.update(|state| state.apply(*message)),
     });
     provide_context(studio);
+    versions::provide_pending_edits();
 
     view! {
         <header class="topbar">
@@ -141,6 +98,7 @@ pub fn App() -> impl IntoView {
                 <RunDetail/>
             </div>
         </main>
+        <versions::PendingEditsBar/>
     }
 }
 
@@ -165,11 +123,6 @@ fn DownloadMenu(run_id: u64) -> impl IntoView {
             </div>
         </details>
     }
-}
-
-/// The [`Studio`] handle the page provided.
-pub(crate) fn studio() -> Studio {
-    expect_context::<Studio>()
 }
 
 /// Whether the live connection is open.
@@ -350,6 +303,7 @@ pub fn RunDetail() -> impl IntoView {
                 <EpochTable shown=shown/>
                 <RunInsight shown=shown/>
                 <RunConfig shown=shown/>
+                <receipt::RunReceiptSection shown=shown/>
             </Show>
         </section>
     }
@@ -694,8 +648,9 @@ fn EpochTable(shown: Memo<Option<Run>>) -> impl IntoView {
             r.as_ref().map_or_else(Vec::new, |r| r.epochs.iter().map(|m| (r.id, m.clone())).collect::<Vec<_>>())
         })
     });
+    // Focusable, as every box that can scroll: a keyboard scrolls it (axe-core's scrollable-region-focusable).
     view! {
-        <div class="table-wrap">
+        <div class="table-wrap" tabindex="0">
             <table id="epochs" class="epochs">
                 <thead>
                     <tr>

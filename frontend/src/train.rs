@@ -127,138 +127,20 @@ pub fn TrainPanel() -> impl IntoView {
             studio.send(ClientMessage::StartRun { config });
         }
     };
-    let apply = move |preset: Preset| {
-        let applied = form.with_untracked(|f| preset.applied(f));
-        form.set(applied);
-        rewritten.update(|n| *n += 1);
-    };
-
     view! {
         <section class="card" id="train-card" aria-labelledby="train-title">
             <h2 id="train-title">"New run"</h2>
-            <div class="presets" role="group" aria-label="Presets">
-                {Preset::ALL.into_iter().map(|preset| view! {
-                    <button
-                        type="button"
-                        class="preset"
-                        data-preset=preset.key()
-                        aria-pressed=move || {
-                            form.with(|f| preset.applied(f) == *f).to_string()
-                        }
-                        on:click=move |_| apply(preset)
-                    >
-                        <span class="preset-title">{preset.title()}</span>
-                        <span class="preset-description">{preset.description()}</span>
-                    </button>
-                }).collect_view()}
-            </div>
+            <Presets signals=signals/>
             <form id="train-form" novalidate on:submit=start>
-                <div class="field wide" class:invalid=move || checked.with(|c| problem_for(c, "dataset").is_some())>
-                    <label for="dataset">{label("dataset")}</label>
-                    <select
-                        id="dataset"
-                        name="dataset"
-                        aria-describedby="dataset-error"
-                        on:change=move |ev| {
-                            let value = event_target_value(&ev);
-                            form.update(|f| f.set("dataset", value));
-                        }
-                    >
-                        {move || {
-                            let list = datasets.get();
-                            let offers_download = !list.iter().any(|d| d.name == DOWNLOADABLE_DATASET);
-                            let listed = list
-                                .into_iter()
-                                .map(|dataset| {
-                                    let name = dataset.name.clone();
-                                    let selected = name.clone();
-                                    let unreadable = dataset.error.is_some();
-                                    view! {
-                                        <option
-                                            value=name
-                                            disabled=unreadable
-                                            prop:selected=move || form.with(|f| f.text("dataset") == selected)
-                                        >
-                                            {format::dataset_option(&dataset)}
-                                        </option>
-                                    }
-                                })
-                                .collect_view();
-                            let download = offers_download.then(|| view! {
-                                <option
-                                    value=DOWNLOADABLE_DATASET
-                                    prop:selected=move || form.with(|f| f.text("dataset") == DOWNLOADABLE_DATASET)
-                                >
-                                    "cifar10 — downloaded on first use (170 MB)"
-                                </option>
-                            });
-                            (listed, download)
-                        }}
-                    </select>
-                    <FieldError checked=checked field="dataset" id="dataset".to_string()/>
-                </div>
+                <DatasetSelect signals=signals/>
                 <div class="field-grid">
-                    {fields_of(Section::Basic).map(|field| view! { <SettingField field=field signals=signals/> }).collect_view()}
-                    <div class="field weights-field" class:invalid=move || checked.with(|c| problem_for(c, "weights").is_some())>
-                        <label for="weights">{label("weights")}</label>
-                        <select
-                            id="weights"
-                            name="weights"
-                            aria-describedby="weights-error"
-                            on:change=move |ev| {
-                                let value = event_target_value(&ev);
-                                form.update(|f| f.set("weights", value));
-                            }
-                        >
-                            {move || {
-                                weights
-                                    .get()
-                                    .into_iter()
-                                    .map(|entry| {
-                                        let selected = entry.name.clone();
-                                        view! {
-                                            <option
-                                                value=entry.name.clone()
-                                                prop:selected=move || form.with(|f| f.text("weights") == selected)
-                                            >
-                                                {format::weights_option(&entry)}
-                                            </option>
-                                        }
-                                    })
-                                    .collect_view()
-                            }}
-                            <option
-                                value=defaults::WEIGHTS_NONE
-                                prop:selected=move || form.with(|f| f.text("weights") == defaults::WEIGHTS_NONE)
-                            >
-                                "none (random)"
-                            </option>
-                        </select>
-                        {move || {
-                            let chosen = form.with(|f| f.text("weights").to_string());
-                            let hint = weights.with(|list| list.iter().find(|w| w.name == chosen).and_then(format::weights_hint));
-                            hint.map(|hint| view! { <p class="hint" id="weights-hint">{hint}</p> })
-                        }}
-                        <WeightsUpload weights=weights form=form/>
-                        <FieldError checked=checked field="weights" id="weights".to_string()/>
-                    </div>
-                </div>
-                <details id="advanced" class="advanced">
-                    <summary>
-                        "Advanced settings"
-                        {move || {
-                            let count = checked.with(|c| {
-                                shared::FIELDS.iter().filter(|f| f.section.is_advanced() && problem_for(c, f.name).is_some()).count()
-                            });
-                            (count > 0).then(|| view! {
-                                <span class="problem-count">{format!("{count} to fix")}</span>
-                            })
-                        }}
-                    </summary>
-                    {Section::ALL.into_iter().filter(|section| section.is_advanced()).map(|section| view! {
-                        <SettingsSection section=section signals=signals/>
+                    {fields_of(Section::Basic).map(|field| view! {
+                        <SettingField field=field signals=signals/>
+                        {(field.name == "lr").then(|| view! { <crate::lr_finder::LrFinder signals=signals/> })}
                     }).collect_view()}
-                </details>
+                    <WeightsSelect signals=signals weights=weights/>
+                </div>
+                <AdvancedSettings signals=signals/>
                 // Rules on settings this form does not show here (a GPU option on a CPU server) still block a
                 // start, so their messages must be visible somewhere.
                 {move || checked.with(|c| {
@@ -289,6 +171,141 @@ pub fn TrainPanel() -> impl IntoView {
                 <crate::health::LeakWarning/>
             </form>
         </section>
+    }
+}
+
+/// The preset buttons, each with what it does written under its name.
+#[component]
+fn Presets(signals: FormSignals) -> impl IntoView {
+    let FormSignals { form, rewritten, .. } = signals;
+    let apply = move |preset: Preset| {
+        let applied = form.with_untracked(|f| preset.applied(f));
+        form.set(applied);
+        rewritten.update(|n| *n += 1);
+    };
+    view! {
+        <div class="presets" role="group" aria-label="Presets">
+            {Preset::ALL.into_iter().map(|preset| view! {
+                <button
+                    type="button"
+                    class="preset"
+                    data-preset=preset.key()
+                    aria-pressed=move || {
+                        form.with(|f| preset.applied(f) == *f).to_string()
+                    }
+                    on:click=move |_| apply(preset)
+                >
+                    <span class="preset-title">{preset.title()}</span>
+                    <span class="preset-description">{preset.description()}</span>
+                </button>
+            }).collect_view()}
+        </div>
+    }
+}
+
+/// The dataset menu: every listed dataset, and CIFAR-10 to download when it is not in the data folder.
+#[component]
+fn DatasetSelect(signals: FormSignals) -> impl IntoView {
+    let FormSignals { form, checked, .. } = signals;
+    let datasets = studio().datasets;
+    view! {
+        <div class="field wide" class:invalid=move || checked.with(|c| problem_for(c, "dataset").is_some())>
+            <label for="dataset">{label("dataset")}</label>
+            <select
+                id="dataset"
+                name="dataset"
+                aria-describedby="dataset-error"
+                on:change=move |ev| {
+                    let value = event_target_value(&ev);
+                    form.update(|f| f.set("dataset", value));
+                }
+            >
+                {move || {
+                    let list = datasets.get();
+                    let offers_download = !list.iter().any(|d| d.name == DOWNLOADABLE_DATASET);
+                    let listed = list
+                        .into_iter()
+                        .map(|dataset| {
+                            let text = format::dataset_option(&dataset);
+                            name_option(form, "dataset", dataset.name, text, dataset.error.is_some())
+                        })
+                        .collect_view();
+                    let download = offers_download.then(|| {
+                        let text = "cifar10 — downloaded on first use (170 MB)".to_string();
+                        name_option(form, "dataset", DOWNLOADABLE_DATASET.to_string(), text, false)
+                    });
+                    (listed, download)
+                }}
+            </select>
+            <FieldError checked=checked field="dataset" id="dataset".to_string()/>
+        </div>
+    }
+}
+
+/// The starting weights menu, the hint for weights still to download, and the weights upload.
+#[component]
+fn WeightsSelect(signals: FormSignals, weights: RwSignal<Vec<WeightsEntry>>) -> impl IntoView {
+    let FormSignals { form, checked, .. } = signals;
+    view! {
+        <div class="field weights-field" class:invalid=move || checked.with(|c| problem_for(c, "weights").is_some())>
+            <label for="weights">{label("weights")}</label>
+            <select
+                id="weights"
+                name="weights"
+                aria-describedby="weights-error"
+                on:change=move |ev| {
+                    let value = event_target_value(&ev);
+                    form.update(|f| f.set("weights", value));
+                }
+            >
+                {move || {
+                    weights
+                        .get()
+                        .into_iter()
+                        .map(|entry| {
+                            let text = format::weights_option(&entry);
+                            name_option(form, "weights", entry.name, text, false)
+                        })
+                        .collect_view()
+                }}
+                {
+                    let none = shared::fields::weights_label(defaults::WEIGHTS_NONE).to_string();
+                    name_option(form, "weights", defaults::WEIGHTS_NONE.to_string(), none, false)
+                }
+            </select>
+            {move || {
+                let chosen = form.with(|f| f.text("weights").to_string());
+                let hint = weights.with(|list| list.iter().find(|w| w.name == chosen).and_then(format::weights_hint));
+                hint.map(|hint| view! { <p class="hint" id="weights-hint">{hint}</p> })
+            }}
+            <WeightsUpload weights=weights form=form/>
+            <FieldError checked=checked field="weights" id="weights".to_string()/>
+        </div>
+    }
+}
+
+/// The collapsed Advanced part: a fieldset per section with the settings that apply, and on its summary
+/// how many of them need a change.
+#[component]
+fn AdvancedSettings(signals: FormSignals) -> impl IntoView {
+    let checked = signals.checked;
+    view! {
+        <details id="advanced" class="advanced">
+            <summary>
+                "Advanced settings"
+                {move || {
+                    let count = checked.with(|c| {
+                        shared::FIELDS.iter().filter(|f| f.section.is_advanced() && problem_for(c, f.name).is_some()).count()
+                    });
+                    (count > 0).then(|| view! {
+                        <span class="problem-count">{format!("{count} to fix")}</span>
+                    })
+                }}
+            </summary>
+            {Section::ALL.into_iter().filter(|section| section.is_advanced()).map(|section| view! {
+                <SettingsSection section=section signals=signals/>
+            }).collect_view()}
+        </details>
     }
 }
 
@@ -460,6 +477,17 @@ pub fn DatasetUpload() -> impl IntoView {
             <p class="ok" role="status">{move || done.get()}</p>
             <p id="upload-error" class="error" role="alert">{move || error.get()}</p>
         </section>
+    }
+}
+
+/// An option of the dataset or weights menu: `value` of the setting `name`, shown as `text`, selected while
+/// the form holds it.
+fn name_option(form: RwSignal<TrainForm>, name: &'static str, value: String, text: String, disabled: bool) -> impl IntoView {
+    let selected = value.clone();
+    view! {
+        <option value=value disabled=disabled prop:selected=move || form.with(|f| f.text(name) == selected)>
+            {text}
+        </option>
     }
 }
 

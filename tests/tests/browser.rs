@@ -83,11 +83,11 @@ async fn a_person_trains_a_model_from_the_page_and_classifies_an_upload() {
 async fn the_form_refuses_a_bad_value_as_it_is_typed() {
     let OpenPage { browser, _driver, server } = open_page(2, 2, 1, 16).await;
     set_value(&browser, "input#lr", "-1").await;
-    let message = eventually("the lr error", Duration::from_secs(10), || async {
-        text_of(&browser, ".field-error").await.filter(|t| t.contains("lr must be"))
+    let message = eventually("the learning rate error", Duration::from_secs(10), || async {
+        text_of(&browser, ".field-error").await.filter(|t| t.contains("Learning rate must be"))
     })
     .await;
-    assert!(message.contains("greater than 0"), "{message}");
+    assert_eq!(message, "Learning rate must be greater than 0 and at most 10, got -1");
     let start = browser.find(Locator::Css("button#start")).await.unwrap();
     assert!(!start.is_enabled().await.unwrap(), "Start is disabled while the form is invalid");
     look_at(&browser, "browser-invalid-form").await;
@@ -179,13 +179,13 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
     browser.close().await.unwrap();
 }
 
-/// The comparison chart as drawn, read in one go (it is redrawn whenever a run changes): every line's
+/// The comparison accuracy chart as drawn, read in one go (it is redrawn whenever a run changes): every line's
 /// `data-run-id` and number of points, and the legend's entries.
 async fn compare_chart(browser: &Client) -> (Vec<(String, usize)>, Vec<String>) {
     let drawn = browser
         .execute(
             r#"return [
-                Array.from(document.querySelectorAll('#compare-chart polyline.compare-line'), line =>
+                Array.from(document.querySelectorAll('#compare-accuracy polyline.compare-line'), line =>
                     [line.dataset.runId, line.getAttribute('points').trim().split(/\s+/).filter(Boolean).length]),
                 Array.from(document.querySelectorAll('.compare-legend li.compare-entry'), entry => entry.textContent.trim()),
             ];"#,
@@ -208,7 +208,7 @@ async fn ticked_runs_are_compared_one_line_and_legend_entry_each() {
     }
 
     click(&browser, "#runs li[data-run-id='1'] input.compare").await;
-    assert!(browser.find(Locator::Css("#compare-chart")).await.is_err(), "one ticked run is nothing to compare");
+    assert!(browser.find(Locator::Css("#compare-accuracy")).await.is_err(), "one ticked run is nothing to compare");
     click(&browser, "#runs li[data-run-id='2'] input.compare").await;
     let (lines, legend) = eventually("two compared lines", Duration::from_secs(10), || async {
         let (lines, legend) = compare_chart(&browser).await;
@@ -225,7 +225,7 @@ async fn ticked_runs_are_compared_one_line_and_legend_entry_each() {
     // Unticking one leaves nothing to compare.
     click(&browser, "#runs li[data-run-id='1'] input.compare").await;
     eventually("the comparison to close", Duration::from_secs(10), || async {
-        browser.find(Locator::Css("#compare-chart")).await.is_err().then_some(())
+        browser.find(Locator::Css("#compare-accuracy")).await.is_err().then_some(())
     })
     .await;
     browser.close().await.unwrap();
