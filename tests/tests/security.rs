@@ -318,6 +318,42 @@ async fn a_websocket_message_over_64_kb_ends_the_session() {
     }
 }
 
+#[tokio::test]
+async fn a_silent_websocket_client_is_closed_while_one_that_answers_pings_stays() {
+    let limits = ConnectionLimits { websocket_idle_timeout: Duration::from_secs(1), ..ConnectionLimits::default() };
+    let server = server_with(ServerOptions { limits, ..ServerOptions::default() }).await;
+    // The silent client opens a session by hand and then sends nothing, not even a pong.
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let upgrade = format!(
+        "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    silent.write_all(upgrade.as_bytes()).await.unwrap();
+    // The live one keeps reading, which answers each ping with a pong, for three idle intervals.
+    let (mut live, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut pings = 0;
+    while let Ok(next) = tokio::time::timeout_at(until, live.next()).await {
+        match next {
+            Some(Ok(tungstenite::Message::Ping(_))) => pings += 1,
+            Some(Ok(tungstenite::Message::Close(_))) | Some(Err(_)) | None => panic!("the live client was closed"),
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(pings > 0, "the server pings");
+
+    let received = read_until_closed(&mut silent).await;
+    assert!(received.starts_with(b"HTTP/1.1 101"), "the session was opened");
+    // The last frame is a close frame (0x88), code 1001 (going away), with the reason.
+    let reason = b"nothing received for 1 s";
+    let close = [&[0x88, 2 + reason.len() as u8, 0x03, 0xe9][..], reason].concat();
+    assert!(received.ends_with(&close), "closed with a reason: {:?}", String::from_utf8_lossy(&received));
+
+    live.send(tungstenite::Message::Text(json!({"type": "resync"}).to_string().into())).await.unwrap();
+    assert!(matches!(next_server_message(&mut live).await, ServerMessage::Snapshot { .. }), "still served");
+}
+
 /// A PNG of `side` pixels a side, of one colour: tiny to send, slow to decode and resize (under the
 /// 16-megapixel limit for `side` up to 4096).
 fn large_png(side: u32) -> Vec<u8> {

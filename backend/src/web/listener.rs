@@ -30,6 +30,10 @@ pub struct ConnectionLimits {
     pub body_idle_timeout: Duration,
     /// Connections served at once, WebSocket sessions included; more wait in the listen backlog.
     pub max_connections: usize,
+    /// A WebSocket session from which nothing arrives (no message, not even the pong a browser sends
+    /// by itself) for this long is closed. The server pings every third of it, so an open tab, even in
+    /// the background, always answers in time.
+    pub websocket_idle_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -38,6 +42,7 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(30),
             max_connections: 256,
+            websocket_idle_timeout: Duration::from_secs(60),
         }
     }
 }

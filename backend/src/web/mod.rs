@@ -50,6 +50,7 @@ pub fn app(studio: Studio, options: ServerOptions) -> Router {
         .route("/ws/{*rest}", axum::routing::any(routes::not_found))
         .layer(axum::middleware::from_fn_with_state(scrubber.clone(), error::json_refusals))
         .layer(Extension(scrubber))
+        .layer(Extension(options.limits.clone()))
         .layer(Extension(routes::RunListCache::default()));
     let router = match &options.ui_dir {
         Some(dir) => api.fallback_service(ServeDir::new(dir).not_found_service(ServeFile::new(dir.join("index.html")))),

@@ -1,16 +1,19 @@
 //! The WebSocket at `/ws`: a snapshot of the whole state, then live messages; commands in the other
 //! direction. Messages are capped at [`WEBSOCKET_MESSAGE_LIMIT`]; studio calls that read the history
-//! run on the blocking pool.
+//! run on the blocking pool. The server pings every third of
+//! [`ConnectionLimits::websocket_idle_timeout`] and closes a session that sends nothing, not even a
+//! pong, for that long, so a vanished client does not hold a connection slot for ever.
 
 use super::error::PathScrubber;
-use super::listener::ConnectionSlot;
+use super::listener::{ConnectionLimits, ConnectionSlot};
 use crate::studio::{Studio, StudioError};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 use futures::{SinkExt, StreamExt};
 use shared::{ClientMessage, ServerMessage};
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Largest message (and frame) a client may send; commands are a few hundred bytes.
@@ -21,13 +24,14 @@ pub const WEBSOCKET_MESSAGE_LIMIT: usize = 64 * 1024;
 pub(crate) async fn websocket(
     State(studio): State<Studio>,
     Extension(scrubber): Extension<PathScrubber>,
+    Extension(limits): Extension<ConnectionLimits>,
     slot: Option<Extension<ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     upgrade.max_message_size(WEBSOCKET_MESSAGE_LIMIT).max_frame_size(WEBSOCKET_MESSAGE_LIMIT).on_upgrade(
         move |socket| async move {
             let _slot = slot;
-            client_session(socket, studio, scrubber).await
+            client_session(socket, studio, scrubber, limits.websocket_idle_timeout).await
         },
     )
 }
@@ -47,8 +51,9 @@ async fn off_the_workers<T: Send + 'static>(
     }
 }
 
-/// One browser's connection: a snapshot, then live messages; commands in the other direction.
-async fn client_session(socket: WebSocket, studio: Studio, scrubber: PathScrubber) {
+/// One browser's connection: a snapshot, then live messages and a ping every third of `idle`; commands
+/// in the other direction. Nothing received for `idle` closes it.
+async fn client_session(socket: WebSocket, studio: Studio, scrubber: PathScrubber, idle: Duration) {
     let (mut sink, mut stream) = socket.split();
     let mut live = studio.subscribe();
     let (replies, mut reply_queue) = tokio::sync::mpsc::channel::<ServerMessage>(16);
@@ -61,30 +66,39 @@ async fn client_session(socket: WebSocket, studio: Studio, scrubber: PathScrubbe
             Ok(snapshot) => sink.send(encode(snapshot)).await?,
             Err(error) => tracing::error!("snapshot failed: {error}"),
         }
+        let ping_every = idle / 3;
+        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let message = tokio::select! {
                 received = live.recv() => match received {
-                    Ok(message) => message,
+                    Ok(message) => encode(message),
                     // Fell behind: skip what was missed and start again from the whole state.
                     Err(RecvError::Lagged(_)) => match off_the_workers(&studio, Studio::snapshot).await {
-                        Ok(snapshot) => snapshot,
+                        Ok(snapshot) => encode(snapshot),
                         Err(_) => continue,
                     },
                     Err(RecvError::Closed) => break,
                 },
-                Some(reply) = reply_queue.recv() => reply,
+                Some(reply) = reply_queue.recv() => encode(reply),
+                _ = pings.tick() => Message::Ping(Default::default()),
             };
-            sink.send(encode(message)).await?;
+            sink.send(message).await?;
         }
         Ok::<(), axum::Error>(())
     };
 
     let reader = async {
-        // A message over the limit, or any protocol error, ends the session.
-        while let Some(Ok(message)) = stream.next().await {
+        // A message over the limit, or any protocol error, ends the session; so does silence.
+        loop {
+            let message = match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(Ok(message))) => message,
+                Ok(_) => return false,
+                Err(_) => return true,
+            };
             let text = match message {
                 Message::Text(text) => text,
-                Message::Close(_) => break,
+                Message::Close(_) => return false,
                 _ => continue,
             };
             if let Some(reply) = command(&studio, &text).await {
@@ -93,9 +107,18 @@ async fn client_session(socket: WebSocket, studio: Studio, scrubber: PathScrubbe
         }
     };
 
-    tokio::select! {
-        result = writer => if let Err(error) = result { tracing::debug!("websocket closed: {error}") },
-        () = reader => {}
+    let went_silent = tokio::select! {
+        result = writer => {
+            if let Err(error) = result {
+                tracing::debug!("websocket closed: {error}");
+            }
+            false
+        }
+        silent = reader => silent,
+    };
+    if went_silent {
+        let reason = format!("nothing received for {} s", idle.as_secs_f64());
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: reason.into() }))).await;
     }
 }
 
