@@ -44,6 +44,14 @@ pub async fn dataset_health(name: &str) -> Result<DatasetHealth, ApiError> {
     get(&format!("/api/datasets/{}/health", String::from(js_sys::encode_uri_component(name)))).await
 }
 
+/// `POST /api/datasets/{name}/versions`: a new version of dataset `name` with `edits`; the answer is the
+/// version (`{name}@v{n}`) as the dataset list shows it.
+pub async fn create_dataset_version(name: &str, edits: &shared::DatasetEdits) -> Result<DatasetInfo, ApiError> {
+    let url = format!("/api/datasets/{}/versions", String::from(js_sys::encode_uri_component(name)));
+    let request = Request::post(&url).json(edits).map_err(|e| ApiError::Network(e.to_string()))?;
+    answer(request.send().await).await
+}
+
 /// `POST /api/lr-finder`: sweeps the learning rate for `config` on the server and answers with the
 /// curve and its suggestion (its points also arrive over the WebSocket meanwhile).
 pub async fn find_learning_rate(config: &shared::TrainConfig) -> Result<shared::LrFinderResponse, ApiError> {
