@@ -3,8 +3,8 @@
 //! The chart is three panels stacked in one SVG: accuracy (train and test, 0 – 100 %) on top, loss
 //! below, then the learning rate. The x axis runs from the start of training (0) to the end of the last
 //! epoch the run asked for, so the lines grow across it as training goes; the loss panel also draws the
-//! loss reported between epochs, from the first batch. [`compare_chart`] draws several runs' test
-//! accuracy in one panel.
+//! loss reported between epochs, from the first batch. [`compare_chart`] draws one metric (test
+//! accuracy or test loss, [`CompareMetric`]) of several runs in one panel.
 //! Everything here is plain arithmetic; the components turn it into SVG elements.
 
 use shared::{EpochMetrics, Run};
@@ -187,53 +187,193 @@ pub fn lr_panel(epochs: &[EpochMetrics], planned: u32) -> Panel {
     }
 }
 
-/// One run's line in the comparison chart.
+/// What a comparison chart draws for each run, per epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareMetric {
+    /// Test accuracy, on a 0 – 100 % axis.
+    TestAccuracy,
+    /// Test loss, on an axis that fits the highest loss.
+    TestLoss,
+}
+
+impl CompareMetric {
+    /// Both, in the order the page shows them.
+    pub const ALL: [CompareMetric; 2] = [CompareMetric::TestAccuracy, CompareMetric::TestLoss];
+
+    /// Names the chart in ids and CSS classes: `compare-{key}`.
+    pub fn key(self) -> &'static str {
+        match self {
+            CompareMetric::TestAccuracy => "accuracy",
+            CompareMetric::TestLoss => "loss",
+        }
+    }
+
+    /// Heading written above the plot.
+    pub fn title(self) -> &'static str {
+        match self {
+            CompareMetric::TestAccuracy => "Test accuracy",
+            CompareMetric::TestLoss => "Test loss",
+        }
+    }
+
+    fn value(self, metrics: &EpochMetrics) -> f64 {
+        match self {
+            CompareMetric::TestAccuracy => metrics.test_accuracy,
+            CompareMetric::TestLoss => metrics.test_loss,
+        }
+    }
+
+    fn written(self, value: f64) -> String {
+        match self {
+            CompareMetric::TestAccuracy => percent(value),
+            CompareMetric::TestLoss => loss_label(value),
+        }
+    }
+
+    /// The top of the value axis and its ticks' values for these runs.
+    fn axis(self, runs: &[Run]) -> (f64, Vec<f64>) {
+        match self {
+            CompareMetric::TestAccuracy => (1.0, (0..=4).map(|i| f64::from(i) * 0.25).collect()),
+            CompareMetric::TestLoss => {
+                let highest = runs
+                    .iter()
+                    .flat_map(|run| run.epochs.iter().map(|m| m.test_loss))
+                    .filter(|v| v.is_finite())
+                    .fold(0.0, f64::max);
+                let (top, step) = loss_axis(highest);
+                (top, (0..=(top / step).round() as u32).map(|i| f64::from(i) * step).collect())
+            }
+        }
+    }
+
+    fn tick_label(self, value: f64) -> String {
+        match self {
+            CompareMetric::TestAccuracy => format!("{:.0} %", value * 100.0),
+            CompareMetric::TestLoss => rate_label(value),
+        }
+    }
+}
+
+/// One run's line in a comparison chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompareLine {
     /// The run drawn.
     pub run_id: u64,
-    /// CSS colour of its line and legend entry.
+    /// CSS colour of its line and legend entry: the same in every comparison chart.
     pub colour: &'static str,
-    /// Its test accuracy per epoch.
+    /// Its value per finished epoch.
     pub points: Vec<(f64, f64)>,
+    /// What hovering each point shows, in the order of `points`.
+    pub notes: Vec<String>,
 }
 
-/// The comparison chart: several runs' test accuracy on one epoch axis.
+/// A comparison chart: one metric of several runs on one epoch axis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompareChart {
+    /// What is drawn.
+    pub metric: CompareMetric,
     /// Where the plot is.
     pub frame: Frame,
     /// Ticks along the epoch axis.
     pub x_ticks: Vec<Tick>,
-    /// Ticks along the accuracy axis.
+    /// Ticks along the value axis.
     pub y_ticks: Vec<Tick>,
     /// One line per run, in the order given.
     pub lines: Vec<CompareLine>,
 }
 
-/// Test accuracy per epoch of each of `runs`, on an epoch axis long enough for the longest run.
-pub fn compare_chart(runs: &[Run]) -> CompareChart {
+/// `metric` per epoch of each of `runs`, on an epoch axis long enough for the longest run. A run's
+/// colour is its place in `runs`, so the accuracy and loss charts of one comparison agree.
+pub fn compare_chart(runs: &[Run], metric: CompareMetric) -> CompareChart {
     let frame = frame_at(0.0, COMPARE_HEIGHT);
     let epochs = runs.iter().map(|r| x_domain(&r.epochs, r.config.epochs)).max().unwrap_or(1);
-    let scale = Scale { frame, epochs, y_max: 1.0 };
+    let (y_max, ticks) = metric.axis(runs);
+    let scale = Scale { frame, epochs, y_max };
     CompareChart {
+        metric,
         frame,
         x_ticks: scale.x_ticks(),
-        y_ticks: (0..=4)
-            .map(|i| {
-                let value = f64::from(i) * 0.25;
-                Tick { at: scale.y(value), label: format!("{:.0} %", value * 100.0) }
-            })
-            .collect(),
+        y_ticks: ticks.into_iter().map(|value| Tick { at: scale.y(value), label: metric.tick_label(value) }).collect(),
         lines: runs
             .iter()
             .zip(COMPARE_COLOURS.iter().cycle())
             .map(|(run, colour)| CompareLine {
                 run_id: run.id,
                 colour,
-                points: run.epochs.iter().map(|m| scale.point(m.epoch, m.test_accuracy)).collect(),
+                points: run.epochs.iter().map(|m| scale.point(m.epoch, metric.value(m))).collect(),
+                notes: run
+                    .epochs
+                    .iter()
+                    .map(|m| {
+                        let value = metric.written(metric.value(m));
+                        format!("Run #{}, epoch {}: {} {value}", run.id, m.epoch, metric.title().to_lowercase())
+                    })
+                    .collect(),
             })
             .collect(),
+    }
+}
+
+/// Width of the view box on a narrow screen (see [`crate::layout::narrow_screen`]): about the width the
+/// chart is drawn at on a phone, so its text keeps the size style.css gives it instead of shrinking by
+/// half with a [`WIDTH`]-wide view box.
+pub const NARROW_WIDTH: f64 = 320.0;
+
+impl Frame {
+    /// This frame in a view box `width` wide: the same margins around a narrower or wider plot.
+    fn in_view_box(self, width: f64) -> Frame {
+        Frame { width: width - MARGIN_LEFT - MARGIN_RIGHT, ..self }
+    }
+
+    /// Where `x` in this frame lands in `other`, at the same share of the plot's width.
+    fn x_in(&self, other: &Frame, x: f64) -> f64 {
+        other.left + (x - self.left) / self.width * other.width
+    }
+}
+
+/// `points` moved from frame `from` to frame `to` along x.
+fn points_in(points: &[(f64, f64)], from: &Frame, to: &Frame) -> Vec<(f64, f64)> {
+    points.iter().map(|&(x, y)| (from.x_in(to, x), y)).collect()
+}
+
+/// `ticks` moved from frame `from` to frame `to` along x.
+fn x_ticks_in(ticks: &[Tick], from: &Frame, to: &Frame) -> Vec<Tick> {
+    ticks.iter().map(|tick| Tick { at: from.x_in(to, tick.at), label: tick.label.clone() }).collect()
+}
+
+impl Panel {
+    /// The panel in a view box `width` wide instead of [`WIDTH`]: every x is stretched to the new plot,
+    /// every y and label stays.
+    pub fn fit_width(self, width: f64) -> Panel {
+        let frame = self.frame.in_view_box(width);
+        let from = &self.frame;
+        Panel {
+            x_ticks: x_ticks_in(&self.x_ticks, from, &frame),
+            train: points_in(&self.train, from, &frame),
+            test: points_in(&self.test, from, &frame),
+            batches: points_in(&self.batches, from, &frame),
+            latest_batch: self.latest_batch.clone().map(|((x, y), note)| ((from.x_in(&frame, x), y), note)),
+            frame,
+            ..self
+        }
+    }
+}
+
+impl CompareChart {
+    /// The chart in a view box `width` wide instead of [`WIDTH`], as [`Panel::fit_width`].
+    pub fn fit_width(self, width: f64) -> CompareChart {
+        let frame = self.frame.in_view_box(width);
+        let from = &self.frame;
+        CompareChart {
+            x_ticks: x_ticks_in(&self.x_ticks, from, &frame),
+            lines: self
+                .lines
+                .iter()
+                .map(|line| CompareLine { points: points_in(&line.points, from, &frame), ..line.clone() })
+                .collect(),
+            frame,
+            ..self
+        }
     }
 }
 
@@ -405,24 +545,56 @@ mod tests {
         assert!(panel.test.is_empty());
     }
 
+    fn finished_run(id: u64, planned: u32, epochs: &[(f64, f64)]) -> Run {
+        let mut run: Run = serde_json::from_value(serde_json::json!({
+            "id": id, "status": "completed", "config": {"dataset": "tiny", "epochs": planned},
+            "epochs": [], "created_at": 0,
+        }))
+        .unwrap();
+        run.epochs = epochs.iter().enumerate().map(|(i, &(a, loss))| metrics(i as u32 + 1, a, loss)).collect();
+        run
+    }
+
     #[test]
     fn compared_runs_get_their_own_colour_on_the_longest_axis() {
-        let run = |id: u64, planned: u32, accuracies: &[f64]| -> Run {
-            let mut run: Run = serde_json::from_value(serde_json::json!({
-                "id": id, "status": "completed", "config": {"dataset": "tiny", "epochs": planned},
-                "epochs": [], "created_at": 0,
-            }))
-            .unwrap();
-            run.epochs = accuracies.iter().enumerate().map(|(i, &a)| metrics(i as u32 + 1, a, 1.0)).collect();
-            run
-        };
-        let chart = compare_chart(&[run(3, 2, &[0.5, 1.0]), run(5, 4, &[0.25])]);
+        let runs = [finished_run(3, 2, &[(0.5, 1.0), (1.0, 1.0)]), finished_run(5, 4, &[(0.25, 1.0)])];
+        let chart = compare_chart(&runs, CompareMetric::TestAccuracy);
         assert_eq!(chart.x_ticks.len(), 5);
         assert_eq!(chart.lines.len(), 2);
         assert_eq!((chart.lines[0].run_id, chart.lines[1].run_id), (3, 5));
         assert_ne!(chart.lines[0].colour, chart.lines[1].colour);
         assert_eq!(chart.lines[0].points[1].1, chart.frame.top, "100 % is the top");
         assert_eq!(chart.lines[1].points[0].0, chart.frame.left + chart.frame.width / 4.0);
+        assert_eq!(chart.lines[1].notes, ["Run #5, epoch 1: test accuracy 25.0 %"]);
+    }
+
+    #[test]
+    fn the_compared_loss_axis_fits_the_highest_test_loss_of_any_run() {
+        let runs = [finished_run(1, 2, &[(0.5, 2.1), (0.6, 1.2)]), finished_run(2, 2, &[(0.5, 0.4)])];
+        let chart = compare_chart(&runs, CompareMetric::TestLoss);
+        let labels: Vec<&str> = chart.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0", "0.5", "1", "1.5", "2", "2.5"]);
+        let frame = chart.frame;
+        let y_of = |loss: f64| frame.bottom() - loss / 2.5 * frame.height;
+        assert!((chart.lines[0].points[0].1 - y_of(2.1)).abs() < 1e-9);
+        assert!((chart.lines[1].points[0].1 - y_of(0.4)).abs() < 1e-9);
+        assert_eq!(chart.lines[0].notes[1], "Run #1, epoch 2: test loss 1.2000");
+    }
+
+    #[test]
+    fn a_run_keeps_its_colour_in_the_accuracy_and_loss_charts() {
+        let runs = [finished_run(7, 1, &[(0.5, 1.0)]), finished_run(4, 1, &[(0.7, 0.8)])];
+        let colours =
+            |metric| compare_chart(&runs, metric).lines.iter().map(|l| (l.run_id, l.colour)).collect::<Vec<_>>();
+        assert_eq!(colours(CompareMetric::TestAccuracy), colours(CompareMetric::TestLoss));
+        assert_eq!(colours(CompareMetric::TestLoss)[0], (7, COMPARE_COLOURS[0]));
+    }
+
+    #[test]
+    fn runs_without_a_finished_epoch_draw_no_points_on_a_default_axis() {
+        let chart = compare_chart(&[finished_run(1, 3, &[]), finished_run(2, 3, &[])], CompareMetric::TestLoss);
+        assert!(chart.lines.iter().all(|l| l.points.is_empty() && l.notes.is_empty()));
+        assert_eq!(chart.y_ticks.last().unwrap().label, "0.25");
     }
 
     #[test]
