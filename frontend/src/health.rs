@@ -209,7 +209,7 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
         view! {
             <h3>{format!("Unreadable images ({})", health.unreadable.len())}</h3>
             <p class="hint">"Runs skip these."</p>
-            <ul id="health-unreadable" class="health-list">{items}</ul>
+            <ul id="health-unreadable" class="health-list" tabindex="0">{items}</ul>
         }
     });
     let duplicates = if health.duplicates.is_empty() {
@@ -228,13 +228,14 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
                         ": "
                         {duplicate_kind(pair)}
                         {leak.then_some(", train and test")}
+                        <crate::versions::MarkImage dataset=dataset.clone() path=Some(pair.b.clone())/>
                     </li>
                 }
             })
             .collect_view();
         let more =
             health.duplicates_truncated.then(|| view! { <p class="hint">"More pairs exist than are listed."</p> });
-        view! { <ul id="health-duplicates" class="health-list">{items}</ul> {more} }.into_any()
+        view! { <ul id="health-duplicates" class="health-list" tabindex="0">{items}</ul> {more} }.into_any()
     };
     let leaks = leak_warning(health.leaks());
     view! {
