@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use shared::{BatchProgress, Preparation, Run, RunStatus, ServerMessage};
+use shared::{BatchProgress, LrFinderProgress, Preparation, Run, RunStatus, ServerMessage};
 
 use crate::live::LossTrace;
 
@@ -25,6 +25,8 @@ pub struct StudioState {
     pub live: BTreeMap<u64, LossTrace>,
     /// The run this page asked to stop, until the server says it ended (or refuses a command).
     pub stopping: Option<u64>,
+    /// The last learning-rate sweep the server reported (any page's), as it arrived.
+    pub lr_finder: Option<LrFinderProgress>,
 }
 
 impl StudioState {
@@ -96,6 +98,7 @@ impl StudioState {
                 self.stopping = None;
                 self.error = Some(message);
             }
+            ServerMessage::LrFinderProgress(progress) => self.lr_finder = Some(progress),
         }
     }
 

@@ -1030,6 +1030,13 @@ pub enum ServerMessage {
     LrFinderProgress(LrFinderProgress),
 }
 
+/// The first learning rate of a sweep (`POST /api/lr-finder`).
+pub const LR_FINDER_START: f64 = 1e-7;
+/// The learning rate of a sweep's last batch, when it gets that far.
+pub const LR_FINDER_END: f64 = 10.0;
+/// Batches in a whole sweep; it stops earlier once the loss blows up.
+pub const LR_FINDER_BATCHES: usize = 100;
+
 /// One batch of a learning-rate sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LrPoint {

@@ -35,8 +35,10 @@ async fn sweep(server: &TestServer, config: &Value) -> LrFinderResponse {
 }
 
 /// The learning rate where the smoothed loss falls fastest against ln lr, computed from the points
-/// alone: forward differences, the first most negative one, the rate where it starts.
+/// alone as fastai's `steep` does: forward differences leaving out the first 10 and the last 5 points
+/// (when 2 remain), the first most negative one, the rate where it starts.
 fn steepest_descent(points: &[LrPoint]) -> f64 {
+    let points = if points.len() >= 17 { &points[10..points.len() - 5] } else { points };
     let mut best = (0, f64::INFINITY);
     for i in 0..points.len() - 1 {
         let slope = (points[i + 1].loss - points[i].loss) / (points[i + 1].lr.ln() - points[i].lr.ln());

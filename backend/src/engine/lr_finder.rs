@@ -15,15 +15,20 @@ use shared::{LrPoint, TrainConfig};
 use tch::{Device, Reduction};
 
 /// The first learning rate of the sweep.
-pub const START_LR: f64 = 1e-7;
+pub const START_LR: f64 = shared::LR_FINDER_START;
 /// The learning rate of the sweep's last batch, when it gets that far.
-pub const END_LR: f64 = 10.0;
+pub const END_LR: f64 = shared::LR_FINDER_END;
 /// Batches in a whole sweep (the training set is visited again, epoch after epoch, when it is smaller).
-pub const MAX_BATCHES: usize = 100;
+pub const MAX_BATCHES: usize = shared::LR_FINDER_BATCHES;
 /// Weight of the past in the loss's exponential moving average (fastai's `beta`).
 pub const SMOOTHING: f64 = 0.98;
 /// The sweep stops once the smoothed loss exceeds this many times its lowest value.
 pub const DIVERGENCE: f64 = 4.0;
+/// Points left out at the start when choosing the suggestion, as fastai does: over the first tenth of a
+/// sweep the average rests on a few batches, so batch-to-batch noise looks like a steep fall.
+pub const SKIP_FIRST: usize = MAX_BATCHES / 10;
+/// Points left out at the end when choosing the suggestion, as fastai does: the blow-up.
+pub const SKIP_LAST: usize = 5;
 
 /// What the finder reports while it works.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,8 +121,14 @@ impl LossSmoother {
 
 /// The learning rate at the start of the segment between consecutive points where the smoothed loss
 /// falls fastest against log lr, `(loss[i+1] - loss[i]) / (ln lr[i+1] - ln lr[i])` most negative (the
-/// first such on a tie); the only point's rate when there is one, `None` when there are none.
+/// first such on a tie), leaving out the first [`SKIP_FIRST`] and the last [`SKIP_LAST`] points when at
+/// least two remain (fastai's `steep`); the only point's rate when there is one, `None` when there are none.
 pub fn steepest_descent(points: &[LrPoint]) -> Option<f64> {
+    let points = if points.len() >= SKIP_FIRST + SKIP_LAST + 2 {
+        &points[SKIP_FIRST..points.len() - SKIP_LAST]
+    } else {
+        points
+    };
     let slope = |pair: &[LrPoint]| (pair[1].loss - pair[0].loss) / (pair[1].lr.ln() - pair[0].lr.ln());
     let steepest = points.windows(2).enumerate().fold(None, |best: Option<(usize, f64)>, (index, pair)| {
         let here = slope(pair);
@@ -290,6 +301,17 @@ mod tests {
     fn the_suggestion_starts_the_steepest_fall() {
         let swept = points(&[2.3, 2.2, 1.5, 1.4, 1.45, 9.0]);
         assert_eq!(steepest_descent(&swept), Some(swept[1].lr));
+    }
+
+    #[test]
+    fn the_first_tenth_and_the_last_five_points_do_not_choose_the_suggestion() {
+        // Steep falls at 0 (noise while the average settles) and at 22 (into the blow-up) are left out.
+        let mut losses = vec![2.0; 26];
+        losses[0] = 5.0;
+        losses[12] = 1.9;
+        losses[22] = 0.5;
+        let swept = points(&losses);
+        assert_eq!(steepest_descent(&swept), Some(swept[11].lr));
     }
 
     #[test]
