@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::{ErrorBody, Run, ServerMessage};
 use std::any::Any;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Largest error body [`json_refusals`] reads back to rewrite.
@@ -107,14 +108,33 @@ pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     .into_response()
 }
 
-/// Rewrites the studio's absolute folders in messages to relative names (`weights/x.pth`,
-/// `data/runs/3`), so no answer tells a client where the server keeps its files.
+/// Rewrites absolute paths in messages, so no answer tells a client where the server keeps its files:
+/// the studio's folders become relative names (`weights/x.pth`, `data/runs/3`), and any other absolute
+/// path (a temporary or staging file, a library) is cut to its last part, a file's name.
 #[derive(Clone)]
-pub(crate) struct PathScrubber(Arc<Vec<(String, &'static str)>>);
+pub(crate) struct PathScrubber(Arc<Scrub>);
+
+/// What [`PathScrubber`] replaces.
+struct Scrub {
+    /// The studio's folders (as given and as resolved) and the names they become, longest first.
+    prefixes: Vec<(String, &'static str)>,
+    /// The names of the machine's top-level folders (`tmp`, `home`, ...): a path starting with one is a
+    /// server path, while a route (`/api/runs/3`) starts with no such name and is left as it is.
+    top_folders: HashSet<String>,
+}
 
 impl PathScrubber {
-    /// A scrubber for the data and weights folders of `settings`, as given and as resolved.
+    /// A scrubber for the data and weights folders of `settings`, and for paths under the machine's
+    /// top-level folders.
     pub(crate) fn new(settings: &StudioSettings) -> Self {
+        let top_folders = std::fs::read_dir("/")
+            .map(|entries| entries.flatten().filter_map(|entry| entry.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        PathScrubber(Arc::new(Scrub { prefixes: Self::studio_folders(settings), top_folders }))
+    }
+
+    /// The data and weights folders of `settings`, as given and as resolved, longest first.
+    fn studio_folders(settings: &StudioSettings) -> Vec<(String, &'static str)> {
         let mut prefixes = Vec::new();
         for (dir, name) in [(&settings.weights_dir, "weights"), (&settings.data_dir, "data")] {
             let resolved = std::fs::canonicalize(dir).ok();
@@ -127,16 +147,17 @@ impl PathScrubber {
         }
         // Longest first, so the weights folder inside the data folder keeps its own name.
         prefixes.sort_by_key(|(text, _)| std::cmp::Reverse(text.len()));
-        PathScrubber(Arc::new(prefixes))
+        prefixes
     }
 
-    /// `text` with every studio folder replaced by its relative name.
+    /// `text` with every studio folder replaced by its relative name and every other absolute server
+    /// path by its last part.
     pub(crate) fn scrub(&self, text: &str) -> String {
         let mut text = text.to_string();
-        for (prefix, name) in self.0.iter() {
+        for (prefix, name) in self.0.prefixes.iter() {
             text = replace_path_prefix(&text, prefix, name);
         }
-        text
+        cut_absolute_paths(&text, &self.0.top_folders)
     }
 
     /// `run` with its error sentence scrubbed.
@@ -173,6 +194,36 @@ fn replace_path_prefix(text: &str, prefix: &str, name: &str) -> String {
     out
 }
 
+/// `text` with each absolute path under one of `top_folders` cut to its last part: `/tmp/.tmpX/a.zip`
+/// becomes `a.zip`. A path starts at the start of the text or after a space, quote, bracket, `=`, `,`,
+/// `;` or `:` (a URL's `//host/...` names no top folder, and its path follows the host, so it is left
+/// alone) and ends before a space, quote, bracket, comma or semicolon; a full stop or colon that ends
+/// it is kept as punctuation.
+fn cut_absolute_paths(text: &str, top_folders: &HashSet<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('/') {
+        let starts_path =
+            out.chars().chain(rest[..at].chars()).next_back().is_none_or(|c| " \t\n\"'`([{<=,;:".contains(c));
+        out.push_str(&rest[..at]);
+        let end =
+            rest[at..].find(|c: char| c.is_whitespace() || "\"'`()[]{}<>,;".contains(c)).map_or(rest.len(), |n| at + n);
+        let token = &rest[at..end];
+        let path = token.trim_end_matches(['.', ':']);
+        let top = path[1..].split('/').next().unwrap_or_default();
+        match path.rsplit('/').find(|part| !part.is_empty()) {
+            Some(last) if starts_path && top_folders.contains(top) => {
+                out.push_str(last);
+                out.push_str(&token[path.len()..]);
+            }
+            _ => out.push_str(token),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Makes every error answer under `/api` and `/ws` the JSON error body with a scrubbed sentence:
 /// axum's own refusals (a body over the limit, a malformed path or query, a wrong method) come as
 /// plain text and are rewritten here.
@@ -197,4 +248,50 @@ pub(crate) async fn json_refusals(State(scrubber): State<PathScrubber>, request:
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let body = serde_json::to_vec(&ErrorBody { error: scrubber.scrub(&sentence) }).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(text: &str) -> String {
+        let top_folders: HashSet<String> = ["tmp", "home", "usr"].map(String::from).into();
+        cut_absolute_paths(text, &top_folders)
+    }
+
+    #[test]
+    fn absolute_server_paths_are_cut_to_their_last_part() {
+        assert_eq!(cut("could not read /tmp/.tmpAb3/upload-3.zip: gone"), "could not read upload-3.zip: gone");
+        assert_eq!(cut("\"/home/me/w.pth\" is not a state dict."), "\"w.pth\" is not a state dict.");
+        assert_eq!(cut("libraries in (/usr/lib/x86_64/), see /tmp."), "libraries in (x86_64), see tmp.");
+        assert_eq!(cut("paths=/home/me/a,/tmp/b;file:/usr/c"), "paths=a,b;file:c");
+    }
+
+    #[test]
+    fn routes_urls_and_relative_paths_are_left_alone() {
+        for text in [
+            "no such route: /api/runs/3/x",
+            "downloading http://127.0.0.1:8080/tmp/a.tar.gz failed",
+            "data/runs/3/model.safetensors",
+            "a/tmp/b and 1/2 of the images",
+            "/ and // alone",
+        ] {
+            assert_eq!(cut(text), text);
+        }
+    }
+
+    #[test]
+    fn studio_folders_become_their_names_and_other_server_paths_their_file_names() {
+        let data = tempfile::tempdir().unwrap();
+        let settings = StudioSettings::new(data.path());
+        let staged = std::env::temp_dir().join(".staging-7").join("upload.zip");
+        let text = format!(
+            "{}/runs/3/last.safetensors, {}/x.pth and {} failed",
+            data.path().display(),
+            settings.weights_dir.display(),
+            staged.display()
+        );
+        let scrubbed = PathScrubber::new(&settings).scrub(&text);
+        assert_eq!(scrubbed, "data/runs/3/last.safetensors, weights/x.pth and upload.zip failed");
+    }
 }
