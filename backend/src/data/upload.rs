@@ -28,8 +28,9 @@ pub enum UploadError {
     /// A dataset of that name exists.
     #[error("a dataset named \"{0}\" already exists")]
     Exists(String),
-    /// Not a zip archive, or a damaged one.
-    #[error("the upload is not a readable zip archive: {0}")]
+    /// Not a zip archive, or a damaged one. The zip reader's own words ("Could not find EOCD") name its
+    /// internals, so the sentence leaves them out; they stay in the value for the log.
+    #[error("the file is not a zip archive, or it is damaged or cut short")]
     NotZip(String),
     /// The archive holds a path that would land outside the dataset folder.
     #[error("the zip holds an unsafe path \"{0}\"; entries must stay inside the archive's folder")]
@@ -212,7 +213,9 @@ mod tests {
         assert!(matches!(err, UploadError::Layout(_)), "{err}");
         let not_zip = tempfile::NamedTempFile::new().unwrap();
         fs::write(not_zip.path(), b"plain text").unwrap();
-        assert!(matches!(install_zip_dataset(data.path(), "x", not_zip.path()), Err(UploadError::NotZip(_))));
+        let refused = install_zip_dataset(data.path(), "x", not_zip.path()).unwrap_err();
+        assert!(matches!(refused, UploadError::NotZip(_)));
+        assert_eq!(refused.to_string(), "the file is not a zip archive, or it is damaged or cut short");
         assert!(matches!(install_zip_dataset(data.path(), "../x", not_zip.path()), Err(UploadError::BadName(_))));
         let left: Vec<_> = fs::read_dir(data.path()).unwrap().collect();
         assert!(left.is_empty(), "nothing left behind: {left:?}");
