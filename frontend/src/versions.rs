@@ -184,22 +184,31 @@ pub fn PendingEditsBar() -> impl IntoView {
         });
     };
     let rows = move || {
-        pending.with(PendingEdits::datasets).into_iter().map(move |(dataset, edits)| {
-            let line = pending_line(&dataset, edits.len());
-            let forget = dataset.clone();
-            view! {
-                <div class="pending-row">
-                    <span class="pending-count">{line}</span>
-                    " — "
-                    <button type="button" disabled=move || saving.get() on:click=move |_| save(dataset.clone(), edits.clone())>
-                        "Save as new version"
-                    </button>
-                    <button type="button" class="small" on:click=move |_| pending.update(|p| p.clear(&forget))>
-                        "Discard"
-                    </button>
-                </div>
-            }
-        }).collect_view()
+        pending
+            .with(PendingEdits::datasets)
+            .into_iter()
+            .map(move |(dataset, edits)| {
+                let line = pending_line(&dataset, edits.len());
+                let forget = dataset.clone();
+                view! {
+                    <div class="pending-row">
+                        <span class="pending-count">{line}</span>
+                        " — "
+                        <button
+                            type="button"
+                            class="primary save-version"
+                            disabled=move || saving.get()
+                            on:click=move |_| save(dataset.clone(), edits.clone())
+                        >
+                            "Save as new version"
+                        </button>
+                        <button type="button" class="small" on:click=move |_| pending.update(|p| p.clear(&forget))>
+                            "Discard"
+                        </button>
+                    </div>
+                }
+            })
+            .collect_view()
     };
     view! {
         <Show when=move || pending.with(|p| !p.0.is_empty()) || outcome.with(Option::is_some)>
@@ -383,7 +392,10 @@ mod tests {
         let after = run(2, "colors@v1", &["black", "blue", "green", "red"], &[0.75, 0.9, 0.25, 1.0]);
         let changes = per_class_changes(&before, &after);
         let shown: Vec<(&str, String)> = changes.iter().map(|c| (c.class.as_str(), c.change())).collect();
-        assert_eq!(shown, [("black", "+25.0".into()), ("blue", "-10.0".into()), ("green", "+0.0".into()), ("red", "—".into())]);
+        assert_eq!(
+            shown,
+            [("black", "+25.0".into()), ("blue", "-10.0".into()), ("green", "+0.0".into()), ("red", "—".into())]
+        );
         let mut untrained = after.clone();
         untrained.epochs.clear();
         assert!(per_class_changes(&before, &untrained).is_empty());
