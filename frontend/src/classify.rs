@@ -193,7 +193,7 @@ impl Images {
         }
         let keys: Vec<u64> = added.iter().map(|card| card.key).collect();
         self.cards.update(|cards| {
-            added.extend(cards.drain(..));
+            added.append(cards);
             *cards = added;
         });
         self.send(run_id, keys, self.explain.get_untracked());

@@ -97,6 +97,7 @@ async fn a_result_names_its_run_keeps_it_when_a_newer_run_finishes_and_clear_emp
         assert_eq!(before[0].2.len(), 3, "three classes, three predictions: {before:?}");
         let preview = browser.find(Locator::Css("img#classify-preview")).await.unwrap();
         assert!(preview.attr("src").await.unwrap().unwrap_or_default().starts_with("blob:"));
+        show_card(&browser, true).await;
         look_at(&browser, &format!("classify-answered-{width}")).await;
         fits_the_window(&browser, "classified").await;
 
@@ -108,6 +109,7 @@ async fn a_result_names_its_run_keeps_it_when_a_newer_run_finishes_and_clear_emp
         .await;
         assert!(again.starts_with(&format!("Classify again with run {newer} · ")), "{again}");
         assert_eq!(shown_cards(&browser).await, before, "the shown result was not re-scored");
+        show_card(&browser, true).await;
         look_at(&browser, &format!("classify-newer-run-{width}")).await;
 
         // Only on request does it change model.
@@ -186,6 +188,7 @@ async fn a_dropped_image_and_a_pasted_image_are_each_classified() {
         let cards = answered_by(&browser, 2, &caption).await;
         let names: Vec<&str> = cards.iter().map(|(name, _, _)| name.as_str()).collect();
         assert_eq!(names, ["pasted.png", "dropped.png"], "the newest first, the earlier kept");
+        show_card(&browser, true).await;
         look_at(&browser, &format!("classify-dropped-and-pasted-{width}")).await;
         fits_the_window(&browser, "dropped and pasted").await;
 
