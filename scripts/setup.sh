@@ -4,7 +4,8 @@
 #
 #   scripts/setup.sh          what `make run` needs: libtorch (torch wheel in .venv), the wasm target,
 #                             trunk, wasm-bindgen-cli, wasm-opt
-#   scripts/setup.sh --test   also what the tests need: torchvision in .venv, Chromium and chromedriver
+#   scripts/setup.sh --test   also what the tests need: torchvision in .venv, Chromium and chromedriver,
+#                             axe-core (npm) in .tools
 #
 # Versions are pinned where the stack demands it; see docs in ../shared/docs/ENVIRONMENT.md of the
 # development machines and the README's "Set-up" section.
@@ -20,6 +21,7 @@ ONNXRUNTIME_VERSION=1.32.0
 ONNX_VERSION=1.23.2
 TRUNK_VERSION=0.21.14
 BINARYEN_VERSION=132.0.0
+AXE_VERSION=4.14.1
 WITH_TEST_TOOLS=0
 [[ "${1:-}" == "--test" ]] && WITH_TEST_TOOLS=1
 
@@ -79,6 +81,13 @@ if [[ "$("$TOOLS/node_modules/.bin/wasm-opt" --version 2>/dev/null || true)" != 
     say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION) into .tools"
     mkdir -p "$TOOLS"
     npm install --silent --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION"
+fi
+
+# --- axe-core, the accessibility audit the browser tests inject into every page they look at ---------
+if [[ $WITH_TEST_TOOLS == 1 ]] && [[ "$(node -p "require('$TOOLS/node_modules/axe-core/package.json').version" 2>/dev/null || true)" != "$AXE_VERSION" ]]; then
+    say "installing axe-core@$AXE_VERSION into .tools (browser tests' accessibility audit)"
+    mkdir -p "$TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION" "axe-core@$AXE_VERSION"
 fi
 
 # --- Chromium and chromedriver for the browser tests ---------------------------------------------

@@ -598,6 +598,29 @@ mod tests {
     }
 
     #[test]
+    fn a_panel_in_a_narrow_view_box_keeps_its_margins_labels_and_each_point_at_its_share_of_the_plot() {
+        let epochs = [metrics(1, 0.5, 1.0), metrics(2, 0.75, 0.5)];
+        let wide = loss_panel(&epochs, 4, &[(0.5, 1.2), (1.5, 0.8)]);
+        let narrow = wide.clone().fit_width(NARROW_WIDTH);
+        assert_eq!(narrow.frame.left, wide.frame.left);
+        assert_eq!(NARROW_WIDTH - narrow.frame.right(), WIDTH - wide.frame.right(), "the same right margin");
+        assert_eq!((narrow.frame.top, narrow.frame.height), (wide.frame.top, wide.frame.height));
+        let share = |panel: &Panel, x: f64| (x - panel.frame.left) / panel.frame.width;
+        let pairs = wide.train.iter().zip(&narrow.train).chain(wide.test.iter().zip(&narrow.test));
+        for (before, after) in pairs.chain(wide.batches.iter().zip(&narrow.batches)) {
+            assert!((share(&wide, before.0) - share(&narrow, after.0)).abs() < 1e-9);
+            assert_eq!(before.1, after.1, "y does not move");
+        }
+        assert_eq!(narrow.batches.len(), 2);
+        assert_eq!(narrow.train[1].0, narrow.frame.left + narrow.frame.width / 2.0, "epoch 2 of 4 is half way");
+        assert_eq!(narrow.x_ticks.last().unwrap().at, narrow.frame.right());
+        assert_eq!(narrow.y_ticks, wide.y_ticks);
+        let labels = |panel: &Panel| panel.x_ticks.iter().map(|t| t.label.clone()).collect::<Vec<_>>();
+        assert_eq!(labels(&narrow), labels(&wide));
+        assert_eq!(narrow.latest_batch.as_ref().map(|b| b.0), narrow.batches.last().copied());
+    }
+
+    #[test]
     fn the_loss_axis_fits_the_losses_with_round_steps() {
         assert_eq!(loss_axis(2.1), (2.5, 0.5));
         assert_eq!(loss_axis(0.9), (1.0, 0.25));

@@ -95,6 +95,7 @@ pub fn CompareRuns() -> impl IntoView {
             .compared
             .with(|ids| studio.state.with(|s| ids.iter().filter_map(|&id| s.run(id).cloned()).collect::<Vec<Run>>()))
     });
+    let narrow = crate::layout::narrow_screen();
     view! {
         <Show when=move || compared.with(|runs| runs.len() >= 2)>
             <section class="card compare-card" aria-labelledby="compare-title">
@@ -106,10 +107,11 @@ pub fn CompareRuns() -> impl IntoView {
                 </div>
                 {move || {
                     let runs = compared.get();
+                    let width = crate::layout::chart_width(narrow);
                     view! {
                         <CompareLegend runs=runs.clone()/>
                         <div class="compare-charts">
-                            {CompareMetric::ALL.map(|metric| compare_svg(chart::compare_chart(&runs, metric)))}
+                            {CompareMetric::ALL.map(|metric| compare_svg(chart::compare_chart(&runs, metric).fit_width(width), width))}
                         </div>
                         <DifferingSettings runs=runs/>
                     }
@@ -138,8 +140,8 @@ fn CompareLegend(runs: Vec<Run>) -> impl IntoView {
     view! { <ul class="compare-legend">{entries}</ul> }
 }
 
-/// One comparison chart as an SVG: `#compare-accuracy` or `#compare-loss`.
-fn compare_svg(plot: CompareChart) -> impl IntoView {
+/// One comparison chart as an SVG in a view box `width` wide: `#compare-accuracy` or `#compare-loss`.
+fn compare_svg(plot: CompareChart, width: f64) -> impl IntoView {
     let frame = plot.frame;
     let title = plot.metric.title();
     let lines = plot
@@ -173,7 +175,7 @@ fn compare_svg(plot: CompareChart) -> impl IntoView {
         <svg
             id=format!("compare-{}", plot.metric.key())
             class="chart compare-chart"
-            viewBox=format!("0 0 {} {}", chart::WIDTH, chart::COMPARE_HEIGHT)
+            viewBox=format!("0 0 {width} {}", chart::COMPARE_HEIGHT)
             role="img"
             aria-label=format!("{title} per epoch of the compared runs")
         >
