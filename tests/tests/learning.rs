@@ -148,7 +148,7 @@ fn cuda_only_options_are_ignored_on_the_cpu_with_a_note() {
     };
     let (epochs, notes) = train_colors_on(Device::Cpu, &config, dir.path());
     assert_eq!(epochs.len(), 1);
-    let wanted = "mixed_precision, cudnn_benchmark, channels_last apply on CUDA only; ignored on the CPU";
+    let wanted = "Mixed precision, cuDNN benchmark, Channels-last memory apply on CUDA only; ignored on the CPU";
     assert!(notes.iter().any(|n| n == wanted), "{notes:?}");
 }
 

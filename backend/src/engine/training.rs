@@ -765,7 +765,9 @@ pub(crate) fn apply_device_options(
         ("cudnn_benchmark", config.cudnn_benchmark),
         ("channels_last", config.channels_last),
     ];
-    let ignored: Vec<&str> = asked.into_iter().filter_map(|(name, on)| on.then_some(name)).collect();
+    // Named by the form's labels: the note is shown in the run's log on the page.
+    let ignored: Vec<&str> =
+        asked.into_iter().filter_map(|(name, on)| on.then_some(shared::fields::label_of(name))).collect();
     if !ignored.is_empty() {
         let apply = if ignored.len() == 1 { "applies" } else { "apply" };
         emit(TrainingEvent::Note(format!("{} {apply} on CUDA only; ignored on the CPU", ignored.join(", "))));
