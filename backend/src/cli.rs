@@ -94,6 +94,19 @@ pub enum Command {
         #[arg(long, default_value = "./model")]
         out: PathBuf,
     },
+    /// Sweep the learning rate for a training config (as fastai's lr_find: 1e-7 up to 10 over at most 100
+    /// batches on a throwaway copy of the starting model) and print the suggested rate; nothing is written.
+    LrFind {
+        /// A JSON training config, the same format `POST /api/runs` takes.
+        #[arg(long)]
+        config: PathBuf,
+        /// Folder of datasets.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Folder of pretrained weight files [default: DATA_DIR/weights].
+        #[arg(long)]
+        weights_dir: Option<PathBuf>,
+    },
     /// Classify images with a saved model, printing the top 5 classes of each.
     Classify {
         /// A saved model: a run's folder (e.g. DATA_DIR/runs/7) or a checkpoint .safetensors downloaded
@@ -143,10 +156,7 @@ pub fn main() -> anyhow::Result<()> {
             out,
         } => {
             let mut config = match config {
-                Some(path) => {
-                    let json = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                    Studio::parse_config(&json)?
-                }
+                Some(path) => read_config(&path)?,
                 None => shared::TrainConfig::for_dataset(
                     dataset.clone().context("give --config run.json or --dataset NAME")?,
                 ),
@@ -161,8 +171,33 @@ pub fn main() -> anyhow::Result<()> {
             config.weights = weights.unwrap_or(config.weights);
             train(config, data_dir, weights_dir, out)
         }
+        Command::LrFind { config, data_dir, weights_dir } => lr_find(&config, data_dir, weights_dir),
         Command::Classify { model, images } => classify(model, images),
     }
+}
+
+/// The training config in the JSON file at `path`, checked as `POST /api/runs` checks it.
+fn read_config(path: &Path) -> anyhow::Result<shared::TrainConfig> {
+    let json = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Studio::parse_config(&json)?)
+}
+
+/// Sweeps the learning rate for the config in `config_file` (see [`crate::engine::lr_finder`]), printing
+/// a line per batch and the suggestion.
+fn lr_find(config_file: &Path, data_dir: PathBuf, weights_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    use crate::engine::lr_finder::{self, LrFinderEvent};
+    let config = read_config(config_file)?;
+    config.validate()?;
+    let device = best_device();
+    // The sweep writes nothing, so its paths name no output folder.
+    let paths = training_paths(data_dir, weights_dir, Path::new(""));
+    let found =
+        lr_finder::find_learning_rate(&config, &paths, device, &RunControl::default(), &mut |event| match event {
+            LrFinderEvent::Note(note) => println!("{note}"),
+            LrFinderEvent::Point(point) => println!("lr {:.3e}  smoothed loss {:.4}", point.lr, point.loss),
+        })?;
+    println!("suggested learning rate: {:.3e}", found.suggestion);
+    Ok(())
 }
 
 /// Opens the studio and serves it on `address`; the page comes from `options.ui_dir` when that holds a
@@ -253,8 +288,7 @@ fn train(
     let device = best_device();
     let paths = training_paths(data_dir, weights_dir, &out);
     println!("training on {} with {}", device_name(device), serde_json::to_string(&config)?);
-    let epochs =
-        with_progress(&mut |emit| training::train(&config, &paths, device, &RunControl::default(), false, emit))?;
+    let epochs = with_progress(|emit| training::train(&config, &paths, device, &RunControl::default(), false, emit))?;
     keep_epochs_in_receipt(&out, epochs)?;
     println!("model saved in {}", out.display());
     Ok(())
@@ -283,7 +317,7 @@ fn repeat(receipt_file: &Path, data_dir: PathBuf, weights_dir: Option<PathBuf>, 
         receipt.seed
     );
     let paths = training_paths(data_dir, weights_dir, &out);
-    let epochs = with_progress(&mut |emit| training::repeat(&receipt, &paths, device, &RunControl::default(), emit))?;
+    let epochs = with_progress(|emit| training::repeat(&receipt, &paths, device, &RunControl::default(), emit))?;
     let differences: Vec<String> = epochs
         .iter()
         .filter_map(|repeated| {
@@ -327,10 +361,13 @@ fn keep_epochs_in_receipt(out: &Path, epochs: Vec<EpochMetrics>) -> anyhow::Resu
     Ok(())
 }
 
+/// Where training reports its events.
+type EmitEvent<'a> = dyn FnMut(TrainingEvent) + 'a;
+
 /// Runs `training` with a progress bar on stderr and a line per event on stdout; returns every finished
 /// epoch's metrics, or fails if training stopped before the last epoch.
 fn with_progress(
-    training: &mut dyn FnMut(&mut dyn FnMut(TrainingEvent)) -> Result<TrainOutcome, TrainError>,
+    training: impl FnOnce(&mut EmitEvent<'_>) -> Result<TrainOutcome, TrainError>,
 ) -> anyhow::Result<Vec<EpochMetrics>> {
     let bar = indicatif::ProgressBar::hidden();
     bar.set_style(
