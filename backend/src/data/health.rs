@@ -344,9 +344,12 @@ fn fingerprint(folder: &Path) -> Fingerprint {
     print
 }
 
-/// The last check of each dataset and version (by its folder and name), kept until its files change.
+/// A dataset or version in the cache: its folder and its name (a version shares its dataset's folder).
+type CacheKey = (PathBuf, String);
+
+/// The last check of each dataset and version, kept until its files change.
 #[derive(Default)]
-pub struct HealthCache(Mutex<HashMap<(PathBuf, String), (Fingerprint, Arc<DatasetHealth>)>>);
+pub struct HealthCache(Mutex<HashMap<CacheKey, (Fingerprint, Arc<DatasetHealth>)>>);
 
 impl HealthCache {
     /// The check of `source`, from the cache when its files are as they were, else computed (and kept).
