@@ -47,18 +47,12 @@ fn image_file(class: usize, seed: u64) -> tempfile::NamedTempFile {
 
 /// What the card shows, top to bottom: each image's name, the run caption and its predictions as text.
 async fn shown_cards(browser: &Client) -> Vec<(String, String, Vec<String>)> {
-    let shown = browser
-        .execute(
-            r#"return Array.from(document.querySelectorAll('#classify div.classified'), card => [
-                card.querySelector('.image-name').textContent.trim(),
-                (card.querySelector('.answered-by') || {textContent: ''}).textContent.trim(),
-                Array.from(card.querySelectorAll('li.prediction'), li => li.textContent.replace(/\s+/g, ' ').trim()),
-            ]);"#,
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    serde_json::from_value(shown).unwrap()
+    let script = r#"return Array.from(document.querySelectorAll('#classify div.classified'), card => [
+        card.querySelector('.image-name').textContent.trim(),
+        (card.querySelector('.answered-by') || {textContent: ''}).textContent.trim(),
+        Array.from(card.querySelectorAll('li.prediction'), li => li.textContent.replace(/\s+/g, ' ').trim()),
+    ]);"#;
+    evaluate(browser, script, Vec::new()).await
 }
 
 /// Waits until the card shows `count` images, all answered by the run captioned `caption`.
@@ -74,9 +68,8 @@ async fn answered_by(browser: &Client, count: usize, caption: &str) -> Vec<(Stri
 
 /// The page is no wider than the window.
 async fn fits_the_window(browser: &Client, state: &str) {
-    let widths =
-        browser.execute("return [document.documentElement.scrollWidth, window.innerWidth];", Vec::new()).await.unwrap();
-    let [scroll, window]: [u64; 2] = serde_json::from_value(widths).unwrap();
+    let widths = "return [document.documentElement.scrollWidth, window.innerWidth];";
+    let [scroll, window]: [u64; 2] = evaluate(browser, widths, Vec::new()).await;
     assert!(scroll <= window, "{state}: the page is {scroll} px wide in a {window} px window");
 }
 
@@ -148,8 +141,7 @@ const HAND_OVER: &str = r#"
 
 async fn hand_over(browser: &Client, class: usize, name: &str, how: &str) -> bool {
     let bytes = png_bytes(COLOR_CLASSES[class].1, 40, 3);
-    let taken = browser.execute(HAND_OVER, vec![json!(bytes), json!(name), json!(how)]).await.unwrap();
-    taken.as_bool().unwrap()
+    evaluate(browser, HAND_OVER, vec![json!(bytes), json!(name), json!(how)]).await
 }
 
 /// Scrolls so that the classify card is (`true`) or is not (`false`) in the window.
@@ -161,14 +153,9 @@ async fn show_card(browser: &Client, shown: bool) {
          window.scrollTo(0, card.top + window.scrollY - window.innerHeight - 50);"
     };
     browser.execute(script, Vec::new()).await.unwrap();
-    let rect = browser
-        .execute(
-            "const r = document.querySelector('#classify').getBoundingClientRect(); return [r.top, r.bottom, window.innerHeight];",
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    let [top, bottom, height]: [f64; 3] = serde_json::from_value(rect).unwrap();
+    let rect = "const r = document.querySelector('#classify').getBoundingClientRect(); \
+                return [r.top, r.bottom, window.innerHeight];";
+    let [top, bottom, height]: [f64; 3] = evaluate(browser, rect, Vec::new()).await;
     assert_eq!(bottom > 0.0 && top < height, shown, "card at {top}..{bottom} in a {height} px window");
 }
 
@@ -221,14 +208,8 @@ const RECORD_STREAMS: &str = r#"
 
 /// The `readyState` of every track of every recorded stream.
 async fn track_states(browser: &Client) -> Vec<String> {
-    let states = browser
-        .execute(
-            "return window.cameraStreams.flatMap(stream => stream.getTracks().map(track => track.readyState));",
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    serde_json::from_value(states).unwrap()
+    let states = "return window.cameraStreams.flatMap(stream => stream.getTracks().map(track => track.readyState));";
+    evaluate(browser, states, Vec::new()).await
 }
 
 #[tokio::test]
@@ -257,9 +238,8 @@ async fn the_camera_classifies_frames_live_and_stop_ends_its_tracks() {
         click(&browser, "button#camera-stop").await;
         let states = track_states(&browser).await;
         assert!(!states.is_empty() && states.iter().all(|s| s == "ended"), "every track ended: {states:?}");
-        let detached =
-            browser.execute("return document.querySelector('#camera-video').srcObject === null;", Vec::new());
-        assert_eq!(detached.await.unwrap(), json!(true));
+        let detached = "return document.querySelector('#camera-video').srcObject === null;";
+        assert!(evaluate::<bool>(&browser, detached, Vec::new()).await, "the video lets go of the camera");
         eventually("Use camera again", Duration::from_secs(10), || async {
             browser.find(Locator::Css("button#camera-start")).await.ok()
         })

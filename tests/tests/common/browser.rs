@@ -193,6 +193,16 @@ where
     }
 }
 
+/// What the page's `script` returns (with `args`), read as `T`.
+pub async fn evaluate<T: serde::de::DeserializeOwned>(
+    browser: &Client,
+    script: &str,
+    args: Vec<serde_json::Value>,
+) -> T {
+    let value = browser.execute(script, args).await.unwrap_or_else(|e| panic!("{script}: {e}"));
+    serde_json::from_value(value).unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
 pub async fn text_of(browser: &Client, css: &str) -> Option<String> {
     browser.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
