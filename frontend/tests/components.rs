@@ -372,11 +372,9 @@ async fn an_explained_image_is_overlaid_with_one_heat_map_cell_per_position() {
     }))
     .unwrap();
     let card = Classified {
-        name: answer.name,
-        url: String::new(),
         predictions: answer.predictions,
-        error: None,
         explanation: answer.explanation,
+        ..Classified::new(1, answer.name, String::new())
     };
     let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card)).await;
     assert_eq!(attribute(&root, "svg.heatmap", "data-width").as_deref(), Some("3"));
