@@ -71,3 +71,28 @@ fn serving_beyond_loopback_without_a_token_is_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("without --token"));
 }
+
+#[test]
+fn lr_find_prints_a_suggested_learning_rate_from_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 8, 2, 32);
+    let config = dir.path().join("run.json");
+    std::fs::write(&config, r#"{"dataset": "colors", "batch_size": 8}"#).unwrap();
+    let output =
+        Command::new(binary()).args(["lr-find", "--config"]).arg(&config).arg("--data-dir").arg(dir.path()).output();
+    let output = output.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let swept = stdout.lines().filter(|line| line.starts_with("lr ")).count();
+    assert!((2..=100).contains(&swept), "a line per batch swept: {stdout}");
+    let suggestion: f64 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("suggested learning rate: "))
+        .unwrap_or_else(|| panic!("no suggestion: {stdout}"))
+        .parse()
+        .unwrap();
+    assert!((1e-7..=10.0).contains(&suggestion), "{suggestion}");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["colors", "run.json"], "nothing is written");
+}

@@ -124,11 +124,8 @@ impl LossSmoother {
 /// first such on a tie), leaving out the first [`SKIP_FIRST`] and the last [`SKIP_LAST`] points when at
 /// least two remain (fastai's `steep`); the only point's rate when there is one, `None` when there are none.
 pub fn steepest_descent(points: &[LrPoint]) -> Option<f64> {
-    let points = if points.len() >= SKIP_FIRST + SKIP_LAST + 2 {
-        &points[SKIP_FIRST..points.len() - SKIP_LAST]
-    } else {
-        points
-    };
+    let points =
+        if points.len() >= SKIP_FIRST + SKIP_LAST + 2 { &points[SKIP_FIRST..points.len() - SKIP_LAST] } else { points };
     let slope = |pair: &[LrPoint]| (pair[1].loss - pair[0].loss) / (pair[1].lr.ln() - pair[0].lr.ln());
     let steepest = points.windows(2).enumerate().fold(None, |best: Option<(usize, f64)>, (index, pair)| {
         let here = slope(pair);
@@ -210,12 +207,19 @@ fn prepare(
 
 /// The sweep's batches in a run's order: epoch 1's, then epoch 2's when the training set is used up.
 struct SweepBatches<'a> {
+    /// Batch size, seed, augmentation and normalisation.
     config: &'a TrainConfig,
+    /// Training images `[N, 3, H, W]` u8 and labels `[N]`, on the device.
     train: &'a Split,
+    /// Where the plans' tensors go.
     device: Device,
+    /// Normalisation per channel.
     mean: [f64; 3],
+    /// Normalisation per channel.
     std: [f64; 3],
+    /// The epoch being visited (1-based).
     epoch: u32,
+    /// Its order and augmentation.
     plan: EpochPlan,
     /// Position of the next batch's first image in the epoch's order.
     start: i64,
