@@ -56,10 +56,10 @@ use crate::compare::{CompareRuns, CompareToggle};
 use crate::health::DatasetHealthCard;
 use crate::insight::{RunConfig, RunInsight};
 use crate::state::StatusFilter;
+pub(crate) use crate::studio::studio;
+pub use crate::studio::Studio;
 use crate::train::{DatasetUpload, TrainPanel};
 use crate::ws::SocketEvent;
-pub use crate::studio::Studio;
-pub(crate) use crate::studio::studio;
 
 /// The whole page.
 #[component]

@@ -206,82 +206,57 @@ fn Presets(signals: FormSignals) -> impl IntoView {
 /// The dataset menu: every listed dataset, and CIFAR-10 to download when it is not in the data folder.
 #[component]
 fn DatasetSelect(signals: FormSignals) -> impl IntoView {
-    let FormSignals { form, checked, .. } = signals;
+    let form = signals.form;
     let datasets = studio().datasets;
-    view! {
-        <div class="field wide" class:invalid=move || checked.with(|c| problem_for(c, "dataset").is_some())>
-            <label for="dataset">{label("dataset")}</label>
-            <select
-                id="dataset"
-                name="dataset"
-                aria-describedby="dataset-error"
-                on:change=move |ev| {
-                    let value = event_target_value(&ev);
-                    form.update(|f| f.set("dataset", value));
-                }
-            >
-                {move || {
-                    let list = datasets.get();
-                    let offers_download = !list.iter().any(|d| d.name == DOWNLOADABLE_DATASET);
-                    let listed = list
-                        .into_iter()
-                        .map(|dataset| {
-                            let text = format::dataset_option(&dataset);
-                            name_option(form, "dataset", dataset.name, text, dataset.error.is_some())
-                        })
-                        .collect_view();
-                    let download = offers_download.then(|| {
-                        let text = "cifar10 — downloaded on first use (170 MB)".to_string();
-                        name_option(form, "dataset", DOWNLOADABLE_DATASET.to_string(), text, false)
-                    });
-                    (listed, download)
-                }}
-            </select>
-            <FieldError checked=checked field="dataset" id="dataset".to_string()/>
-        </div>
-    }
+    name_menu(
+        signals,
+        "dataset",
+        "field wide",
+        move || {
+            let list = datasets.get();
+            let offers_download = !list.iter().any(|d| d.name == DOWNLOADABLE_DATASET);
+            let listed = list
+                .into_iter()
+                .map(|dataset| {
+                    let text = format::dataset_option(&dataset);
+                    name_option(form, "dataset", dataset.name, text, dataset.error.is_some())
+                })
+                .collect_view();
+            let download = offers_download.then(|| {
+                let text = "cifar10 — downloaded on first use (170 MB)".to_string();
+                name_option(form, "dataset", DOWNLOADABLE_DATASET.to_string(), text, false)
+            });
+            (listed, download)
+        },
+        (),
+    )
 }
 
 /// The starting weights menu, the hint for weights still to download, and the weights upload.
 #[component]
 fn WeightsSelect(signals: FormSignals, weights: RwSignal<Vec<WeightsEntry>>) -> impl IntoView {
-    let FormSignals { form, checked, .. } = signals;
-    view! {
-        <div class="field weights-field" class:invalid=move || checked.with(|c| problem_for(c, "weights").is_some())>
-            <label for="weights">{label("weights")}</label>
-            <select
-                id="weights"
-                name="weights"
-                aria-describedby="weights-error"
-                on:change=move |ev| {
-                    let value = event_target_value(&ev);
-                    form.update(|f| f.set("weights", value));
-                }
-            >
-                {move || {
-                    weights
-                        .get()
-                        .into_iter()
-                        .map(|entry| {
-                            let text = format::weights_option(&entry);
-                            name_option(form, "weights", entry.name, text, false)
-                        })
-                        .collect_view()
-                }}
-                {
-                    let none = shared::fields::weights_label(defaults::WEIGHTS_NONE).to_string();
-                    name_option(form, "weights", defaults::WEIGHTS_NONE.to_string(), none, false)
-                }
-            </select>
-            {move || {
-                let chosen = form.with(|f| f.text("weights").to_string());
-                let hint = weights.with(|list| list.iter().find(|w| w.name == chosen).and_then(format::weights_hint));
-                hint.map(|hint| view! { <p class="hint" id="weights-hint">{hint}</p> })
-            }}
-            <WeightsUpload weights=weights form=form/>
-            <FieldError checked=checked field="weights" id="weights".to_string()/>
-        </div>
-    }
+    let form = signals.form;
+    let options = move || {
+        let listed = weights
+            .get()
+            .into_iter()
+            .map(|entry| {
+                let text = format::weights_option(&entry);
+                name_option(form, "weights", entry.name, text, false)
+            })
+            .collect_view();
+        let none = shared::fields::weights_label(defaults::WEIGHTS_NONE).to_string();
+        (listed, name_option(form, "weights", defaults::WEIGHTS_NONE.to_string(), none, false))
+    };
+    let under = view! {
+        {move || {
+            let chosen = form.with(|f| f.text("weights").to_string());
+            let hint = weights.with(|list| list.iter().find(|w| w.name == chosen).and_then(format::weights_hint));
+            hint.map(|hint| view! { <p class="hint" id="weights-hint">{hint}</p> })
+        }}
+        <WeightsUpload weights=weights form=form/>
+    };
+    name_menu(signals, "weights", "field weights-field", options, under)
 }
 
 /// The collapsed Advanced part: a fieldset per section with the settings that apply, and on its summary
@@ -480,9 +455,45 @@ pub fn DatasetUpload() -> impl IntoView {
     }
 }
 
+/// The menu of a name setting (dataset, weights): its label, the menu with `options`, what goes `under` it,
+/// and its message.
+fn name_menu(
+    signals: FormSignals,
+    name: &'static str,
+    class: &'static str,
+    options: impl IntoView + 'static,
+    under: impl IntoView + 'static,
+) -> impl IntoView {
+    let FormSignals { form, checked, .. } = signals;
+    view! {
+        <div class=class class:invalid=move || checked.with(|c| problem_for(c, name).is_some())>
+            <label for=name>{label(name)}</label>
+            <select
+                id=name
+                name=name
+                aria-describedby=format!("{name}-error")
+                on:change=move |ev| {
+                    let value = event_target_value(&ev);
+                    form.update(|f| f.set(name, value));
+                }
+            >
+                {options}
+            </select>
+            {under}
+            <FieldError checked=checked field=name id=name.to_string()/>
+        </div>
+    }
+}
+
 /// An option of the dataset or weights menu: `value` of the setting `name`, shown as `text`, selected while
 /// the form holds it.
-fn name_option(form: RwSignal<TrainForm>, name: &'static str, value: String, text: String, disabled: bool) -> impl IntoView {
+fn name_option(
+    form: RwSignal<TrainForm>,
+    name: &'static str,
+    value: String,
+    text: String,
+    disabled: bool,
+) -> impl IntoView {
     let selected = value.clone();
     view! {
         <option value=value disabled=disabled prop:selected=move || form.with(|f| f.text(name) == selected)>

@@ -83,8 +83,9 @@ async fn the_form_speaks_plainly(width: u32, height: u32) {
     click(&browser, "#advanced summary").await;
     assert!(!advanced_open(&browser).await);
     let link = "#start-why a[data-field='label_smoothing']";
-    let label = eventually("the label smoothing link", Duration::from_secs(10), || async { text_of(&browser, link).await })
-        .await;
+    let label =
+        eventually("the label smoothing link", Duration::from_secs(10), || async { text_of(&browser, link).await })
+            .await;
     assert_eq!(label, "Label smoothing");
     click(&browser, link).await;
     assert!(advanced_open(&browser).await, "the link opened the Advanced part");
