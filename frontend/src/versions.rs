@@ -113,9 +113,9 @@ pub fn MarkImage(dataset: String, path: Option<String>, #[prop(optional)] curren
     let pending = pending();
     let image = StoredValue::new((dataset.clone(), path.clone()));
     let mark = Memo::new(move |_| image.with_value(|(dataset, path)| pending.with(|p| p.mark(dataset, path))));
+    let datasets = studio().datasets;
     let classes = Memo::new(move |_| {
-        let list = studio().datasets.get();
-        list.into_iter().find(|d| d.name == dataset).map(|d| d.classes).unwrap_or_default()
+        datasets.with(|list| list.iter().find(|d| d.name == dataset).map(|d| d.classes.clone()).unwrap_or_default())
     });
     let options = move || {
         classes.with(|classes| {
@@ -161,6 +161,8 @@ pub fn MarkImage(dataset: String, path: Option<String>, #[prop(optional)] curren
 #[component]
 pub fn PendingEditsBar() -> impl IntoView {
     let pending = pending();
+    // Taken now: context cannot be looked up from inside the request's task.
+    let studio = studio();
     let outcome = RwSignal::new(None::<Result<String, String>>);
     let saving = RwSignal::new(false);
     let save = move |dataset: String, edits: DatasetEdits| {
@@ -171,7 +173,6 @@ pub fn PendingEditsBar() -> impl IntoView {
             match saved {
                 Ok(version) => {
                     pending.update(|p| p.clear(&dataset));
-                    let studio = studio();
                     if let Ok(list) = api::datasets().await {
                         studio.datasets.set(list);
                     }

@@ -37,12 +37,15 @@ async fn exclude_one_image_and_save_a_version(width: u32, height: u32) {
     look_at(&browser, &format!("versions-pending-{width}")).await;
 
     click(&browser, ".pending-edits button.save-version").await;
-    eventually("the new version chosen in New run", Duration::from_secs(30), || async {
+    let answer = eventually("the saved version", Duration::from_secs(30), || async {
+        text_of(&browser, ".pending-edits .saved, .pending-edits .error").await.filter(|t| !t.is_empty())
+    })
+    .await;
+    assert!(answer.starts_with("Saved colors@v1: 16 training and 3 test images (1 excluded"), "{answer}");
+    eventually("the new version chosen in New run", Duration::from_secs(10), || async {
         (value_of(&browser, "select#dataset").await == "colors@v1").then_some(())
     })
     .await;
-    let saved = text_of(&browser, ".pending-edits .saved").await.unwrap_or_default();
-    assert!(saved.starts_with("Saved colors@v1: 16 training and 3 test images (1 excluded"), "{saved}");
     assert!(browser.find(Locator::Css(".pending-edits .pending-count")).await.is_err(), "nothing is pending");
     let listed: Vec<DatasetInfo> = reqwest::get(server.url("/api/datasets")).await.unwrap().json().await.unwrap();
     let version = listed.iter().find(|d| d.name == "colors@v1").expect("the version is listed");
