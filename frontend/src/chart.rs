@@ -282,6 +282,11 @@ pub struct CompareChart {
     pub lines: Vec<CompareLine>,
 }
 
+/// The colour of the compared run at `position` in the order runs were ticked (the palette repeats).
+pub fn compare_colour(position: usize) -> &'static str {
+    COMPARE_COLOURS[position % COMPARE_COLOURS.len()]
+}
+
 /// `metric` per epoch of each of `runs`, on an epoch axis long enough for the longest run. A run's
 /// colour is its place in `runs`, so the accuracy and loss charts of one comparison agree.
 pub fn compare_chart(runs: &[Run], metric: CompareMetric) -> CompareChart {
@@ -296,10 +301,10 @@ pub fn compare_chart(runs: &[Run], metric: CompareMetric) -> CompareChart {
         y_ticks: ticks.into_iter().map(|value| Tick { at: scale.y(value), label: metric.tick_label(value) }).collect(),
         lines: runs
             .iter()
-            .zip(COMPARE_COLOURS.iter().cycle())
-            .map(|(run, colour)| CompareLine {
+            .enumerate()
+            .map(|(position, run)| CompareLine {
                 run_id: run.id,
-                colour,
+                colour: compare_colour(position),
                 points: run.epochs.iter().map(|m| scale.point(m.epoch, metric.value(m))).collect(),
                 notes: run
                     .epochs

@@ -127,17 +127,23 @@ pub fn CompareRuns() -> impl IntoView {
 fn CompareLegend(runs: Vec<Run>) -> impl IntoView {
     let entries = runs
         .iter()
-        .zip(chart::COMPARE_COLOURS.iter().cycle())
-        .map(|(run, colour)| {
+        .enumerate()
+        .map(|(position, run)| {
             view! {
                 <li class="compare-entry" data-run-id=run.id>
-                    <span class="swatch" style=format!("background: {colour}") aria-hidden="true"></span>
+                    {swatch(position)}
                     {legend_entry(run)}
                 </li>
             }
         })
         .collect_view();
     view! { <ul class="compare-legend">{entries}</ul> }
+}
+
+/// The colour of the compared run at `position`, as a small square beside its name.
+fn swatch(position: usize) -> impl IntoView {
+    let style = format!("background: {}", chart::compare_colour(position));
+    view! { <span class="swatch" style=style aria-hidden="true"></span> }
 }
 
 /// One comparison chart as an SVG in a view box `width` wide: `#compare-accuracy` or `#compare-loss`.
@@ -196,11 +202,11 @@ fn DifferingSettings(runs: Vec<Run>) -> impl IntoView {
     } else {
         let heads = runs
             .iter()
-            .zip(chart::COMPARE_COLOURS.iter().cycle())
-            .map(|(run, colour)| {
+            .enumerate()
+            .map(|(position, run)| {
                 view! {
                     <th scope="col" data-run-id=run.id>
-                        <span class="swatch" style=format!("background: {colour}") aria-hidden="true"></span>
+                        {swatch(position)}
                         {format!("Run #{}", run.id)}
                     </th>
                 }

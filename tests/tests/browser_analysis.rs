@@ -8,7 +8,7 @@
 mod common;
 
 use common::browser::*;
-use fantoccini::actions::{KeyAction, KeyActions};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use serde_json::json;
