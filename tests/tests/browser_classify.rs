@@ -105,6 +105,19 @@ async fn a_result_names_its_run_keeps_it_when_a_newer_run_finishes_and_clear_emp
         show_card(&browser, true).await;
         look_at(&browser, &format!("classify-newer-run-{width}")).await;
 
+        // Explain asks the image's own run for its map: the run and the predictions stay.
+        click(&browser, "input#classify-explain").await;
+        eventually("the heat map from the image's own run", Duration::from_secs(30), || async {
+            browser.find(Locator::Css(".classified-figure svg.heatmap")).await.ok()
+        })
+        .await;
+        assert_eq!(shown_cards(&browser).await, before, "explaining kept the run and its predictions");
+        click(&browser, "input#classify-explain").await;
+        eventually("the map to be hidden", Duration::from_secs(10), || async {
+            browser.find(Locator::Css("svg.heatmap")).await.is_err().then_some(())
+        })
+        .await;
+
         // Only on request does it change model.
         click(&browser, "button#classify-again").await;
         let newer_caption = format!("run {newer} · {}", if i == 0 { "second" } else { "third" });
