@@ -443,4 +443,19 @@ mod tests {
         state.apply(ServerMessage::Error { message: "no such run".into() });
         assert_eq!(state.stopping, None);
     }
+
+    #[test]
+    fn a_learning_rate_sweep_replaces_the_last_one_as_its_points_arrive() {
+        let mut state = StudioState::default();
+        let point = |lr: f64| shared::LrPoint { lr, loss: 1.0 };
+        let sweep = |points: Vec<shared::LrPoint>, finished| {
+            ServerMessage::LrFinderProgress(LrFinderProgress { points, suggestion: None, finished })
+        };
+        state.apply(sweep(vec![point(1e-7)], false));
+        state.apply(sweep(vec![point(1e-7), point(1.2e-7)], false));
+        assert_eq!(state.lr_finder.as_ref().map(|p| p.points.len()), Some(2));
+        state.apply(sweep(vec![point(1e-7), point(1.2e-7)], true));
+        assert!(state.lr_finder.as_ref().is_some_and(|p| p.finished));
+        assert!(state.runs.is_empty(), "a sweep is not a run");
+    }
 }
