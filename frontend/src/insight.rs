@@ -120,7 +120,7 @@ pub fn RunInsight(shown: Memo<Option<Run>>) -> impl IntoView {
                 <div class="insight-grid" class:drilling=move || cell.with(Option::is_some)>
                     <section class="insight confusion-block" aria-labelledby="confusion-title">
                         <h3 id="confusion-title">{format!("Confusion matrix — epoch {} (best)", r.epoch)}</h3>
-                        <p class="hint">"Rows: true class; columns: predicted. Shade: share of the row. Click a cell to see its images beside the matrix."</p>
+                        <p class="hint">"Rows: true class; columns: predicted. Shade: share of the row. Click a cell to see its test images."</p>
                         <ConfusionMatrix results=r.clone() open_cell=open_cell/>
                     </section>
                     <section class="insight" aria-labelledby="per-class-title">

@@ -38,7 +38,11 @@ async fn two_finished_runs((width, height): (u32, u32)) -> (OpenPage, [u64; 2]) 
     for id in ids {
         assert_eq!(server.wait_until_finished(id).await.status, shared::RunStatus::Completed);
     }
-    let page = open_browser_with(server, width, height, &[]).await;
+    let page = open_browser(server).await;
+    // Chromium's --window-size keeps a window at least 500 px wide; resizing it afterwards does not.
+    page.browser.set_window_size(width, height).await.unwrap();
+    let inner = page.browser.execute("return window.innerWidth;", Vec::new()).await.unwrap();
+    assert_eq!(inner.as_f64(), Some(f64::from(width)), "the page is {width} CSS pixels wide");
     list_shows(&page.browser, &[ids[1], ids[0]]).await;
     (page, ids)
 }
