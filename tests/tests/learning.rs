@@ -362,3 +362,41 @@ fn progress_reports_throughput_and_an_eta_that_reaches_zero_at_the_end() {
     assert!(first_epoch_end.eta_seconds > 0.0, "a whole epoch is still to come");
     assert!(progress.iter().all(|p| p.images_per_second > 0.0));
 }
+
+#[test]
+fn a_leftover_single_image_trains_in_the_last_batch_and_every_epoch_is_a_number() {
+    // 9 training images in batches of 8: alone, the ninth would be a batch of one, whose batch-norm
+    // variance at the 1x1 last stage is 0/0 and turned every later test loss into NaN.
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 3, 1, 16);
+    let config = TrainConfig { epochs: 2, batch_size: 8, ..TrainConfig::for_dataset("colors") };
+    let paths = common::offline_training_paths(dir.path(), dir.path().join("run"));
+    let (mut epochs, mut batches) = (Vec::new(), Vec::new());
+    train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |event| match event {
+        TrainingEvent::EpochCompleted(metrics) => epochs.push(metrics),
+        TrainingEvent::Progress(progress) => batches.push(progress.batches),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert!(epochs.iter().all(|e| e.train_loss.is_finite() && e.test_loss.is_finite()), "{epochs:?}");
+    assert!(batches.iter().all(|&count| count == 1), "one batch of nine per epoch: {batches:?}");
+}
+
+#[test]
+fn a_batch_size_of_one_at_a_small_input_fails_the_run_with_a_sentence_instead_of_recording_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 2, 2, 1, 16);
+    let config = TrainConfig { epochs: 1, batch_size: 1, ..TrainConfig::for_dataset("colors") };
+    let paths = common::offline_training_paths(dir.path(), dir.path().join("run"));
+    let mut epochs = Vec::new();
+    let error = train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |event| {
+        if let TrainingEvent::EpochCompleted(metrics) = event {
+            epochs.push(metrics);
+        }
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("test loss became NaN after epoch 1") && error.contains("batch size of 2"), "{error}");
+    assert!(epochs.is_empty(), "no epoch with a NaN loss is recorded: {epochs:?}");
+}

@@ -7,7 +7,7 @@
 //! It knows nothing of the web and writes nothing: the model lives only in memory, and no run folder is
 //! touched. It reports through [`LrFinderEvent`]s.
 
-use super::training::{self, EpochPlan, RunControl, TrainError, TrainingEvent, TrainingPaths};
+use super::training::{self, Batches, EpochPlan, RunControl, TrainError, TrainingEvent, TrainingPaths};
 use crate::data::Split;
 use crate::model::optim::Optimizer;
 use crate::model::{normalize, ResNet18};
@@ -221,27 +221,30 @@ struct SweepBatches<'a> {
     epoch: u32,
     /// Its order and augmentation.
     plan: EpochPlan,
-    /// Position of the next batch's first image in the epoch's order.
-    start: i64,
+    /// How an epoch is cut into batches, as a run cuts it.
+    batches: Batches,
+    /// The next batch's index in the epoch.
+    next_batch: i64,
 }
 
 impl<'a> SweepBatches<'a> {
     fn new(config: &'a TrainConfig, train: &'a Split, device: Device) -> Self {
         let (mean, std) = config.normalization.mean_std();
         let plan = EpochPlan::draw(config, 1, train.len(), device);
-        SweepBatches { config, train, device, mean, std, epoch: 1, plan, start: 0 }
+        let batches = Batches::new(config.batch_size, train.len());
+        SweepBatches { config, train, device, mean, std, epoch: 1, plan, batches, next_batch: 0 }
     }
 
     /// The next batch: normalised images `[B, 3, H, W]` f32 and labels `[B]`.
     fn next(&mut self) -> (tch::Tensor, tch::Tensor) {
-        if self.start >= self.train.len() {
+        if self.next_batch >= self.batches.count() {
             self.epoch += 1;
             self.plan = EpochPlan::draw(self.config, self.epoch, self.train.len(), self.device);
-            self.start = 0;
+            self.next_batch = 0;
         }
-        let len = (self.config.batch_size as i64).min(self.train.len() - self.start);
-        let (images, labels) = self.plan.batch(self.train, self.start, len);
-        self.start += len;
+        let (start, len) = self.batches.span(self.next_batch);
+        let (images, labels) = self.plan.batch(self.train, start, len);
+        self.next_batch += 1;
         (normalize(&images, self.mean, self.std), labels)
     }
 }

@@ -213,6 +213,18 @@ pub enum TrainError {
         /// The value seen (NaN or infinite).
         value: f64,
     },
+    /// The test loss is not a number: batch norm met a batch it could not normalise (one image at
+    /// a 1x1 stage, as with a batch size of 1 at a small input size) or the weights overflowed.
+    #[error(
+        "the test loss became {value} after epoch {epoch}; with a batch size of 1 at this input size batch norm \
+         cannot learn its statistics: use a batch size of 2 or more"
+    )]
+    NonFiniteTestLoss {
+        /// The epoch just trained.
+        epoch: u32,
+        /// The value seen (NaN or infinite).
+        value: f64,
+    },
     /// The dataset has no training images.
     #[error("dataset \"{0}\" has no training images")]
     EmptyTrainingSet(String),
@@ -357,8 +369,8 @@ struct Learner<'a> {
     model: ResNet18,
     optimizer: Optimizer,
     schedule: LrSchedule,
-    /// Batches per epoch.
-    batches: i64,
+    /// How an epoch is cut into batches.
+    batches: Batches,
     /// The loop's counters, as the next checkpoint will hold them.
     state: LoopState,
     /// When the last checkpoint was committed.
@@ -418,7 +430,7 @@ impl<'a> Learner<'a> {
         }
         write_receipt(&run_dir, receipt::record(config, device, data, weights_sha256), emit)?;
         let train_count = dataset.train.len();
-        let batches = (train_count + config.batch_size as i64 - 1) / config.batch_size as i64;
+        let batches = Batches::new(config.batch_size, train_count);
         emit(TrainingEvent::Started {
             classes: dataset.classes.clone(),
             train_count: train_count as usize,
@@ -440,7 +452,7 @@ impl<'a> Learner<'a> {
             std,
             model,
             optimizer,
-            schedule: LrSchedule::new(config, batches as u64),
+            schedule: LrSchedule::new(config, batches.count() as u64),
             batches,
             state,
             last_checkpoint: Instant::now(),
@@ -452,6 +464,9 @@ impl<'a> Learner<'a> {
         for epoch in self.state.epoch + 1..=self.config.epochs {
             let Some(totals) = self.train_epoch(epoch)? else { return Ok(TrainOutcome::Stopped) };
             let evaluation = evaluate(&self.model, &self.test, self.mean, self.std);
+            if !evaluation.loss.is_finite() {
+                return Err(TrainError::NonFiniteTestLoss { epoch, value: evaluation.loss });
+            }
             if let ControlFlow::Break(outcome) = self.end_epoch(epoch, totals, evaluation)? {
                 return Ok(outcome);
             }
@@ -469,9 +484,9 @@ impl<'a> Learner<'a> {
         let plan = EpochPlan::draw(config, epoch, train_count, self.device);
         let mut sums = self.epoch_sums(epoch);
         let mut last_progress = Instant::now();
-        let mut lr = self.schedule.lr_at(u64::from(epoch - 1) * self.batches as u64);
+        let mut lr = self.schedule.lr_at(u64::from(epoch - 1) * self.batches.count() as u64);
         let mut checkpointed_batch = sums.first_batch;
-        for batch in sums.first_batch..self.batches {
+        for batch in sums.first_batch..self.batches.count() {
             let stopping = self.cancel.is_cancelled();
             let due = || {
                 self.cancel.take_checkpoint_request() || self.last_checkpoint.elapsed() >= self.cancel.checkpoint_every
@@ -486,7 +501,7 @@ impl<'a> Learner<'a> {
             }
             lr = self.train_batch(epoch, batch, &plan, &mut sums, !frozen);
             let done = batch + 1;
-            if last_progress.elapsed() >= PROGRESS_INTERVAL || done == self.batches {
+            if last_progress.elapsed() >= PROGRESS_INTERVAL || done == self.batches.count() {
                 last_progress = Instant::now();
                 self.report_progress(epoch, done, &sums)?;
             }
@@ -530,9 +545,7 @@ impl<'a> Learner<'a> {
         train_backbone: bool,
     ) -> f64 {
         let config = self.config;
-        let batch_size = config.batch_size as i64;
-        let start = batch * batch_size;
-        let len = batch_size.min(self.train.len() - start);
+        let (start, len) = self.batches.span(batch);
         let (images, labels) = plan.batch(&self.train, start, len); // [B, 3, H, W] u8, [B]
         let images = normalize(&images, self.mean, self.std); // [B, 3, H, W] f32
         let logits = training_logits(config, &self.model, &images, train_backbone); // [B, classes] f32
@@ -542,7 +555,7 @@ impl<'a> Learner<'a> {
         if let Some(max_norm) = config.grad_clip_norm {
             self.optimizer.clip_grad_norm(max_norm);
         }
-        let lr = self.schedule.lr_at(u64::from(epoch - 1) * self.batches as u64 + batch as u64);
+        let lr = self.schedule.lr_at(u64::from(epoch - 1) * self.batches.count() as u64 + batch as u64);
         self.optimizer.step(lr);
         tch::no_grad(|| {
             sums.last_loss = loss.detach();
@@ -554,19 +567,19 @@ impl<'a> Learner<'a> {
 
     /// Reports progress after `done` batches of `epoch`; fails the run if the loss stopped being a number.
     fn report_progress(&mut self, epoch: u32, done: i64, sums: &EpochSums) -> Result<(), TrainError> {
-        let batch_size = self.config.batch_size as i64;
-        let seen = (done * batch_size).min(self.train.len()) as f64;
+        let seen = self.batches.seen(done) as f64;
         let mean_loss = sums.loss_sum.double_value(&[]) / seen;
         check_finite(mean_loss, epoch)?;
         let elapsed = sums.started.elapsed().as_secs_f64();
-        let batches_left = (self.batches - done) + i64::from(self.config.epochs - epoch) * self.batches;
+        let count = self.batches.count();
+        let batches_left = (count - done) + i64::from(self.config.epochs - epoch) * count;
         (self.emit)(TrainingEvent::Progress(EpochProgress {
             epoch,
             batch: done as u32,
-            batches: self.batches as u32,
+            batches: count as u32,
             loss: mean_loss,
             batch_loss: sums.last_loss.double_value(&[]),
-            images_per_second: (seen - (sums.first_batch * batch_size) as f64) / elapsed.max(1e-9),
+            images_per_second: (seen - self.batches.seen(sums.first_batch) as f64) / elapsed.max(1e-9),
             eta_seconds: elapsed / (done - sums.first_batch) as f64 * batches_left as f64,
         }));
         Ok(())
@@ -816,6 +829,50 @@ pub fn epoch_order(seed: u64, epoch: u32, count: i64) -> Tensor {
     Tensor::from_slice(&order)
 }
 
+/// How an epoch's training images are cut into batches: `size` images each, except that a last batch of
+/// one image joins the batch before it. Batch norm cannot normalise a single image at a 1x1 stage (its
+/// variance is 0/0, and PyTorch refuses such a batch), and a leftover image is common: 17 images in
+/// batches of 8.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Batches {
+    /// Images per batch, as configured.
+    size: i64,
+    /// Training images in an epoch.
+    images: i64,
+}
+
+impl Batches {
+    pub(crate) fn new(size: u32, images: i64) -> Self {
+        Batches { size: i64::from(size.max(1)), images }
+    }
+
+    /// Batches in an epoch.
+    pub(crate) fn count(&self) -> i64 {
+        let (full, rest) = (self.images / self.size, self.images % self.size);
+        if rest == 1 && full > 0 {
+            full
+        } else {
+            full + i64::from(rest > 0)
+        }
+    }
+
+    /// The position of batch `index`'s first image in the epoch's order, and its number of images.
+    pub(crate) fn span(&self, index: i64) -> (i64, i64) {
+        let start = index * self.size;
+        let len = if index + 1 == self.count() { self.images - start } else { self.size };
+        (start, len)
+    }
+
+    /// Images in the first `done` batches.
+    pub(crate) fn seen(&self, done: i64) -> i64 {
+        if done >= self.count() {
+            self.images
+        } else {
+            done * self.size
+        }
+    }
+}
+
 fn check_finite(loss: f64, epoch: u32) -> Result<(), TrainError> {
     if loss.is_finite() {
         Ok(())
@@ -951,5 +1008,32 @@ fn find_or_download_dataset(
             Ok(data::inspect(&paths.data_dir, &config.dataset)?)
         }
         other => Ok(other?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Batches;
+
+    /// Every batch's span, in order.
+    fn spans(size: u32, images: i64) -> Vec<(i64, i64)> {
+        let batches = Batches::new(size, images);
+        (0..batches.count()).map(|index| batches.span(index)).collect()
+    }
+
+    #[test]
+    fn a_leftover_single_image_joins_the_last_batch() {
+        assert_eq!(spans(8, 17), [(0, 8), (8, 9)]);
+        assert_eq!(Batches::new(8, 17).seen(1), 8);
+        assert_eq!(Batches::new(8, 17).seen(2), 17);
+    }
+
+    #[test]
+    fn other_remainders_make_a_short_last_batch() {
+        assert_eq!(spans(8, 16), [(0, 8), (8, 8)]);
+        assert_eq!(spans(8, 18), [(0, 8), (8, 8), (16, 2)]);
+        assert_eq!(spans(8, 5), [(0, 5)]);
+        assert_eq!(spans(8, 1), [(0, 1)], "a single image has nothing to join");
+        assert_eq!(spans(1, 3), [(0, 1), (1, 1), (2, 1)], "a batch size of 1 is the user's choice");
     }
 }
