@@ -126,23 +126,25 @@ async fn classification_lists_every_class_when_there_are_fewer_than_five() {
 
 #[tokio::test]
 async fn bad_configs_are_refused_with_a_sentence_naming_the_field() {
+    // A setting the rules refuse is named by the form's label (shared::fields); a body that is not a
+    // config at all gets serde's sentence, which names the JSON field.
     let server = server_with_dataset(2).await;
     let cases = [
-        (json!({"dataset": "colors", "lr": 0}), "lr"),
-        (json!({"dataset": "colors", "lr": -0.1}), "lr"),
-        (json!({"dataset": "colors", "batch_size": 0}), "batch_size"),
-        (json!({"dataset": "colors", "epochs": 0}), "epochs"),
-        (json!({"dataset": "colors", "momentum": 1.5}), "momentum"),
-        (json!({"dataset": "colors", "input_size": 7}), "input_size"),
+        (json!({"dataset": "colors", "lr": 0}), "Learning rate"),
+        (json!({"dataset": "colors", "lr": -0.1}), "Learning rate"),
+        (json!({"dataset": "colors", "batch_size": 0}), "Batch size"),
+        (json!({"dataset": "colors", "epochs": 0}), "Epochs"),
+        (json!({"dataset": "colors", "momentum": 1.5}), "Momentum"),
+        (json!({"dataset": "colors", "input_size": 7}), "Input size"),
         (json!({"dataset": "colors", "optimizer": "adagrad"}), "optimizer"),
-        (json!({"dataset": "colors", "weight_decay": -0.1}), "weight_decay"),
-        (json!({"dataset": "colors", "mode": "frozen", "weights": "none"}), "mode"),
+        (json!({"dataset": "colors", "weight_decay": -0.1}), "Weight decay"),
+        (json!({"dataset": "colors", "mode": "frozen", "weights": "none"}), "Fine-tune mode"),
         (json!({"dataset": "colors", "learning_rate": 0.1}), "learning_rate"),
         (json!({"dataset": "colors", "epochs": "three"}), "epochs"),
         (json!({"dataset": "nope"}), "dataset \"nope\" does not exist"),
-        (json!({"dataset": "../../etc"}), "dataset"),
+        (json!({"dataset": "../../etc"}), "Dataset must be a plain name"),
         (json!({"dataset": "colors", "weights": "missing.safetensors"}), "weights file \"missing.safetensors\""),
-        (json!({"epochs": 1}), "dataset"),
+        (json!({"epochs": 1}), "Dataset must not be empty"),
     ];
     for (body, expected) in cases {
         let message = error_of(post_json(&server, "/api/runs", body.clone()).await, StatusCode::BAD_REQUEST).await;
