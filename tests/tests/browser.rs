@@ -131,6 +131,8 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
 
     // Resume from the page: the run continues to its last epoch.
     click(&browser, "button#resume").await;
+    // The click travels over the WebSocket: the run is still stopped until the server has taken it.
+    server.wait_for_run(1, Duration::from_secs(30), |run| run.status != shared::RunStatus::Stopped).await;
     let finished = server.wait_until_finished(1).await;
     assert_eq!(finished.status, shared::RunStatus::Completed, "{finished:?}");
     assert_eq!(finished.epochs.len(), 6);

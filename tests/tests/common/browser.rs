@@ -70,7 +70,12 @@ impl ChromeDriver {
         });
         let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        ClientBuilder::new(connector).capabilities(capabilities).connect(&self.url).await.expect("chromium starts")
+        let client =
+            ClientBuilder::new(connector).capabilities(capabilities).connect(&self.url).await.expect("chromium starts");
+        // Chromium's --window-size keeps a window at least 500 px wide; sizing it again once open is exact, so
+        // a phone-sized test really sees a 390 px page.
+        client.set_window_size(width, height).await.expect("the window takes the asked size");
+        client
     }
 }
 
