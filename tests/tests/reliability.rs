@@ -442,7 +442,7 @@ async fn a_run_killed_at_any_moment_of_its_checkpoints_resumes_bit_identically()
     let mut files: Vec<String> =
         std::fs::read_dir(run_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     files.sort();
-    assert_eq!(files.len(), 6, "one checkpoint generation and the best model, no leftovers: {files:?}");
+    assert_eq!(files.len(), 7, "one checkpoint generation, the best model and the receipt, no leftovers: {files:?}");
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM: the run in training checkpoints and ends `stopped`, the process exits 0,
@@ -511,8 +511,9 @@ async fn a_full_disk_fails_the_run_with_a_sentence_and_the_server_keeps_serving(
     let error = failed.error.unwrap_or_default();
     assert!(error.contains("disk is full") && error.contains("resume"), "a sentence saying what to do: {error}");
     assert!(!error.contains(&*folder.path().to_string_lossy()), "no server path in the sentence: {error}");
+    // The receipt, written when training started, stays: it is the run's record, not a checkpoint.
     let left: Vec<_> = std::fs::read_dir(folder.path().join("runs").join(id.to_string()))
-        .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+        .map(|entries| entries.map(|e| e.unwrap().file_name()).filter(|name| name != "receipt.json").collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "the partial checkpoint is removed: {left:?}");
     assert_eq!(reqwest::get(server.url("/api/health")).await.unwrap().status(), StatusCode::OK);
