@@ -11,7 +11,6 @@
 use crate::data::{Dataset, Split};
 use sha2::{Digest, Sha256};
 use shared::{DataFingerprint, EpochMetrics, Precision, RunReceipt, SplitFingerprint, TrainConfig};
-use std::path::Path;
 use tch::{Device, Kind};
 
 /// Images hashed per copy out of a split tensor, to bound the memory a copy takes.
@@ -95,13 +94,6 @@ fn split_fingerprint(split: &Split) -> SplitFingerprint {
         images_sha256: hex::encode(pixels.finalize()),
         labels_sha256: hex::encode(label_hash.finalize()),
     }
-}
-
-/// SHA-256 of a file, lower-case hex.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The receipt of a run of `config` on `data`, starting from the weights hashed `weights_sha256`, on

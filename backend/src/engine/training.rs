@@ -740,7 +740,7 @@ pub(crate) fn load_starting_weights(
     };
     let loaded = model.load_backbone(&file)?;
     emit(TrainingEvent::Note(format!("loaded {loaded} backbone tensors from {}", config.weights)));
-    let hashed = receipt::file_sha256(&file)
+    let hashed = crate::model::weights::file_sha256(&file)
         .map_err(|source| TrainError::WeightsFile { weights: config.weights.clone(), source })?;
     Ok(Some(hashed))
 }

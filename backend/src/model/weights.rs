@@ -187,10 +187,15 @@ pub fn check_state_dict(path: &Path, name: &str) -> Result<(), WeightsError> {
     Ok(())
 }
 
-fn check_checksum(path: &Path, source: &PretrainedSource) -> Result<(), WeightsError> {
+/// SHA-256 of a file, lower-case hex.
+pub fn file_sha256(path: &Path) -> io::Result<String> {
     let mut hasher = Sha256::new();
     io::copy(&mut fs::File::open(path)?, &mut hasher)?;
-    let found = hex::encode(hasher.finalize());
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn check_checksum(path: &Path, source: &PretrainedSource) -> Result<(), WeightsError> {
+    let found = file_sha256(path)?;
     if found.starts_with(&source.sha256_prefix.to_ascii_lowercase()) {
         Ok(())
     } else {
