@@ -12,7 +12,8 @@
 #   3. the benchmark, side by side in this one command: the studio's epochs (50,000 + 10,000 synthetic
 #      32x32 images, batch 512) in fp32 and in bf16 + channels-last, 224 px fine-tuning (batch 256),
 #      classify latency for one image, peak GPU memory; then the seed recipe's PyTorch loop on the same
-#      images and GPU with the machine's own PyTorch (scripts/bench_pytorch.py);
+#      images and GPU with the machine's own PyTorch (scripts/bench_pytorch.py), and PyTorch's training step
+#      alone on one batch already on the GPU (its compute ceiling, no data loading);
 #   4. the table, printed last and saved as $OUT/gpu-figures.md (+ $OUT/gpu-figures.json).
 set -uo pipefail
 
@@ -149,7 +150,7 @@ stop_server
 
 say "   the seed recipe's PyTorch loop on the same images and GPU ($SEED_EPOCHS epochs, batch 512)"
 mkdir -p "$WORK/seed/data" && ln -s "$WORK/data/synthetic" "$WORK/seed/data/synthetic"
-for _ in $(seq "$SEED_EPOCHS"); do echo train; done | "$PYTHON" scripts/bench_pytorch.py "$WORK/seed" --batch 512 \
+{ for _ in $(seq "$SEED_EPOCHS"); do echo train; done; echo ceiling; echo ceiling; } | "$PYTHON" scripts/bench_pytorch.py "$WORK/seed" --batch 512 \
     >"$WORK/seed.jsonl" 2>>"$LOG" &
 SEED_PID=$!
 poll_memory "$SEED_PID" "$WORK/seed-peak"

@@ -58,6 +58,10 @@ def table(runs_file, seed_file, seed_peak, latency_file, train, test, tests, dev
     for label, first, seconds, ips, peak in rows:
         ratio = f"{ips / seed_ips:.1f}x" if seed_ips and "32 px" in label else ""
         lines.append(f"| {label} | {first:.2f} | {seconds:.2f} | {ips:,.0f} | {peak:,} | {ratio} |")
+    ceilings = [s["ips"] for s in seed if "ips" in s]
+    if ceilings:
+        lines += ["", f"PyTorch's training step alone (fp32, batch 512, one batch already on the GPU, no data loading, "
+                      f"no test pass): {ceilings[-1]:,.0f} images/s"]
     if latencies:
         first, timed = latencies[0], sorted(latencies[1:]) or latencies
         lines += ["", f"classify one 32x32 PNG over HTTP: first {first:.1f} ms, then median "
