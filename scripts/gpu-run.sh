@@ -144,6 +144,7 @@ say "3. benchmark: the studio on $TRAIN + $TEST images, $EPOCHS epochs a phase"
 FAST='"mixed_precision": true, "channels_last": true, "cudnn_benchmark": true'
 run_phase "32 px fp32, batch 512" "{\"dataset\": \"synthetic\", \"epochs\": $EPOCHS, \"batch_size\": 512}" "$TRAIN" "$TEST"
 run_phase "32 px bf16 + channels-last, batch 512" "{\"dataset\": \"synthetic\", \"epochs\": $EPOCHS, \"batch_size\": 512, $FAST}" "$TRAIN" "$TEST"
+run_phase "32 px bf16, batch 512" "{\"dataset\": \"synthetic\", \"epochs\": $EPOCHS, \"batch_size\": 512, \"mixed_precision\": true, \"cudnn_benchmark\": true}" "$TRAIN" "$TEST"
 run_phase "224 px fp32, batch 256" "{\"dataset\": \"synthetic224\", \"input_size\": 224, \"epochs\": $EPOCHS, \"batch_size\": 256}" "$TRAIN224" "$TEST224"
 run_phase "224 px bf16 + channels-last, batch 256" "{\"dataset\": \"synthetic224\", \"input_size\": 224, \"epochs\": $EPOCHS, \"batch_size\": 256, $FAST}" "$TRAIN224" "$TEST224"
 stop_server
@@ -157,6 +158,7 @@ poll_memory "$SEED_PID" "$WORK/seed-peak"
 wait "$SEED_PID" || fail "the seed loop (gpu-check.log)"
 wait "$POLLER" 2>/dev/null
 
+say "   libtorch warnings in the studio's log: $(grep -c 'Warning:' "$WORK/server.log")"
 say "4. figures"
 "$PYTHON" scripts/gpu_figures.py table "$WORK/runs.jsonl" "$WORK/seed.jsonl" "$(cat "$WORK/seed-peak")" \
     "$WORK/latency.txt" "$TRAIN" "$TEST" "$TESTS" "$DEVICE" "$OUT" | tee -a "$LOG"

@@ -29,6 +29,27 @@ int ts_cuda_autocast_is_bfloat16() {
   return at::autocast::get_autocast_dtype(at::kCUDA) == at::kBFloat16;
 }
 
+// CUDA autocast on or off for the calling thread, through libtorch's per-device calls: tch's autocast uses
+// the device-less ones, which libtorch 2.4+ marks deprecated and warns about on every call (five lines a
+// batch in a run's log). Returns whether it was on before, for ts_cuda_autocast_exit.
+int ts_cuda_autocast_enter(int enabled) {
+  bool previous = at::autocast::is_autocast_enabled(at::kCUDA);
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled != 0);
+  at::autocast::increment_nesting();
+  return previous;
+}
+
+// Leaves the autocast region ts_cuda_autocast_enter opened: frees the cast-weight cache when the
+// outermost region ends, and restores the state from before.
+void ts_cuda_autocast_exit(int previous) {
+  if (at::autocast::decrement_nesting() == 0) {
+    at::autocast::clear_cache();
+  }
+  at::autocast::set_autocast_enabled(at::kCUDA, previous != 0);
+}
+
+int ts_cuda_autocast_enabled() { return at::autocast::is_autocast_enabled(at::kCUDA); }
+
 // Whether CUDA float32 convolutions and matrix products may use TF32 tensor cores (faster, about 1e-3
 // relative error) instead of true float32.
 void ts_set_cuda_tf32(int allow) {

@@ -258,10 +258,11 @@ pub struct LoopState {
     pub best_epoch: u32,
     /// Epochs since the best, for early stopping.
     pub epochs_without_improvement: u32,
-    /// What epoch `epoch` measured, so a history that missed it (a crash between this file and the
-    /// database) can be completed from the checkpoint.
+    /// What every finished epoch measured, in order, so a history that missed one (a crash between this
+    /// file and the database, or a database write refused by a full disk) can be completed from the
+    /// checkpoint.
     #[serde(default)]
-    pub last_metrics: Option<EpochMetrics>,
+    pub epochs: Vec<EpochMetrics>,
     /// The epoch a stop interrupted, so a resume continues it from the next batch.
     #[serde(default)]
     pub partial: Option<PartialEpoch>,
@@ -624,7 +625,7 @@ impl<'a> Learner<'a> {
         };
         let state = &mut self.state;
         state.epoch = epoch;
-        state.last_metrics = Some(metrics.clone());
+        state.epochs.push(metrics.clone());
         let improved = epoch == 1 || state.best_epoch == 0 || metrics.test_accuracy > state.best_accuracy;
         if improved {
             (state.best_accuracy, state.best_epoch, state.epochs_without_improvement) =
@@ -670,7 +671,8 @@ pub(crate) fn new_optimizer(config: &TrainConfig, model: &ResNet18) -> Optimizer
 /// autocast when `config` asks for mixed precision on CUDA.
 pub(crate) fn training_logits(config: &TrainConfig, model: &ResNet18, images: &Tensor, train_backbone: bool) -> Tensor {
     if config.mixed_precision && images.device().is_cuda() {
-        tch::autocast(true, || model.forward_parts(images, train_backbone)).to_kind(Kind::Float)
+        crate::model::torch_extras::with_cuda_autocast(|| model.forward_parts(images, train_backbone))
+            .to_kind(Kind::Float)
     } else {
         model.forward_parts(images, train_backbone)
     }

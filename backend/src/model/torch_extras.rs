@@ -1,6 +1,7 @@
 //! libtorch calls that tch 0.26 does not expose, through the C++ shim in `csrc/torch_extras.cpp`
 //! (compiled by `build.rs` against the same libtorch headers): the CUDA autocast dtype, so mixed
-//! precision can use bfloat16 (which needs no loss scaling) instead of libtorch's default float16;
+//! precision can use bfloat16 (which needs no loss scaling) instead of libtorch's default float16, and
+//! the autocast region itself (tch's prints a deprecation warning on every call);
 //! whether gradients are being recorded; the channels-last memory format that makes convolutions faster
 //! on tensor-core GPUs; and the scaled updates (`add`/`add_` with `alpha`, `addcdiv_`/`addcmul_` with
 //! `value`) and gradient reset (`grad = None`) that let an optimiser step run without allocating a
@@ -15,6 +16,9 @@ type CTensor = torch_sys::C_tensor;
 extern "C" {
     fn ts_set_cuda_autocast_bfloat16(bfloat16: c_int);
     fn ts_cuda_autocast_is_bfloat16() -> c_int;
+    fn ts_cuda_autocast_enter(enabled: c_int) -> c_int;
+    fn ts_cuda_autocast_exit(previous: c_int);
+    fn ts_cuda_autocast_enabled() -> c_int;
     fn ts_set_cuda_tf32(allow: c_int);
     fn ts_set_cudnn_deterministic(deterministic: c_int);
     fn ts_grad_enabled() -> c_int;
@@ -37,7 +41,7 @@ extern "C" {
     fn ts_clear_grad(tensor: *mut CTensor);
 }
 
-/// Makes CUDA autocast (`tch::autocast`) compute in bfloat16 (`true`) or float16 (`false`). The setting
+/// Makes CUDA autocast (`with_cuda_autocast`) compute in bfloat16 (`true`) or float16 (`false`). The setting
 /// is process-wide; it does not need a GPU to be set.
 pub fn set_cuda_autocast_bfloat16(bfloat16: bool) {
     // SAFETY: sets a libtorch global; no pointers involved.
@@ -48,6 +52,30 @@ pub fn set_cuda_autocast_bfloat16(bfloat16: bool) {
 pub fn cuda_autocast_is_bfloat16() -> bool {
     // SAFETY: reads a libtorch global.
     unsafe { ts_cuda_autocast_is_bfloat16() != 0 }
+}
+
+/// Runs `body` with CUDA autocast on (in the dtype `set_cuda_autocast_bfloat16` chose), then restores
+/// the state from before, even if `body` panics. It does what `tch::autocast(true, body)` does, through
+/// libtorch's per-device calls, which do not print a deprecation warning on every call as tch's do.
+/// The state is per thread and settable without a GPU; it only changes CUDA operations.
+pub fn with_cuda_autocast<T>(body: impl FnOnce() -> T) -> T {
+    /// Closes the autocast region when dropped.
+    struct Region(c_int);
+    impl Drop for Region {
+        fn drop(&mut self) {
+            // SAFETY: closes the region `ts_cuda_autocast_enter` opened on this thread; no pointers.
+            unsafe { ts_cuda_autocast_exit(self.0) }
+        }
+    }
+    // SAFETY: sets libtorch's thread-local autocast state; no pointers involved.
+    let _region = Region(unsafe { ts_cuda_autocast_enter(1) });
+    body()
+}
+
+/// Whether CUDA autocast is on for the calling thread.
+pub fn cuda_autocast_enabled() -> bool {
+    // SAFETY: reads libtorch's thread-local autocast state.
+    unsafe { ts_cuda_autocast_enabled() != 0 }
 }
 
 /// Lets CUDA float32 convolutions and matrix products use TF32 tensor cores (libtorch's default for
@@ -200,6 +228,20 @@ mod tests {
         assert!(!w.grad().defined());
         (&w * 5.0).sum(Kind::Float).backward();
         assert_eq!(w.grad().double_value(&[0]), 5.0, "not 7: the old gradient is gone");
+    }
+
+    #[test]
+    fn cuda_autocast_is_on_inside_its_region_only_and_nested_regions_restore_it() {
+        assert!(!cuda_autocast_enabled());
+        let inner = with_cuda_autocast(|| {
+            assert!(cuda_autocast_enabled());
+            with_cuda_autocast(cuda_autocast_enabled)
+        });
+        assert!(inner);
+        assert!(!cuda_autocast_enabled(), "the outer region's end restores the state from before");
+        let panicked = std::panic::catch_unwind(|| with_cuda_autocast(|| panic!("inside the region")));
+        assert!(panicked.is_err());
+        assert!(!cuda_autocast_enabled(), "a panic inside the region still closes it");
     }
 
     #[test]
