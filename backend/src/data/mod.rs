@@ -8,7 +8,8 @@
 //! - CIFAR-100 binary: `cifar-100-binary/` (or the folder itself), the fine labels.
 //! - Class folders: `train/<class>/<image>` and `test/<class>/<image>`, PNG, JPEG, WebP, BMP or GIF of
 //!   any size.
-//! - One image folder: `<class>/<image>`, split into train and test per class by a seeded fraction.
+//! - One image folder: `<class>/<image>`, split into train and test per class by a fraction, which images
+//!   by a seeded hash of each one's path.
 //!
 //! Decoding is the only place images are touched one at a time (in parallel, with rayon); from then on
 //! a split is one `[N, 3, H, W]` `u8` tensor plus an `[N]` `i64` label tensor, and batches are index-selects.
@@ -17,6 +18,7 @@ pub mod augment;
 pub mod download;
 pub mod health;
 pub(crate) mod images;
+pub mod thumbnails;
 pub(crate) mod upload;
 pub mod versions;
 
@@ -225,6 +227,10 @@ pub struct Dataset {
     pub test: Split,
     /// Image files left out because they could not be decoded ([`DataError::Image`] each).
     pub unreadable: Vec<DataError>,
+    /// For a folder dataset, the path (relative to the dataset folder) of each test image, in the test
+    /// split's order: unreadable files are left out, so a position is not enough to find a file. Empty
+    /// for CIFAR, whose test images are records named by position ([`split_paths`]).
+    pub test_paths: Vec<String>,
 }
 
 /// A recognised dataset folder, not yet decoded.
@@ -358,7 +364,7 @@ fn read_info(name: &str, format: DatasetFormat, root: &Path) -> Result<DatasetIn
         DatasetFormat::ClassFolders => inspect_class_folders(name, root),
         DatasetFormat::ImageFolder => {
             let classes = list_class_folders(root)?;
-            let (train, test) = split_stratified(&classes, REPORTED_VALIDATION_FRACTION, 0);
+            let (train, test) = split_stratified(&classes, REPORTED_VALIDATION_FRACTION, 0, root);
             let names = classes.into_iter().map(|(class, _)| class).collect();
             Ok(dataset_info(name, format, names, train.len(), test.len()))
         }
@@ -670,23 +676,55 @@ fn inspect_class_folders(name: &str, root: &Path) -> Result<DatasetInfo, DataErr
 /// Labelled files of a split, in label order.
 type LabelledFiles = Vec<(i64, PathBuf)>;
 
-/// Splits each class's files into train and test: `fraction` of each class (at least one image) is held
-/// out, chosen by a generator seeded with `seed`.
-fn split_stratified(classes: &[(String, Vec<PathBuf>)], fraction: f64, seed: u64) -> (LabelledFiles, LabelledFiles) {
-    use rand::seq::SliceRandom;
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5b117);
+/// Splits each class's files into train and test: `fraction` of each class (at least one image, and
+/// never every image of a class of two or more) is held out. The images held out are those whose
+/// [`split_rank`] is lowest, so an image's split follows from its own path and `seed`, not from which
+/// other images the folder holds; each side lists its files by class, then by path.
+fn split_stratified(
+    classes: &[(String, Vec<PathBuf>)],
+    fraction: f64,
+    seed: u64,
+    root: &Path,
+) -> (LabelledFiles, LabelledFiles) {
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for (label, (_, files)) in classes.iter().enumerate() {
-        let mut files = files.clone();
-        files.shuffle(&mut rng);
+        let mut ranked: Vec<(u64, &PathBuf)> =
+            files.iter().map(|file| (split_rank(seed, &relative_name(file, root)), file)).collect();
+        ranked.sort();
         let held_out =
             ((files.len() as f64 * fraction).round() as usize).clamp(1, files.len().saturating_sub(1).max(1));
-        for (i, file) in files.into_iter().enumerate() {
-            if i < held_out { &mut test } else { &mut train }.push((label as i64, file));
+        let (held, kept) = ranked.split_at(held_out.min(ranked.len()));
+        for (side, part) in [(&mut test, held), (&mut train, kept)] {
+            let mut part: Vec<&PathBuf> = part.iter().map(|(_, file)| *file).collect();
+            part.sort();
+            side.extend(part.into_iter().map(|file| (label as i64, file.clone())));
         }
     }
     (train, test)
+}
+
+/// Where an image ranks for being held out of training: the first eight bytes of the SHA-256 of the
+/// seed and the image's path relative to the dataset. Excluding or relabelling other images, or adding
+/// new ones, leaves it unchanged.
+fn split_rank(seed: u64, relative_path: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(seed.to_le_bytes()).chain_update(relative_path.as_bytes()).finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest is 32 bytes"))
+}
+
+/// `files` as the source's version has them: left-out files gone, relabelled ones under their new
+/// label, listed by label, then by path.
+fn edited(files: LabelledFiles, source: &DatasetSource) -> LabelledFiles {
+    let Some(edits) = &source.edits else { return files };
+    let mut kept: LabelledFiles = files
+        .into_iter()
+        .filter_map(|(label, file)| {
+            let label = edits.label(&relative_name(&file, &source.root), label as usize)?;
+            Some((label as i64, file))
+        })
+        .collect();
+    kept.sort();
+    kept
 }
 
 fn labelled(classes: Vec<(String, Vec<PathBuf>)>) -> LabelledFiles {
@@ -748,6 +786,7 @@ fn load_splits(
     let classes = source.info.classes.len();
     let root = &source.root;
     let mut unreadable = Vec::new();
+    let mut test_paths = Vec::new();
     let (train, test) = match source.info.format {
         DatasetFormat::Cifar10Binary => {
             let train_paths: Vec<PathBuf> = CIFAR_TRAIN_FILES.iter().map(|f| root.join(f)).collect();
@@ -768,7 +807,9 @@ fn load_splits(
             total = (train.len() + test.len()) as u64;
             check_decoded_size(&source.root, total, input_size, budget)?;
             let (train, mut skipped) = decode_files(&train, input_size, 0, total, progress)?;
-            let (test, skipped_test) = decode_files(&test, input_size, train.len() as u64, total, progress)?;
+            let (decoded, skipped_test) = decode_files(&test, input_size, train.len() as u64, total, progress)?;
+            test_paths = decoded_names(&test, &skipped_test, root);
+            let test = decoded;
             skipped.extend(skipped_test);
             if let Some((path, source)) = skipped.first().filter(|_| train.is_empty() || test.is_empty()) {
                 let why = if train.is_empty() { "no training image" } else { "no test image" };
@@ -790,7 +831,13 @@ fn load_splits(
         _ => (train, test),
     };
     let (train, test) = (resize_split(train, input_size)?, resize_split(test, input_size)?);
-    Ok(Dataset { classes: source.info.classes.clone(), train, test, unreadable })
+    Ok(Dataset { classes: source.info.classes.clone(), train, test, unreadable, test_paths })
+}
+
+/// The names (relative to `root`) of `files` that decoded, in order: those not in `skipped`.
+fn decoded_names(files: &LabelledFiles, skipped: &[(PathBuf, ImageError)], root: &Path) -> Vec<String> {
+    let skipped: std::collections::HashSet<&PathBuf> = skipped.iter().map(|(path, _)| path).collect();
+    files.iter().filter(|(_, file)| !skipped.contains(file)).map(|(_, file)| relative_name(file, root)).collect()
 }
 
 /// The training and test splits of a pickled CIFAR dataset, reporting after each training batch.
@@ -1002,9 +1049,12 @@ pub fn test_image(
         Err(error) => return Err(error.relative_to(&source.shown_from)),
     };
     let image = match source.info.format {
-        DatasetFormat::Cifar10Binary => cifar_test_image(&source.root.join(CIFAR_TEST_FILE), CIFAR_RECORD, index),
-        DatasetFormat::Cifar100Binary => cifar_test_image(&source.root.join("test.bin"), CIFAR100_RECORD, index),
-        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => pickled_test_image(source, index),
+        DatasetFormat::Cifar10Binary => cifar_record_image(&source.root.join(CIFAR_TEST_FILE), CIFAR_RECORD, index),
+        DatasetFormat::Cifar100Binary => cifar_record_image(&source.root.join("test.bin"), CIFAR100_RECORD, index),
+        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => {
+            let layout = PickledCifar::of(source.info.format).unwrap_or(&CIFAR10_PICKLED);
+            pickled_record_image(source, layout.test_file, index)
+        }
         DatasetFormat::ClassFolders | DatasetFormat::ImageFolder => {
             folder_test_image(source, validation_fraction, seed, index)
         }
@@ -1027,7 +1077,9 @@ fn folder_splits(
         let train = labelled(class_listing(source, &root.join("train"))?);
         Ok((train, labelled(class_listing(source, &root.join("test"))?)))
     } else {
-        Ok(split_stratified(&class_listing(source, root)?, validation_fraction, seed))
+        // Split before the version's edits, so an edit moves no other image between train and test.
+        let (train, test) = split_stratified(&list_class_folders(root)?, validation_fraction, seed, root);
+        Ok((edited(train, source), edited(test, source)))
     }
 }
 
@@ -1045,7 +1097,7 @@ pub(crate) fn relative_name(file: &Path, root: &Path) -> String {
     file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned()
 }
 
-fn is_cifar(format: DatasetFormat) -> bool {
+pub(crate) fn is_cifar(format: DatasetFormat) -> bool {
     !matches!(format, DatasetFormat::ClassFolders | DatasetFormat::ImageFolder)
 }
 
@@ -1173,18 +1225,22 @@ pub(crate) fn labelled_paths(source: &DatasetSource) -> Result<Vec<(String, usiz
     }
 }
 
-/// Test record `index` of a binary CIFAR file of `record`-byte records, as a PNG.
-fn cifar_test_image(path: &Path, record: usize, index: usize) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
+/// Record `index` of a binary CIFAR file of `record`-byte records, as a PNG.
+fn cifar_record_image(path: &Path, record: usize, index: usize) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
     let offset = (index as u64).saturating_mul(record as u64);
     let bytes = read_at(path, offset, record)?;
     Ok(bytes.map(|bytes| (planes_to_png(&bytes[record - CIFAR_PIXELS..]), "image/png")))
 }
 
-/// Test record `index` of a pickled CIFAR dataset, as a PNG: read from where the pixels lie in the file
-/// when they are stored as they are, else by decoding the whole batch.
-fn pickled_test_image(source: &DatasetSource, index: usize) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
+/// Record `index` of the pickled CIFAR batch `file`, as a PNG: read from where the pixels lie in the
+/// file when they are stored as they are, else by decoding the whole batch.
+fn pickled_record_image(
+    source: &DatasetSource,
+    file: &str,
+    index: usize,
+) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
     let layout = PickledCifar::of(source.info.format).unwrap_or(&CIFAR10_PICKLED);
-    let path = source.root.join(layout.test_file);
+    let path = source.root.join(file);
     let facts = pickled_batch_facts(&path, source.info.classes.len(), layout)?;
     if index >= facts.records {
         return Ok(None);
@@ -1209,7 +1265,31 @@ fn folder_test_image(
 ) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
     let test = folder_splits(source, validation_fraction, seed)?.1;
     let Some((_, path)) = test.into_iter().nth(index) else { return Ok(None) };
-    let bytes = read_bounded(&path, MAX_IMAGE_FILE_BYTES, "an image file")?;
+    image_file(&path).map(Some)
+}
+
+/// The test image of a folder dataset named `name` (relative to the dataset folder, as
+/// [`Dataset::test_paths`] names it): its file's bytes and MIME type; `None` when the run's test split
+/// (`validation_fraction`, `seed`) has no such file, or the dataset is CIFAR.
+pub fn named_test_image(
+    source: &DatasetSource,
+    validation_fraction: f64,
+    seed: u64,
+    name: &str,
+) -> Result<Option<(Vec<u8>, &'static str)>, DataError> {
+    if is_cifar(source.info.format) {
+        return Ok(None);
+    }
+    let test = folder_splits(source, validation_fraction, seed)?.1;
+    let Some((_, path)) = test.into_iter().find(|(_, file)| relative_name(file, &source.root) == name) else {
+        return Ok(None);
+    };
+    image_file(&path).map(Some).map_err(|e| e.relative_to(&source.shown_from))
+}
+
+/// An image file's bytes and its MIME type, from its extension.
+fn image_file(path: &Path) -> Result<(Vec<u8>, &'static str), DataError> {
+    let bytes = read_bounded(path, MAX_IMAGE_FILE_BYTES, "an image file")?;
     let mime = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("png") => "image/png",
         Some("jpg" | "jpeg") => "image/jpeg",
@@ -1218,14 +1298,18 @@ fn folder_test_image(
         Some("gif") => "image/gif",
         _ => "application/octet-stream",
     };
-    Ok(Some((bytes, mime)))
+    Ok((bytes, mime))
 }
 
 /// A PNG of one CIFAR record's red, green and blue 32x32 planes.
 fn planes_to_png(planes: &[u8]) -> Vec<u8> {
     let plane = (CIFAR_SIDE * CIFAR_SIDE) as usize;
     let rgb: Vec<u8> = (0..plane).flat_map(|i| [planes[i], planes[plane + i], planes[2 * plane + i]]).collect();
-    let image = image::RgbImage::from_raw(32, 32, rgb).expect("32x32 RGB");
+    rgb_png(&image::RgbImage::from_raw(32, 32, rgb).expect("32x32 RGB"))
+}
+
+/// `image` as PNG bytes.
+fn rgb_png(image: &image::RgbImage) -> Vec<u8> {
     let mut png = std::io::Cursor::new(Vec::new());
     image.write_to(&mut png, image::ImageFormat::Png).expect("PNG encoding into memory cannot fail");
     png.into_inner()

@@ -18,8 +18,10 @@ use shared::{
     BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
     ExplainLayer, ImageClassification, Run, RunReceipt, RunStatus, ServerMessage, TestImage, TrainConfig, WeightsEntry,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tch::Device;
@@ -149,6 +151,9 @@ pub enum StudioError {
     /// A dataset version could not be made.
     #[error(transparent)]
     Version(#[from] data::versions::VersionError),
+    /// A dataset image could not be shown as a thumbnail.
+    #[error(transparent)]
+    Thumbnail(#[from] data::thumbnails::ThumbnailError),
     /// A model could not be exported.
     #[error("{0}")]
     Export(String),
@@ -161,6 +166,9 @@ pub enum StudioError {
     /// A learning-rate sweep is already running.
     #[error("the learning-rate finder is already running; wait for its curve")]
     LrFinderRunning,
+    /// A stop was asked for while no learning-rate sweep was running.
+    #[error("no learning-rate sweep is running")]
+    NoLrFinder,
     /// A learning-rate sweep failed.
     #[error(transparent)]
     LrFinder(crate::engine::lr_finder::LrFinderError),
@@ -201,11 +209,17 @@ struct LiveState {
     shutting_down: bool,
     /// Stops the learning-rate sweep in flight, if one is.
     lr_finder: Option<RunControl>,
+    /// Runs with a finished epoch or best model the history could not record (a full disk): their
+    /// checkpoint holds it, and it is recorded from there at the next epoch or at the run's end.
+    unrecorded: HashSet<u64>,
 }
 
 struct Inner {
     settings: StudioSettings,
     store: Mutex<Store>,
+    /// The store's version as of the last time its lock was released, so [`Studio::history_version`]
+    /// never waits on the lock (a listing waiting behind an epoch's write, say).
+    history_version: AtomicU64,
     engine: Engine,
     events: broadcast::Sender<ServerMessage>,
     live: Mutex<LiveState>,
@@ -213,17 +227,18 @@ struct Inner {
     health: data::health::HealthCache,
 }
 
-/// Records what the last checkpoint of an interrupted run holds but the history missed: a server killed
-/// after writing an epoch's checkpoint and before recording it leaves that epoch (and perhaps the
-/// news that a best model exists) only on disk.
-fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &RunDir) -> Result<(), StoreError> {
-    let Some(saved) = run_dir.saved_progress() else { return Ok(()) };
-    let Some(run) = store.run(id)? else { return Ok(()) };
-    if let Some(metrics) = saved.last_metrics {
-        if !run.epochs.iter().any(|known| known.epoch == metrics.epoch) {
-            tracing::warn!(run_id = id, epoch = metrics.epoch, "recording an epoch found only in the checkpoint");
-            store.add_epoch(id, &metrics)?;
-        }
+/// Records what a run's committed checkpoint holds but the history missed: a server killed after
+/// writing an epoch's checkpoint and before recording it, or a history write refused by a full disk,
+/// leaves epochs (and perhaps the news that a best model exists) only on disk. True if the history
+/// changed.
+fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &RunDir) -> Result<bool, StoreError> {
+    let Some(saved) = run_dir.saved_progress() else { return Ok(false) };
+    let Some(run) = store.run(id)? else { return Ok(false) };
+    let missing: Vec<_> =
+        saved.epochs.iter().filter(|metrics| !run.epochs.iter().any(|known| known.epoch == metrics.epoch)).collect();
+    for metrics in &missing {
+        tracing::warn!(run_id = id, epoch = metrics.epoch, "recording an epoch found only in the checkpoint");
+        store.add_epoch(id, metrics)?;
     }
     let weights = run_dir.best_weights();
     let on_disk = run.best_checkpoint.as_ref().map(|c| c.epoch);
@@ -232,6 +247,27 @@ fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &RunDir) -> Result<
             let saved_at =
                 file.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
             store.set_best_checkpoint(id, &Checkpoint { epoch: saved.best_epoch, bytes: file.len(), saved_at })?;
+            return Ok(true);
+        }
+    }
+    Ok(!missing.is_empty())
+}
+
+/// Brings the history in line with the run folders at start-up: runs that were training when the server
+/// went down are marked interrupted, and every run gets the epochs its checkpoint holds but the history
+/// missed. Only a run that cannot be marked interrupted stops the start; an epoch that still cannot be
+/// recorded stays in its checkpoint for the next start.
+fn reconcile_history(store: &Store, runs_dir: &Path) -> Result<(), StoreError> {
+    for run in store.runs()? {
+        let run_dir = RunDir::new(runs_dir.join(run.id.to_string()));
+        if run.status == RunStatus::Running {
+            store.in_transaction(|store| {
+                let why = "the server stopped while this run was training";
+                store.set_status(run.id, RunStatus::Interrupted, Some(why))?;
+                complete_from_checkpoint(store, run.id, &run_dir)
+            })?;
+        } else if let Err(error) = store.in_transaction(|store| complete_from_checkpoint(store, run.id, &run_dir)) {
+            tracing::warn!(run_id = run.id, "could not complete the history from the checkpoint: {error}");
         }
     }
     Ok(())
@@ -240,6 +276,27 @@ fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &RunDir) -> Result<
 /// Seconds since the Unix epoch.
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The locked store; on release it publishes the history's version for [`Studio::history_version`]
+/// (before unlocking, so a version read there is never older than the rows it names).
+struct StoreGuard<'a> {
+    store: MutexGuard<'a, Store>,
+    published: &'a AtomicU64,
+}
+
+impl Deref for StoreGuard<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl Drop for StoreGuard<'_> {
+    fn drop(&mut self) {
+        self.published.store(self.store.version(), Ordering::Release);
+    }
 }
 
 /// A cheap-to-clone handle to the studio.
@@ -256,18 +313,13 @@ impl Studio {
         }
         remove_leftovers(&settings.data_dir, &settings.weights_dir);
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
-        for id in store.ids_with_status(RunStatus::Running)? {
-            let run_dir = RunDir::new(settings.data_dir.join(RUNS_FOLDER).join(id.to_string()));
-            store.in_transaction(|store| {
-                store.set_status(id, RunStatus::Interrupted, Some("the server stopped while this run was training"))?;
-                complete_from_checkpoint(store, id, &run_dir)
-            })?;
-        }
+        reconcile_history(&store, &settings.data_dir.join(RUNS_FOLDER))?;
         let (engine_events, engine_receiver) = mpsc::unbounded_channel();
         let engine = Engine::start(device, engine_events);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let studio = Studio(Arc::new(Inner {
             settings,
+            history_version: AtomicU64::new(store.version()),
             store: Mutex::new(store),
             engine,
             events,
@@ -310,8 +362,9 @@ impl Studio {
         device_name(self.0.engine.device())
     }
 
-    fn store(&self) -> MutexGuard<'_, Store> {
-        self.0.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn store(&self) -> StoreGuard<'_> {
+        let store = self.0.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        StoreGuard { store, published: &self.0.history_version }
     }
 
     fn live(&self) -> MutexGuard<'_, LiveState> {
@@ -341,6 +394,14 @@ impl Studio {
         shared::check_file_name(name).map_err(|why| StudioError::InvalidConfig(format!("dataset {why}")))?;
         let source = data::inspect(&self.0.settings.data_dir, name)?;
         Ok(self.0.health.check(&source)?)
+    }
+
+    /// A PNG of image `path` of dataset (or version) `name`, named as the health check names it, shrunk
+    /// to fit a `side` x `side` square (see [`data::thumbnails`]). Blocking: reads and decodes the image.
+    pub fn dataset_thumbnail(&self, name: &str, path: &str, side: u32) -> Result<Vec<u8>, StudioError> {
+        shared::check_file_name(name).map_err(|why| StudioError::InvalidConfig(format!("dataset {why}")))?;
+        let source = data::inspect(&self.0.settings.data_dir, name)?;
+        Ok(data::thumbnails::thumbnail(&source, path, side)?)
     }
 
     /// The datasets under the data directory, with how and when the studio added each (if it did).
@@ -438,7 +499,8 @@ impl Studio {
     }
 
     /// Queues a stopped, interrupted or failed run to continue from its last checkpoint. Of two requests
-    /// at once, one wins: the status changes in one conditional update.
+    /// at once, one wins: under the live lock, one conditional update moves the status and the attempt is
+    /// registered, so a resume or stop in between sees either the old run or the queued attempt.
     pub fn resume_run(&self, id: u64) -> Result<Run, StudioError> {
         const RESUMABLE: [RunStatus; 3] = [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed];
         let run = self.run(id)?;
@@ -448,13 +510,17 @@ impl Studio {
         if run.epochs.len() as u32 >= run.config.epochs {
             return Err(StudioError::NotResumable { id, status: "finished with every epoch" });
         }
-        if !self.store().change_status(id, &RESUMABLE, RunStatus::Queued, None)? {
-            return Err(StudioError::NotResumable { id, status: self.run(id)?.status.as_str() });
-        }
-        if let Err(error) = self.enqueue(id, run.config, true) {
-            self.store().set_status(id, run.status, run.error.as_deref())?;
-            return Err(error);
-        }
+        #[cfg(test)]
+        tests::between_check_and_commit();
+        let job = {
+            let mut live = self.live();
+            Self::check_enqueueable(&live, id)?;
+            if !self.store().change_status(id, &RESUMABLE, RunStatus::Queued, None)? {
+                return Err(StudioError::NotResumable { id, status: self.run(id)?.status.as_str() });
+            }
+            self.register_attempt(&mut live, id)
+        };
+        self.submit(id, job, run.config, true);
         let run = self.run(id)?;
         self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
         Ok(run)
@@ -463,23 +529,40 @@ impl Studio {
     /// Hands run `run_id` to the trainer as a new attempt; refused while an attempt at it is queued or
     /// stopping, or once shutdown began.
     fn enqueue(&self, run_id: u64, config: TrainConfig, resume: bool) -> Result<(), StudioError> {
-        let (attempt, cancel) = {
+        let job = {
             let mut live = self.live();
-            if live.shutting_down {
-                return Err(StudioError::ShuttingDown);
-            }
-            if live.jobs.contains_key(&run_id) {
-                return Err(StudioError::StillQueued(run_id));
-            }
-            live.attempts += 1;
-            let control = RunControl::default().with_mid_epoch_checkpoints_every(self.0.settings.checkpoint_every);
-            let job = QueuedJob { attempt: live.attempts, control: control.clone() };
-            live.jobs.insert(run_id, job);
-            (live.attempts, control)
+            Self::check_enqueueable(&live, run_id)?;
+            self.register_attempt(&mut live, run_id)
         };
-        let paths = self.training_paths(self.run_dir(run_id).path().to_path_buf());
-        self.0.engine.submit(TrainJob { run_id, attempt, config, paths, cancel, resume });
+        self.submit(run_id, job, config, resume);
         Ok(())
+    }
+
+    /// Refuses a new attempt at `run_id` while one is queued or stopping, or once shutdown began.
+    fn check_enqueueable(live: &LiveState, run_id: u64) -> Result<(), StudioError> {
+        if live.shutting_down {
+            return Err(StudioError::ShuttingDown);
+        }
+        if live.jobs.contains_key(&run_id) {
+            return Err(StudioError::StillQueued(run_id));
+        }
+        Ok(())
+    }
+
+    /// Numbers a new attempt at `run_id` and keeps its control, so a stop reaches it.
+    fn register_attempt(&self, live: &mut LiveState, run_id: u64) -> QueuedJob {
+        live.attempts += 1;
+        let control = RunControl::default().with_mid_epoch_checkpoints_every(self.0.settings.checkpoint_every);
+        let job = QueuedJob { attempt: live.attempts, control: control.clone() };
+        live.jobs.insert(run_id, job);
+        QueuedJob { attempt: live.attempts, control }
+    }
+
+    /// Gives the trainer attempt `job` at run `run_id`.
+    fn submit(&self, run_id: u64, job: QueuedJob, config: TrainConfig, resume: bool) {
+        let paths = self.training_paths(self.run_dir(run_id).path().to_path_buf());
+        let QueuedJob { attempt, control: cancel } = job;
+        self.0.engine.submit(TrainJob { run_id, attempt, config, paths, cancel, resume });
     }
 
     /// Where training finds its inputs, with `run_dir` for its checkpoints.
@@ -512,9 +595,9 @@ impl Studio {
     }
 
     /// A number that changes whenever the history does, so a listing made at one version can be reused
-    /// while it holds.
+    /// while it holds. It takes no lock: a write is seen once the call that made it has returned.
     pub fn history_version(&self) -> u64 {
-        self.store().version()
+        self.0.history_version.load(Ordering::Acquire)
     }
 
     /// One run.
@@ -706,13 +789,17 @@ impl Studio {
         samples.retain(|s| actual.is_none_or(|a| s.actual == a) && predicted.is_none_or(|p| s.predicted == p));
         samples.sort_by(|a, b| b.loss.total_cmp(&a.loss));
         samples.truncate(limit);
-        // Each image's path, so a person can exclude or relabel it in a new version of the dataset.
-        let config = &run.config;
-        let paths = data::inspect(&self.0.settings.data_dir, &config.dataset)
-            .and_then(|source| data::split_paths(&source, config.validation_fraction, config.seed));
-        if let Ok((_, test_paths)) = paths {
-            for sample in &mut samples {
-                sample.path = test_paths.get(sample.index).cloned();
+        // Each image's path, so a person can exclude or relabel it in a new version of the dataset: kept
+        // with the predictions since the run skipped unreadable files, else found by position (CIFAR, and
+        // runs recorded before).
+        if samples.iter().any(|sample| sample.path.is_none()) {
+            let config = &run.config;
+            let paths = data::inspect(&self.0.settings.data_dir, &config.dataset)
+                .and_then(|source| data::split_paths(&source, config.validation_fraction, config.seed));
+            if let Ok((_, test_paths)) = paths {
+                for sample in samples.iter_mut().filter(|sample| sample.path.is_none()) {
+                    sample.path = test_paths.get(sample.index).cloned();
+                }
             }
         }
         Ok(samples)
@@ -723,9 +810,19 @@ impl Studio {
         let run = self.run(run_id)?;
         let missing = || StudioError::TestImageNotFound { run_id, index };
         let source = data::inspect(&self.0.settings.data_dir, &run.config.dataset).map_err(|_| missing())?;
-        data::test_image(&source, run.config.validation_fraction, run.config.seed, index)
-            .map_err(|e| StudioError::InvalidConfig(e.to_string()))?
-            .ok_or_else(missing)
+        let (fraction, seed) = (run.config.validation_fraction, run.config.seed);
+        // A folder dataset's test image is found by the path the run kept for it: unreadable files the run
+        // skipped shift positions.
+        let kept_path = (!data::is_cifar(source.info.format))
+            .then(|| self.run_dir(run_id).test_predictions())
+            .flatten()
+            .and_then(|samples| samples.into_iter().find(|sample| sample.index == index)?.path);
+        match kept_path {
+            Some(path) => data::named_test_image(&source, fraction, seed, &path),
+            None => data::test_image(&source, fraction, seed, index),
+        }
+        .map_err(|e| StudioError::InvalidConfig(e.to_string()))?
+        .ok_or_else(missing)
     }
 
     /// Run `run_id`'s best model as a verified ONNX file (see [`crate::model::onnx`]): checked against the
@@ -827,10 +924,7 @@ impl Studio {
                 self.live().progress = Some(progress.clone());
                 self.broadcast(ServerMessage::Progress(progress));
             }
-            TrainingEvent::EpochCompleted(metrics) => {
-                self.store().add_epoch(run_id, &metrics)?;
-                self.broadcast(ServerMessage::EpochCompleted { run_id, metrics });
-            }
+            TrainingEvent::EpochCompleted(metrics) => self.record_epoch(run_id, metrics)?,
             TrainingEvent::CheckpointedMidEpoch { epoch, batches_done } => {
                 tracing::info!(run_id, epoch, batches_done, "checkpointed inside the epoch");
             }
@@ -839,7 +933,9 @@ impl Studio {
             }
             TrainingEvent::ModelSaved { epoch } => {
                 let bytes = std::fs::metadata(self.run_dir(run_id).best_weights()).map_or(0, |m| m.len());
-                self.store().set_best_checkpoint(run_id, &Checkpoint { epoch, bytes, saved_at: unix_now() })?;
+                let recorded =
+                    self.store().set_best_checkpoint(run_id, &Checkpoint { epoch, bytes, saved_at: unix_now() });
+                self.unless_recorded(run_id, recorded)?;
                 // Every client learns that the run has a (better) model to classify with.
                 self.tell(run_id)?;
             }
@@ -847,8 +943,43 @@ impl Studio {
         Ok(())
     }
 
-    /// Records how run `run_id` ended. While the history cannot be written (a full disk), it retries
-    /// for a minute; if it never can, the next start marks the run interrupted. The run is let go of
+    /// Records a finished epoch and tells every client. After an earlier record failed, every epoch the
+    /// history lacks (this one included: its checkpoint is committed before it is announced) is recorded
+    /// from the run's checkpoint instead.
+    fn record_epoch(&self, run_id: u64, metrics: shared::EpochMetrics) -> Result<(), StudioError> {
+        if self.live().unrecorded.contains(&run_id) {
+            return self.catch_up(run_id);
+        }
+        let recorded = self.store().add_epoch(run_id, &metrics);
+        self.unless_recorded(run_id, recorded)?;
+        self.broadcast(ServerMessage::EpochCompleted { run_id, metrics });
+        Ok(())
+    }
+
+    /// Marks run `run_id` for [`Studio::catch_up`] when `recorded` failed, and passes the failure on.
+    fn unless_recorded(&self, run_id: u64, recorded: Result<(), StoreError>) -> Result<(), StudioError> {
+        if recorded.is_err() {
+            self.live().unrecorded.insert(run_id);
+        }
+        Ok(recorded?)
+    }
+
+    /// Records what run `run_id`'s committed checkpoint holds and the history missed (see
+    /// [`complete_from_checkpoint`]), if a record of it failed, and tells every client.
+    fn catch_up(&self, run_id: u64) -> Result<(), StudioError> {
+        if !self.live().unrecorded.contains(&run_id) {
+            return Ok(());
+        }
+        let run_dir = self.run_dir(run_id);
+        self.store().in_transaction(|store| complete_from_checkpoint(store, run_id, &run_dir))?;
+        self.live().unrecorded.remove(&run_id);
+        tracing::info!(run_id, "recorded the epochs the history had missed");
+        self.tell(run_id)
+    }
+
+    /// Records how run `run_id` ended, after any epoch the history missed ([`Studio::catch_up`]). While
+    /// the history cannot be written (a full disk), it retries for a minute; if it never can, the next
+    /// start marks the run interrupted and records the missed epochs from its checkpoint. The run is let go of
     /// only after this, so a shutdown waits for its record.
     fn finish(&self, run_id: u64, outcome: Result<TrainOutcome, String>) {
         const TRIES: u32 = 60;
@@ -862,7 +993,7 @@ impl Studio {
         };
         self.live().jobs.remove(&run_id);
         for attempt in 1..=TRIES {
-            match self.change_status(run_id, status, error) {
+            match self.catch_up(run_id).and_then(|()| self.change_status(run_id, status, error)) {
                 Ok(()) => break,
                 Err(failure) if attempt < TRIES => {
                     tracing::warn!(run_id, "could not record the end of the run ({failure}); retrying");
@@ -907,5 +1038,57 @@ fn remove_leftovers(data_dir: &Path, weights_dir: &Path) {
             ),
             Err(error) => tracing::warn!("could not clean {}: {error}", entry.path().display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    thread_local! {
+        /// What this thread's next [`Studio::resume_run`] runs between checking the run and committing.
+        static BETWEEN_CHECK_AND_COMMIT: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    /// The seam in [`Studio::resume_run`]: runs, once, what a test put there.
+    pub(super) fn between_check_and_commit() {
+        if let Some(interleaved) = BETWEEN_CHECK_AND_COMMIT.with(|hook| hook.borrow_mut().take()) {
+            interleaved();
+        }
+    }
+
+    /// A studio over `folder` whose trainer starts nothing (a job handed to it stays queued), holding one
+    /// stopped run with an epoch left.
+    fn studio_with_a_stopped_run(folder: &Path) -> (Studio, u64) {
+        let studio = Studio::open(StudioSettings::new(folder), Device::Cpu).unwrap();
+        studio.0.engine.stop_taking_jobs();
+        let config = TrainConfig { epochs: 2, ..TrainConfig::for_dataset("colors") };
+        let id = studio.store().create_run(&config, 0).unwrap().id;
+        studio.store().set_status(id, RunStatus::Stopped, None).unwrap();
+        (studio, id)
+    }
+
+    /// Regression (issue 11, finding 10): a resume checked the status, then set it and stored the run's
+    /// stop handle under other locks, so a second resume landing in between also queued the run and
+    /// overwrote the first attempt's stop handle. Here the second resume is made to land exactly there.
+    #[test]
+    fn a_resume_landing_between_another_resumes_check_and_commit_is_refused() {
+        let folder = tempfile::tempdir().unwrap();
+        let (studio, id) = studio_with_a_stopped_run(folder.path());
+        let inner_won = Rc::new(RefCell::new(None));
+        let (other, inner) = (studio.clone(), inner_won.clone());
+        BETWEEN_CHECK_AND_COMMIT.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(move || *inner.borrow_mut() = Some(other.resume_run(id).is_ok())))
+        });
+        let outer = studio.resume_run(id);
+        assert_eq!(*inner_won.borrow(), Some(true), "the resume that landed in between queued the run");
+        assert!(outer.is_err(), "the resume it landed inside is refused: {outer:?}");
+        assert_eq!(studio.live().attempts, 1, "one attempt handed to the trainer");
+        assert_eq!(studio.run(id).unwrap().status, RunStatus::Queued);
+        let stopped = studio.stop_run(id).unwrap();
+        assert_eq!(stopped.status, RunStatus::Stopped, "the one stop handle stops the one attempt");
+        assert!(studio.live().jobs.is_empty(), "no attempt is left that nothing can stop");
     }
 }

@@ -57,7 +57,8 @@ impl From<StudioError> for ApiError {
             | StudioError::StillActive { .. }
             | StudioError::StillQueued(_)
             | StudioError::TrainerBusy
-            | StudioError::LrFinderRunning => StatusCode::CONFLICT,
+            | StudioError::LrFinderRunning
+            | StudioError::NoLrFinder => StatusCode::CONFLICT,
             StudioError::LrFinder(crate::engine::lr_finder::LrFinderError::Crashed) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -68,6 +69,7 @@ impl From<StudioError> for ApiError {
             StudioError::Version(crate::data::versions::VersionError::NotFound(_)) => StatusCode::NOT_FOUND,
             StudioError::Version(crate::data::versions::VersionError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             StudioError::Version(crate::data::versions::VersionError::Data(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            StudioError::Thumbnail(error) => thumbnail_status(error),
             StudioError::Classify(ClassifyError::Busy { .. }) => {
                 return ApiError {
                     retry_after: Some(1),
@@ -80,6 +82,17 @@ impl From<StudioError> for ApiError {
             }
         };
         ApiError::new(status, error.to_string())
+    }
+}
+
+/// A refused thumbnail's status: 400 for a malformed request, 404 for an image the dataset does not
+/// have, 422 for one it has but cannot read.
+fn thumbnail_status(error: &crate::data::thumbnails::ThumbnailError) -> StatusCode {
+    use crate::data::{thumbnails::ThumbnailError, DataError};
+    match error {
+        ThumbnailError::BadPath(_) | ThumbnailError::BadSize(_) => StatusCode::BAD_REQUEST,
+        ThumbnailError::NotInDataset { .. } | ThumbnailError::Data(DataError::NotFound(_)) => StatusCode::NOT_FOUND,
+        ThumbnailError::Data(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

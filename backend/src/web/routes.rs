@@ -11,7 +11,6 @@ use axum::{Extension, Json, Router};
 use futures::StreamExt;
 use serde::Deserialize;
 use shared::{HealthResponse, RunCreated};
-use std::sync::{Arc, Mutex};
 
 /// Largest JSON body accepted.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;
@@ -35,10 +34,12 @@ pub(crate) fn api() -> Router<Studio> {
         .route("/api/health", get(health))
         .route("/api/datasets", get(datasets).post(upload_dataset).layer(DefaultBodyLimit::disable()))
         .route("/api/datasets/{name}/health", get(dataset_health))
+        .route("/api/datasets/{name}/image", get(dataset_image))
         .route("/api/datasets/{name}/versions", post(create_dataset_version))
         .route("/api/weights", get(weights).post(upload_weights).layer(DefaultBodyLimit::disable()))
-        .route("/api/runs", get(list_runs).post(create_run))
+        .route("/api/runs", get(super::run_list::list_runs).post(create_run))
         .route("/api/lr-finder", post(find_learning_rate))
+        .route("/api/lr-finder/stop", post(stop_learning_rate_sweep))
         .route("/api/runs/{id}", get(get_run).patch(update_run).delete(delete_run))
         .route("/api/runs/{id}/stop", post(stop_run))
         .route("/api/runs/{id}/resume", post(resume_run))
@@ -73,6 +74,27 @@ async fn dataset_health(
 ) -> ApiResult<Json<shared::DatasetHealth>> {
     let health = blocking(move || studio.dataset_health(&name)).await??;
     Ok(Json(shared::DatasetHealth::clone(&health)))
+}
+
+#[derive(Deserialize)]
+struct DatasetImageQuery {
+    path: Option<String>,
+    size: Option<u32>,
+}
+
+/// `GET /api/datasets/{name}/image?path=...&size=96`: a PNG thumbnail of one of the dataset's images,
+/// by the path the health check names it with.
+async fn dataset_image(
+    State(studio): State<Studio>,
+    Path(name): Path<String>,
+    Query(query): Query<DatasetImageQuery>,
+) -> ApiResult<Response> {
+    let path = query.path.ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "query parameter path (the image's path in the dataset) is required")
+    })?;
+    let side = query.size.unwrap_or(crate::data::thumbnails::DEFAULT_THUMBNAIL_SIDE);
+    let png = blocking(move || studio.dataset_thumbnail(&name, &path, side)).await??;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=300")], png).into_response())
 }
 
 /// `POST /api/datasets/{name}/versions` with [`shared::DatasetEdits`]: 201 and the new version's
@@ -223,35 +245,11 @@ async fn find_learning_rate(
     Ok(Json(sweep.await?))
 }
 
-/// The whole history, read and serialised on the blocking pool: with hundreds of runs both take
-/// milliseconds that the async workers owe to everyone else.
-/// The last run list served, as JSON, with the history version it was read at: while the history is
-/// unchanged (between epochs, say) a listing is a copy of it, not a query and a serialisation.
-#[derive(Clone, Default)]
-pub(crate) struct RunListCache(Arc<Mutex<Option<(u64, axum::body::Bytes)>>>);
-
-impl RunListCache {
-    fn listing(&self, studio: &Studio, scrubber: &PathScrubber) -> ApiResult<axum::body::Bytes> {
-        let cached = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        if let Some((version, body)) = cached.filter(|(version, _)| *version == studio.history_version()) {
-            tracing::trace!(version, "run list from cache");
-            return Ok(body);
-        }
-        let (version, runs) = studio.versioned_runs()?;
-        let runs: Vec<shared::Run> = runs.into_iter().map(|run| scrubber.run(run)).collect();
-        let body = axum::body::Bytes::from(serde_json::to_vec(&runs).map_err(ApiError::internal)?);
-        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((version, body.clone()));
-        Ok(body)
-    }
-}
-
-async fn list_runs(
-    State(studio): State<Studio>,
-    Extension(scrubber): Extension<PathScrubber>,
-    Extension(cache): Extension<RunListCache>,
-) -> ApiResult<Response> {
-    let listed = blocking(move || cache.listing(&studio, &scrubber));
-    Ok(([(header::CONTENT_TYPE, "application/json")], listed.await??).into_response())
+/// Stops the learning-rate sweep in flight (`204`); its `POST /api/lr-finder` then answers the points
+/// so far. `409` when none is running.
+async fn stop_learning_rate_sweep(State(studio): State<Studio>) -> ApiResult<StatusCode> {
+    studio.stop_lr_finder()?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_run(
