@@ -552,3 +552,46 @@ async fn of_many_resumes_at_once_exactly_one_wins() {
     assert_eq!(finished.status, RunStatus::Completed);
     assert_eq!(finished.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3], "trained once");
 }
+
+/// The epochs run `id`'s committed checkpoint in `data_dir` holds.
+fn checkpointed_epochs(data_dir: &Path, id: u64) -> Vec<shared::EpochMetrics> {
+    let run_dir = backend::engine::run_dir::RunDir::new(data_dir.join("runs").join(id.to_string()));
+    run_dir.saved_progress().expect("the run has a checkpoint").epochs
+}
+
+/// A full disk that refuses the history's records of finished epochs while the checkpoint had room
+/// (the history's write fails as SQLite's does on a full disk, through the fault-injection seam):
+/// epoch 1's record fails, and so does the first try to record epoch 2. Once the disk takes writes
+/// again, each missing epoch is recorded from the checkpoint (at the next epoch, and at the run's end),
+/// so the run's history holds every epoch with the metrics its checkpoint holds.
+#[tokio::test]
+async fn epochs_a_full_disk_kept_out_of_the_history_are_recorded_from_the_checkpoint() {
+    let folder = tempfile::tempdir().unwrap();
+    write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
+    let faults = [(backend::engine::fault::FAULT_VARIABLE, "record-epoch@1=enospc,record-epoch@3=enospc")];
+    let server = ServerProcess::start_with(folder.path(), &[], &faults);
+    let id = create_run(&server, json!({"dataset": "colors", "epochs": 2, "batch_size": 4})).await;
+    let run = poll_run(&server, id, Duration::from_secs(120), |run| run.status.is_finished()).await;
+    assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+    assert_eq!(run.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2], "every finished epoch");
+    assert_eq!(run.epochs, checkpointed_epochs(folder.path(), id), "with the checkpoint's metrics");
+}
+
+/// A full disk refuses epoch 1's record, and the server dies (SIGKILL) as it records the missed epoch
+/// after epoch 2: the next start records every epoch the checkpoint holds, not only the last.
+#[tokio::test]
+async fn epochs_missing_from_the_history_when_the_server_died_are_recorded_at_the_next_start() {
+    let folder = tempfile::tempdir().unwrap();
+    write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
+    let faults = [(backend::engine::fault::FAULT_VARIABLE, "record-epoch@1=enospc,record-epoch@2=kill")];
+    let mut server = ServerProcess::start_with(folder.path(), &[], &faults);
+    let id = create_run(&server, json!({"dataset": "colors", "epochs": 3, "batch_size": 4})).await;
+    assert!(server.wait_for_exit(Duration::from_secs(120)).is_some(), "the fault killed the server");
+    assert_eq!(server.fault_killed_at.lock().unwrap().as_deref(), Some("record-epoch"));
+    let server = ServerProcess::start(folder.path());
+    let run = get_run(&server, id).await;
+    assert_eq!(run.status, RunStatus::Interrupted, "{run:?}");
+    let checkpointed = checkpointed_epochs(folder.path(), id);
+    assert!(checkpointed.len() >= 2, "epochs 1 and 2 were checkpointed: {checkpointed:?}");
+    assert_eq!(run.epochs, checkpointed, "every checkpointed epoch is in the history, with its metrics");
+}

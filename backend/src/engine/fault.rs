@@ -1,7 +1,8 @@
 //! Fault injection for the crash and disk-full tests: a seam at each step where a crash or a failed write
 //! could leave files half done.
 //!
-//! Named points are passed by the code that writes checkpoints ([`point`]). Nothing happens unless the
+//! Named points are passed by the code that writes checkpoints and by the history's epoch records
+//! ([`point`]). Nothing happens unless the
 //! environment variable [`FAULT_VARIABLE`] names one of them, as `POINT@N` (the N-th time this process
 //! reaches POINT, 1-based) followed by `=kill` (the process sends itself SIGKILL: the same signal a
 //! crash, the OOM killer or a power cut of the process amounts to) or `=enospc` (the write fails as on

@@ -6,6 +6,7 @@
 //! rusqlite (with SQLite bundled) rather than files of JSON: transactions make each update atomic, and
 //! the schema evolves through numbered migrations recorded in `PRAGMA user_version`.
 
+use crate::engine::fault;
 use rusqlite::{params, Connection, OptionalExtension};
 use shared::{Checkpoint, DatasetAdded, DatasetOrigin, EpochMetrics, Run, RunStatus, TrainConfig};
 use std::path::Path;
@@ -69,6 +70,12 @@ pub enum StoreError {
         /// What is wrong with it.
         why: String,
     },
+}
+
+/// The error SQLite gives when the disk holding its database is full.
+fn disk_full() -> rusqlite::Error {
+    let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL);
+    rusqlite::Error::SqliteFailure(code, Some("database or disk is full".to_string()))
 }
 
 /// The run history.
@@ -226,8 +233,10 @@ impl Store {
         .transpose()
     }
 
-    /// Appends (or replaces) one epoch's metrics.
+    /// Appends (or replaces) one epoch's metrics. Passes the [`fault`] point `record-epoch`, where the
+    /// disk-full tests make the write fail as SQLite does on a full disk.
     pub fn add_epoch(&self, id: u64, metrics: &EpochMetrics) -> Result<(), StoreError> {
+        fault::point("record-epoch").map_err(|_| disk_full())?;
         self.connection.execute(
             "INSERT OR REPLACE INTO epochs
                 (run_id, epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds,
