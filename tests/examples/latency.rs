@@ -1,6 +1,9 @@
 //! Benchmark, not a test: how long `GET /api/health` takes while eight clients keep listing a history of
 //! 500 runs and a short run trains. Run it with `make latency`; it prints the percentiles.
 //!
+//! The listers send `Accept-Encoding` as Chromium does, so they get the list gzip-encoded; with
+//! `LATENCY_ENCODING=identity` in the environment they ask for plain JSON instead.
+//!
 //! The server is the real one (`backend::web::serve` on `127.0.0.1:0` over a temporary data folder);
 //! the history is written through the run store before the studio opens it.
 
@@ -47,8 +50,10 @@ async fn measure(server: &TestServer) -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let listed = Arc::new(AtomicU64::new(0));
-    let listers: Vec<_> =
-        (0..LISTERS).map(|_| tokio::spawn(list_until(server.url("/api/runs"), stop.clone(), listed.clone()))).collect();
+    let encoding = lister_encoding();
+    let listers: Vec<_> = (0..LISTERS)
+        .map(|_| tokio::spawn(list_until(server.url("/api/runs"), encoding, stop.clone(), listed.clone())))
+        .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let started = Instant::now();
@@ -68,6 +73,7 @@ async fn measure(server: &TestServer) -> anyhow::Result<()> {
     client.post(server.url(&format!("/api/runs/{}/stop", run.id))).send().await?;
     // The trainer must be done with the data folder before it is deleted.
     server.wait_until_finished(run.id).await;
+    println!("listers' Accept-Encoding: {encoding}");
     report(&mut latencies, listed.load(Ordering::Relaxed), elapsed);
     Ok(())
 }
@@ -101,12 +107,27 @@ fn metrics(epoch: u32) -> EpochMetrics {
     }
 }
 
-async fn list_until(url: String, stop: Arc<AtomicBool>, listed: Arc<AtomicU64>) -> anyhow::Result<()> {
+/// What the listers send as `Accept-Encoding`: Chromium's list, or `identity` when
+/// `LATENCY_ENCODING=identity`.
+fn lister_encoding() -> &'static str {
+    match std::env::var("LATENCY_ENCODING").as_deref() {
+        Ok("identity") => "identity",
+        _ => "gzip, deflate, br, zstd",
+    }
+}
+
+async fn list_until(
+    url: String,
+    encoding: &'static str,
+    stop: Arc<AtomicBool>,
+    listed: Arc<AtomicU64>,
+) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     while !stop.load(Ordering::Relaxed) {
-        // Only the bytes: parsing them here would measure this client, not the server.
-        let answer = client.get(&url).send().await?.error_for_status()?;
-        anyhow::ensure!(answer.bytes().await?.len() > HISTORY * 100, "the whole history is listed");
+        // Only the bytes: inflating or parsing them here would measure this client, not the server.
+        let answer = client.get(&url).header("accept-encoding", encoding).send().await?.error_for_status()?;
+        // About 10 bytes a run gzipped, over 100 as JSON.
+        anyhow::ensure!(answer.bytes().await?.len() > HISTORY * 10, "the whole history is listed");
         listed.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())

@@ -144,7 +144,7 @@ async fn bad_configs_are_refused_with_a_sentence_naming_the_field() {
         (json!({"dataset": "nope"}), "dataset \"nope\" does not exist"),
         (json!({"dataset": "../../etc"}), "Dataset must be a plain name"),
         (json!({"dataset": "colors", "weights": "missing.safetensors"}), "weights file \"missing.safetensors\""),
-        (json!({"epochs": 1}), "Dataset must not be empty"),
+        (json!({"epochs": 1}), "Choose a dataset to train on: pick one in the Dataset menu"),
     ];
     for (body, expected) in cases {
         let message = error_of(post_json(&server, "/api/runs", body.clone()).await, StatusCode::BAD_REQUEST).await;
@@ -610,6 +610,36 @@ async fn the_run_list_follows_every_change_of_the_history() {
     server.studio.stop_run(second).ok();
     let stopped = server.wait_until_finished(second).await;
     assert_eq!(list().await, [stopped, finished]);
+}
+
+/// A client that accepts gzip (as every browser does) gets the run list gzip-encoded; inflated, it is
+/// the JSON other clients get, through a new run, a rename and a delete.
+#[tokio::test]
+async fn the_gzip_run_list_is_the_json_list_and_follows_renames_and_deletes() {
+    let server = server_with_dataset(2).await;
+    let gzip_list = || async {
+        let answer = reqwest::Client::new()
+            .get(server.url("/api/runs"))
+            .header("accept-encoding", "gzip, deflate, br, zstd")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.headers()["content-encoding"], "gzip");
+        assert_eq!(answer.headers()["vary"], "accept-encoding");
+        let mut json = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&answer.bytes().await.unwrap()[..]), &mut json)
+            .unwrap();
+        serde_json::from_slice::<Vec<Run>>(&json).unwrap()
+    };
+    assert!(gzip_list().await.is_empty());
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 1})).await;
+    let finished = server.wait_until_finished(id).await;
+    assert_eq!(gzip_list().await, std::slice::from_ref(&finished), "a new run, after its epoch and its end");
+    assert_eq!(listed(&server).await, gzip_list().await, "the same list without gzip");
+    patch_name(&server, id, json!({"name": "baseline"})).await;
+    assert_eq!(gzip_list().await[0].name.as_deref(), Some("baseline"), "the list follows the rename");
+    assert_eq!(delete_run(&server, id).await.status(), StatusCode::NO_CONTENT);
+    assert!(gzip_list().await.is_empty(), "the list follows the delete");
 }
 
 async fn patch_name(server: &TestServer, id: u64, body: Value) -> reqwest::Response {

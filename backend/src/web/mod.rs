@@ -3,6 +3,7 @@
 //!
 //! - [`guard`]: host allow-list, same-origin and content-type checks, the token, security headers;
 //! - [`routes`]: the `/api` handlers, each a thin call into the studio off the async workers;
+//! - [`run_list`]: `GET /api/runs` from a cache of ready-made (and gzipped) answers;
 //! - [`socket`]: the `/ws` session;
 //! - [`error`]: the JSON error body every refusal and fault is answered with;
 //! - [`listener`]: the accept loop with its timeouts and connection cap.
@@ -11,6 +12,7 @@ mod error;
 mod guard;
 mod listener;
 mod routes;
+mod run_list;
 mod socket;
 
 pub use error::ApiError;
@@ -51,7 +53,7 @@ pub fn app(studio: Studio, options: ServerOptions) -> Router {
         .layer(axum::middleware::from_fn_with_state(scrubber.clone(), error::json_refusals))
         .layer(Extension(scrubber))
         .layer(Extension(options.limits.clone()))
-        .layer(Extension(routes::RunListCache::default()));
+        .layer(Extension(run_list::RunListCache::default()));
     let router = match &options.ui_dir {
         Some(dir) => api.fallback_service(ServeDir::new(dir).not_found_service(ServeFile::new(dir.join("index.html")))),
         None => api.fallback(routes::not_found),
