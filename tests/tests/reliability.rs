@@ -524,7 +524,9 @@ async fn a_full_disk_fails_the_run_with_a_sentence_and_the_server_keeps_serving(
 }
 
 /// Regression: a resume checked the status and set it under two locks, so two requests at once could
-/// both queue the run. Now one conditional update decides: exactly one wins.
+/// both queue the run. Now one conditional update decides: exactly one wins. This end-to-end check
+/// could miss the window; the studio's unit test
+/// `a_resume_landing_between_another_resumes_check_and_commit_is_refused` lands a resume in it every time.
 #[tokio::test]
 async fn of_many_resumes_at_once_exactly_one_wins() {
     let data = tempfile::tempdir().unwrap();
