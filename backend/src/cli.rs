@@ -196,7 +196,10 @@ fn lr_find(config_file: &Path, data_dir: PathBuf, weights_dir: Option<PathBuf>) 
             LrFinderEvent::Note(note) => println!("{note}"),
             LrFinderEvent::Point(point) => println!("lr {:.3e}  smoothed loss {:.4}", point.lr, point.loss),
         })?;
-    println!("suggested learning rate: {:.3e}", found.suggestion);
+    match found.suggestion {
+        Some(suggestion) => println!("suggested learning rate: {suggestion:.3e}"),
+        None => println!("{}", shared::lr_finder_too_few_points(found.points.len())),
+    }
     Ok(())
 }
 

@@ -1,13 +1,16 @@
 //! "Find learning rate" beside the learning-rate box of the New run form: asks the server to sweep the
 //! form's config (`POST /api/lr-finder`), draws the smoothed loss against the learning rate on a log
 //! axis as the points arrive over the WebSocket and then from the answer, marks the suggestion, and
-//! "Use this" writes it into the box.
+//! "Use this" writes it into the box. While the sweep runs, "Stop" ends it (over the WebSocket) and the
+//! curve so far stays, with a suggestion when enough points were swept and a sentence when not.
 //!
 //! The geometry ([`lr_curve`]) and the sentences are pure functions, tested natively.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::{LrFinderProgress, LrFinderResponse, LrPoint, LR_FINDER_BATCHES, LR_FINDER_END, LR_FINDER_START};
+use shared::{
+    ClientMessage, LrFinderProgress, LrFinderResponse, LrPoint, LR_FINDER_BATCHES, LR_FINDER_END, LR_FINDER_START,
+};
 
 use crate::chart::{polyline, rate_label, Frame, Tick};
 use crate::settings::FormSignals;
@@ -86,6 +89,15 @@ pub fn suggestion_line(suggestion: f64) -> String {
     format!("Suggested learning rate: {} (steepest fall of the loss)", rate_label(suggestion))
 }
 
+/// The line under the button once a sweep answered: the error, the note of a sweep stopped too early
+/// to suggest a rate, or nothing (the suggestion has its own line).
+pub fn status_line(answer: &Result<LrFinderResponse, String>) -> Option<String> {
+    match answer {
+        Err(error) => Some(error.clone()),
+        Ok(found) => found.note.clone(),
+    }
+}
+
 /// What the learning-rate box gets from "Use this": the suggestion to three significant digits, written
 /// without an exponent (`0.00316`).
 pub fn field_text(suggestion: f64) -> String {
@@ -111,14 +123,15 @@ pub fn LrFinder(signals: FormSignals) -> impl IntoView {
         });
     };
     let use_it = move |_| {
-        if let Some(Ok(found)) = answer.get_untracked() {
-            signals.form.update(|f| f.set("lr", field_text(found.suggestion)));
+        if let Some(suggestion) = answer.get_untracked().and_then(Result::ok).and_then(|found| found.suggestion) {
+            signals.form.update(|f| f.set("lr", field_text(suggestion)));
             signals.rewritten.update(|n| *n += 1);
         }
     };
+    let stop = move |_| studio.send(ClientMessage::StopLrFinder);
     let live = move || studio.state.with(|s| s.lr_finder.clone().filter(|p| !p.finished));
     let curve = move || match answer.get() {
-        Some(Ok(found)) => lr_curve(&found.points, Some(found.suggestion)),
+        Some(Ok(found)) => lr_curve(&found.points, found.suggestion),
         _ if sweeping.get() => live().and_then(|p| lr_curve(&p.points, None)),
         _ => None,
     };
@@ -132,12 +145,15 @@ pub fn LrFinder(signals: FormSignals) -> impl IntoView {
             >
                 "Find learning rate"
             </button>
+            <Show when=move || sweeping.get()>
+                <button id="stop-lr" type="button" on:click=stop>"Stop"</button>
+            </Show>
             <p class="field-help" id="lr-finder-status" role="status">
                 {move || {
                     if sweeping.get() {
                         Some(sweep_line(live().as_ref()))
                     } else {
-                        answer.with(|a| a.as_ref().and_then(|a| a.as_ref().err().cloned()))
+                        answer.with(|a| a.as_ref().and_then(status_line))
                     }
                 }}
             </p>
@@ -153,12 +169,16 @@ fn LrCurveView(
     answer: RwSignal<Option<Result<LrFinderResponse, String>>>,
     use_it: impl Fn(leptos::ev::MouseEvent) + 'static,
 ) -> impl IntoView {
-    let suggestion = answer.with_untracked(|a| a.as_ref().and_then(|a| a.as_ref().ok()).map(|found| found.suggestion));
+    let suggestion = answer.with_untracked(|a| a.as_ref().and_then(|a| a.as_ref().ok()).and_then(|f| f.suggestion));
     let bottom = FRAME.bottom();
+    let svg = NodeRef::<leptos::svg::Svg>::new();
+    let drawn = crate::layout::drawn_width(svg);
     view! {
         <div class="lr-finder-curve" id="lr-curve">
             <svg
+                node_ref=svg
                 viewBox=format!("0 0 {WIDTH} {HEIGHT}")
+                style=move || crate::layout::ChartFit::fixed(WIDTH, drawn.get()).style()
                 role="img"
                 aria-label="Smoothed training loss against the learning rate, log scale"
             >
@@ -249,10 +269,22 @@ mod tests {
 
     #[test]
     fn the_lines_say_how_far_the_sweep_is_and_what_it_suggests() {
-        let progress = LrFinderProgress { points: sweep(&[2.0, 1.9, 1.8]), suggestion: None, finished: false };
+        let progress =
+            LrFinderProgress { points: sweep(&[2.0, 1.9, 1.8]), suggestion: None, finished: false, stopped: false };
         assert_eq!(sweep_line(Some(&progress)), "Sweeping: 3 of at most 100 batches");
         assert_eq!(sweep_line(None), "Sweeping: 0 of at most 100 batches");
         assert_eq!(suggestion_line(0.003162), "Suggested learning rate: 3.16e-3 (steepest fall of the loss)");
+    }
+
+    #[test]
+    fn a_sweep_stopped_too_early_says_so_under_the_button() {
+        let note = shared::lr_finder_too_few_points(4);
+        let found = LrFinderResponse { points: sweep(&[2.0; 4]), suggestion: None, stopped: true, note: Some(note) };
+        assert_eq!(
+            status_line(&Ok(found)).as_deref(),
+            Some("The sweep was stopped after 4 of 100 batches, too few to suggest a learning rate (it takes 17).")
+        );
+        assert_eq!(status_line(&Err("offline".into())).as_deref(), Some("offline"));
     }
 
     #[test]

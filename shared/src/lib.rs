@@ -240,7 +240,8 @@ impl TrainConfig {
     }
 
     /// Every problem with this configuration, one per offending field, in form order, each a sentence
-    /// that starts with the field's label ("Batch size must be between 1 and 4096, got 0"). Settings that
+    /// that names the field by its label ("Batch size must be between 1 and 4096, got 0"; "Choose a
+    /// dataset to train on: pick one in the Dataset menu, ..." when none is chosen). Settings that
     /// do not apply to this configuration (the step size of a constant schedule) are not judged.
     pub fn problems(&self) -> Vec<ConfigError> {
         fields::problems(self)
@@ -979,6 +980,9 @@ pub enum ClientMessage {
     },
     /// Ask for a fresh [`ServerMessage::Snapshot`].
     Resync,
+    /// Stop the learning-rate sweep in flight (as `POST /api/lr-finder/stop`); it ends within one batch
+    /// and answers the points swept so far.
+    StopLrFinder,
 }
 
 /// What the server sends over the WebSocket.
@@ -1051,8 +1055,27 @@ pub struct LrPoint {
 pub struct LrFinderResponse {
     /// One point per batch, learning rates rising exponentially from 1e-7.
     pub points: Vec<LrPoint>,
-    /// The learning rate where the smoothed loss falls fastest against log lr.
-    pub suggestion: f64,
+    /// The learning rate where the smoothed loss falls fastest against log lr; `None` only for a sweep
+    /// stopped before [`LR_FINDER_MIN_POINTS_TO_SUGGEST`] points, which [`Self::note`] then explains.
+    pub suggestion: Option<f64>,
+    /// True when the sweep was stopped (`POST /api/lr-finder/stop`, or its client went away).
+    #[serde(default)]
+    pub stopped: bool,
+    /// A sentence for a person when there is no suggestion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A stopped sweep suggests a learning rate only from this many points on: fewer leave nothing once
+/// the first tenth and the last five (left out of the choice) are gone.
+pub const LR_FINDER_MIN_POINTS_TO_SUGGEST: usize = LR_FINDER_BATCHES / 10 + 5 + 2;
+
+/// The sentence of a sweep stopped after `points` batches, too few to suggest a learning rate.
+pub fn lr_finder_too_few_points(points: usize) -> String {
+    format!(
+        "The sweep was stopped after {points} of {LR_FINDER_BATCHES} batches, too few to suggest a learning rate \
+         (it takes {LR_FINDER_MIN_POINTS_TO_SUGGEST})."
+    )
 }
 
 /// Where a learning-rate sweep has got: every point so far, and the suggestion once it ended.
@@ -1064,6 +1087,9 @@ pub struct LrFinderProgress {
     pub suggestion: Option<f64>,
     /// True in the last message of a sweep (ended, failed or stopped).
     pub finished: bool,
+    /// True in the last message of a sweep that was stopped.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 #[cfg(test)]

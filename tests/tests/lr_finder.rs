@@ -1,6 +1,7 @@
 //! The learning-rate finder, `POST /api/lr-finder`, against a real server on small colour datasets: the
 //! sweep's shape, its early stop, its suggestion recomputed here from the points it returned, that it
-//! changes nothing on disk, its live progress over the WebSocket, and its refusals.
+//! changes nothing on disk, its live progress over the WebSocket, its refusals, and stopping it (over
+//! HTTP, or by its client going away) with the trainer free for a run at once.
 
 mod common;
 
@@ -60,8 +61,10 @@ async fn a_sweep_rises_exponentially_from_1e_7_and_suggests_the_steepest_descent
         assert!((point.lr / expected - 1.0).abs() < 1e-9, "point {step}: lr {} instead of {expected}", point.lr);
         assert!(point.loss.is_finite() && point.loss > 0.0, "point {step}: loss {}", point.loss);
     }
-    assert!(answer.suggestion >= points[0].lr && answer.suggestion <= points[points.len() - 1].lr);
-    assert_eq!(answer.suggestion, steepest_descent(points));
+    let suggestion = answer.suggestion.expect("a whole sweep suggests a rate");
+    assert!(suggestion >= points[0].lr && suggestion <= points[points.len() - 1].lr);
+    assert_eq!(suggestion, steepest_descent(points));
+    assert!(!answer.stopped && answer.note.is_none());
 }
 
 #[tokio::test]
@@ -131,7 +134,7 @@ async fn the_sweep_is_live_over_the_websocket_point_by_point() {
         assert_eq!(update.points[..], answer.points[..=count], "message {count} carries the points so far");
         assert_eq!(update.suggestion, None);
     }
-    assert_eq!((&last.points, last.suggestion), (&answer.points, Some(answer.suggestion)));
+    assert_eq!((&last.points, last.suggestion), (&answer.points, answer.suggestion));
 }
 
 #[tokio::test]
@@ -161,4 +164,91 @@ async fn a_bad_config_or_a_missing_dataset_is_refused_with_a_sentence() {
     let missing = post_sweep(&server, &json!({"dataset": "nowhere"})).await;
     assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
     assert!(missing.json::<shared::ErrorBody>().await.unwrap().error.contains("nowhere"));
+}
+
+/// A sweep slow enough to stop part-way: 96 pixels, so each batch of 8 takes a good part of a second.
+fn slow_sweep_config() -> Value {
+    json!({"dataset": "colors", "batch_size": 8, "input_size": 96, "epochs": 1})
+}
+
+/// Waits on `socket` for a sweep's progress message for which `done` holds, and answers it.
+async fn sweep_progress_until<S>(socket: &mut S, done: impl Fn(&LrFinderProgress) -> bool) -> LrFinderProgress
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    loop {
+        if let ServerMessage::LrFinderProgress(update) = next_server_message(socket).await {
+            if done(&update) {
+                return update;
+            }
+        }
+    }
+}
+
+/// Starts `config`'s run right away and expects it to complete: the trainer is free.
+async fn a_run_completes_right_after(server: &TestServer) {
+    let run = server.create_run(sweep_config()).await;
+    assert_eq!(server.wait_until_finished(run).await.status, RunStatus::Completed, "the trainer is free for a run");
+}
+
+#[tokio::test]
+async fn a_sweep_stopped_over_http_answers_its_points_so_far_and_frees_the_trainer() {
+    let server = server_with_colors().await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    let sweep_url = server.url("/api/lr-finder");
+    let asked =
+        tokio::spawn(
+            async move { reqwest::Client::new().post(sweep_url).json(&slow_sweep_config()).send().await.unwrap() },
+        );
+    let early = sweep_progress_until(&mut socket, |update| update.points.len() >= 3 || update.finished).await;
+    assert!(!early.finished, "the sweep is still running after {} points", early.points.len());
+
+    let stop = reqwest::Client::new().post(server.url("/api/lr-finder/stop")).send().await.unwrap();
+    assert_eq!(stop.status(), StatusCode::NO_CONTENT);
+    let answered = asked.await.unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
+    let answer: LrFinderResponse = answered.json().await.unwrap();
+    assert!(answer.stopped, "the answer says it was stopped");
+    assert!(answer.points.len() >= 3 && answer.points.len() < 100, "{} points", answer.points.len());
+    match answer.suggestion {
+        Some(suggestion) => assert_eq!(suggestion, steepest_descent(&answer.points)),
+        None => {
+            assert!(answer.points.len() < 17, "{} points are enough to suggest a rate", answer.points.len());
+            let note = answer.note.as_deref().unwrap_or_default();
+            assert!(note.contains("too few to suggest a learning rate"), "{note}");
+        }
+    }
+    let last = sweep_progress_until(&mut socket, |update| update.finished).await;
+    assert_eq!((last.stopped, &last.points), (true, &answer.points), "every page hears it stopped");
+
+    a_run_completes_right_after(&server).await;
+}
+
+#[tokio::test]
+async fn a_sweep_whose_client_went_away_stops_and_frees_the_trainer() {
+    let server = server_with_colors().await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    let sweep_url = server.url("/api/lr-finder");
+    let asked =
+        tokio::spawn(
+            async move { reqwest::Client::new().post(sweep_url).json(&slow_sweep_config()).send().await.unwrap() },
+        );
+    let early = sweep_progress_until(&mut socket, |update| update.points.len() >= 3 || update.finished).await;
+    assert!(!early.finished, "the sweep is still running after {} points", early.points.len());
+
+    asked.abort();
+    let last = sweep_progress_until(&mut socket, |update| update.finished).await;
+    assert!(last.stopped, "the sweep stopped instead of running on unseen ({} points)", last.points.len());
+    assert!(last.points.len() < 100);
+
+    a_run_completes_right_after(&server).await;
+}
+
+#[tokio::test]
+async fn stopping_when_no_sweep_runs_is_refused_with_409_and_a_sentence() {
+    let server = server_with_colors().await;
+    let refused = reqwest::Client::new().post(server.url("/api/lr-finder/stop")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_eq!(refused.json::<shared::ErrorBody>().await.unwrap().error, "no learning-rate sweep is running");
 }

@@ -29,6 +29,10 @@ pub const DIVERGENCE: f64 = 4.0;
 pub const SKIP_FIRST: usize = MAX_BATCHES / 10;
 /// Points left out at the end when choosing the suggestion, as fastai does: the blow-up.
 pub const SKIP_LAST: usize = 5;
+/// A stopped sweep suggests a learning rate only from this many points on, so that the first tenth and
+/// the last five can be left out of the choice as in a whole sweep.
+pub const MIN_POINTS_TO_SUGGEST: usize = shared::LR_FINDER_MIN_POINTS_TO_SUGGEST;
+const _: () = assert!(MIN_POINTS_TO_SUGGEST == SKIP_FIRST + SKIP_LAST + 2);
 
 /// What the finder reports while it works.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +52,8 @@ pub enum SweepEnd {
     Diverged,
     /// A batch's loss was not a finite number (that batch has no point).
     NotANumber,
+    /// The sweep was asked to stop (its control cancelled) before it ended by itself.
+    Stopped,
 }
 
 /// What a sweep found.
@@ -55,8 +61,9 @@ pub enum SweepEnd {
 pub struct LrFinding {
     /// One point per batch swept, in order.
     pub points: Vec<LrPoint>,
-    /// The suggested learning rate (see [`steepest_descent`]).
-    pub suggestion: f64,
+    /// The suggested learning rate (see [`steepest_descent`]); `None` only for a sweep stopped before
+    /// [`MIN_POINTS_TO_SUGGEST`] points.
+    pub suggestion: Option<f64>,
     /// Why the sweep ended.
     pub end: SweepEnd,
 }
@@ -67,7 +74,7 @@ pub enum LrFinderError {
     /// The data or the model could not be prepared, or libtorch failed.
     #[error(transparent)]
     Training(#[from] TrainError),
-    /// The finder was asked to stop.
+    /// The trainer shut down before the sweep ran.
     #[error("the learning-rate finder was stopped")]
     Stopped,
     /// Not even the first batch had a finite loss.
@@ -142,7 +149,9 @@ pub fn steepest_descent(points: &[LrPoint]) -> Option<f64> {
 
 /// Sweeps the learning rate over a fresh model built as a run of `config` would start (same seed, same
 /// starting weights, same optimiser, augmentation and frozen layers as its first epoch), on `device`.
-/// `paths.run_dir` is not used: nothing is written. `control` stops it between batches.
+/// `paths.run_dir` is not used: nothing is written. `control` stops it between batches: a stopped sweep
+/// answers the points so far ([`SweepEnd::Stopped`]), with a suggestion from [`MIN_POINTS_TO_SUGGEST`]
+/// points on.
 pub fn find_learning_rate(
     config: &TrainConfig,
     paths: &TrainingPaths,
@@ -152,7 +161,7 @@ pub fn find_learning_rate(
 ) -> Result<LrFinding, LrFinderError> {
     let prepared = prepare(config, paths, device, control, emit);
     if control.is_cancelled() {
-        return Err(LrFinderError::Stopped);
+        return Ok(stopped(Vec::new()));
     }
     let (mut model, train) = prepared?;
     let mut optimizer = training::new_optimizer(config, &model);
@@ -164,7 +173,7 @@ pub fn find_learning_rate(
     let mut end = SweepEnd::Completed;
     for step in 0..MAX_BATCHES {
         if control.is_cancelled() {
-            return Err(LrFinderError::Stopped);
+            return Ok(stopped(points));
         }
         let lr = sweep_lr(step);
         let loss = train_batch(config, &model, &mut optimizer, batches.next(), lr, !frozen)?;
@@ -181,7 +190,13 @@ pub fn find_learning_rate(
         }
     }
     let suggestion = steepest_descent(&points).ok_or(LrFinderError::NoFiniteLoss)?;
-    Ok(LrFinding { points, suggestion, end })
+    Ok(LrFinding { points, suggestion: Some(suggestion), end })
+}
+
+/// What a sweep stopped after `points` found: a suggestion only from [`MIN_POINTS_TO_SUGGEST`] points on.
+fn stopped(points: Vec<LrPoint>) -> LrFinding {
+    let suggestion = if points.len() >= MIN_POINTS_TO_SUGGEST { steepest_descent(&points) } else { None };
+    LrFinding { points, suggestion, end: SweepEnd::Stopped }
 }
 
 /// The training split on the device and a model with the config's starting weights, as a run prepares
@@ -319,6 +334,16 @@ mod tests {
         losses[22] = 0.5;
         let swept = points(&losses);
         assert_eq!(steepest_descent(&swept), Some(swept[11].lr));
+    }
+
+    #[test]
+    fn a_stopped_sweep_suggests_a_rate_only_from_seventeen_points_on() {
+        let falling: Vec<f64> = (0..MIN_POINTS_TO_SUGGEST).map(|step| 3.0 - step as f64 * 0.1).collect();
+        let too_few = stopped(points(&falling[..MIN_POINTS_TO_SUGGEST - 1]));
+        assert_eq!((too_few.suggestion, too_few.end, too_few.points.len()), (None, SweepEnd::Stopped, 16));
+        let enough = stopped(points(&falling));
+        assert_eq!(enough.suggestion, steepest_descent(&enough.points));
+        assert!(enough.suggestion.is_some());
     }
 
     #[test]

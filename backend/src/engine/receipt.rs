@@ -45,6 +45,23 @@ pub enum ReceiptError {
         /// The hash the receipt holds.
         expected: String,
     },
+    /// A run asked to resume over data that changed since it started: its earlier epochs were measured on
+    /// other images or labels, so the run would no longer be one run on one dataset.
+    #[error(
+        "the run cannot resume: dataset \"{dataset}\" changed since the run started ({what} differ: SHA-256 \
+         {found} now, {expected} in the run's receipt). Put the data back as it was to resume, or start a new \
+         run with the same settings to train on the data as it is now"
+    )]
+    ChangedSinceStart {
+        /// The dataset's name.
+        dataset: String,
+        /// Which part differs, for a person: "the training images", "the class names".
+        what: &'static str,
+        /// The hash found now.
+        found: String,
+        /// The hash the run's receipt holds.
+        expected: String,
+    },
     /// The starting weights file is not the one the run used.
     #[error("the starting weights \"{weights}\" are not the file the run used (SHA-256 {found}, receipt {expected})")]
     WeightsDiffer {
@@ -153,6 +170,17 @@ pub fn check_data(receipt: &RunReceipt, found: &DataFingerprint) -> Result<(), R
     Err(ReceiptError::DataDiffers { dataset: receipt.config.dataset.clone(), what, found, expected })
 }
 
+/// Refuses to resume a run over data whose fingerprint differs from the one in the run's receipt
+/// (`earlier`, written when it started), naming the first part that differs.
+pub fn check_resume(earlier: &RunReceipt, found: &DataFingerprint) -> Result<(), ReceiptError> {
+    check_data(earlier, found).map_err(|error| match error {
+        ReceiptError::DataDiffers { dataset, what, found, expected } => {
+            ReceiptError::ChangedSinceStart { dataset, what, found, expected }
+        }
+        other => other,
+    })
+}
+
 /// Refuses starting weights whose hash differs from the receipt's.
 pub fn check_weights(receipt: &RunReceipt, found: Option<&str>) -> Result<(), ReceiptError> {
     if receipt.weights_sha256.as_deref() == found {
@@ -212,6 +240,7 @@ mod tests {
             train: split(&pixels),
             test: split(&[9u8; 2 * 3 * 4 * 4]),
             unreadable: Vec::new(),
+            test_paths: Vec::new(),
         }
     }
 

@@ -242,7 +242,8 @@ pub enum TrainError {
         /// The cause.
         source: std::io::Error,
     },
-    /// A repeat's data or starting weights are not the receipt's.
+    /// A repeat's data or starting weights are not the receipt's, or a resumed run's data changed since
+    /// it started.
     #[error(transparent)]
     Receipt(#[from] receipt::ReceiptError),
 }
@@ -365,6 +366,8 @@ struct Learner<'a> {
     train: Split,
     /// Test images and labels, on the device.
     test: Split,
+    /// Each test image's path in the dataset, where positions do not name them ([`data::Dataset::test_paths`]).
+    test_paths: Vec<String>,
     mean: [f64; 3],
     std: [f64; 3],
     model: ResNet18,
@@ -414,10 +417,13 @@ impl<'a> Learner<'a> {
         if let Some(expected) = repeating {
             receipt::check_data(expected, &data)?;
         }
+        let run_dir = RunDir::new(&paths.run_dir);
+        if let Some(earlier) = run_dir.receipt().filter(|_| resume) {
+            receipt::check_resume(&earlier, &data)?;
+        }
         let mut model = ResNet18::new(device, dataset.classes.len(), config.seed);
         apply_device_options(config, device, &mut model, emit)?;
         let mut optimizer = new_optimizer(config, &model);
-        let run_dir = RunDir::new(&paths.run_dir);
         let restored = if resume { run_dir.restore(&mut model, &mut optimizer)? } else { None };
         let (state, weights_sha256) = match restored {
             Some(state) => {
@@ -429,7 +435,7 @@ impl<'a> Learner<'a> {
         if let Some(expected) = repeating {
             receipt::check_weights(expected, weights_sha256.as_deref())?;
         }
-        write_receipt(&run_dir, receipt::record(config, device, data, weights_sha256), emit)?;
+        run_dir.write_receipt(&receipt::record(config, device, data, weights_sha256))?;
         let train_count = dataset.train.len();
         let batches = Batches::new(config.batch_size, train_count);
         emit(TrainingEvent::Started {
@@ -449,6 +455,7 @@ impl<'a> Learner<'a> {
             classes: dataset.classes,
             train: dataset.train.to_device(device),
             test: dataset.test.to_device(device),
+            test_paths: dataset.test_paths,
             mean,
             std,
             model,
@@ -464,7 +471,10 @@ impl<'a> Learner<'a> {
     fn run(&mut self) -> Result<TrainOutcome, TrainError> {
         for epoch in self.state.epoch + 1..=self.config.epochs {
             let Some(totals) = self.train_epoch(epoch)? else { return Ok(TrainOutcome::Stopped) };
-            let evaluation = evaluate(&self.model, &self.test, self.mean, self.std);
+            let mut evaluation = evaluate(&self.model, &self.test, self.mean, self.std);
+            for sample in &mut evaluation.samples {
+                sample.path = self.test_paths.get(sample.index).cloned();
+            }
             if !evaluation.loss.is_finite() {
                 return Err(TrainError::NonFiniteTestLoss { epoch, value: evaluation.loss });
             }
@@ -711,16 +721,6 @@ pub(crate) fn load_dataset(
         emit(TrainingEvent::Note(format!("{count} unreadable {images} skipped (first: {first})")));
     }
     Ok(dataset)
-}
-
-/// Writes `receipt` into the run's folder; a resumed run whose data changed since the last receipt says so.
-fn write_receipt(run_dir: &RunDir, receipt: RunReceipt, emit: &mut dyn FnMut(TrainingEvent)) -> Result<(), TrainError> {
-    if run_dir.receipt().is_some_and(|earlier| earlier.data.sha256 != receipt.data.sha256) {
-        emit(TrainingEvent::Note(
-            "the dataset's content changed since the run started; its receipt now records the new content".into(),
-        ));
-    }
-    Ok(run_dir.write_receipt(&receipt)?)
 }
 
 /// Loads the backbone of the config's starting weights (a file in the weights folder, or ImageNet's,

@@ -6,11 +6,12 @@
 //! both would halve each other's CPU, and libtorch's generator, thread count and cuDNN flags are
 //! process-wide. A request while a run is queued or training is refused ([`StudioError::TrainerBusy`])
 //! rather than left waiting minutes behind it; a run created during a sweep waits in the queue until
-//! the sweep's (at most 100) batches are done.
+//! the sweep's (at most 100) batches are done, or until it is stopped ([`Studio::stop_lr_finder`], or
+//! the request that started it going away), which frees the trainer within one batch.
 
 use super::{Studio, StudioError};
 use crate::data;
-use crate::engine::lr_finder::{LrFinderError, LrFinderEvent, LrFinding};
+use crate::engine::lr_finder::{LrFinderError, LrFinderEvent, LrFinding, SweepEnd};
 use crate::engine::training::RunControl;
 use crate::engine::LrFinderJob;
 use shared::{LrFinderProgress, LrFinderResponse, LrPoint, ServerMessage, TrainConfig};
@@ -22,6 +23,7 @@ use tokio::sync::oneshot;
 impl Studio {
     /// Starts a learning-rate sweep for `config` on the trainer thread, broadcasting the points so far
     /// after every batch; the future answers with the whole sweep and its suggestion when it ends.
+    /// Dropping the future before then (an HTTP client that went away) stops the sweep.
     /// Refused while a run is queued or training or another sweep runs. Blocking: it looks at the files.
     pub fn find_learning_rate(
         &self,
@@ -53,15 +55,27 @@ impl Studio {
         let paths = self.training_paths(PathBuf::new());
         let emit = Box::new(self.sweep_reporter(swept.clone()));
         let finish = Box::new(self.sweep_finisher(swept, reply));
+        let unwatched = StopWhenDropped(control.clone());
         self.0.engine.find_learning_rate(LrFinderJob { config, paths, control, emit, finish });
         Ok(async move {
+            let _unwatched = unwatched;
             let found = answer.await.unwrap_or(Err(LrFinderError::Stopped));
-            let LrFinding { points, suggestion, .. } = found.map_err(|error| match error {
+            let LrFinding { points, suggestion, end } = found.map_err(|error| match error {
                 LrFinderError::Stopped => StudioError::ShuttingDown,
                 other => StudioError::LrFinder(other),
             })?;
-            Ok(LrFinderResponse { points, suggestion })
+            let note = suggestion.is_none().then(|| shared::lr_finder_too_few_points(points.len()));
+            Ok(LrFinderResponse { points, suggestion, stopped: end == SweepEnd::Stopped, note })
         })
+    }
+
+    /// Stops the learning-rate sweep in flight: it ends within one batch, answering the points so far.
+    /// [`StudioError::NoLrFinder`] when none is running.
+    pub fn stop_lr_finder(&self) -> Result<(), StudioError> {
+        let live = self.live();
+        let sweep = live.lr_finder.as_ref().ok_or(StudioError::NoLrFinder)?;
+        sweep.cancel();
+        Ok(())
     }
 
     /// Logs the sweep's notes and broadcasts its points so far after each new one.
@@ -79,6 +93,7 @@ impl Studio {
                     points,
                     suggestion: None,
                     finished: false,
+                    stopped: false,
                 }));
             }
         }
@@ -106,11 +121,26 @@ impl Studio {
                 Err(error) => tracing::warn!("learning-rate sweep failed: {error}"),
             }
             let points = swept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-            let suggestion = outcome.as_ref().ok().map(|found| found.suggestion);
-            let _ =
-                events.send(ServerMessage::LrFinderProgress(LrFinderProgress { points, suggestion, finished: true }));
+            let suggestion = outcome.as_ref().ok().and_then(|found| found.suggestion);
+            let stopped = outcome.as_ref().is_ok_and(|found| found.end == SweepEnd::Stopped);
+            let _ = events.send(ServerMessage::LrFinderProgress(LrFinderProgress {
+                points,
+                suggestion,
+                finished: true,
+                stopped,
+            }));
             // Nobody waits when the request was dropped: the broadcast above still told every page.
             let _ = reply.send(outcome);
         }
+    }
+}
+
+/// Cancels a sweep's control when the future waiting for its answer is dropped: nobody would see the
+/// rest, and the trainer is shared with runs. Cancelling a sweep that already ended does nothing.
+struct StopWhenDropped(RunControl);
+
+impl Drop for StopWhenDropped {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }

@@ -143,5 +143,6 @@ async fn command(studio: &Studio, text: &str) -> Option<ServerMessage> {
             off_the_workers(studio, move |s| s.delete_run(run_id)).await.err().and_then(refused)
         }
         Ok(ClientMessage::Resync) => off_the_workers(studio, Studio::snapshot).await.ok(),
+        Ok(ClientMessage::StopLrFinder) => studio.stop_lr_finder().err().and_then(|error| refused(error.to_string())),
     }
 }
