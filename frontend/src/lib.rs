@@ -3,8 +3,8 @@
 //! The page is client-side rendered Leptos, laid out as in the Leptos examples: every component
 //! lives here and `main.rs` only mounts [`App`]. The pieces it builds on are plain Rust:
 //! - [`studio`]: the [`Studio`] handle every component shares through context;
-//! - [`state`]: the page's copy of the server's state and [`state::StudioState::apply`], which folds
-//!   each WebSocket message into it;
+//! - [`state`]: the page's copy of the server's state, the run list in one signal and each run's batches
+//!   in its own, and [`state::PageState::apply`], which folds each WebSocket message into them;
 //! - [`form`]: the training form's fields and presets, checked with the same rules the server applies;
 //! - [`chart`]: the geometry of the training and comparison charts;
 //! - [`analysis`]: best epoch, confused pairs and heat-map colours from a run's metrics;
@@ -13,7 +13,7 @@
 //! - [`lr_finder`]: "Find learning rate" beside the learning-rate box, its log-scale curve and "Use this";
 //! - [`saved`]: the training form kept in the browser, so a reload keeps what was typed;
 //! - [`settings`]: the form's setting controls, built from the shared field table (`shared::FIELDS`);
-//! - [`layout`]: what fits the page to a phone (section tabs, the live run's Stop, narrow charts);
+//! - [`layout`]: what fits the page to a phone (section tabs, the live run's Stop, charts fitted to their drawn width);
 //! - [`ws`]: the WebSocket, reopened with backoff whenever it drops;
 //! - [`api`]: the HTTP calls (datasets, weights, uploads, classify, test images).
 //!
@@ -66,11 +66,11 @@ use crate::ws::SocketEvent;
 pub fn App() -> impl IntoView {
     let (outbox, outgoing) = unbounded();
     let studio = Studio::new(outbox);
-    let Studio { state, connected, .. } = studio;
+    let connected = studio.connected;
     ws::connect(ws::page_socket_url(), outgoing, move |event| match event {
         SocketEvent::Connected => connected.set(true),
         SocketEvent::Disconnected => connected.set(false),
-        SocketEvent::Message(message) => state.update(|state| state.apply(*message)),
+        SocketEvent::Message(message) => studio.apply(*message),
     });
     provide_context(studio);
     versions::provide_pending_edits();
@@ -466,11 +466,11 @@ fn BatchProgressBar(shown: Memo<Option<Run>>) -> impl IntoView {
     let bar = Memo::new(move |_| {
         shown.with(|run| {
             let run = run.as_ref()?;
-            Some(studio.state.with(|s| {
-                let stopping = s.stopping == Some(run.id);
+            let stopping = studio.state.with(|s| s.stopping == Some(run.id));
+            Some(studio.live.with(run.id, |s| {
                 let class = live::bar_class(run.status, stopping);
-                let progress = s.progress_of(run.id);
-                let (fraction, line, loss) = match (progress, s.preparation_of(run.id)) {
+                let progress = s.progress_of(run);
+                let (fraction, line, loss) = match (progress, s.preparation_of(run)) {
                     (Some(p), _) => (live::run_fraction(run, Some(p)), format::progress_line(p), Some(p.loss)),
                     (None, Some(p)) => {
                         // Preparing comes before the first batch: the bar shows the step, not the run.
@@ -480,7 +480,7 @@ fn BatchProgressBar(shown: Memo<Option<Run>>) -> impl IntoView {
                     (None, None) => (live::run_fraction(run, None), format::idle_line(run), None),
                 };
                 let line = if stopping && !run.status.is_finished() { format!("Stopping… {line}") } else { line };
-                let ended = live::ended_at(run, s.trace_of(run.id).map(|t| &t.last));
+                let ended = live::ended_at(run, s.trace.as_ref().map(|t| &t.last));
                 RunBar { class, fraction, line, loss, ended }
             }))
         })
@@ -530,14 +530,18 @@ fn TrainingChart(shown: Memo<Option<Run>>) -> impl IntoView {
     });
     let batches = Memo::new(move |_| {
         let run_id = data.with(|d| d.0);
-        studio.state.with(|s| s.trace_of(run_id).map_or_else(Vec::new, |t| t.points.clone()))
+        studio.live.with(run_id, |s| s.trace.as_ref().map_or_else(Vec::new, |t| t.points.clone()))
     });
-    let narrow = layout::narrow_screen();
+    let svg = NodeRef::<leptos::svg::Svg>::new();
+    let drawn = layout::drawn_width(svg);
+    let fit = Memo::new(move |_| layout::ChartFit::following(drawn.get()));
     view! {
         <svg
             id="chart"
             class="chart"
-            viewBox=move || format!("0 0 {} {}", layout::chart_width(narrow), chart::HEIGHT)
+            node_ref=svg
+            viewBox=move || format!("0 0 {} {}", fit.get().view_width, chart::HEIGHT)
+            style=move || fit.get().style()
             role="img"
             aria-label="Accuracy and loss per epoch, for training and test data, the training loss as batches arrive, and the learning rate"
         >
@@ -548,7 +552,7 @@ fn TrainingChart(shown: Memo<Option<Run>>) -> impl IntoView {
                     batches.with(|batches| chart::loss_panel(&epochs, planned, batches)),
                     chart::lr_panel(&epochs, planned),
                 ];
-                let width = layout::chart_width(narrow);
+                let width = fit.get().view_width;
                 panels.into_iter().map(|panel| chart_panel(panel.fit_width(width))).collect_view()
             }}
         </svg>

@@ -1,28 +1,29 @@
 //! The page's copy of the server's state, and the one function that changes it.
 //!
-//! [`StudioState::apply`] folds every [`ServerMessage`] into the state. It is pure, so the rules
-//! (a snapshot replaces everything, an update replaces one run, an epoch is never added twice) are
-//! tested natively without a browser.
+//! The state sits in signals cut along how often each part changes. [`StudioState`] holds the run list
+//! and what goes with it (the refusal, the stop asked for, the learning-rate sweep); it changes when a run
+//! is added, removed, renamed or finishes an epoch. [`LiveRuns`] holds what the batches say, each run in its
+//! own signal: progress messages arrive several times a second while a run trains, and one for run 7 wakes
+//! only what reads run 7's [`RunLive`], never the list or another run.
+//!
+//! [`PageState::apply`] is the one place a [`ServerMessage`] changes the page; the list's part,
+//! [`StudioState::apply`], is pure, so its rules (a snapshot replaces everything, an update replaces one
+//! run, an epoch is never added twice) are tested natively without a browser.
 
 use std::collections::BTreeMap;
 
+use leptos::prelude::*;
 use shared::{BatchProgress, LrFinderProgress, Preparation, Run, RunStatus, ServerMessage};
 
 use crate::live::LossTrace;
 
-/// Everything the server has told this page.
+/// The run list and what goes with it: everything the server has told this page except the batches.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StudioState {
     /// Every run, newest first.
     pub runs: Vec<Run>,
-    /// Progress of the epoch in flight, if a run is training.
-    pub progress: Option<BatchProgress>,
-    /// The preparation step in flight (download, unpacking, decoding) and its run, until the first batch.
-    pub preparing: Option<(u64, Preparation)>,
     /// The last command the server refused, as its sentence.
     pub error: Option<String>,
-    /// The loss of each run this page has seen train, by run id, as its progress messages arrived.
-    pub live: BTreeMap<u64, LossTrace>,
     /// The run this page asked to stop, until the server says it ended (or refuses a command).
     pub stopping: Option<u64>,
     /// The last learning-rate sweep the server reported (any page's), as it arrived.
@@ -30,32 +31,19 @@ pub struct StudioState {
 }
 
 impl StudioState {
-    /// Folds one message from the server into the state.
+    /// Folds the list's part of one message from the server into the state. Batches and preparation
+    /// steps are not the list's: [`PageState::apply`] gives them to the run's [`RunLive`].
     pub fn apply(&mut self, message: ServerMessage) {
         match message {
-            ServerMessage::Snapshot { runs, progress } => {
+            ServerMessage::Snapshot { runs, .. } => {
                 self.runs = runs;
                 sort_newest_first(&mut self.runs);
-                let known = |id: &u64| self.runs.iter().any(|run| run.id == *id);
-                self.live.retain(|id, _| known(id));
                 self.stopping =
                     self.stopping.filter(|id| self.runs.iter().any(|r| r.id == *id && !r.status.is_finished()));
-                if let Some(progress) = &progress {
-                    self.record(progress.clone());
-                }
-                self.progress = progress;
             }
             ServerMessage::RunUpdated { run } => {
-                if run.status.is_finished() {
-                    if self.stopping == Some(run.id) {
-                        self.stopping = None;
-                    }
-                    if self.progress.as_ref().is_some_and(|p| p.run_id == run.id) {
-                        self.progress = None;
-                    }
-                    if self.preparing.as_ref().is_some_and(|(id, _)| *id == run.id) {
-                        self.preparing = None;
-                    }
+                if run.status.is_finished() && self.stopping == Some(run.id) {
+                    self.stopping = None;
                 }
                 match self.runs.iter_mut().find(|known| known.id == run.id) {
                     Some(known) => *known = run,
@@ -67,23 +55,10 @@ impl StudioState {
             }
             ServerMessage::RunRemoved { run_id } => {
                 self.runs.retain(|run| run.id != run_id);
-                self.live.remove(&run_id);
                 if self.stopping == Some(run_id) {
                     self.stopping = None;
                 }
-                if self.progress.as_ref().is_some_and(|p| p.run_id == run_id) {
-                    self.progress = None;
-                }
-                if self.preparing.as_ref().is_some_and(|(id, _)| *id == run_id) {
-                    self.preparing = None;
-                }
             }
-            ServerMessage::Progress(progress) => {
-                self.preparing = None;
-                self.record(progress.clone());
-                self.progress = Some(progress);
-            }
-            ServerMessage::Preparing { run_id, preparation } => self.preparing = Some((run_id, preparation)),
             ServerMessage::EpochCompleted { run_id, metrics } => {
                 // A run we do not know yet arrives with its epochs in the next update or snapshot.
                 if let Some(run) = self.runs.iter_mut().find(|run| run.id == run_id) {
@@ -99,26 +74,13 @@ impl StudioState {
                 self.error = Some(message);
             }
             ServerMessage::LrFinderProgress(progress) => self.lr_finder = Some(progress),
+            ServerMessage::Progress(_) | ServerMessage::Preparing { .. } => {}
         }
     }
 
     /// Notes that this page asked run `run_id` to stop; Stop reads "Stopping…" until the run ends.
     pub fn stop_requested(&mut self, run_id: u64) {
         self.stopping = Some(run_id);
-    }
-
-    /// The loss trace of `run_id`, if this page saw it train.
-    pub fn trace_of(&self, run_id: u64) -> Option<&LossTrace> {
-        self.live.get(&run_id)
-    }
-
-    fn record(&mut self, progress: BatchProgress) {
-        match self.live.get_mut(&progress.run_id) {
-            Some(trace) => trace.push(progress),
-            None => {
-                self.live.insert(progress.run_id, LossTrace::new(progress));
-            }
-        }
     }
 
     /// The run with this id.
@@ -147,17 +109,155 @@ impl StudioState {
             .filter(|id| self.run(*id).is_some_and(|run| run.has_model))
             .or_else(|| with_model.next().map(|run| run.id))
     }
+}
 
-    /// The batch progress of `run_id`, while that run is still training.
-    pub fn progress_of(&self, run_id: u64) -> Option<&BatchProgress> {
-        let training = self.run(run_id).is_some_and(|run| !run.status.is_finished());
-        self.progress.as_ref().filter(|p| training && p.run_id == run_id)
+/// What one run's batches have told this page: the batch in flight, the preparation step before the
+/// first batch, and the loss as it arrived.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunLive {
+    /// The latest progress message, until the run ends.
+    pub progress: Option<BatchProgress>,
+    /// The preparation step in flight (download, unpacking, decoding), until the first batch.
+    pub preparing: Option<Preparation>,
+    /// The loss of every batch this page saw, kept after the run ends.
+    pub trace: Option<LossTrace>,
+}
+
+impl RunLive {
+    /// The batch in flight of `run` (whose live part this is), while it is still training.
+    pub fn progress_of(&self, run: &Run) -> Option<&BatchProgress> {
+        self.progress.as_ref().filter(|_| !run.status.is_finished())
     }
 
-    /// The preparation step (download, unpacking, decoding) of run `run_id`, while it is not yet training.
-    pub fn preparation_of(&self, run_id: u64) -> Option<&Preparation> {
-        let active = self.run(run_id).is_some_and(|run| !run.status.is_finished());
-        self.preparing.as_ref().filter(|(id, _)| active && *id == run_id).map(|(_, preparation)| preparation)
+    /// The preparation step of `run` (whose live part this is), while it is not yet training.
+    pub fn preparation_of(&self, run: &Run) -> Option<&Preparation> {
+        self.preparing.as_ref().filter(|_| !run.status.is_finished())
+    }
+
+    fn record(&mut self, progress: BatchProgress) {
+        self.preparing = None;
+        match &mut self.trace {
+            Some(trace) => trace.push(progress.clone()),
+            None => self.trace = Some(LossTrace::new(progress.clone())),
+        }
+        self.progress = Some(progress);
+    }
+
+    /// Forgets the batch and the preparation in flight; true when there was one.
+    fn end(&mut self) -> bool {
+        let in_flight = self.progress.is_some() || self.preparing.is_some();
+        self.progress = None;
+        self.preparing = None;
+        in_flight
+    }
+}
+
+/// Each run's [`RunLive`] in its own signal, by run id. The map itself changes only when a run first
+/// reports or leaves; a batch changes only its run's signal.
+#[derive(Clone, Copy)]
+pub struct LiveRuns(RwSignal<BTreeMap<u64, ArcRwSignal<RunLive>>>);
+
+impl LiveRuns {
+    fn new() -> Self {
+        LiveRuns(RwSignal::new(BTreeMap::new()))
+    }
+
+    /// Reads the live part of `run_id` (empty when the page has heard nothing of it), tracking only that
+    /// run's signal and the map's membership.
+    pub fn with<T>(&self, run_id: u64, read: impl FnOnce(&RunLive) -> T) -> T {
+        match self.signal_of(run_id) {
+            Some(live) => live.with(read),
+            None => read(&RunLive::default()),
+        }
+    }
+
+    /// The signal of `run_id`, if the page has heard its batches.
+    pub fn signal_of(&self, run_id: u64) -> Option<ArcRwSignal<RunLive>> {
+        self.0.with(|runs| runs.get(&run_id).cloned())
+    }
+
+    /// Changes the live part of `run_id`, adding its signal when this is the run's first report.
+    fn update(&self, run_id: u64, change: impl FnOnce(&mut RunLive)) {
+        let known = self.0.with_untracked(|runs| runs.get(&run_id).cloned());
+        let live = known.unwrap_or_else(|| {
+            let live = ArcRwSignal::new(RunLive::default());
+            self.0.update(|runs| {
+                runs.insert(run_id, live.clone());
+            });
+            live
+        });
+        live.update(change);
+    }
+
+    /// Changes the live part of `run_id` if the page has one; its readers wake only when `change` says it
+    /// changed something.
+    fn change(&self, run_id: u64, change: impl FnOnce(&mut RunLive) -> bool) {
+        if let Some(live) = self.0.with_untracked(|runs| runs.get(&run_id).cloned()) {
+            live.maybe_update(change);
+        }
+    }
+
+    /// Keeps only the runs `keep` admits.
+    fn retain(&self, keep: impl Fn(u64) -> bool) {
+        if self.0.with_untracked(|runs| runs.keys().any(|&id| !keep(id))) {
+            self.0.update(|runs| runs.retain(|&id, _| keep(id)));
+        }
+    }
+}
+
+/// Everything the server has told this page, in signals: the list in one, each run's batches in its own.
+#[derive(Clone, Copy)]
+pub struct PageState {
+    /// The run list and what goes with it.
+    pub list: RwSignal<StudioState>,
+    /// Each run's batches.
+    pub live: LiveRuns,
+}
+
+impl PageState {
+    /// A page that has heard nothing from the server yet.
+    pub fn new() -> Self {
+        PageState { list: RwSignal::new(StudioState::default()), live: LiveRuns::new() }
+    }
+
+    /// Folds one message from the server into the page's signals: a batch or a preparation step changes
+    /// only its run's [`RunLive`]; the rest changes the list, and the live part of a run that ended or left.
+    pub fn apply(&self, message: ServerMessage) {
+        match message {
+            ServerMessage::Progress(progress) => self.live.update(progress.run_id, |live| live.record(progress)),
+            ServerMessage::Preparing { run_id, preparation } => {
+                self.live.update(run_id, |live| live.preparing = Some(preparation));
+            }
+            ServerMessage::Snapshot { runs, progress } => {
+                let in_flight = progress.as_ref().map(|p| p.run_id);
+                self.live.retain(|id| runs.iter().any(|run| run.id == id));
+                let others: Vec<u64> = runs.iter().map(|run| run.id).filter(|&id| Some(id) != in_flight).collect();
+                for id in others {
+                    self.live.change(id, |live| live.progress.take().is_some());
+                }
+                if let Some(progress) = progress {
+                    self.live.update(progress.run_id, |live| live.record(progress));
+                }
+                self.list.update(|list| list.apply(ServerMessage::Snapshot { runs, progress: None }));
+            }
+            ServerMessage::RunUpdated { run } => {
+                if run.status.is_finished() {
+                    self.live.change(run.id, RunLive::end);
+                }
+                self.list.update(|list| list.apply(ServerMessage::RunUpdated { run }));
+            }
+            ServerMessage::RunRemoved { run_id } => {
+                self.live.retain(|id| id != run_id);
+                self.list.update(|list| list.apply(ServerMessage::RunRemoved { run_id }));
+            }
+            other => self.list.update(|list| list.apply(other)),
+        }
+    }
+}
+
+impl Default for PageState {
+    fn default() -> Self {
+        PageState::new()
     }
 }
 
@@ -229,6 +329,8 @@ fn sort_newest_first(runs: &mut [Run]) {
 mod tests {
     use super::*;
     use shared::{EpochMetrics, PreparationStep};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     // Built from JSON so that fields the protocol adds later take their serde defaults here too.
     fn run(id: u64, status: RunStatus) -> Run {
@@ -268,6 +370,36 @@ mod tests {
         }
     }
 
+    /// The batch in flight of `run_id` as the progress bar reads it: only while the run trains.
+    fn progress_shown(page: &PageState, run_id: u64) -> Option<BatchProgress> {
+        let run = page.list.with_untracked(|list| list.run(run_id).cloned())?;
+        page.live.with(run_id, |live| live.progress_of(&run).cloned())
+    }
+
+    /// The preparation step of `run_id` as the progress bar reads it: only while the run has not ended.
+    fn preparation_shown(page: &PageState, run_id: u64) -> Option<Preparation> {
+        let run = page.list.with_untracked(|list| list.run(run_id).cloned())?;
+        page.live.with(run_id, |live| live.preparation_of(&run).cloned())
+    }
+
+    /// How many times `read` has run again since it first ran, read as a memo reads it after each change:
+    /// a memo runs again only when a signal it read was notified.
+    fn wake_counter<T: PartialEq + Send + Sync + 'static>(
+        read: impl Fn() -> T + Send + Sync + 'static,
+    ) -> impl Fn() -> usize {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let memo = ArcMemo::new(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            read()
+        });
+        memo.with_untracked(|_| ());
+        move || {
+            memo.with_untracked(|_| ());
+            runs.load(Ordering::SeqCst) - 1
+        }
+    }
+
     #[test]
     fn a_snapshot_replaces_everything_and_sorts_newest_first() {
         let mut state = StudioState { runs: vec![run(9, RunStatus::Failed)], ..Default::default() };
@@ -277,7 +409,20 @@ mod tests {
         });
         let ids: Vec<u64> = state.runs.iter().map(|r| r.id).collect();
         assert_eq!(ids, [2, 1]);
-        assert_eq!(state.progress, Some(progress(2)));
+    }
+
+    #[test]
+    fn a_snapshot_gives_its_batch_to_its_run_and_ends_the_others() {
+        let page = PageState::new();
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        page.apply(ServerMessage::Progress(progress(1)));
+        page.apply(ServerMessage::Snapshot {
+            runs: vec![run(1, RunStatus::Running), run(2, RunStatus::Running)],
+            progress: Some(progress(2)),
+        });
+        assert_eq!(progress_shown(&page, 2), Some(progress(2)));
+        assert_eq!(progress_shown(&page, 1), None, "the server says run 2 trains now");
+        assert!(page.live.with(1, |live| live.trace.is_some()), "run 1 keeps the loss it showed");
     }
 
     #[test]
@@ -293,12 +438,12 @@ mod tests {
 
     #[test]
     fn a_finished_run_clears_its_progress() {
-        let mut state = StudioState::default();
-        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
-        state.apply(ServerMessage::Progress(progress(1)));
-        assert!(state.progress_of(1).is_some());
-        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Completed) });
-        assert_eq!(state.progress, None);
+        let page = PageState::new();
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        page.apply(ServerMessage::Progress(progress(1)));
+        assert!(progress_shown(&page, 1).is_some());
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Completed) });
+        assert_eq!(page.live.with(1, |live| live.progress.clone()), None);
     }
 
     #[test]
@@ -393,55 +538,59 @@ mod tests {
 
     #[test]
     fn a_preparation_shows_until_the_first_batch_and_only_for_its_run() {
-        let mut state = StudioState::default();
-        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        let page = PageState::new();
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        page.apply(ServerMessage::RunUpdated { run: run(2, RunStatus::Queued) });
         let decoding =
             Preparation { step: PreparationStep::Decoding, subject: "colors".into(), done: 5, total: Some(9) };
-        state.apply(ServerMessage::Preparing { run_id: 1, preparation: decoding.clone() });
-        assert_eq!(state.preparation_of(1), Some(&decoding));
-        assert_eq!(state.preparation_of(2), None);
-        state.apply(ServerMessage::Progress(progress(1)));
-        assert_eq!(state.preparation_of(1), None, "the first batch ends the preparation");
-        state.apply(ServerMessage::Preparing { run_id: 1, preparation: decoding });
-        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Failed) });
-        assert_eq!(state.preparation_of(1), None, "a run that ended is not preparing");
+        page.apply(ServerMessage::Preparing { run_id: 1, preparation: decoding.clone() });
+        assert_eq!(preparation_shown(&page, 1), Some(decoding.clone()));
+        assert_eq!(preparation_shown(&page, 2), None);
+        page.apply(ServerMessage::Progress(progress(1)));
+        assert_eq!(preparation_shown(&page, 1), None, "the first batch ends the preparation");
+        page.apply(ServerMessage::Preparing { run_id: 1, preparation: decoding });
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Failed) });
+        assert_eq!(preparation_shown(&page, 1), None, "a run that ended is not preparing");
     }
 
     #[test]
     fn progress_of_another_run_is_not_shown() {
-        let mut state = StudioState::default();
-        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
-        state.apply(ServerMessage::RunUpdated { run: run(2, RunStatus::Queued) });
-        state.apply(ServerMessage::Progress(progress(1)));
-        assert!(state.progress_of(2).is_none());
-        assert_eq!(state.progress_of(1).unwrap().batch, 3);
+        let page = PageState::new();
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        page.apply(ServerMessage::RunUpdated { run: run(2, RunStatus::Queued) });
+        page.apply(ServerMessage::Progress(progress(1)));
+        assert!(progress_shown(&page, 2).is_none());
+        assert_eq!(progress_shown(&page, 1).unwrap().batch, 3);
     }
 
     #[test]
     fn progress_messages_build_a_loss_trace_that_outlives_the_run() {
-        let mut state = StudioState::default();
-        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
-        state.apply(ServerMessage::Progress(progress(1)));
-        state.apply(ServerMessage::Progress(BatchProgress { batch: 6, loss: 0.7, ..progress(1) }));
-        assert_eq!(state.trace_of(1).unwrap().points, [(0.3, 0.9), (0.6, 0.7)]);
-        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Stopped) });
-        assert_eq!(state.trace_of(1).unwrap().last.batch, 6, "a stopped run keeps where it was");
-        state.apply(ServerMessage::RunRemoved { run_id: 1 });
-        assert!(state.trace_of(1).is_none());
+        let page = PageState::new();
+        let trace = move || page.live.with(1, |live| live.trace.clone());
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        page.apply(ServerMessage::Progress(progress(1)));
+        page.apply(ServerMessage::Progress(BatchProgress { batch: 6, loss: 0.7, ..progress(1) }));
+        assert_eq!(trace().unwrap().points, [(0.3, 0.9), (0.6, 0.7)]);
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Stopped) });
+        assert_eq!(trace().unwrap().last.batch, 6, "a stopped run keeps where it was");
+        page.apply(ServerMessage::RunRemoved { run_id: 1 });
+        assert!(trace().is_none());
+        assert!(page.live.signal_of(1).is_none(), "a removed run's signal is let go");
     }
 
     #[test]
     fn stopping_lasts_until_the_run_ends_or_a_command_is_refused() {
-        let mut state = StudioState::default();
-        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
-        state.stop_requested(1);
-        state.apply(ServerMessage::Progress(progress(1)));
-        assert_eq!(state.stopping, Some(1), "batches still arrive while the run stops");
-        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Stopped) });
-        assert_eq!(state.stopping, None);
-        state.stop_requested(1);
-        state.apply(ServerMessage::Error { message: "no such run".into() });
-        assert_eq!(state.stopping, None);
+        let page = PageState::new();
+        let stopping = move || page.list.with_untracked(|list| list.stopping);
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        page.list.update(|list| list.stop_requested(1));
+        page.apply(ServerMessage::Progress(progress(1)));
+        assert_eq!(stopping(), Some(1), "batches still arrive while the run stops");
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Stopped) });
+        assert_eq!(stopping(), None);
+        page.list.update(|list| list.stop_requested(1));
+        page.apply(ServerMessage::Error { message: "no such run".into() });
+        assert_eq!(stopping(), None);
     }
 
     #[test]
@@ -449,7 +598,7 @@ mod tests {
         let mut state = StudioState::default();
         let point = |lr: f64| shared::LrPoint { lr, loss: 1.0 };
         let sweep = |points: Vec<shared::LrPoint>, finished| {
-            ServerMessage::LrFinderProgress(LrFinderProgress { points, suggestion: None, finished })
+            ServerMessage::LrFinderProgress(LrFinderProgress { points, suggestion: None, finished, stopped: false })
         };
         state.apply(sweep(vec![point(1e-7)], false));
         state.apply(sweep(vec![point(1e-7), point(1.2e-7)], false));
@@ -457,5 +606,41 @@ mod tests {
         state.apply(sweep(vec![point(1e-7), point(1.2e-7)], true));
         assert!(state.lr_finder.as_ref().is_some_and(|p| p.finished));
         assert!(state.runs.is_empty(), "a sweep is not a run");
+    }
+
+    #[test]
+    fn a_batch_of_one_run_wakes_neither_the_list_nor_another_run() {
+        let page = PageState::new();
+        for id in [7, 8] {
+            page.apply(ServerMessage::RunUpdated { run: run(id, RunStatus::Running) });
+            page.apply(ServerMessage::Progress(progress(id)));
+        }
+        let list_woken = wake_counter(move || page.list.with(|list| list.runs.clone()));
+        let run_7_woken = wake_counter(move || page.live.with(7, |live| live.progress.clone()));
+        let run_8_woken = wake_counter(move || page.live.with(8, |live| live.progress.clone()));
+        for batch in 4..14 {
+            page.apply(ServerMessage::Progress(BatchProgress { batch, ..progress(7) }));
+            assert_eq!(run_7_woken(), (batch - 3) as usize, "run 7's readers see each of its batches");
+        }
+        assert_eq!(run_8_woken(), 0, "run 8's readers slept through run 7's batches");
+        assert_eq!(list_woken(), 0, "the run list slept through run 7's batches");
+    }
+
+    #[test]
+    fn an_epoch_or_a_new_run_changes_the_list_but_not_another_runs_batches() {
+        let page = PageState::new();
+        for id in [7, 8] {
+            page.apply(ServerMessage::RunUpdated { run: run(id, RunStatus::Running) });
+            page.apply(ServerMessage::Progress(progress(id)));
+        }
+        let list_woken = wake_counter(move || page.list.with(|list| list.runs.clone()));
+        let run_8_woken = wake_counter(move || page.live.with(8, |live| live.progress.clone()));
+        page.apply(ServerMessage::EpochCompleted { run_id: 7, metrics: metrics(1) });
+        assert_eq!(list_woken(), 1, "an epoch changes what the list shows");
+        page.apply(ServerMessage::RunUpdated { run: run(9, RunStatus::Queued) });
+        assert_eq!(list_woken(), 2, "a new run joins the list");
+        page.apply(ServerMessage::RunUpdated { run: run(7, RunStatus::Completed) });
+        assert_eq!(list_woken(), 3);
+        assert_eq!(run_8_woken(), 0, "nothing of this was run 8's");
     }
 }

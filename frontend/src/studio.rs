@@ -4,16 +4,18 @@
 
 use futures::channel::mpsc::UnboundedSender;
 use leptos::prelude::*;
-use shared::{ClientMessage, DatasetInfo, TrainConfig};
+use shared::{ClientMessage, DatasetInfo, ServerMessage, TrainConfig};
 
 use crate::health::HealthCheck;
-use crate::state::StudioState;
+use crate::state::{LiveRuns, PageState, StudioState};
 
 /// What every component of the page shares.
 #[derive(Clone, Copy)]
 pub struct Studio {
-    /// What the server has told this page.
+    /// The run list and what goes with it, as the server told this page.
     pub state: RwSignal<StudioState>,
+    /// Each run's batches, in a signal per run.
+    pub live: LiveRuns,
     /// True while the WebSocket is open.
     pub connected: RwSignal<bool>,
     /// The run a person picked in the list; `None` follows the newest.
@@ -38,8 +40,10 @@ impl Studio {
     /// A page that has heard nothing from the server yet and is not connected; what it sends goes to
     /// `outbox`.
     pub fn new(outbox: UnboundedSender<ClientMessage>) -> Self {
+        let PageState { list, live } = PageState::new();
         Studio {
-            state: RwSignal::new(StudioState::default()),
+            state: list,
+            live,
             connected: RwSignal::new(false),
             chosen_run: RwSignal::new(None),
             compared: RwSignal::new(Vec::new()),
@@ -50,6 +54,11 @@ impl Studio {
             health: RwSignal::new(HealthCheck::NotOnServer),
             outbox: StoredValue::new(outbox),
         }
+    }
+
+    /// Folds one message from the server into the page (see [`PageState::apply`]).
+    pub fn apply(&self, message: ServerMessage) {
+        PageState { list: self.state, live: self.live }.apply(message);
     }
 
     /// Sends `message` to the server over the WebSocket.

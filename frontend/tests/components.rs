@@ -139,7 +139,7 @@ fn epoch(epoch: u32, test_accuracy: f64) -> EpochMetrics {
 
 /// `studio` after a snapshot listing `runs`, as the server sends to every new connection.
 fn with_runs(studio: Studio, runs: Vec<Run>) -> Studio {
-    studio.state.update(|state| state.apply(ServerMessage::Snapshot { runs, progress: None }));
+    studio.apply(ServerMessage::Snapshot { runs, progress: None });
     studio
 }
 
@@ -236,7 +236,7 @@ async fn the_epoch_table_has_a_row_per_finished_epoch_and_grows_with_the_next() 
     assert_eq!(count(&root, "#epochs tbody tr"), 2);
     assert_eq!(texts(&root, "#epochs tbody tr:first-child td"), ["1", "1.2346", "45.0", "1.3000", "40.0", "2.0"]);
 
-    studio.state.update(|state| state.apply(ServerMessage::EpochCompleted { run_id: 1, metrics: epoch(3, 0.6) }));
+    studio.apply(ServerMessage::EpochCompleted { run_id: 1, metrics: epoch(3, 0.6) });
     settle().await;
     assert_eq!(count(&root, "#epochs tbody tr"), 3);
     assert_eq!(texts(&root, "#epochs tbody tr:last-child td")[4], "60.0");
@@ -250,7 +250,7 @@ async fn the_progress_bar_shows_the_preparation_step_then_the_batches() {
 
     let preparation =
         Preparation { step: PreparationStep::Decoding, subject: "tiny".into(), done: 12, total: Some(48) };
-    studio.state.update(|state| state.apply(ServerMessage::Preparing { run_id: 1, preparation }));
+    studio.apply(ServerMessage::Preparing { run_id: 1, preparation });
     settle().await;
     assert_eq!(text(&root, "#progress .progress-text"), "decoding tiny — 12 of 48 images");
     let bar: HtmlProgressElement = find(&root, "#progress progress").dyn_into().unwrap();
@@ -266,7 +266,7 @@ async fn the_progress_bar_shows_the_preparation_step_then_the_batches() {
         images_per_second: 100.0,
         eta_seconds: 65.0,
     };
-    studio.state.update(|state| state.apply(ServerMessage::Progress(batch)));
+    studio.apply(ServerMessage::Progress(batch));
     settle().await;
     assert!(text(&root, "#progress .progress-text").starts_with("epoch 1 — batch 2/8"), "the first batch replaces it");
     assert_eq!((bar.value(), bar.max()), (8.3, 100.0), "then the whole run: 2 of 8 batches of 1 of 3 epochs");
@@ -282,7 +282,7 @@ async fn the_chart_draws_a_train_and_a_test_point_per_epoch() {
     }
     assert_eq!(count(&root, "#chart .panel-accuracy circle.marker.test"), 2);
 
-    studio.state.update(|state| state.apply(ServerMessage::EpochCompleted { run_id: 1, metrics: epoch(3, 0.6) }));
+    studio.apply(ServerMessage::EpochCompleted { run_id: 1, metrics: epoch(3, 0.6) });
     settle().await;
     assert_eq!(count(&root, "#chart .panel-accuracy circle.marker.test"), 3);
 }
