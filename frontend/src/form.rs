@@ -306,7 +306,10 @@ mod tests {
     #[test]
     fn an_empty_dataset_is_a_problem() {
         let checked = TrainForm::default().to_config();
-        assert_eq!(problem_for(&checked, "dataset"), Some("Dataset must not be empty"));
+        assert_eq!(
+            problem_for(&checked, "dataset"),
+            Some("Choose a dataset to train on: pick one in the Dataset menu, or upload a zip of images first")
+        );
     }
 
     #[test]

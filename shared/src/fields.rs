@@ -671,6 +671,9 @@ impl Field {
             }
             _ => None,
         };
+        if let Some(sentence) = missing(self.name, config) {
+            return Some(ConfigError { field: self.name, message: sentence.to_string() });
+        }
         let why = out_of_range.or_else(|| rule(self.name, config))?;
         Some(ConfigError { field: self.name, message: format!("{} {why}", self.label) })
     }
@@ -692,6 +695,12 @@ fn shown_number(value: &Value) -> String {
         Value::Decimal(Some(x)) => x.to_string(),
         _ => String::new(),
     }
+}
+
+/// A required choice left empty, said as what to do: "Dataset must not be empty" reads like code.
+fn missing(name: &str, c: &TrainConfig) -> Option<&'static str> {
+    (name == "dataset" && c.dataset.is_empty())
+        .then_some("Choose a dataset to train on: pick one in the Dataset menu, or upload a zip of images first")
 }
 
 /// A field's rule beyond its range, as the end of a sentence that starts with its label.
@@ -922,6 +931,9 @@ mod tests {
             message.starts_with("Fine-tune mode \"Two-phase: the head first, then all layers\" needs"),
             "{message}"
         );
+        let unchosen = TrainConfig { dataset: String::new(), ..TrainConfig::for_dataset("tiny") };
+        let message = unchosen.validate().unwrap_err().message;
+        assert!(message.starts_with("Choose a dataset to train on: pick one in the Dataset menu"), "{message}");
         let mut broken = everything_applies();
         broken.epochs = 0;
         broken.batch_size = 0;
@@ -929,7 +941,7 @@ mod tests {
         broken.dataset = String::new();
         for problem in broken.problems() {
             assert!(!problem.message.contains('_'), "{}", problem.message);
-            assert!(problem.message.starts_with(label_of(problem.field)), "{}", problem.message);
+            assert!(problem.message.contains(label_of(problem.field)), "{}", problem.message);
         }
     }
 

@@ -1167,7 +1167,7 @@ mod tests {
             break_it(&mut config);
             let err = config.validate().unwrap_err();
             assert_eq!(err.field, field);
-            assert!(err.message.starts_with(fields::label_of(field)), "{}", err.message);
+            assert!(err.message.contains(fields::label_of(field)), "{}", err.message);
         }
     }
 
