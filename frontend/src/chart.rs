@@ -319,9 +319,9 @@ pub fn compare_chart(runs: &[Run], metric: CompareMetric) -> CompareChart {
     }
 }
 
-/// Width of the view box on a narrow screen (see [`crate::layout::narrow_screen`]): about the width the
-/// chart is drawn at on a phone, so its text keeps the size style.css gives it instead of shrinking by
-/// half with a [`WIDTH`]-wide view box.
+/// The narrowest view box a chart fitted to its drawn width uses (see [`crate::layout::ChartFit`]): its
+/// plot keeps room for the legend beside the panel's title; a chart drawn narrower (a 320 px phone)
+/// scales its text up instead.
 pub const NARROW_WIDTH: f64 = 320.0;
 
 impl Frame {

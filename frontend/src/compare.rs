@@ -95,7 +95,8 @@ pub fn CompareRuns() -> impl IntoView {
             .compared
             .with(|ids| studio.state.with(|s| ids.iter().filter_map(|&id| s.run(id).cloned()).collect::<Vec<Run>>()))
     });
-    let narrow = crate::layout::narrow_screen();
+    let charts = NodeRef::<leptos::html::Div>::new();
+    let drawn = crate::layout::drawn_width(charts);
     view! {
         <Show when=move || compared.with(|runs| runs.len() >= 2)>
             <section class="card compare-card" aria-labelledby="compare-title">
@@ -107,11 +108,11 @@ pub fn CompareRuns() -> impl IntoView {
                 </div>
                 {move || {
                     let runs = compared.get();
-                    let width = crate::layout::chart_width(narrow);
+                    let fit = crate::layout::ChartFit::following(drawn.get());
                     view! {
                         <CompareLegend runs=runs.clone()/>
-                        <div class="compare-charts">
-                            {CompareMetric::ALL.map(|metric| compare_svg(chart::compare_chart(&runs, metric).fit_width(width), width))}
+                        <div class="compare-charts" node_ref=charts>
+                            {CompareMetric::ALL.map(|metric| compare_svg(chart::compare_chart(&runs, metric), fit))}
                         </div>
                         <DifferingSettings runs=runs/>
                     }
@@ -146,8 +147,10 @@ fn swatch(position: usize) -> impl IntoView {
     view! { <span class="swatch" style=style aria-hidden="true"></span> }
 }
 
-/// One comparison chart as an SVG in a view box `width` wide: `#compare-accuracy` or `#compare-loss`.
-fn compare_svg(plot: CompareChart, width: f64) -> impl IntoView {
+/// One comparison chart as an SVG fitted to its drawn width by `fit`: `#compare-accuracy` or `#compare-loss`.
+fn compare_svg(plot: CompareChart, fit: crate::layout::ChartFit) -> impl IntoView {
+    let width = fit.view_width;
+    let plot = plot.fit_width(width);
     let frame = plot.frame;
     let title = plot.metric.title();
     let lines = plot
@@ -182,6 +185,7 @@ fn compare_svg(plot: CompareChart, width: f64) -> impl IntoView {
             id=format!("compare-{}", plot.metric.key())
             class="chart compare-chart"
             viewBox=format!("0 0 {width} {}", chart::COMPARE_HEIGHT)
+            style=fit.style()
             role="img"
             aria-label=format!("{title} per epoch of the compared runs")
         >

@@ -1,41 +1,81 @@
 //! How the page fits a phone: the section tabs that keep Train, Runs and Classify one tap away, the Stop
 //! button that the live run's panel carries (style.css moves that panel to the top of a narrow page while
-//! a run is active), and whether the screen is narrow enough for the charts' narrow view box.
+//! a run is active), and how a chart's view box and text sizes follow the width it is drawn at.
 
 use leptos::prelude::*;
 use shared::ClientMessage;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
 
 use crate::state::StudioState;
 use crate::studio;
 
-/// Windows at most this many CSS pixels wide draw the charts in [`crate::chart::NARROW_WIDTH`]-wide view
-/// boxes; style.css's phone rules start at the same width.
-pub const NARROW_SCREEN_PX: f64 = 480.0;
-
-/// Whether the window is at most [`NARROW_SCREEN_PX`] wide, following resizes.
-pub fn narrow_screen() -> Signal<bool> {
-    let narrow_now = || {
-        let width = web_sys::window().and_then(|w| w.inner_width().ok()).and_then(|w| w.as_f64());
-        width.is_some_and(|width| width <= NARROW_SCREEN_PX)
-    };
-    let narrow = RwSignal::new(narrow_now());
-    let listener = window_event_listener(leptos::ev::resize, move |_| {
-        let now = narrow_now();
-        if narrow.get_untracked() != now {
-            narrow.set(now);
-        }
-    });
-    on_cleanup(move || listener.remove());
-    narrow.into()
+/// How a chart's SVG is fitted to the width it is drawn at: its view box width, and the factor its text
+/// sizes are multiplied by (style.css reads it as `--chart-text`) so that text is drawn at the size
+/// style.css gives it, never smaller, at any window width.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChartFit {
+    /// Width of the SVG's view box.
+    pub view_width: f64,
+    /// Text sizes in the view box are style.css's sizes times this.
+    pub text_scale: f64,
 }
 
-/// The view box width the charts use now: [`crate::chart::WIDTH`], or [`crate::chart::NARROW_WIDTH`] on a
-/// narrow screen.
-pub fn chart_width(narrow: Signal<bool>) -> f64 {
-    if narrow.get() {
-        crate::chart::NARROW_WIDTH
-    } else {
-        crate::chart::WIDTH
+impl ChartFit {
+    /// A chart whose view box follows its drawn width `drawn` (CSS pixels; `None` before it is laid out),
+    /// down to [`crate::chart::NARROW_WIDTH`], below which the view box stays and its text grows instead.
+    pub fn following(drawn: Option<f64>) -> ChartFit {
+        let view_width = drawn.map_or(crate::chart::WIDTH, |d| d.max(crate::chart::NARROW_WIDTH));
+        ChartFit { view_width, text_scale: text_scale(view_width, drawn) }
+    }
+
+    /// A chart with a fixed view box `view_width` wide drawn `drawn` CSS pixels wide: its text grows as
+    /// far as the chart is drawn smaller than its view box.
+    pub fn fixed(view_width: f64, drawn: Option<f64>) -> ChartFit {
+        ChartFit { view_width, text_scale: text_scale(view_width, drawn) }
+    }
+
+    /// The `style` attribute that hands the text scale to style.css.
+    pub fn style(&self) -> String {
+        format!("--chart-text: {:.4}", self.text_scale)
+    }
+}
+
+fn text_scale(view_width: f64, drawn: Option<f64>) -> f64 {
+    drawn.filter(|d| *d > 0.0).map_or(1.0, |d| (view_width / d).max(1.0))
+}
+
+/// The width, in CSS pixels, that the element behind `node` is drawn at, kept current by a
+/// `ResizeObserver` (a window resize, a card appearing beside it, a scroll bar); `None` until it is laid out.
+pub fn drawn_width<E>(node: NodeRef<E>) -> Signal<Option<f64>>
+where
+    E: leptos::html::ElementType,
+    E::Output: JsCast + Clone + 'static,
+{
+    let width = RwSignal::new(None::<f64>);
+    let observing = StoredValue::new_local(None::<(web_sys::ResizeObserver, Closure<dyn FnMut()>)>);
+    Effect::new(move |_| {
+        let Some(element) = node.get() else { return };
+        let element: web_sys::Element = element.unchecked_into();
+        let measured = element.clone();
+        let on_resize = Closure::<dyn FnMut()>::new(move || {
+            let drawn = measured.get_bounding_client_rect().width();
+            if drawn > 0.0 && width.get_untracked() != Some(drawn) {
+                width.set(Some(drawn));
+            }
+        });
+        let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) else { return };
+        observer.observe(&element);
+        stop_observing(observing);
+        observing.set_value(Some((observer, on_resize)));
+    });
+    on_cleanup(move || stop_observing(observing));
+    width.into()
+}
+
+fn stop_observing(observing: StoredValue<Option<(web_sys::ResizeObserver, Closure<dyn FnMut()>)>, LocalStorage>) {
+    if let Some((observer, _)) = observing.try_update_value(Option::take).flatten() {
+        observer.disconnect();
     }
 }
 
@@ -93,4 +133,28 @@ pub fn StopButton(
 pub fn run_active() -> Memo<bool> {
     let studio = studio();
     Memo::new(move |_| studio.state.with(|state| state.stoppable_run().is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chart::{NARROW_WIDTH, WIDTH};
+
+    #[test]
+    fn a_chart_following_its_drawn_width_draws_text_at_its_css_size_down_to_the_narrowest_view_box() {
+        assert_eq!(ChartFit::following(None), ChartFit { view_width: WIDTH, text_scale: 1.0 });
+        for drawn in [NARROW_WIDTH, 450.0, 720.0, 1400.0] {
+            assert_eq!(ChartFit::following(Some(drawn)), ChartFit { view_width: drawn, text_scale: 1.0 });
+        }
+        let phone = ChartFit::following(Some(NARROW_WIDTH / 1.25));
+        assert_eq!(phone, ChartFit { view_width: NARROW_WIDTH, text_scale: 1.25 });
+    }
+
+    #[test]
+    fn a_fixed_view_box_grows_its_text_as_far_as_it_is_drawn_smaller() {
+        assert_eq!(ChartFit::fixed(420.0, Some(210.0)).text_scale, 2.0);
+        assert_eq!(ChartFit::fixed(420.0, Some(840.0)).text_scale, 1.0, "text never shrinks below its CSS size");
+        assert_eq!(ChartFit::fixed(420.0, None).text_scale, 1.0);
+        assert_eq!(ChartFit::fixed(420.0, Some(210.0)).style(), "--chart-text: 2.0000");
+    }
 }
