@@ -1,6 +1,7 @@
 //! Run receipts: every run records what it used and where it ran (`receipt.json` in its folder,
 //! `GET /api/runs/{id}/receipt`), and `transfer-studio train --receipt FILE` repeats a finished CPU run
-//! from it bit for bit, or refuses when the data or the program differ.
+//! from it bit for bit, or refuses when the data or the program differ. A run whose data changed since it
+//! started is not resumed: the refusal names what changed.
 
 mod common;
 
@@ -143,4 +144,46 @@ fn a_repeat_refuses_a_receipt_of_another_program_version() {
         env!("CARGO_PKG_VERSION")
     );
     assert!(stderr.contains(&wanted), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_over_data_changed_since_the_run_started_is_refused_with_what_changed() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 16, 4, 32);
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 6, "batch_size": 4})).await;
+    server.wait_for_run(id, std::time::Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
+    let client = reqwest::Client::new();
+    client.post(server.url(&format!("/api/runs/{id}/stop"))).send().await.unwrap();
+    let stopped = server.wait_until_finished(id).await;
+    assert_eq!(stopped.status, RunStatus::Stopped, "{stopped:?}");
+    let receipt_before = std::fs::read(server.data.path().join(format!("runs/{id}/receipt.json"))).unwrap();
+
+    let image = server.data.path().join("colors/train/blue/0003.png");
+    let original = std::fs::read(&image).unwrap();
+    let mut altered = image::load_from_memory(&original).unwrap().to_rgb8();
+    altered.put_pixel(5, 5, image::Rgb([255, 0, 255]));
+    altered.save(&image).unwrap();
+    client.post(server.url(&format!("/api/runs/{id}/resume"))).send().await.unwrap().error_for_status().unwrap();
+    let refused = server.wait_until_finished(id).await;
+    assert_eq!(refused.status, RunStatus::Failed, "{refused:?}");
+    let error = refused.error.clone().unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "the run cannot resume: dataset \"colors\" changed since the run started (the training images differ: \
+             SHA-256"
+        ),
+        "{error}"
+    );
+    assert!(error.contains("start a new run with the same settings"), "{error}");
+    assert_eq!(refused.epochs, stopped.epochs, "no epoch was trained on the changed data");
+    let receipt_after = std::fs::read(server.data.path().join(format!("runs/{id}/receipt.json"))).unwrap();
+    assert_eq!(receipt_after, receipt_before, "the receipt still records the data the epochs used");
+
+    // With the image put back, the same run resumes and finishes.
+    std::fs::write(&image, original).unwrap();
+    client.post(server.url(&format!("/api/runs/{id}/resume"))).send().await.unwrap().error_for_status().unwrap();
+    let finished = server.wait_until_finished(id).await;
+    assert_eq!(finished.status, RunStatus::Completed, "{finished:?}");
+    assert_eq!(finished.epochs.len(), 6);
 }
