@@ -121,6 +121,13 @@ pub fn test_image_url(run_id: u64, index: usize) -> String {
     format!("/api/runs/{run_id}/test-images/{index}/image")
 }
 
+/// Where a thumbnail (at most `side` pixels a side) of image `path` of `dataset` is served, for an
+/// `<img src>`; `path` as the health check names it (`train/cat/a.png`, `data_batch_1.bin#3`).
+pub fn dataset_image_url(dataset: &str, path: &str, side: u32) -> String {
+    let encode = |text: &str| String::from(js_sys::encode_uri_component(text));
+    format!("/api/datasets/{}/image?path={}&size={side}", encode(dataset), encode(path))
+}
+
 /// `GET /api/runs/{run_id}/receipt`: what the run used and where it ran.
 pub async fn run_receipt(run_id: u64) -> Result<shared::RunReceipt, ApiError> {
     get(&receipt_url(run_id)).await

@@ -202,6 +202,7 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
                         <code class="path">{image.path.clone()}</code>
                         " — "
                         {image.error.clone()}
+                        <crate::versions::MarkImage dataset=dataset.clone() path=Some(image.path.clone())/>
                     </li>
                 }
             })
@@ -221,21 +222,22 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
             .map(|pair| {
                 let leak = pair.across_splits;
                 view! {
-                    <li class:leak=leak>
-                        <code class="path">{pair.a.clone()}</code>
-                        " and "
-                        <code class="path">{pair.b.clone()}</code>
-                        ": "
-                        {duplicate_kind(pair)}
-                        {leak.then_some(", train and test")}
-                        <crate::versions::MarkImage dataset=dataset.clone() path=Some(pair.b.clone())/>
+                    <li class="duplicate-pair" class:leak=leak>
+                        <p class="pair-kind">
+                            {duplicate_kind(pair)}
+                            {leak.then_some(", train and test")}
+                        </p>
+                        <div class="pair-images">
+                            <HealthImage dataset=dataset.clone() path=pair.a.clone()/>
+                            <HealthImage dataset=dataset.clone() path=pair.b.clone()/>
+                        </div>
                     </li>
                 }
             })
             .collect_view();
         let more =
             health.duplicates_truncated.then(|| view! { <p class="hint">"More pairs exist than are listed."</p> });
-        view! { <ul id="health-duplicates" class="health-list" tabindex="0">{items}</ul> {more} }.into_any()
+        view! { <ul id="health-duplicates" class="health-list pairs" tabindex="0">{items}</ul> {more} }.into_any()
     };
     let leaks = leak_warning(health.leaks());
     view! {
@@ -260,6 +262,23 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
         {unreadable}
         <h3>{format!("Duplicates ({})", health.duplicates.len())}</h3>
         {duplicates}
+    }
+}
+
+/// Side of the thumbnails the card asks the server for, in pixels.
+const THUMBNAIL_SIDE: u32 = 96;
+
+/// One image of `dataset` in the card: its thumbnail (loaded when scrolled near), its path, and the
+/// Exclude / Relabel marks for a new version.
+#[component]
+fn HealthImage(dataset: String, path: String) -> impl IntoView {
+    let src = api::dataset_image_url(&dataset, &path, THUMBNAIL_SIDE);
+    view! {
+        <figure class="health-image">
+            <img src=src alt=path.clone() loading="lazy" decoding="async" width="72" height="72"/>
+            <figcaption><code class="path">{path.clone()}</code></figcaption>
+            <crate::versions::MarkImage dataset=dataset path=Some(path)/>
+        </figure>
     }
 }
 
