@@ -608,13 +608,19 @@ mod tests {
         assert!(state.runs.is_empty(), "a sweep is not a run");
     }
 
-    #[test]
-    fn a_batch_of_one_run_wakes_neither_the_list_nor_another_run() {
+    /// A page where runs 7 and 8 have both reported a batch.
+    fn two_runs_training() -> PageState {
         let page = PageState::new();
         for id in [7, 8] {
             page.apply(ServerMessage::RunUpdated { run: run(id, RunStatus::Running) });
             page.apply(ServerMessage::Progress(progress(id)));
         }
+        page
+    }
+
+    #[test]
+    fn a_batch_of_one_run_wakes_neither_the_list_nor_another_run() {
+        let page = two_runs_training();
         let list_woken = wake_counter(move || page.list.with(|list| list.runs.clone()));
         let run_7_woken = wake_counter(move || page.live.with(7, |live| live.progress.clone()));
         let run_8_woken = wake_counter(move || page.live.with(8, |live| live.progress.clone()));
@@ -628,11 +634,7 @@ mod tests {
 
     #[test]
     fn an_epoch_or_a_new_run_changes_the_list_but_not_another_runs_batches() {
-        let page = PageState::new();
-        for id in [7, 8] {
-            page.apply(ServerMessage::RunUpdated { run: run(id, RunStatus::Running) });
-            page.apply(ServerMessage::Progress(progress(id)));
-        }
+        let page = two_runs_training();
         let list_woken = wake_counter(move || page.list.with(|list| list.runs.clone()));
         let run_8_woken = wake_counter(move || page.live.with(8, |live| live.progress.clone()));
         page.apply(ServerMessage::EpochCompleted { run_id: 7, metrics: metrics(1) });

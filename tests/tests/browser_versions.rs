@@ -1,6 +1,8 @@
 //! Clean and retrain in headless Chromium, at a desktop and a phone width: a person excludes one image
 //! from the highest-loss test images, saves the edit as a new version of the dataset, and finds the
-//! version chosen in New run. Needs the built page (`make ui`).
+//! version chosen in New run; and the compare view's per-class accuracy change between a run on the
+//! dataset and a run on its version, read against the runs' own per-class accuracies from the API.
+//! Needs the built page (`make ui`).
 
 mod common;
 
@@ -62,4 +64,79 @@ async fn an_image_excluded_from_the_highest_losses_is_saved_as_a_chosen_version_
 #[tokio::test]
 async fn an_image_excluded_from_the_highest_losses_is_saved_as_a_chosen_version_on_a_phone() {
     exclude_one_image_and_save_a_version(390, 844).await;
+}
+
+/// `(class, before %, after %, change)` for each class, from the runs' last epochs as the API gives them.
+fn expected_changes(before: &shared::Run, after: &shared::Run) -> Vec<(String, String, String, String)> {
+    let last = |run: &shared::Run| run.epochs.last().expect("an epoch").per_class_accuracy.clone();
+    let (first, second) = (last(before), last(after));
+    assert_eq!(before.classes, after.classes, "the version keeps the classes");
+    before
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, class)| {
+            let (a, b) = (first[i] * 100.0, second[i] * 100.0);
+            (class.clone(), format!("{a:.1}"), format!("{b:.1}"), format!("{:+.1}", b - a))
+        })
+        .collect()
+}
+
+/// Trains a run on `colors` and one on a version without one test image, ticks both for comparison in a
+/// `width` x `height` window, and reads the per-class change table.
+async fn compare_runs_on_a_dataset_and_its_version(width: u32, height: u32) {
+    let server = serve_colors(2, 8, 2, 16).await;
+    let config = |dataset: &str| json!({"dataset": dataset, "epochs": 1, "batch_size": 4});
+    let first = server.create_run(config("colors")).await;
+    let before = server.wait_until_finished(first).await;
+    assert_eq!(before.status, shared::RunStatus::Completed);
+    let excluded = format!("test/{}/0000.png", before.classes[0]);
+    let made = reqwest::Client::new()
+        .post(server.url("/api/datasets/colors/versions"))
+        .json(&json!({"exclude": [excluded]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), reqwest::StatusCode::CREATED);
+    let second = server.create_run(config("colors@v1")).await;
+    let after = server.wait_until_finished(second).await;
+    assert_eq!(after.status, shared::RunStatus::Completed);
+    let expected = expected_changes(&before, &after);
+    let OpenPage { browser, _driver, server: _server } = open_browser_with(server, width, height, &[]).await;
+
+    eventually("both runs listed", Duration::from_secs(20), || async {
+        browser.find(Locator::Css(&format!("#runs li[data-run-id='{second}'] input.compare"))).await.ok()
+    })
+    .await;
+    click(&browser, &format!("#runs li[data-run-id='{first}'] input.compare")).await;
+    click(&browser, &format!("#runs li[data-run-id='{second}'] input.compare")).await;
+    let rows: Vec<(String, String, String, String)> =
+        eventually("the per-class change table", Duration::from_secs(20), || async {
+            let rows: Vec<Vec<String>> = evaluate(
+                &browser,
+                r#"return Array.from(document.querySelectorAll('#per-class-change tbody tr'),
+                    row => Array.from(row.cells, cell => cell.textContent.trim()));"#,
+                vec![],
+            )
+            .await;
+            let rows: Vec<_> =
+                rows.into_iter().map(|r| (r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone())).collect();
+            (!rows.is_empty()).then_some(rows)
+        })
+        .await;
+    assert_eq!(rows, expected, "each class: before %, after % and the change in points, as the API has them");
+    let title = text_of(&browser, ".per-class-change h3").await.unwrap_or_default();
+    assert!(title.contains("(colors)") && title.contains("(colors@v1)"), "{title}");
+    look_at(&browser, &format!("versions-per-class-change-{width}")).await;
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_per_class_change_between_runs_on_a_dataset_and_its_version_is_the_apis_on_a_desktop() {
+    compare_runs_on_a_dataset_and_its_version(1280, 900).await;
+}
+
+#[tokio::test]
+async fn the_per_class_change_between_runs_on_a_dataset_and_its_version_is_the_apis_on_a_phone() {
+    compare_runs_on_a_dataset_and_its_version(390, 844).await;
 }
