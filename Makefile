@@ -12,7 +12,7 @@ run: build
 
 test: setup-test ui lint
 	$(ENV) cargo build --release -p transfer-studio
-	$(ENV) cargo test --release --workspace --exclude frontend
+	$(ENV) cargo test --release --workspace --exclude frontend --no-fail-fast
 	$(ENV) cargo test --release -p frontend --lib
 	$(ENV) cargo test -p frontend --target wasm32-unknown-unknown --test '*'
 

@@ -137,7 +137,7 @@ pub fn dataset_option(dataset: &DatasetInfo) -> String {
 pub fn weights_option(entry: &WeightsEntry) -> String {
     match entry.download_bytes.filter(|_| !entry.present) {
         Some(bytes) => {
-            format!("{} (will be downloaded, {:.1} MB, on first use)", entry.label, bytes as f64 / 1_048_576.0)
+            format!("{} — {:.1} MB download", entry.label, bytes as f64 / 1_048_576.0)
         }
         None => entry.label.clone(),
     }
@@ -233,7 +233,7 @@ mod tests {
             size_bytes: None,
             download_bytes: Some(46_830_571),
         };
-        assert_eq!(weights_option(&imagenet), "ImageNet (will be downloaded, 44.7 MB, on first use)");
+        assert_eq!(weights_option(&imagenet), "ImageNet — 44.7 MB download");
         assert_eq!(
             weights_hint(&imagenet).as_deref(),
             Some(
@@ -317,8 +317,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             config_summary(&run),
-            "2 epochs · batch 64 · SGD at learning rate 0.001 · One-cycle schedule · Two-phase: the head first, then \
-             all layers · 32 px · ImageNet weights"
+            "2 epochs · batch 64 · SGD at learning rate 0.001 · One-cycle schedule · Two-phase: head, then all \
+             layers · 32 px · ImageNet weights"
         );
     }
 }

@@ -223,7 +223,7 @@ fn DatasetSelect(signals: FormSignals) -> impl IntoView {
                 })
                 .collect_view();
             let download = offers_download.then(|| {
-                let text = "cifar10 — downloaded on first use (170 MB)".to_string();
+                let text = "cifar10 — 170 MB download".to_string();
                 name_option(form, "dataset", DOWNLOADABLE_DATASET.to_string(), text, false)
             });
             (listed, download)

@@ -271,8 +271,8 @@ impl Choice for Normalization {
 impl Choice for FineTuneMode {
     const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
         (FineTuneMode::Full, "full", "All layers"),
-        (FineTuneMode::Frozen, "frozen", "Only the new head (frozen backbone)"),
-        (FineTuneMode::TwoPhase, "two_phase", "Two-phase: the head first, then all layers"),
+        (FineTuneMode::Frozen, "frozen", "Head only (frozen backbone)"),
+        (FineTuneMode::TwoPhase, "two_phase", "Two-phase: head, then all layers"),
     ];
 }
 
@@ -927,10 +927,7 @@ mod tests {
         assert_eq!(config.validate().unwrap_err().message, "Input size must be between 32 and 224 px, got 7");
         let config = TrainConfig { mode: FineTuneMode::TwoPhase, ..TrainConfig::for_dataset("tiny") };
         let message = config.validate().unwrap_err().message;
-        assert!(
-            message.starts_with("Fine-tune mode \"Two-phase: the head first, then all layers\" needs"),
-            "{message}"
-        );
+        assert!(message.starts_with("Fine-tune mode \"Two-phase: head, then all layers\" needs"), "{message}");
         let unchosen = TrainConfig { dataset: String::new(), ..TrainConfig::for_dataset("tiny") };
         let message = unchosen.validate().unwrap_err().message;
         assert!(message.starts_with("Choose a dataset to train on: pick one in the Dataset menu"), "{message}");
@@ -985,7 +982,7 @@ mod tests {
             ..TrainConfig::for_dataset("tiny")
         };
         let shown = |name: &str| field(name).unwrap().shown(&config);
-        assert_eq!(shown("mode"), "Two-phase: the head first, then all layers");
+        assert_eq!(shown("mode"), "Two-phase: head, then all layers");
         assert_eq!(shown("normalization"), "0.5 mean and spread (seed recipe)");
         assert_eq!(shown("weights"), "ImageNet");
         assert_eq!(shown("nesterov"), "on");

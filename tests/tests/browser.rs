@@ -446,7 +446,7 @@ async fn imagenet_weights_come_first_and_weights_files_are_uploaded_from_the_pag
     })
     .await;
     assert_eq!(first.0.attr("value").await.unwrap().as_deref(), Some("imagenet"));
-    assert!(first.1.ends_with("(will be downloaded, 44.7 MB, on first use)"), "{}", first.1);
+    assert!(first.1.ends_with("— 44.7 MB download"), "{}", first.1);
     let chosen = browser.find(Locator::Css("select#weights")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(chosen.as_deref(), Some("imagenet"), "a first visit starts from ImageNet's weights");
     let hint = text_of(&browser, "#weights-hint").await.unwrap_or_default();

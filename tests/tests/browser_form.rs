@@ -117,7 +117,7 @@ async fn the_form_speaks_plainly(width: u32, height: u32) {
         text_of(&browser, "#mode-error").await.filter(|t| !t.is_empty())
     })
     .await;
-    assert!(refusal.starts_with("Fine-tune mode \"Two-phase: the head first, then all layers\" needs"), "{refusal}");
+    assert!(refusal.starts_with("Fine-tune mode \"Two-phase: head, then all layers\" needs"), "{refusal}");
     assert!(present(&browser, "input#frozen-epochs").await, "frozen epochs show in two-phase mode");
     look_at(&browser, &format!("form-two-phase-{size}")).await;
 

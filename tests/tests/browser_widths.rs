@@ -7,7 +7,7 @@
 mod common;
 
 use common::browser::*;
-use fantoccini::{Client, Locator};
+use fantoccini::Client;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ const SMALLEST_CHART_TEXT_PX: f64 = 11.0;
 /// One SVG text as drawn: its size (CSS font size times the SVG's scale on screen), what it says and
 /// the chart it is in.
 #[derive(Debug, Deserialize)]
+#[allow(dead_code, reason = "every field is read through Debug, in the failure message")]
 struct DrawnText {
     size: f64,
     text: String,
@@ -90,6 +91,7 @@ async fn chart_text_is_drawn_at_11_px_or_more_at_every_width_from_320_to_1400_px
 
 /// A choice of a menu whose label does not fit its closed menu: the menu, the label, and the widths.
 #[derive(Debug, Deserialize)]
+#[allow(dead_code, reason = "every field is read through Debug, in the failure message")]
 struct CutChoice {
     menu: String,
     label: String,
