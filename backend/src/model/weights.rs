@@ -72,7 +72,7 @@ pub fn entries(weights_dir: &Path, imagenet: &PretrainedSource) -> Vec<WeightsEn
     let found = imagenet.find(weights_dir);
     let first = WeightsEntry {
         name: shared::defaults::WEIGHTS_IMAGENET.into(),
-        label: "ImageNet (torchvision ResNet-18)".into(),
+        label: "ImageNet".into(),
         present: found.is_some(),
         size_bytes: found.as_deref().and_then(file_size),
         download_bytes: found.is_none().then_some(imagenet.size_bytes),
