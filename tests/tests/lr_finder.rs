@@ -186,6 +186,23 @@ where
     }
 }
 
+/// The WebSocket of the studio.
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A slow sweep asked for over HTTP and seen on a WebSocket still running after three points: the socket,
+/// and the sweep's answer to come.
+async fn a_sweep_under_way(server: &TestServer) -> (Socket, tokio::task::JoinHandle<reqwest::Response>) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    let sweep_url = server.url("/api/lr-finder");
+    let asked =
+        tokio::spawn(
+            async move { reqwest::Client::new().post(sweep_url).json(&slow_sweep_config()).send().await.unwrap() },
+        );
+    let early = sweep_progress_until(&mut socket, |update| update.points.len() >= 3 || update.finished).await;
+    assert!(!early.finished, "the sweep is still running after {} points", early.points.len());
+    (socket, asked)
+}
+
 /// Starts `config`'s run right away and expects it to complete: the trainer is free.
 async fn a_run_completes_right_after(server: &TestServer) {
     let run = server.create_run(sweep_config()).await;
@@ -195,14 +212,7 @@ async fn a_run_completes_right_after(server: &TestServer) {
 #[tokio::test]
 async fn a_sweep_stopped_over_http_answers_its_points_so_far_and_frees_the_trainer() {
     let server = server_with_colors().await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
-    let sweep_url = server.url("/api/lr-finder");
-    let asked =
-        tokio::spawn(
-            async move { reqwest::Client::new().post(sweep_url).json(&slow_sweep_config()).send().await.unwrap() },
-        );
-    let early = sweep_progress_until(&mut socket, |update| update.points.len() >= 3 || update.finished).await;
-    assert!(!early.finished, "the sweep is still running after {} points", early.points.len());
+    let (mut socket, asked) = a_sweep_under_way(&server).await;
 
     let stop = reqwest::Client::new().post(server.url("/api/lr-finder/stop")).send().await.unwrap();
     assert_eq!(stop.status(), StatusCode::NO_CONTENT);
@@ -228,14 +238,7 @@ async fn a_sweep_stopped_over_http_answers_its_points_so_far_and_frees_the_train
 #[tokio::test]
 async fn a_sweep_whose_client_went_away_stops_and_frees_the_trainer() {
     let server = server_with_colors().await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
-    let sweep_url = server.url("/api/lr-finder");
-    let asked =
-        tokio::spawn(
-            async move { reqwest::Client::new().post(sweep_url).json(&slow_sweep_config()).send().await.unwrap() },
-        );
-    let early = sweep_progress_until(&mut socket, |update| update.points.len() >= 3 || update.finished).await;
-    assert!(!early.finished, "the sweep is still running after {} points", early.points.len());
+    let (mut socket, asked) = a_sweep_under_way(&server).await;
 
     asked.abort();
     let last = sweep_progress_until(&mut socket, |update| update.finished).await;
