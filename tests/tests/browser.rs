@@ -554,7 +554,19 @@ async fn explain_overlays_a_grad_cam_heat_map_with_one_cell_per_position_on_a_cl
 
 #[tokio::test]
 async fn runs_show_headline_numbers_and_are_renamed_filtered_and_deleted_after_a_confirmation() {
-    let OpenPage { browser, _driver, server } = open_page(2, 8, 2, 16).await;
+    runs_are_shown_renamed_filtered_and_deleted(1280, 900).await;
+}
+
+#[tokio::test]
+async fn on_a_phone_runs_show_headline_numbers_and_are_renamed_filtered_and_deleted() {
+    runs_are_shown_renamed_filtered_and_deleted(390, 844).await;
+}
+
+/// The run list and the shown run's header in a `width` x `height` window: headline numbers, rename,
+/// the status filter and delete after a confirmation.
+async fn runs_are_shown_renamed_filtered_and_deleted(width: u32, height: u32) {
+    let OpenPage { browser, _driver, server } =
+        open_browser_with(serve_colors(2, 8, 2, 16).await, width, height, &[]).await;
     let completed = server.create_run(json!({"dataset": "colors", "epochs": 1, "batch_size": 4})).await;
     let finished = server.wait_until_finished(completed).await;
     assert_eq!(finished.status, shared::RunStatus::Completed);
@@ -584,7 +596,7 @@ async fn runs_show_headline_numbers_and_are_renamed_filtered_and_deleted_after_a
     })
     .await;
     assert_eq!(text_of(&browser, "#best-accuracy").await.unwrap(), accuracy);
-    look_at(&browser, "runs-headline").await;
+    look_at(&browser, &format!("runs-headline-{width}")).await;
 
     // Rename in place: the row, the header and the history follow.
     click(&browser, "button#rename-run").await;
@@ -607,7 +619,7 @@ async fn runs_show_headline_numbers_and_are_renamed_filtered_and_deleted_after_a
     click(&browser, "#run-filter button[data-filter='failed']").await;
     list_shows(&browser, &[]).await;
     assert!(browser.find(Locator::Css("#no-matching-runs")).await.is_ok());
-    look_at(&browser, "runs-filtered-empty").await;
+    look_at(&browser, &format!("runs-filtered-empty-{width}")).await;
     click(&browser, "#run-filter button[data-filter='all']").await;
     list_shows(&browser, &[stopped, completed]).await;
 
@@ -617,7 +629,7 @@ async fn runs_show_headline_numbers_and_are_renamed_filtered_and_deleted_after_a
     click(&browser, "button#delete-run").await;
     let question = text_of(&browser, "#delete-confirm").await.unwrap();
     assert!(question.contains("Delete baseline and its model files?"), "{question}");
-    look_at(&browser, "runs-delete-confirmation").await;
+    look_at(&browser, &format!("runs-delete-confirmation-{width}")).await;
     click(&browser, "button#cancel-delete").await;
     assert!(browser.find(Locator::Css("#delete-confirm")).await.is_err());
     assert!(folder.is_dir());
