@@ -235,7 +235,19 @@ async fn ticked_runs_are_compared_one_line_and_legend_entry_each() {
 
 #[tokio::test]
 async fn a_zip_uploaded_from_the_page_becomes_the_dataset_the_next_run_trains_on() {
-    let OpenPage { browser, _driver, server } = open_page(2, 2, 1, 16).await;
+    a_zip_uploaded_becomes_the_next_runs_dataset(1280, 900).await;
+}
+
+#[tokio::test]
+async fn on_a_phone_a_zip_uploaded_from_the_page_becomes_the_dataset_the_next_run_trains_on() {
+    a_zip_uploaded_becomes_the_next_runs_dataset(390, 844).await;
+}
+
+/// A zip of class folders chosen on the page in a `width` x `height` window becomes a dataset, chosen
+/// for the next run, which trains on it.
+async fn a_zip_uploaded_becomes_the_next_runs_dataset(width: u32, height: u32) {
+    let OpenPage { browser, _driver, server } =
+        open_browser_with(serve_colors(2, 2, 1, 16).await, width, height, &[]).await;
     let mut entries = Vec::new();
     for (split, count) in [("train", 4), ("test", 2)] {
         for (class, color) in &COLOR_CLASSES[2..4] {
@@ -274,7 +286,7 @@ async fn a_zip_uploaded_from_the_page_becomes_the_dataset_the_next_run_trains_on
     // The form picks the new dataset.
     let chosen = browser.find(Locator::Css("select#dataset")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(chosen.as_deref(), Some("shapes"));
-    look_at(&browser, "upload-dataset").await;
+    look_at(&browser, &format!("upload-dataset-{width}")).await;
 
     let id = start_run(&browser, "1").await;
     let run = server.wait_until_finished(id).await;
