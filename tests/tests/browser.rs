@@ -405,11 +405,21 @@ fn leaky_dataset_with_a_broken_file(data: &Path) -> (String, String) {
 
 #[tokio::test]
 async fn dataset_health_lists_a_broken_file_and_a_leak_and_start_warns_of_the_leak() {
+    health_lists_a_broken_file_and_a_leak_and_start_warns(1280, 900).await;
+}
+
+#[tokio::test]
+async fn on_a_phone_dataset_health_lists_a_broken_file_and_a_leak_and_start_warns_of_the_leak() {
+    health_lists_a_broken_file_and_a_leak_and_start_warns(390, 844).await;
+}
+
+/// The Health card and the leak warning beside Start in a `width` x `height` window.
+async fn health_lists_a_broken_file_and_a_leak_and_start_warns(width: u32, height: u32) {
     let data = tempfile::tempdir().unwrap();
     let (broken, copied) = leaky_dataset_with_a_broken_file(data.path());
     let imagenet = stand_in_imagenet(data.path());
     let server = TestServer::start_with(data, move |s| s.imagenet = imagenet, Some(built_page())).await;
-    let OpenPage { browser, _driver, server: _server } = open_browser(server).await;
+    let OpenPage { browser, _driver, server: _server } = open_browser_with(server, width, height, &[]).await;
 
     let unreadable = eventually("the unreadable images", Duration::from_secs(60), || async {
         text_of(&browser, "#dataset-health #health-unreadable").await
@@ -426,7 +436,7 @@ async fn dataset_health_lists_a_broken_file_and_a_leak_and_start_warns_of_the_le
     assert!(text_of(&browser, "#health-imbalance").await.unwrap().contains(" : 1 (balanced)"));
     let card = browser.find(Locator::Css("#dataset-health")).await.unwrap();
     scroll_to(&browser, &card).await;
-    look_at(&browser, "dataset-health").await;
+    look_at(&browser, &format!("dataset-health-{width}")).await;
 
     // Before any run: the warning beside Start, with a link to the card; Start stays enabled.
     let expected = "1 test image is a copy (or near copy) of a training image: the test accuracy will read too high";
@@ -440,17 +450,27 @@ async fn dataset_health_lists_a_broken_file_and_a_leak_and_start_warns_of_the_le
     })
     .await;
     scroll_to(&browser, &start).await;
-    look_at(&browser, "leak-warning-beside-start").await;
+    look_at(&browser, &format!("leak-warning-beside-start-{width}")).await;
     browser.close().await.unwrap();
 }
 
 #[tokio::test]
 async fn imagenet_weights_come_first_and_weights_files_are_uploaded_from_the_page() {
+    imagenet_comes_first_and_weights_are_uploaded(1280, 900).await;
+}
+
+#[tokio::test]
+async fn on_a_phone_imagenet_weights_come_first_and_weights_files_are_uploaded_from_the_page() {
+    imagenet_comes_first_and_weights_are_uploaded(390, 844).await;
+}
+
+/// The weights menu without ImageNet's file, and weights uploads, in a `width` x `height` window.
+async fn imagenet_comes_first_and_weights_are_uploaded(width: u32, height: u32) {
     // No ImageNet file on the server: the menu says it will be downloaded.
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 2, 1, 16);
     let OpenPage { browser, _driver, server } =
-        open_browser(TestServer::start_with(data, |_| {}, Some(built_page())).await).await;
+        open_browser_with(TestServer::start_with(data, |_| {}, Some(built_page())).await, width, height, &[]).await;
     let first = eventually("the ImageNet option", Duration::from_secs(30), || async {
         let option = browser.find(Locator::Css("select#weights option")).await.ok()?;
         let text = option.text().await.ok()?;
@@ -463,7 +483,7 @@ async fn imagenet_weights_come_first_and_weights_files_are_uploaded_from_the_pag
     assert_eq!(chosen.as_deref(), Some("imagenet"), "a first visit starts from ImageNet's weights");
     let hint = text_of(&browser, "#weights-hint").await.unwrap_or_default();
     assert!(hint.contains("downloads 44.7 MB") && hint.contains("upload resnet18-f37072fd.pth"), "{hint}");
-    look_at(&browser, "weights-menu").await;
+    look_at(&browser, &format!("weights-menu-{width}")).await;
 
     // A ResNet-18 state dict is kept, listed and chosen.
     let dir = tempfile::tempdir().unwrap();
@@ -492,7 +512,7 @@ async fn imagenet_weights_come_first_and_weights_files_are_uploaded_from_the_pag
     assert!(!server.data.path().join("weights/bad.pth").exists());
     let chosen = browser.find(Locator::Css("select#weights")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(chosen.as_deref(), Some("mine.safetensors"));
-    look_at(&browser, "weights-upload-refused").await;
+    look_at(&browser, &format!("weights-upload-refused-{width}")).await;
     browser.close().await.unwrap();
 }
 
