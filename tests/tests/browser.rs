@@ -303,7 +303,18 @@ async fn a_zip_uploaded_becomes_the_next_runs_dataset(width: u32, height: u32) {
 
 #[tokio::test]
 async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() {
-    let OpenPage { browser, _driver, server } = open_page(2, 4, 2, 32).await;
+    the_safetensors_download_serves_the_checkpoint(1280, 900).await;
+}
+
+#[tokio::test]
+async fn on_a_phone_the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() {
+    the_safetensors_download_serves_the_checkpoint(390, 844).await;
+}
+
+/// The Download model menu's safetensors link, in a `width` x `height` window.
+async fn the_safetensors_download_serves_the_checkpoint(width: u32, height: u32) {
+    let OpenPage { browser, _driver, server } =
+        open_browser_with(serve_colors(2, 4, 2, 32).await, width, height, &[]).await;
     assert_eq!(start_run(&browser, "1").await, 1);
     assert_eq!(server.wait_until_finished(1).await.status, shared::RunStatus::Completed);
     let link = eventually("the download link", Duration::from_secs(30), || async {
@@ -313,7 +324,7 @@ async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() 
     assert_eq!(link.attr("href").await.unwrap().as_deref(), Some("/api/runs/1/checkpoint"));
     assert_eq!(link.attr("download").await.unwrap().as_deref(), Some("run-1-resnet18.safetensors"));
     scroll_to(&browser, &link).await;
-    look_at(&browser, "download-link").await;
+    look_at(&browser, &format!("download-link-{width}")).await;
 
     // Fetched by the page, as the browser follows the link: a safetensors file is an 8-byte little-endian
     // header length, a JSON header naming every tensor with its byte range, then the tensors' bytes.
@@ -362,7 +373,18 @@ async fn the_download_link_of_a_trained_run_serves_its_safetensors_checkpoint() 
 
 #[tokio::test]
 async fn the_onnx_download_link_of_a_trained_run_serves_an_onnx_model_from_transfer_studio() {
-    let OpenPage { browser, _driver, server } = open_page(2, 4, 2, 32).await;
+    the_onnx_download_serves_an_onnx_model(1280, 900).await;
+}
+
+#[tokio::test]
+async fn on_a_phone_the_onnx_download_link_of_a_trained_run_serves_an_onnx_model_from_transfer_studio() {
+    the_onnx_download_serves_an_onnx_model(390, 844).await;
+}
+
+/// The Download model menu's ONNX link, in a `width` x `height` window.
+async fn the_onnx_download_serves_an_onnx_model(width: u32, height: u32) {
+    let OpenPage { browser, _driver, server } =
+        open_browser_with(serve_colors(2, 4, 2, 32).await, width, height, &[]).await;
     assert_eq!(start_run(&browser, "1").await, 1);
     assert_eq!(server.wait_until_finished(1).await.status, shared::RunStatus::Completed);
     let link = eventually("the ONNX download link", Duration::from_secs(30), || async {
@@ -377,7 +399,7 @@ async fn the_onnx_download_link_of_a_trained_run_serves_an_onnx_model_from_trans
     let safetensors = text_of(&browser, "a#download-checkpoint").await.unwrap_or_default();
     let onnx = text_of(&browser, "a#download-onnx").await.unwrap_or_default();
     assert_eq!((safetensors.as_str(), onnx.as_str()), ("safetensors (PyTorch)", "ONNX (verified)"));
-    look_at(&browser, "download-menu").await;
+    look_at(&browser, &format!("download-menu-{width}")).await;
 
     // What the link serves: a ModelProto, whose first field is ir_version (field 1, varint: tag 0x08), with
     // Transfer Studio as its producer.
