@@ -98,7 +98,18 @@ async fn the_form_refuses_a_bad_value_as_it_is_typed() {
 
 #[tokio::test]
 async fn configure_start_stop_resume_inspect_and_classify_several_images() {
-    let OpenPage { browser, _driver, server } = open_page(4, 24, 4, 32).await;
+    the_whole_flow(1280, 900).await;
+}
+
+#[tokio::test]
+async fn on_a_phone_configure_start_stop_resume_inspect_and_classify_several_images() {
+    the_whole_flow(390, 844).await;
+}
+
+/// Configure, start, stop, resume, inspect and classify several images in a `width` x `height` window.
+async fn the_whole_flow(width: u32, height: u32) {
+    let OpenPage { browser, _driver, server } =
+        open_browser_with(serve_colors(4, 24, 4, 32).await, width, height, &[]).await;
     browser.find(Locator::Css("select#dataset")).await.unwrap().select_by_value("colors").await.unwrap();
 
     // A preset fills the form; advanced options are there to adjust.
@@ -118,7 +129,7 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
     .await;
     let progress = text_of(&browser, "#progress").await.unwrap_or_default();
     assert!(progress.contains("epoch"), "{progress}");
-    look_at(&browser, "flow-training").await;
+    look_at(&browser, &format!("flow-training-{width}")).await;
     click(&browser, "button#stop").await;
     eventually("the stopped badge", Duration::from_secs(30), || async {
         browser.find(Locator::Css("#runs .status-stopped")).await.ok()
@@ -158,7 +169,7 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
     .await;
     let source = images[0].attr("src").await.unwrap().unwrap_or_default();
     assert!(source.contains("/test-images/"), "{source}");
-    look_at(&browser, "flow-run-detail").await;
+    look_at(&browser, &format!("flow-run-detail-{width}")).await;
 
     // Several images classified in one go, each with its own answer.
     let dir = tempfile::tempdir().unwrap();
@@ -177,7 +188,7 @@ async fn configure_start_stop_resume_inspect_and_classify_several_images() {
     })
     .await;
     assert_eq!(cards.len(), 3);
-    look_at(&browser, "flow-classify-several").await;
+    look_at(&browser, &format!("flow-classify-several-{width}")).await;
     browser.close().await.unwrap();
 }
 
@@ -757,8 +768,19 @@ async fn run_bar(browser: &Client) -> (String, f64) {
 
 #[tokio::test]
 async fn the_loss_is_plotted_from_the_first_batch_and_stop_answers_at_once() {
+    first_batches_and_stop(1280, 900).await;
+}
+
+#[tokio::test]
+async fn on_a_phone_the_loss_is_plotted_from_the_first_batch_and_stop_answers_at_once() {
+    first_batches_and_stop(390, 844).await;
+}
+
+/// The loss from the first batch, and Stop answering at once, in a `width` x `height` window.
+async fn first_batches_and_stop(width: u32, height: u32) {
     // 1920 images in batches of 16: 120 batches, an epoch of several seconds on the CPU.
-    let OpenPage { browser, _driver, server: _server } = open_page(2, 1920, 16, 32).await;
+    let OpenPage { browser, _driver, server: _server } =
+        open_browser_with(serve_colors(2, 1920, 16, 32).await, width, height, &[]).await;
     browser.find(Locator::Css("select#dataset")).await.unwrap().select_by_value("colors").await.unwrap();
     click(&browser, "details#advanced summary").await;
     set_value(&browser, "input#batch-size", "16").await;
@@ -797,7 +819,7 @@ async fn the_loss_is_plotted_from_the_first_batch_and_stop_answers_at_once() {
     assert!(value > 0.0 && value < 100.0 / 3.0, "one bar for the whole run, inside its first third: {value}");
     let chart = browser.find(Locator::Css("#chart")).await.unwrap();
     scroll_to(&browser, &chart).await;
-    look_at(&browser, "live-first-batches").await;
+    look_at(&browser, &format!("live-first-batches-{width}")).await;
 
     // Stop says so at once, before the server has answered.
     click(&browser, "button#stop").await;
@@ -805,7 +827,7 @@ async fn the_loss_is_plotted_from_the_first_batch_and_stop_answers_at_once() {
     assert_eq!(label, "Stopping…");
     let disabled = browser.find(Locator::Css("button#stop")).await.unwrap().attr("disabled").await.unwrap();
     assert!(disabled.is_some(), "a second press has nothing to add");
-    look_at(&browser, "live-stopping").await;
+    look_at(&browser, &format!("live-stopping-{width}")).await;
 
     eventually("the stopped badge", Duration::from_secs(60), || async {
         browser.find(Locator::Css(&format!("#runs li[data-run-id='{run_id}'] .status-stopped"))).await.ok()
@@ -821,6 +843,6 @@ async fn the_loss_is_plotted_from_the_first_batch_and_stop_answers_at_once() {
     assert_ne!(text_of(&browser, "button#stop").await.as_deref(), Some("Stopping…"));
     let bar = browser.find(Locator::Css("#progress")).await.unwrap();
     scroll_to(&browser, &bar).await;
-    look_at(&browser, "live-stopped").await;
+    look_at(&browser, &format!("live-stopped-{width}")).await;
     browser.close().await.unwrap();
 }
