@@ -54,11 +54,7 @@ async fn both_images_of_a_pair_load_and_the_first_can_be_marked(width: u32, heig
 
     let exclude_first = format!("{pair} .health-image:first-child .mark-exclude");
     click(&browser, &exclude_first).await;
-    let pending = eventually("the pending-edits bar", Duration::from_secs(10), || async {
-        text_of(&browser, ".pending-edits .pending-count").await.filter(|t| t.contains("(1)"))
-    })
-    .await;
-    assert_eq!(pending, "Pending edits (1) to colors");
+    assert_eq!(pending_edits(&browser, 1).await, "Pending edits (1) to colors");
     assert_eq!(text_of(&browser, &exclude_first).await.as_deref(), Some("Excluded"));
     let second = format!("{pair} .health-image:last-child .mark-exclude");
     assert_eq!(text_of(&browser, &second).await.as_deref(), Some("Exclude"), "only the first image is marked");
@@ -68,10 +64,7 @@ async fn both_images_of_a_pair_load_and_the_first_can_be_marked(width: u32, heig
     let unreadable = "#health-unreadable li:first-child";
     assert!(text_of(&browser, unreadable).await.unwrap_or_default().contains(&broken));
     click(&browser, &format!("{unreadable} .mark-exclude")).await;
-    eventually("the broken file pending too", Duration::from_secs(10), || async {
-        text_of(&browser, ".pending-edits .pending-count").await.filter(|t| t == "Pending edits (2) to colors")
-    })
-    .await;
+    assert_eq!(pending_edits(&browser, 2).await, "Pending edits (2) to colors", "the broken file pending too");
     scroll_to(&browser, &first).await;
     look_at(&browser, &format!("health-thumbnails-{width}")).await;
     browser.close().await.unwrap();

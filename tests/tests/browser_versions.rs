@@ -30,11 +30,7 @@ async fn exclude_one_image_and_save_a_version(width: u32, height: u32) {
     let path = marked.strip_prefix("Edit ").expect("the group names its image").to_string();
     assert!(path.starts_with("test/"), "a test image's path: {path}");
     click(&browser, exclude).await;
-    let pending = eventually("the pending-edits bar", Duration::from_secs(10), || async {
-        text_of(&browser, ".pending-edits .pending-count").await.filter(|t| t.contains("(1)"))
-    })
-    .await;
-    assert_eq!(pending, "Pending edits (1) to colors");
+    assert_eq!(pending_edits(&browser, 1).await, "Pending edits (1) to colors");
     assert_eq!(text_of(&browser, exclude).await.as_deref(), Some("Excluded"));
     look_at(&browser, &format!("versions-pending-{width}")).await;
 

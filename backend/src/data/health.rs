@@ -13,8 +13,9 @@
 //! newest modification time).
 
 use super::{
-    list_class_folders, read_bounded, read_cifar_pickle, DataError, DatasetSource, PickledCifar, CIFAR100_RECORD,
-    CIFAR_RECORD, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, MAX_CIFAR_RECORDS, MAX_IMAGE_FILE_BYTES,
+    list_class_folders, read_bounded, read_cifar_pickle, relative_name, reported_split, DataError, DatasetSource,
+    PickledCifar, CIFAR100_RECORD, CIFAR_RECORD, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, MAX_CIFAR_RECORDS,
+    MAX_IMAGE_FILE_BYTES,
 };
 use crate::data::images::decode_rgb;
 use image::{imageops::FilterType, GrayImage, RgbImage};
@@ -131,8 +132,16 @@ fn samples(source: &DatasetSource) -> Result<Vec<Sample>, DataError> {
             samples.extend(folder_samples(root, &root.join("test"), true)?);
             Ok(samples)
         }
-        // The test split is drawn from these folders per run: every image counts as training here.
-        DatasetFormat::ImageFolder => folder_samples(root, root, false),
+        DatasetFormat::ImageFolder => {
+            // The test split is drawn per run: counted here as a run with the form's defaults draws it.
+            let (_, held_out) = reported_split(&list_class_folders(root)?, root);
+            let held_out: HashSet<String> = held_out.iter().map(|(_, file)| relative_name(file, root)).collect();
+            let mut samples = folder_samples(root, root, false)?;
+            for sample in &mut samples {
+                sample.test = held_out.contains(&sample.path);
+            }
+            Ok(samples)
+        }
     }
 }
 
@@ -448,6 +457,25 @@ mod tests {
         );
         // The five training files are the same records: every record of files 2-5 is an exact copy.
         assert!(health.duplicates.iter().filter(|d| d.kind == DuplicateKind::Exact).count() >= 40);
+    }
+
+    #[test]
+    fn an_image_folder_is_counted_as_the_listing_splits_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, images) in [("cat", 5u8), ("dog", 10)] {
+            for i in 0..images {
+                save(&dir.path().join(format!("snaps/{class}/{i}.png")), &gradient(16 + u32::from(i), i * 23));
+            }
+        }
+        let source = inspect(dir.path(), "snaps").unwrap();
+        assert_eq!(source.info.format, DatasetFormat::ImageFolder);
+        let health = check(&source).unwrap();
+        let counts: Vec<(&str, usize, usize)> =
+            health.classes.iter().map(|c| (c.name.as_str(), c.train, c.test)).collect();
+        assert_eq!(counts, [("cat", 4, 1), ("dog", 8, 2)]);
+        let (train, test): (usize, usize) =
+            health.classes.iter().map(|c| (c.train, c.test)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        assert_eq!((train, test), (source.info.train_count, source.info.test_count));
     }
 
     #[test]

@@ -364,7 +364,7 @@ fn read_info(name: &str, format: DatasetFormat, root: &Path) -> Result<DatasetIn
         DatasetFormat::ClassFolders => inspect_class_folders(name, root),
         DatasetFormat::ImageFolder => {
             let classes = list_class_folders(root)?;
-            let (train, test) = split_stratified(&classes, REPORTED_VALIDATION_FRACTION, 0, root);
+            let (train, test) = reported_split(&classes, root);
             let names = classes.into_iter().map(|(class, _)| class).collect();
             Ok(dataset_info(name, format, names, train.len(), test.len()))
         }
@@ -701,6 +701,12 @@ fn split_stratified(
         }
     }
     (train, test)
+}
+
+/// The split the listing and the health check report for an image folder: the one a run with the
+/// form's defaults draws (20 % held out, seed 0).
+fn reported_split(classes: &[(String, Vec<PathBuf>)], root: &Path) -> (LabelledFiles, LabelledFiles) {
+    split_stratified(classes, REPORTED_VALIDATION_FRACTION, shared::defaults::SEED, root)
 }
 
 /// Where an image ranks for being held out of training: the first eight bytes of the SHA-256 of the

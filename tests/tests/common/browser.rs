@@ -212,6 +212,15 @@ pub async fn text_of(browser: &Client, css: &str) -> Option<String> {
     browser.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
+/// Waits until the pending-edits bar counts `count` edits to a dataset, and answers its text.
+pub async fn pending_edits(browser: &Client, count: usize) -> String {
+    let counted = format!("({count})");
+    eventually("the pending-edits bar", Duration::from_secs(10), || async {
+        text_of(browser, ".pending-edits .pending-count").await.filter(|t| t.contains(&counted))
+    })
+    .await
+}
+
 /// A person's starting point: a server over a colour dataset (`classes` classes, `train`/`test` images each
 /// of `side` pixels) serving the built page, and a browser showing it once the dataset list has loaded.
 /// Fields drop in order: browser session, then chromedriver, then server.
