@@ -145,15 +145,21 @@ fn utc_offset_minutes() -> i64 {
     -(js_sys::Date::new_0().get_timezone_offset() as i64)
 }
 
-/// When a run was created, how long it trained and on what: `"2026-11-30 10:53 · 2 min 05 s · cpu"`.
+/// When a run was created, how long it trained and on what: `"2026-11-30 10:53 · 2 min 05 s · cpu"`. A
+/// run without a finished epoch shows no duration rather than "0 s".
 fn run_facts(run: &Run, utc_offset: i64) -> impl IntoView {
     let device = run.device.clone().map(|device| view! { <span class="run-device">{device}</span> });
-    view! {
-        <span class="run-facts">
-            <span class="run-date">{format::date_time(run.created_at, utc_offset)}</span>
+    let duration = (!run.epochs.is_empty()).then(|| {
+        view! {
             <span class="run-duration" title="Time spent in finished epochs">
                 {format::duration(run.training_seconds())}
             </span>
+        }
+    });
+    view! {
+        <span class="run-facts">
+            <span class="run-date">{format::date_time(run.created_at, utc_offset)}</span>
+            {duration}
             {device}
         </span>
     }

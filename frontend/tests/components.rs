@@ -311,6 +311,9 @@ async fn picking_a_run_in_the_list_shows_it_in_the_detail() {
         with_runs(offline_studio(), vec![run(1, "completed", vec![epoch(1, 0.4)]), run(2, "running", Vec::new())]);
     let (root, _mounted) = mount(studio, || view! { <RunList/> <RunDetail/> }).await;
     assert_eq!(texts(&root, "#runs .run-id"), ["#2", "#1"]);
+    // Only a run with a finished epoch has a training time to show.
+    assert!(exists(&root, "#runs [data-run-id=\"1\"] .run-duration"));
+    assert!(!exists(&root, "#runs [data-run-id=\"2\"] .run-duration"), "no \"0 s\" before the first epoch");
     assert_eq!(text(&root, "#detail-title"), "Run #2 — tiny");
 
     click(&root, "#runs [data-run-id=\"1\"] .run-button");
