@@ -648,6 +648,9 @@ pub struct DatasetInfo {
     /// For a version: images it gives another class than its parent does.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub relabelled: usize,
+    /// For a version: images it adds to its parent's training images (see [`DatasetEdits::add`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub added_images: usize,
 }
 
 fn is_zero(count: &usize) -> bool {
@@ -656,7 +659,8 @@ fn is_zero(count: &usize) -> bool {
 
 /// Body of `POST /api/datasets/{name}/versions`: images to leave out and images to give another class,
 /// by their paths relative to the dataset (as [`DatasetHealth`] names them: `train/cat/1.png`, or
-/// `data_batch_1.bin#17` for a CIFAR record). The answer is the new version's [`DatasetInfo`].
+/// `data_batch_1.bin#17` for a CIFAR record), and new images to add. The answer is the new version's
+/// [`DatasetInfo`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetEdits {
@@ -666,18 +670,30 @@ pub struct DatasetEdits {
     /// Paths of images with the class the new version gives them.
     #[serde(default)]
     pub relabel: std::collections::BTreeMap<String, String>,
+    /// Images added to the folder dataset's training images, with their class: each a path
+    /// (`.added/<sha256>.png`) that `POST /api/datasets/{name}/images` answered ([`AddedImage`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub add: std::collections::BTreeMap<String, String>,
 }
 
 impl DatasetEdits {
-    /// Edits in all: excluded plus relabelled images.
+    /// Edits in all: excluded, relabelled and added images.
     pub fn len(&self) -> usize {
-        self.exclude.len() + self.relabel.len()
+        self.exclude.len() + self.relabel.len() + self.add.len()
     }
 
-    /// True when nothing is excluded or relabelled.
+    /// True when nothing is excluded, relabelled or added.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Answer of `POST /api/datasets/{name}/images`: where the studio keeps an image sent to be added to the
+/// dataset, for [`DatasetEdits::add`]. The dataset's own files are not touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedImage {
+    /// The image's path for [`DatasetEdits::add`]: `.added/<SHA-256 of its bytes>.<extension>`.
+    pub path: String,
 }
 
 /// Starting weights a run can name in [`TrainConfig::weights`]: one entry of `GET /api/weights`.

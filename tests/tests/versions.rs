@@ -2,6 +2,8 @@
 //! relabels others without touching the dataset's files, is listed with its parent and edit counts,
 //! trains like any dataset, has its own health check, can itself be edited, and every edit that does
 //! not fit is refused with a sentence. An image folder's version keeps every other image in its split.
+//! A version can also add images sent to the dataset (a classified upload with its right class): they
+//! are kept beside the versions, never in the dataset's folder, and train, show and count like its own.
 
 mod common;
 
@@ -266,4 +268,113 @@ async fn excluding_a_training_image_of_an_image_folder_moves_no_other_image_betw
     let version = server.create_run(config("shades@v1")).await;
     assert_eq!(server.wait_until_finished(version).await.status, shared::RunStatus::Completed);
     assert_eq!(test_image_paths(&server, version).await, parent_test, "the same test images");
+}
+
+/// `POST /api/datasets/{name}/images` with `bytes` as `content_type`: the status and the answer's JSON.
+async fn post_image(server: &TestServer, name: &str, bytes: Vec<u8>, content_type: &str) -> (u16, Value) {
+    let url = server.url(&format!("/api/datasets/{name}/images"));
+    let answer =
+        reqwest::Client::new().post(url).header("content-type", content_type).body(bytes).send().await.unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_added_image_trains_shows_and_counts_as_its_class_and_the_dataset_is_untouched() {
+    use sha2::{Digest, Sha256};
+    let server = server_with_colors().await;
+    let original = server.data.path().join("colors");
+    let before = files(&original);
+    // A blue test image sent again to be added as a training image: the health check must see the leak.
+    let bytes = std::fs::read(original.join("test/blue/0000.png")).unwrap();
+    let (status, added) = post_image(&server, "colors", bytes.clone(), "image/png").await;
+    assert_eq!(status, 201, "{added}");
+    let path = added["path"].as_str().unwrap().to_string();
+    assert_eq!(path, format!(".added/{}.png", hex::encode(Sha256::digest(&bytes))), "named by its bytes' hash");
+    assert_eq!(post_image(&server, "colors", bytes, "image/png").await.1["path"], path.as_str(), "kept once");
+    let kept = server.data.path().join(".versions/colors/added").join(path.trim_start_matches(".added/"));
+    assert!(kept.is_file(), "kept beside the versions");
+
+    let (status, made) = post_version(&server, "colors", json!({"add": {&path: "blue"}})).await;
+    assert_eq!(status, 201, "{made}");
+    let made: DatasetInfo = serde_json::from_value(made).unwrap();
+    assert_eq!((made.name.as_str(), made.train_count, made.test_count, made.added_images), ("colors@v1", 19, 6, 1));
+    assert_eq!(files(&original), before, "not one file of the dataset was added, changed or removed");
+
+    let source = backend::data::inspect(server.data.path(), "colors@v1").unwrap();
+    let data = backend::data::load(&source, 16, 0.2, 0).unwrap();
+    let labels = Vec::<i64>::try_from(&data.train.labels).unwrap();
+    assert_eq!((0..3).map(|c| labels.iter().filter(|&&l| l == c).count()).collect::<Vec<_>>(), [6, 7, 6]);
+
+    let url = server.url("/api/datasets/colors@v1/health");
+    let health: DatasetHealth = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert_eq!(health.classes.iter().map(|c| (c.train, c.test)).collect::<Vec<_>>(), [(6, 2), (7, 2), (6, 2)]);
+    let leak = health.duplicates.iter().find(|pair| pair.a == path || pair.b == path).expect("the copy is found");
+    assert!(leak.across_splits, "a training copy of a test image is a leak: {leak:?}");
+
+    let url = server.url(&format!("/api/datasets/colors@v1/image?path={path}"));
+    let thumbnail = reqwest::get(url).await.unwrap();
+    assert_eq!(thumbnail.status(), 200, "the added image has a thumbnail in the version");
+    image::load_from_memory(&thumbnail.bytes().await.unwrap()).unwrap();
+
+    let id = server.create_run(json!({"dataset": "colors@v1", "epochs": 1, "batch_size": 6})).await;
+    let run = server.wait_until_finished(id).await;
+    assert_eq!(run.status, shared::RunStatus::Completed, "{:?}", run.error);
+
+    let (status, later) = post_version(&server, "colors@v1", json!({"exclude": [&path]})).await;
+    assert_eq!((status, later["train_count"].as_u64()), (201, Some(18)), "a later version can leave it out: {later}");
+}
+
+#[tokio::test]
+async fn images_that_cannot_be_added_are_refused_with_a_sentence() {
+    let server = server_with_colors().await;
+    let root = server.data.path().join("tiny").join(backend::data::CIFAR_BIN_FOLDER);
+    backend::data::write_cifar_binary(&root, &["a", "b"], 2, 4, |i| ((i % 2) as u8, vec![i as u8; 3072])).unwrap();
+    let png = common::png_bytes([0, 0, 200], 16, 1);
+
+    let (status, error) = post_image(&server, "colors", b"not an image at all".to_vec(), "image/png").await;
+    assert_eq!(status, 422, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("not a PNG, JPEG"), "{error}");
+    let (status, error) = post_image(&server, "tiny", png.clone(), "image/png").await;
+    assert_eq!(status, 422, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("only to a folder dataset"), "{error}");
+    assert_eq!(post_image(&server, "nowhere", png.clone(), "image/png").await.0, 404);
+    assert_eq!(post_image(&server, "colors", png.clone(), "text/plain").await.0, 415, "a form post cannot add");
+
+    let (_, added) = post_image(&server, "colors", png, "image/png").await;
+    let path = added["path"].as_str().unwrap();
+    let never_sent = format!(".added/{}.png", "0".repeat(64));
+    for (edits, why) in [
+        (json!({"add": {&never_sent: "blue"}}), "is not an image sent to"),
+        (json!({"add": {"train/blue/0000.png": "blue"}}), "is not an image sent to"),
+        (json!({"add": {path: "purple"}}), "is not a class of dataset colors"),
+    ] {
+        let (status, error) = post_version(&server, "colors", edits.clone()).await;
+        assert_eq!(status, 422, "{edits}: {error}");
+        assert!(error["error"].as_str().unwrap().contains(why), "{edits}: {error}");
+    }
+    assert!(!server.data.path().join(".versions/colors/v1.json").exists(), "nothing refused was saved");
+}
+
+#[tokio::test]
+async fn an_image_added_to_an_image_folder_trains_and_moves_no_image_between_splits() {
+    let server = TestServer::start().await;
+    for (class, color) in [("red", [200, 30, 30]), ("teal", [20, 160, 160])] {
+        let dir = server.data.path().join("shades").join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..10u64 {
+            std::fs::write(dir.join(format!("{i:04}.png")), common::png_bytes(color, 16, i)).unwrap();
+        }
+    }
+    let (_, added) = post_image(&server, "shades", common::png_bytes([20, 160, 160], 16, 99), "image/png").await;
+    let (status, made) =
+        post_version(&server, "shades", json!({"add": {added["path"].as_str().unwrap(): "teal"}})).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!((made["train_count"].as_u64(), made["test_count"].as_u64()), (Some(17), Some(4)), "{made}");
+    let split = |name: &str| {
+        let source = backend::data::inspect(server.data.path(), name).unwrap();
+        backend::data::load(&source, 16, 0.2, 0).unwrap()
+    };
+    let (parent, version) = (split("shades"), split("shades@v1"));
+    assert_eq!(version.test_paths, parent.test_paths, "the added image is a training image and moves no other");
+    assert_eq!(version.train.images.size()[0], parent.train.images.size()[0] + 1);
 }

@@ -64,6 +64,8 @@ pub fn check(source: &DatasetSource) -> Result<DatasetHealth, DataError> {
             }
             None => false,
         });
+        let added = edits.added_files().into_iter().map(|(label, file)| (label as usize, file)).collect();
+        samples.extend(file_samples(&source.root, added, false));
     }
     let classes: Vec<ClassCount> = source
         .info
@@ -195,16 +197,20 @@ fn folder_samples(root: &Path, split_dir: &Path, test: bool) -> Result<Vec<Sampl
         .enumerate()
         .flat_map(|(label, (_, files))| files.into_iter().map(move |file| (label, file)))
         .collect();
-    Ok(files
+    Ok(file_samples(root, files, test))
+}
+
+/// Labelled image files decoded in parallel; paths relative to `root` (see [`relative_name`]).
+fn file_samples(root: &Path, files: Vec<(usize, PathBuf)>, test: bool) -> Vec<Sample> {
+    files
         .into_par_iter()
         .map(|(label, file)| {
             let decoded = read_bounded(&file, MAX_IMAGE_FILE_BYTES, "an image file")
                 .map_err(|e| e.relative_to(root).to_string())
                 .and_then(|bytes| decode_rgb(&bytes).map_err(|e| e.to_string()));
-            let path = file.strip_prefix(root).unwrap_or(&file).to_string_lossy().into_owned();
-            Sample { path, test, label, seen: decoded.map(|rgb| seen(&rgb)) }
+            Sample { path: relative_name(&file, root), test, label, seen: decoded.map(|rgb| seen(&rgb)) }
         })
-        .collect())
+        .collect()
 }
 
 /// The exact key and perceptual hash of an image.

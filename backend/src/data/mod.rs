@@ -389,6 +389,7 @@ fn dataset_info(
         parent: None,
         excluded: 0,
         relabelled: 0,
+        added_images: 0,
     }
 }
 
@@ -1081,12 +1082,24 @@ fn folder_splits(
     let root = &source.root;
     if source.info.format == DatasetFormat::ClassFolders {
         let train = labelled(class_listing(source, &root.join("train"))?);
-        Ok((train, labelled(class_listing(source, &root.join("test"))?)))
+        Ok((with_added(train, source), labelled(class_listing(source, &root.join("test"))?)))
     } else {
         // Split before the version's edits, so an edit moves no other image between train and test.
         let (train, test) = split_stratified(&list_class_folders(root)?, validation_fraction, seed, root);
-        Ok((edited(train, source), edited(test, source)))
+        Ok((with_added(edited(train, source), source), edited(test, source)))
     }
+}
+
+/// Training files `train` (by label, then path) with the images the source's version adds, in order.
+fn with_added(mut train: LabelledFiles, source: &DatasetSource) -> LabelledFiles {
+    let Some(added) = source.edits.as_ref().map(|edits| edits.added_files()).filter(|added| !added.is_empty()) else {
+        return train;
+    };
+    train.extend(added);
+    train.sort_by(|(a_label, a), (b_label, b)| {
+        (a_label, relative_name(a, &source.root)).cmp(&(b_label, relative_name(b, &source.root)))
+    });
+    train
 }
 
 /// [`list_class_folders`] of `dir`, with the edits of the source's version applied.
@@ -1098,9 +1111,13 @@ fn class_listing(source: &DatasetSource, dir: &Path) -> Result<Vec<(String, Vec<
     })
 }
 
-/// A file's name relative to the dataset's root, as the health check and versions name images.
+/// A file's name relative to the dataset's root, as the health check and versions name images; an image
+/// a version adds (the only file outside the root) is named `.added/<file name>`.
 pub(crate) fn relative_name(file: &Path, root: &Path) -> String {
-    file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned()
+    match file.strip_prefix(root) {
+        Ok(inside) => inside.to_string_lossy().into_owned(),
+        Err(_) => format!("{}{}", versions::ADDED_PREFIX, file.file_name().unwrap_or_default().to_string_lossy()),
+    }
 }
 
 pub(crate) fn is_cifar(format: DatasetFormat) -> bool {
@@ -1216,7 +1233,9 @@ pub(crate) fn labelled_paths(source: &DatasetSource) -> Result<Vec<(String, usiz
             let (train, test) = folder_splits(source, 0.0, 0)?;
             Ok(named(train, false).chain(named(test, true)).collect())
         }
-        DatasetFormat::ImageFolder => Ok(named(labelled(class_listing(source, root)?), false).collect()),
+        DatasetFormat::ImageFolder => {
+            Ok(named(with_added(labelled(class_listing(source, root)?), source), false).collect())
+        }
         _ => {
             let mut items = Vec::new();
             for (file, test) in cifar_files(source) {

@@ -1,6 +1,7 @@
 //! Thumbnails of a dataset's own images, named the way the health check names them: a path relative to
 //! the dataset's folder (`train/cat/a.png`), or `file#index` for a CIFAR record. A version (`cifar@v2`)
-//! shows its dataset's files, left-out images included, since a person marks them there.
+//! shows its dataset's files, left-out images included, since a person marks them there, and the images
+//! it adds (`.added/<sha256>.png`).
 //!
 //! The path comes from a client, so it is only ever compared, never trusted: it must be relative, plain
 //! (no `.` or `..` part, no hidden part) and one of the images the dataset lists; a listed file that is
@@ -53,10 +54,19 @@ pub fn thumbnail(source: &DatasetSource, path: &str, side: u32) -> Result<Vec<u8
     if !(MIN_THUMBNAIL_SIDE..=MAX_THUMBNAIL_SIDE).contains(&side) {
         return Err(ThumbnailError::BadSize(side));
     }
-    check_plain(path)?;
     let missing = || ThumbnailError::NotInDataset { dataset: source.info.name.clone(), path: path.to_string() };
-    let bytes = if is_cifar(source.info.format) { cifar_record(source, path)? } else { folder_image(source, path)? };
-    let bytes = bytes.ok_or_else(missing)?;
+    let bytes = match source.edits.as_ref().and_then(|edits| edits.added_file(path)) {
+        // An image the version adds: its file is the version's, found by the path, never made from it.
+        Some(file) => {
+            read_bounded(file, MAX_IMAGE_FILE_BYTES, "an image file").map_err(|e| e.relative_to(&source.shown_from))?
+        }
+        None => {
+            check_plain(path)?;
+            let bytes =
+                if is_cifar(source.info.format) { cifar_record(source, path)? } else { folder_image(source, path)? };
+            bytes.ok_or_else(missing)?
+        }
+    };
     let rgb = decode_rgb(&bytes).map_err(|error| DataError::Image { path: path.into(), source: error })?;
     Ok(rgb_png(&shrink(rgb, side)))
 }

@@ -4,6 +4,12 @@
 //! the health check uses (`train/cat/1.png`; `data_batch_1.bin#17` for a CIFAR record). It is called
 //! `<dataset>@v<n>`, numbered per dataset, and versions of versions fold their chain of manifests.
 //!
+//! A version of a folder dataset can also add images (a classified upload the model got wrong, with its
+//! right class): [`add_image`] keeps each one, named by the SHA-256 of its bytes, in
+//! `.versions/<dataset>/added/`, and a manifest's `add` names it `.added/<sha256>.<ext>` with its class.
+//! Added images are always training images; a later version can leave one out or relabel it like any
+//! other image.
+//!
 //! Loading a version ([`super::inspect`] resolves the name) reads the original files and applies the
 //! folded [`Edits`]: folder datasets before decoding (left-out files are never read), CIFAR records on
 //! the decoded tensors. Training, test images and the health check all go through that one source.
@@ -11,7 +17,7 @@
 use super::{DataError, DatasetSource};
 use serde::{Deserialize, Serialize};
 use shared::{DatasetEdits, DatasetFormat, DatasetInfo};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +25,11 @@ use std::sync::Arc;
 
 /// Folder in the data directory that holds each dataset's version manifests (hidden: never a dataset).
 pub const VERSIONS_FOLDER: &str = ".versions";
+/// Folder in a dataset's versions folder that holds the images its versions add.
+const ADDED_FOLDER: &str = "added";
+/// How the path of an added image begins, followed by its file's name: a dot-folder, so never the path
+/// of one of the dataset's own images.
+pub const ADDED_PREFIX: &str = ".added/";
 /// Largest manifest file read.
 const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 
@@ -42,6 +53,8 @@ pub struct Edits {
     excluded: HashSet<String>,
     /// Class index by path.
     relabelled: HashMap<String, usize>,
+    /// Added images: their file and the class they were added with, by path.
+    added: BTreeMap<String, (PathBuf, usize)>,
 }
 
 impl Edits {
@@ -52,6 +65,19 @@ impl Edits {
             return None;
         }
         Some(self.relabelled.get(path).copied().unwrap_or(label))
+    }
+
+    /// The images the version adds and has not left out since, as `(class index, file)`.
+    pub(crate) fn added_files(&self) -> Vec<(i64, PathBuf)> {
+        let kept = |(path, (file, label)): (&String, &(PathBuf, usize))| {
+            Some((self.label(path, *label)? as i64, file.clone()))
+        };
+        self.added.iter().filter_map(kept).collect()
+    }
+
+    /// The file of added image `path`, when the version adds it.
+    pub(crate) fn added_file(&self, path: &str) -> Option<&Path> {
+        self.added.get(path).map(|(file, _)| file.as_path())
     }
 
     /// A split's class folders (files by class, in class order) as the version has them: left-out files
@@ -91,7 +117,7 @@ pub enum VersionError {
     #[error(transparent)]
     Data(#[from] DataError),
     /// The manifest could not be written.
-    #[error("could not write the version's manifest: {0}")]
+    #[error("could not write in the data folder's versions folder: {0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -100,6 +126,20 @@ pub fn parse_name(name: &str) -> Option<(&str, u32)> {
     let (dataset, number) = name.rsplit_once("@v")?;
     let parsed: u32 = number.parse().ok()?;
     (parsed > 0 && number == parsed.to_string() && !dataset.is_empty()).then_some((dataset, parsed))
+}
+
+/// The folder that holds the images added to versions of `dataset`.
+fn added_folder(data_dir: &Path, dataset: &str) -> PathBuf {
+    data_dir.join(VERSIONS_FOLDER).join(dataset).join(ADDED_FOLDER)
+}
+
+/// The file name in [`added_folder`] of added image `path` (`.added/<64 hex digits>.<image extension>`);
+/// `None` for any other path.
+fn added_file_name(path: &str) -> Option<&str> {
+    let name = path.strip_prefix(ADDED_PREFIX)?;
+    let (digest, extension) = name.split_once('.')?;
+    let hex = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (hex && super::IMAGE_EXTENSIONS.contains(&extension)).then_some(name)
 }
 
 fn manifest_path(data_dir: &Path, dataset: &str, number: u32) -> PathBuf {
@@ -141,18 +181,28 @@ fn chain(data_dir: &Path, dataset: &str, number: u32) -> Result<Vec<Manifest>, D
 
 /// The chain's edits folded, classes named by `classes`.
 fn fold(chain: &[Manifest], classes: &[String], data_dir: &Path, dataset: &str) -> Result<Edits, DataError> {
+    let malformed = |why: String| DataError::Malformed { path: data_dir.join(VERSIONS_FOLDER).join(dataset), why };
+    let label_of = |class: &String| {
+        classes
+            .iter()
+            .position(|c| c == class)
+            .ok_or_else(|| malformed(format!("class \"{class}\" is not a class of {dataset}")))
+    };
     let mut edits = Edits::default();
     for manifest in chain {
+        for (path, class) in &manifest.edits.add {
+            let name =
+                added_file_name(path).ok_or_else(|| malformed(format!("\"{path}\" is not an added image's path")))?;
+            edits.excluded.remove(path);
+            edits.relabelled.remove(path);
+            edits.added.insert(path.clone(), (added_folder(data_dir, dataset).join(name), label_of(class)?));
+        }
         for path in &manifest.edits.exclude {
             edits.relabelled.remove(path);
             edits.excluded.insert(path.clone());
         }
         for (path, class) in &manifest.edits.relabel {
-            let Some(label) = classes.iter().position(|c| c == class) else {
-                let why = format!("class \"{class}\" is not a class of {dataset}");
-                return Err(DataError::Malformed { path: data_dir.join(VERSIONS_FOLDER).join(dataset), why });
-            };
-            edits.relabelled.insert(path.clone(), label);
+            edits.relabelled.insert(path.clone(), label_of(class)?);
         }
     }
     Ok(edits)
@@ -169,6 +219,10 @@ pub(crate) fn inspect_version(
     let chain = chain(data_dir, dataset, number).map_err(|e| e.relative_to(data_dir))?;
     let mut source = super::inspect_folder(&data_dir.join(dataset), dataset, data_dir)?;
     let edits = fold(&chain, &source.info.classes, data_dir, dataset).map_err(|e| e.relative_to(data_dir))?;
+    if !edits.added.is_empty() && super::is_cifar(source.info.format) {
+        let why = "it adds images, which only a folder dataset can take".to_string();
+        return Err(DataError::Malformed { path: PathBuf::from(VERSIONS_FOLDER).join(dataset), why });
+    }
     source.edits = Some(Arc::new(edits));
     let (train, test) = super::split_paths(&source, super::REPORTED_VALIDATION_FRACTION, 0)?;
     let own = chain.last().map(|manifest| &manifest.edits);
@@ -179,6 +233,7 @@ pub(crate) fn inspect_version(
         parent: chain.last().map(|manifest| manifest.parent.clone()),
         excluded: own.map_or(0, |edits| edits.exclude.len()),
         relabelled: own.map_or(0, |edits| edits.relabel.len()),
+        added_images: own.map_or(0, |edits| edits.add.len()),
         ..source.info
     };
     Ok(source)
@@ -230,12 +285,13 @@ pub fn create(data_dir: &Path, name: &str, edits: &DatasetEdits, now: u64) -> Re
         found => found?,
     };
     let items = items(&parent).map_err(|e| e.relative_to(data_dir))?;
-    check(&parent, &items, edits).map_err(VersionError::Invalid)?;
     let dataset = parse_name(name).map_or(name, |(dataset, _)| dataset);
+    check(&parent, &items, edits).map_err(VersionError::Invalid)?;
+    check_added(data_dir, dataset, &parent, &items, &edits.add).map_err(VersionError::Invalid)?;
     let mut exclude = edits.exclude.clone();
     exclude.sort();
     exclude.dedup();
-    let edits = DatasetEdits { exclude, relabel: edits.relabel.clone() };
+    let edits = DatasetEdits { exclude, relabel: edits.relabel.clone(), add: edits.add.clone() };
     let manifest = Manifest { parent: name.to_string(), edits, created_at: now };
     let number = write_manifest(data_dir, dataset, &manifest)?;
     let made = inspect_version(data_dir, &format!("{dataset}@v{number}"), dataset, number)?;
@@ -246,7 +302,7 @@ pub fn create(data_dir: &Path, name: &str, edits: &DatasetEdits, now: u64) -> Re
 fn check(parent: &DatasetSource, items: &HashMap<String, Item>, edits: &DatasetEdits) -> Result<(), String> {
     let name = &parent.info.name;
     if edits.is_empty() {
-        return Err("the edits are empty: name at least one image to exclude or relabel".into());
+        return Err("the edits are empty: name at least one image to exclude, relabel or add".into());
     }
     let known = |path: &String| items.get(path).ok_or_else(|| format!("\"{path}\" is not an image of dataset {name}"));
     for path in &edits.exclude {
@@ -288,6 +344,66 @@ fn check(parent: &DatasetSource, items: &HashMap<String, Item>, edits: &DatasetE
         )),
         None => Ok(()),
     }
+}
+
+/// Refuses added images that do not fit `parent` (of `dataset`), with a sentence: each must be kept in
+/// the dataset's added images ([`add_image`]), not already one of its images, and added with one of its
+/// classes.
+fn check_added(
+    data_dir: &Path,
+    dataset: &str,
+    parent: &DatasetSource,
+    items: &HashMap<String, Item>,
+    add: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let name = &parent.info.name;
+    if !add.is_empty() && super::is_cifar(parent.info.format) {
+        return Err(format!("images can be added only to a folder dataset; {name} keeps its images in CIFAR files"));
+    }
+    for (path, class) in add {
+        let kept = added_file_name(path).is_some_and(|file| added_folder(data_dir, dataset).join(file).is_file());
+        if !kept {
+            return Err(format!("\"{path}\" is not an image sent to POST /api/datasets/{dataset}/images"));
+        }
+        if items.contains_key(path) {
+            return Err(format!("\"{path}\" is already an image of dataset {name}"));
+        }
+        if !parent.info.classes.contains(class) {
+            return Err(format!("\"{class}\" is not a class of dataset {name} ({})", parent.info.classes.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+/// Keeps image `bytes` (PNG, JPEG, WebP, BMP or GIF that decodes within the size limits) for adding to
+/// folder dataset `name` (or a version of it) and returns its path for [`DatasetEdits::add`]. The file
+/// is named by the SHA-256 of its bytes, so sending the same image twice keeps it once. The dataset's
+/// own folder is not touched.
+pub fn add_image(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<String, VersionError> {
+    let source = match super::inspect(data_dir, name) {
+        Err(DataError::NotFound(_)) => return Err(VersionError::NotFound(name.to_string())),
+        found => found?,
+    };
+    if super::is_cifar(source.info.format) {
+        let why = format!("images can be added only to a folder dataset; {name} keeps its images in CIFAR files");
+        return Err(VersionError::Invalid(why));
+    }
+    super::images::decode_rgb(bytes).map_err(|e| VersionError::Invalid(format!("the {e}")))?;
+    let extension = image::guess_format(bytes)
+        .ok()
+        .and_then(|format| format.extensions_str().first().copied())
+        .filter(|extension| super::IMAGE_EXTENSIONS.contains(extension))
+        .ok_or_else(|| VersionError::Invalid("not a PNG, JPEG, WebP, BMP or GIF image".into()))?;
+    use sha2::{Digest, Sha256};
+    let file_name = format!("{}.{extension}", hex::encode(Sha256::digest(bytes)));
+    let dataset = parse_name(name).map_or(name, |(dataset, _)| dataset);
+    let folder = added_folder(data_dir, dataset);
+    fs::create_dir_all(&folder)?;
+    let file = folder.join(&file_name);
+    if !file.is_file() {
+        crate::model::write_atomically(&file, bytes)?;
+    }
+    Ok(format!("{ADDED_PREFIX}{file_name}"))
 }
 
 /// Every image of `source` (a version's edits applied) with its class and split, by path.

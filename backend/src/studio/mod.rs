@@ -426,6 +426,15 @@ impl Studio {
         Ok(data::versions::create(&self.0.settings.data_dir, name, edits, unix_now())?)
     }
 
+    /// Keeps image `bytes` for adding to folder dataset `name` in a new version (see
+    /// [`data::versions::add_image`]).
+    pub fn add_dataset_image(&self, name: &str, bytes: &[u8]) -> Result<shared::AddedImage, StudioError> {
+        if shared::check_file_name(name).is_err() {
+            return Err(data::versions::VersionError::NotFound(name.to_string()).into());
+        }
+        Ok(shared::AddedImage { path: data::versions::add_image(&self.0.settings.data_dir, name, bytes)? })
+    }
+
     /// Records that the studio added dataset `info` (an upload); returns it with that record.
     pub fn record_dataset(&self, mut info: DatasetInfo, origin: DatasetOrigin) -> Result<DatasetInfo, StudioError> {
         let added = DatasetAdded { origin, at: unix_now() };

@@ -156,8 +156,16 @@ fn accepted_types(path: &str) -> &'static [&'static str] {
         "/api/classify" => &["image/*", "application/octet-stream"],
         "/api/classify/batch" => &["multipart/form-data"],
         "/api/weights" => &["application/octet-stream"],
+        _ if is_dataset_images(path) => &["image/*", "application/octet-stream"],
         _ => &["application/json"],
     }
+}
+
+/// Whether `path` is `/api/datasets/{name}/images`.
+fn is_dataset_images(path: &str) -> bool {
+    path.strip_prefix("/api/datasets/")
+        .and_then(|rest| rest.strip_suffix("/images"))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
 /// Refuses a body whose media type the route does not take. A request without `Content-Type` is taken

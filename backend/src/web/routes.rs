@@ -36,6 +36,7 @@ pub(crate) fn api() -> Router<Studio> {
         .route("/api/datasets/{name}/health", get(dataset_health))
         .route("/api/datasets/{name}/image", get(dataset_image))
         .route("/api/datasets/{name}/versions", post(create_dataset_version))
+        .route("/api/datasets/{name}/images", post(add_dataset_image).layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT)))
         .route("/api/weights", get(weights).post(upload_weights).layer(DefaultBodyLimit::disable()))
         .route("/api/runs", get(super::run_list::list_runs).post(create_run))
         .route("/api/lr-finder", post(find_learning_rate))
@@ -110,6 +111,20 @@ async fn create_dataset_version(
     })?;
     let info = blocking(move || studio.create_dataset_version(&name, &edits)).await??;
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// `POST /api/datasets/{name}/images` with an image's bytes: 201 and the [`shared::AddedImage`] path a
+/// new version's `add` names it by.
+async fn add_dataset_image(
+    State(studio): State<Studio>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    if body.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the request body is empty: send the image's bytes"));
+    }
+    let added = blocking(move || studio.add_dataset_image(&name, &body)).await??;
+    Ok((StatusCode::CREATED, Json(added)).into_response())
 }
 
 async fn datasets(
