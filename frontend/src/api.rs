@@ -52,6 +52,17 @@ pub async fn create_dataset_version(name: &str, edits: &shared::DatasetEdits) ->
     answer(request.send().await).await
 }
 
+/// `POST /api/datasets/{name}/images` with one image's bytes: keeps it for adding to folder dataset
+/// `name` in a new version, and answers the path [`shared::DatasetEdits::add`] names it by.
+pub async fn add_dataset_image(name: &str, image: &web_sys::Blob) -> Result<shared::AddedImage, ApiError> {
+    let url = format!("/api/datasets/{}/images", String::from(js_sys::encode_uri_component(name)));
+    let request = Request::post(&url)
+        .header("Content-Type", &image.type_())
+        .body(image.clone())
+        .map_err(|e| ApiError::Network(e.to_string()))?;
+    answer(request.send().await).await
+}
+
 /// `POST /api/lr-finder`: sweeps the learning rate for `config` on the server and answers with the
 /// curve and its suggestion (its points also arrive over the WebSocket meanwhile).
 pub async fn find_learning_rate(config: &shared::TrainConfig) -> Result<shared::LrFinderResponse, ApiError> {

@@ -2,8 +2,10 @@
 //! on the page while the card is on screen); each becomes a card with its top predictions, the run whose
 //! model gave them and, with "Explain" ticked, a Grad-CAM heat map over the image. A result is never
 //! re-scored behind the user's back: choosing another model, or a newer run finishing, applies to images
-//! classified afterwards, and "Classify again with run N" re-scores the shown ones on request. The camera
-//! mode ([`crate::webcam`]) classifies live frames in the same card.
+//! classified afterwards, and "Classify again with run N" re-scores the shown ones on request. An image
+//! the model got wrong can be added, with its right class, to a new version of the folder dataset the
+//! model trained on ([`crate::versions::AddToDataset`]). The camera mode ([`crate::webcam`]) classifies
+//! live frames in the same card.
 
 use std::collections::HashMap;
 
@@ -38,6 +40,9 @@ pub struct Classified {
     pub error: Option<String>,
     /// Grad-CAM of the top class, when "Explain" was ticked.
     pub explanation: Option<Explanation>,
+    /// The path the server keeps the image under for adding to a dataset, once sent there
+    /// ([`shared::AddedImage`]); the same for every dataset, as it names the image's bytes.
+    pub added: Option<String>,
 }
 
 impl Classified {
@@ -52,6 +57,7 @@ impl Classified {
             predictions: Vec::new(),
             error: None,
             explanation: None,
+            added: None,
         }
     }
 }
@@ -156,12 +162,15 @@ struct Images {
     error: RwSignal<Option<String>>,
     /// The page's state, for the names of the runs that answer.
     state: RwSignal<StudioState>,
+    /// The page's marked dataset edits, where an image added to a dataset is marked.
+    pending: RwSignal<crate::versions::PendingEdits>,
 }
 
 impl Images {
     fn new(state: RwSignal<StudioState>) -> Self {
         Images {
             state,
+            pending: crate::versions::pending(),
             cards: RwSignal::new(Vec::new()),
             files: StoredValue::new_local(HashMap::new()),
             counters: StoredValue::new((0, 0)),
@@ -238,6 +247,32 @@ impl Images {
         for (run_id, keys) in self.cards.with_untracked(|cards| unexplained_by_run(cards)) {
             self.send(run_id, keys, true);
         }
+    }
+
+    /// Sends image `key` to folder dataset `dataset` and marks it to be added there as `class` in the
+    /// next version; an empty `class` forgets the mark.
+    fn add_to_dataset(self, key: u64, dataset: String, class: String) {
+        let pending = self.pending;
+        let added = self.cards.with_untracked(|cards| cards.iter().find(|card| card.key == key)?.added.clone());
+        if class.is_empty() {
+            let forget = |path: String| pending.update(|p| p.set(&dataset, &path, crate::versions::Mark::Keep));
+            added.map(forget);
+            return;
+        }
+        let Some(blob) = self.files.with_value(|files| files.get(&key).cloned()) else { return };
+        spawn_local(async move {
+            match api::add_dataset_image(&dataset, &blob).await {
+                Ok(added) => {
+                    pending.update(|p| p.set(&dataset, &added.path, crate::versions::Mark::Relabel(class)));
+                    self.cards.update(|cards| {
+                        if let Some(card) = cards.iter_mut().find(|card| card.key == key) {
+                            card.added = Some(added.path);
+                        }
+                    });
+                }
+                Err(why) => self.error.set(Some(format!("Could not add the image to {dataset}: {why}"))),
+            }
+        });
     }
 
     /// Removes every image and its answer from the card.
@@ -331,7 +366,8 @@ pub fn ClassifyPanel() -> impl IntoView {
                     images.cards.get().into_iter().enumerate().map(|(i, card)| {
                         // Unticking "Explain" hides the maps; ticking it again shows them at once.
                         let card = if explain { card } else { Classified { explanation: None, ..card } };
-                        classified_card(i == 0, card)
+                        let adding = add_control(images, &card);
+                        classified_card(i == 0, card, adding)
                     }).collect_view()
                 }}
             </div>
@@ -473,9 +509,23 @@ pub fn prediction_items(predictions: Vec<Prediction>) -> impl IntoView {
         .collect_view()
 }
 
-/// One image's card. The first keeps the ids `classify-preview` and `predictions`.
-pub fn classified_card(first: bool, card: Classified) -> impl IntoView {
-    let Classified { key, name, url, answered_by, pending, predictions, error, explanation } = card;
+/// "Add to <dataset> as…" for an answered image whose run trained on a folder dataset the page lists.
+fn add_control(images: Images, card: &Classified) -> Option<impl IntoView> {
+    let run_id = card.answered_by.as_ref().filter(|_| card.pending.is_none())?.run_id;
+    let dataset = crate::versions::run_dataset(run_id);
+    let listed = studio().datasets.with_untracked(|list| crate::versions::takes_added_images(list, &dataset));
+    let key = card.key;
+    let choose = {
+        let dataset = dataset.clone();
+        Callback::new(move |class: String| images.add_to_dataset(key, dataset.clone(), class))
+    };
+    listed.then(|| view! { <crate::versions::AddToDataset dataset added=card.added.clone() choose/> })
+}
+
+/// One image's card, with `actions` under its predictions. The first keeps the ids `classify-preview`
+/// and `predictions`.
+pub fn classified_card(first: bool, card: Classified, actions: impl IntoView) -> impl IntoView {
+    let Classified { key, name, url, answered_by, pending, predictions, error, explanation, added: _ } = card;
     let top_class = predictions.first().map(|p| p.label.clone()).unwrap_or_default();
     // The model saw the image stretched to a square; so does the map, and so the image under it.
     let heat_map = explanation.map(|explanation| heatmap::heat_map(&explanation, &top_class));
@@ -497,6 +547,7 @@ pub fn classified_card(first: bool, card: Classified) -> impl IntoView {
                 {answered}
                 {error.map(|e| view! { <p class="error image-error">{e}</p> })}
                 <ul id=first.then_some("predictions") class="predictions">{prediction_items(predictions)}</ul>
+                {actions}
             </div>
         </div>
     }

@@ -1,6 +1,8 @@
 //! Clean and retrain: a person marks images "exclude" or "relabel as <class>" wherever the page shows
-//! dataset images ([`MarkImage`] beside the test-image galleries and the health card's duplicates), the
-//! marks wait in [`PendingEdits`] (a signal in context, per dataset), and [`PendingEditsBar`] saves them
+//! dataset images ([`MarkImage`] beside the test-image galleries and the health card's duplicates), and
+//! "add to the dataset as <class>" on a classified upload ([`AddToDataset`], which sends the image to
+//! `POST /api/datasets/{name}/images` first); the marks wait in [`PendingEdits`] (a signal in context,
+//! per dataset), and [`PendingEditsBar`] saves them
 //! as a new version of the dataset (`POST /api/datasets/{name}/versions`), which the New run form then
 //! picks. [`PerClassChange`] shows, in the compare view, how each class's test accuracy moved between
 //! two runs (on a dataset and its version, say).
@@ -9,7 +11,7 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::{DatasetEdits, DatasetInfo, Run};
+use shared::{DatasetEdits, DatasetFormat, DatasetInfo, Run};
 
 use crate::{api, format, studio};
 
@@ -20,7 +22,8 @@ pub enum Mark {
     Keep,
     /// Left out of the new version.
     Exclude,
-    /// Given this class in the new version.
+    /// Given this class in the new version; an added image ([`shared::ADDED_IMAGE_PREFIX`]) is added
+    /// with it.
     Relabel(String),
 }
 
@@ -34,9 +37,13 @@ impl PendingEdits {
         let edits = self.0.entry(dataset.to_string()).or_default();
         edits.exclude.retain(|excluded| excluded != path);
         edits.relabel.remove(path);
+        edits.add.remove(path);
         match mark {
             Mark::Keep => {}
             Mark::Exclude => edits.exclude.push(path.to_string()),
+            Mark::Relabel(class) if path.starts_with(shared::ADDED_IMAGE_PREFIX) => {
+                edits.add.insert(path.to_string(), class);
+            }
             Mark::Relabel(class) => {
                 edits.relabel.insert(path.to_string(), class);
             }
@@ -58,7 +65,8 @@ impl PendingEdits {
         if edits.exclude.iter().any(|excluded| excluded == path) {
             return Mark::Exclude;
         }
-        edits.relabel.get(path).map_or(Mark::Keep, |class| Mark::Relabel(class.clone()))
+        let class = edits.relabel.get(path).or_else(|| edits.add.get(path));
+        class.map_or(Mark::Keep, |class| Mark::Relabel(class.clone()))
     }
 
     /// Each dataset with marks, with them.
@@ -79,19 +87,21 @@ pub fn pending_line(dataset: &str, count: usize) -> String {
 
 /// What a saved version holds, in a sentence.
 pub fn saved_line(version: &DatasetInfo) -> String {
+    let edits = [(version.excluded, "excluded"), (version.relabelled, "relabelled"), (version.added_images, "added")];
+    let edits: Vec<String> =
+        edits.iter().filter(|(count, _)| *count > 0).map(|(count, what)| format!("{count} {what}")).collect();
     format!(
-        "Saved {}: {} training and {} test images ({} excluded, {} relabelled from {}). It is chosen in New run.",
+        "Saved {}: {} training and {} test images ({} from {}). It is chosen in New run.",
         version.name,
         version.train_count,
         version.test_count,
-        version.excluded,
-        version.relabelled,
+        edits.join(", "),
         version.parent.as_deref().unwrap_or("its dataset")
     )
 }
 
 /// The pending edits of the page, from context.
-fn pending() -> RwSignal<PendingEdits> {
+pub fn pending() -> RwSignal<PendingEdits> {
     expect_context::<RwSignal<PendingEdits>>()
 }
 
@@ -154,6 +164,53 @@ pub fn MarkImage(dataset: String, path: Option<String>, #[prop(optional)] curren
         </div>
     }
     .into_any()
+}
+
+/// Whether images can be added to dataset `name`: a folder dataset (or a version of one) the page lists.
+pub fn takes_added_images(datasets: &[DatasetInfo], name: &str) -> bool {
+    datasets
+        .iter()
+        .any(|d| d.name == name && matches!(d.format, DatasetFormat::ClassFolders | DatasetFormat::ImageFolder))
+}
+
+/// "Add to <dataset> as <class>" for a classified upload whose model trained on folder dataset
+/// `dataset`: choosing a class calls `choose` (which sends the image and marks it, see
+/// [`PendingEdits::set`]); the menu shows the mark of the image's `added` path once it was sent.
+#[component]
+pub fn AddToDataset(dataset: String, added: Option<String>, choose: Callback<String>) -> impl IntoView {
+    let pending = pending();
+    let datasets = studio().datasets;
+    let classes = {
+        let dataset = dataset.clone();
+        move || {
+            datasets.with(|list| list.iter().find(|d| d.name == dataset).map(|d| d.classes.clone()).unwrap_or_default())
+        }
+    };
+    let chosen = {
+        let dataset = dataset.clone();
+        move || match added.as_deref().map(|path| pending.with(|p| p.mark(&dataset, path))) {
+            Some(Mark::Relabel(class)) => class,
+            _ => String::new(),
+        }
+    };
+    let options = move || {
+        let named = |class: String| view! { <option value=class.clone()>{format!("Add as {class}")}</option> };
+        classes().into_iter().map(named).collect_view()
+    };
+    view! {
+        <div class="add-to-dataset">
+            <select
+                class="add-as"
+                aria-label=format!("Add this image to {dataset} as")
+                title=format!("Add this image to the training images of a new version of {dataset}")
+                prop:value=chosen
+                on:change=move |ev| choose.run(event_target_value(&ev))
+            >
+                <option value="">{format!("Add to {dataset} as…")}</option>
+                {options}
+            </select>
+        </div>
+    }
 }
 
 /// "Pending edits (N) to <dataset> — Save as new version" for each dataset with marks; saving makes the
@@ -357,11 +414,51 @@ mod tests {
             parent: Some("colors".into()),
             excluded: 2,
             relabelled: 1,
+            added_images: 0,
         };
         assert_eq!(
             saved_line(&version),
             "Saved colors@v1: 17 training and 5 test images (2 excluded, 1 relabelled from colors). It is chosen in New run."
         );
+        let added = DatasetInfo { excluded: 0, relabelled: 0, added_images: 1, train_count: 20, ..version };
+        assert_eq!(
+            saved_line(&added),
+            "Saved colors@v1: 20 training and 5 test images (1 added from colors). It is chosen in New run."
+        );
+    }
+
+    #[test]
+    fn an_added_image_is_marked_with_its_class_under_add_and_keep_forgets_it() {
+        let mut pending = PendingEdits::default();
+        let path = format!("{}{}.png", shared::ADDED_IMAGE_PREFIX, "a".repeat(64));
+        pending.set("colors", &path, Mark::Relabel("blue".into()));
+        assert_eq!(pending.mark("colors", &path), Mark::Relabel("blue".into()));
+        let edits = &pending.datasets()[0].1;
+        assert_eq!((edits.add.get(&path).map(String::as_str), edits.relabel.len()), (Some("blue"), 0), "{edits:?}");
+        assert_eq!(edits.len(), 1);
+        pending.set("colors", &path, Mark::Keep);
+        assert!(pending.datasets().is_empty());
+    }
+
+    #[test]
+    fn only_a_listed_folder_dataset_takes_added_images() {
+        let listed = |name: &str, format| DatasetInfo {
+            name: name.into(),
+            format,
+            classes: vec![],
+            train_count: 0,
+            test_count: 0,
+            added: None,
+            error: None,
+            parent: None,
+            excluded: 0,
+            relabelled: 0,
+            added_images: 0,
+        };
+        let datasets = [listed("folders", DatasetFormat::ImageFolder), listed("cifar", DatasetFormat::Cifar10Binary)];
+        assert!(takes_added_images(&datasets, "folders"));
+        assert!(!takes_added_images(&datasets, "cifar"));
+        assert!(!takes_added_images(&datasets, "gone"));
     }
 
     fn run(id: u64, dataset: &str, classes: &[&str], accuracies: &[f64]) -> Run {

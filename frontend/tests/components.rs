@@ -343,7 +343,7 @@ async fn a_classified_image_shows_its_top_five_with_percentages_and_bars() {
         explanation: answer.explanation,
         ..Classified::new(1, answer.name, String::new())
     };
-    let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card)).await;
+    let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card, ())).await;
     assert_eq!(text(&root, ".image-name"), "kitten.png");
     assert_eq!(text(&root, ".answered-by"), "run 3 · kittens");
     assert_eq!(texts(&root, "#predictions .label"), ["cat", "dog", "deer", "frog", "bird"]);
@@ -361,7 +361,7 @@ async fn an_image_the_server_could_not_read_shows_why_and_no_predictions() {
         error: Some("not a PNG, JPEG, WebP, BMP or GIF image".into()),
         ..Classified::new(1, "notes.png".into(), String::new())
     };
-    let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card)).await;
+    let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card, ())).await;
     assert_eq!(text(&root, ".image-error"), "not a PNG, JPEG, WebP, BMP or GIF image");
     assert_eq!(count(&root, "#predictions li"), 0);
 }
@@ -379,7 +379,7 @@ async fn an_explained_image_is_overlaid_with_one_heat_map_cell_per_position() {
         explanation: answer.explanation,
         ..Classified::new(1, answer.name, String::new())
     };
-    let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card)).await;
+    let (root, _mounted) = mount(offline_studio(), move || classified_card(true, card, ())).await;
     assert_eq!(attribute(&root, "svg.heatmap", "data-width").as_deref(), Some("3"));
     assert_eq!(attribute(&root, "svg.heatmap", "data-height").as_deref(), Some("2"));
     assert_eq!(count(&root, "svg.heatmap rect.cam-cell"), 6);

@@ -688,6 +688,10 @@ impl DatasetEdits {
     }
 }
 
+/// How the path of an image added to a dataset by a version begins ([`AddedImage::path`]): a dot-folder,
+/// so never the path of one of the dataset's own images.
+pub const ADDED_IMAGE_PREFIX: &str = ".added/";
+
 /// Answer of `POST /api/datasets/{name}/images`: where the studio keeps an image sent to be added to the
 /// dataset, for [`DatasetEdits::add`]. The dataset's own files are not touched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Clean and retrain in headless Chromium, at a desktop and a phone width: a person excludes one image
 //! from the highest-loss test images, saves the edit as a new version of the dataset, and finds the
-//! version chosen in New run; and the compare view's per-class accuracy change between a run on the
+//! version chosen in New run; a person adds a classified upload to the dataset as a class from its
+//! result and saves that as a version; and the compare view's per-class accuracy change between a run on the
 //! dataset and a run on its version, read against the runs' own per-class accuracies from the API.
 //! Needs the built page (`make ui`).
 
@@ -50,6 +51,57 @@ async fn exclude_one_image_and_save_a_version(width: u32, height: u32) {
     assert_eq!((version.parent.as_deref(), version.excluded, version.test_count), (Some("colors"), 1, 3));
     look_at(&browser, &format!("versions-saved-{width}")).await;
     browser.close().await.unwrap();
+}
+
+/// Classifies an uploaded blue image in a `width` x `height` window, adds it to the dataset as black
+/// from its result, and saves the version.
+async fn add_a_classified_image_and_save_a_version(width: u32, height: u32) {
+    let server = serve_colors(2, 8, 2, 16).await;
+    let run = server.create_run(json!({"dataset": "colors", "epochs": 1, "batch_size": 4})).await;
+    assert_eq!(server.wait_until_finished(run).await.status, shared::RunStatus::Completed);
+    let OpenPage { browser, _driver, server } = open_browser_with(server, width, height, &[]).await;
+    eventually("the model menu offering the run", Duration::from_secs(30), || async {
+        browser.find(Locator::Css(&format!("select#classify-run option[value='{run}']"))).await.ok()
+    })
+    .await;
+
+    let image = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    let bytes = common::png_bytes(common::COLOR_CLASSES[1].1, 48, 3);
+    std::fs::write(image.path(), &bytes).unwrap();
+    let input = browser.find(Locator::Css("input#classify-file")).await.unwrap();
+    input.send_keys(&image.path().display().to_string()).await.unwrap();
+    let menu = "#classify .classified select.add-as";
+    let label = eventually("Add to colors as… under the answer", Duration::from_secs(30), || async {
+        browser.find(Locator::Css(menu)).await.ok()?.attr("aria-label").await.ok()?
+    })
+    .await;
+    assert_eq!(label, "Add this image to colors as");
+    let element = browser.find(Locator::Css(menu)).await.unwrap();
+    scroll_to(&browser, &element).await;
+    element.select_by_value("black").await.unwrap();
+    assert_eq!(pending_edits(&browser, 1).await, "Pending edits (1) to colors");
+    look_at(&browser, &format!("versions-add-pending-{width}")).await;
+
+    click(&browser, ".pending-edits button.save-version").await;
+    let answer = eventually("the saved version", Duration::from_secs(30), || async {
+        text_of(&browser, ".pending-edits .saved, .pending-edits .error").await.filter(|t| !t.is_empty())
+    })
+    .await;
+    assert!(answer.starts_with("Saved colors@v1: 17 training and 4 test images (1 added from colors)"), "{answer}");
+    let listed: Vec<DatasetInfo> = reqwest::get(server.url("/api/datasets")).await.unwrap().json().await.unwrap();
+    let version = listed.iter().find(|d| d.name == "colors@v1").expect("the version is listed");
+    assert_eq!((version.added_images, version.train_count), (1, 17));
+    let source = backend::data::inspect(server.data.path(), "colors@v1").unwrap();
+    let data = backend::data::load(&source, 16, 0.2, 0).unwrap();
+    let labels = Vec::<i64>::try_from(&data.train.labels).unwrap();
+    assert_eq!(labels.iter().filter(|&&label| label == 0).count(), 9, "the image was added as black: {labels:?}");
+    look_at(&browser, &format!("versions-add-saved-{width}")).await;
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_classified_upload_added_as_a_class_is_saved_as_a_version_on_a_phone() {
+    add_a_classified_image_and_save_a_version(390, 844).await;
 }
 
 #[tokio::test]

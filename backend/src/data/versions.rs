@@ -27,9 +27,8 @@ use std::sync::Arc;
 pub const VERSIONS_FOLDER: &str = ".versions";
 /// Folder in a dataset's versions folder that holds the images its versions add.
 const ADDED_FOLDER: &str = "added";
-/// How the path of an added image begins, followed by its file's name: a dot-folder, so never the path
-/// of one of the dataset's own images.
-pub const ADDED_PREFIX: &str = ".added/";
+/// How the path of an added image begins, followed by its file's name.
+pub use shared::ADDED_IMAGE_PREFIX as ADDED_PREFIX;
 /// Largest manifest file read.
 const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 
@@ -459,6 +458,7 @@ mod tests {
             edits: DatasetEdits {
                 exclude: exclude.iter().map(|p| p.to_string()).collect(),
                 relabel: relabel.iter().map(|(p, c)| (p.to_string(), c.to_string())).collect(),
+                add: BTreeMap::new(),
             },
             created_at: 0,
         };
@@ -471,5 +471,32 @@ mod tests {
         assert_eq!(edits.label("e", 1), Some(1), "untouched");
         let unknown = fold(&[manifest("d", &[], &[("a", "bird")])], &classes, Path::new("/data"), "d");
         assert!(unknown.unwrap_err().to_string().contains("\"bird\" is not a class of d"));
+    }
+
+    #[test]
+    fn an_added_image_can_be_left_out_and_added_again_by_later_versions() {
+        let image = format!("{ADDED_PREFIX}{}.png", "ab".repeat(32));
+        let adding = |parent: &str, class: &str| Manifest {
+            parent: parent.into(),
+            edits: DatasetEdits { add: [(image.clone(), class.to_string())].into(), ..DatasetEdits::default() },
+            created_at: 0,
+        };
+        let leaving_out = || Manifest {
+            parent: "d@v1".into(),
+            edits: DatasetEdits { exclude: vec![image.clone()], ..DatasetEdits::default() },
+            created_at: 0,
+        };
+        let classes = ["cat".to_string(), "dog".to_string()];
+        let file = Path::new("/data/.versions/d/added").join(image.trim_start_matches(ADDED_PREFIX));
+        let folded = |chain: &[Manifest]| fold(chain, &classes, Path::new("/data"), "d").unwrap().added_files();
+        assert_eq!(folded(&[adding("d", "dog")]), [(1, file.clone())]);
+        assert_eq!(folded(&[adding("d", "dog"), leaving_out()]), []);
+        assert_eq!(folded(&[adding("d", "dog"), leaving_out(), adding("d@v2", "cat")]), [(0, file)]);
+        let odd = Manifest {
+            edits: DatasetEdits { add: [("../x.png".into(), "cat".into())].into(), ..DatasetEdits::default() },
+            ..adding("d", "cat")
+        };
+        let refused = fold(&[odd], &classes, Path::new("/data"), "d").unwrap_err().to_string();
+        assert!(refused.contains("is not an added image's path"), "{refused}");
     }
 }
