@@ -76,7 +76,8 @@ async fn a_version_shows_its_dataset_images_including_the_ones_it_leaves_out() {
 }
 
 /// A server over `colors`, with a secret image outside the data folder linked in as a class image, a
-/// note beside the images, a file that is not a picture under an image name, and a hidden folder.
+/// note beside the images, a file that is not a picture under an image name, a hidden folder, and
+/// images where the listing does not look (a folder inside a class, the split folder itself).
 async fn server_with_hostile_files() -> (TestServer, tempfile::TempDir) {
     let server = TestServer::start().await;
     write_color_dataset(server.data.path(), "colors", 2, 2, 1, 16);
@@ -89,6 +90,9 @@ async fn server_with_hostile_files() -> (TestServer, tempfile::TempDir) {
     std::fs::write(colors.join("train/black/broken.png"), "not a picture either").unwrap();
     std::fs::create_dir_all(colors.join("train/.hidden")).unwrap();
     std::fs::copy(colors.join("train/black/0000.png"), colors.join("train/.hidden/0000.png")).unwrap();
+    std::fs::create_dir_all(colors.join("train/black/deeper")).unwrap();
+    std::fs::copy(colors.join("train/black/0000.png"), colors.join("train/black/deeper/0000.png")).unwrap();
+    std::fs::copy(colors.join("train/black/0000.png"), colors.join("train/0000.png")).unwrap();
     (server, outside)
 }
 
@@ -98,7 +102,7 @@ async fn paths_that_are_not_the_dataset_images_are_refused_with_a_sentence_and_n
     let secret = outside.path().join("secret.png").display().to_string();
     let data = server.data.path().display().to_string();
     let colors_png = format!("{data}/colors/train/black/0000.png");
-    let cases: [(&str, &str, u16, &str); 12] = [
+    let cases: [(&str, &str, u16, &str); 15] = [
         ("colors", "../colors/train/black/0000.png", 400, "'..'"),
         ("colors", "train/../train/black/0000.png", 400, "'..'"),
         ("colors", &colors_png, 400, "relative"),
@@ -106,6 +110,9 @@ async fn paths_that_are_not_the_dataset_images_are_refused_with_a_sentence_and_n
         ("colors", "train/black/linked.png", 404, "has no image"),
         ("colors", "train/black/notes.txt", 404, "has no image"),
         ("colors", "train/black/9999.png", 404, "has no image"),
+        ("colors", "train/black/deeper/0000.png", 404, "has no image"),
+        ("colors", "train/0000.png", 404, "has no image"),
+        ("colors", "validation/black/0000.png", 404, "has no image"),
         ("colors", "train/.hidden/0000.png", 400, "hidden"),
         ("colors", "train/black/broken.png", 422, "image"),
         ("colors", "", 400, "1 to 1024 bytes"),

@@ -10,8 +10,8 @@
 
 use super::images::decode_rgb;
 use super::{
-    cifar_files, cifar_record_image, is_cifar, labelled_paths, pickled_record_image, read_bounded, rgb_png, DataError,
-    DatasetSource, CIFAR100_RECORD, CIFAR_RECORD, MAX_IMAGE_FILE_BYTES,
+    cifar_files, cifar_record_image, has_image_extension, is_cifar, pickled_record_image, read_bounded, rgb_png,
+    DataError, DatasetSource, CIFAR100_RECORD, CIFAR_RECORD, MAX_IMAGE_FILE_BYTES,
 };
 use image::{imageops::FilterType, RgbImage};
 use shared::DatasetFormat;
@@ -102,15 +102,27 @@ fn cifar_record(source: &DatasetSource, path: &str) -> Result<Option<Vec<u8>>, T
 
 /// The bytes of folder image `path`, when the dataset lists it and it lies inside the dataset's folder.
 fn folder_image(source: &DatasetSource, path: &str) -> Result<Option<Vec<u8>>, ThumbnailError> {
-    // A version shows its dataset's files, so the images it leaves out can be seen too.
-    let dataset = DatasetSource { edits: None, ..source.clone() };
-    let listed = labelled_paths(&dataset).map_err(|e| e.relative_to(&source.shown_from))?;
-    if !listed.iter().any(|(listed, _, _)| listed == path) {
+    if !is_listed(source, path) {
         return Ok(None);
     }
     let Some(file) = inside(&source.root, &source.root.join(path)) else { return Ok(None) };
     let bytes = read_bounded(&file, MAX_IMAGE_FILE_BYTES, "an image file");
     Ok(Some(bytes.map_err(|e| e.relative_to(&source.shown_from))?))
+}
+
+/// Whether plain path `path` (see [`check_plain`]) is one of the images the folder dataset's listing
+/// finds: an image file right in one of its class folders (`train/<class>/` or `test/<class>/`, or
+/// `<class>/` for an image folder). A version shows its dataset's files, so the images it leaves out
+/// can be seen too. Checked from the path's own parts, without listing the dataset.
+fn is_listed(source: &DatasetSource, path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let class = match (source.info.format, parts.as_slice()) {
+        (DatasetFormat::ClassFolders, [split, class, _]) if ["train", "test"].contains(split) => class,
+        (DatasetFormat::ImageFolder, [class, _]) => class,
+        _ => return false,
+    };
+    let file = source.root.join(path);
+    source.info.classes.iter().any(|known| known == class) && has_image_extension(&file) && file.is_file()
 }
 
 /// `file` resolved (links followed), when it lies inside `folder` resolved.
