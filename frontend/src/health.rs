@@ -202,7 +202,7 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
                         <code class="path">{image.path.clone()}</code>
                         " — "
                         {image.error.clone()}
-                        <crate::versions::MarkImage dataset=dataset.clone() path=Some(image.path.clone())/>
+                        <crate::versions::MarkImage dataset=dataset.clone() path=Some(image.path.clone()) current=image.class/>
                     </li>
                 }
             })
@@ -228,8 +228,8 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
                             {leak.then_some(", train and test")}
                         </p>
                         <div class="pair-images">
-                            <HealthImage dataset=dataset.clone() path=pair.a.clone()/>
-                            <HealthImage dataset=dataset.clone() path=pair.b.clone()/>
+                            <HealthImage dataset=dataset.clone() path=pair.a.clone() class=pair.a_class/>
+                            <HealthImage dataset=dataset.clone() path=pair.b.clone() class=pair.b_class/>
                         </div>
                     </li>
                 }
@@ -269,15 +269,15 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
 const THUMBNAIL_SIDE: u32 = 96;
 
 /// One image of `dataset` in the card: its thumbnail (loaded when scrolled near), its path, and the
-/// Exclude / Relabel marks for a new version.
+/// Exclude / Relabel marks for a new version (relabelling to any class but its own, `class`).
 #[component]
-fn HealthImage(dataset: String, path: String) -> impl IntoView {
+fn HealthImage(dataset: String, path: String, class: Option<usize>) -> impl IntoView {
     let src = api::dataset_image_url(&dataset, &path, THUMBNAIL_SIDE);
     view! {
         <figure class="health-image">
             <img src=src alt=path.clone() loading="lazy" decoding="async" width="72" height="72"/>
             <figcaption><code class="path">{path.clone()}</code></figcaption>
-            <crate::versions::MarkImage dataset=dataset path=Some(path)/>
+            <crate::versions::MarkImage dataset=dataset path=Some(path) current=class/>
         </figure>
     }
 }
@@ -330,7 +330,15 @@ mod tests {
 
     #[test]
     fn duplicates_say_how_alike_they_are() {
-        let pair = |kind, distance| DuplicatePair { a: "a".into(), b: "b".into(), kind, distance, across_splits: true };
+        let pair = |kind, distance| DuplicatePair {
+            a: "a".into(),
+            b: "b".into(),
+            kind,
+            distance,
+            across_splits: true,
+            a_class: None,
+            b_class: None,
+        };
         assert_eq!(duplicate_kind(&pair(DuplicateKind::Exact, 0)), "exact copy");
         assert_eq!(duplicate_kind(&pair(DuplicateKind::Near, 3)), "near copy (3 of 64 bits apart)");
     }

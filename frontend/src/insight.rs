@@ -461,7 +461,7 @@ fn GalleryView(
                                         {heat_map}
                                     </div>
                                     <figcaption>{caption}</figcaption>
-                                    <crate::versions::MarkImage dataset=crate::versions::run_dataset(run_id) path=image.path.clone() current=image.actual/>
+                                    <crate::versions::MarkImage dataset=crate::versions::run_dataset(run_id) path=image.path.clone() current=Some(image.actual)/>
                                 </figure>
                             }
                         })

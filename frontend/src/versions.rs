@@ -118,7 +118,11 @@ pub fn run_dataset(run_id: u64) -> String {
 /// "Exclude" and "Relabel as <class>" for image `path` of `dataset` (whose class is `current`, when
 /// known); nothing when the image has no path (an upload, or an older server).
 #[component]
-pub fn MarkImage(dataset: String, path: Option<String>, #[prop(optional)] current: Option<usize>) -> impl IntoView {
+pub fn MarkImage(
+    dataset: String,
+    path: Option<String>,
+    #[prop(optional_no_strip)] current: Option<usize>,
+) -> impl IntoView {
     let Some(path) = path.filter(|_| !dataset.is_empty()) else { return ().into_any() };
     let pending = pending();
     let image = StoredValue::new((dataset.clone(), path.clone()));

@@ -789,6 +789,9 @@ pub struct UnreadableImage {
     pub path: String,
     /// Why, in a sentence.
     pub error: String,
+    /// Its class index in the dataset (or version), as its folder or record labels it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<usize>,
 }
 
 /// Two images that are the same picture or look alike.
@@ -804,6 +807,12 @@ pub struct DuplicatePair {
     pub distance: u32,
     /// One is a training image and the other a test image.
     pub across_splits: bool,
+    /// The class index of `a` in the dataset (or version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a_class: Option<usize>,
+    /// The class index of `b`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b_class: Option<usize>,
 }
 
 /// How two images are duplicates.

@@ -1,6 +1,7 @@
 //! The Dataset health card's images in headless Chromium, at a phone and a desktop width: both images of
 //! a duplicate pair load as thumbnails named by their paths, marking the first image of the pair (not
-//! only the second) puts it into the pending edits, and an unreadable file can be excluded too. Needs
+//! only the second) puts it into the pending edits, each relabel menu offers every class but the image's
+//! own, and an unreadable file can be excluded too. Needs
 //! the built page (`make ui`).
 
 mod common;
@@ -60,6 +61,12 @@ async fn both_images_of_a_pair_load_and_the_first_can_be_marked(width: u32, heig
     assert_eq!(text_of(&browser, &second).await.as_deref(), Some("Exclude"), "only the first image is marked");
     let group = browser.find(fantoccini::Locator::Css(&format!("{pair} .health-image:first-child .mark-image"))).await;
     assert_eq!(group.unwrap().attr("aria-label").await.unwrap(), Some(format!("Edit {a}")));
+    let offered = r#"return [...document.querySelectorAll(
+        '#health-duplicates li:first-child .mark-relabel, #health-unreadable li:first-child .mark-relabel')]
+        .map(menu => [...menu.options].map(option => option.value).filter(value => value));"#;
+    let offered: Vec<Vec<String>> = evaluate(&browser, offered, Vec::new()).await;
+    let other = vec![COLOR_CLASSES[1].0.to_string()];
+    assert_eq!(offered, [other.clone(), other.clone(), other], "each menu leaves out the image's own class");
 
     let unreadable = "#health-unreadable li:first-child";
     assert!(text_of(&browser, unreadable).await.unwrap_or_default().contains(&broken));

@@ -83,7 +83,11 @@ pub fn check(source: &DatasetSource) -> Result<DatasetHealth, DataError> {
     let unreadable = samples
         .iter()
         .filter_map(|s| {
-            s.seen.as_ref().err().map(|error| UnreadableImage { path: s.path.clone(), error: error.clone() })
+            s.seen.as_ref().err().map(|error| UnreadableImage {
+                path: s.path.clone(),
+                error: error.clone(),
+                class: Some(s.label),
+            })
         })
         .collect();
     let (duplicates, duplicates_truncated) = duplicates(&samples);
@@ -265,6 +269,8 @@ fn duplicates(samples: &[Sample]) -> (Vec<DuplicatePair>, bool) {
         kind,
         distance,
         across_splits: samples[a].test != samples[b].test,
+        a_class: Some(samples[a].label),
+        b_class: Some(samples[b].label),
     };
     let mut pairs = Vec::new();
     // Exact: each image paired with the first of its group.
