@@ -407,18 +407,12 @@ mod tests {
     #[test]
     fn the_bar_and_the_saved_version_read_as_sentences() {
         assert_eq!(pending_line("colors", 3), "Pending edits (3) to colors");
+        let classes = vec!["a".into(), "b".into()];
         let version = DatasetInfo {
-            name: "colors@v1".into(),
-            format: shared::DatasetFormat::ClassFolders,
-            classes: vec!["a".into(), "b".into()],
-            train_count: 17,
-            test_count: 5,
-            added: None,
-            error: None,
             parent: Some("colors".into()),
             excluded: 2,
             relabelled: 1,
-            added_images: 0,
+            ..DatasetInfo::new("colors@v1", DatasetFormat::ClassFolders, classes, 17, 5)
         };
         assert_eq!(
             saved_line(&version),
@@ -446,19 +440,7 @@ mod tests {
 
     #[test]
     fn only_a_listed_folder_dataset_takes_added_images() {
-        let listed = |name: &str, format| DatasetInfo {
-            name: name.into(),
-            format,
-            classes: vec![],
-            train_count: 0,
-            test_count: 0,
-            added: None,
-            error: None,
-            parent: None,
-            excluded: 0,
-            relabelled: 0,
-            added_images: 0,
-        };
+        let listed = |name: &str, format| DatasetInfo::new(name, format, Vec::new(), 0, 0);
         let datasets = [listed("folders", DatasetFormat::ImageFolder), listed("cifar", DatasetFormat::Cifar10Binary)];
         assert!(takes_added_images(&datasets, "folders"));
         assert!(!takes_added_images(&datasets, "cifar"));

@@ -653,6 +653,25 @@ pub struct DatasetInfo {
     pub added_images: usize,
 }
 
+impl DatasetInfo {
+    /// A usable dataset (not a version) with these classes and counts, nothing else recorded.
+    pub fn new(name: &str, format: DatasetFormat, classes: Vec<String>, train_count: usize, test_count: usize) -> Self {
+        DatasetInfo {
+            name: name.to_string(),
+            format,
+            classes,
+            train_count,
+            test_count,
+            added: None,
+            error: None,
+            parent: None,
+            excluded: 0,
+            relabelled: 0,
+            added_images: 0,
+        }
+    }
+}
+
 fn is_zero(count: &usize) -> bool {
     *count == 0
 }

@@ -13,6 +13,15 @@ use serde_json::json;
 use shared::DatasetInfo;
 use std::time::Duration;
 
+/// Presses "Save as new version" and returns the bar's answer: the saved line or the error.
+async fn save_version(browser: &fantoccini::Client) -> String {
+    click(browser, ".pending-edits button.save-version").await;
+    eventually("the saved version", Duration::from_secs(30), || async {
+        text_of(browser, ".pending-edits .saved, .pending-edits .error").await.filter(|t| !t.is_empty())
+    })
+    .await
+}
+
 /// Trains one epoch on the colour dataset, then marks, saves and checks the version in a `width` x
 /// `height` window.
 async fn exclude_one_image_and_save_a_version(width: u32, height: u32) {
@@ -35,11 +44,7 @@ async fn exclude_one_image_and_save_a_version(width: u32, height: u32) {
     assert_eq!(text_of(&browser, exclude).await.as_deref(), Some("Excluded"));
     look_at(&browser, &format!("versions-pending-{width}")).await;
 
-    click(&browser, ".pending-edits button.save-version").await;
-    let answer = eventually("the saved version", Duration::from_secs(30), || async {
-        text_of(&browser, ".pending-edits .saved, .pending-edits .error").await.filter(|t| !t.is_empty())
-    })
-    .await;
+    let answer = save_version(&browser).await;
     assert!(answer.starts_with("Saved colors@v1: 16 training and 3 test images (1 excluded"), "{answer}");
     eventually("the new version chosen in New run", Duration::from_secs(10), || async {
         (value_of(&browser, "select#dataset").await == "colors@v1").then_some(())
@@ -82,11 +87,7 @@ async fn add_a_classified_image_and_save_a_version(width: u32, height: u32) {
     assert_eq!(pending_edits(&browser, 1).await, "Pending edits (1) to colors");
     look_at(&browser, &format!("versions-add-pending-{width}")).await;
 
-    click(&browser, ".pending-edits button.save-version").await;
-    let answer = eventually("the saved version", Duration::from_secs(30), || async {
-        text_of(&browser, ".pending-edits .saved, .pending-edits .error").await.filter(|t| !t.is_empty())
-    })
-    .await;
+    let answer = save_version(&browser).await;
     assert!(answer.starts_with("Saved colors@v1: 17 training and 4 test images (1 added from colors)"), "{answer}");
     let listed: Vec<DatasetInfo> = reqwest::get(server.url("/api/datasets")).await.unwrap().json().await.unwrap();
     let version = listed.iter().find(|d| d.name == "colors@v1").expect("the version is listed");

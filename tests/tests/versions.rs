@@ -234,6 +234,17 @@ fn the_engine_trains_a_version_on_its_own_image_counts() {
     assert_eq!(rows, [1, 1, 3], "test images per class as the version labels them");
 }
 
+/// An image folder `shades` of two classes, red and teal, of `per_class` 16 px images each.
+fn write_shades(data: &Path, per_class: u64) {
+    for (class, color) in [("red", [200, 30, 30]), ("teal", [20, 160, 160])] {
+        let dir = data.join("shades").join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            std::fs::write(dir.join(format!("{i:04}.png")), common::png_bytes(color, 16, i)).unwrap();
+        }
+    }
+}
+
 /// The test images' paths of finished run `id`, sorted (the run lists them by loss).
 async fn test_image_paths(server: &TestServer, id: u64) -> Vec<String> {
     let url = server.url(&format!("/api/runs/{id}/test-images?limit=100"));
@@ -248,13 +259,7 @@ async fn excluding_a_training_image_of_an_image_folder_moves_no_other_image_betw
     let server = TestServer::start().await;
     // 13 images a class: a fifth of 13 rounds to 3 held out, of 12 to 2, so a split drawn again after the
     // exclusion would move an image.
-    for (class, color) in [("red", [200, 30, 30]), ("teal", [20, 160, 160])] {
-        let dir = server.data.path().join("shades").join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..13u64 {
-            std::fs::write(dir.join(format!("{i:04}.png")), common::png_bytes(color, 16, i)).unwrap();
-        }
-    }
+    write_shades(server.data.path(), 13);
     let config = |dataset: &str| json!({"dataset": dataset, "epochs": 1, "batch_size": 5, "seed": 4});
     let parent = server.create_run(config("shades")).await;
     assert_eq!(server.wait_until_finished(parent).await.status, shared::RunStatus::Completed);
@@ -358,13 +363,7 @@ async fn images_that_cannot_be_added_are_refused_with_a_sentence() {
 #[tokio::test]
 async fn an_image_added_to_an_image_folder_trains_and_moves_no_image_between_splits() {
     let server = TestServer::start().await;
-    for (class, color) in [("red", [200, 30, 30]), ("teal", [20, 160, 160])] {
-        let dir = server.data.path().join("shades").join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..10u64 {
-            std::fs::write(dir.join(format!("{i:04}.png")), common::png_bytes(color, 16, i)).unwrap();
-        }
-    }
+    write_shades(server.data.path(), 10);
     let (_, added) = post_image(&server, "shades", common::png_bytes([20, 160, 160], 16, 99), "image/png").await;
     let (status, made) =
         post_version(&server, "shades", json!({"add": {added["path"].as_str().unwrap(): "teal"}})).await;

@@ -286,7 +286,7 @@ fn listing_entry(data_dir: &Path, name: &str) -> Option<DatasetInfo> {
         Ok(Err(error)) => error.relative_to(data_dir).to_string(),
         Err(_) => format!("dataset \"{name}\" could not be read"),
     };
-    let mut info = dataset_info(name, format, Vec::new(), 0, 0);
+    let mut info = DatasetInfo::new(name, format, Vec::new(), 0, 0);
     info.error = Some(error);
     Some(info)
 }
@@ -366,30 +366,8 @@ fn read_info(name: &str, format: DatasetFormat, root: &Path) -> Result<DatasetIn
             let classes = list_class_folders(root)?;
             let (train, test) = reported_split(&classes, root);
             let names = classes.into_iter().map(|(class, _)| class).collect();
-            Ok(dataset_info(name, format, names, train.len(), test.len()))
+            Ok(DatasetInfo::new(name, format, names, train.len(), test.len()))
         }
-    }
-}
-
-fn dataset_info(
-    name: &str,
-    format: DatasetFormat,
-    classes: Vec<String>,
-    train_count: usize,
-    test_count: usize,
-) -> DatasetInfo {
-    DatasetInfo {
-        name: name.to_string(),
-        format,
-        classes,
-        train_count,
-        test_count,
-        added: None,
-        error: None,
-        parent: None,
-        excluded: 0,
-        relabelled: 0,
-        added_images: 0,
     }
 }
 
@@ -469,7 +447,7 @@ fn inspect_cifar100(name: &str, root: &Path) -> Result<DatasetInfo, DataError> {
         check_split_size(&path, count_records(&path, CIFAR100_RECORD)?)
     };
     let (train_count, test_count) = (count("train.bin")?, count("test.bin")?);
-    Ok(dataset_info(name, DatasetFormat::Cifar100Binary, classes, train_count, test_count))
+    Ok(DatasetInfo::new(name, DatasetFormat::Cifar100Binary, classes, train_count, test_count))
 }
 
 fn inspect_cifar(name: &str, root: &Path) -> Result<DatasetInfo, DataError> {
@@ -481,7 +459,7 @@ fn inspect_cifar(name: &str, root: &Path) -> Result<DatasetInfo, DataError> {
     let train_count = check_split_size(root, train_records)?;
     let test = root.join(CIFAR_TEST_FILE);
     let test_count = check_split_size(&test, count_records(&test, CIFAR_RECORD)?)?;
-    Ok(dataset_info(name, DatasetFormat::Cifar10Binary, classes, train_count, test_count))
+    Ok(DatasetInfo::new(name, DatasetFormat::Cifar10Binary, classes, train_count, test_count))
 }
 
 fn inspect_pickled(name: &str, root: &Path, layout: &PickledCifar) -> Result<DatasetInfo, DataError> {
@@ -494,7 +472,7 @@ fn inspect_pickled(name: &str, root: &Path, layout: &PickledCifar) -> Result<Dat
     }
     let train_count = check_split_size(root, train_records)?;
     let test_count = pickled_batch_facts(&root.join(layout.test_file), classes.len(), layout)?.records;
-    Ok(dataset_info(name, layout.format, classes, train_count, test_count))
+    Ok(DatasetInfo::new(name, layout.format, classes, train_count, test_count))
 }
 
 /// The class names of an unpickled meta file.
@@ -671,7 +649,7 @@ fn inspect_class_folders(name: &str, root: &Path) -> Result<DatasetInfo, DataErr
     }
     let train_count = train.iter().map(|(_, f)| f.len()).sum();
     let test_count = test.iter().map(|(_, f)| f.len()).sum();
-    Ok(dataset_info(name, DatasetFormat::ClassFolders, classes, train_count, test_count))
+    Ok(DatasetInfo::new(name, DatasetFormat::ClassFolders, classes, train_count, test_count))
 }
 
 /// Labelled files of a split, in label order.

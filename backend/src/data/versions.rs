@@ -246,7 +246,7 @@ pub(crate) fn listing(data_dir: &Path, dataset: &str, format: DatasetFormat) -> 
         .map(|number| {
             let name = format!("{dataset}@v{number}");
             inspect_version(data_dir, &name, dataset, number).map(|source| source.info).unwrap_or_else(|error| {
-                let mut info = super::dataset_info(&name, format, Vec::new(), 0, 0);
+                let mut info = DatasetInfo::new(&name, format, Vec::new(), 0, 0);
                 info.error = Some(error.to_string());
                 info
             })
