@@ -3,8 +3,8 @@
 //! model gave them and, with "Explain" ticked, a Grad-CAM heat map over the image. A result is never
 //! re-scored behind the user's back: choosing another model, or a newer run finishing, applies to images
 //! classified afterwards, and "Classify again with run N" re-scores the shown ones on request. An image
-//! the model got wrong can be added, with its right class, to a new version of the folder dataset the
-//! model trained on ([`crate::versions::AddToDataset`]). The camera mode ([`crate::webcam`]) classifies
+//! the model got wrong can be added, with its right class, to a new version of the dataset the model
+//! trained on ([`crate::versions::AddToDataset`]). The camera mode ([`crate::webcam`]) classifies
 //! live frames in the same card.
 
 use std::collections::HashMap;
@@ -249,7 +249,7 @@ impl Images {
         }
     }
 
-    /// Sends image `key` to folder dataset `dataset` and marks it to be added there as `class` in the
+    /// Sends image `key` to dataset `dataset` and marks it to be added there as `class` in the
     /// next version; an empty `class` forgets the mark.
     fn add_to_dataset(self, key: u64, dataset: String, class: String) {
         let pending = self.pending;
@@ -509,7 +509,7 @@ pub fn prediction_items(predictions: Vec<Prediction>) -> impl IntoView {
         .collect_view()
 }
 
-/// "Add to <dataset> as…" for an answered image whose run trained on a folder dataset the page lists.
+/// "Add to <dataset> as…" for an answered image whose run trained on a dataset the page lists.
 fn add_control(images: Images, card: &Classified) -> Option<impl IntoView> {
     let run_id = card.answered_by.as_ref().filter(|_| card.pending.is_none())?.run_id;
     let dataset = crate::versions::run_dataset(run_id);

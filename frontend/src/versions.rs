@@ -170,15 +170,12 @@ pub fn MarkImage(
     .into_any()
 }
 
-/// Whether images can be added to dataset `name`: a folder dataset (or a version of one) the page lists.
+/// Whether images can be added to dataset `name`: one the page lists as usable.
 pub fn takes_added_images(datasets: &[DatasetInfo], name: &str) -> bool {
-    datasets
-        .iter()
-        .any(|d| d.name == name && matches!(d.format, DatasetFormat::ClassFolders | DatasetFormat::ImageFolder))
+    datasets.iter().any(|d| d.name == name && d.error.is_none())
 }
 
-/// "Add to <dataset> as <class>" for a classified upload whose model trained on folder dataset
-/// `dataset`: choosing a class calls `choose` (which sends the image and marks it, see
+/// "Add to <dataset> as <class>" for a classified upload whose model trained on `dataset`: choosing a class calls `choose` (which sends the image and marks it, see
 /// [`PendingEdits::set`]); the menu shows the mark of the image's `added` path once it was sent.
 #[component]
 pub fn AddToDataset(dataset: String, added: Option<String>, choose: Callback<String>) -> impl IntoView {
@@ -439,11 +436,12 @@ mod tests {
     }
 
     #[test]
-    fn only_a_listed_folder_dataset_takes_added_images() {
-        let listed = |name: &str, format| DatasetInfo::new(name, format, Vec::new(), 0, 0);
-        let datasets = [listed("folders", DatasetFormat::ImageFolder), listed("cifar", DatasetFormat::Cifar10Binary)];
-        assert!(takes_added_images(&datasets, "folders"));
-        assert!(!takes_added_images(&datasets, "cifar"));
+    fn only_a_listed_usable_dataset_takes_added_images() {
+        let listed = |name: &str| DatasetInfo::new(name, DatasetFormat::Cifar10Binary, Vec::new(), 0, 0);
+        let broken = DatasetInfo { error: Some("unreadable".into()), ..listed("broken") };
+        let datasets = [listed("cifar"), broken];
+        assert!(takes_added_images(&datasets, "cifar"));
+        assert!(!takes_added_images(&datasets, "broken"));
         assert!(!takes_added_images(&datasets, "gone"));
     }
 

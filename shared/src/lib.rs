@@ -689,7 +689,7 @@ pub struct DatasetEdits {
     /// Paths of images with the class the new version gives them.
     #[serde(default)]
     pub relabel: std::collections::BTreeMap<String, String>,
-    /// Images added to the folder dataset's training images, with their class: each a path
+    /// Images added to the dataset's training images, with their class: each a path
     /// (`.added/<sha256>.png`) that `POST /api/datasets/{name}/images` answered ([`AddedImage`]).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub add: std::collections::BTreeMap<String, String>,

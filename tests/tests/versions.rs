@@ -332,16 +332,11 @@ async fn an_added_image_trains_shows_and_counts_as_its_class_and_the_dataset_is_
 #[tokio::test]
 async fn images_that_cannot_be_added_are_refused_with_a_sentence() {
     let server = server_with_colors().await;
-    let root = server.data.path().join("tiny").join(backend::data::CIFAR_BIN_FOLDER);
-    backend::data::write_cifar_binary(&root, &["a", "b"], 2, 4, |i| ((i % 2) as u8, vec![i as u8; 3072])).unwrap();
     let png = common::png_bytes([0, 0, 200], 16, 1);
 
     let (status, error) = post_image(&server, "colors", b"not an image at all".to_vec(), "image/png").await;
     assert_eq!(status, 422, "{error}");
     assert!(error["error"].as_str().unwrap().contains("not a PNG, JPEG"), "{error}");
-    let (status, error) = post_image(&server, "tiny", png.clone(), "image/png").await;
-    assert_eq!(status, 422, "{error}");
-    assert!(error["error"].as_str().unwrap().contains("only to a folder dataset"), "{error}");
     assert_eq!(post_image(&server, "nowhere", png.clone(), "image/png").await.0, 404);
     assert_eq!(post_image(&server, "colors", png.clone(), "text/plain").await.0, 415, "a form post cannot add");
 
@@ -376,4 +371,39 @@ async fn an_image_added_to_an_image_folder_trains_and_moves_no_image_between_spl
     let (parent, version) = (split("shades"), split("shades@v1"));
     assert_eq!(version.test_paths, parent.test_paths, "the added image is a training image and moves no other");
     assert_eq!(version.train.images.size()[0], parent.train.images.size()[0] + 1);
+}
+
+#[tokio::test]
+async fn an_image_added_to_a_cifar_dataset_trains_at_32_pixels_after_its_records() {
+    let server = TestServer::start().await;
+    let root = server.data.path().join("tiny").join(backend::data::CIFAR_BIN_FOLDER);
+    // Two records per training file, four test records; each record's pixels carry its index.
+    backend::data::write_cifar_binary(&root, &["a", "b"], 2, 4, |i| ((i % 2) as u8, vec![i as u8; 3072])).unwrap();
+    let photo = image::RgbImage::from_pixel(64, 48, image::Rgb([200, 100, 50]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    photo.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let (status, added) = post_image(&server, "tiny", png.into_inner(), "image/png").await;
+    assert_eq!(status, 201, "{added}");
+    let path = added["path"].as_str().unwrap().to_string();
+    let (status, made) =
+        post_version(&server, "tiny", json!({"add": {&path: "a"}, "exclude": ["data_batch_2.bin#1"]})).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (made["train_count"].as_u64(), made["test_count"].as_u64(), made["added_images"].as_u64()),
+        (Some(10), Some(4), Some(1))
+    );
+
+    let source = backend::data::inspect(server.data.path(), "tiny@v1").unwrap();
+    let data = backend::data::load(&source, 32, 0.2, 0).unwrap();
+    assert_eq!(data.train.images.size(), [10, 3, 32, 32]);
+    let last = data.train.images.get(9);
+    let pixel: Vec<i64> = (0..3).map(|channel| last.int64_value(&[channel, 16, 16])).collect();
+    assert_eq!(pixel, [200, 100, 50], "the added photo, squashed to 32 x 32, comes after the records");
+    assert_eq!(Vec::<i64>::try_from(&data.train.labels).unwrap()[9], 0, "added as class a");
+
+    let url = server.url("/api/datasets/tiny@v1/health");
+    let health: DatasetHealth = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert_eq!(health.classes.iter().map(|c| (c.train, c.test)).collect::<Vec<_>>(), [(6, 2), (4, 2)]);
+    let url = server.url(&format!("/api/datasets/tiny@v1/image?path={path}"));
+    assert_eq!(reqwest::get(url).await.unwrap().status(), 200, "its thumbnail");
 }

@@ -810,7 +810,7 @@ fn load_splits(
     progress(total, total)?;
     let (train, test) = match &source.edits {
         Some(edits) if is_cifar(source.info.format) => (
-            edit_records(train, &cifar_record_names(source, false)?, edits)?,
+            with_added_records(edit_records(train, &cifar_record_names(source, false)?, edits)?, edits)?,
             edit_records(test, &cifar_record_names(source, true)?, edits)?,
         ),
         _ => (train, test),
@@ -1172,6 +1172,20 @@ fn edit_records(split: Split, names: &[String], edits: &versions::Edits) -> Resu
     Ok(Split { images, labels: Tensor::from_slice(&labels) })
 }
 
+/// A CIFAR training split with the images its version adds after its records, decoded to 32 x 32 pixels
+/// as CIFAR's own images are (so resizing to the input size treats them alike).
+fn with_added_records(split: Split, edits: &versions::Edits) -> Result<Split, DataError> {
+    let added = edits.added_files();
+    if added.is_empty() {
+        return Ok(split);
+    }
+    let (decoded, unreadable) = decode_files(&added, CIFAR_SIDE as u32, 0, 0, &mut |_, _| Ok(()))?;
+    if let Some((path, source)) = unreadable.into_iter().next() {
+        return Err(DataError::Image { path, source });
+    }
+    concatenate(&[split, decoded]).map_err(DataError::Decode)
+}
+
 /// The record of the test file that test image `index` of a CIFAR source is (its version's left-out
 /// records skipped); for a folder dataset, `index` itself.
 fn test_record(source: &DatasetSource, index: usize) -> Result<Option<usize>, DataError> {
@@ -1192,11 +1206,19 @@ pub(crate) fn split_paths(
         let kept = |names: Vec<String>| -> Vec<String> {
             names.into_iter().filter(|name| source.edits.as_ref().is_none_or(|e| e.label(name, 0).is_some())).collect()
         };
-        return Ok((kept(cifar_record_names(source, false)?), kept(cifar_record_names(source, true)?)));
+        let mut train = kept(cifar_record_names(source, false)?);
+        train.extend(added_names(source));
+        return Ok((train, kept(cifar_record_names(source, true)?)));
     }
     let (train, test) = folder_splits(source, validation_fraction, seed)?;
     let names = |files: LabelledFiles| files.iter().map(|(_, file)| relative_name(file, &source.root)).collect();
     Ok((names(train), names(test)))
+}
+
+/// The paths of the images the source's version adds, in the order they are loaded.
+fn added_names(source: &DatasetSource) -> Vec<String> {
+    let added = source.edits.iter().flat_map(|edits| edits.added_files());
+    added.map(|(_, file)| relative_name(&file, &source.root)).collect()
 }
 
 /// Every image of a dataset as `(path, class index, in the test split)`, a version's edits applied. An
@@ -1223,6 +1245,8 @@ pub(crate) fn labelled_paths(source: &DatasetSource) -> Result<Vec<(String, usiz
                     items.extend(label.map(|label| (path, label, test)));
                 }
             }
+            let added = source.edits.iter().flat_map(|edits| edits.added_files());
+            items.extend(added.map(|(label, file)| (relative_name(&file, root), label as usize, false)));
             Ok(items)
         }
     }

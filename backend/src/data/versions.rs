@@ -4,11 +4,11 @@
 //! the health check uses (`train/cat/1.png`; `data_batch_1.bin#17` for a CIFAR record). It is called
 //! `<dataset>@v<n>`, numbered per dataset, and versions of versions fold their chain of manifests.
 //!
-//! A version of a folder dataset can also add images (a classified upload the model got wrong, with its
-//! right class): [`add_image`] keeps each one, named by the SHA-256 of its bytes, in
-//! `.versions/<dataset>/added/`, and a manifest's `add` names it `.added/<sha256>.<ext>` with its class.
-//! Added images are always training images; a later version can leave one out or relabel it like any
-//! other image.
+//! A version can also add images (a classified upload the model got wrong, with its right class):
+//! [`add_image`] keeps each one, named by the SHA-256 of its bytes, in `.versions/<dataset>/added/`, and a
+//! manifest's `add` names it `.added/<sha256>.<ext>` with its class. Added images are always training
+//! images, loaded after the dataset's own (a CIFAR dataset's decoded to 32 x 32 like its records); a
+//! later version can leave one out or relabel it like any other image.
 //!
 //! Loading a version ([`super::inspect`] resolves the name) reads the original files and applies the
 //! folded [`Edits`]: folder datasets before decoding (left-out files are never read), CIFAR records on
@@ -218,10 +218,6 @@ pub(crate) fn inspect_version(
     let chain = chain(data_dir, dataset, number).map_err(|e| e.relative_to(data_dir))?;
     let mut source = super::inspect_folder(&data_dir.join(dataset), dataset, data_dir)?;
     let edits = fold(&chain, &source.info.classes, data_dir, dataset).map_err(|e| e.relative_to(data_dir))?;
-    if !edits.added.is_empty() && super::is_cifar(source.info.format) {
-        let why = "it adds images, which only a folder dataset can take".to_string();
-        return Err(DataError::Malformed { path: PathBuf::from(VERSIONS_FOLDER).join(dataset), why });
-    }
     source.edits = Some(Arc::new(edits));
     let (train, test) = super::split_paths(&source, super::REPORTED_VALIDATION_FRACTION, 0)?;
     let own = chain.last().map(|manifest| &manifest.edits);
@@ -356,9 +352,6 @@ fn check_added(
     add: &BTreeMap<String, String>,
 ) -> Result<(), String> {
     let name = &parent.info.name;
-    if !add.is_empty() && super::is_cifar(parent.info.format) {
-        return Err(format!("images can be added only to a folder dataset; {name} keeps its images in CIFAR files"));
-    }
     for (path, class) in add {
         let kept = added_file_name(path).is_some_and(|file| added_folder(data_dir, dataset).join(file).is_file());
         if !kept {
@@ -375,18 +368,15 @@ fn check_added(
 }
 
 /// Keeps image `bytes` (PNG, JPEG, WebP, BMP or GIF that decodes within the size limits) for adding to
-/// folder dataset `name` (or a version of it) and returns its path for [`DatasetEdits::add`]. The file
+/// dataset `name` (or a version of it) and returns its path for [`DatasetEdits::add`]. The file
 /// is named by the SHA-256 of its bytes, so sending the same image twice keeps it once. The dataset's
 /// own folder is not touched.
 pub fn add_image(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<String, VersionError> {
-    let source = match super::inspect(data_dir, name) {
+    // Only a dataset the studio can read takes images.
+    match super::inspect(data_dir, name) {
         Err(DataError::NotFound(_)) => return Err(VersionError::NotFound(name.to_string())),
         found => found?,
     };
-    if super::is_cifar(source.info.format) {
-        let why = format!("images can be added only to a folder dataset; {name} keeps its images in CIFAR files");
-        return Err(VersionError::Invalid(why));
-    }
     super::images::decode_rgb(bytes).map_err(|e| VersionError::Invalid(format!("the {e}")))?;
     let extension = image::guess_format(bytes)
         .ok()

@@ -426,7 +426,7 @@ impl Studio {
         Ok(data::versions::create(&self.0.settings.data_dir, name, edits, unix_now())?)
     }
 
-    /// Keeps image `bytes` for adding to folder dataset `name` in a new version (see
+    /// Keeps image `bytes` for adding to dataset `name` in a new version (see
     /// [`data::versions::add_image`]).
     pub fn add_dataset_image(&self, name: &str, bytes: &[u8]) -> Result<shared::AddedImage, StudioError> {
         if shared::check_file_name(name).is_err() {
