@@ -107,6 +107,18 @@ pub enum Command {
         #[arg(long)]
         weights_dir: Option<PathBuf>,
     },
+    /// Check a dataset (or a version, NAME@vN): class counts, imbalance, image sizes, unreadable images
+    /// and duplicates, flagging copies between training and test images. Nothing is written.
+    Health {
+        /// The dataset's folder name in the data folder.
+        dataset: String,
+        /// Folder of datasets.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Print the answer as JSON, as GET /api/datasets/{name}/health gives it.
+        #[arg(long)]
+        json: bool,
+    },
     /// Classify images with a saved model, printing the top 5 classes of each.
     Classify {
         /// A saved model: a run's folder (e.g. DATA_DIR/runs/7) or a checkpoint .safetensors downloaded
@@ -173,7 +185,40 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::LrFind { config, data_dir, weights_dir } => lr_find(&config, data_dir, weights_dir),
         Command::Classify { model, images } => classify(model, images),
+        Command::Health { dataset, data_dir, json } => health(&dataset, &data_dir, json),
     }
+}
+
+/// Checks `dataset` in `data_dir` (see [`crate::data::health`]) and prints the answer: as JSON, or as
+/// lines a person reads.
+fn health(dataset: &str, data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    shared::check_file_name(dataset).map_err(|why| anyhow::anyhow!("dataset name {dataset:?}: {why}"))?;
+    let source = crate::data::inspect(data_dir, dataset)?;
+    let health = crate::data::health::check(&source)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&health)?);
+        return Ok(());
+    }
+    for class in &health.classes {
+        println!("{:<24} {:>7} train {:>7} test", class.name, class.train, class.test);
+    }
+    println!("imbalance (largest / smallest training class): {:.2}", health.imbalance);
+    let size = |[width, height]: [u32; 2]| format!("{width}x{height}");
+    println!("sizes: smallest {}, largest {}", size(health.sizes.smallest), size(health.sizes.largest));
+    for image in &health.unreadable {
+        println!("unreadable: {}: {}", image.path, image.error);
+    }
+    for pair in &health.duplicates {
+        let leak = if pair.across_splits { " (train and test: a leak)" } else { "" };
+        println!("{:?} duplicate, {} bits apart: {} ~ {}{leak}", pair.kind, pair.distance, pair.a, pair.b);
+    }
+    let leaks = health.duplicates.iter().filter(|pair| pair.across_splits).count();
+    println!(
+        "{} unreadable, {} duplicate pairs, {leaks} across train and test",
+        health.unreadable.len(),
+        health.duplicates.len()
+    );
+    Ok(())
 }
 
 /// The training config in the JSON file at `path`, checked as `POST /api/runs` checks it.

@@ -96,3 +96,36 @@ fn lr_find_prints_a_suggested_learning_rate_from_the_sweep() {
     left.sort();
     assert_eq!(left, ["colors", "run.json"], "nothing is written");
 }
+
+#[test]
+fn health_prints_the_same_check_as_the_api_and_flags_a_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 2, 4, 2, 16);
+    let colors = dir.path().join("colors");
+    std::fs::copy(colors.join("train/black/0001.png"), colors.join("test/black/copy.png")).unwrap();
+    let run = |json: bool| {
+        let mut command = Command::new(binary());
+        command.args(["health", "colors", "--data-dir"]).arg(dir.path());
+        if json {
+            command.arg("--json");
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let health: shared::DatasetHealth = serde_json::from_str(&run(true)).unwrap();
+    assert_eq!(health.classes.iter().map(|c| (c.train, c.test)).collect::<Vec<_>>(), [(4, 3), (4, 2)]);
+    let expected = backend::data::health::check(&backend::data::inspect(dir.path(), "colors").unwrap()).unwrap();
+    assert_eq!(health, expected, "the JSON is the health check's own answer");
+
+    let lines = run(false);
+    assert!(lines.contains("train/black/0001.png ~ test/black/copy.png (train and test: a leak)"), "{lines}");
+    assert!(lines.contains("0 unreadable, 1 duplicate pairs, 1 across train and test"), "{lines}");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["colors"], "nothing is written");
+
+    let missing = Command::new(binary()).args(["health", "nowhere", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere"), "the error names the dataset");
+}
