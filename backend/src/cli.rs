@@ -119,6 +119,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export a saved model as ONNX (opset 17, input `input` [N,3,S,S] normalised, output `logits`, with
+    /// classes, mean, std and input size in its metadata), checked against the model on up to 8 test
+    /// images of its dataset (random images where the dataset is gone) before it is written.
+    Export {
+        /// A saved model: a run's folder (e.g. DATA_DIR/runs/7), a `train --out` folder, or a checkpoint
+        /// .safetensors downloaded from the page.
+        #[arg(long)]
+        model: PathBuf,
+        /// The ONNX file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Folder of datasets, for the test images the file is checked on.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+    },
     /// Classify images with a saved model, printing the top 5 classes of each.
     Classify {
         /// A saved model: a run's folder (e.g. DATA_DIR/runs/7) or a checkpoint .safetensors downloaded
@@ -186,7 +201,23 @@ pub fn main() -> anyhow::Result<()> {
         Command::LrFind { config, data_dir, weights_dir } => lr_find(&config, data_dir, weights_dir),
         Command::Classify { model, images } => classify(model, images),
         Command::Health { dataset, data_dir, json } => health(&dataset, &data_dir, json),
+        Command::Export { model, out, data_dir } => export(&model, &out, &data_dir),
     }
+}
+
+/// Writes the saved model `model` as the verified ONNX file `out` (see [`crate::studio::verified_onnx`]).
+fn export(model: &Path, out: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    let (metadata, weights) = crate::model::ModelMetadata::locate(model)?;
+    let export = crate::studio::verified_onnx(&weights, &metadata, data_dir)?;
+    crate::model::write_atomically(out, &export.bytes).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "wrote {} ({} bytes): checked on {} images, largest logit difference {:.2e}",
+        out.display(),
+        export.bytes.len(),
+        export.images,
+        export.difference
+    );
+    Ok(())
 }
 
 /// Checks `dataset` in `data_dir` (see [`crate::data::health`]) and prints the answer: as JSON, or as

@@ -1,4 +1,5 @@
-//! The command line: `train` runs the engine headless and `classify` uses what it saved.
+//! The command line: `train` runs the engine headless, `classify` and `export` use what it saved, and
+//! `health` checks a dataset.
 
 mod common;
 
@@ -53,6 +54,29 @@ fn train_then_classify_from_the_command_line() {
     tch::Tensor::write_safetensors(&[("w", tch::Tensor::zeros([2], (tch::Kind::Float, tch::Device::Cpu)))], &foreign)
         .unwrap();
     let refused = Command::new(binary()).args(["classify", "--model"]).arg(&foreign).arg(&image).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no Transfer Studio metadata in its header"));
+
+    // The folder exports as an ONNX file, checked on the dataset's 6 test images; the file read back
+    // gives the model's logits.
+    let onnx = dir.path().join("exported").join("colors.onnx");
+    std::fs::create_dir_all(onnx.parent().unwrap()).unwrap();
+    let export = |model: &std::path::Path| {
+        let mut command = Command::new(binary());
+        command.args(["export", "--model"]).arg(model).arg("--out").arg(&onnx).arg("--data-dir").arg(dir.path());
+        command.output().unwrap()
+    };
+    let exported = export(&model);
+    let said = String::from_utf8_lossy(&exported.stdout);
+    assert!(exported.status.success(), "{said}{}", String::from_utf8_lossy(&exported.stderr));
+    assert!(said.contains("checked on 6 images"), "{said}");
+    let (metadata, weights) = backend::model::ModelMetadata::locate(&model).unwrap();
+    let mut saved = backend::model::ResNet18::new(tch::Device::Cpu, metadata.classes.len(), 0);
+    saved.load_all(&weights).unwrap();
+    let images = tch::Tensor::randn([2, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu));
+    let difference = backend::model::onnx::verify(&std::fs::read(&onnx).unwrap(), &saved, &images).unwrap();
+    assert!(difference <= 1e-4, "{difference}");
+    let refused = export(&foreign);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no Transfer Studio metadata in its header"));
 

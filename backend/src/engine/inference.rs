@@ -3,7 +3,7 @@
 //! softmax probabilities; on request, with a Grad-CAM map of why the top class won (see [`Explanation`]).
 
 use crate::data::images::{decode_to_chw, ImageError};
-use crate::model::{normalize, ModelError, ModelMetadata, ResNet18, WEIGHTS_FILE};
+use crate::model::{normalize, ModelError, ModelMetadata, ResNet18};
 use shared::{ExplainLayer, Explanation, Prediction};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -54,11 +54,7 @@ impl Classifier {
     /// Loads a saved model onto `device`: a run's folder (`model.safetensors` + `model.json`), or a
     /// checkpoint file on its own (its header carries the metadata, see [`crate::model`]).
     pub fn load(path: &Path, device: Device) -> Result<Self, ModelError> {
-        let (metadata, weights) = if path.is_file() {
-            (ModelMetadata::from_checkpoint(path)?, path.to_path_buf())
-        } else {
-            (ModelMetadata::load(path)?, path.join(WEIGHTS_FILE))
-        };
+        let (metadata, weights) = ModelMetadata::locate(path)?;
         // Every variable is overwritten from the file; the seed only fills them until then.
         let mut model = ResNet18::new(device, metadata.classes.len(), 0);
         model.load_all(&weights)?;

@@ -119,6 +119,16 @@ impl ModelMetadata {
         serde_json::from_slice(&bytes).map_err(|e| ModelError::Metadata { path, why: e.to_string() })
     }
 
+    /// A saved model's metadata and weights file: `path` is a checkpoint `.safetensors` (the metadata in
+    /// its header) or a folder holding [`WEIGHTS_FILE`] and [`METADATA_FILE`] (a run's, or `train --out`).
+    pub fn locate(path: &Path) -> Result<(Self, PathBuf), ModelError> {
+        if path.is_file() {
+            Ok((ModelMetadata::from_checkpoint(path)?, path.to_path_buf()))
+        } else {
+            Ok((ModelMetadata::load(path)?, path.join(WEIGHTS_FILE)))
+        }
+    }
+
     /// Reads the metadata a saved model's safetensors file carries in its header.
     pub fn from_checkpoint(path: &Path) -> Result<Self, ModelError> {
         let error = |why: String| ModelError::Metadata { path: path.to_path_buf(), why };

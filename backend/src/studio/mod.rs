@@ -185,6 +185,46 @@ pub enum StudioError {
 /// Test images an ONNX export is checked on.
 pub const ONNX_CHECK_IMAGES: usize = 8;
 
+/// An ONNX file checked against the model it was written from.
+pub struct VerifiedOnnx {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// The largest difference of a logit between the file and the model.
+    pub difference: f64,
+    /// Images both were run on.
+    pub images: i64,
+}
+
+/// The model whose weights are the checkpoint `path` (described by `metadata`) as a verified ONNX file
+/// (see [`crate::model::onnx`]): checked against the model on up to [`ONNX_CHECK_IMAGES`] test images of
+/// its dataset in `data_dir` (random images where the dataset is gone). Blocking: libtorch work.
+pub fn verified_onnx(
+    path: &Path,
+    metadata: &crate::model::ModelMetadata,
+    data_dir: &Path,
+) -> Result<VerifiedOnnx, StudioError> {
+    let side = metadata.input_size;
+    let config = &metadata.config;
+    // The dataset is found once; each test image is then one read.
+    let source = data::inspect(data_dir, &config.dataset).ok();
+    let pictures: Vec<Vec<u8>> = (0..ONNX_CHECK_IMAGES)
+        .map_while(|index| {
+            let source = source.as_ref()?;
+            data::test_image(source, config.validation_fraction, config.seed, index).ok().flatten()
+        })
+        .filter_map(|(bytes, _)| data::images::decode_to_chw(&bytes, side).ok())
+        .collect();
+    let images = if pictures.is_empty() {
+        tch::Tensor::randn([4, 3, i64::from(side), i64::from(side)], (tch::Kind::Float, Device::Cpu))
+    } else {
+        let pixels = tch::Tensor::from_slice(&pictures.concat()).view([-1, 3, i64::from(side), i64::from(side)]);
+        crate::model::normalize(&pixels, metadata.mean, metadata.std) // [N, 3, S, S]
+    };
+    let (bytes, difference) =
+        crate::model::onnx::export_verified(path, metadata, &images).map_err(|e| StudioError::Export(e.to_string()))?;
+    Ok(VerifiedOnnx { bytes, difference, images: images.size()[0] })
+}
+
 /// A run handed to the trainer: which attempt at it this is, and its control.
 struct QueuedJob {
     /// Numbers every hand-over, so events of an attempt that was stopped while queued are told apart
@@ -842,27 +882,9 @@ impl Studio {
         let metadata = crate::model::ModelMetadata::from_checkpoint(&path)
             .or_else(|_| crate::model::ModelMetadata::load(self.run_dir(run_id).path()))
             .map_err(|e| StudioError::Export(e.to_string()))?;
-        let side = metadata.input_size;
-        let config = &metadata.config;
-        // The dataset is found once; each test image is then one read.
-        let source = data::inspect(&self.0.settings.data_dir, &config.dataset).ok();
-        let pictures: Vec<Vec<u8>> = (0..ONNX_CHECK_IMAGES)
-            .map_while(|index| {
-                let source = source.as_ref()?;
-                data::test_image(source, config.validation_fraction, config.seed, index).ok().flatten()
-            })
-            .filter_map(|(bytes, _)| data::images::decode_to_chw(&bytes, side).ok())
-            .collect();
-        let images = if pictures.is_empty() {
-            tch::Tensor::randn([4, 3, i64::from(side), i64::from(side)], (tch::Kind::Float, Device::Cpu))
-        } else {
-            let pixels = tch::Tensor::from_slice(&pictures.concat()).view([-1, 3, i64::from(side), i64::from(side)]);
-            crate::model::normalize(&pixels, metadata.mean, metadata.std) // [N, 3, S, S]
-        };
-        let (bytes, difference) = crate::model::onnx::export_verified(&path, &metadata, &images)
-            .map_err(|e| StudioError::Export(e.to_string()))?;
-        tracing::info!(run_id, difference, images = images.size()[0], "exported ONNX, verified");
-        Ok(bytes)
+        let export = verified_onnx(&path, &metadata, &self.0.settings.data_dir)?;
+        tracing::info!(run_id, export.difference, export.images, "exported ONNX, verified");
+        Ok(export.bytes)
     }
 
     fn on_engine_event(&self, EngineEvent { run_id, attempt, kind }: EngineEvent) {
