@@ -208,10 +208,15 @@ fn Presets(signals: FormSignals) -> impl IntoView {
 fn DatasetSelect(signals: FormSignals) -> impl IntoView {
     let form = signals.form;
     let datasets = studio().datasets;
+    let chosen_text = move || {
+        let chosen = form.with(|f| f.text("dataset").to_string());
+        datasets.with(|list| list.iter().find(|d| d.name == chosen).map(format::dataset_option))
+    };
     name_menu(
         signals,
         "dataset",
         "field wide",
+        chosen_text,
         move || {
             let list = datasets.get();
             let offers_download = !list.iter().any(|d| d.name == DOWNLOADABLE_DATASET);
@@ -256,7 +261,11 @@ fn WeightsSelect(signals: FormSignals, weights: RwSignal<Vec<WeightsEntry>>) -> 
         }}
         <WeightsUpload weights=weights form=form/>
     };
-    name_menu(signals, "weights", "field weights-field", options, under)
+    let chosen_text = move || {
+        let chosen = form.with(|f| f.text("weights").to_string());
+        weights.with(|list| list.iter().find(|w| w.name == chosen).map(format::weights_option))
+    };
+    name_menu(signals, "weights", "field weights-field", chosen_text, options, under)
 }
 
 /// The collapsed Advanced part: a fieldset per section with the settings that apply, and on its summary
@@ -455,12 +464,13 @@ pub fn DatasetUpload() -> impl IntoView {
     }
 }
 
-/// The menu of a name setting (dataset, weights): its label, the menu with `options`, what goes `under` it,
-/// and its message.
+/// The menu of a name setting (dataset, weights): its label, the menu with `options` (titled with
+/// `chosen_text`, the chosen option's text), what goes `under` it, and its message.
 fn name_menu(
     signals: FormSignals,
     name: &'static str,
     class: &'static str,
+    chosen_text: impl Fn() -> Option<String> + Send + Sync + 'static,
     options: impl IntoView + 'static,
     under: impl IntoView + 'static,
 ) -> impl IntoView {
@@ -468,9 +478,11 @@ fn name_menu(
     view! {
         <div class=class class:invalid=move || checked.with(|c| problem_for(c, name).is_some())>
             <label for=name>{label(name)}</label>
+            // A long name can be cut by the menu's width: its title holds the chosen option whole.
             <select
                 id=name
                 name=name
+                title=chosen_text
                 aria-describedby=format!("{name}-error")
                 on:change=move |ev| {
                     let value = event_target_value(&ev);

@@ -42,9 +42,25 @@ async fn present(browser: &Client, css: &str) -> bool {
 }
 
 async fn the_form_speaks_plainly(width: u32, height: u32) {
-    let OpenPage { browser, _driver, server: _server } =
-        open_browser_with(serve_colors(2, 2, 1, 16).await, width, height, &[]).await;
+    let server = serve_colors(2, 2, 1, 16).await;
+    let long = "a-dataset-whose-name-is-far-longer-than-any-menu-on-a-phone-is-wide";
+    common::write_color_dataset(server.data.path(), long, 2, 2, 1, 16);
+    let OpenPage { browser, _driver, server: _server } = open_browser_with(server, width, height, &[]).await;
     let size = format!("{width}");
+
+    // A long dataset name may be cut by the menu's width; the menu's title holds the whole choice.
+    let menu = eventually("the long-named dataset in the menu", Duration::from_secs(20), || async {
+        let menu = browser.find(Locator::Css("select#dataset")).await.ok()?;
+        menu.find(Locator::Css(&format!("option[value='{long}']"))).await.ok().map(|_| menu)
+    })
+    .await;
+    menu.select_by_value(long).await.unwrap();
+    let chosen = "const menu = document.querySelector('select#dataset'); \
+                  return [menu.title, menu.options[menu.selectedIndex].textContent.trim()];";
+    let (title, shown): (String, String) = evaluate(&browser, chosen, Vec::new()).await;
+    assert!(shown.contains(long), "{shown}");
+    assert_eq!(title.trim(), shown, "the title is the chosen dataset's whole label");
+    menu.select_by_value("colors").await.unwrap();
 
     // Every preset says what it does, on the page, without hovering.
     let descriptions = browser.find_all(Locator::Css("button.preset .preset-description")).await.unwrap();
