@@ -115,7 +115,7 @@ pub enum VersionError {
     /// The dataset could not be read.
     #[error(transparent)]
     Data(#[from] DataError),
-    /// The manifest could not be written.
+    /// A manifest or an added image could not be written.
     #[error("could not write in the data folder's versions folder: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -395,6 +395,20 @@ pub fn add_image(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<String, Ve
     Ok(format!("{ADDED_PREFIX}{file_name}"))
 }
 
+/// Removes what an interrupted save left in the versions folder: staged manifests (`.staged-*`) and
+/// partly written added images (`*.partial`). Returns how many files went.
+pub fn remove_leftovers(data_dir: &Path) -> usize {
+    let datasets = fs::read_dir(data_dir.join(VERSIONS_FOLDER)).into_iter().flatten().filter_map(Result::ok);
+    let folders = datasets.flat_map(|dataset| [dataset.path(), dataset.path().join(ADDED_FOLDER)]);
+    let files = folders.flat_map(|folder| fs::read_dir(folder).into_iter().flatten().filter_map(Result::ok));
+    let leftover = |name: &str| name.starts_with(".staged-") || name.ends_with(".partial");
+    files
+        .filter(|file| file.file_type().is_ok_and(|kind| kind.is_file()))
+        .filter(|file| leftover(&file.file_name().to_string_lossy()))
+        .filter(|file| fs::remove_file(file.path()).is_ok())
+        .count()
+}
+
 /// Every image of `source` (a version's edits applied) with its class and split, by path.
 fn items(source: &DatasetSource) -> Result<HashMap<String, Item>, DataError> {
     let labelled = super::labelled_paths(source)?;
@@ -461,6 +475,22 @@ mod tests {
         assert_eq!(edits.label("e", 1), Some(1), "untouched");
         let unknown = fold(&[manifest("d", &[], &[("a", "bird")])], &classes, Path::new("/data"), "d");
         assert!(unknown.unwrap_err().to_string().contains("\"bird\" is not a class of d"));
+    }
+
+    #[test]
+    fn leftovers_of_interrupted_saves_are_removed_and_nothing_else() {
+        let data = tempfile::tempdir().unwrap();
+        let versions = data.path().join(VERSIONS_FOLDER).join("d");
+        fs::create_dir_all(versions.join(ADDED_FOLDER)).unwrap();
+        let kept = ["v1.json", "added/ab.png"];
+        let gone = [".staged-7-0", "added/ab.png.partial"];
+        for file in kept.iter().chain(&gone) {
+            fs::write(versions.join(file), b"x").unwrap();
+        }
+        assert_eq!(remove_leftovers(data.path()), 2);
+        assert!(kept.iter().all(|file| versions.join(file).is_file()), "manifests and added images stay");
+        assert!(!gone.iter().any(|file| versions.join(file).exists()));
+        assert_eq!(remove_leftovers(&data.path().join("nowhere")), 0);
     }
 
     #[test]

@@ -1044,8 +1044,13 @@ impl Studio {
 }
 
 /// Removes what an upload cut short left in the data and weights folders (its `.upload-*` files and
-/// folders) and what crashes or failed commits left in run folders, logging how much.
+/// folders), what an interrupted version save left, and what crashes or failed commits left in run
+/// folders, logging how much.
 fn remove_leftovers(data_dir: &Path, weights_dir: &Path) {
+    match data::versions::remove_leftovers(data_dir) {
+        0 => {}
+        count => tracing::info!("removed {count} files an interrupted dataset version save left"),
+    }
     let uploads = [data_dir, weights_dir].into_iter().flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten());
     for entry in uploads.filter_map(Result::ok) {
         if entry.file_name().to_string_lossy().starts_with(".upload-") {
