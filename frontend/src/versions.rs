@@ -2,9 +2,8 @@
 //! dataset images ([`MarkImage`] beside the test-image galleries and the health card's duplicates), and
 //! "add to the dataset as <class>" on a classified upload ([`AddToDataset`], which sends the image to
 //! `POST /api/datasets/{name}/images` first); the marks wait in [`PendingEdits`] (a signal in context,
-//! per dataset), and [`PendingEditsBar`] saves them
-//! as a new version of the dataset (`POST /api/datasets/{name}/versions`), which the New run form then
-//! picks. [`PerClassChange`] shows, in the compare view, how each class's test accuracy moved between
+//! per dataset), and [`PendingEditsBar`] saves them as a new version of the dataset
+//! (`POST /api/datasets/{name}/versions`), which the New run form then picks. [`PerClassChange`] shows, in the compare view, how each class's test accuracy moved between
 //! two runs (on a dataset and its version, say).
 
 use std::collections::BTreeMap;
@@ -175,8 +174,9 @@ pub fn takes_added_images(datasets: &[DatasetInfo], name: &str) -> bool {
     datasets.iter().any(|d| d.name == name && d.error.is_none())
 }
 
-/// "Add to <dataset> as <class>" for a classified upload whose model trained on `dataset`: choosing a class calls `choose` (which sends the image and marks it, see
-/// [`PendingEdits::set`]); the menu shows the mark of the image's `added` path once it was sent.
+/// "Add to <dataset> as <class>" for a classified upload whose model trained on `dataset`: choosing a
+/// class calls `choose` (which sends the image and marks it, see [`PendingEdits::set`]); the menu shows
+/// the mark of the image's `added` path once it was sent.
 #[component]
 pub fn AddToDataset(dataset: String, added: Option<String>, choose: Callback<String>) -> impl IntoView {
     let pending = pending();
