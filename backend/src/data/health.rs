@@ -140,12 +140,10 @@ fn samples(source: &DatasetSource) -> Result<Vec<Sample>, DataError> {
         }
         DatasetFormat::ImageFolder => {
             // The test split is drawn per run: counted here as a run with the form's defaults draws it.
-            let (_, held_out) = reported_split(&list_class_folders(root)?, root);
-            let held_out: HashSet<String> = held_out.iter().map(|(_, file)| relative_name(file, root)).collect();
-            let mut samples = folder_samples(root, root, false)?;
-            for sample in &mut samples {
-                sample.test = held_out.contains(&sample.path);
-            }
+            let (train, held_out) = reported_split(&list_class_folders(root)?, root);
+            let labelled = |files: Vec<(i64, PathBuf)>| files.into_iter().map(|(label, file)| (label as usize, file));
+            let mut samples = file_samples(root, labelled(train).collect(), false);
+            samples.extend(file_samples(root, labelled(held_out).collect(), true));
             Ok(samples)
         }
     }
@@ -476,7 +474,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (class, images) in [("cat", 5u8), ("dog", 10)] {
             for i in 0..images {
-                save(&dir.path().join(format!("snaps/{class}/{i}.png")), &gradient(16 + u32::from(i), i * 23));
+                // Cat i and dogs i and i + 5 are the same picture.
+                let picture = i % 5;
+                save(
+                    &dir.path().join(format!("snaps/{class}/{i}.png")),
+                    &gradient(16 + u32::from(picture), picture * 23),
+                );
             }
         }
         let source = inspect(dir.path(), "snaps").unwrap();
@@ -488,6 +491,15 @@ mod tests {
         let (train, test): (usize, usize) =
             health.classes.iter().map(|c| (c.train, c.test)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         assert_eq!((train, test), (source.info.train_count, source.info.test_count));
+        // A copy held out for testing of a training image is a leak, and every such pair is flagged.
+        let (_, held_out) = reported_split(&list_class_folders(&source.root).unwrap(), &source.root);
+        let held_out: HashSet<String> = held_out.iter().map(|(_, file)| relative_name(file, &source.root)).collect();
+        let exact = health.duplicates.iter().filter(|pair| pair.kind == DuplicateKind::Exact);
+        for pair in exact {
+            let split_of = |path: &String| held_out.contains(path);
+            assert_eq!(pair.across_splits, split_of(&pair.a) != split_of(&pair.b), "{pair:?}");
+        }
+        assert!(health.duplicates.iter().any(|pair| pair.across_splits), "a held-out copy is a leak");
     }
 
     #[test]
