@@ -52,15 +52,10 @@ pub async fn create_dataset_version(name: &str, edits: &shared::DatasetEdits) ->
     answer(request.send().await).await
 }
 
-/// `POST /api/datasets/{name}/images` with one image's bytes: keeps it for adding to folder dataset
-/// `name` in a new version, and answers the path [`shared::DatasetEdits::add`] names it by.
+/// `POST /api/datasets/{name}/images` with one image's bytes: keeps it for adding to dataset `name` in a
+/// new version, and answers the path [`shared::DatasetEdits::add`] names it by.
 pub async fn add_dataset_image(name: &str, image: &web_sys::Blob) -> Result<shared::AddedImage, ApiError> {
-    let url = format!("/api/datasets/{}/images", String::from(js_sys::encode_uri_component(name)));
-    let request = Request::post(&url)
-        .header("Content-Type", &image.type_())
-        .body(image.clone())
-        .map_err(|e| ApiError::Network(e.to_string()))?;
-    answer(request.send().await).await
+    post_image(&format!("/api/datasets/{}/images", String::from(js_sys::encode_uri_component(name))), image).await
 }
 
 /// `POST /api/lr-finder`: sweeps the learning rate for `config` on the server and answers with the
@@ -96,7 +91,12 @@ pub async fn classify_batch(
 
 /// `POST /api/classify?run={run_id}` with one image's bytes (a camera frame), sent as the blob's own type.
 pub async fn classify_image(run_id: u64, image: &web_sys::Blob) -> Result<ClassifyResponse, ApiError> {
-    let request = Request::post(&format!("/api/classify?run={run_id}"))
+    post_image(&format!("/api/classify?run={run_id}"), image).await
+}
+
+/// `POST url` with one image's bytes, sent as the blob's own type.
+async fn post_image<T: DeserializeOwned>(url: &str, image: &web_sys::Blob) -> Result<T, ApiError> {
+    let request = Request::post(url)
         .header("Content-Type", &image.type_())
         .body(image.clone())
         .map_err(|e| ApiError::Network(e.to_string()))?;

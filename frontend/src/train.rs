@@ -253,18 +253,18 @@ fn WeightsSelect(signals: FormSignals, weights: RwSignal<Vec<WeightsEntry>>) -> 
         let none = shared::fields::weights_label(defaults::WEIGHTS_NONE).to_string();
         (listed, name_option(form, "weights", defaults::WEIGHTS_NONE.to_string(), none, false))
     };
+    let chosen = move || {
+        let chosen = form.with(|f| f.text("weights").to_string());
+        weights.with(|list| list.iter().find(|w| w.name == chosen).cloned())
+    };
     let under = view! {
         {move || {
-            let chosen = form.with(|f| f.text("weights").to_string());
-            let hint = weights.with(|list| list.iter().find(|w| w.name == chosen).and_then(format::weights_hint));
+            let hint = chosen().and_then(|entry| format::weights_hint(&entry));
             hint.map(|hint| view! { <p class="hint" id="weights-hint">{hint}</p> })
         }}
         <WeightsUpload weights=weights form=form/>
     };
-    let chosen_text = move || {
-        let chosen = form.with(|f| f.text("weights").to_string());
-        weights.with(|list| list.iter().find(|w| w.name == chosen).map(format::weights_option))
-    };
+    let chosen_text = move || chosen().map(|entry| format::weights_option(&entry));
     name_menu(signals, "weights", "field weights-field", chosen_text, options, under)
 }
 

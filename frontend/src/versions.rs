@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::{DatasetEdits, DatasetFormat, DatasetInfo, Run};
+use shared::{DatasetEdits, DatasetInfo, Run};
 
 use crate::{api, format, studio};
 
@@ -371,7 +371,7 @@ pub fn PerClassChange(runs: Memo<Vec<Run>>) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::{EpochMetrics, RunStatus, TrainConfig};
+    use shared::{DatasetFormat, EpochMetrics, RunStatus, TrainConfig};
 
     #[test]
     fn a_mark_replaces_the_last_one_and_keep_forgets_it() {

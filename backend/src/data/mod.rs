@@ -1068,15 +1068,20 @@ fn folder_splits(
     }
 }
 
+/// The images the source's version adds (none for a dataset), labelled, in the order they are loaded.
+fn added_files(source: &DatasetSource) -> LabelledFiles {
+    source.edits.as_ref().map(|edits| edits.added_files()).unwrap_or_default()
+}
+
 /// Training files `train` (by label, then path) with the images the source's version adds, in order.
 fn with_added(mut train: LabelledFiles, source: &DatasetSource) -> LabelledFiles {
-    let Some(added) = source.edits.as_ref().map(|edits| edits.added_files()).filter(|added| !added.is_empty()) else {
+    let added = added_files(source);
+    if added.is_empty() {
         return train;
-    };
+    }
     train.extend(added);
-    train.sort_by(|(a_label, a), (b_label, b)| {
-        (a_label, relative_name(a, &source.root)).cmp(&(b_label, relative_name(b, &source.root)))
-    });
+    // Each name once, not once per comparison.
+    train.sort_by_cached_key(|(label, file)| (*label, relative_name(file, &source.root)));
     train
 }
 
@@ -1217,8 +1222,7 @@ pub(crate) fn split_paths(
 
 /// The paths of the images the source's version adds, in the order they are loaded.
 fn added_names(source: &DatasetSource) -> Vec<String> {
-    let added = source.edits.iter().flat_map(|edits| edits.added_files());
-    added.map(|(_, file)| relative_name(&file, &source.root)).collect()
+    added_files(source).iter().map(|(_, file)| relative_name(file, &source.root)).collect()
 }
 
 /// Every image of a dataset as `(path, class index, in the test split)`, a version's edits applied. An
@@ -1245,7 +1249,7 @@ pub(crate) fn labelled_paths(source: &DatasetSource) -> Result<Vec<(String, usiz
                     items.extend(label.map(|label| (path, label, test)));
                 }
             }
-            let added = source.edits.iter().flat_map(|edits| edits.added_files());
+            let added = added_files(source).into_iter();
             items.extend(added.map(|(label, file)| (relative_name(&file, root), label as usize, false)));
             Ok(items)
         }
