@@ -13,9 +13,9 @@
 //! newest modification time).
 
 use super::{
-    list_class_folders, read_bounded, read_cifar_pickle, relative_name, reported_split, DataError, DatasetSource,
-    PickledCifar, CIFAR100_RECORD, CIFAR_RECORD, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, MAX_CIFAR_RECORDS,
-    MAX_IMAGE_FILE_BYTES,
+    labelled, list_class_folders, read_bounded, read_cifar_pickle, relative_name, reported_split, DataError,
+    DatasetSource, LabelledFiles, PickledCifar, CIFAR100_RECORD, CIFAR_RECORD, CIFAR_SIDE, CIFAR_TEST_FILE,
+    CIFAR_TRAIN_FILES, MAX_CIFAR_RECORDS, MAX_IMAGE_FILE_BYTES,
 };
 use crate::data::images::decode_rgb;
 use image::{imageops::FilterType, GrayImage, RgbImage};
@@ -64,8 +64,7 @@ pub fn check(source: &DatasetSource) -> Result<DatasetHealth, DataError> {
             }
             None => false,
         });
-        let added = edits.added_files().into_iter().map(|(label, file)| (label as usize, file)).collect();
-        samples.extend(file_samples(&source.root, added, false));
+        samples.extend(file_samples(&source.root, edits.added_files(), false));
     }
     let classes: Vec<ClassCount> = source
         .info
@@ -141,9 +140,8 @@ fn samples(source: &DatasetSource) -> Result<Vec<Sample>, DataError> {
         DatasetFormat::ImageFolder => {
             // The test split is drawn per run: counted here as a run with the form's defaults draws it.
             let (train, held_out) = reported_split(&list_class_folders(root)?, root);
-            let labelled = |files: Vec<(i64, PathBuf)>| files.into_iter().map(|(label, file)| (label as usize, file));
-            let mut samples = file_samples(root, labelled(train).collect(), false);
-            samples.extend(file_samples(root, labelled(held_out).collect(), true));
+            let mut samples = file_samples(root, train, false);
+            samples.extend(file_samples(root, held_out, true));
             Ok(samples)
         }
     }
@@ -194,19 +192,16 @@ fn folder_samples(root: &Path, split_dir: &Path, test: bool) -> Result<Vec<Sampl
     if test && !split_dir.is_dir() {
         return Ok(Vec::new());
     }
-    let files: Vec<(usize, PathBuf)> = list_class_folders(split_dir)?
-        .into_iter()
-        .enumerate()
-        .flat_map(|(label, (_, files))| files.into_iter().map(move |file| (label, file)))
-        .collect();
-    Ok(file_samples(root, files, test))
+    Ok(file_samples(root, labelled(list_class_folders(split_dir)?), test))
 }
 
-/// Labelled image files decoded in parallel; paths relative to `root` (see [`relative_name`]).
-fn file_samples(root: &Path, files: Vec<(usize, PathBuf)>, test: bool) -> Vec<Sample> {
+/// Labelled image files (as the listing labels them, from 0) decoded in parallel; paths relative to `root`
+/// (see [`relative_name`]).
+fn file_samples(root: &Path, files: LabelledFiles, test: bool) -> Vec<Sample> {
     files
         .into_par_iter()
         .map(|(label, file)| {
+            let label = label as usize;
             let decoded = read_bounded(&file, MAX_IMAGE_FILE_BYTES, "an image file")
                 .map_err(|e| e.relative_to(root).to_string())
                 .and_then(|bytes| decode_rgb(&bytes).map_err(|e| e.to_string()));
@@ -496,8 +491,7 @@ mod tests {
         let held_out: HashSet<String> = held_out.iter().map(|(_, file)| relative_name(file, &source.root)).collect();
         let exact = health.duplicates.iter().filter(|pair| pair.kind == DuplicateKind::Exact);
         for pair in exact {
-            let split_of = |path: &String| held_out.contains(path);
-            assert_eq!(pair.across_splits, split_of(&pair.a) != split_of(&pair.b), "{pair:?}");
+            assert_eq!(pair.across_splits, held_out.contains(&pair.a) != held_out.contains(&pair.b), "{pair:?}");
         }
         assert!(health.duplicates.iter().any(|pair| pair.across_splits), "a held-out copy is a leak");
     }

@@ -712,6 +712,7 @@ fn edited(files: LabelledFiles, source: &DatasetSource) -> LabelledFiles {
     kept
 }
 
+/// The files of listed class folders, labelled by the folders' order.
 fn labelled(classes: Vec<(String, Vec<PathBuf>)>) -> LabelledFiles {
     classes
         .into_iter()
