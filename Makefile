@@ -16,10 +16,13 @@ test: setup-test ui lint
 	$(ENV) cargo test --release -p frontend --lib
 	$(ENV) cargo test -p frontend --target wasm32-unknown-unknown --test '*'
 
-# Formatting and lints, as CI checks them: any warning fails.
+# Formatting and lints, as CI checks them: any warning fails. The page's crate is not a default member, so it
+# is linted on its own, natively (its unit tests) and for the browser.
 lint: setup
 	$(ENV) cargo fmt --all --check
 	$(ENV) cargo clippy --release --all-targets -- -D warnings
+	$(ENV) cargo clippy --release -p frontend --all-targets -- -D warnings
+	$(ENV) cargo clippy --release -p frontend --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 setup:
 	scripts/setup.sh

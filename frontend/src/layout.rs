@@ -73,7 +73,10 @@ where
     width.into()
 }
 
-fn stop_observing(observing: StoredValue<Option<(web_sys::ResizeObserver, Closure<dyn FnMut()>)>, LocalStorage>) {
+/// A resize observer with the callback it calls, kept alive together until the element goes.
+type Observing = StoredValue<Option<(web_sys::ResizeObserver, Closure<dyn FnMut()>)>, LocalStorage>;
+
+fn stop_observing(observing: Observing) {
     if let Some((observer, _)) = observing.try_update_value(Option::take).flatten() {
         observer.disconnect();
     }
