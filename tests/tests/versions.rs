@@ -356,6 +356,42 @@ async fn images_that_cannot_be_added_are_refused_with_a_sentence() {
 }
 
 #[tokio::test]
+async fn added_images_stop_at_their_quota_with_a_507_that_says_why_and_keep_nothing() {
+    use backend::data::versions::{MAX_ADDED_BYTES, MAX_ADDED_IMAGES};
+    let server = server_with_colors().await;
+    let added = server.data.path().join(".versions/colors/added");
+    std::fs::create_dir_all(&added).unwrap();
+    let png = common::png_bytes([0, 0, 200], 16, 1);
+    let kept = |dir: &Path| std::fs::read_dir(dir).unwrap().count();
+
+    // Images added earlier, as one sparse file (no disk used) one byte short of room for this one.
+    let earlier = std::fs::File::create(added.join(format!("{}.png", "a".repeat(64)))).unwrap();
+    earlier.set_len(MAX_ADDED_BYTES - png.len() as u64 + 1).unwrap();
+    let (status, error) = post_image(&server, "colors", png.clone(), "image/png").await;
+    assert_eq!(status, 507, "{error}");
+    let sentence = error["error"].as_str().unwrap();
+    assert!(sentence.contains("would pass 1024 MiB") && sentence.contains("zip of class folders"), "{sentence}");
+    assert_eq!(kept(&added), 1, "the refused image was not kept");
+
+    earlier.set_len(MAX_ADDED_BYTES - png.len() as u64).unwrap();
+    let (status, answer) = post_image(&server, "colors", png.clone(), "image/png").await;
+    assert_eq!(status, 201, "an image that just fits is kept: {answer}");
+    let (status, again) = post_image(&server, "colors", png.clone(), "image/png").await;
+    assert_eq!((status, &again), (201, &answer), "an image already kept is answered even when full");
+
+    // As many (empty) images as a dataset may keep: one more is refused whatever its size.
+    std::fs::remove_dir_all(&added).unwrap();
+    std::fs::create_dir_all(&added).unwrap();
+    for i in 0..MAX_ADDED_IMAGES {
+        std::fs::File::create(added.join(format!("{i:064x}.png"))).unwrap();
+    }
+    let (status, error) = post_image(&server, "colors", png, "image/png").await;
+    assert_eq!(status, 507, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("already keeps 10000 added images"), "{error}");
+    assert_eq!(kept(&added), MAX_ADDED_IMAGES, "the refused image was not kept");
+}
+
+#[tokio::test]
 async fn an_image_added_to_an_image_folder_trains_and_moves_no_image_between_splits() {
     let server = TestServer::start().await;
     write_shades(server.data.path(), 10);

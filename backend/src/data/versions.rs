@@ -31,6 +31,10 @@ const ADDED_FOLDER: &str = "added";
 pub use shared::ADDED_IMAGE_PREFIX as ADDED_PREFIX;
 /// Largest manifest file read.
 const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+/// Most images kept for adding to the versions of one dataset.
+pub const MAX_ADDED_IMAGES: usize = 10_000;
+/// Most bytes of images kept for adding to the versions of one dataset.
+pub const MAX_ADDED_BYTES: u64 = 1 << 30;
 
 /// A version's manifest file: what it changes of its parent.
 #[derive(Debug, Serialize, Deserialize)]
@@ -112,6 +116,10 @@ pub enum VersionError {
     /// The edits cannot be applied; the sentence says which and why.
     #[error("{0}")]
     Invalid(String),
+    /// The dataset already keeps as many added images as it may ([`MAX_ADDED_IMAGES`],
+    /// [`MAX_ADDED_BYTES`]); the sentence says which limit.
+    #[error("{0}")]
+    Full(String),
     /// The dataset could not be read.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -390,9 +398,38 @@ pub fn add_image(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<String, Ve
     fs::create_dir_all(&folder)?;
     let file = folder.join(&file_name);
     if !file.is_file() {
+        check_room(&folder, dataset, bytes.len() as u64)?;
         crate::model::write_atomically(&file, bytes)?;
     }
     Ok(format!("{ADDED_PREFIX}{file_name}"))
+}
+
+/// Refuses an image of `size` bytes that would take `dataset`'s added images (kept in `folder`) past
+/// [`MAX_ADDED_IMAGES`] or [`MAX_ADDED_BYTES`]. Two uploads at once may both fit and pass the limit by one
+/// image each.
+fn check_room(folder: &Path, dataset: &str, size: u64) -> Result<(), VersionError> {
+    let (mut count, mut bytes) = (0_usize, 0_u64);
+    for entry in fs::read_dir(folder)? {
+        let metadata = entry?.metadata()?;
+        if metadata.is_file() {
+            count += 1;
+            bytes = bytes.saturating_add(metadata.len());
+        }
+    }
+    let instead = "upload them as a dataset of their own instead (a zip of class folders)";
+    if count >= MAX_ADDED_IMAGES {
+        return Err(VersionError::Full(format!(
+            "dataset \"{dataset}\" already keeps {count} added images, the most it may ({MAX_ADDED_IMAGES}); {instead}"
+        )));
+    }
+    if bytes.saturating_add(size) > MAX_ADDED_BYTES {
+        return Err(VersionError::Full(format!(
+            "the images added to dataset \"{dataset}\" would pass {} MiB with this one ({} MiB now); {instead}",
+            MAX_ADDED_BYTES >> 20,
+            bytes >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// Removes what an interrupted save left in the versions folder: staged manifests (`.staged-*`) and

@@ -69,6 +69,7 @@ impl From<StudioError> for ApiError {
             StudioError::Version(crate::data::versions::VersionError::NotFound(_)) => StatusCode::NOT_FOUND,
             StudioError::Version(crate::data::versions::VersionError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             StudioError::Version(crate::data::versions::VersionError::Data(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            StudioError::Version(crate::data::versions::VersionError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
             StudioError::Thumbnail(error) => thumbnail_status(error),
             StudioError::Classify(ClassifyError::Busy { .. }) => {
                 return ApiError {
