@@ -1,6 +1,11 @@
 //! Benchmark, not a test: how long `GET /api/health` takes while eight clients keep listing a history of
 //! 500 runs and a short run trains. Run it with `make latency`; it prints the percentiles.
 //!
+//! Each lister is a client of its own, on a thread of its own that waits for each answer, as eight
+//! browser tabs or scripts are. With `LATENCY_LISTERS=shared` they are instead eight tasks sharing the
+//! client runtime's workers (one per core), as this benchmark ran until 2026-12-01: those workers never
+//! wait, so the client side alone keeps every core busy, which no eight separate clients do.
+//!
 //! The listers send `Accept-Encoding` as Chromium does, so they get the list gzip-encoded; with
 //! `LATENCY_ENCODING=identity` in the environment they ask for plain JSON instead.
 //!
@@ -22,8 +27,8 @@ use std::time::{Duration, Instant};
 const HISTORY: usize = 500;
 /// Clients listing `GET /api/runs` in a loop.
 const LISTERS: usize = 8;
-/// Health requests timed.
-const SAMPLES: usize = 1000;
+/// Health requests timed (4,000, so that the p99 is not one of ten slowest requests).
+const SAMPLES: usize = 4000;
 
 fn main() -> anyhow::Result<()> {
     // The server gets a runtime of its own, as in the binary, so the clients' work never runs on its
@@ -51,8 +56,16 @@ async fn measure(server: &TestServer) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let listed = Arc::new(AtomicU64::new(0));
     let encoding = lister_encoding();
+    let shared = listers_share_workers();
     let listers: Vec<_> = (0..LISTERS)
-        .map(|_| tokio::spawn(list_until(server.url("/api/runs"), encoding, stop.clone(), listed.clone())))
+        .map(|_| {
+            let lister = list_until(server.url("/api/runs"), encoding, stop.clone(), listed.clone());
+            if shared {
+                tokio::spawn(lister)
+            } else {
+                tokio::task::spawn_blocking(move || on_own_runtime(lister))
+            }
+        })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -65,17 +78,17 @@ async fn measure(server: &TestServer) -> anyhow::Result<()> {
     client.post(server.url(&format!("/api/runs/{}/stop", run.id))).send().await?;
     // The trainer must be done with the data folder before it is deleted.
     server.wait_until_finished(run.id).await;
-    println!("listers' Accept-Encoding: {encoding}");
+    let model = if shared { "tasks sharing the client runtime's workers" } else { "a thread each" };
+    println!("listers: {model}; Accept-Encoding: {encoding}");
     report(&mut latencies, listed.load(Ordering::Relaxed), elapsed);
     Ok(())
 }
 
-/// Times [`SAMPLES`] requests to `url`, one after the other, from a runtime of their own on this thread:
+/// Times [`SAMPLES`] requests to `url`, one after the other, from a runtime of its own on this thread:
 /// sharing the listers' workers, the timer would also measure its wait behind their tasks, which a
 /// separate client (a browser tab) does not have.
 fn time_health(url: String) -> anyhow::Result<(Vec<Duration>, Duration)> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
+    on_own_runtime(async {
         let client = reqwest::Client::new();
         let started = Instant::now();
         let mut latencies = Vec::with_capacity(SAMPLES);
@@ -87,6 +100,12 @@ fn time_health(url: String) -> anyhow::Result<(Vec<Duration>, Duration)> {
         }
         Ok((latencies, started.elapsed()))
     })
+}
+
+/// Runs `client` to its end on a single-threaded runtime of its own on the calling thread, as a separate
+/// client would.
+fn on_own_runtime<T>(client: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(client)
 }
 
 /// Writes [`HISTORY`] completed runs of three epochs each into the data folder's run store.
@@ -116,6 +135,12 @@ fn metrics(epoch: u32) -> EpochMetrics {
         per_class_accuracy: vec![0.4, 0.5, 0.45],
         confusion: vec![vec![4, 2, 2], vec![2, 4, 2], vec![2, 2, 4]],
     }
+}
+
+/// Whether the listers run as tasks sharing the client runtime's workers (`LATENCY_LISTERS=shared`)
+/// rather than a thread each.
+fn listers_share_workers() -> bool {
+    std::env::var("LATENCY_LISTERS").as_deref() == Ok("shared")
 }
 
 /// What the listers send as `Accept-Encoding`: Chromium's list, or `identity` when
