@@ -209,7 +209,7 @@ pub fn main() -> anyhow::Result<()> {
 fn export(model: &Path, out: &Path, data_dir: &Path) -> anyhow::Result<()> {
     let (metadata, weights) = crate::model::ModelMetadata::locate(model)?;
     let export = crate::studio::verified_onnx(&weights, &metadata, data_dir)?;
-    crate::model::write_atomically(out, &export.bytes).with_context(|| format!("writing {}", out.display()))?;
+    crate::files::write_atomically(out, &export.bytes).with_context(|| format!("writing {}", out.display()))?;
     println!(
         "wrote {} ({} bytes): checked on {} images, largest logit difference {:.2e}",
         out.display(),
@@ -223,9 +223,9 @@ fn export(model: &Path, out: &Path, data_dir: &Path) -> anyhow::Result<()> {
 /// Checks `dataset` in `data_dir` (see [`crate::data::health`]) and prints the answer: as JSON, or as
 /// lines a person reads.
 fn health(dataset: &str, data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    shared::check_file_name(dataset).map_err(|why| anyhow::anyhow!("dataset name {dataset:?}: {why}"))?;
+    shared::check_dataset_reference(dataset).map_err(|why| anyhow::anyhow!("dataset name {dataset:?}: {why}"))?;
     let source = crate::data::inspect(data_dir, dataset)?;
-    let health = crate::data::health::check(&source)?;
+    let health = crate::data::health::check(&source, &crate::memory::MemoryBudget::default())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&health)?);
         return Ok(());
@@ -241,11 +241,11 @@ fn health(dataset: &str, data_dir: &Path, json: bool) -> anyhow::Result<()> {
     }
     for pair in &health.duplicates {
         let leak = if pair.across_splits { " (train and test: a leak)" } else { "" };
-        println!("{:?} duplicate, {} bits apart: {} ~ {}{leak}", pair.kind, pair.distance, pair.a, pair.b);
+        println!("{:?} duplicate, {:.1} % alike: {} ~ {}{leak}", pair.kind, pair.similarity * 100.0, pair.a, pair.b);
     }
-    let leaks = health.duplicates.iter().filter(|pair| pair.across_splits).count();
+    let leaks = health.leaks();
     println!(
-        "{} unreadable, {} duplicate pairs, {leaks} across train and test",
+        "{} unreadable, {} duplicate pairs listed, {leaks} test images with a copy in training",
         health.unreadable.len(),
         health.duplicates.len()
     );

@@ -225,7 +225,7 @@ fn unpack_and_use(bytes: &[u8]) {
     std::fs::write(&archive, bytes).unwrap();
     let data_dir = dir.path().join("data");
     std::fs::create_dir(&data_dir).unwrap();
-    if upload::install_zip_dataset(&data_dir, "set", &archive).is_ok() {
+    if upload::install_zip_dataset(&data_dir, "set", &archive, &Default::default()).is_ok() {
         if let Ok(source) = data::inspect(&data_dir, "set") {
             let _ = data::load(&source, 8, 0.5, 0);
         }
@@ -294,7 +294,7 @@ proptest! {
 
     #[test]
     fn fuzz_image_decoding(bytes in inputs(image_seeds())) {
-        let _ = images::decode_to_chw(&bytes, 16);
+        let _ = images::decode_to_chw(&bytes, 16, images::Admission::Unmetered);
     }
 }
 
@@ -308,10 +308,11 @@ fn the_seeds_are_valid_inputs() {
         pth::read_state_dict_from(Cursor::new(pth_archive(&state_dict_pickle())), Path::new("w.pth")).unwrap();
     assert_eq!((tensors[0].0.as_str(), tensors[0].1.size()), ("w", vec![2, 3]));
     for seed in image_seeds() {
-        assert_eq!(images::decode_to_chw(&seed, 16).unwrap().len(), 3 * 16 * 16);
+        assert_eq!(images::decode_to_chw(&seed, 16, images::Admission::Unmetered).unwrap().len(), 3 * 16 * 16);
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("set.zip"), dataset_zip()).unwrap();
-    let info = upload::install_zip_dataset(dir.path(), "set", &dir.path().join("set.zip")).unwrap();
+    let info =
+        upload::install_zip_dataset(dir.path(), "set", &dir.path().join("set.zip"), &Default::default()).unwrap();
     assert_eq!(info.classes, ["cat", "dog"]);
 }

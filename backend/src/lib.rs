@@ -1,6 +1,8 @@
 //! Transfer Studio's server and training engine.
 //!
-//! Layers, from the bottom, one folder each:
+//! Layers, from the bottom, one folder each (and three modules every layer uses: [`files`], safe file
+//! writing, [`fault`], the crash and full-disk seam of the reliability tests, and [`memory`], admission
+//! control for memory-hungry work):
 //! - [`formats`]: readers of outside file formats: a restricted pickle machine and PyTorch `.pth`
 //!   state dicts;
 //! - [`data`]: datasets (CIFAR binary and python, class folders), image decoding, zip uploads, downloads
@@ -19,7 +21,10 @@
 pub mod cli;
 pub mod data;
 pub mod engine;
+pub mod fault;
+pub mod files;
 pub mod formats;
+pub mod memory;
 pub mod model;
 pub mod studio;
 pub mod web;

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use shared::fields::{Kind, Value};
-use shared::{defaults, ConfigError, FineTuneMode, Normalization, Schedule, Surroundings, TrainConfig, FIELDS};
+use shared::{
+    defaults, ConfigError, FineTuneMode, Normalization, Schedule, Surroundings, TrainConfig, WeightsEntry, FIELDS,
+};
 
 /// The training form as the person has filled it in: the text of every setting's control, keyed by the
 /// setting's JSON name (see [`shared::FIELDS`]). Numbers are kept as typed, choices by their JSON name,
@@ -58,6 +60,26 @@ impl TrainForm {
         let mut pretrained = TrainForm::default();
         pretrained.set("weights", defaults::WEIGHTS_IMAGENET);
         Preset::SeedRecipe.applied(&pretrained)
+    }
+
+    /// Makes the chosen starting weights ones that can be had: when the chosen weights are not in
+    /// `listed` or cannot be had (ImageNet's without network), the first weights file on the server,
+    /// else random weights with every layer training (a frozen backbone needs pretrained weights).
+    /// Returns whether it changed the form.
+    pub fn with_usable_weights(&mut self, listed: &[WeightsEntry]) -> bool {
+        let chosen = self.text("weights");
+        let usable = |entry: &WeightsEntry| entry.unavailable.is_none();
+        if chosen == defaults::WEIGHTS_NONE || listed.iter().any(|entry| entry.name == chosen && usable(entry)) {
+            return false;
+        }
+        match listed.iter().find(|entry| entry.present) {
+            Some(file) => self.set("weights", &file.name),
+            None => {
+                self.set("weights", defaults::WEIGHTS_NONE);
+                self.set("mode", "full");
+            }
+        }
+        true
     }
 
     /// The form showing `config`, every number written as Rust writes it.
@@ -281,6 +303,38 @@ pub fn problem_for<'a>(checked: &'a Result<TrainConfig, Vec<ConfigError>>, field
 
 #[cfg(test)]
 mod tests {
+    fn entry(name: &str, present: bool, unavailable: Option<&str>) -> WeightsEntry {
+        WeightsEntry {
+            name: name.into(),
+            label: name.into(),
+            present,
+            size_bytes: None,
+            download_bytes: None,
+            unavailable: unavailable.map(String::from),
+        }
+    }
+
+    #[test]
+    fn weights_that_cannot_be_had_give_way_to_a_file_here_or_random_weights() {
+        let offline = entry("imagenet", false, Some("no network"));
+        let mut form = TrainForm::first_visit();
+        form.set("mode", "frozen");
+        form.set("dataset", "digits");
+        assert_eq!((form.text("weights"), form.text("mode")), ("imagenet", "frozen"));
+        assert!(form.with_usable_weights(&[offline.clone()]));
+        assert_eq!((form.text("weights"), form.text("mode")), ("none", "full"));
+        assert!(form.to_config().is_ok(), "a form that can start: {:?}", form.to_config().err());
+
+        let mut form = TrainForm::first_visit();
+        form.set("mode", "frozen");
+        assert!(form.with_usable_weights(&[offline.clone(), entry("mine.pth", true, None)]));
+        assert_eq!((form.text("weights"), form.text("mode")), ("mine.pth", "frozen"), "a file here keeps the recipe");
+
+        let mut form = TrainForm::first_visit();
+        assert!(!form.with_usable_weights(&[entry("imagenet", false, None)]), "downloadable: left as chosen");
+        assert_eq!(form.text("weights"), "imagenet");
+    }
+
     use super::*;
     use shared::OptimizerKind;
 

@@ -135,6 +135,9 @@ pub fn dataset_option(dataset: &DatasetInfo) -> String {
 /// An option of the weights select: its label, and for weights not on the server yet, that they will be
 /// downloaded and how much. Sizes are in MB of 2^20 bytes, as torchvision gives them ("44.7 MB").
 pub fn weights_option(entry: &WeightsEntry) -> String {
+    if entry.unavailable.is_some() {
+        return format!("{} — not available without network", entry.label);
+    }
     match entry.download_bytes.filter(|_| !entry.present) {
         Some(bytes) => {
             format!("{} — {:.1} MB download", entry.label, bytes as f64 / 1_048_576.0)
@@ -146,7 +149,7 @@ pub fn weights_option(entry: &WeightsEntry) -> String {
 /// The line under the weights select for weights that are not on the server yet: when they will be
 /// downloaded, and what to do without network.
 pub fn weights_hint(entry: &WeightsEntry) -> Option<String> {
-    let bytes = entry.download_bytes.filter(|_| !entry.present)?;
+    let bytes = entry.download_bytes.filter(|_| !entry.present && entry.unavailable.is_none())?;
     let file = if entry.name == shared::defaults::WEIGHTS_IMAGENET { "resnet18-f37072fd.pth" } else { "the file" };
     Some(format!(
         "Not on the server yet: the first run that uses them downloads {:.1} MB. Without network, upload {file} \
@@ -232,6 +235,7 @@ mod tests {
             present: false,
             size_bytes: None,
             download_bytes: Some(46_830_571),
+            unavailable: None,
         };
         assert_eq!(weights_option(&imagenet), "ImageNet — 44.7 MB download");
         assert_eq!(

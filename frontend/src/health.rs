@@ -33,10 +33,18 @@ pub enum HealthCheck {
 }
 
 impl HealthCheck {
-    /// The pairs of training and test images that are copies or near copies; 0 until an answer is here.
+    /// The test images that have a copy in the training images; 0 until an answer is here.
     pub fn leaks(&self) -> usize {
         match self {
             HealthCheck::Ready { health, .. } => health.leaks(),
+            _ => 0,
+        }
+    }
+
+    /// The test images in all; 0 until an answer is here.
+    pub fn test_images(&self) -> usize {
+        match self {
+            HealthCheck::Ready { health, .. } => health.test_images(),
             _ => 0,
         }
     }
@@ -51,17 +59,23 @@ pub fn checking_line(images: usize) -> String {
     }
 }
 
-/// The warning beside Start when test images are copies of training images; `None` when there are none.
-pub fn leak_warning(leaks: usize) -> Option<String> {
+/// The warning beside Start when `leaks` of the `test_images` test images have a copy in training;
+/// `None` when none has.
+pub fn leak_warning(leaks: usize, test_images: usize) -> Option<String> {
+    let too_high = "the test accuracy will read too high";
     match leaks {
         0 => None,
-        1 => Some(
-            "1 test image is a copy (or near copy) of a training image: the test accuracy will read too high"
-                .to_string(),
-        ),
-        n => Some(format!(
-            "{n} test images are copies (or near copies) of training images: the test accuracy will read too high"
-        )),
+        1 => Some(format!("1 of {test_images} test images has a copy in the training images: {too_high}")),
+        n => Some(format!("{n} of {test_images} test images have a copy in the training images: {too_high}")),
+    }
+}
+
+/// The warning about copies that carry different labels; `None` when there are none.
+pub fn label_conflict_warning(conflicts: usize) -> Option<String> {
+    match conflicts {
+        0 => None,
+        1 => Some("1 pair of copies carries different labels: one of the two images is mislabelled".to_string()),
+        n => Some(format!("{n} pairs of copies carry different labels: one image of each pair is mislabelled")),
     }
 }
 
@@ -84,12 +98,17 @@ pub fn size(size: [u32; 2]) -> String {
     format!("{} × {} px", size[0], size[1])
 }
 
-/// A duplicate pair's kind: "exact copy", or "near copy (3 of 64 bits)".
+/// A duplicate pair's kind: "exact copy", or "near copy (97 % alike)".
 pub fn duplicate_kind(pair: &DuplicatePair) -> String {
     match pair.kind {
         DuplicateKind::Exact => "exact copy".to_string(),
-        DuplicateKind::Near => format!("near copy ({} of 64 bits apart)", pair.distance),
+        DuplicateKind::Near => format!("near copy ({} % alike)", percent_alike(pair.similarity)),
     }
+}
+
+/// A similarity as whole percent, never rounded up to 100 for a pair that is not exact.
+fn percent_alike(similarity: f64) -> u32 {
+    ((similarity * 100.0).floor() as u32).min(99)
 }
 
 /// The width of a class's bar, as a percentage of the largest count shown.
@@ -221,11 +240,13 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
             .iter()
             .map(|pair| {
                 let leak = pair.across_splits;
+                let conflict = pair.a_class != pair.b_class;
                 view! {
-                    <li class="duplicate-pair" class:leak=leak>
+                    <li class="duplicate-pair" class:leak=leak class:label-conflict=conflict>
                         <p class="pair-kind">
                             {duplicate_kind(pair)}
                             {leak.then_some(", train and test")}
+                            {conflict.then_some(", different labels")}
                         </p>
                         <div class="pair-images">
                             <HealthImage dataset=dataset.clone() path=pair.a.clone() class=pair.a_class/>
@@ -235,14 +256,21 @@ fn HealthReport(dataset: String, health: DatasetHealth) -> impl IntoView {
                 }
             })
             .collect_view();
-        let more =
-            health.duplicates_truncated.then(|| view! { <p class="hint">"More pairs exist than are listed."</p> });
+        let more = health
+            .duplicates_truncated
+            .then(|| view! { <p class="hint">"More near copies exist than are listed (every exact copy is)."</p> });
         view! { <ul id="health-duplicates" class="health-list pairs" tabindex="0">{items}</ul> {more} }.into_any()
     };
-    let leaks = leak_warning(health.leaks());
+    let leaks = leak_warning(health.leaks(), health.test_images());
+    let conflicts = label_conflict_warning(health.label_conflicts);
+    let rule = format!(
+        "{dataset}: near copies are verified pixel by pixel, at least {} % alike.",
+        (health.near_similarity * 100.0).round()
+    );
     view! {
-        <p class="hint">{format!("{dataset}: near copies are at most {} of 64 hash bits apart.", health.near_threshold)}</p>
+        <p class="hint">{rule}</p>
         {leaks.map(|warning| view! { <p class="leak-warning" id="health-leaks" role="alert">{warning}</p> })}
+        {conflicts.map(|warning| view! { <p class="leak-warning" id="health-label-conflicts">{warning}</p> })}
         <table class="health-classes" id="health-classes">
             <thead>
                 <tr><th scope="col">"Class"</th><th scope="col">"Train"</th><th scope="col">"Test"</th></tr>
@@ -288,7 +316,7 @@ fn HealthImage(dataset: String, path: String, class: Option<usize>) -> impl Into
 pub fn LeakWarning() -> impl IntoView {
     let health = studio().health;
     move || {
-        health.with(|h| leak_warning(h.leaks())).map(|warning| {
+        health.with(|h| leak_warning(h.leaks(), h.test_images())).map(|warning| {
             view! {
                 <p class="leak-warning" id="start-leak-warning" role="alert">
                     {warning}
@@ -313,12 +341,19 @@ mod tests {
 
     #[test]
     fn the_leak_warning_counts_the_test_images_and_is_absent_without_leaks() {
-        assert_eq!(leak_warning(0), None);
+        assert_eq!(leak_warning(0, 36), None);
         assert_eq!(
-            leak_warning(3).as_deref(),
-            Some("3 test images are copies (or near copies) of training images: the test accuracy will read too high")
+            leak_warning(3, 36).as_deref(),
+            Some("3 of 36 test images have a copy in the training images: the test accuracy will read too high")
         );
-        assert!(leak_warning(1).unwrap().starts_with("1 test image is a copy"));
+        assert!(leak_warning(1, 36).unwrap().starts_with("1 of 36 test images has a copy"));
+    }
+
+    #[test]
+    fn copies_with_different_labels_are_called_mislabelled() {
+        assert_eq!(label_conflict_warning(0), None);
+        assert!(label_conflict_warning(1).unwrap().contains("one of the two images is mislabelled"));
+        assert!(label_conflict_warning(4).unwrap().starts_with("4 pairs of copies carry different labels"));
     }
 
     #[test]
@@ -330,17 +365,18 @@ mod tests {
 
     #[test]
     fn duplicates_say_how_alike_they_are() {
-        let pair = |kind, distance| DuplicatePair {
+        let pair = |kind, similarity| DuplicatePair {
             a: "a".into(),
             b: "b".into(),
             kind,
-            distance,
+            similarity,
             across_splits: true,
             a_class: None,
             b_class: None,
         };
-        assert_eq!(duplicate_kind(&pair(DuplicateKind::Exact, 0)), "exact copy");
-        assert_eq!(duplicate_kind(&pair(DuplicateKind::Near, 3)), "near copy (3 of 64 bits apart)");
+        assert_eq!(duplicate_kind(&pair(DuplicateKind::Exact, 1.0)), "exact copy");
+        assert_eq!(duplicate_kind(&pair(DuplicateKind::Near, 0.9731)), "near copy (97 % alike)");
+        assert_eq!(duplicate_kind(&pair(DuplicateKind::Near, 0.99999)), "near copy (99 % alike)");
     }
 
     #[test]

@@ -73,12 +73,12 @@ pub fn TrainPanel() -> impl IntoView {
             }
             match found_weights {
                 Ok(list) => {
-                    form.update(|form| {
-                        let chosen = form.text("weights");
-                        if chosen != defaults::WEIGHTS_NONE && !list.iter().any(|w| w.name == chosen) {
-                            form.set("weights", defaults::WEIGHTS_NONE);
-                        }
-                    });
+                    // Weights that cannot be had (ImageNet's without network) give way to ones that can.
+                    let mut usable = form.get_untracked();
+                    if usable.with_usable_weights(&list) {
+                        form.set(usable);
+                        rewritten.update(|n| *n += 1);
+                    }
                     weights.set(list);
                 }
                 Err(error) => problems.push(list_error("Weight files", error)),
@@ -257,11 +257,13 @@ fn WeightsSelect(signals: FormSignals, weights: RwSignal<Vec<WeightsEntry>>) -> 
         let chosen = form.with(|f| f.text("weights").to_string());
         weights.with(|list| list.iter().find(|w| w.name == chosen).cloned())
     };
+    let offline = move || weights.with(|list| list.iter().find_map(|entry| entry.unavailable.clone()));
     let under = view! {
         {move || {
             let hint = chosen().and_then(|entry| format::weights_hint(&entry));
             hint.map(|hint| view! { <p class="hint" id="weights-hint">{hint}</p> })
         }}
+        {move || offline().map(|why| view! { <p class="hint warning" id="weights-offline" role="status">{why}</p> })}
         <WeightsUpload weights=weights form=form/>
     };
     let chosen_text = move || chosen().map(|entry| format::weights_option(&entry));
@@ -361,7 +363,7 @@ pub fn DatasetUpload() -> impl IntoView {
     let done = RwSignal::new(None::<String>);
     let sending = RwSignal::new(false);
     let name_problem = Memo::new(move |_| {
-        name.with(|n| shared::check_file_name(n.trim()).err().map(|why| format!("Dataset name {why}")))
+        name.with(|n| shared::check_dataset_name(n.trim()).err().map(|why| format!("Dataset name {why}")))
     });
 
     let on_file = move |ev: leptos::ev::Event| {

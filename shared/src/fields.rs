@@ -7,7 +7,8 @@
 //! Adding a setting means adding it to [`TrainConfig`], its `Default` and one entry here.
 
 use crate::{
-    check_file_name, defaults, ConfigError, FineTuneMode, Normalization, OptimizerKind, Schedule, TrainConfig,
+    check_dataset_reference, defaults, names::check_weights_name, ConfigError, FineTuneMode, Normalization,
+    OptimizerKind, Schedule, TrainConfig,
 };
 
 /// One setting of [`TrainConfig`].
@@ -708,7 +709,7 @@ fn rule(name: &str, c: &TrainConfig) -> Option<String> {
     let fewer_than_epochs =
         |value: u32| (value >= c.epochs).then(|| format!("must be fewer than Epochs ({}), got {value}", c.epochs));
     match name {
-        "dataset" => check_file_name(&c.dataset).err(),
+        "dataset" => check_dataset_reference(&c.dataset).err(),
         "weights" => weights_rule(&c.weights),
         "mode" => (c.mode != FineTuneMode::Full && c.weights == defaults::WEIGHTS_NONE).then(|| {
             format!(
@@ -727,16 +728,9 @@ fn weights_rule(weights: &str) -> Option<String> {
     if weights == defaults::WEIGHTS_NONE || weights == defaults::WEIGHTS_IMAGENET {
         return None;
     }
-    if let Err(why) = check_file_name(weights) {
-        return Some(why);
-    }
-    let known = [".safetensors", ".pth", ".pt"].iter().any(|ext| weights.ends_with(ext));
-    (!known).then(|| {
-        format!(
-            "must be \"none\", \"imagenet\" or a .safetensors, .pth or .pt file in the weights folder, got \
-             \"{weights}\""
-        )
-    })
+    check_weights_name(weights)
+        .err()
+        .map(|why| format!("must be \"none\", \"imagenet\" or a file in the weights folder: the name {why}"))
 }
 
 /// Every problem with `config`, one per offending field, in form order. Settings that do not apply to

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub mod fields;
+pub mod names;
 pub use fields::{Choice, Field, Surroundings, FIELDS};
+pub use names::{check_dataset_name, check_dataset_reference, check_file_name};
 
 /// Default values of [`TrainConfig`], following the seed recipe (SGD, lr 0.001, momentum 0.9).
 pub mod defaults {
@@ -246,23 +248,6 @@ impl TrainConfig {
     pub fn problems(&self) -> Vec<ConfigError> {
         fields::problems(self)
     }
-}
-
-/// Checks that `name` is a plain file or folder name: it can never point outside its folder.
-/// The error completes a sentence that starts with what the name is for ("dataset must not be empty").
-pub fn check_file_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if name.len() > limits::MAX_NAME_LEN {
-        return Err(format!("must be at most {} characters", limits::MAX_NAME_LEN));
-    }
-    if name.starts_with('.') || name.contains(['/', '\\', '\0']) || name.chars().any(char::is_control) {
-        return Err(format!(
-            "must be a plain name inside its folder (no path separators, no leading dot), got \"{name}\""
-        ));
-    }
-    Ok(())
 }
 
 /// A configuration field that breaks a rule, with a sentence that says which and why.
@@ -734,6 +719,9 @@ pub struct WeightsEntry {
     /// Bytes a run will download before it starts, when not present and downloadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_bytes: Option<u64>,
+    /// When not present and not downloadable from here (no network): why, and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// Answer to `GET /api/datasets/{name}/health`: what in a dataset could mislead training or its test
@@ -748,23 +736,37 @@ pub struct DatasetHealth {
     pub sizes: ImageSizes,
     /// Images that could not be decoded; runs skip them.
     pub unreadable: Vec<UnreadableImage>,
-    /// Pairs of images that are the same picture (exact) or look alike (near), at most
-    /// [`DatasetHealth::MAX_DUPLICATES`]; each image of a group is paired with the group's first.
+    /// Pairs of images that are the same picture (exact) or were verified alike (near): every exact pair
+    /// (each image of a group paired with the group's first), then near pairs from the most alike, up to
+    /// [`DatasetHealth::MAX_DUPLICATES`] pairs in all.
     pub duplicates: Vec<DuplicatePair>,
-    /// Whether more pairs were found than are listed.
+    /// Whether near pairs were found beyond those listed.
     pub duplicates_truncated: bool,
-    /// The largest Hamming distance between two 64-bit perceptual hashes still reported as near.
-    pub near_threshold: u32,
+    /// Distinct test images that have a copy (exact or near) in the training split, listed or not.
+    #[serde(default)]
+    pub leaked_test_images: usize,
+    /// Copies (exact or near) whose two images carry different labels: one of each is mislabelled.
+    #[serde(default)]
+    pub label_conflicts: usize,
+    /// The least similarity of a near copy (the Pearson correlation of the two images, grey, at a
+    /// common size, at their best shift of up to two pixels).
+    #[serde(default)]
+    pub near_similarity: f64,
 }
 
 impl DatasetHealth {
-    /// Most duplicate pairs listed.
+    /// Most duplicate pairs listed, unless there are more exact ones.
     pub const MAX_DUPLICATES: usize = 1000;
 
-    /// Pairs with one image in the training split and the other in the test split: test images the
-    /// model may have seen, which inflate the test accuracy.
+    /// Test images the model may have seen in training (they have a copy there), which inflate the
+    /// test accuracy.
     pub fn leaks(&self) -> usize {
-        self.duplicates.iter().filter(|pair| pair.across_splits).count()
+        self.leaked_test_images
+    }
+
+    /// Test images in all.
+    pub fn test_images(&self) -> usize {
+        self.classes.iter().map(|class| class.test).sum()
     }
 }
 
@@ -820,10 +822,10 @@ pub struct DuplicatePair {
     pub a: String,
     /// Path of the other.
     pub b: String,
-    /// Same decoded pixels, or alike by perceptual hash.
+    /// Same decoded pixels, or verified alike.
     pub kind: DuplicateKind,
-    /// Hamming distance between their perceptual hashes (0 for exact duplicates).
-    pub distance: u32,
+    /// How alike they are, from 0 to 1 (1 for exact copies; see [`DatasetHealth::near_similarity`]).
+    pub similarity: f64,
     /// One is a training image and the other a test image.
     pub across_splits: bool,
     /// The class index of `a` in the dataset (or version).
@@ -840,7 +842,7 @@ pub struct DuplicatePair {
 pub enum DuplicateKind {
     /// Identical decoded pixels (and size).
     Exact,
-    /// Perceptual hashes within [`DatasetHealth::near_threshold`] bits.
+    /// Verified alike: at least [`DatasetHealth::near_similarity`].
     Near,
 }
 

@@ -18,7 +18,7 @@ mod common;
 use backend::studio::store::Store;
 use common::{write_color_dataset, TestServer};
 use serde_json::json;
-use shared::{EpochMetrics, RunCreated, RunStatus, TrainConfig};
+use shared::{RunCreated, RunStatus, TrainConfig};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -115,26 +115,11 @@ fn fill_history(data_dir: &std::path::Path) -> anyhow::Result<()> {
     for _ in 0..HISTORY {
         let run = store.create_run(&config, 1_795_000_000)?;
         for epoch in 1..=3 {
-            store.add_epoch(run.id, &metrics(epoch))?;
+            store.add_epoch(run.id, &common::epoch_metrics(epoch))?;
         }
         store.set_status(run.id, RunStatus::Completed, None)?;
     }
     Ok(())
-}
-
-fn metrics(epoch: u32) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 1.0 / f64::from(epoch),
-        train_accuracy: 0.5,
-        test_loss: 1.1 / f64::from(epoch),
-        test_accuracy: 0.45,
-        seconds: 12.5,
-        test_top5_accuracy: None,
-        lr: 0.001,
-        per_class_accuracy: vec![0.4, 0.5, 0.45],
-        confusion: vec![vec![4, 2, 2], vec![2, 4, 2], vec![2, 2, 4]],
-    }
 }
 
 /// Whether the listers run as tasks sharing the client runtime's workers (`LATENCY_LISTERS=shared`)

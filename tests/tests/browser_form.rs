@@ -158,3 +158,37 @@ fn identifiers_are_words_joined_by_underscores() {
     assert_eq!(identifiers("batch_size must be, mode two_phase."), ["batch_size", "two_phase"]);
     assert_eq!(identifiers("a __ b _x"), Vec::<String>::new());
 }
+
+/// A first visit to a studio without ImageNet's weights and without network (issue 30, point 3): the page
+/// says so beside the weights menu before Start, has already chosen weights that work, and the first run
+/// trains instead of failing.
+async fn the_first_run_works_offline(width: u32, height: u32) {
+    let data = tempfile::tempdir().unwrap();
+    common::write_color_dataset(data.path(), "colors", 2, 4, 2, 32);
+    // No stand-in ImageNet file: its address is a closed local port, as without network.
+    let server = common::TestServer::start_with(data, |_| {}, Some(built_page())).await;
+    let OpenPage { browser, _driver, server } = open_browser_with(server, width, height, &[]).await;
+    let note = eventually("the offline note", Duration::from_secs(30), || async {
+        text_of(&browser, "#weights-offline").await
+    })
+    .await;
+    assert!(note.contains("cannot be downloaded from here") && note.contains("resnet18-f37072fd.pth"), "{note}");
+    assert_eq!(value_of(&browser, "select#weights").await, "none", "random weights are chosen");
+    let option = text_of(&browser, "select#weights option[value='imagenet']").await.unwrap_or_default();
+    assert!(option.contains("not available without network"), "{option}");
+    look_at(&browser, &format!("form-offline-{width}")).await;
+    let id = start_run(&browser, "1").await;
+    let run = server.wait_until_finished(id).await;
+    assert_eq!(run.status, shared::RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.config.weights, "none");
+}
+
+#[tokio::test]
+async fn the_first_run_works_offline_at_1280_px() {
+    the_first_run_works_offline(1280, 900).await;
+}
+
+#[tokio::test]
+async fn the_first_run_works_offline_at_390_px() {
+    the_first_run_works_offline(390, 844).await;
+}

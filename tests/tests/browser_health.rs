@@ -86,3 +86,54 @@ async fn both_images_of_a_duplicate_pair_load_and_the_first_can_be_excluded_on_a
 async fn both_images_of_a_duplicate_pair_load_and_the_first_can_be_excluded_on_a_desktop() {
     both_images_of_a_pair_load_and_the_first_can_be_marked(1280, 900).await;
 }
+
+/// A page of another site (served from `origin_host`) showing the studio's thumbnail as an `<img>`: the
+/// image must not load, and the studio must not decode anything for it (issue 24, finding 4).
+async fn a_thumbnail_on_another_sites_page_does_not_load(
+    browser: &fantoccini::Client,
+    thumbnail: &str,
+    origin_host: &str,
+) {
+    let page = format!(r#"<!doctype html><title>elsewhere</title><img id="stolen" alt="stolen" src="{thumbnail}">"#);
+    let app = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(page) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let site = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    browser.goto(&format!("http://{origin_host}:{port}/")).await.unwrap();
+    let (complete, width): (bool, u32) = eventually("the image settled", Duration::from_secs(20), || async {
+        let state: (bool, u32) = evaluate(
+            browser,
+            "const img = document.getElementById('stolen'); return [img.complete, img.naturalWidth];",
+            Vec::new(),
+        )
+        .await;
+        state.0.then_some(state)
+    })
+    .await;
+    assert!(complete && width == 0, "a page on {origin_host}:{port} loaded the studio's thumbnail ({width} px wide)");
+    site.abort();
+}
+
+#[tokio::test]
+async fn pages_of_other_sites_cannot_load_the_studios_thumbnails() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 2, 1, 32);
+    let server = TestServer::start_with(data, |_| {}, Some(built_page())).await;
+    let driver = ChromeDriver::start();
+    let browser = driver.browser(800, 600).await;
+    let thumbnail = server.url(&format!("/api/datasets/colors/image?path=train/{}/0001.png", COLOR_CLASSES[0].0));
+    // Another site (localhost is not 127.0.0.1), and another port of the studio's own host.
+    a_thumbnail_on_another_sites_page_does_not_load(&browser, &thumbnail, "localhost").await;
+    a_thumbnail_on_another_sites_page_does_not_load(&browser, &thumbnail, "127.0.0.1").await;
+    // The studio's own page shows the same address.
+    browser.goto(&server.url("/")).await.unwrap();
+    let own: u32 = eventually("the thumbnail on the studio's own page", Duration::from_secs(20), || async {
+        let script = "return new Promise(done => { const img = new Image(); \
+                      img.onload = () => done(img.naturalWidth); img.onerror = () => done(0); img.src = arguments[0]; });";
+        let width: u32 = evaluate(&browser, script, vec![serde_json::json!(thumbnail)]).await;
+        (width > 0).then_some(width)
+    })
+    .await;
+    assert_eq!(own, 32);
+    browser.close().await.unwrap();
+}

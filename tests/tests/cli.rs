@@ -139,12 +139,13 @@ fn health_prints_the_same_check_as_the_api_and_flags_a_leak() {
     };
     let health: shared::DatasetHealth = serde_json::from_str(&run(true)).unwrap();
     assert_eq!(health.classes.iter().map(|c| (c.train, c.test)).collect::<Vec<_>>(), [(4, 3), (4, 2)]);
-    let expected = backend::data::health::check(&backend::data::inspect(dir.path(), "colors").unwrap()).unwrap();
+    let source = backend::data::inspect(dir.path(), "colors").unwrap();
+    let expected = backend::data::health::check(&source, &backend::memory::MemoryBudget::default()).unwrap();
     assert_eq!(health, expected, "the JSON is the health check's own answer");
 
     let lines = run(false);
     assert!(lines.contains("train/black/0001.png ~ test/black/copy.png (train and test: a leak)"), "{lines}");
-    assert!(lines.contains("0 unreadable, 1 duplicate pairs, 1 across train and test"), "{lines}");
+    assert!(lines.contains("0 unreadable, 1 duplicate pairs listed, 1 test images with a copy in training"), "{lines}");
     let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     left.sort();
     assert_eq!(left, ["colors"], "nothing is written");

@@ -35,10 +35,11 @@ async fn the_health_check_counts_classes_and_lists_unreadable_images_and_a_leake
     let leaks: Vec<_> = health.duplicates.iter().filter(|d| d.across_splits).collect();
     assert_eq!(leaks.len(), 1, "{:?}", health.duplicates);
     assert_eq!(
-        (leaks[0].a.as_str(), leaks[0].b.as_str(), leaks[0].kind, leaks[0].distance),
-        ("train/black/0000.png", "test/black/leak.png", DuplicateKind::Exact, 0)
+        (leaks[0].a.as_str(), leaks[0].b.as_str(), leaks[0].kind, leaks[0].similarity),
+        ("train/black/0000.png", "test/black/leak.png", DuplicateKind::Exact, 1.0)
     );
-    assert_eq!(health.near_threshold, backend::data::health::NEAR_DISTANCE);
+    assert_eq!((health.leaks(), health.test_images()), (1, 7), "one distinct test image of seven leaked");
+    assert_eq!(health.near_similarity, backend::data::duplicates::NEAR_SIMILARITY);
 }
 
 #[tokio::test]

@@ -392,8 +392,7 @@ async fn a_run_killed_at_any_moment_of_its_checkpoints_resumes_bit_identically()
     for life in 0.. {
         assert!(life < 80, "the run did not finish after {life} lives: {killed_at:?}");
         let plan = fault_plan(life);
-        let env: Vec<(&str, &str)> =
-            plan.iter().map(|p| (backend::engine::fault::FAULT_VARIABLE, p.as_str())).collect();
+        let env: Vec<(&str, &str)> = plan.iter().map(|p| (backend::fault::FAULT_VARIABLE, p.as_str())).collect();
         let mut server = ServerProcess::start_with(data.path(), &["--checkpoint-interval", "0"], &env);
         let id = match run_id {
             None => *run_id.insert(create_run(&server, crash_test_config()).await),
@@ -501,7 +500,7 @@ async fn a_full_disk_fails_the_run_with_a_sentence_and_the_server_keeps_serving(
         &[]
     } else {
         println!("cannot mount a tmpfs here: the full disk is simulated by fault injection");
-        &[(backend::engine::fault::FAULT_VARIABLE, "write-best@1=enospc")]
+        &[(backend::fault::FAULT_VARIABLE, "write-best@1=enospc")]
     };
     write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
     let server = ServerProcess::start_with(folder.path(), &[], env);
@@ -570,7 +569,7 @@ fn checkpointed_epochs(data_dir: &Path, id: u64) -> Vec<shared::EpochMetrics> {
 async fn epochs_a_full_disk_kept_out_of_the_history_are_recorded_from_the_checkpoint() {
     let folder = tempfile::tempdir().unwrap();
     write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
-    let faults = [(backend::engine::fault::FAULT_VARIABLE, "record-epoch@1=enospc,record-epoch@3=enospc")];
+    let faults = [(backend::fault::FAULT_VARIABLE, "record-epoch@1=enospc,record-epoch@3=enospc")];
     let server = ServerProcess::start_with(folder.path(), &[], &faults);
     let id = create_run(&server, json!({"dataset": "colors", "epochs": 2, "batch_size": 4})).await;
     let run = poll_run(&server, id, Duration::from_secs(120), |run| run.status.is_finished()).await;
@@ -585,7 +584,7 @@ async fn epochs_a_full_disk_kept_out_of_the_history_are_recorded_from_the_checkp
 async fn epochs_missing_from_the_history_when_the_server_died_are_recorded_at_the_next_start() {
     let folder = tempfile::tempdir().unwrap();
     write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
-    let faults = [(backend::engine::fault::FAULT_VARIABLE, "record-epoch@1=enospc,record-epoch@2=kill")];
+    let faults = [(backend::fault::FAULT_VARIABLE, "record-epoch@1=enospc,record-epoch@2=kill")];
     let mut server = ServerProcess::start_with(folder.path(), &[], &faults);
     let id = create_run(&server, json!({"dataset": "colors", "epochs": 3, "batch_size": 4})).await;
     assert!(server.wait_for_exit(Duration::from_secs(120)).is_some(), "the fault killed the server");

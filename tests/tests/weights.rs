@@ -131,3 +131,70 @@ async fn a_weights_upload_cut_short_by_a_crash_is_removed_when_the_studio_opens(
     assert!(!leftover.exists());
     assert!(weights_folder(&server).is_empty());
 }
+
+#[tokio::test]
+async fn only_exactly_resnet18_weights_are_kept_and_other_torchvision_networks_are_named() {
+    let made = tempfile::tempdir().unwrap();
+    common::run_python("save_architectures.py", &[made.path().as_os_str()]);
+    let server = TestServer::start().await;
+    for (file, says) in [
+        ("resnet34.pth", "such as layer1.2.bn1.bias (it looks like a deeper ResNet (ResNet-34))"),
+        ("resnet50.pth", "bottleneck blocks (ResNet-50, 101 or 152)"),
+        (
+            "mobilenet_v2.pth",
+            "it has no bn1.bias (nor 99 other ResNet-18 tensors) (it looks like another family of network",
+        ),
+        ("partial.pth", "it has no layer4.0.bn1.bias (nor 24 other ResNet-18 tensors)"),
+    ] {
+        let bytes = std::fs::read(made.path().join(file)).unwrap();
+        let refused = refusal(upload(&server, file, bytes).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(refused.starts_with("this file is not a ResNet-18 state dict: "), "{file}: {refused}");
+        assert!(refused.contains(says), "{file}: {refused}");
+    }
+    let resnet18 = std::fs::read(made.path().join("resnet18.pth")).unwrap();
+    assert_eq!(upload(&server, "resnet18.pth", resnet18).await.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_resnet34_put_in_the_weights_folder_by_hand_fails_the_run_with_the_reason() {
+    let made = tempfile::tempdir().unwrap();
+    common::run_python("save_architectures.py", &[made.path().as_os_str()]);
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 4, 2, 32);
+    std::fs::create_dir_all(data.path().join("weights")).unwrap();
+    std::fs::copy(made.path().join("resnet34.pth"), data.path().join("weights/resnet34.pth")).unwrap();
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let id = server.create_run(json!({"dataset": "colors", "epochs": 1, "weights": "resnet34.pth"})).await;
+    let run = server.wait_until_finished(id).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap_or_default();
+    assert!(error.contains("is not a ResNet-18 state dict") && error.contains("ResNet-34"), "{error}");
+}
+
+#[tokio::test]
+async fn the_list_says_when_imagenet_cannot_be_had_and_a_resume_asks_again_instead_of_failing_again() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 4, 2, 32);
+    // A stand-in file name (a safetensors file is quicker to make than a .pth); its address is a closed port.
+    let stand_in = "imagenet-stand-in.safetensors";
+    let server = TestServer::start_with(data, |s| s.imagenet.file_name = stand_in.into(), None).await;
+    let imagenet = &listed(&server).await[0];
+    let why = imagenet.unavailable.clone().expect("ImageNet's address is a closed port here");
+    assert!(why.contains("cannot be downloaded from here") && why.contains(stand_in), "{why}");
+
+    let id =
+        server.create_run(json!({"dataset": "colors", "epochs": 1, "weights": "imagenet", "mode": "frozen"})).await;
+    assert_eq!(server.wait_until_finished(id).await.status, RunStatus::Failed);
+    let resume = reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/resume"))).send().await.unwrap();
+    let refused = refusal(resume, StatusCode::CONFLICT).await;
+    assert!(refused.contains("cannot be downloaded from here"), "{refused}");
+
+    // Once the file is there, the list and the resume follow.
+    let weights = server.data.path().join("weights");
+    ResNet18::new(Device::Cpu, 1000, 0).save(&weights.join(stand_in), None).unwrap();
+    let present = &listed(&server).await[0];
+    assert!(present.present && present.unavailable.is_none(), "{present:?}");
+    let resume = reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/resume"))).send().await.unwrap();
+    assert_eq!(resume.status(), StatusCode::OK);
+    assert_eq!(server.wait_until_finished(id).await.status, RunStatus::Completed);
+}

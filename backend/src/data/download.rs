@@ -85,6 +85,13 @@ pub enum StreamError {
     Cancelled,
 }
 
+/// Whether `url` answers a `HEAD` request with success within `timeout`: a download from it would start.
+/// `Err` says why not (no network, no such host, the server's status).
+pub fn reachable(url: &str, timeout: Duration) -> Result<(), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
+    agent.head(url).call().map(drop).map_err(|e| e.to_string())
+}
+
 /// Streams `url` into the file `dest` (at most `limit` bytes), hashing every byte with `D`, and reports
 /// the bytes received as [`PreparationStep::Downloading`] of `subject` at most every [`REPORT_INTERVAL`]
 /// and once at the end; a report answered with `ControlFlow::Break` stops the download. Returns the hex

@@ -1,26 +1,23 @@
 //! Dataset health: per-class counts and balance, image sizes, images that cannot be decoded, and
-//! duplicates — exact (the same decoded pixels) and near (alike by a perceptual hash) — flagged when one
-//! copy is a training image and the other a test image, since such leakage inflates test accuracy.
+//! duplicates: exact (the same decoded pixels) and near (verified alike, see [`super::duplicates`]),
+//! flagged when one copy is a training image and the other a test image, since such leakage inflates
+//! test accuracy, and when the copies carry different labels, since one of them is then mislabelled.
 //!
-//! Every image is decoded once at its own size. Its exact key is the SHA-256 of its size and RGB
-//! pixels; its perceptual hash is the 64-bit difference hash (dHash): the grey image shrunk to 9x8, one
-//! bit per horizontally adjacent pair, set where the left pixel is darker. Two images whose hashes differ
-//! in at most [`NEAR_DISTANCE`] bits are near duplicates. Candidate pairs are found without comparing all
-//! pairs: split into `NEAR_DISTANCE + 1` blocks of bits, two hashes that close agree exactly on at least
-//! one block (pigeonhole), so only hashes sharing a block value are compared.
+//! Every image is decoded once at its own size and kept only as its [`Fingerprint`].
 //!
 //! [`HealthCache`] keeps the answer per dataset until its files change (their count, total size and
 //! newest modification time).
 
+use super::duplicates::{self, Fingerprint};
 use super::{
     labelled, list_class_folders, read_bounded, read_cifar_pickle, relative_name, reported_split, DataError,
     DatasetSource, LabelledFiles, PickledCifar, CIFAR100_RECORD, CIFAR_RECORD, CIFAR_SIDE, CIFAR_TEST_FILE,
     CIFAR_TRAIN_FILES, MAX_CIFAR_RECORDS, MAX_IMAGE_FILE_BYTES,
 };
-use crate::data::images::decode_rgb;
-use image::{imageops::FilterType, GrayImage, RgbImage};
+use crate::data::images::{decode_rgb, Admission};
+use crate::memory::MemoryBudget;
+use image::RgbImage;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 use shared::{
     ClassCount, DatasetFormat, DatasetHealth, DuplicateKind, DuplicatePair, ImageSizes, SizeCount, UnreadableImage,
 };
@@ -29,32 +26,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-/// Largest Hamming distance between two perceptual hashes reported as a near duplicate (of 64 bits).
-pub const NEAR_DISTANCE: u32 = 5;
-
-/// One decoded image, as the checks see it.
-struct Seen {
-    width: u32,
-    height: u32,
-    /// SHA-256 of the size and the RGB pixels.
-    exact: [u8; 32],
-    /// 64-bit difference hash.
-    perceptual: u64,
-}
-
 /// One image of the dataset.
 struct Sample {
     /// Relative to the dataset folder; `file#index` for a CIFAR record.
     path: String,
     test: bool,
     label: usize,
-    seen: Result<Seen, String>,
+    seen: Result<Fingerprint, String>,
 }
 
 /// Checks a recognised dataset. Reads and decodes every image (in parallel); a CIFAR file that cannot
 /// be read fails the check, an image file that cannot be decoded is listed in `unreadable`.
-pub fn check(source: &DatasetSource) -> Result<DatasetHealth, DataError> {
-    let mut samples = samples(source).map_err(|e| e.relative_to(&source.shown_from))?;
+/// Images are decoded within `budget`, each waiting for room (a check never fails for want of it).
+pub fn check(source: &DatasetSource, budget: &MemoryBudget) -> Result<DatasetHealth, DataError> {
+    let mut samples = samples(source, budget).map_err(|e| e.relative_to(&source.shown_from))?;
     if let Some(edits) = &source.edits {
         // A version: its left-out images are gone and its relabelled ones in their new class.
         samples.retain_mut(|sample| match edits.label(&sample.path, sample.label) {
@@ -64,7 +49,7 @@ pub fn check(source: &DatasetSource) -> Result<DatasetHealth, DataError> {
             }
             None => false,
         });
-        samples.extend(file_samples(&source.root, edits.added_files(), false));
+        samples.extend(file_samples(&source.root, edits.added_files(), false, budget));
     }
     let classes: Vec<ClassCount> = source
         .info
@@ -89,20 +74,22 @@ pub fn check(source: &DatasetSource) -> Result<DatasetHealth, DataError> {
             })
         })
         .collect();
-    let (duplicates, duplicates_truncated) = duplicates(&samples);
+    let found = Duplicates::of(&samples);
     Ok(DatasetHealth {
         classes,
         imbalance: if least == 0 || least == usize::MAX { 0.0 } else { most as f64 / least as f64 },
         sizes: sizes(&samples),
         unreadable,
-        duplicates,
-        duplicates_truncated,
-        near_threshold: NEAR_DISTANCE,
+        duplicates: found.listed,
+        duplicates_truncated: found.truncated,
+        leaked_test_images: found.leaked_test_images,
+        label_conflicts: found.label_conflicts,
+        near_similarity: duplicates::NEAR_SIMILARITY,
     })
 }
 
 /// Every image of the dataset, decoded and hashed.
-fn samples(source: &DatasetSource) -> Result<Vec<Sample>, DataError> {
+fn samples(source: &DatasetSource, budget: &MemoryBudget) -> Result<Vec<Sample>, DataError> {
     let root = &source.root;
     let classes = source.info.classes.len();
     match source.info.format {
@@ -133,15 +120,15 @@ fn samples(source: &DatasetSource) -> Result<Vec<Sample>, DataError> {
             Ok(samples)
         }
         DatasetFormat::ClassFolders => {
-            let mut samples = folder_samples(root, &root.join("train"), false)?;
-            samples.extend(folder_samples(root, &root.join("test"), true)?);
+            let mut samples = folder_samples(root, &root.join("train"), false, budget)?;
+            samples.extend(folder_samples(root, &root.join("test"), true, budget)?);
             Ok(samples)
         }
         DatasetFormat::ImageFolder => {
             // The test split is drawn per run: counted here as a run with the form's defaults draws it.
             let (train, held_out) = reported_split(&list_class_folders(root)?, root);
-            let mut samples = file_samples(root, train, false);
-            samples.extend(file_samples(root, held_out, true));
+            let mut samples = file_samples(root, train, false, budget);
+            samples.extend(file_samples(root, held_out, true, budget));
             Ok(samples)
         }
     }
@@ -182,58 +169,32 @@ fn planes_samples(file: &str, test: bool, planes: &[u8], labels: impl Iterator<I
                 let at = y as usize * side + x as usize;
                 image::Rgb([image[at], image[side * side + at], image[2 * side * side + at]])
             });
-            Sample { path: format!("{file}#{index}"), test, label, seen: Ok(seen(&rgb)) }
+            Sample { path: format!("{file}#{index}"), test, label, seen: Ok(Fingerprint::of(&rgb)) }
         })
         .collect()
 }
 
 /// The images of a split's class folders, labelled in class order; paths relative to `root`.
-fn folder_samples(root: &Path, split_dir: &Path, test: bool) -> Result<Vec<Sample>, DataError> {
+fn folder_samples(root: &Path, split_dir: &Path, test: bool, budget: &MemoryBudget) -> Result<Vec<Sample>, DataError> {
     if test && !split_dir.is_dir() {
         return Ok(Vec::new());
     }
-    Ok(file_samples(root, labelled(list_class_folders(split_dir)?), test))
+    Ok(file_samples(root, labelled(list_class_folders(split_dir)?), test, budget))
 }
 
 /// Labelled image files (as the listing labels them, from 0) decoded in parallel; paths relative to `root`
 /// (see [`relative_name`]).
-fn file_samples(root: &Path, files: LabelledFiles, test: bool) -> Vec<Sample> {
+fn file_samples(root: &Path, files: LabelledFiles, test: bool, budget: &MemoryBudget) -> Vec<Sample> {
     files
         .into_par_iter()
         .map(|(label, file)| {
             let label = label as usize;
             let decoded = read_bounded(&file, MAX_IMAGE_FILE_BYTES, "an image file")
                 .map_err(|e| e.relative_to(root).to_string())
-                .and_then(|bytes| decode_rgb(&bytes).map_err(|e| e.to_string()));
-            Sample { path: relative_name(&file, root), test, label, seen: decoded.map(|rgb| seen(&rgb)) }
+                .and_then(|bytes| decode_rgb(&bytes, Admission::Waiting(budget)).map_err(|e| e.to_string()));
+            Sample { path: relative_name(&file, root), test, label, seen: decoded.map(|rgb| Fingerprint::of(&rgb)) }
         })
         .collect()
-}
-
-/// The exact key and perceptual hash of an image.
-fn seen(rgb: &RgbImage) -> Seen {
-    let (width, height) = rgb.dimensions();
-    let mut sha = Sha256::new();
-    sha.update(width.to_le_bytes());
-    sha.update(height.to_le_bytes());
-    sha.update(rgb.as_raw());
-    Seen { width, height, exact: sha.finalize().into(), perceptual: difference_hash(rgb) }
-}
-
-/// The 64-bit difference hash: grey, shrunk to 9x8, one bit per horizontal neighbour pair (left darker).
-fn difference_hash(rgb: &RgbImage) -> u64 {
-    let grey = GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
-        let [r, g, b] = rgb.get_pixel(x, y).0.map(f32::from);
-        image::Luma([(0.299 * r + 0.587 * g + 0.114 * b).round() as u8])
-    });
-    let small = image::imageops::resize(&grey, 9, 8, FilterType::Triangle);
-    let mut hash = 0u64;
-    for y in 0..8 {
-        for x in 0..8 {
-            hash = hash << 1 | u64::from(small.get_pixel(x, y)[0] < small.get_pixel(x + 1, y)[0]);
-        }
-    }
-    hash
 }
 
 /// Counts of each size, smallest and largest.
@@ -252,94 +213,61 @@ fn sizes(samples: &[Sample]) -> ImageSizes {
     ImageSizes { smallest: [smallest.0, smallest.1], largest: [largest.0, largest.1], most_common }
 }
 
-/// Exact and near duplicate pairs, at most [`DatasetHealth::MAX_DUPLICATES`], and whether more exist.
-fn duplicates(samples: &[Sample]) -> (Vec<DuplicatePair>, bool) {
-    let readable: Vec<(usize, &Seen)> =
-        samples.iter().enumerate().filter_map(|(i, s)| s.seen.as_ref().ok().map(|seen| (i, seen))).collect();
-    let pair = |a: usize, b: usize, kind, distance| DuplicatePair {
-        a: samples[a].path.clone(),
-        b: samples[b].path.clone(),
-        kind,
-        distance,
-        across_splits: samples[a].test != samples[b].test,
-        a_class: Some(samples[a].label),
-        b_class: Some(samples[b].label),
-    };
-    let mut pairs = Vec::new();
-    // Exact: each image paired with the first of its group.
-    let mut first_by_exact: HashMap<[u8; 32], usize> = HashMap::new();
-    for &(i, seen) in &readable {
-        match first_by_exact.get(&seen.exact) {
-            Some(&first) => pairs.push(pair(first, i, DuplicateKind::Exact, 0)),
-            None => {
-                first_by_exact.insert(seen.exact, i);
-            }
-        }
-    }
-    // Near: among the first image of each exact group, grouped by perceptual hash.
-    let mut by_hash: HashMap<u64, Vec<usize>> = HashMap::new();
-    for &(i, seen) in &readable {
-        if first_by_exact.get(&seen.exact) == Some(&i) {
-            by_hash.entry(seen.perceptual).or_default().push(i);
-        }
-    }
-    for members in by_hash.values() {
-        pairs.extend(members[1..].iter().map(|&i| pair(members[0], i, DuplicateKind::Near, 0)));
-    }
-    let hashes: Vec<u64> = by_hash.keys().copied().collect();
-    for (h1, h2, distance) in close_hashes(&hashes) {
-        pairs.push(pair(by_hash[&h1][0], by_hash[&h2][0], DuplicateKind::Near, distance));
-    }
-    // Leaks first, then exact before near, then by path, so the list is stable and the worst come first.
-    pairs.sort_by(|x, y| {
-        (!x.across_splits, x.kind == DuplicateKind::Near, x.distance, &x.a, &x.b).cmp(&(
-            !y.across_splits,
-            y.kind == DuplicateKind::Near,
-            y.distance,
-            &y.a,
-            &y.b,
-        ))
-    });
-    let truncated = pairs.len() > DatasetHealth::MAX_DUPLICATES;
-    pairs.truncate(DatasetHealth::MAX_DUPLICATES);
-    (pairs, truncated)
+/// The duplicates of a dataset as the health check reports them.
+struct Duplicates {
+    /// Exact pairs (all of them), then near pairs from the most alike, up to
+    /// [`DatasetHealth::MAX_DUPLICATES`] pairs in all.
+    listed: Vec<DuplicatePair>,
+    /// Whether near pairs were left out.
+    truncated: bool,
+    /// Distinct test images with a copy in the training split.
+    leaked_test_images: usize,
+    /// Pairs whose images carry different labels.
+    label_conflicts: usize,
 }
 
-/// Pairs of distinct hashes at most [`NEAR_DISTANCE`] bits apart, with their distance.
-fn close_hashes(hashes: &[u64]) -> Vec<(u64, u64, u32)> {
-    let blocks = NEAR_DISTANCE as usize + 1;
-    let mut found = HashSet::new();
-    for block in 0..blocks {
-        let (start, end) = (64 * block / blocks, 64 * (block + 1) / blocks);
-        let mask = (u64::MAX >> (64 - (end - start))) << start;
-        let mut buckets: HashMap<u64, Vec<u64>> = HashMap::new();
-        for &hash in hashes {
-            buckets.entry(hash & mask).or_default().push(hash);
-        }
-        for bucket in buckets.values().filter(|b| b.len() > 1) {
-            for (i, &a) in bucket.iter().enumerate() {
-                for &b in &bucket[i + 1..] {
-                    let distance = (a ^ b).count_ones();
-                    if distance <= NEAR_DISTANCE {
-                        found.insert((a.min(b), a.max(b), distance));
-                    }
-                }
+impl Duplicates {
+    fn of(samples: &[Sample]) -> Self {
+        let prints: Vec<Option<&Fingerprint>> = samples.iter().map(|s| s.seen.as_ref().ok()).collect();
+        let copies = duplicates::find(&prints);
+        let mut leaked = HashSet::new();
+        let mut label_conflicts = 0;
+        let mut listed = Vec::new();
+        let mut truncated = false;
+        for copy in &copies {
+            let (a, b) = (&samples[copy.a], &samples[copy.b]);
+            if a.test != b.test {
+                leaked.insert(if a.test { copy.a } else { copy.b });
             }
+            label_conflicts += usize::from(a.label != b.label);
+            if !copy.exact && listed.len() >= DatasetHealth::MAX_DUPLICATES {
+                truncated = true;
+                continue;
+            }
+            listed.push(DuplicatePair {
+                a: a.path.clone(),
+                b: b.path.clone(),
+                kind: if copy.exact { DuplicateKind::Exact } else { DuplicateKind::Near },
+                similarity: copy.similarity,
+                across_splits: a.test != b.test,
+                a_class: Some(a.label),
+                b_class: Some(b.label),
+            });
         }
+        Duplicates { listed, truncated, leaked_test_images: leaked.len(), label_conflicts }
     }
-    found.into_iter().collect()
 }
 
 /// What a dataset's files look like now: when it changes, a cached check is stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
+struct FolderPrint {
     files: u64,
     bytes: u64,
     newest: Option<SystemTime>,
 }
 
-fn fingerprint(folder: &Path) -> Fingerprint {
-    let mut print = Fingerprint { files: 0, bytes: 0, newest: None };
+fn folder_print(folder: &Path) -> FolderPrint {
+    let mut print = FolderPrint { files: 0, bytes: 0, newest: None };
     let mut pending = vec![folder.to_path_buf()];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
@@ -361,21 +289,28 @@ fn fingerprint(folder: &Path) -> Fingerprint {
 /// A dataset or version in the cache: its folder and its name (a version shares its dataset's folder).
 type CacheKey = (PathBuf, String);
 
-/// The last check of each dataset and version, kept until its files change.
+/// The last check of each dataset and version, kept until its files change. Checks of one dataset asked
+/// for at once are made once: the others wait for it and share the answer.
 #[derive(Default)]
-pub struct HealthCache(Mutex<HashMap<CacheKey, (Fingerprint, Arc<DatasetHealth>)>>);
+pub struct HealthCache {
+    answers: Mutex<HashMap<CacheKey, (FolderPrint, Arc<DatasetHealth>)>>,
+    /// Held while a dataset's check is made.
+    making: Mutex<HashMap<CacheKey, Arc<Mutex<()>>>>,
+}
 
 impl HealthCache {
     /// The check of `source`, from the cache when its files are as they were, else computed (and kept).
-    pub fn check(&self, source: &DatasetSource) -> Result<Arc<DatasetHealth>, DataError> {
-        let now = fingerprint(&source.root);
+    pub fn check(&self, source: &DatasetSource, budget: &MemoryBudget) -> Result<Arc<DatasetHealth>, DataError> {
         let key = (source.root.clone(), source.info.name.clone());
-        let cached = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
+        let making = self.making.lock().unwrap_or_else(PoisonError::into_inner).entry(key.clone()).or_default().clone();
+        let _making = making.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = folder_print(&source.root);
+        let cached = self.answers.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
         if let Some((_, health)) = cached.filter(|(print, _)| *print == now) {
             return Ok(health);
         }
-        let health = Arc::new(check(source)?);
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, (now, health.clone()));
+        let health = Arc::new(check(source, budget)?);
+        self.answers.lock().unwrap_or_else(PoisonError::into_inner).insert(key, (now, health.clone()));
         Ok(health)
     }
 }
@@ -390,8 +325,16 @@ mod tests {
         rgb.save(path).unwrap();
     }
 
+    /// A picture of its own for each `shift`: every channel's pattern depends on it.
     fn gradient(side: u32, shift: u8) -> RgbImage {
-        RgbImage::from_fn(side, side, |x, y| image::Rgb([(x * 7) as u8 ^ shift, (y * 5) as u8, ((x + y) * 3) as u8]))
+        RgbImage::from_fn(side, side, |x, y| {
+            let (x, y) = (x as u8, y as u8);
+            image::Rgb([
+                x.wrapping_mul(7) ^ shift,
+                y.wrapping_mul(5) ^ shift.rotate_left(3),
+                (x ^ y).wrapping_mul(shift | 1),
+            ])
+        })
     }
 
     /// cat and dog folders: train/cat/a.png is copied to test/cat/a-copy.png (a leak), train/dog/b.png
@@ -414,7 +357,7 @@ mod tests {
     #[test]
     fn counts_sizes_unreadable_images_leaks_and_near_duplicates_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let health = check(&dataset(dir.path())).unwrap();
+        let health = check(&dataset(dir.path()), &MemoryBudget::default()).unwrap();
         let counts: Vec<(&str, usize, usize)> =
             health.classes.iter().map(|c| (c.name.as_str(), c.train, c.test)).collect();
         assert_eq!(counts, [("cat", 2, 1), ("dog", 3, 1)]);
@@ -453,7 +396,7 @@ mod tests {
         test.extend(record(1, 250));
         std::fs::write(root.join(CIFAR_TEST_FILE), &test).unwrap();
         std::fs::write(root.join(super::super::CIFAR_META_FILE), "a\nb\n").unwrap();
-        let health = check(&inspect(dir.path(), "cifar").unwrap()).unwrap();
+        let health = check(&inspect(dir.path(), "cifar").unwrap(), &MemoryBudget::default()).unwrap();
         assert_eq!(health.classes.iter().map(|c| c.train + c.test).sum::<usize>(), 52);
         let leak = health.duplicates.iter().find(|d| d.across_splits).expect("the copied test record");
         assert_eq!(
@@ -479,7 +422,7 @@ mod tests {
         }
         let source = inspect(dir.path(), "snaps").unwrap();
         assert_eq!(source.info.format, DatasetFormat::ImageFolder);
-        let health = check(&source).unwrap();
+        let health = check(&source, &MemoryBudget::default()).unwrap();
         let counts: Vec<(&str, usize, usize)> =
             health.classes.iter().map(|c| (c.name.as_str(), c.train, c.test)).collect();
         assert_eq!(counts, [("cat", 4, 1), ("dog", 8, 2)]);
@@ -497,25 +440,17 @@ mod tests {
     }
 
     #[test]
-    fn hashes_within_the_threshold_are_found_and_farther_ones_are_not() {
-        let base = 0x0123_4567_89ab_cdefu64;
-        let near = base ^ 0b10101; // 3 bits
-        let far = base ^ 0xff; // 8 bits
-        let found = close_hashes(&[base, near, far]);
-        assert_eq!(found.len(), 2, "{found:?}"); // base-near (3) and near-far (5)
-        assert!(found.contains(&(base.min(near), base.max(near), 3)));
-        assert!(!found.iter().any(|&(a, b, _)| (a, b) == (base.min(far), base.max(far))));
-    }
-
-    #[test]
     fn a_check_is_cached_until_the_files_change() {
         let dir = tempfile::tempdir().unwrap();
         let source = dataset(dir.path());
         let cache = HealthCache::default();
-        let first = cache.check(&source).unwrap();
-        assert!(Arc::ptr_eq(&first, &cache.check(&source).unwrap()), "the same answer, not recomputed");
+        let first = cache.check(&source, &MemoryBudget::default()).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &cache.check(&source, &MemoryBudget::default()).unwrap()),
+            "the same answer, not recomputed"
+        );
         std::fs::remove_file(source.root.join("train/dog/bad.png")).unwrap();
-        let after = cache.check(&source).unwrap();
+        let after = cache.check(&source, &MemoryBudget::default()).unwrap();
         assert!(after.unreadable.is_empty(), "recomputed once the files changed");
     }
 }

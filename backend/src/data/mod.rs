@@ -16,13 +16,14 @@
 
 pub mod augment;
 pub mod download;
+pub mod duplicates;
 pub mod health;
 pub(crate) mod images;
 pub mod thumbnails;
 pub(crate) mod upload;
 pub mod versions;
 
-use crate::data::images::{decode_to_chw, ImageError};
+use crate::data::images::{decode_to_chw, Admission, ImageError};
 use crate::formats::pickle::{self, Value};
 use rayon::prelude::*;
 use shared::{DatasetFormat, DatasetInfo};
@@ -255,7 +256,7 @@ pub fn discover(data_dir: &Path) -> Vec<DatasetInfo> {
         .filter_map(Result::ok)
         .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| !name.starts_with('.'))
+        .filter(|name| listable(name))
         .filter_map(|name| listing_entry(data_dir, &name))
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
@@ -267,6 +268,24 @@ pub fn discover(data_dir: &Path) -> Vec<DatasetInfo> {
             std::iter::once(info).chain(versions)
         })
         .collect()
+}
+
+/// Whether folder `name` of the data folder may be listed as a dataset: hidden folders and the studio's
+/// own are left out quietly, any other name a new dataset could not take (one that would shadow a
+/// version, say) with a warning, so that no folder is ever mistaken for something else.
+fn listable(name: &str) -> bool {
+    if name.starts_with('.') {
+        return false;
+    }
+    match shared::check_dataset_name(name) {
+        Ok(()) => true,
+        Err(why) => {
+            if !shared::names::RESERVED_NAMES.contains(&name) {
+                tracing::warn!("folder {name:?} of the data folder is not listed as a dataset: its name {why}");
+            }
+            false
+        }
+    }
 }
 
 /// Folder `name`'s line in the listing: its info, or its error when its layout is recognised but it
@@ -292,13 +311,13 @@ fn listing_entry(data_dir: &Path, name: &str) -> Option<DatasetInfo> {
 }
 
 /// Recognises the layout of the dataset folder `name` under `data_dir` and counts its images; a version
-/// name (`cifar@v2`, see [`versions`]) that is not a folder is that version of its dataset.
+/// name (`cifar@v2`, see [`versions`]) is always that version of its dataset, never a folder.
 /// `name` must already be a plain folder name (see `shared::TrainConfig::validate`).
 pub fn inspect(data_dir: &Path, name: &str) -> Result<DatasetSource, DataError> {
     let folder = data_dir.join(name);
     match versions::parse_name(name) {
-        Some((dataset, number)) if !folder.exists() => versions::inspect_version(data_dir, name, dataset, number),
-        _ => inspect_folder(&folder, name, data_dir),
+        Some((dataset, number)) => versions::inspect_version(data_dir, name, dataset, number),
+        None => inspect_folder(&folder, name, data_dir),
     }
 }
 
@@ -997,7 +1016,7 @@ fn decode_files(
             .par_iter()
             .map(|(_, path)| {
                 let bytes = read_bounded(path, MAX_IMAGE_FILE_BYTES, "an image file")?;
-                Ok::<_, DataError>(decode_to_chw(&bytes, input_size))
+                Ok::<_, DataError>(decode_to_chw(&bytes, input_size, Admission::Unmetered))
             })
             .collect::<Result<_, _>>()?;
         let mut pixels = Vec::new();

@@ -8,11 +8,12 @@
 //! a link must still lie inside the dataset's folder. Images are read within the dataset limits
 //! ([`MAX_IMAGE_FILE_BYTES`], and [`decode_rgb`]'s size and allocation limits) and shrunk to fit a square.
 
-use super::images::decode_rgb;
+use super::images::{decode_rgb, Admission, ImageError};
 use super::{
     cifar_files, cifar_record_image, has_image_extension, is_cifar, pickled_record_image, read_bounded, rgb_png,
     DataError, DatasetSource, CIFAR100_RECORD, CIFAR_RECORD, MAX_IMAGE_FILE_BYTES,
 };
+use crate::memory::{MemoryBudget, OverBudget};
 use image::{imageops::FilterType, RgbImage};
 use shared::DatasetFormat;
 use std::path::{Path, PathBuf};
@@ -47,10 +48,19 @@ pub enum ThumbnailError {
     /// The image is listed but could not be read or decoded.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The memory budget has no room to decode the image now.
+    #[error(transparent)]
+    Busy(#[from] OverBudget),
 }
 
 /// A PNG of image `path` of `source`, shrunk (never enlarged) to fit a `side` x `side` square.
-pub fn thumbnail(source: &DatasetSource, path: &str, side: u32) -> Result<Vec<u8>, ThumbnailError> {
+/// The image is decoded within `budget` ([`ThumbnailError::Busy`] when it has no room now).
+pub fn thumbnail(
+    source: &DatasetSource,
+    path: &str,
+    side: u32,
+    budget: &MemoryBudget,
+) -> Result<Vec<u8>, ThumbnailError> {
     if !(MIN_THUMBNAIL_SIDE..=MAX_THUMBNAIL_SIDE).contains(&side) {
         return Err(ThumbnailError::BadSize(side));
     }
@@ -67,7 +77,10 @@ pub fn thumbnail(source: &DatasetSource, path: &str, side: u32) -> Result<Vec<u8
             bytes.ok_or_else(missing)?
         }
     };
-    let rgb = decode_rgb(&bytes).map_err(|error| DataError::Image { path: path.into(), source: error })?;
+    let rgb = decode_rgb(&bytes, Admission::Now(budget)).map_err(|error| match error {
+        ImageError::Busy(busy) => ThumbnailError::Busy(busy),
+        error => DataError::Image { path: path.into(), source: error }.into(),
+    })?;
     Ok(rgb_png(&shrink(rgb, side)))
 }
 

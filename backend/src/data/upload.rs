@@ -6,10 +6,13 @@
 //! whatever happens.
 
 use crate::data::{self, DataError};
+use crate::files::WriteFailure;
 use shared::DatasetInfo;
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Most bytes a dataset zip may unpack to.
 pub const MAX_UNPACKED_BYTES: u64 = 8 * 1024 * 1024 * 1024;
@@ -47,9 +50,70 @@ pub enum UploadError {
     /// Unpacked, but not a dataset.
     #[error("the zip is not a dataset: {0}")]
     Layout(DataError),
+    /// Another upload of the same name (in any case) is being received or unpacked.
+    #[error("another upload named \"{0}\" is in progress; wait for it, or choose another name")]
+    InProgress(String),
+    /// The disk is full: nothing was kept.
+    #[error("the disk is full: the dataset was not kept; free some space and upload it again")]
+    DiskFull,
+    /// A file name in the zip is longer than the file system takes.
+    #[error("the zip holds a file name too long for this file system; shorten it and upload again")]
+    NameTooLong,
     /// Writing to the data folder failed.
     #[error("could not write the dataset: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for UploadError {
+    fn from(error: io::Error) -> Self {
+        match WriteFailure::of(&error) {
+            WriteFailure::DiskFull => UploadError::DiskFull,
+            WriteFailure::BadName => UploadError::NameTooLong,
+            WriteFailure::Other => UploadError::Io(error),
+        }
+    }
+}
+
+/// Names of the uploads being received or unpacked, lower case, so that two uploads of one name at once
+/// cannot both go ahead: the second is refused at once, before its bytes are read.
+#[derive(Clone, Default)]
+pub struct UploadClaims(Arc<Mutex<HashSet<String>>>);
+
+/// The right to install a dataset under a name, held from the first byte of its upload to the end of
+/// its installation; dropped, it frees the name.
+pub struct UploadClaim {
+    claims: UploadClaims,
+    key: String,
+}
+
+impl UploadClaims {
+    /// Claims `name` for a new dataset in `data_dir`: refused when the name is not a dataset's
+    /// ([`shared::check_dataset_name`]), when a folder of that name exists in any case, or while another
+    /// upload holds it.
+    pub fn claim(&self, data_dir: &Path, name: &str) -> Result<UploadClaim, UploadError> {
+        shared::check_dataset_name(name).map_err(UploadError::BadName)?;
+        if let Some(existing) = existing_entry(data_dir, name) {
+            return Err(UploadError::Exists(existing));
+        }
+        let key = name.to_lowercase();
+        let mut claimed = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !claimed.insert(key.clone()) {
+            return Err(UploadError::InProgress(name.to_string()));
+        }
+        Ok(UploadClaim { claims: self.clone(), key })
+    }
+}
+
+impl Drop for UploadClaim {
+    fn drop(&mut self) {
+        self.claims.0.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+    }
+}
+
+/// The name of the entry of `data_dir` that `name` would collide with: the same name in any case.
+fn existing_entry(data_dir: &Path, name: &str) -> Option<String> {
+    let entries = fs::read_dir(data_dir).ok()?.filter_map(Result::ok);
+    entries.filter_map(|entry| entry.file_name().into_string().ok()).find(|entry| shared::names::same_name(entry, name))
 }
 
 /// A folder removed with everything in it when dropped, so no failure leaves a staged upload behind.
@@ -61,20 +125,37 @@ impl Drop for StagingFolder {
     }
 }
 
-/// Unpacks the zip at `archive` and installs it as dataset `name` under `data_dir`.
-pub fn install_zip_dataset(data_dir: &Path, name: &str, archive: &Path) -> Result<DatasetInfo, UploadError> {
-    shared::check_file_name(name).map_err(UploadError::BadName)?;
+/// Unpacks the zip at `archive` and installs it as dataset `name` under `data_dir`, the name claimed in
+/// `claims` meanwhile (see [`UploadClaims::claim`]).
+#[cfg(test)]
+pub fn install_zip_dataset(
+    data_dir: &Path,
+    name: &str,
+    archive: &Path,
+    claims: &UploadClaims,
+) -> Result<DatasetInfo, UploadError> {
+    let _claim = claims.claim(data_dir, name)?;
+    install_claimed(data_dir, name, archive)
+}
+
+/// [`install_zip_dataset`] for a name already claimed by the caller.
+pub fn install_claimed(data_dir: &Path, name: &str, archive: &Path) -> Result<DatasetInfo, UploadError> {
     let target = data_dir.join(name);
-    if target.exists() {
-        return Err(UploadError::Exists(name.to_string()));
-    }
-    let staging = StagingFolder(data_dir.join(format!(".upload-{name}.partial")));
-    let _ = fs::remove_dir_all(&staging.0);
+    let staging = StagingFolder(crate::files::staging_path(data_dir, name, ".partial"));
     fs::create_dir_all(&staging.0)?;
     unpack(archive, &staging.0)?;
     let root = single_subfolder(&staging.0)?.unwrap_or_else(|| staging.0.clone());
     data::inspect_folder(&root, name, &root).map_err(UploadError::Layout)?;
-    fs::rename(&root, &target)?;
+    // Taking the name with `create_dir` fails if anything holds it, where a rename alone would replace
+    // an empty folder: the dataset appears whole and only once.
+    fs::create_dir(&target).map_err(|error| match error.kind() {
+        io::ErrorKind::AlreadyExists => UploadError::Exists(name.to_string()),
+        _ => error.into(),
+    })?;
+    if let Err(error) = fs::rename(&root, &target) {
+        let _ = fs::remove_dir(&target);
+        return Err(error.into());
+    }
     data::inspect(data_dir, name).map(|source| source.info).map_err(UploadError::Layout)
 }
 
@@ -195,10 +276,10 @@ mod tests {
             ("pets/test/dog/1.png", png()),
             ("__MACOSX/pets/._x", vec![1]),
         ]);
-        let info = install_zip_dataset(data.path(), "pets", archive.path()).unwrap();
+        let info = install_zip_dataset(data.path(), "pets", archive.path(), &UploadClaims::default()).unwrap();
         assert_eq!(info.classes, ["cat", "dog"]);
         assert_eq!((info.train_count, info.test_count), (2, 2));
-        let err = install_zip_dataset(data.path(), "pets", archive.path()).unwrap_err();
+        let err = install_zip_dataset(data.path(), "pets", archive.path(), &UploadClaims::default()).unwrap_err();
         assert!(matches!(err, UploadError::Exists(_)));
     }
 
@@ -206,17 +287,20 @@ mod tests {
     fn traversal_and_non_datasets_are_refused_and_leave_nothing() {
         let data = tempfile::tempdir().unwrap();
         let evil = zip_of(&[("../../escape.png", png())]);
-        let err = install_zip_dataset(data.path(), "evil", evil.path()).unwrap_err();
+        let err = install_zip_dataset(data.path(), "evil", evil.path(), &UploadClaims::default()).unwrap_err();
         assert!(matches!(err, UploadError::UnsafePath(_)), "{err}");
         let flat = zip_of(&[("readme.txt", b"hi".to_vec())]);
-        let err = install_zip_dataset(data.path(), "flat", flat.path()).unwrap_err();
+        let err = install_zip_dataset(data.path(), "flat", flat.path(), &UploadClaims::default()).unwrap_err();
         assert!(matches!(err, UploadError::Layout(_)), "{err}");
         let not_zip = tempfile::NamedTempFile::new().unwrap();
         fs::write(not_zip.path(), b"plain text").unwrap();
-        let refused = install_zip_dataset(data.path(), "x", not_zip.path()).unwrap_err();
+        let refused = install_zip_dataset(data.path(), "x", not_zip.path(), &UploadClaims::default()).unwrap_err();
         assert!(matches!(refused, UploadError::NotZip(_)));
         assert_eq!(refused.to_string(), "the file is not a zip archive, or it is damaged or cut short");
-        assert!(matches!(install_zip_dataset(data.path(), "../x", not_zip.path()), Err(UploadError::BadName(_))));
+        assert!(matches!(
+            install_zip_dataset(data.path(), "../x", not_zip.path(), &UploadClaims::default()),
+            Err(UploadError::BadName(_))
+        ));
         let left: Vec<_> = fs::read_dir(data.path()).unwrap().collect();
         assert!(left.is_empty(), "nothing left behind: {left:?}");
     }
@@ -239,7 +323,7 @@ mod tests {
         let compressed = fs::metadata(file.path()).unwrap().len();
         assert!(compressed < 2 << 20, "{compressed} bytes");
         let data = tempfile::tempdir().unwrap();
-        let err = install_zip_dataset(data.path(), "bomb", file.path()).unwrap_err();
+        let err = install_zip_dataset(data.path(), "bomb", file.path(), &UploadClaims::default()).unwrap_err();
         assert!(matches!(err, UploadError::TooLarge { .. }), "{err}");
         assert!(err.to_string().contains("200 times its own size"), "{err}");
         assert!(left_in(data.path()).is_empty());
@@ -250,7 +334,8 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         for entries in [[("set/a/b", png()), ("set/a/b/c.png", png())], [("set/a/b/c.png", png()), ("set/a/b", png())]]
         {
-            let err = install_zip_dataset(data.path(), "set", zip_of(&entries).path()).unwrap_err();
+            let err =
+                install_zip_dataset(data.path(), "set", zip_of(&entries).path(), &UploadClaims::default()).unwrap_err();
             assert!(matches!(err, UploadError::NameClash(_)), "{err}");
             assert_eq!(err.to_string(), "the zip holds \"set/a/b\" both as a file and as a folder");
             assert!(left_in(data.path()).is_empty());
@@ -272,7 +357,8 @@ mod tests {
             .collect();
         let entries: Vec<(&str, Vec<u8>)> = entries.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
         let data = tempfile::tempdir().unwrap();
-        let err = install_zip_dataset(data.path(), "deep", zip_of(&entries).path()).unwrap_err();
+        let err =
+            install_zip_dataset(data.path(), "deep", zip_of(&entries).path(), &UploadClaims::default()).unwrap_err();
         let message = err.to_string();
         assert!(matches!(err, UploadError::Layout(_)), "{message}");
         assert!(message.contains("cifar-10-batches-py/data_batch_1 is malformed"), "{message}");

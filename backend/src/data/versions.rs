@@ -15,6 +15,7 @@
 //! the decoded tensors. Training, test images and the health check all go through that one source.
 
 use super::{DataError, DatasetSource};
+use crate::memory::MemoryBudget;
 use serde::{Deserialize, Serialize};
 use shared::{DatasetEdits, DatasetFormat, DatasetInfo};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -123,17 +124,27 @@ pub enum VersionError {
     /// The dataset could not be read.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The memory budget has no room to decode the image now.
+    #[error(transparent)]
+    Busy(#[from] crate::memory::OverBudget),
+    /// The disk is full: nothing was written.
+    #[error("the disk is full: nothing was saved; free some space and try again")]
+    DiskFull,
     /// A manifest or an added image could not be written.
     #[error("could not write in the data folder's versions folder: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
 }
 
-/// The dataset and number of a version name: `cifar@v2` is `("cifar", 2)`; `None` for any other name.
-pub fn parse_name(name: &str) -> Option<(&str, u32)> {
-    let (dataset, number) = name.rsplit_once("@v")?;
-    let parsed: u32 = number.parse().ok()?;
-    (parsed > 0 && number == parsed.to_string() && !dataset.is_empty()).then_some((dataset, parsed))
+impl From<std::io::Error> for VersionError {
+    fn from(error: std::io::Error) -> Self {
+        match crate::files::WriteFailure::of(&error) {
+            crate::files::WriteFailure::DiskFull => VersionError::DiskFull,
+            _ => VersionError::Io(error),
+        }
+    }
 }
+
+pub use shared::names::parse_version as parse_name;
 
 /// The folder that holds the images added to versions of `dataset`.
 fn added_folder(data_dir: &Path, dataset: &str) -> PathBuf {
@@ -379,18 +390,22 @@ fn check_added(
 /// dataset `name` (or a version of it) and returns its path for [`DatasetEdits::add`]. The file
 /// is named by the SHA-256 of its bytes, so sending the same image twice keeps it once. The dataset's
 /// own folder is not touched.
-pub fn add_image(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<String, VersionError> {
+pub fn add_image(data_dir: &Path, name: &str, bytes: &[u8], budget: &MemoryBudget) -> Result<String, VersionError> {
+    use super::images::{decode_rgb, Admission, ImageError};
     // Only a dataset the studio can read takes images.
     match super::inspect(data_dir, name) {
         Err(DataError::NotFound(_)) => return Err(VersionError::NotFound(name.to_string())),
         found => found?,
     };
-    super::images::decode_rgb(bytes).map_err(|e| VersionError::Invalid(format!("the {e}")))?;
+    decode_rgb(bytes, Admission::Now(budget)).map_err(|error| match error {
+        ImageError::Busy(busy) => VersionError::Busy(busy),
+        other => VersionError::Invalid(other.to_string()),
+    })?;
     let extension = image::guess_format(bytes)
         .ok()
         .and_then(|format| format.extensions_str().first().copied())
         .filter(|extension| super::IMAGE_EXTENSIONS.contains(extension))
-        .ok_or_else(|| VersionError::Invalid("not a PNG, JPEG, WebP, BMP or GIF image".into()))?;
+        .ok_or_else(|| VersionError::Invalid(ImageError::UnknownFormat.to_string()))?;
     use sha2::{Digest, Sha256};
     let file_name = format!("{}.{extension}", hex::encode(Sha256::digest(bytes)));
     let dataset = parse_name(name).map_or(name, |(dataset, _)| dataset);
@@ -399,7 +414,7 @@ pub fn add_image(data_dir: &Path, name: &str, bytes: &[u8]) -> Result<String, Ve
     let file = folder.join(&file_name);
     if !file.is_file() {
         check_room(&folder, dataset, bytes.len() as u64)?;
-        crate::model::write_atomically(&file, bytes)?;
+        crate::files::write_atomically(&file, bytes)?;
     }
     Ok(format!("{ADDED_PREFIX}{file_name}"))
 }
@@ -461,13 +476,16 @@ fn write_manifest(data_dir: &Path, dataset: &str, manifest: &Manifest) -> Result
     let bytes = serde_json::to_vec_pretty(manifest).map_err(std::io::Error::other)?;
     static STAGED: AtomicU64 = AtomicU64::new(0);
     let staged = folder.join(format!(".staged-{}-{}", std::process::id(), STAGED.fetch_add(1, Ordering::Relaxed)));
-    fs::write(&staged, bytes)?;
+    let written = fs::File::create(&staged).and_then(|mut file| {
+        crate::fault::point("version-manifest")?;
+        std::io::Write::write_all(&mut file, &bytes)
+    });
+    if let Err(error) = written {
+        let _ = fs::remove_file(&staged);
+        return Err(error.into());
+    }
     let mut number = numbers(data_dir, dataset).last().map_or(1, |last| last + 1);
     let linked = loop {
-        if data_dir.join(format!("{dataset}@v{number}")).exists() {
-            number += 1;
-            continue;
-        }
         // A hard link fails when the name is taken: the manifest appears whole and only once.
         match fs::hard_link(&staged, manifest_path(data_dir, dataset, number)) {
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => number += 1,
@@ -482,15 +500,6 @@ fn write_manifest(data_dir: &Path, dataset: &str, manifest: &Manifest) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn version_names_are_a_dataset_and_a_positive_number() {
-        assert_eq!(parse_name("cifar@v2"), Some(("cifar", 2)));
-        assert_eq!(parse_name("my@vset@v10"), Some(("my@vset", 10)));
-        for name in ["cifar", "cifar@v0", "cifar@v01", "cifar@v+1", "@v1", "cifar@vx", "cifar@v"] {
-            assert_eq!(parse_name(name), None, "{name}");
-        }
-    }
 
     #[test]
     fn later_manifests_win_when_a_chain_is_folded() {

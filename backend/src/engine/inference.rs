@@ -2,7 +2,7 @@
 //! model's training data was (from its [`ModelMetadata`]), and the top classes come back with
 //! softmax probabilities; on request, with a Grad-CAM map of why the top class won (see [`Explanation`]).
 
-use crate::data::images::{decode_to_chw, ImageError};
+use crate::data::images::{decode_to_chw, Admission, ImageError};
 use crate::model::{normalize, ModelError, ModelMetadata, ResNet18};
 use shared::{ExplainLayer, Explanation, Prediction};
 use std::path::Path;
@@ -64,14 +64,22 @@ impl Classifier {
     /// Decodes each image and classifies the readable ones in one batch. The answer for each image is its
     /// top classes (at most [`TOP_K`]), most likely first, or why it could not be read.
     pub fn classify(&self, images: &[&[u8]]) -> Vec<Result<Vec<Prediction>, ImageError>> {
-        self.answer(images, None).into_iter().map(|answer| answer.map(|a| a.predictions)).collect()
+        let answers = self.answer(images, None, Admission::Unmetered);
+        answers.into_iter().map(|answer| answer.map(|a| a.predictions)).collect()
     }
 
     /// Like [`Classifier::classify`], and with `explain`, each readable image's answer also carries the
     /// Grad-CAM map of its top class at that layer (see [`Classifier::explain_tensor`]).
-    pub fn answer(&self, images: &[&[u8]], explain: Option<ExplainLayer>) -> Vec<Result<ImageAnswer, ImageError>> {
+    /// Each image is decoded within `admission` (one at a time: only one image's full-size pixels are held).
+    pub fn answer(
+        &self,
+        images: &[&[u8]],
+        explain: Option<ExplainLayer>,
+        admission: Admission,
+    ) -> Vec<Result<ImageAnswer, ImageError>> {
         let side = self.metadata.input_size;
-        let decoded: Vec<Result<Vec<u8>, ImageError>> = images.iter().map(|bytes| decode_to_chw(bytes, side)).collect();
+        let decoded: Vec<Result<Vec<u8>, ImageError>> =
+            images.iter().map(|bytes| decode_to_chw(bytes, side, admission)).collect();
         let pixels: Vec<u8> = decoded.iter().filter_map(|d| d.as_ref().ok()).flatten().copied().collect();
         let readable = decoded.iter().filter(|d| d.is_ok()).count() as i64;
         let mut answers = if readable == 0 {

@@ -7,14 +7,14 @@
 //!   through reply channels.
 
 pub mod allocator;
-pub mod fault;
 pub mod inference;
 pub mod lr_finder;
 pub mod receipt;
 pub mod run_dir;
 pub mod training;
 
-use crate::data::images::ImageError;
+use crate::data::images::{Admission, ImageError};
+use crate::memory::MemoryBudget;
 use crate::model::WEIGHTS_FILE;
 use inference::{Classifier, ClassifyError, ImageAnswer};
 use lr_finder::{LrFinderError, LrFinderEvent, LrFinding};
@@ -106,6 +106,8 @@ struct ClassifyJob {
     images: Vec<Vec<u8>>,
     /// Explain each image's top class with Grad-CAM at this layer.
     explain: Option<ExplainLayer>,
+    /// What the images' decoding may hold.
+    budget: MemoryBudget,
     reply: oneshot::Sender<ClassifyAnswer>,
 }
 
@@ -169,14 +171,16 @@ impl Engine {
     /// gets its predictions (and with `explain`, the Grad-CAM map of its top class) or why it could not be
     /// read. Answers [`ClassifyError::Busy`] at once when
     /// [`CLASSIFY_QUEUE`] requests are already waiting.
+    /// Each image is decoded within `budget`: one that does not fit now gets [`ImageError::Busy`].
     pub async fn classify(
         &self,
         model_dir: PathBuf,
         images: Vec<Vec<u8>>,
         explain: Option<ExplainLayer>,
+        budget: MemoryBudget,
     ) -> ClassifyAnswer {
         let (reply, answer) = oneshot::channel();
-        queue_classify(&self.classifier, ClassifyJob { model_dir, images, explain, reply })?;
+        queue_classify(&self.classifier, ClassifyJob { model_dir, images, explain, budget, reply })?;
         answer.await.unwrap_or(Err(ClassifyError::Stopped))
     }
 }
@@ -309,7 +313,8 @@ fn run_classifier(device: Device, requests: mpsc::Receiver<ClassifyJob>) {
     for job in requests {
         let answer = load_model(&mut loaded, &job.model_dir, device).and_then(|classifier| {
             let images: Vec<&[u8]> = job.images.iter().map(Vec::as_slice).collect();
-            contain_panic("classifying", || Ok(classifier.answer(&images, job.explain)))
+            let admission = Admission::Now(&job.budget);
+            contain_panic("classifying", || Ok(classifier.answer(&images, job.explain, admission)))
         });
         let _ = job.reply.send(answer);
     }
@@ -342,7 +347,13 @@ mod tests {
     use super::*;
 
     fn job() -> ClassifyJob {
-        ClassifyJob { model_dir: PathBuf::new(), images: Vec::new(), explain: None, reply: oneshot::channel().0 }
+        ClassifyJob {
+            model_dir: PathBuf::new(),
+            images: Vec::new(),
+            explain: None,
+            budget: MemoryBudget::default(),
+            reply: oneshot::channel().0,
+        }
     }
 
     #[test]

@@ -16,10 +16,11 @@
 //!
 //! Every commit step passes a [`fault`] point, so tests can kill the process between any two writes.
 
-use crate::engine::fault;
 use crate::engine::training::LoopState;
+use crate::fault;
+use crate::files::write_atomically;
 use crate::model::optim::Optimizer;
-use crate::model::{write_atomically, ModelError, ModelMetadata, ResNet18};
+use crate::model::{ModelError, ModelMetadata, ResNet18};
 use serde::{Deserialize, Serialize};
 use shared::{RunReceipt, TestImage};
 use std::fs;

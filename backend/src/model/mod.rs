@@ -14,6 +14,7 @@
 //! header's metadata under [`METADATA_KEY`], so a checkpoint downloaded from the page is enough on its own
 //! (torchvision and the `safetensors` libraries ignore header metadata).
 
+pub mod architecture;
 pub mod onnx;
 pub mod optim;
 pub mod pretrained;
@@ -74,6 +75,14 @@ pub enum ModelError {
         /// Shape the model needs.
         expected: Vec<i64>,
     },
+    /// The file's tensors are not exactly ResNet-18's.
+    #[error("{path} is not a ResNet-18 state dict: {source}")]
+    NotResNet18 {
+        /// The file.
+        path: PathBuf,
+        /// How it differs.
+        source: architecture::NotResNet18,
+    },
     /// The metadata file could not be read or written.
     #[error("model metadata {path}: {why}")]
     Metadata {
@@ -108,7 +117,7 @@ impl ModelMetadata {
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         let path = dir.join(METADATA_FILE);
         let json = serde_json::to_vec_pretty(self).expect("metadata serialises");
-        write_atomically(&path, &json).map_err(|e| ModelError::Metadata { path, why: e.to_string() })
+        crate::files::write_atomically(&path, &json).map_err(|e| ModelError::Metadata { path, why: e.to_string() })
     }
 
     /// Reads `dir/model.json`.
@@ -185,26 +194,6 @@ impl safetensors::View for TensorBytes {
     fn data_len(&self) -> usize {
         self.data.len()
     }
-}
-
-/// Writes `bytes` to `path` durably: to a temporary file beside it, flushed to the disk, then renamed
-/// over `path`, so a crash leaves either the old file or the new one, never half of one. A failed write
-/// (a full disk, say) removes the temporary file. The caller syncs the folder when the rename itself
-/// must survive a power cut (see [`crate::engine::run_dir`]).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    let written = std::fs::File::create(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
-    if renamed.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    renamed
 }
 
 /// A convolution of the backbone: no bias, square kernel, stride and padding, as in torchvision's
@@ -461,7 +450,7 @@ impl ResNet18 {
     /// safetensors format or a PyTorch `.pth`/`.pt` checkpoint (see [`crate::formats::pth`]); the head keeps its
     /// fresh initialisation. Returns how many tensors were loaded.
     pub fn load_backbone(&mut self, path: &Path) -> Result<usize, ModelError> {
-        let tensors = read_tensors(path)?;
+        let tensors = read_resnet18(path)?;
         let mut loaded = 0;
         tch::no_grad(|| {
             for (name, mut var) in self.vs.variables() {
@@ -478,7 +467,7 @@ impl ResNet18 {
 
     /// Loads a whole saved model (backbone and head) from a safetensors file or a `.pth`/`.pt` state dict.
     pub fn load_all(&mut self, path: &Path) -> Result<(), ModelError> {
-        let tensors = read_tensors(path)?;
+        let tensors = read_resnet18(path)?;
         tch::no_grad(|| {
             for (name, mut var) in self.vs.variables() {
                 copy_into(&mut var, &name, &tensors, path)?;
@@ -488,11 +477,11 @@ impl ResNet18 {
     }
 
     /// Saves every variable, with torchvision's names, to a safetensors file, with `metadata` (if any) in
-    /// its header under [`METADATA_KEY`]. Written durably through a temporary file (see [`write_atomically`]).
+    /// its header under [`METADATA_KEY`]. Written durably through a temporary file (see [`crate::files::write_atomically`]).
     pub fn save(&self, path: &Path, metadata: Option<&ModelMetadata>) -> Result<(), ModelError> {
         let torch = |source| ModelError::Torch { path: path.to_path_buf(), source };
         let bytes = self.to_safetensors(metadata).map_err(torch)?;
-        write_atomically(path, &bytes).map_err(|e| torch(e.into()))
+        crate::files::write_atomically(path, &bytes).map_err(|e| torch(e.into()))
     }
 
     /// Every variable, with torchvision's names, as the bytes of a safetensors file with `metadata` (if
@@ -528,6 +517,15 @@ fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
         _ => Tensor::read_safetensors(path).map_err(|source| ModelError::Torch { path: path.to_path_buf(), source })?,
     };
     Ok(tensors.into_iter().collect())
+}
+
+/// The tensors of the weights file `path`, refused unless they are exactly a ResNet-18's (see
+/// [`architecture::check_resnet18`]).
+fn read_resnet18(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
+    let tensors = read_tensors(path)?;
+    architecture::check_resnet18(&tensors)
+        .map_err(|source| ModelError::NotResNet18 { path: path.to_path_buf(), source })?;
+    Ok(tensors)
 }
 
 fn copy_into(var: &mut Tensor, name: &str, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {

@@ -27,6 +27,8 @@ pub const RESNET18_BYTES: u64 = 46_830_571;
 pub const CACHE_FOLDER: &str = ".cache";
 /// Largest download accepted.
 const MAX_BYTES: u64 = 1 << 30;
+/// Longest the availability check waits for the download address to answer.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A pretrained weights file: its name, where to download it and the checksum it must have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +65,21 @@ impl PretrainedSource {
     pub fn with_url(mut self, url: impl Into<String>) -> Self {
         self.url = url.into();
         self
+    }
+
+    /// Whether a download of the file would start now: `Err` with why not (no network, say), after at
+    /// most [`PROBE_TIMEOUT`].
+    pub fn downloadable(&self) -> Result<(), String> {
+        crate::data::download::reachable(&self.url, PROBE_TIMEOUT)
+    }
+
+    /// The sentence that says the file is neither here nor downloadable (`why`), and what to do.
+    pub fn unavailable_sentence(&self, why: &str) -> String {
+        format!(
+            "{} ({}) is not on this machine and cannot be downloaded from here ({why}): put {} in the weights \
+             folder, or upload it with \"Upload weights…\"",
+            self.description, self.file_name, self.file_name
+        )
     }
 
     /// The file if it is already here: `weights_dir/<file>`, else `weights_dir/.cache/<file>`.

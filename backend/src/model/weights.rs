@@ -7,18 +7,17 @@
 //! for `"imagenet"`.
 
 use super::pretrained::PretrainedSource;
-use super::{read_tensors, ResNet18};
+use super::read_tensors;
 use sha2::{Digest, Sha256};
 use shared::WeightsEntry;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest weights file accepted by upload (ResNet-18's is 44.7 MB).
 pub const MAX_UPLOAD_BYTES: u64 = 1 << 30;
 /// The extensions a weights file may have.
-pub const EXTENSIONS: [&str; 3] = [".safetensors", ".pth", ".pt"];
+pub use shared::names::WEIGHTS_EXTENSIONS as EXTENSIONS;
 
 /// Why an uploaded file was not kept.
 #[derive(Debug, thiserror::Error)]
@@ -32,24 +31,9 @@ pub enum WeightsError {
     /// The file could not be read as a state dict at all.
     #[error("this file is not a ResNet-18 state dict: {0}")]
     Unreadable(String),
-    /// A backbone tensor is missing.
-    #[error("this file is not a ResNet-18 state dict: it has no {name}{others}")]
-    MissingTensor {
-        /// The first missing tensor, in name order.
-        name: String,
-        /// How many more are missing, in words (empty if none).
-        others: String,
-    },
-    /// A backbone tensor has another shape.
-    #[error("this file is not a ResNet-18 state dict: {name} has shape {found:?}, ResNet-18's is {expected:?}")]
-    ShapeMismatch {
-        /// The tensor.
-        name: String,
-        /// Its shape in the file.
-        found: Vec<i64>,
-        /// ResNet-18's.
-        expected: Vec<i64>,
-    },
+    /// The tensors are not exactly ResNet-18's.
+    #[error("this file is not a ResNet-18 state dict: {0}")]
+    NotResNet18(#[from] super::architecture::NotResNet18),
     /// Under ImageNet's published name, with another checksum.
     #[error("this is not torchvision's {file}: its SHA-256 is {found}, which does not start with {expected}")]
     Checksum {
@@ -76,6 +60,7 @@ pub fn entries(weights_dir: &Path, imagenet: &PretrainedSource) -> Vec<WeightsEn
         present: found.is_some(),
         size_bytes: found.as_deref().and_then(file_size),
         download_bytes: found.is_none().then_some(imagenet.size_bytes),
+        unavailable: None,
     };
     let mut files: Vec<(String, u64)> = fs::read_dir(weights_dir)
         .into_iter()
@@ -92,6 +77,7 @@ pub fn entries(weights_dir: &Path, imagenet: &PretrainedSource) -> Vec<WeightsEn
         present: true,
         size_bytes: Some(size),
         download_bytes: None,
+        unavailable: None,
     });
     std::iter::once(first).chain(listed).collect()
 }
@@ -101,18 +87,13 @@ pub fn entries(weights_dir: &Path, imagenet: &PretrainedSource) -> Vec<WeightsEn
 /// of one name at once never write into the same file), and named `.upload-*`, so that one cut short by a
 /// crash is removed when the studio next opens.
 pub fn staging_path(weights_dir: &Path, name: &str) -> PathBuf {
-    static RECEIVED: AtomicU64 = AtomicU64::new(0);
-    let number = RECEIVED.fetch_add(1, Ordering::Relaxed);
-    weights_dir.join(format!(".upload-{number}-{name}"))
+    crate::files::staging_path(weights_dir, name, "")
 }
 
 /// Checks a name for an uploaded weights file: a plain file name ending in a weights extension, not
 /// taken yet.
 pub fn check_new_name(weights_dir: &Path, name: &str) -> Result<(), WeightsError> {
-    shared::check_file_name(name).map_err(WeightsError::BadName)?;
-    if !has_weights_extension(name) {
-        return Err(WeightsError::BadName(format!("\"{name}\" must end in .safetensors, .pth or .pt")));
-    }
+    shared::names::check_weights_name(name).map_err(WeightsError::BadName)?;
     if weights_dir.join(name).exists() {
         return Err(WeightsError::Exists(name.into()));
     }
@@ -147,7 +128,14 @@ pub fn install(
     let entry = if name == imagenet.file_name {
         entries(weights_dir, imagenet).swap_remove(0)
     } else {
-        WeightsEntry { label: name.clone(), name, present: true, size_bytes: file_size(&target), download_bytes: None }
+        WeightsEntry {
+            label: name.clone(),
+            name,
+            present: true,
+            size_bytes: file_size(&target),
+            download_bytes: None,
+            unavailable: None,
+        }
     };
     Ok(entry)
 }
@@ -160,31 +148,7 @@ pub fn check_state_dict(path: &Path, name: &str) -> Result<(), WeightsError> {
         let why = e.to_string().replace(&path.display().to_string(), name).replace(&staged_name, name);
         WeightsError::Unreadable(why)
     })?;
-    let reference = ResNet18::new(tch::Device::Cpu, 1, 0);
-    let mut backbone: Vec<(String, Vec<i64>)> = reference
-        .vs
-        .variables()
-        .into_iter()
-        .filter(|(variable, _)| !variable.starts_with("fc."))
-        .map(|(variable, tensor)| (variable, tensor.size()))
-        .collect();
-    backbone.sort();
-    let missing: Vec<&String> = backbone.iter().map(|(n, _)| n).filter(|n| !tensors.contains_key(*n)).collect();
-    if let Some(first) = missing.first() {
-        let others = match missing.len() - 1 {
-            0 => String::new(),
-            1 => " (nor 1 other ResNet-18 tensor)".into(),
-            n => format!(" (nor {n} other ResNet-18 tensors)"),
-        };
-        return Err(WeightsError::MissingTensor { name: first.to_string(), others });
-    }
-    for (variable, expected) in backbone {
-        let found = tensors[&variable].size();
-        if found != expected {
-            return Err(WeightsError::ShapeMismatch { name: variable, found, expected });
-        }
-    }
-    Ok(())
+    Ok(super::architecture::check_resnet18(&tensors)?)
 }
 
 /// SHA-256 of a file, lower-case hex.

@@ -11,6 +11,7 @@ use crate::engine::inference::{ClassifyError, ImageAnswer};
 use crate::engine::run_dir::RunDir;
 use crate::engine::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob};
+use crate::memory::{MemoryBudget, OverBudget};
 use crate::model::pretrained::PretrainedSource;
 use crate::model::weights::WeightsError;
 use crate::studio::store::{Store, StoreError};
@@ -22,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tch::Device;
 use tokio::sync::{broadcast, mpsc};
@@ -51,6 +52,9 @@ pub struct StudioSettings {
     pub max_dataset_upload: u64,
     /// Least time between two checkpoints inside one epoch (a crash loses at most this much training).
     pub checkpoint_every: Duration,
+    /// Bytes that decoding images for requests and health checks, and exporting models, may hold at
+    /// once (see [`crate::memory`]); past it, requests are answered 503 to be retried.
+    pub memory_budget: u64,
 }
 
 impl StudioSettings {
@@ -65,6 +69,7 @@ impl StudioSettings {
             imagenet: PretrainedSource::imagenet_resnet18(),
             max_dataset_upload: MAX_DATASET_UPLOAD,
             checkpoint_every: crate::engine::training::MID_EPOCH_CHECKPOINT_EVERY,
+            memory_budget: crate::memory::DEFAULT_BUDGET_BYTES,
         }
     }
 }
@@ -157,6 +162,12 @@ pub enum StudioError {
     /// A model could not be exported.
     #[error("{0}")]
     Export(String),
+    /// Something the run needs cannot be had now; the sentence says what and what to do.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The memory budget has no room for this work now: retry in a moment.
+    #[error(transparent)]
+    Busy(#[from] OverBudget),
     /// A run is queued or training, and the learning-rate finder shares the trainer with runs.
     #[error(
         "a run is queued or training: the learning-rate finder shares the trainer with runs, so try again once \
@@ -181,6 +192,11 @@ pub enum StudioError {
         source: std::io::Error,
     },
 }
+
+/// What one ONNX export holds at its peak, for the memory budget: the model loaded twice (libtorch and
+/// the verifier), the protobuf and the file's bytes, and libtorch's working memory (16 exports at once
+/// peaked at 3.1 GB, about 190 MB each).
+const EXPORT_MEMORY: u64 = 256 << 20;
 
 /// Test images an ONNX export is checked on.
 pub const ONNX_CHECK_IMAGES: usize = 8;
@@ -212,7 +228,7 @@ pub fn verified_onnx(
             let source = source.as_ref()?;
             data::test_image(source, config.validation_fraction, config.seed, index).ok().flatten()
         })
-        .filter_map(|(bytes, _)| data::images::decode_to_chw(&bytes, side).ok())
+        .filter_map(|(bytes, _)| data::images::decode_to_chw(&bytes, side, data::images::Admission::Unmetered).ok())
         .collect();
     let images = if pictures.is_empty() {
         tch::Tensor::randn([4, 3, i64::from(side), i64::from(side)], (tch::Kind::Float, Device::Cpu))
@@ -265,6 +281,13 @@ struct Inner {
     live: Mutex<LiveState>,
     /// The last health check of each dataset.
     health: data::health::HealthCache,
+    /// Names of the dataset uploads in progress.
+    uploads: data::upload::UploadClaims,
+    /// What decoding images for requests, health checks and exports may hold at once.
+    memory: MemoryBudget,
+    /// Whether ImageNet's weights could be downloaded when last asked: `Some(None)` yes, `Some(Some(why))`
+    /// no, `None` not asked yet.
+    imagenet_reachability: Mutex<Option<Option<String>>>,
 }
 
 /// Records what a run's committed checkpoint holds but the history missed: a server killed after
@@ -352,6 +375,8 @@ impl Studio {
             std::fs::create_dir_all(dir).map_err(|source| StudioError::DataDir { path: dir.clone(), source })?;
         }
         remove_leftovers(&settings.data_dir, &settings.weights_dir);
+        set_aside_what_blocks_the_history(&settings.data_dir)?;
+        let settings_memory = settings.memory_budget;
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
         reconcile_history(&store, &settings.data_dir.join(RUNS_FOLDER))?;
         let (engine_events, engine_receiver) = mpsc::unbounded_channel();
@@ -365,6 +390,9 @@ impl Studio {
             events,
             live: Mutex::new(LiveState::default()),
             health: data::health::HealthCache::default(),
+            uploads: data::upload::UploadClaims::default(),
+            memory: MemoryBudget::new(settings_memory),
+            imagenet_reachability: Mutex::new(None),
         }));
         let queued = studio.store().ids_with_status(RunStatus::Queued)?;
         for id in queued {
@@ -397,6 +425,11 @@ impl Studio {
         &self.0.settings
     }
 
+    /// Names of the dataset uploads in progress: an upload claims its name here before its bytes are read.
+    pub(crate) fn upload_claims(&self) -> &data::upload::UploadClaims {
+        &self.0.uploads
+    }
+
     /// `"cpu"` or `"cuda:0"`.
     pub fn device_name(&self) -> String {
         device_name(self.0.engine.device())
@@ -411,15 +444,15 @@ impl Studio {
         self.0.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Subscribes to live messages. Call before [`Studio::snapshot`] so nothing falls between the two.
+    /// Subscribes to live messages. Call before reading the runs and [`Studio::progress`] for a snapshot,
+    /// so nothing falls between the two.
     pub fn subscribe(&self) -> broadcast::Receiver<ServerMessage> {
         self.0.events.subscribe()
     }
 
-    /// The whole state as one message.
-    pub fn snapshot(&self) -> Result<ServerMessage, StudioError> {
-        let runs = self.store().runs()?;
-        Ok(ServerMessage::Snapshot { runs, progress: self.live().progress.clone() })
+    /// Progress of the epoch in flight, if a run is training.
+    pub fn progress(&self) -> Option<BatchProgress> {
+        self.live().progress.clone()
     }
 
     fn broadcast(&self, message: ServerMessage) {
@@ -431,17 +464,17 @@ impl Studio {
     /// computed on first request and again only when its files change. Blocking: it may decode every
     /// image.
     pub fn dataset_health(&self, name: &str) -> Result<Arc<shared::DatasetHealth>, StudioError> {
-        shared::check_file_name(name).map_err(|why| StudioError::InvalidConfig(format!("dataset {why}")))?;
+        shared::check_dataset_reference(name).map_err(|why| StudioError::InvalidConfig(format!("dataset {why}")))?;
         let source = data::inspect(&self.0.settings.data_dir, name)?;
-        Ok(self.0.health.check(&source)?)
+        Ok(self.0.health.check(&source, &self.0.memory)?)
     }
 
     /// A PNG of image `path` of dataset (or version) `name`, named as the health check names it, shrunk
     /// to fit a `side` x `side` square (see [`data::thumbnails`]). Blocking: reads and decodes the image.
     pub fn dataset_thumbnail(&self, name: &str, path: &str, side: u32) -> Result<Vec<u8>, StudioError> {
-        shared::check_file_name(name).map_err(|why| StudioError::InvalidConfig(format!("dataset {why}")))?;
+        shared::check_dataset_reference(name).map_err(|why| StudioError::InvalidConfig(format!("dataset {why}")))?;
         let source = data::inspect(&self.0.settings.data_dir, name)?;
-        Ok(data::thumbnails::thumbnail(&source, path, side)?)
+        Ok(data::thumbnails::thumbnail(&source, path, side, &self.0.memory)?)
     }
 
     /// The datasets under the data directory, with how and when the studio added each (if it did).
@@ -460,7 +493,7 @@ impl Studio {
     /// Makes a version of dataset (or version) `name` with `edits` (see [`data::versions`]); the original
     /// files are not touched. Blocking: reads the dataset's file list (and a CIFAR dataset's labels).
     pub fn create_dataset_version(&self, name: &str, edits: &shared::DatasetEdits) -> Result<DatasetInfo, StudioError> {
-        if shared::check_file_name(name).is_err() {
+        if shared::check_dataset_reference(name).is_err() {
             return Err(data::versions::VersionError::NotFound(name.to_string()).into());
         }
         Ok(data::versions::create(&self.0.settings.data_dir, name, edits, unix_now())?)
@@ -469,10 +502,11 @@ impl Studio {
     /// Keeps image `bytes` for adding to dataset `name` in a new version (see
     /// [`data::versions::add_image`]).
     pub fn add_dataset_image(&self, name: &str, bytes: &[u8]) -> Result<shared::AddedImage, StudioError> {
-        if shared::check_file_name(name).is_err() {
+        if shared::check_dataset_reference(name).is_err() {
             return Err(data::versions::VersionError::NotFound(name.to_string()).into());
         }
-        Ok(shared::AddedImage { path: data::versions::add_image(&self.0.settings.data_dir, name, bytes)? })
+        let path = data::versions::add_image(&self.0.settings.data_dir, name, bytes, &self.0.memory)?;
+        Ok(shared::AddedImage { path })
     }
 
     /// Records that the studio added dataset `info` (an upload); returns it with that record.
@@ -484,8 +518,42 @@ impl Studio {
     }
 
     /// The starting weights a run can name: ImageNet's first, then the weights folder's files by name.
-    pub fn weights(&self) -> Vec<WeightsEntry> {
-        crate::model::weights::entries(&self.0.settings.weights_dir, &self.0.settings.imagenet)
+    /// ImageNet's says why it cannot be used when its file is absent and its address was not reachable
+    /// when last asked (`recheck` asks again; otherwise the first call asks, and the answer is kept).
+    /// Blocking: the check waits up to [`crate::model::pretrained::PROBE_TIMEOUT`].
+    pub fn weights(&self, recheck: bool) -> Vec<WeightsEntry> {
+        let settings = &self.0.settings;
+        let mut entries = crate::model::weights::entries(&settings.weights_dir, &settings.imagenet);
+        if let Some(imagenet) = entries.first_mut().filter(|entry| !entry.present) {
+            imagenet.unavailable = self.imagenet_unreachable(recheck);
+        }
+        entries
+    }
+
+    /// Why ImageNet's weights cannot be downloaded from here, or `None` when they can: asked of their
+    /// address once and kept, or asked again with `recheck`.
+    fn imagenet_unreachable(&self, recheck: bool) -> Option<String> {
+        let mut known = self.0.imagenet_reachability.lock().unwrap_or_else(PoisonError::into_inner);
+        if recheck || known.is_none() {
+            let imagenet = &self.0.settings.imagenet;
+            *known = Some(imagenet.downloadable().err().map(|why| imagenet.unavailable_sentence(&why)));
+        }
+        known.clone().flatten()
+    }
+
+    /// Refuses `config` when it starts from ImageNet's weights and they are neither here nor downloadable
+    /// now (asked again), with the sentence that says what to do.
+    fn check_weights_available(&self, config: &TrainConfig) -> Result<(), StudioError> {
+        let settings = &self.0.settings;
+        if config.weights != shared::defaults::WEIGHTS_IMAGENET
+            || settings.imagenet.find(&settings.weights_dir).is_some()
+        {
+            return Ok(());
+        }
+        match self.imagenet_unreachable(true) {
+            Some(why) => Err(StudioError::Unavailable(why)),
+            None => Ok(()),
+        }
     }
 
     /// Keeps the weights file received at `staged` as `name` in the weights folder if it is a ResNet-18
@@ -558,6 +626,12 @@ impl Studio {
         }
         if run.epochs.len() as u32 >= run.config.epochs {
             return Err(StudioError::NotResumable { id, status: "finished with every epoch" });
+        }
+        if run.status == RunStatus::Failed && self.run_dir(id).saved_progress().is_none() {
+            // It failed before its first checkpoint: what failed it (missing weights, say) is asked again,
+            // rather than repeating the same failure.
+            self.check_trainable(&run.config)?;
+            self.check_weights_available(&run.config)?;
         }
         #[cfg(test)]
         tests::between_check_and_commit();
@@ -763,7 +837,8 @@ impl Studio {
         explain: Option<ExplainLayer>,
     ) -> Result<ClassifyResponse, StudioError> {
         let (run_id, model_dir) = self.model_to_classify(run_id).await?;
-        let mut answers = self.0.engine.classify(model_dir, vec![image], explain).await?;
+        let budget = self.0.memory.clone();
+        let mut answers = self.0.engine.classify(model_dir, vec![image], explain, budget).await?;
         let ImageAnswer { predictions, explanation } = answers.pop().expect("one answer per image")?;
         Ok(ClassifyResponse { run_id, predictions, explanation })
     }
@@ -792,7 +867,7 @@ impl Studio {
     ) -> Result<ClassifyBatchResponse, StudioError> {
         let (run_id, model_dir) = self.model_to_classify(run_id).await?;
         let (names, bytes): (Vec<String>, Vec<Vec<u8>>) = images.into_iter().unzip();
-        let answers = self.0.engine.classify(model_dir, bytes, explain).await?;
+        let answers = self.0.engine.classify(model_dir, bytes, explain, self.0.memory.clone()).await?;
         let results = names
             .into_iter()
             .zip(answers)
@@ -879,6 +954,7 @@ impl Studio {
     /// gone) before it is returned. Blocking: libtorch work.
     pub fn export_onnx(&self, run_id: u64) -> Result<Vec<u8>, StudioError> {
         let path = self.checkpoint_file(run_id)?;
+        let _admitted = self.0.memory.try_admit(EXPORT_MEMORY)?;
         let metadata = crate::model::ModelMetadata::from_checkpoint(&path)
             .or_else(|_| crate::model::ModelMetadata::load(self.run_dir(run_id).path()))
             .map_err(|e| StudioError::Export(e.to_string()))?;
@@ -1046,6 +1122,32 @@ impl Studio {
 /// Removes what an upload cut short left in the data and weights folders (its `.upload-*` files and
 /// folders), what an interrupted version save left, and what crashes or failed commits left in run
 /// folders, logging how much.
+/// Folder of the data folder that things found in the way of the studio's own files are moved to.
+pub const SET_ASIDE_FOLDER: &str = ".set-aside";
+
+/// Moves what is not a file but sits where the run history's files go (`studio.db` and SQLite's
+/// `-journal`, `-wal` and `-shm` beside it; a dataset folder uploaded under such a name before names
+/// were checked, say) into [`SET_ASIDE_FOLDER`], so SQLite never takes a folder for its journal and the
+/// studio always starts. A warning names what was moved and where.
+fn set_aside_what_blocks_the_history(data_dir: &Path) -> Result<(), StudioError> {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let name = format!("{DATABASE_FILE}{suffix}");
+        let path = data_dir.join(&name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|meta| !meta.is_file()) {
+            let aside = data_dir.join(SET_ASIDE_FOLDER);
+            let moved = std::fs::create_dir_all(&aside)
+                .and_then(|()| std::fs::rename(&path, aside.join(format!("{name}-{}", unix_now()))));
+            moved.map_err(|source| StudioError::DataDir { path: path.clone(), source })?;
+            tracing::warn!(
+                "{} is not a file of the run history but sat in its place: moved to {}",
+                path.display(),
+                aside.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn remove_leftovers(data_dir: &Path, weights_dir: &Path) {
     match data::versions::remove_leftovers(data_dir) {
         0 => {}

@@ -6,7 +6,7 @@
 //! rusqlite (with SQLite bundled) rather than files of JSON: transactions make each update atomic, and
 //! the schema evolves through numbered migrations recorded in `PRAGMA user_version`.
 
-use crate::engine::fault;
+use crate::fault;
 use rusqlite::{params, Connection, OptionalExtension};
 use shared::{Checkpoint, DatasetAdded, DatasetOrigin, EpochMetrics, Run, RunStatus, TrainConfig};
 use std::path::Path;
@@ -59,6 +59,14 @@ const RUN_COLUMNS: &str = "id, config, status, error, classes, created_at, has_m
 /// Why the history could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database file could not be opened or brought up to date; the sentence names the file.
+    #[error("could not open the run history {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: Box<StoreError>,
+    },
     /// SQLite reported an error.
     #[error("run history database: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -86,13 +94,16 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "foreign_keys", "ON")?;
-        connection.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = Store { connection };
-        store.migrate()?;
-        Ok(store)
+        let opened = || -> Result<Self, StoreError> {
+            let connection = Connection::open(path)?;
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            connection.pragma_update(None, "foreign_keys", "ON")?;
+            connection.busy_timeout(std::time::Duration::from_secs(5))?;
+            let mut store = Store { connection };
+            store.migrate()?;
+            Ok(store)
+        };
+        opened().map_err(|source| StoreError::Open { path: path.to_path_buf(), source: Box::new(source) })
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {

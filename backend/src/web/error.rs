@@ -41,8 +41,33 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A 503 that says when to try again: the memory budget or the classifier's queue is full.
+    fn busy(message: String) -> Self {
+        ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message) }
+    }
+}
+
+/// Whether `error` only says that the server has no room for the work now.
+fn is_busy(error: &StudioError) -> bool {
+    use crate::data::images::ImageError;
+    use crate::data::thumbnails::ThumbnailError;
+    use crate::data::versions::VersionError;
+    matches!(
+        error,
+        StudioError::Busy(_)
+            | StudioError::Image(ImageError::Busy(_))
+            | StudioError::Classify(ClassifyError::Busy { .. })
+            | StudioError::Version(VersionError::Busy(_))
+            | StudioError::Thumbnail(ThumbnailError::Busy(_))
+    )
+}
+
 impl From<StudioError> for ApiError {
     fn from(error: StudioError) -> Self {
+        if is_busy(&error) {
+            return ApiError::busy(error.to_string());
+        }
         let status = match &error {
             StudioError::InvalidConfig(_) | StudioError::InvalidName(_) | StudioError::Image(_) => {
                 StatusCode::BAD_REQUEST
@@ -58,7 +83,8 @@ impl From<StudioError> for ApiError {
             | StudioError::StillQueued(_)
             | StudioError::TrainerBusy
             | StudioError::LrFinderRunning
-            | StudioError::NoLrFinder => StatusCode::CONFLICT,
+            | StudioError::NoLrFinder
+            | StudioError::Unavailable(_) => StatusCode::CONFLICT,
             StudioError::LrFinder(crate::engine::lr_finder::LrFinderError::Crashed) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -69,14 +95,10 @@ impl From<StudioError> for ApiError {
             StudioError::Version(crate::data::versions::VersionError::NotFound(_)) => StatusCode::NOT_FOUND,
             StudioError::Version(crate::data::versions::VersionError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             StudioError::Version(crate::data::versions::VersionError::Data(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            StudioError::Version(crate::data::versions::VersionError::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
+            StudioError::Version(
+                crate::data::versions::VersionError::Full(_) | crate::data::versions::VersionError::DiskFull,
+            ) => StatusCode::INSUFFICIENT_STORAGE,
             StudioError::Thumbnail(error) => thumbnail_status(error),
-            StudioError::Classify(ClassifyError::Busy { .. }) => {
-                return ApiError {
-                    retry_after: Some(1),
-                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
-                }
-            }
             _ => {
                 tracing::error!("request failed: {error}");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -94,6 +116,7 @@ fn thumbnail_status(error: &crate::data::thumbnails::ThumbnailError) -> StatusCo
         ThumbnailError::BadPath(_) | ThumbnailError::BadSize(_) => StatusCode::BAD_REQUEST,
         ThumbnailError::NotInDataset { .. } | ThumbnailError::Data(DataError::NotFound(_)) => StatusCode::NOT_FOUND,
         ThumbnailError::Data(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ThumbnailError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

@@ -1,15 +1,20 @@
 //! The guard in front of every route and the WebSocket. In order, it
 //! - answers only to host names that cannot be rebound to this machine by another site: loopback names,
 //!   IP literals (a DNS-rebinding page needs a name it controls) and the `--allowed-host` values;
-//! - lets a state-changing request (POST, PUT, PATCH, DELETE) or a WebSocket upgrade through only from
-//!   this server's own pages or from non-browser clients: its `Origin` must be absent or this server;
+//! - lets a state-changing request (POST, PUT, PATCH, DELETE), any `/api` request or a WebSocket upgrade
+//!   through only from this server's own pages or from non-browser clients: its `Origin` must be absent
+//!   or this server, and its `Sec-Fetch-Site` absent, `same-origin` or `none`, so that an `<img>` on
+//!   another site cannot start an export, a health check or a thumbnail;
 //! - lets a state-changing request through only with the content type its route documents (JSON, or
 //!   the upload types), so a cross-site HTML form cannot post to it;
 //! - with a token, refuses requests that do not carry it, and swaps the start-up link's `?token=` for
 //!   a cookie by redirecting to the same address without it;
-//! - sends headers that keep the page out of frames and its addresses out of `Referer`.
+//! - sends headers that keep the page out of frames and its addresses out of `Referer`;
+//! - closes the connection after any refusal, and vouches for a connection whose request passed (see
+//!   [`super::listener::ConnectionLimits::max_unvouched_per_address`]).
 
 use super::error::ApiError;
+use super::listener::ConnectionTrust;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -141,6 +146,16 @@ fn request_host(request: &Request) -> Option<String> {
     }
 }
 
+/// Whether a browser says a page of another site (or another port of this host) sent the request:
+/// `Sec-Fetch-Site` other than `same-origin` or `none` (typed in the address bar, a bookmark). An
+/// `<img>` or `<link>` on another site sends `cross-site` (or `same-site` from another port), with no
+/// `Origin`, so this is what keeps such a page from starting an export, a health check or a thumbnail.
+fn sent_by_another_site(headers: &HeaderMap) -> bool {
+    headers.get("sec-fetch-site").is_some_and(|site| {
+        !matches!(site.to_str().map(str::to_ascii_lowercase).as_deref(), Ok("same-origin" | "none"))
+    })
+}
+
 fn changes_state(method: &Method) -> bool {
     [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method)
 }
@@ -264,18 +279,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Everything but the token: host, origin and content type. `Err` is the refusal.
 fn check_request(guard: &Guard, request: &Request) -> Result<(), ApiError> {
     let Some(host) = request_host(request).filter(|host| guard.host_allowed(host)) else {
-        let named = request_host(request).unwrap_or_default();
+        // The name is not repeated: a refusal never echoes what the request sent.
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!(
-                "this studio does not answer to the host name \"{named}\": open it by its address, or start it \
-                 with --allowed-host {}",
-                split_port(&named)
-            ),
+            "this studio does not answer to the host name this request was sent to: open it by its address, or \
+             start it with --allowed-host <that name>",
         ));
     };
     let state_changing = changes_state(request.method());
-    if (state_changing || is_websocket_upgrade(request.headers())) && !guard.origin_allowed(request.headers(), &host) {
+    let api = request.uri().path().starts_with("/api/") || request.uri().path() == "/api";
+    let checks_origin = state_changing || api || is_websocket_upgrade(request.headers());
+    if checks_origin && (!guard.origin_allowed(request.headers(), &host) || sent_by_another_site(request.headers())) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "requests from pages of other sites are refused"));
     }
     if state_changing {
@@ -292,10 +306,20 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
         Some(token) => check_token(token, &request),
         None => TokenCheck::Pass,
     });
+    let trust = request.extensions().get::<ConnectionTrust>().cloned();
     let mut response = match checked {
-        Ok(TokenCheck::Pass) => next.run(request).await,
+        Ok(TokenCheck::Pass) => {
+            trust.inspect(ConnectionTrust::vouch);
+            next.run(request).await
+        }
         Ok(TokenCheck::Redirect(response)) => response,
-        Ok(TokenCheck::Refuse(refusal)) | Err(refusal) => refusal.into_response(),
+        Ok(TokenCheck::Refuse(refusal)) | Err(refusal) => {
+            // A refused client keeps no connection: whatever it sent after this request (pipelined, and
+            // perhaps never read) goes unanswered, and its slot is free once this answer is written.
+            let mut response = refusal.into_response();
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
     };
     add_security_headers(response.headers_mut(), host.as_deref());
     response

@@ -144,41 +144,54 @@ struct UploadQuery {
 }
 
 /// Streams a zip to a temporary file in the data folder (never whole into memory), refusing it past
-/// the configured size, then unpacks it as a dataset.
+/// the configured size, then unpacks it as a dataset. The name is claimed first, so a second upload of
+/// it at the same time is refused before its bytes are read.
 async fn upload_dataset(
     State(studio): State<Studio>,
     Query(query): Query<UploadQuery>,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
+    use crate::data::upload;
     let name = query.name.ok_or_else(|| {
         ApiError::new(StatusCode::BAD_REQUEST, "query parameter name (the new dataset's folder name) is required")
     })?;
-    shared::check_file_name(&name).map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, format!("name {why}")))?;
-    let partial = studio.settings().data_dir.join(format!(".upload-{name}.zip.partial"));
+    let data_dir = studio.settings().data_dir.clone();
+    let claim = studio.upload_claims().claim(&data_dir, &name).map_err(upload_refusal)?;
+    let partial = crate::files::staging_path(&data_dir, &name, ".zip");
     let limit = studio.settings().max_dataset_upload;
     let too_large = format!("dataset zips are limited to {} MB", limit / 1_000_000);
     if let Err(error) = receive_upload(&partial, body, limit, &too_large).await {
         let _ = tokio::fs::remove_file(&partial).await;
         return Err(error);
     }
-    let data_dir = studio.settings().data_dir.clone();
     let recorder = studio.clone();
     let installed = {
         let partial = partial.clone();
-        blocking(move || crate::data::upload::install_zip_dataset(&data_dir, &name, &partial)).await
+        blocking(move || {
+            let installed = upload::install_claimed(&data_dir, &name, &partial);
+            drop(claim);
+            installed
+        })
+        .await
     };
     let _ = tokio::fs::remove_file(&partial).await;
-    let info = installed?.map_err(|e| {
-        let status = match e {
-            crate::data::upload::UploadError::Exists(_) => StatusCode::CONFLICT,
-            crate::data::upload::UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            crate::data::upload::UploadError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, e.to_string())
-    })?;
+    let info = installed?.map_err(upload_refusal)?;
     let info = blocking(move || recorder.record_dataset(info, shared::DatasetOrigin::Uploaded)).await??;
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// A refused dataset upload's status: 409 for a name taken or being uploaded, 413 past a size limit,
+/// 507 on a full disk, 500 for the server's own faults, 400 for the rest (the zip or the name).
+fn upload_refusal(error: crate::data::upload::UploadError) -> ApiError {
+    use crate::data::upload::UploadError;
+    let status = match error {
+        UploadError::Exists(_) | UploadError::InProgress(_) => StatusCode::CONFLICT,
+        UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+        UploadError::Io(_) => return ApiError::internal(error),
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, error.to_string())
 }
 
 /// Writes the request body to `partial`, refusing it with `too_large` once it passes `limit` bytes.
@@ -189,8 +202,12 @@ async fn receive_upload(
     too_large: &str,
 ) -> ApiResult<()> {
     use tokio::io::AsyncWriteExt;
-    let internal = |e: std::io::Error| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("could not store the upload: {e}"))
+    let internal = |e: std::io::Error| match crate::files::WriteFailure::of(&e) {
+        crate::files::WriteFailure::DiskFull => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the disk is full: the upload was not kept; free some space and send it again",
+        ),
+        _ => ApiError::internal(format!("could not store the upload: {e}")),
     };
     let mut file = tokio::fs::File::create(partial).await.map_err(internal)?;
     let mut stream = body.into_data_stream();
@@ -206,8 +223,18 @@ async fn receive_upload(
     file.flush().await.map_err(internal)
 }
 
-async fn weights(State(studio): State<Studio>) -> ApiResult<Json<Vec<shared::WeightsEntry>>> {
-    Ok(Json(blocking(move || studio.weights()).await?))
+#[derive(Deserialize)]
+struct WeightsQuery {
+    /// Ask ImageNet's download address again whether it can be reached.
+    recheck: Option<bool>,
+}
+
+async fn weights(
+    State(studio): State<Studio>,
+    Query(query): Query<WeightsQuery>,
+) -> ApiResult<Json<Vec<shared::WeightsEntry>>> {
+    let recheck = query.recheck.unwrap_or(false);
+    Ok(Json(blocking(move || studio.weights(recheck)).await?))
 }
 
 /// Streams a weights file to a hidden file in the weights folder (never whole into memory), refusing it
@@ -373,15 +400,23 @@ async fn batch_images(mut multipart: axum::extract::Multipart) -> ApiResult<Vec<
     Ok(images)
 }
 
+/// The run's best model file, streamed from the disk (never whole in memory: a client that does not read
+/// holds a buffer, not the file).
 async fn download_checkpoint(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResult<Response> {
+    use tower::ServiceExt;
     let path = blocking(move || studio.checkpoint_file(id)).await??;
-    let bytes = tokio::fs::read(&path).await.map_err(|e| ApiError::internal(format!("reading the checkpoint: {e}")))?;
+    let file =
+        tower_http::services::ServeFile::new(&path).oneshot(axum::extract::Request::new(axum::body::Body::empty()));
+    let mut response = file.await.map_err(|e| ApiError::internal(format!("reading the checkpoint: {e}")))?;
+    if response.status() != StatusCode::OK {
+        return Err(ApiError::internal(format!("reading the checkpoint answered {}", response.status())));
+    }
     let disposition = format!("attachment; filename=\"run-{id}-resnet18.safetensors\"");
-    Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_DISPOSITION, disposition)],
-        bytes,
-    )
-        .into_response())
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
+    headers
+        .insert(header::CONTENT_DISPOSITION, header::HeaderValue::from_str(&disposition).map_err(ApiError::internal)?);
+    Ok(response.map(axum::body::Body::new))
 }
 
 /// The run's receipt as a JSON file (`run-{id}-receipt.json`), what `transfer-studio train --receipt` reads.

@@ -29,14 +29,31 @@ struct Listing {
     gzip: Bytes,
 }
 
+/// WebSocket snapshots being written at once. A snapshot of thousands of runs is megabytes: two hundred
+/// clients joining together would otherwise keep every async worker copying them, and every other call
+/// would wait its turn behind two hundred writers; in line, the others are answered between them.
+const SNAPSHOTS_IN_FLIGHT: usize = 4;
+
 /// The last listing made, shared by every request; `rebuild` lets one request at a time make a new one,
 /// so that listers arriving together after a change wait for it instead of each making their own.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct RunListCache {
     /// The last listing made, if any.
     last: Arc<Mutex<Option<Arc<Listing>>>>,
     /// Held while a listing is made.
     rebuild: Arc<Mutex<()>>,
+    /// One permit per snapshot being written (see [`SNAPSHOTS_IN_FLIGHT`]).
+    writing: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for RunListCache {
+    fn default() -> Self {
+        RunListCache {
+            last: Arc::default(),
+            rebuild: Arc::default(),
+            writing: Arc::new(tokio::sync::Semaphore::new(SNAPSHOTS_IN_FLIGHT)),
+        }
+    }
 }
 
 impl RunListCache {
@@ -60,6 +77,28 @@ impl RunListCache {
         let listing = Arc::new(Listing { version, json: json.into(), gzip: gzip.into() });
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(listing.clone());
         Ok(listing)
+    }
+}
+
+impl RunListCache {
+    /// Waits for a turn to write a snapshot (see [`SNAPSHOTS_IN_FLIGHT`]); the turn lasts while the
+    /// permit is held.
+    pub(crate) async fn turn_to_write(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.writing.clone().acquire_owned().await.expect("the semaphore is never closed")
+    }
+
+    /// The WebSocket's snapshot message: the current listing's JSON (made once, whoever asks, see
+    /// [`RunListCache::listing`]) with the progress of the epoch in flight, so two hundred clients joining
+    /// at once cost one query and one serialisation of the history, not two hundred. Blocking when the
+    /// history changed since the last listing.
+    pub(crate) fn snapshot(&self, studio: &Studio, scrubber: &PathScrubber) -> Result<String, ApiError> {
+        let listing = match self.current(studio) {
+            Some(listing) => listing,
+            None => self.listing(studio, scrubber)?,
+        };
+        let progress = serde_json::to_string(&studio.progress()).map_err(ApiError::internal)?;
+        let runs = std::str::from_utf8(&listing.json).map_err(ApiError::internal)?;
+        Ok(format!(r#"{{"type":"snapshot","runs":{runs},"progress":{progress}}}"#))
     }
 }
 
@@ -131,6 +170,14 @@ mod tests {
         assert!(!accepts("identity"));
         assert!(!accepts("x-gzip2"));
         assert!(!accepts_gzip(&HeaderMap::new()), "no header: identity");
+    }
+
+    #[test]
+    fn the_snapshot_text_is_the_protocols_snapshot_message() {
+        let runs = serde_json::json!([]);
+        let text = format!(r#"{{"type":"snapshot","runs":{runs},"progress":null}}"#);
+        let message: shared::ServerMessage = serde_json::from_str(&text).unwrap();
+        assert_eq!(message, shared::ServerMessage::Snapshot { runs: Vec::new(), progress: None });
     }
 
     #[test]
