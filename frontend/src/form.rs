@@ -321,7 +321,7 @@ mod tests {
         form.set("mode", "frozen");
         form.set("dataset", "digits");
         assert_eq!((form.text("weights"), form.text("mode")), ("imagenet", "frozen"));
-        assert!(form.with_usable_weights(&[offline.clone()]));
+        assert!(form.with_usable_weights(std::slice::from_ref(&offline)));
         assert_eq!((form.text("weights"), form.text("mode")), ("none", "full"));
         assert!(form.to_config().is_ok(), "a form that can start: {:?}", form.to_config().err());
 
