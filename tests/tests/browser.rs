@@ -472,7 +472,7 @@ async fn health_lists_a_broken_file_and_a_leak_and_start_warns(width: u32, heigh
     look_at(&browser, &format!("dataset-health-{width}")).await;
 
     // Before any run: the warning beside Start, with a link to the card; Start stays enabled.
-    let expected = "1 test image is a copy (or near copy) of a training image: the test accuracy will read too high";
+    let expected = "1 of 5 test images has a copy in the training images: the test accuracy will read too high";
     let warning = text_of(&browser, "#start-leak-warning").await.unwrap_or_default();
     assert!(warning.starts_with(expected), "{warning:?}");
     let link = browser.find(Locator::Css("#start-leak-warning a")).await.unwrap();
@@ -497,13 +497,26 @@ async fn on_a_phone_imagenet_weights_come_first_and_weights_files_are_uploaded_f
     imagenet_comes_first_and_weights_are_uploaded(390, 844).await;
 }
 
+/// The address of a local server that answers every request with an empty `200`: a download address
+/// that can be reached, for the weights list's availability check.
+async fn downloadable_address() -> String {
+    let app = axum::Router::new().fallback(|| async { "" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}/resnet18-f37072fd.pth", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
 /// The weights menu without ImageNet's file, and weights uploads, in a `width` x `height` window.
 async fn imagenet_comes_first_and_weights_are_uploaded(width: u32, height: u32) {
-    // No ImageNet file on the server: the menu says it will be downloaded.
+    // No ImageNet file on the server, and its address answers (a local stand-in for the download server):
+    // the menu says it will be downloaded.
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 2, 1, 16);
+    let download = downloadable_address().await;
+    let reachable = move |s: &mut backend::studio::StudioSettings| s.imagenet = s.imagenet.clone().with_url(download);
     let OpenPage { browser, _driver, server } =
-        open_browser_with(TestServer::start_with(data, |_| {}, Some(built_page())).await, width, height, &[]).await;
+        open_browser_with(TestServer::start_with(data, reachable, Some(built_page())).await, width, height, &[]).await;
     let first = eventually("the ImageNet option", Duration::from_secs(30), || async {
         let option = browser.find(Locator::Css("select#weights option")).await.ok()?;
         let text = option.text().await.ok()?;

@@ -43,11 +43,13 @@ pub struct ConnectionLimits {
     /// Connections served at once, WebSocket sessions included; more wait in the listen backlog.
     pub max_connections: usize,
     /// Connections one address may hold open before any of their requests passed the guard (the token,
-    /// the host and origin checks). Past it, a new connection from that address has only
-    /// [`ConnectionLimits::unvouched_header_timeout`] to send a request, so one client without the token
-    /// cannot keep every slot, even from the address of a client that has it (loopback).
+    /// the host and origin checks). Past it, a new connection from that address is on probation: closed
+    /// unless a request on it passes the guard within [`ConnectionLimits::unvouched_header_timeout`], so
+    /// one client without the token cannot keep every slot, even from the address of a client that has
+    /// it (loopback).
     pub max_unvouched_per_address: usize,
-    /// The header-read timeout of a connection opened past [`ConnectionLimits::max_unvouched_per_address`].
+    /// How long a connection on probation (see [`ConnectionLimits::max_unvouched_per_address`]) has to be
+    /// vouched for.
     pub unvouched_header_timeout: Duration,
     /// A WebSocket session from which nothing arrives (no message, not even the pong a browser sends
     /// by itself) for this long is closed. The server pings every third of it, so an open tab, even in
@@ -111,6 +113,11 @@ struct TrustState {
 }
 
 impl ConnectionTrust {
+    /// Whether a request on this connection passed the guard.
+    fn is_vouched(&self) -> bool {
+        self.0.vouched.load(Ordering::Acquire)
+    }
+
     /// A request on this connection passed the guard: it no longer counts as unvouched.
     pub(crate) fn vouch(&self) {
         if !self.0.vouched.swap(true, Ordering::AcqRel) {
@@ -154,11 +161,10 @@ pub async fn serve(
             counts: unvouched.clone(),
             vouched: AtomicBool::new(false),
         }));
-        let mut limits = limits.clone();
-        if unvouched_from_address > limits.max_unvouched_per_address {
-            limits.header_read_timeout = limits.header_read_timeout.min(limits.unvouched_header_timeout);
-        }
-        let connection = serve_connection(stream, slot, trust, router.clone(), limits, stopping.clone());
+        let probation =
+            (unvouched_from_address > limits.max_unvouched_per_address).then_some(limits.unvouched_header_timeout);
+        let connection =
+            serve_connection(stream, slot, (trust, probation), router.clone(), limits.clone(), stopping.clone());
         let tracked = tracked.clone();
         tokio::spawn(async move {
             connection.await;
@@ -188,15 +194,18 @@ async fn accept(listener: &TcpListener, slots: &Arc<Semaphore>) -> (TcpStream, I
 }
 
 /// Serves one connection; when `stopping` turns true it finishes the request in flight and closes.
+/// A connection on probation (`Some(deadline)`) is dropped if no request on it has passed the guard by
+/// then; one vouched for is served like any other.
 async fn serve_connection(
     stream: TcpStream,
     slot: OwnedSemaphorePermit,
-    trust: ConnectionTrust,
+    (trust, probation): (ConnectionTrust, Option<Duration>),
     router: Router,
     limits: ConnectionLimits,
     mut stopping: watch::Receiver<bool>,
 ) {
     let slot = ConnectionSlot(Arc::new(slot));
+    let trust_for_probation = trust.clone();
     let body_idle_timeout = limits.body_idle_timeout;
     let service = router.map_request(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(slot.clone());
@@ -209,6 +218,10 @@ async fn serve_connection(
     let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)).with_upgrades();
     tokio::pin!(connection);
     let mut asked_to_stop = false;
+    let on_probation = probation.is_some();
+    let probation_ends = tokio::time::sleep(probation.unwrap_or_default());
+    tokio::pin!(probation_ends);
+    let mut judged = false;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -216,6 +229,13 @@ async fn serve_connection(
                     tracing::debug!("connection ended: {error}");
                 }
                 break;
+            }
+            () = &mut probation_ends, if on_probation && !judged => {
+                judged = true;
+                if !trust_for_probation.is_vouched() {
+                    tracing::debug!("closing a connection no request vouched for in its probation");
+                    break;
+                }
             }
             _ = stopping.wait_for(|stop| *stop), if !asked_to_stop => {
                 asked_to_stop = true;
