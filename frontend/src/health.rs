@@ -33,20 +33,17 @@ pub enum HealthCheck {
 }
 
 impl HealthCheck {
-    /// The test images that have a copy in the training images; 0 until an answer is here.
-    pub fn leaks(&self) -> usize {
+    /// The server's answer, once it is here.
+    pub fn answer(&self) -> Option<&DatasetHealth> {
         match self {
-            HealthCheck::Ready { health, .. } => health.leaks(),
-            _ => 0,
+            HealthCheck::Ready { health, .. } => Some(health),
+            _ => None,
         }
     }
 
-    /// The test images in all; 0 until an answer is here.
-    pub fn test_images(&self) -> usize {
-        match self {
-            HealthCheck::Ready { health, .. } => health.test_images(),
-            _ => 0,
-        }
+    /// The test images that have a copy in the training images; 0 until an answer is here.
+    pub fn leaks(&self) -> usize {
+        self.answer().map_or(0, DatasetHealth::leaks)
     }
 }
 
@@ -316,15 +313,17 @@ fn HealthImage(dataset: String, path: String, class: Option<usize>) -> impl Into
 pub fn LeakWarning() -> impl IntoView {
     let health = studio().health;
     move || {
-        health.with(|h| leak_warning(h.leaks(), h.test_images())).map(|warning| {
-            view! {
-                <p class="leak-warning" id="start-leak-warning" role="alert">
-                    {warning}
-                    " "
-                    <a href="#dataset-health">"See Dataset health"</a>
-                </p>
-            }
-        })
+        health.with(|h| h.answer().and_then(|answer| leak_warning(answer.leaks(), answer.test_images()))).map(
+            |warning| {
+                view! {
+                    <p class="leak-warning" id="start-leak-warning" role="alert">
+                        {warning}
+                        " "
+                        <a href="#dataset-health">"See Dataset health"</a>
+                    </p>
+                }
+            },
+        )
     }
 }
 

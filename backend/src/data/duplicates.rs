@@ -12,8 +12,8 @@
 //!    (cosine similarity at least [`CANDIDATE_COSINE`]), from one matrix product on libtorch;
 //! 2. verification: the *similarity* of two signatures is the largest Pearson correlation of their pixels
 //!    over shifts of up to [`MAX_SHIFT`] pixels either way (whole pixels of the smaller image, on the part
-//!    they share); a pair is a near
-//!    copy when it reaches [`NEAR_SIMILARITY`]. The correlation ignores brightness and contrast, the
+//!    they share); a pair is a near copy when it reaches [`NEAR_SIMILARITY`]. The correlation ignores
+//!    brightness and contrast, the
 //!    shifts absorb a crop or a translation, and the shared size absorbs resizing and re-encoding. Two
 //!    different pictures of one class (two handwritten ones, two circles) differ in where their strokes
 //!    lie, which no shift of two pixels undoes, and stay well below it.
@@ -58,6 +58,12 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// How alike the two images are (see [`similarity`]), shifted by whole pixels of the smaller one.
+    pub fn similarity(&self, other: &Fingerprint) -> f64 {
+        let smallest_side = self.width.min(self.height).min(other.width).min(other.height);
+        similarity(&self.signature, &other.signature, shift_step(smallest_side))
+    }
+
     /// The fingerprint of a decoded image.
     pub fn of(rgb: &RgbImage) -> Self {
         let (width, height) = rgb.dimensions();
@@ -130,9 +136,7 @@ pub fn find(prints: &[Option<&Fingerprint>]) -> Vec<Copy> {
         .into_par_iter()
         .filter_map(|(x, y)| {
             let (a, b) = (representatives[x], representatives[y]);
-            let (x, y) = (prints[a].unwrap(), prints[b].unwrap());
-            let smallest_side = x.width.min(x.height).min(y.width).min(y.height);
-            let similarity = similarity(&x.signature, &y.signature, shift_step(smallest_side));
+            let similarity = prints[a].unwrap().similarity(prints[b].unwrap());
             (similarity >= NEAR_SIMILARITY).then_some(Copy { a, b, exact: false, similarity })
         })
         .collect();
@@ -180,7 +184,7 @@ fn shift_step(smallest_side: u32) -> i32 {
 
 /// The largest Pearson correlation of two signatures over shifts of up to [`MAX_SHIFT`] pixels that are
 /// multiples of `step`, each computed on the part of the square both cover; 0 when either part is flat.
-pub fn similarity(a: &[u8], b: &[u8], step: i32) -> f64 {
+fn similarity(a: &[u8], b: &[u8], step: i32) -> f64 {
     let shifts = (-MAX_SHIFT..=MAX_SHIFT).filter(|shift| shift % step == 0);
     let mut best = f64::MIN;
     for dy in shifts.clone() {
@@ -293,7 +297,7 @@ mod tests {
         let mut best = 0f64;
         for (i, a) in prints.iter().enumerate() {
             for b in &prints[i + 1..] {
-                best = best.max(similarity(&a.signature, &b.signature, shift_step(a.width.min(b.width))));
+                best = best.max(a.similarity(b));
             }
         }
         best
@@ -339,7 +343,7 @@ mod tests {
             let on_stroke = (px - (top_x + slant * t)).abs() < width && py >= top_y && py <= bottom_y;
             on_stroke || serif && (py - top_y).abs() < width && px < top_x && px > top_x - s * 0.25
         };
-        greyscale(side, inked, [10, 10, 10], [230, 230, 230])
+        drawn(side, inked, [10, 10, 10], [230, 230, 230])
     }
 
     /// The `index`-th of 27 distinct filled circles at `side` pixels: three places across, three down,
@@ -348,12 +352,12 @@ mod tests {
         let s = side as f32;
         let (cx, cy) = (s * [0.3, 0.5, 0.7][index % 3], s * [0.3, 0.5, 0.7][index / 3 % 3]);
         let radius = s * [0.1, 0.18, 0.26][index / 9 % 3];
-        greyscale(side, |x, y| (x - cx).powi(2) + (y - cy).powi(2) < radius * radius, [240, 240, 240], [200, 40, 40])
+        drawn(side, |x, y| (x - cx).powi(2) + (y - cy).powi(2) < radius * radius, [240, 240, 240], [200, 40, 40])
     }
 
-    /// A `side`-pixel picture of `shape` in `ink` on `paper`, each pixel mixed by the share of its 4 x 4
+    /// A `side`-pixel drawing of `shape` in `ink` on `paper`, each pixel mixed by the share of its 4 x 4
     /// points inside the shape.
-    fn greyscale(side: u32, shape: impl Fn(f32, f32) -> bool, paper: [u8; 3], ink: [u8; 3]) -> RgbImage {
+    fn drawn(side: u32, shape: impl Fn(f32, f32) -> bool, paper: [u8; 3], ink: [u8; 3]) -> RgbImage {
         RgbImage::from_fn(side, side, |x, y| {
             let inside = (0..16)
                 .filter(|i| shape(x as f32 + (i % 4) as f32 / 4.0 + 0.125, y as f32 + (i / 4) as f32 / 4.0 + 0.125))

@@ -376,7 +376,7 @@ impl Studio {
         }
         remove_leftovers(&settings.data_dir, &settings.weights_dir);
         set_aside_what_blocks_the_history(&settings.data_dir)?;
-        let settings_memory = settings.memory_budget;
+        let memory = MemoryBudget::new(settings.memory_budget);
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
         reconcile_history(&store, &settings.data_dir.join(RUNS_FOLDER))?;
         let (engine_events, engine_receiver) = mpsc::unbounded_channel();
@@ -391,7 +391,7 @@ impl Studio {
             live: Mutex::new(LiveState::default()),
             health: data::health::HealthCache::default(),
             uploads: data::upload::UploadClaims::default(),
-            memory: MemoryBudget::new(settings_memory),
+            memory,
             imagenet_reachability: Mutex::new(None),
         }));
         let queued = studio.store().ids_with_status(RunStatus::Queued)?;
@@ -1119,9 +1119,6 @@ impl Studio {
     }
 }
 
-/// Removes what an upload cut short left in the data and weights folders (its `.upload-*` files and
-/// folders), what an interrupted version save left, and what crashes or failed commits left in run
-/// folders, logging how much.
 /// Folder of the data folder that things found in the way of the studio's own files are moved to.
 pub const SET_ASIDE_FOLDER: &str = ".set-aside";
 
@@ -1148,6 +1145,9 @@ fn set_aside_what_blocks_the_history(data_dir: &Path) -> Result<(), StudioError>
     Ok(())
 }
 
+/// Removes what an upload cut short left in the data and weights folders (its `.upload-*` files and
+/// folders), what an interrupted version save left, and what crashes or failed commits left in run
+/// folders, logging how much.
 fn remove_leftovers(data_dir: &Path, weights_dir: &Path) {
     match data::versions::remove_leftovers(data_dir) {
         0 => {}

@@ -39,9 +39,7 @@ impl ApiError {
             "the server failed to answer this request; its log has the details",
         )
     }
-}
 
-impl ApiError {
     /// A 503 that says when to try again: the memory budget or the classifier's queue is full.
     fn busy(message: String) -> Self {
         ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message) }

@@ -44,13 +44,13 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Connections one address may hold open before any of their requests passed the guard (the token,
     /// the host and origin checks). Past it, a new connection from that address is on probation: closed
-    /// unless a request on it passes the guard within [`ConnectionLimits::unvouched_header_timeout`], so
+    /// unless a request on it passes the guard within [`ConnectionLimits::unvouched_probation`], so
     /// one client without the token cannot keep every slot, even from the address of a client that has
     /// it (loopback).
     pub max_unvouched_per_address: usize,
     /// How long a connection on probation (see [`ConnectionLimits::max_unvouched_per_address`]) has to be
     /// vouched for.
-    pub unvouched_header_timeout: Duration,
+    pub unvouched_probation: Duration,
     /// A WebSocket session from which nothing arrives (no message, not even the pong a browser sends
     /// by itself) for this long is closed. The server pings every third of it, so an open tab, even in
     /// the background, always answers in time.
@@ -65,7 +65,7 @@ impl Default for ConnectionLimits {
             write_stall_timeout: Duration::from_secs(30),
             max_connections: 256,
             max_unvouched_per_address: 32,
-            unvouched_header_timeout: Duration::from_secs(1),
+            unvouched_probation: Duration::from_secs(1),
             websocket_idle_timeout: Duration::from_secs(60),
         }
     }
@@ -110,6 +110,8 @@ struct TrustState {
     address: IpAddr,
     counts: UnvouchedCounts,
     vouched: AtomicBool,
+    /// Opened past its address's cap: how long a request on it has to pass the guard.
+    probation: Option<Duration>,
 }
 
 impl ConnectionTrust {
@@ -160,11 +162,10 @@ pub async fn serve(
             address,
             counts: unvouched.clone(),
             vouched: AtomicBool::new(false),
+            probation: (unvouched_from_address > limits.max_unvouched_per_address)
+                .then_some(limits.unvouched_probation),
         }));
-        let probation =
-            (unvouched_from_address > limits.max_unvouched_per_address).then_some(limits.unvouched_header_timeout);
-        let connection =
-            serve_connection(stream, slot, (trust, probation), router.clone(), limits.clone(), stopping.clone());
+        let connection = serve_connection(stream, slot, trust, router.clone(), limits.clone(), stopping.clone());
         let tracked = tracked.clone();
         tokio::spawn(async move {
             connection.await;
@@ -194,18 +195,19 @@ async fn accept(listener: &TcpListener, slots: &Arc<Semaphore>) -> (TcpStream, I
 }
 
 /// Serves one connection; when `stopping` turns true it finishes the request in flight and closes.
-/// A connection on probation (`Some(deadline)`) is dropped if no request on it has passed the guard by
-/// then; one vouched for is served like any other.
+/// A connection on probation is dropped if no request on it has passed the guard by its end; one vouched
+/// for is served like any other.
 async fn serve_connection(
     stream: TcpStream,
     slot: OwnedSemaphorePermit,
-    (trust, probation): (ConnectionTrust, Option<Duration>),
+    trust: ConnectionTrust,
     router: Router,
     limits: ConnectionLimits,
     mut stopping: watch::Receiver<bool>,
 ) {
     let slot = ConnectionSlot(Arc::new(slot));
-    let trust_for_probation = trust.clone();
+    let probation = trust.0.probation;
+    let watched = trust.clone();
     let body_idle_timeout = limits.body_idle_timeout;
     let service = router.map_request(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(slot.clone());
@@ -232,7 +234,7 @@ async fn serve_connection(
             }
             () = &mut probation_ends, if on_probation && !judged => {
                 judged = true;
-                if !trust_for_probation.is_vouched() {
+                if !watched.is_vouched() {
                     tracing::debug!("closing a connection no request vouched for in its probation");
                     break;
                 }

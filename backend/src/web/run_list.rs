@@ -78,9 +78,7 @@ impl RunListCache {
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(listing.clone());
         Ok(listing)
     }
-}
 
-impl RunListCache {
     /// Waits for a turn to write a snapshot (see [`SNAPSHOTS_IN_FLIGHT`]); the turn lasts while the
     /// permit is held.
     pub(crate) async fn turn_to_write(&self) -> tokio::sync::OwnedSemaphorePermit {
