@@ -340,6 +340,41 @@ impl Backbone {
     }
 }
 
+/// Sets every variable of `vs` as torchvision initialises a ResNet-18, drawing from a stream of its own
+/// seeded by `seed`: convolutions Kaiming-normal on their fan-out, batch-norm scales one and shifts zero,
+/// the head uniform within one over the square root of its inputs, as `torch.nn.Linear`.
+///
+/// libtorch's generator is process-wide: any tensor drawn on another thread (a second run starting, a
+/// warm-up batch) would shift a model drawn from it, so the same seed would not always give the same network.
+fn draw_initial_weights(vs: &nn::VarStore, seed: u64) {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal, Uniform};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    variables.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, mut tensor) in variables {
+        let dims = tensor.size();
+        let mut draw = |distribution: &dyn Fn(&mut rand_chacha::ChaCha8Rng) -> f32| {
+            let values: Vec<f32> = (0..tensor.numel()).map(|_| distribution(&mut rng)).collect();
+            Tensor::from_slice(&values).view(dims.as_slice())
+        };
+        let initial = if name.starts_with("fc.") {
+            let bound = 1.0 / (FEATURES as f32).sqrt();
+            let uniform = Uniform::new(-bound, bound).expect("a positive bound");
+            draw(&|rng| uniform.sample(rng))
+        } else if dims.len() == 4 {
+            let fan_out = nn::init::FanInOut::FanOut.for_weight_dims(&dims) as f32;
+            let normal = Normal::new(0.0, (2.0 / fan_out).sqrt()).expect("a finite deviation");
+            draw(&|rng| normal.sample(rng))
+        } else if name.ends_with(".weight") {
+            Tensor::ones(dims.as_slice(), (Kind::Float, Device::Cpu))
+        } else {
+            continue; // batch-norm shifts and running statistics start as tch makes them: zeros and ones
+        };
+        tch::no_grad(|| tensor.copy_(&initial.to_device(tensor.device())));
+    }
+}
+
 /// ResNet-18: torchvision's backbone plus a linear head `fc` with one output per class.
 pub struct ResNet18 {
     /// Owns every variable, named as in torchvision.
@@ -356,15 +391,11 @@ pub struct ResNet18 {
 impl ResNet18 {
     /// A network with `num_classes` outputs on `device`, initialised randomly from `seed`.
     pub fn new(device: Device, num_classes: usize, seed: u64) -> Self {
-        // libtorch's generator is process-wide: hold it while seeding and drawing, so a model built on
-        // another thread at the same time cannot shift this one's initial weights.
-        static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let backbone = Backbone::new(&root);
         let head = nn::linear(&root / "fc", FEATURES, num_classes as i64, Default::default());
+        draw_initial_weights(&vs, seed);
         let mut backbone_parameters: Vec<String> = vs
             .variables()
             .into_iter()
@@ -592,6 +623,45 @@ mod tests {
         // Larger outputs take the ordinary convolution.
         let conv = Conv::new(vs.root() / "big", 16, 8, 3, 1, 1);
         assert!(conv.single_position_taps(2, 2).is_none() && conv.single_position_taps(4, 4).is_none());
+    }
+
+    #[test]
+    fn one_seed_gives_one_network_while_other_threads_draw_random_tensors() {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let drawing = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = Tensor::randn([64, 64], (Kind::Float, Device::Cpu));
+                }
+            })
+        };
+        let (a, b) = (ResNet18::new(Device::Cpu, 3, 7), ResNet18::new(Device::Cpu, 3, 7));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drawing.join().unwrap();
+        let other = ResNet18::new(Device::Cpu, 3, 8);
+        let (vb, vo) = (b.vs.variables(), other.vs.variables());
+        for (name, tensor) in a.vs.variables() {
+            assert!(tensor.equal(&vb[&name]), "{name} differs between two builds from seed 7");
+            if tensor.dim() >= 2 {
+                assert!(!tensor.equal(&vo[&name]), "{name} is the same for seeds 7 and 8");
+            }
+        }
+    }
+
+    #[test]
+    fn a_fresh_network_is_initialised_as_torchvision_initialises_resnet18() {
+        let model = ResNet18::new(Device::Cpu, 10, 3);
+        let variables = model.vs.variables();
+        let std = |name: &str| variables[name].std(true).double_value(&[]);
+        // Kaiming-normal on the fan-out: 64 * 3 * 3 outputs per input for layer1's convolutions.
+        let expected = (2.0f64 / (64.0 * 9.0)).sqrt();
+        assert!((std("layer1.0.conv1.weight") / expected - 1.0).abs() < 0.05, "{}", std("layer1.0.conv1.weight"));
+        assert_eq!(variables["layer3.1.bn2.weight"].min().double_value(&[]), 1.0);
+        assert_eq!(variables["layer3.1.bn2.weight"].max().double_value(&[]), 1.0);
+        assert_eq!(variables["layer3.1.bn2.bias"].abs().max().double_value(&[]), 0.0);
+        let head_bound = variables["fc.weight"].abs().max().double_value(&[]);
+        assert!(head_bound <= 1.0 / 512f64.sqrt() && head_bound > 0.9 / 512f64.sqrt(), "{head_bound}");
     }
 
     #[test]
