@@ -68,10 +68,27 @@ pub fn heat_colour(fraction: f64, diagonal: bool) -> HeatColour {
     let f = if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 0.0 };
     let (r, g, b) = if diagonal { (47.0, 111.0, 237.0) } else { (201.0, 42.0, 42.0) };
     let mix = |channel: f64| (255.0 + (channel - 255.0) * f).round() as u8;
+    let background = [mix(r), mix(g), mix(b)];
+    // White where it reaches WCAG's 4.5:1, else black, which then does (the two meet near luminance 0.18).
+    let white = contrast_ratio(relative_luminance([255; 3]), relative_luminance(background));
     HeatColour {
-        background: format!("rgb({}, {}, {})", mix(r), mix(g), mix(b)),
-        text: if f > 0.5 { "#ffffff" } else { "#1d2330" },
+        background: format!("rgb({}, {}, {})", background[0], background[1], background[2]),
+        text: if white >= 4.5 { "#ffffff" } else { "#000000" },
     }
+}
+
+/// WCAG 2's relative luminance of an sRGB colour.
+pub fn relative_luminance(rgb: [u8; 3]) -> f64 {
+    let linear = |channel: u8| {
+        let c = f64::from(channel) / 255.0;
+        if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    };
+    0.2126 * linear(rgb[0]) + 0.7152 * linear(rgb[1]) + 0.0722 * linear(rgb[2])
+}
+
+/// WCAG 2's contrast ratio between a lighter and a darker relative luminance.
+pub fn contrast_ratio(lighter: f64, darker: f64) -> f64 {
+    (lighter + 0.05) / (darker + 0.05)
 }
 
 /// True when `run` stopped before its last epoch and can continue from where it was saved.
@@ -127,13 +144,30 @@ mod tests {
     fn heat_runs_from_white_to_full_colour_with_readable_text() {
         let empty = heat_colour(0.0, true);
         assert_eq!(empty.background, "rgb(255, 255, 255)");
-        assert_eq!(empty.text, "#1d2330");
+        assert_eq!(empty.text, "#000000");
         let full = heat_colour(1.0, true);
         assert_eq!(full.background, "rgb(47, 111, 237)");
         assert_eq!(full.text, "#ffffff");
         assert_eq!(heat_colour(1.0, false).background, "rgb(201, 42, 42)");
         assert_eq!(heat_colour(f64::NAN, false), heat_colour(0.0, false));
         assert_eq!(heat_colour(2.0, true), full);
+    }
+
+    #[test]
+    fn every_cell_colour_keeps_its_text_at_wcag_aa_contrast() {
+        for diagonal in [true, false] {
+            for step in 0..=200 {
+                let colour = heat_colour(f64::from(step) / 200.0, diagonal);
+                let channels: Vec<u8> = colour.background[4..colour.background.len() - 1]
+                    .split(", ")
+                    .map(|c| c.parse().unwrap())
+                    .collect();
+                let background = relative_luminance([channels[0], channels[1], channels[2]]);
+                let text = if colour.text == "#ffffff" { 1.0 } else { 0.0 };
+                let ratio = contrast_ratio(background.max(text), background.min(text));
+                assert!(ratio >= 4.5, "{} on {}: {ratio:.2}:1", colour.text, colour.background);
+            }
+        }
     }
 
     #[test]

@@ -511,7 +511,8 @@ pub fn prediction_items(predictions: Vec<Prediction>) -> impl IntoView {
 
 /// "Add to <dataset> as…" for an answered image whose run trained on a dataset the page lists.
 fn add_control(images: Images, card: &Classified) -> Option<impl IntoView> {
-    let run_id = card.answered_by.as_ref().filter(|_| card.pending.is_none())?.run_id;
+    // A file the model could not read (a text file named .png) is nothing to add.
+    let run_id = card.answered_by.as_ref().filter(|_| card.pending.is_none() && card.error.is_none())?.run_id;
     let dataset = crate::versions::run_dataset(run_id);
     let listed = studio().datasets.with_untracked(|list| crate::versions::takes_added_images(list, &dataset));
     let key = card.key;
@@ -531,6 +532,8 @@ pub fn classified_card(first: bool, card: Classified, actions: impl IntoView) ->
     let heat_map = explanation.map(|explanation| heatmap::heat_map(&explanation, &top_class));
     let stretched = heat_map.is_some();
     let alt = format!("Uploaded image {name}");
+    // A file the browser cannot draw shows a plain box saying so, not a broken-image icon and its alt text.
+    let unreadable = RwSignal::new(false);
     let title = name.clone();
     let answered = answered_by.map(|by| {
         let title = format!("Classified by {}", by.caption);
@@ -539,7 +542,20 @@ pub fn classified_card(first: bool, card: Classified, actions: impl IntoView) ->
     view! {
         <div class="classified" data-key=key.to_string() aria-busy=pending.is_some().then_some("true")>
             <div class="classified-figure">
-                <img id=first.then_some("classify-preview") class="classified-image" class:as-seen=stretched src=url alt=alt/>
+                <img
+                    id=first.then_some("classify-preview")
+                    class="classified-image"
+                    class:as-seen=stretched
+                    class:hidden=move || unreadable.get()
+                    src=url
+                    alt=alt
+                    on:error=move |_| unreadable.set(true)
+                />
+                <Show when=move || unreadable.get()>
+                    <div class="classified-image not-an-image" role="img" aria-label="Not an image the browser can show">
+                        "Not an image"
+                    </div>
+                </Show>
                 {heat_map}
             </div>
             <div class="prediction-block">

@@ -3,7 +3,7 @@
 //! a run is active), and how a chart's view box and text sizes follow the width it is drawn at.
 
 use leptos::prelude::*;
-use shared::ClientMessage;
+use shared::{ClientMessage, RunStatus};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 
@@ -95,15 +95,26 @@ pub fn SectionTabs() -> impl IntoView {
     }
 }
 
-/// Stop for the run that is training or queued: it says "Stopping…" and turns off as soon as it is
-/// pressed, because the run only stops at its next checkpoint, seconds away.
+/// Stop for the run that is training or queued (or for `run`, when given): it says "Stopping…" and turns off
+/// as soon as it is pressed, because the run only stops at its next checkpoint, seconds away. A queued run
+/// is cancelled instead, at once.
 #[component]
 pub fn StopButton(
     /// The button's id: the form and the live run's panel each carry one.
     id: &'static str,
+    /// The run this button stops; by default the one training, else the newest queued one.
+    #[prop(optional)]
+    run: Option<Memo<Option<u64>>>,
 ) -> impl IntoView {
     let studio = studio();
-    let stoppable = Memo::new(move |_| studio.state.with(StudioState::stoppable_run));
+    let stoppable = Memo::new(move |_| match run {
+        Some(run) => run.get(),
+        None => studio.state.with(StudioState::stoppable_run),
+    });
+    let queued = Memo::new(move |_| {
+        let id = stoppable.get();
+        studio.state.with(|state| id.and_then(|id| state.run(id)).is_some_and(|r| r.status == RunStatus::Queued))
+    });
     let stopping = move || {
         let stopping = studio.state.with(|state| state.stopping);
         stopping.is_some() && stopping == stoppable.get()
@@ -124,6 +135,7 @@ pub fn StopButton(
         >
             {move || match stoppable.get() {
                 Some(_) if stopping() => "Stopping…".to_string(),
+                Some(id) if queued.get() => format!("Cancel run #{id}"),
                 Some(id) => format!("Stop run #{id}"),
                 None => "Stop".to_string(),
             }}

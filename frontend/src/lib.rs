@@ -257,7 +257,8 @@ pub fn RunDetail() -> impl IntoView {
     let has_run = move || shown.with(Option::is_some);
     let resumable = Memo::new(move |_| shown.with(|r| r.as_ref().filter(|r| analysis::resumable(r)).map(|r| r.id)));
     let model = Memo::new(move |_| shown.with(|r| r.as_ref().filter(|r| r.has_model).map(|r| r.id)));
-    let run_active = layout::run_active();
+    // The shown run while it is queued or training: the panel's Stop (or Cancel) acts on it, not on another.
+    let shown_active = Memo::new(move |_| shown.with(|r| r.as_ref().filter(|r| !r.status.is_finished()).map(|r| r.id)));
     view! {
         <section class="card run-detail" aria-labelledby="detail-title">
             <Show
@@ -276,8 +277,8 @@ pub fn RunDetail() -> impl IntoView {
                         view! { <span class=format!("badge status-{status}")>{status}</span> }
                     }))}
                     <span class="spacer"></span>
-                    <Show when=move || run_active.get()>
-                        <layout::StopButton id="stop-live"/>
+                    <Show when=move || shown_active.with(Option::is_some)>
+                        <layout::StopButton id="stop-live" run=shown_active/>
                     </Show>
                     {move || resumable.get().map(|run_id| view! {
                         <button

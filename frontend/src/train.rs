@@ -356,6 +356,8 @@ fn WeightsUpload(weights: RwSignal<Vec<WeightsEntry>>, form: RwSignal<TrainForm>
 pub fn DatasetUpload() -> impl IntoView {
     let studio = studio();
     let name = RwSignal::new(String::new());
+    // Whether the person typed the name: a name taken from a zip's file name follows the next zip chosen.
+    let name_typed = RwSignal::new(false);
     let zip = StoredValue::new_local(None::<web_sys::File>);
     let has_zip = RwSignal::new(false);
     let progress = RwSignal::new(None::<(f64, f64)>);
@@ -370,7 +372,7 @@ pub fn DatasetUpload() -> impl IntoView {
         let input: web_sys::HtmlInputElement = event_target(&ev);
         let file = input.files().and_then(|files| files.get(0));
         if let Some(file) = &file {
-            if name.with_untracked(String::is_empty) {
+            if !name_typed.get_untracked() || name.with_untracked(|n| n.trim().is_empty()) {
                 let file_name = file.name();
                 name.set(file_name.strip_suffix(".zip").unwrap_or(&file_name).to_string());
             }
@@ -404,6 +406,8 @@ pub fn DatasetUpload() -> impl IntoView {
                         list.sort_by(|a, b| a.name.cmp(&b.name));
                     });
                     studio.uploaded_dataset.set(Some(added));
+                    name.set(String::new());
+                    name_typed.set(false);
                 }
                 Err(why) => {
                     progress.set(None);
@@ -430,7 +434,10 @@ pub fn DatasetUpload() -> impl IntoView {
                         autocomplete="off"
                         spellcheck="false"
                         prop:value=move || name.get()
-                        on:input=move |ev| name.set(event_target_value(&ev))
+                        on:input=move |ev| {
+                            name.set(event_target_value(&ev));
+                            name_typed.set(true);
+                        }
                     />
                     {move || (has_zip.get()).then(|| name_problem.get()).flatten().map(|why| view! {
                         <p class="field-error" id="dataset-name-error">{why}</p>

@@ -706,8 +706,11 @@ fn missing(name: &str, c: &TrainConfig) -> Option<&'static str> {
 
 /// A field's rule beyond its range, as the end of a sentence that starts with its label.
 fn rule(name: &str, c: &TrainConfig) -> Option<String> {
-    let fewer_than_epochs =
-        |value: u32| (value >= c.epochs).then(|| format!("must be fewer than Epochs ({}), got {value}", c.epochs));
+    // Zero always fits, and an Epochs out of its own range is Epochs' problem alone: one bad value, one error.
+    let fewer_than_epochs = |value: u32| {
+        (value > 0 && c.epochs > 0 && value >= c.epochs)
+            .then(|| format!("must be fewer than Epochs ({}), got {value}", c.epochs))
+    };
     match name {
         "dataset" => check_dataset_reference(&c.dataset).err(),
         "weights" => weights_rule(&c.weights),
@@ -806,6 +809,18 @@ mod tests {
             assert!(names.contains(&field.name), "{} is not a TrainConfig field", field.name);
             assert_eq!(FIELDS.iter().filter(|f| f.name == field.name).count(), 1, "{}", field.name);
         }
+    }
+
+    #[test]
+    fn one_bad_value_is_one_problem_on_the_field_that_holds_it() {
+        let base = TrainConfig { dataset: "digits".into(), ..TrainConfig::default() };
+        let zero_epochs = TrainConfig { epochs: 0, ..base.clone() };
+        let fields: Vec<&str> = zero_epochs.problems().iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["epochs"], "Epochs 0 blames only Epochs");
+        let long_warm_up = TrainConfig { epochs: 3, warmup_epochs: 3, ..base.clone() };
+        let fields: Vec<&str> = long_warm_up.problems().iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["warmup_epochs"], "a warm-up as long as the run is still refused");
+        assert!(TrainConfig { epochs: 3, warmup_epochs: 0, ..base }.problems().is_empty());
     }
 
     #[test]

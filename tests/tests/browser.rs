@@ -298,6 +298,16 @@ async fn a_zip_uploaded_becomes_the_next_runs_dataset(width: u32, height: u32) {
     let chosen = browser.find(Locator::Css("select#dataset")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(chosen.as_deref(), Some("shapes"));
     look_at(&browser, &format!("upload-dataset-{width}")).await;
+    // The next upload starts from an empty name, and takes the next zip's.
+    let name = browser.find(Locator::Css("input#dataset-name")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(name.as_deref(), Some(""), "an added dataset's name is not offered again");
+    let next = dir.path().join("letters.zip");
+    std::fs::write(&next, &zip).unwrap();
+    let input = browser.find(Locator::Css("input#dataset-zip")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(&next.display().to_string()).await.unwrap();
+    let name = browser.find(Locator::Css("input#dataset-name")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(name.as_deref(), Some("letters"), "the next zip names the next dataset");
 
     let id = start_run(&browser, "1").await;
     let run = server.wait_until_finished(id).await;
@@ -845,6 +855,25 @@ async fn first_batches_and_stop(width: u32, height: u32) {
     let chart = browser.find(Locator::Css("#chart")).await.unwrap();
     scroll_to(&browser, &chart).await;
     look_at(&browser, &format!("live-first-batches-{width}")).await;
+
+    // A second run waits in the queue. Its panel cancels it, and only it: not the run training.
+    let queued_id = start_run(&browser, "1").await;
+    let cancel = eventually("the queued run's own Cancel", Duration::from_secs(10), || async {
+        text_of(&browser, "button#stop-live").await.filter(|label| label.starts_with("Cancel"))
+    })
+    .await;
+    assert_eq!(cancel, format!("Cancel run #{queued_id}"));
+    assert_eq!(text_of(&browser, "button#stop").await, Some(format!("Stop run #{run_id}")), "the form's Stop");
+    click(&browser, "button#stop-live").await;
+    eventually("the cancelled run's stopped badge", Duration::from_secs(10), || async {
+        browser.find(Locator::Css(&format!("#runs li[data-run-id='{queued_id}'] .status-stopped"))).await.ok()
+    })
+    .await;
+    assert!(
+        browser.find(Locator::Css(&format!("#runs li[data-run-id='{run_id}'] .status-running"))).await.is_ok(),
+        "cancelling the queued run left the training one training"
+    );
+    click(&browser, &format!("#runs li[data-run-id='{run_id}'] button.run-button")).await;
 
     // Stop says so at once, before the server has answered.
     click(&browser, "button#stop").await;

@@ -192,6 +192,28 @@ async fn a_dropped_image_and_a_pasted_image_are_each_classified() {
         look_at(&browser, &format!("classify-dropped-and-pasted-{width}")).await;
         fits_the_window(&browser, "dropped and pasted").await;
 
+        // A text file named .png: a plain box says it is not an image, with the server's reason, and nothing
+        // offers to add it to the dataset.
+        let text = json!(b"just some notes, not pixels".to_vec());
+        assert!(evaluate::<bool>(&browser, HAND_OVER, vec![text, json!("notes.png"), json!("drop")]).await);
+        let why = eventually("the text file's error", Duration::from_secs(30), || async {
+            text_of(&browser, ".classified .image-error").await.filter(|t| !t.is_empty())
+        })
+        .await;
+        assert!(why.contains("not a PNG, JPEG, WebP, BMP or GIF image"), "{why}");
+        let card = ".classified:first-child";
+        let placeholder = text_of(&browser, &format!("{card} .not-an-image")).await;
+        assert_eq!(placeholder.as_deref(), Some("Not an image"), "a box, not a broken-image icon");
+        let shown: bool = evaluate(
+            &browser,
+            "return getComputedStyle(document.querySelector(arguments[0] + ' img.classified-image')).display !== 'none';",
+            vec![json!(card)],
+        )
+        .await;
+        assert!(!shown, "the broken image itself is not drawn");
+        assert!(browser.find(Locator::Css(&format!("{card} select.add-as"))).await.is_err(), "nothing to add");
+        fits_the_window(&browser, "a text file named .png").await;
+
         // Elsewhere on the page, a paste is left to the page.
         show_card(&browser, false).await;
         assert!(

@@ -74,6 +74,18 @@ async fn a_version_is_listed_with_its_parent_counts_and_edits_and_the_files_are_
     assert_eq!(files(&original), before, "not one file of the dataset was added, changed or removed");
     let manifest = server.data.path().join(".versions/colors/v1.json");
     assert!(manifest.is_file(), "the version is a manifest in the hidden .versions folder");
+
+    // The same edits saved again (exclusions in another order, one twice) make no second, identical version.
+    let mut again = first_edits();
+    again["exclude"] = json!(["test/blue/0001.png", "train/black/0000.png", "test/blue/0001.png"]);
+    let (status, answer) = post_version(&server, "colors", again).await;
+    assert_eq!(status, 409, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(error.contains("colors@v1 already is colors with exactly these edits"), "{error}");
+    assert!(!server.data.path().join(".versions/colors/v2.json").exists());
+    // Different edits still make a new version.
+    let (status, made) = post_version(&server, "colors", json!({"exclude": ["train/black/0001.png"]})).await;
+    assert_eq!((status, made["name"].as_str()), (201, Some("colors@v2")), "{made}");
 }
 
 #[tokio::test]

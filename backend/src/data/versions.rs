@@ -117,6 +117,9 @@ pub enum VersionError {
     /// The edits cannot be applied; the sentence says which and why.
     #[error("{0}")]
     Invalid(String),
+    /// A version with exactly these edits of this parent exists; the sentence names it.
+    #[error("{0}")]
+    Unchanged(String),
     /// The dataset already keeps as many added images as it may ([`MAX_ADDED_IMAGES`],
     /// [`MAX_ADDED_BYTES`]); the sentence says which limit.
     #[error("{0}")]
@@ -306,10 +309,23 @@ pub fn create(data_dir: &Path, name: &str, edits: &DatasetEdits, now: u64) -> Re
     exclude.sort();
     exclude.dedup();
     let edits = DatasetEdits { exclude, relabel: edits.relabel.clone(), add: edits.add.clone() };
+    if let Some(same) = version_with(data_dir, dataset, name, &edits) {
+        return Err(VersionError::Unchanged(format!(
+            "{dataset}@v{same} already is {name} with exactly these edits: train on it, or change the edits"
+        )));
+    }
     let manifest = Manifest { parent: name.to_string(), edits, created_at: now };
     let number = write_manifest(data_dir, dataset, &manifest)?;
     let made = inspect_version(data_dir, &format!("{dataset}@v{number}"), dataset, number)?;
     Ok(made.info)
+}
+
+/// The number of `dataset`'s version made from `parent` with exactly `edits` (exclusions sorted and
+/// without repeats), if there is one: saving the same edits twice makes no second, identical version.
+fn version_with(data_dir: &Path, dataset: &str, parent: &str, edits: &DatasetEdits) -> Option<u32> {
+    numbers(data_dir, dataset).into_iter().find(|&number| {
+        read_manifest(data_dir, dataset, number).is_ok_and(|made| made.parent == parent && made.edits == *edits)
+    })
 }
 
 /// Refuses edits that do not fit `parent`, with a sentence.

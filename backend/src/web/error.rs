@@ -91,6 +91,7 @@ impl From<StudioError> for ApiError {
             StudioError::Dataset(crate::data::DataError::NotFound(_)) => StatusCode::NOT_FOUND,
             StudioError::Dataset(_) => StatusCode::UNPROCESSABLE_ENTITY,
             StudioError::Version(crate::data::versions::VersionError::NotFound(_)) => StatusCode::NOT_FOUND,
+            StudioError::Version(crate::data::versions::VersionError::Unchanged(_)) => StatusCode::CONFLICT,
             StudioError::Version(crate::data::versions::VersionError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             StudioError::Version(crate::data::versions::VersionError::Data(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             StudioError::Version(
