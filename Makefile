@@ -10,8 +10,7 @@ ARGS ?=
 run: build
 	$(ENV) ./target/release/transfer-studio serve --ui-dir dist $(ARGS)
 
-test: setup-test ui lint
-	$(ENV) cargo build --release -p transfer-studio
+test: setup-test build lint
 	$(ENV) cargo test --release --workspace --exclude frontend --no-fail-fast
 	$(ENV) cargo test --release -p frontend --lib
 	$(ENV) cargo test -p frontend --target wasm32-unknown-unknown --test '*'
@@ -33,8 +32,10 @@ setup-test:
 ui: setup
 	$(ENV) trunk build --release --offline
 
+# The server, then the page's brotli and gzip copies, which it serves to browsers that accept them.
 build: ui
 	$(ENV) cargo build --release -p transfer-studio
+	$(ENV) ./target/release/transfer-studio precompress --ui-dir dist
 
 bench: setup-test build
 	$(ENV) scripts/bench.sh

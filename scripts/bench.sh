@@ -33,11 +33,13 @@ mkdir -p "$DIR"
 
 WASM_ARGS=()
 shopt -s nullglob
+# The sizes a browser downloads: the .gz and .br copies `make build` writes beside the wasm.
 WASM_FILES=(dist/*.wasm)
-if (( ${#WASM_FILES[@]} > 0 )); then
-    WASM_GZIP=$(cat "${WASM_FILES[@]}" | gzip -c | wc -c)
+if (( ${#WASM_FILES[@]} > 0 )) && [[ -f "${WASM_FILES[0]}.br" && -f "${WASM_FILES[0]}.gz" ]]; then
+    WASM_GZIP=$(cat "${WASM_FILES[@]/%/.gz}" | wc -c)
+    WASM_BROTLI=$(cat "${WASM_FILES[@]/%/.br}" | wc -c)
     WASM_RAW=$(cat "${WASM_FILES[@]}" | wc -c)
-    WASM_ARGS=(--wasm-gzip-bytes "$WASM_GZIP" --wasm-raw-bytes "$WASM_RAW")
+    WASM_ARGS=(--wasm-gzip-bytes "$WASM_GZIP" --wasm-brotli-bytes "$WASM_BROTLI" --wasm-raw-bytes "$WASM_RAW")
 fi
 
 say "Transfer Studio against the seed recipe's PyTorch loop (interleaved), then the server"

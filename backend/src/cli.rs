@@ -55,6 +55,14 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         checkpoint_interval: u64,
     },
+    /// Write a brotli (.br) and a gzip (.gz) copy beside each text and WebAssembly file of the built page,
+    /// which `serve` then sends to browsers that accept them. `make run` and `make test` do this after
+    /// Trunk builds the page.
+    Precompress {
+        /// Folder of the built page (Trunk's output).
+        #[arg(long, default_value = "./dist")]
+        ui_dir: PathBuf,
+    },
     /// Train one run headless with a progress bar and a line per epoch; the model and the run's receipt
     /// (receipt.json, with every epoch's metrics) are saved to --out.
     Train {
@@ -148,6 +156,16 @@ pub enum Command {
 
 /// Parses the command line and runs it, with the allocator tuned for training
 /// ([`crate::engine::allocator`]).
+/// `precompress`: compresses the page's files and prints each one's sizes.
+fn precompress(ui_dir: &std::path::Path) -> anyhow::Result<()> {
+    let written = crate::web::assets::precompress(ui_dir)
+        .with_context(|| format!("could not compress the page in {}", ui_dir.display()))?;
+    for file in written {
+        println!("{}: {} bytes, gzip {}, brotli {}", file.name, file.raw, file.gzip, file.brotli);
+    }
+    Ok(())
+}
+
 pub fn main() -> anyhow::Result<()> {
     crate::engine::allocator::keep_freed_memory_for_training();
     tracing_subscriber::fmt()
@@ -166,6 +184,7 @@ pub fn main() -> anyhow::Result<()> {
             let options = ServerOptions { ui_dir: Some(ui_dir), token, allowed_hosts, ..ServerOptions::default() };
             serve(SocketAddr::new(host, port), settings, options)
         }
+        Command::Precompress { ui_dir } => precompress(&ui_dir),
         Command::Train { receipt: Some(receipt), data_dir, weights_dir, out, .. } => {
             repeat(&receipt, data_dir, weights_dir, out)
         }

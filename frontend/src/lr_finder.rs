@@ -56,6 +56,17 @@ pub fn loss_range(points: &[LrPoint]) -> (f64, f64) {
     }
 }
 
+/// A loss axis label to three significant figures, short enough for the frame's left margin ("2.40",
+/// "0.785", "14.2").
+pub fn loss_tick(loss: f64) -> String {
+    match loss.abs() {
+        l if l >= 100.0 => format!("{loss:.0}"),
+        l if l >= 10.0 => format!("{loss:.1}"),
+        l if l >= 1.0 => format!("{loss:.2}"),
+        _ => format!("{loss:.3}"),
+    }
+}
+
 /// The curve of `points` with `suggestion` marked; `None` before the first point.
 pub fn lr_curve(points: &[LrPoint], suggestion: Option<f64>) -> Option<LrCurve> {
     if points.is_empty() {
@@ -71,8 +82,7 @@ pub fn lr_curve(points: &[LrPoint], suggestion: Option<f64>) -> Option<LrCurve> 
             Tick { at: x_of(lr), label: rate_label(lr) }
         })
         .collect();
-    let y_ticks =
-        [low, high].into_iter().map(|loss| Tick { at: y_of(loss), label: crate::format::loss(loss) }).collect();
+    let y_ticks = [low, high].into_iter().map(|loss| Tick { at: y_of(loss), label: loss_tick(loss) }).collect();
     let marker =
         suggestion.and_then(|lr| points.iter().find(|p| p.lr == lr)).map(|point| (x_of(point.lr), y_of(point.loss)));
     Some(LrCurve { line: polyline(&line), x_ticks, y_ticks, marker })
@@ -228,6 +238,15 @@ mod tests {
         assert!((x_of(1e-7) - FRAME.left).abs() < 1e-9);
         assert!((x_of(10.0) - FRAME.right()).abs() < 1e-9);
         assert!((x_of(1e-3) - (FRAME.left + FRAME.width / 2.0)).abs() < 1e-9, "1e-3 is halfway in log scale");
+    }
+
+    #[test]
+    fn loss_labels_fit_the_left_margin() {
+        // At the tick font (11 px, about 7 px a character) the margin has room for six characters.
+        for (loss, label) in [(2.396_123, "2.40"), (0.785_44, "0.785"), (14.23, "14.2"), (123.4, "123"), (2400.0, "2400")] {
+            assert_eq!(loss_tick(loss), label);
+            assert!(label.len() as f64 * 7.0 <= FRAME.left - 6.0, "{label}");
+        }
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! - [`run_list`]: `GET /api/runs` from a cache of ready-made (and gzipped) answers;
 //! - [`socket`]: the `/ws` session;
 //! - [`error`]: the JSON error body every refusal and fault is answered with;
-//! - [`listener`]: the accept loop with its timeouts and connection cap.
+//! - [`listener`]: the accept loop with its timeouts and connection cap;
+//! - [`assets`]: the built page, precompressed and cached.
 
+pub mod assets;
 mod error;
 mod guard;
 mod listener;
@@ -26,7 +28,6 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use std::path::PathBuf;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
 /// How the web layer is set up.
@@ -55,7 +56,7 @@ pub fn app(studio: Studio, options: ServerOptions) -> Router {
         .layer(Extension(options.limits.clone()))
         .layer(Extension(run_list::RunListCache::default()));
     let router = match &options.ui_dir {
-        Some(dir) => api.fallback_service(ServeDir::new(dir).not_found_service(ServeFile::new(dir.join("index.html")))),
+        Some(dir) => api.fallback_service(assets::service(dir)),
         None => api.fallback(routes::not_found),
     };
     guarded(router.with_state(studio), &options)
