@@ -54,6 +54,12 @@ pub enum Command {
         /// Seconds between two checkpoints inside a long epoch: a crash loses at most this much training.
         #[arg(long, default_value_t = 300)]
         checkpoint_interval: u64,
+        /// Runs that train at once [default: one per visible GPU, each on its own; 1 on a CPU-only machine].
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        slots: Option<u16>,
+        /// libtorch threads each run trains with [default: the CPU's cores divided between the slots].
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads_per_run: Option<u16>,
     },
     /// Write a brotli (.br) and a gzip (.gz) copy beside each text and WebAssembly file of the built page,
     /// which `serve` then sends to browsers that accept them. `make run` and `make test` do this after
@@ -174,13 +180,26 @@ pub fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { host, port, data_dir, weights_dir, ui_dir, token, checkpoint_interval, allowed_hosts } => {
+        Command::Serve {
+            host,
+            port,
+            data_dir,
+            weights_dir,
+            ui_dir,
+            token,
+            checkpoint_interval,
+            allowed_hosts,
+            slots,
+            threads_per_run,
+        } => {
             crate::web::check_access(host, token.as_deref())?;
             let mut settings = StudioSettings::new(data_dir);
             if let Some(dir) = weights_dir {
                 settings.weights_dir = dir;
             }
             settings.checkpoint_every = std::time::Duration::from_secs(checkpoint_interval);
+            settings.slots = slots.map_or(0, usize::from);
+            settings.threads_per_run = threads_per_run.map(usize::from);
             let options = ServerOptions { ui_dir: Some(ui_dir), token, allowed_hosts, ..ServerOptions::default() };
             serve(SocketAddr::new(host, port), settings, options)
         }

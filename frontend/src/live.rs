@@ -1,61 +1,12 @@
 //! What the page shows of a run between epochs: the loss as batches arrive, how far the whole run has
 //! got, and where a stopped run stopped.
 //!
-//! Progress messages arrive a few times a second; [`LossTrace`] keeps a bounded series of them per run
-//! so the loss panel has a line from the first batch. Everything here is plain arithmetic, tested natively.
+//! Progress messages arrive a few times a second; [`LossTrace`] (in the protocol, since the server keeps
+//! the same trace and sends it with its snapshot) keeps a bounded series of them per run so the loss
+//! panel has a line from the first batch. Everything here is plain arithmetic, tested natively.
 
+pub use shared::trace::{epochs_done, LossTrace};
 use shared::{BatchProgress, Run, RunStatus};
-
-/// Most points a trace keeps; past it, every other point is dropped and new ones are taken half as often.
-pub const TRACE_CAP: usize = 2_000;
-
-/// The training loss of one run as its progress messages reported it, oldest first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LossTrace {
-    /// `(epochs done, as a fraction, loss)`: 1.5 is halfway through the second epoch. The loss is the last
-    /// batch's own ([`BatchProgress::batch_loss`]), or the epoch's mean so far from a server that does not
-    /// send it.
-    pub points: Vec<(f64, f64)>,
-    /// The latest progress message, kept even when decimation skips its point.
-    pub last: BatchProgress,
-    /// Take one message in `stride`; doubles each time the trace is thinned.
-    stride: u64,
-    /// Messages heard since the trace began.
-    heard: u64,
-}
-
-impl LossTrace {
-    /// A trace that starts with this message.
-    pub fn new(progress: BatchProgress) -> Self {
-        let mut trace = LossTrace { points: Vec::new(), last: progress.clone(), stride: 1, heard: 0 };
-        trace.push(progress);
-        trace
-    }
-
-    /// Adds one progress message; thins the trace to half when it would pass [`TRACE_CAP`].
-    pub fn push(&mut self, progress: BatchProgress) {
-        // Each batch's own loss where the server sends it; older servers send only the epoch's mean so far.
-        let loss = progress.batch_loss.unwrap_or(progress.loss);
-        if self.heard.is_multiple_of(self.stride) && loss.is_finite() {
-            self.points.push((epochs_done(&progress), loss));
-            if self.points.len() > TRACE_CAP {
-                let mut index = 0usize;
-                self.points.retain(|_| {
-                    index += 1;
-                    !index.is_multiple_of(2)
-                });
-                self.stride *= 2;
-            }
-        }
-        self.heard += 1;
-        self.last = progress;
-    }
-}
-
-/// Epochs done at this progress message, as a fraction: `(epoch - 1) + batch / batches`.
-pub fn epochs_done(progress: &BatchProgress) -> f64 {
-    f64::from(progress.epoch.saturating_sub(1)) + f64::from(progress.batch) / f64::from(progress.batches.max(1))
-}
 
 /// How much of the whole run is done, 0 – 1: finished epochs plus the share of the epoch in flight, over
 /// the epochs asked for. Only a completed run is full; a stopped or failed one shows where it ended.
@@ -129,28 +80,6 @@ mod tests {
             "epochs": epochs, "created_at": 0,
         }))
         .unwrap()
-    }
-
-    #[test]
-    fn a_trace_places_each_batch_at_its_fraction_of_the_epochs() {
-        let mut trace = LossTrace::new(progress(1, 5, 20, 2.1));
-        trace.push(progress(2, 10, 20, 1.4));
-        assert_eq!(trace.points, [(0.25, 2.1), (1.5, 1.4)]);
-        assert_eq!(trace.last.batch, 10);
-    }
-
-    #[test]
-    fn a_long_trace_is_thinned_and_keeps_its_ends() {
-        let mut trace = LossTrace::new(progress(1, 0, 100_000, 3.0));
-        for batch in 1..=10_000 {
-            trace.push(progress(1, batch, 100_000, 1.0));
-        }
-        assert!(trace.points.len() <= TRACE_CAP, "{}", trace.points.len());
-        assert!(trace.points.len() > TRACE_CAP / 4, "{}", trace.points.len());
-        assert_eq!(trace.points[0], (0.0, 3.0), "the first batch stays");
-        assert!(trace.points.last().unwrap().0 > 0.099, "the line reaches the latest batches");
-        assert_eq!(trace.last.batch, 10_000);
-        assert!(trace.points.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     #[test]

@@ -143,6 +143,15 @@ impl RunLive {
         self.progress = Some(progress);
     }
 
+    /// Takes the server's `trace` of this run; its last message is the batch in flight while `training`.
+    fn adopt(&mut self, trace: LossTrace, training: bool) {
+        self.progress = training.then(|| trace.last.clone());
+        if training {
+            self.preparing = None;
+        }
+        self.trace = Some(trace);
+    }
+
     /// Forgets the batch and the preparation in flight; true when there was one.
     fn end(&mut self) -> bool {
         let in_flight = self.progress.is_some() || self.preparing.is_some();
@@ -228,21 +237,30 @@ impl PageState {
             ServerMessage::Preparing { run_id, preparation } => {
                 self.live.update(run_id, |live| live.preparing = Some(preparation));
             }
-            ServerMessage::Snapshot { runs, progress } => {
-                let in_flight = progress.as_ref().map(|p| p.run_id);
+            ServerMessage::Snapshot { runs, traces } => {
                 self.live.retain(|id| runs.iter().any(|run| run.id == id));
-                let others: Vec<u64> = runs.iter().map(|run| run.id).filter(|&id| Some(id) != in_flight).collect();
-                for id in others {
+                let traced: Vec<u64> = traces.iter().map(|trace| trace.last.run_id).collect();
+                for id in runs.iter().map(|run| run.id).filter(|id| !traced.contains(id)) {
                     self.live.change(id, |live| live.progress.take().is_some());
                 }
-                if let Some(progress) = progress {
-                    self.live.update(progress.run_id, |live| live.record(progress));
+                // The server's traces replace this page's: every tab, and a reload, draws the same line.
+                for trace in traces {
+                    let training = runs.iter().any(|run| run.id == trace.last.run_id && !run.status.is_finished());
+                    self.live.update(trace.last.run_id, |live| live.adopt(trace, training));
                 }
-                self.list.update(|list| list.apply(ServerMessage::Snapshot { runs, progress: None }));
+                self.list.update(|list| list.apply(ServerMessage::Snapshot { runs, traces: Vec::new() }));
             }
             ServerMessage::RunUpdated { run } => {
                 if run.status.is_finished() {
                     self.live.change(run.id, RunLive::end);
+                }
+                let began = run.status == RunStatus::Running
+                    && self
+                        .list
+                        .with_untracked(|list| list.run(run.id).is_some_and(|r| r.status != RunStatus::Running));
+                if began {
+                    // A resumed run's line starts again from its first batch, as the server's trace does.
+                    self.live.change(run.id, |live| live.trace.take().is_some());
                 }
                 self.list.update(|list| list.apply(ServerMessage::RunUpdated { run }));
             }
@@ -405,23 +423,27 @@ mod tests {
         let mut state = StudioState { runs: vec![run(9, RunStatus::Failed)], ..Default::default() };
         state.apply(ServerMessage::Snapshot {
             runs: vec![run(1, RunStatus::Completed), run(2, RunStatus::Running)],
-            progress: Some(progress(2)),
+            traces: vec![LossTrace::new(progress(2))],
         });
         let ids: Vec<u64> = state.runs.iter().map(|r| r.id).collect();
         assert_eq!(ids, [2, 1]);
     }
 
     #[test]
-    fn a_snapshot_gives_its_batch_to_its_run_and_ends_the_others() {
+    fn a_snapshot_gives_each_traced_run_its_line_and_batch_and_ends_the_others() {
         let page = PageState::new();
         page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
         page.apply(ServerMessage::Progress(progress(1)));
+        let mut server_trace = LossTrace::new(progress(2));
+        server_trace.push(progress(2));
         page.apply(ServerMessage::Snapshot {
-            runs: vec![run(1, RunStatus::Running), run(2, RunStatus::Running)],
-            progress: Some(progress(2)),
+            runs: vec![run(1, RunStatus::Running), run(2, RunStatus::Running), run(3, RunStatus::Running)],
+            traces: vec![server_trace.clone(), LossTrace::new(progress(3))],
         });
         assert_eq!(progress_shown(&page, 2), Some(progress(2)));
-        assert_eq!(progress_shown(&page, 1), None, "the server says run 2 trains now");
+        assert_eq!(progress_shown(&page, 3), Some(progress(3)), "two runs train at once");
+        assert_eq!(page.live.with(2, |live| live.trace.clone()), Some(server_trace), "the server's line");
+        assert_eq!(progress_shown(&page, 1), None, "the server has no batch of run 1 in flight");
         assert!(page.live.with(1, |live| live.trace.is_some()), "run 1 keeps the loss it showed");
     }
 
@@ -434,6 +456,19 @@ mod tests {
         assert_eq!(state.runs.len(), 2);
         assert_eq!(state.runs[0].id, 2);
         assert_eq!(state.run(1).unwrap().status, RunStatus::Running);
+    }
+
+    #[test]
+    fn a_resumed_run_starts_its_line_again_and_a_renamed_running_run_keeps_it() {
+        let page = PageState::new();
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        page.apply(ServerMessage::Progress(progress(1)));
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        assert!(page.live.with(1, |live| live.trace.is_some()), "news of a running run keeps its line");
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Stopped) });
+        assert!(page.live.with(1, |live| live.trace.is_some()), "a stopped run shows where it got");
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        assert_eq!(page.live.with(1, |live| live.trace.clone()), None, "resumed, as the server's trace");
     }
 
     #[test]
@@ -513,7 +548,7 @@ mod tests {
         let mut state = StudioState::default();
         state.apply(ServerMessage::Snapshot {
             runs: vec![run(1, RunStatus::Completed), run(2, RunStatus::Running)],
-            progress: None,
+            traces: Vec::new(),
         });
         assert_eq!(state.shown_run(None).unwrap().id, 2);
         assert_eq!(state.shown_run(Some(1)).unwrap().id, 1);
@@ -529,7 +564,7 @@ mod tests {
         let mut state = StudioState::default();
         state.apply(ServerMessage::Snapshot {
             runs: vec![with_model, newer_with_model, run(3, RunStatus::Running)],
-            progress: None,
+            traces: Vec::new(),
         });
         assert_eq!(state.classifying_run(None), Some(2));
         assert_eq!(state.classifying_run(Some(1)), Some(1));

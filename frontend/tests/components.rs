@@ -139,7 +139,7 @@ fn epoch(epoch: u32, test_accuracy: f64) -> EpochMetrics {
 
 /// `studio` after a snapshot listing `runs`, as the server sends to every new connection.
 fn with_runs(studio: Studio, runs: Vec<Run>) -> Studio {
-    studio.apply(ServerMessage::Snapshot { runs, progress: None });
+    studio.apply(ServerMessage::Snapshot { runs, traces: Vec::new() });
     studio
 }
 

@@ -15,6 +15,7 @@ use std::fmt;
 
 pub mod fields;
 pub mod names;
+pub mod trace;
 pub use fields::{Choice, Field, Surroundings, FIELDS};
 pub use names::{check_dataset_name, check_dataset_reference, check_file_name};
 
@@ -380,6 +381,36 @@ pub struct Run {
     /// before the history kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Where its current (or last) attempt was placed; `None` while it waits in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// Where an executor put a run's attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "executor", rename_all = "snake_case")]
+pub enum Placement {
+    /// On the studio's own machine: one of its `--slots`, with that slot's device and threads.
+    Local {
+        /// `"cpu"` or `"cuda:1"`.
+        device: String,
+        /// The slot, from 0.
+        slot: u32,
+        /// libtorch's intra-op threads the slot trains with.
+        threads: u32,
+    },
+}
+
+impl Placement {
+    /// A few words for a person: "slot 1 · cuda:1 · 8 threads".
+    pub fn describe(&self) -> String {
+        match self {
+            Placement::Local { device, slot, threads } => {
+                let plural = if *threads == 1 { "" } else { "s" };
+                format!("slot {slot} · {device} · {threads} thread{plural}")
+            }
+        }
+    }
 }
 
 impl Run {
@@ -977,10 +1008,29 @@ pub struct TestImage {
 pub struct HealthResponse {
     /// Always `"ok"` when the server answers.
     pub status: String,
-    /// The device training runs on: `"cpu"` or `"cuda:0"`.
+    /// The device training runs on: `"cpu"` or `"cuda:0"` (slot 0's, see [`HealthResponse::executor`]).
     pub device: String,
     /// The server's version.
     pub version: String,
+    /// Where runs are trained, and how many wait and train now.
+    pub executor: ExecutorInfo,
+}
+
+/// The executor's side of `/api/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorInfo {
+    /// `"local"`.
+    pub kind: String,
+    /// Runs that can train at once.
+    pub slots: u32,
+    /// Each slot's device, in slot order.
+    pub devices: Vec<String>,
+    /// libtorch's intra-op threads each run trains with.
+    pub threads_per_run: u32,
+    /// Runs waiting for a slot.
+    pub queued: u32,
+    /// Runs training now.
+    pub running: u32,
 }
 
 /// Answer to `POST /api/runs`.
@@ -1046,8 +1096,9 @@ pub enum ServerMessage {
     Snapshot {
         /// Every run, newest first.
         runs: Vec<Run>,
-        /// Progress of the epoch in flight, if a run is training.
-        progress: Option<BatchProgress>,
+        /// The loss trace of every run training, and of the last few that ended since the server started;
+        /// a training run's [`trace::LossTrace::last`] is its batch in flight.
+        traces: Vec<trace::LossTrace>,
     },
     /// A run was created or changed status; carries the whole run.
     RunUpdated {

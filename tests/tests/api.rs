@@ -7,6 +7,7 @@ use common::{next_server_message, png_bytes, write_color_dataset, zip_dataset, T
 use futures::SinkExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use shared::trace::LossTrace;
 use shared::{
     ClassifyResponse, DatasetFormat, DatasetInfo, ErrorBody, Preparation, PreparationStep, Run, RunStatus,
     ServerMessage,
@@ -220,7 +221,7 @@ async fn the_websocket_sends_a_snapshot_then_live_epochs_of_a_run_it_started() {
     let url = server.ws_url();
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let snapshot = next_server_message(&mut socket).await;
-    assert!(matches!(snapshot, ServerMessage::Snapshot { runs, progress: None } if runs.is_empty()));
+    assert!(matches!(snapshot, ServerMessage::Snapshot { runs, traces } if runs.is_empty() && traces.is_empty()));
 
     let start = json!({"type": "start_run", "config": {"dataset": "colors", "epochs": 2}});
     socket.send(tungstenite::Message::Text(start.to_string().into())).await.unwrap();
@@ -228,11 +229,22 @@ async fn the_websocket_sends_a_snapshot_then_live_epochs_of_a_run_it_started() {
     let mut statuses = Vec::new();
     let mut progress_events = 0;
     let mut decoding = Vec::new();
+    // The loss line this client draws from every batch, and a second client that joins mid-run.
+    let (mut line, mut joined) = (None::<LossTrace>, None);
     while statuses.last() != Some(&RunStatus::Completed) {
         match next_server_message(&mut socket).await {
             ServerMessage::RunUpdated { run } => statuses.push(run.status),
             ServerMessage::EpochCompleted { metrics, .. } => epochs.push(metrics.epoch),
-            ServerMessage::Progress(_) => progress_events += 1,
+            ServerMessage::Progress(progress) => {
+                progress_events += 1;
+                match &mut line {
+                    Some(line) => line.push(progress),
+                    None => line = Some(LossTrace::new(progress)),
+                }
+                if joined.is_none() {
+                    joined = Some(tokio_tungstenite::connect_async(server.ws_url()).await.unwrap().0);
+                }
+            }
             ServerMessage::Preparing { preparation, .. } => {
                 assert_eq!(progress_events, 0, "preparation comes before the first batch");
                 assert_eq!((preparation.step, preparation.subject.as_str()), (PreparationStep::Decoding, "colors"));
@@ -248,6 +260,24 @@ async fn the_websocket_sends_a_snapshot_then_live_epochs_of_a_run_it_started() {
     // 2 classes x (8 train + 4 test) images: decoding starts at 0 and ends with all of them.
     assert_eq!(decoding.first(), Some(&(0, Some(24))), "{decoding:?}");
     assert_eq!(decoding.last(), Some(&(24, Some(24))), "{decoding:?}");
+
+    // The late client's snapshot carries the line so far, and its own messages extend it to the same line.
+    let line = line.expect("batches were reported");
+    let mut joined = joined.unwrap();
+    let ServerMessage::Snapshot { traces, .. } = next_server_message(&mut joined).await else { panic!("a snapshot") };
+    let mut late = traces.into_iter().next().expect("the training run's trace");
+    loop {
+        match next_server_message(&mut joined).await {
+            ServerMessage::Progress(progress) => late.push(progress),
+            ServerMessage::RunUpdated { run } if run.status == RunStatus::Completed => break,
+            _ => {}
+        }
+    }
+    assert_eq!(late, line, "a client that joined mid-run draws the line of one there from the start");
+    // After the run, a reload still gets the whole line.
+    let (mut reload, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    let ServerMessage::Snapshot { traces, .. } = next_server_message(&mut reload).await else { panic!("a snapshot") };
+    assert_eq!(traces, [line]);
 
     let bad = json!({"type": "start_run", "config": {"dataset": "colors", "lr": -1}});
     socket.send(tungstenite::Message::Text(bad.to_string().into())).await.unwrap();

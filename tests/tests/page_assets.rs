@@ -5,7 +5,7 @@
 mod common;
 
 use common::TestServer;
-use reqwest::header::{HeaderMap, CACHE_CONTROL, CONTENT_ENCODING, ETAG, IF_NONE_MATCH, VARY};
+use reqwest::header::{HeaderMap, CACHE_CONTROL, CONTENT_ENCODING, ETAG, VARY};
 use std::io::Read;
 use std::path::Path;
 
@@ -34,7 +34,7 @@ async fn get(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> (u16,
     (status, headers, answer.bytes().await.unwrap().to_vec())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: reqwest::header::HeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: reqwest::header::HeaderName) -> &str {
     headers.get(name).map_or("", |v| v.to_str().unwrap())
 }
 

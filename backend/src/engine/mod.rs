@@ -1,8 +1,8 @@
 //! The threads that own libtorch work. Tensors are `Send` but not `Sync`, and training blocks for
 //! minutes, so neither belongs on tokio's workers:
-//! - one trainer thread takes [`TrainJob`]s from a queue, one at a time in order, and reports
-//!   [`EngineEvent`]s on a channel; learning-rate sweeps ([`LrFinderJob`]) go through the same queue, so
-//!   a sweep never shares the CPU (or libtorch's process-wide settings) with a run;
+//! - one trainer thread per [`Slot`] takes [`TrainJob`]s from one shared queue, in order, each on its
+//!   slot's device with its slot's thread count, and reports [`EngineEvent`]s on a channel;
+//!   learning-rate sweeps ([`LrFinderJob`]) go through the same queue;
 //! - one classifier thread keeps recently used models loaded and answers [`Engine::classify`] requests
 //!   through reply channels.
 
@@ -21,7 +21,7 @@ use lr_finder::{LrFinderError, LrFinderEvent, LrFinding};
 use shared::{ExplainLayer, TrainConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::SystemTime;
 use tch::Device;
@@ -64,11 +64,41 @@ pub struct EngineEvent {
     pub kind: EngineEventKind,
 }
 
+/// One trainer thread: the device it trains on and libtorch's intra-op threads it uses there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Where its runs train.
+    pub device: Device,
+    /// libtorch's intra-op threads for its runs (OpenMP's count is per thread, so slots do not share it).
+    pub threads: usize,
+}
+
+impl Slot {
+    /// `slots` slots on `device`: each its own GPU where there are several (`cuda:0`, `cuda:1`, … in
+    /// turn), the CPU's `cores` divided between them otherwise; `threads` overrides the division.
+    pub fn plan(device: Device, slots: usize, threads: Option<usize>, cores: usize) -> Vec<Slot> {
+        let slots = slots.max(1);
+        let threads = threads.unwrap_or(cores / slots).max(1);
+        let gpus = match device {
+            Device::Cuda(_) => tch::Cuda::device_count().max(1) as usize,
+            _ => 0,
+        };
+        (0..slots)
+            .map(|slot| Slot { device: if gpus > 0 { Device::Cuda(slot % gpus) } else { device }, threads })
+            .collect()
+    }
+}
+
 /// The kinds of [`EngineEvent`].
 #[derive(Debug)]
 pub enum EngineEventKind {
-    /// The trainer picked the run from the queue.
-    Began,
+    /// A slot's trainer picked the run from the queue.
+    Began {
+        /// The slot, from 0.
+        slot: usize,
+        /// Its device and threads.
+        on: Slot,
+    },
     /// The training loop reported something.
     Training(TrainingEvent),
     /// The run ended; the error is a sentence for a person.
@@ -114,33 +144,45 @@ struct ClassifyJob {
 /// Handle to the engine threads; dropping every clone lets them finish.
 #[derive(Clone)]
 pub struct Engine {
-    device: Device,
+    slots: Arc<[Slot]>,
     trainer: mpsc::Sender<TrainerJob>,
     trainer_state: Arc<TrainerState>,
     classifier: mpsc::SyncSender<ClassifyJob>,
 }
 
 impl Engine {
-    /// Starts the trainer and classifier threads on `device`; run events go to `events`.
-    pub fn start(device: Device, events: UnboundedSender<EngineEvent>) -> Self {
+    /// Starts a trainer thread for each of `slots` (at least one) and the classifier thread (on the first
+    /// slot's device); run events go to `events`.
+    pub fn start(slots: &[Slot], events: UnboundedSender<EngineEvent>) -> Self {
+        let slots: Arc<[Slot]> = slots.into();
+        assert!(!slots.is_empty(), "an engine needs a slot: Slot::plan makes at least one");
         let (trainer, jobs) = mpsc::channel::<TrainerJob>();
+        let jobs = Arc::new(std::sync::Mutex::new(jobs));
         let trainer_state = Arc::new(TrainerState::default());
-        let state = trainer_state.clone();
-        std::thread::Builder::new()
-            .name("trainer".into())
-            .spawn(move || run_trainer(device, jobs, events, &state))
-            .expect("spawn trainer thread");
+        for (index, slot) in slots.iter().copied().enumerate() {
+            let (jobs, events, state) = (jobs.clone(), events.clone(), trainer_state.clone());
+            std::thread::Builder::new()
+                .name(format!("trainer-{index}"))
+                .spawn(move || run_trainer(index, slot, &jobs, &events, &state))
+                .expect("spawn trainer thread");
+        }
+        let device = slots[0].device;
         let (classifier, requests) = mpsc::sync_channel::<ClassifyJob>(CLASSIFY_QUEUE);
         std::thread::Builder::new()
             .name("classifier".into())
             .spawn(move || run_classifier(device, requests))
             .expect("spawn classifier thread");
-        Engine { device, trainer, trainer_state, classifier }
+        Engine { slots, trainer, trainer_state, classifier }
     }
 
-    /// The device training and classification run on.
+    /// The device classification runs on, and the first slot's.
     pub fn device(&self) -> Device {
-        self.device
+        self.slots[0].device
+    }
+
+    /// The trainer slots, in order.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
     }
 
     /// Queues a run behind those already queued.
@@ -162,8 +204,8 @@ impl Engine {
         self.trainer_state.closed.store(true, Ordering::SeqCst);
     }
 
-    /// True while the trainer works on a run (from taking it off the queue to reporting its end).
-    pub fn is_training(&self) -> bool {
+    /// How many slots work on a run or sweep now (from taking it off the queue to reporting its end).
+    pub fn busy_slots(&self) -> usize {
         self.trainer_state.busy.load(Ordering::SeqCst)
     }
 
@@ -207,8 +249,8 @@ pub fn best_device() -> Device {
 struct TrainerState {
     /// Set by [`Engine::stop_taking_jobs`].
     closed: AtomicBool,
-    /// Set while a run is taken.
-    busy: AtomicBool,
+    /// Slots working on a job now.
+    busy: AtomicUsize,
 }
 
 /// Lowers the calling thread's scheduling priority to `nice` (on Linux a thread's own, inherited by the
@@ -225,29 +267,36 @@ fn lower_thread_priority(nice: i32) {
     }
 }
 
+/// One slot's trainer: takes the next job from the shared queue whenever it is free.
 fn run_trainer(
-    device: Device,
-    jobs: mpsc::Receiver<TrainerJob>,
-    events: UnboundedSender<EngineEvent>,
+    index: usize,
+    slot: Slot,
+    jobs: &std::sync::Mutex<mpsc::Receiver<TrainerJob>>,
+    events: &UnboundedSender<EngineEvent>,
     state: &TrainerState,
 ) {
     lower_thread_priority(TRAINER_NICE);
-    for job in jobs {
+    // OpenMP's thread count is this thread's own: runs in other slots keep theirs.
+    tch::set_num_threads(slot.threads as i32);
+    loop {
+        // The lock is held while waiting, so exactly one free slot waits on the queue and jobs start in order.
+        let next = jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+        let Ok(job) = next else { return };
         // Busy before looking at `closed`: a shutdown that closes the queue then sees either this run
         // as busy, or the queue closed here.
-        state.busy.store(true, Ordering::SeqCst);
+        state.busy.fetch_add(1, Ordering::SeqCst);
         let closed = state.closed.load(Ordering::SeqCst);
         match job {
-            TrainerJob::Run(job) if !closed => train_one(device, job, &events),
+            TrainerJob::Run(job) if !closed => train_one(index, slot, job, events),
             TrainerJob::Run(_) => {}
             TrainerJob::FindLr(job) if closed => (job.finish)(Err(LrFinderError::Stopped)),
-            TrainerJob::FindLr(job) => find_lr_one(device, job),
+            TrainerJob::FindLr(job) => find_lr_one(slot.device, job),
         }
-        state.busy.store(false, Ordering::SeqCst);
+        state.busy.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-fn train_one(device: Device, job: TrainJob, events: &UnboundedSender<EngineEvent>) {
+fn train_one(index: usize, slot: Slot, job: TrainJob, events: &UnboundedSender<EngineEvent>) {
     let send = |kind| {
         let _ = events.send(EngineEvent { run_id: job.run_id, attempt: job.attempt, kind });
     };
@@ -255,7 +304,8 @@ fn train_one(device: Device, job: TrainJob, events: &UnboundedSender<EngineEvent
         send(EngineEventKind::Finished(Ok(TrainOutcome::Stopped)));
         return;
     }
-    send(EngineEventKind::Began);
+    send(EngineEventKind::Began { slot: index, on: slot });
+    let device = slot.device;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         training::train(&job.config, &job.paths, device, &job.cancel, job.resume, &mut |event| {
             send(EngineEventKind::Training(event))

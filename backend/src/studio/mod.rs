@@ -2,6 +2,7 @@
 //! records everything in the [`Store`], and turns engine events into [`ServerMessage`]s broadcast to
 //! every connected browser. It knows nothing of HTTP.
 
+pub mod executor;
 mod lr_finder;
 pub mod store;
 
@@ -10,14 +11,17 @@ use crate::data::download::{DownloadSource, CIFAR10_NAME};
 use crate::engine::inference::{ClassifyError, ImageAnswer};
 use crate::engine::run_dir::RunDir;
 use crate::engine::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
-use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, TrainJob};
+use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, Slot, TrainJob};
 use crate::memory::{MemoryBudget, OverBudget};
 use crate::model::pretrained::PretrainedSource;
 use crate::model::weights::WeightsError;
 use crate::studio::store::{Store, StoreError};
+use executor::Executor;
+use shared::trace::LossTrace;
 use shared::{
     BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
-    ExplainLayer, ImageClassification, Run, RunReceipt, RunStatus, ServerMessage, TestImage, TrainConfig, WeightsEntry,
+    ExecutorInfo, ExplainLayer, ImageClassification, Run, RunReceipt, RunStatus, ServerMessage, TestImage, TrainConfig,
+    WeightsEntry,
 };
 use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
@@ -36,6 +40,8 @@ pub const DATABASE_FILE: &str = "studio.db";
 pub const MAX_DATASET_UPLOAD: u64 = 2 * 1024 * 1024 * 1024;
 /// Folder inside the data directory holding one folder per run.
 pub const RUNS_FOLDER: &str = "runs";
+/// Loss traces of ended runs kept for snapshots (besides every active run's), newest ended first.
+const ENDED_TRACES: usize = 4;
 
 /// Where the studio keeps and finds things.
 #[derive(Debug, Clone)]
@@ -55,6 +61,10 @@ pub struct StudioSettings {
     /// Bytes that decoding images for requests and health checks, and exporting models, may hold at
     /// once (see [`crate::memory`]); past it, requests are answered 503 to be retried.
     pub memory_budget: u64,
+    /// Runs that train at once; 0 for one per visible GPU, or one on a CPU-only machine.
+    pub slots: usize,
+    /// libtorch's intra-op threads per run; `None` divides the CPU's cores between the slots.
+    pub threads_per_run: Option<usize>,
 }
 
 impl StudioSettings {
@@ -70,7 +80,20 @@ impl StudioSettings {
             max_dataset_upload: MAX_DATASET_UPLOAD,
             checkpoint_every: crate::engine::training::MID_EPOCH_CHECKPOINT_EVERY,
             memory_budget: crate::memory::DEFAULT_BUDGET_BYTES,
+            slots: 0,
+            threads_per_run: None,
         }
+    }
+
+    /// The trainer slots these settings ask for on `device`.
+    pub fn slot_plan(&self, device: Device) -> Vec<Slot> {
+        let slots = match (self.slots, device) {
+            (0, Device::Cuda(_)) => tch::Cuda::device_count().max(1) as usize,
+            (0, _) => 1,
+            (asked, _) => asked,
+        };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Slot::plan(device, slots, self.threads_per_run, cores)
     }
 }
 
@@ -257,10 +280,12 @@ struct LiveState {
     jobs: HashMap<u64, QueuedJob>,
     /// Attempts handed out so far.
     attempts: u64,
-    /// The run the trainer is working on.
-    running: Option<u64>,
-    /// Progress of the epoch in flight.
-    progress: Option<BatchProgress>,
+    /// The runs a slot is training.
+    running: HashSet<u64>,
+    /// The loss trace of each run training, and of the last [`ENDED_TRACES`] that ended.
+    traces: HashMap<u64, LossTrace>,
+    /// Runs whose traces are kept after they ended, the latest last.
+    ended: std::collections::VecDeque<u64>,
     /// Set once shutdown began: nothing new is queued.
     shutting_down: bool,
     /// Stops the learning-rate sweep in flight, if one is.
@@ -276,7 +301,10 @@ struct Inner {
     /// The store's version as of the last time its lock was released, so [`Studio::history_version`]
     /// never waits on the lock (a listing waiting behind an epoch's write, say).
     history_version: AtomicU64,
+    /// Classifies, and sweeps learning rates.
     engine: Engine,
+    /// Trains runs.
+    executor: Box<dyn Executor>,
     events: broadcast::Sender<ServerMessage>,
     live: Mutex<LiveState>,
     /// The last health check of each dataset.
@@ -380,13 +408,15 @@ impl Studio {
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
         reconcile_history(&store, &settings.data_dir.join(RUNS_FOLDER))?;
         let (engine_events, engine_receiver) = mpsc::unbounded_channel();
-        let engine = Engine::start(device, engine_events);
+        let engine = Engine::start(&settings.slot_plan(device), engine_events);
+        let executor = Box::new(executor::Local::new(engine.clone()));
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let studio = Studio(Arc::new(Inner {
             settings,
             history_version: AtomicU64::new(store.version()),
             store: Mutex::new(store),
             engine,
+            executor,
             events,
             live: Mutex::new(LiveState::default()),
             health: data::health::HealthCache::default(),
@@ -450,9 +480,27 @@ impl Studio {
         self.0.events.subscribe()
     }
 
-    /// Progress of the epoch in flight, if a run is training.
-    pub fn progress(&self) -> Option<BatchProgress> {
-        self.live().progress.clone()
+    /// The loss traces a snapshot carries: every training run's and the last few ended ones', by run.
+    pub fn traces(&self) -> Vec<LossTrace> {
+        let live = self.live();
+        let mut traces: Vec<LossTrace> = live.traces.values().cloned().collect();
+        traces.sort_by_key(|trace| trace.last.run_id);
+        traces
+    }
+
+    /// Where runs train, and how many wait and train now.
+    pub fn executor_info(&self) -> ExecutorInfo {
+        let description = self.0.executor.describe();
+        let live = self.live();
+        let running = live.running.len() as u32;
+        ExecutorInfo {
+            kind: description.kind.to_string(),
+            slots: description.slots,
+            devices: description.devices,
+            threads_per_run: description.threads_per_run,
+            queued: live.jobs.len() as u32 - running.min(live.jobs.len() as u32),
+            running,
+        }
     }
 
     fn broadcast(&self, message: ServerMessage) {
@@ -685,7 +733,7 @@ impl Studio {
     fn submit(&self, run_id: u64, job: QueuedJob, config: TrainConfig, resume: bool) {
         let paths = self.training_paths(self.run_dir(run_id).path().to_path_buf());
         let QueuedJob { attempt, control: cancel } = job;
-        self.0.engine.submit(TrainJob { run_id, attempt, config, paths, cancel, resume });
+        self.0.executor.submit(TrainJob { run_id, attempt, config, paths, cancel, resume });
     }
 
     /// Where training finds its inputs, with `run_dir` for its checkpoints.
@@ -767,7 +815,7 @@ impl Studio {
         const ACTIVE: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
         {
             // Under the live lock no attempt at this run can be queued between the check and the delete.
-            let live = self.live();
+            let mut live = self.live();
             let run = self.run(id)?;
             if ACTIVE.contains(&run.status) || live.jobs.contains_key(&id) {
                 return Err(StudioError::StillActive { id, status: run.status.as_str() });
@@ -776,6 +824,8 @@ impl Studio {
                 let status = self.run(id).map_or("gone", |run| run.status.as_str());
                 return Err(StudioError::StillActive { id, status });
             }
+            live.traces.remove(&id);
+            live.ended.retain(|&ended| ended != id);
         }
         // Files first, so a client that hears of the removal finds them gone; the history row is gone
         // either way, so every client hears of it.
@@ -795,17 +845,17 @@ impl Studio {
                 sweep.cancel();
             }
         }
-        self.0.engine.stop_taking_jobs();
+        self.0.executor.stop_taking_jobs();
         let deadline = Instant::now() + wait;
         loop {
-            let running = {
+            let running: Vec<RunControl> = {
                 let live = self.live();
-                live.running.and_then(|id| live.jobs.get(&id).map(|job| job.control.clone()))
+                live.running.iter().filter_map(|id| live.jobs.get(id).map(|job| job.control.clone())).collect()
             };
-            if let Some(control) = &running {
+            for control in &running {
                 control.cancel();
             }
-            if running.is_none() && !self.0.engine.is_training() {
+            if running.is_empty() && self.0.executor.busy() == 0 {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -971,10 +1021,17 @@ impl Studio {
             return;
         }
         let recorded = match kind {
-            EngineEventKind::Began => {
-                self.live().running = Some(run_id);
-                if let Err(error) = self.store().set_device(run_id, &self.device_name()) {
-                    tracing::warn!(run_id, "could not record the device: {error}");
+            EngineEventKind::Began { slot, on } => {
+                {
+                    let mut live = self.live();
+                    live.running.insert(run_id);
+                    // A resumed run's line starts again from its first reported batch.
+                    live.traces.remove(&run_id);
+                    live.ended.retain(|&id| id != run_id);
+                }
+                let placement = executor::local_placement(slot, on);
+                if let Err(error) = self.store().set_placement(run_id, &placement) {
+                    tracing::warn!(run_id, "could not record where the run trains: {error}");
                 }
                 self.change_status(run_id, RunStatus::Running, None)
             }
@@ -1028,7 +1085,13 @@ impl Studio {
                     images_per_second: p.images_per_second,
                     eta_seconds: p.eta_seconds,
                 };
-                self.live().progress = Some(progress.clone());
+                {
+                    let mut live = self.live();
+                    match live.traces.get_mut(&run_id) {
+                        Some(trace) => trace.push(progress.clone()),
+                        None => drop(live.traces.insert(run_id, LossTrace::new(progress.clone()))),
+                    }
+                }
                 self.broadcast(ServerMessage::Progress(progress));
             }
             TrainingEvent::EpochCompleted(metrics) => self.record_epoch(run_id, metrics)?,
@@ -1110,11 +1173,14 @@ impl Studio {
             }
         }
         let mut live = self.live();
-        if live.running == Some(run_id) {
-            live.running = None;
-        }
-        if live.progress.as_ref().is_some_and(|p| p.run_id == run_id) {
-            live.progress = None;
+        live.running.remove(&run_id);
+        if live.traces.contains_key(&run_id) {
+            live.ended.push_back(run_id);
+            while live.ended.len() > ENDED_TRACES {
+                if let Some(forgotten) = live.ended.pop_front() {
+                    live.traces.remove(&forgotten);
+                }
+            }
         }
     }
 }
@@ -1201,7 +1267,7 @@ mod tests {
     /// stopped run with an epoch left.
     fn studio_with_a_stopped_run(folder: &Path) -> (Studio, u64) {
         let studio = Studio::open(StudioSettings::new(folder), Device::Cpu).unwrap();
-        studio.0.engine.stop_taking_jobs();
+        studio.0.executor.stop_taking_jobs();
         let config = TrainConfig { epochs: 2, ..TrainConfig::for_dataset("colors") };
         let id = studio.store().create_run(&config, 0).unwrap().id;
         studio.store().set_status(id, RunStatus::Stopped, None).unwrap();

@@ -8,7 +8,7 @@
 
 use crate::fault;
 use rusqlite::{params, Connection, OptionalExtension};
-use shared::{Checkpoint, DatasetAdded, DatasetOrigin, EpochMetrics, Run, RunStatus, TrainConfig};
+use shared::{Checkpoint, DatasetAdded, DatasetOrigin, EpochMetrics, Placement, Run, RunStatus, TrainConfig};
 use std::path::Path;
 
 /// Schema steps, applied in order; `user_version` counts how many have run.
@@ -51,10 +51,11 @@ const MIGRATIONS: &[&str] = &[
     );",
     "ALTER TABLE runs ADD COLUMN name TEXT;
     ALTER TABLE runs ADD COLUMN device TEXT;",
+    "ALTER TABLE runs ADD COLUMN placement TEXT;",
 ];
 
 /// The `runs` columns [`RunRow::from_row`] reads, in its order.
-const RUN_COLUMNS: &str = "id, config, status, error, classes, created_at, has_model, name, device";
+const RUN_COLUMNS: &str = "id, config, status, error, classes, created_at, has_model, name, device, placement";
 
 /// Why the history could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -150,8 +151,10 @@ impl Store {
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
         let from: Vec<&str> = from.iter().map(|status| status.as_str()).collect();
+        // A queued run is placed nowhere until an executor places it again.
         let changed = self.connection.execute(
-            "UPDATE runs SET status = ?2, error = ?3 WHERE id = ?1 AND status IN (SELECT value FROM json_each(?4))",
+            "UPDATE runs SET status = ?2, error = ?3, placement = CASE WHEN ?2 = 'queued' THEN NULL ELSE placement END \
+             WHERE id = ?1 AND status IN (SELECT value FROM json_each(?4))",
             params![id as i64, to.as_str(), error, serde_json::to_string(&from).expect("strings serialise")],
         )?;
         Ok(changed == 1)
@@ -178,9 +181,14 @@ impl Store {
         Ok(self.connection.execute("UPDATE runs SET name = ?2 WHERE id = ?1", params![id as i64, name])? == 1)
     }
 
-    /// Records the device a run trains on.
-    pub fn set_device(&self, id: u64, device: &str) -> Result<(), StoreError> {
-        self.connection.execute("UPDATE runs SET device = ?2 WHERE id = ?1", params![id as i64, device])?;
+    /// Records where a run's attempt was placed, and so the device it trains on.
+    pub fn set_placement(&self, id: u64, placement: &Placement) -> Result<(), StoreError> {
+        let device = match placement {
+            Placement::Local { device, .. } => device,
+        };
+        let json = serde_json::to_string(placement).expect("a placement serialises");
+        self.connection
+            .execute("UPDATE runs SET device = ?2, placement = ?3 WHERE id = ?1", params![id as i64, device, json])?;
         Ok(())
     }
 
@@ -364,6 +372,8 @@ impl Store {
             best_checkpoint,
             name: row.name,
             device: row.device,
+            // A placement this version cannot read (written by a newer one) is shown as none.
+            placement: row.placement.and_then(|json| serde_json::from_str(&json).ok()),
         })
     }
 }
@@ -379,6 +389,7 @@ struct RunRow {
     has_model: bool,
     name: Option<String>,
     device: Option<String>,
+    placement: Option<String>,
 }
 
 impl RunRow {
@@ -393,6 +404,7 @@ impl RunRow {
             has_model: row.get(6)?,
             name: row.get(7)?,
             device: row.get(8)?,
+            placement: row.get(9)?,
         })
     }
 }
@@ -445,21 +457,28 @@ mod tests {
     }
 
     #[test]
-    fn a_name_and_device_are_kept_and_a_name_can_be_cleared() {
+    fn a_name_device_and_placement_are_kept_and_a_name_can_be_cleared() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("studio.db");
+        let placed = Placement::Local { device: "cpu".into(), slot: 1, threads: 2 };
         {
             let store = Store::open(&path).unwrap();
             let id = store.create_run(&TrainConfig::for_dataset("tiny"), 0).unwrap().id;
             assert!(store.set_name(id, Some("baseline")).unwrap());
-            store.set_device(id, "cpu").unwrap();
+            store.set_placement(id, &placed).unwrap();
             assert!(!store.set_name(99, Some("nobody")).unwrap(), "no such run");
         }
         let store = Store::open(&path).unwrap();
         let run = store.run(1).unwrap().unwrap();
         assert_eq!((run.name.as_deref(), run.device.as_deref()), (Some("baseline"), Some("cpu")));
+        assert_eq!(run.placement, Some(placed));
         store.set_name(1, None).unwrap();
         assert_eq!(store.run(1).unwrap().unwrap().name, None);
+        // Queued again (a resume), it is placed nowhere until it begins again; the device stays as history.
+        store.set_status(1, RunStatus::Stopped, None).unwrap();
+        assert!(store.change_status(1, &[RunStatus::Stopped], RunStatus::Queued, None).unwrap());
+        let run = store.run(1).unwrap().unwrap();
+        assert_eq!((run.placement, run.device.as_deref()), (None, Some("cpu")));
     }
 
     #[test]

@@ -26,9 +26,9 @@ pub fn service(dir: &Path) -> Router {
         .precompressed_br()
         .precompressed_gzip()
         .fallback(ServeFile::new(&index).precompressed_br().precompressed_gzip());
-    Router::new().fallback_service(files).layer(axum::middleware::from_fn(move |request, next| {
-        cache_headers(index.clone(), request, next)
-    }))
+    Router::new()
+        .fallback_service(files)
+        .layer(axum::middleware::from_fn(move |request, next| cache_headers(index.clone(), request, next)))
 }
 
 /// Adds `Vary`, `Cache-Control` and, for `index.html`, an `ETag`; answers 304 to a request whose
@@ -121,7 +121,7 @@ pub fn precompress(dir: &Path) -> std::io::Result<Vec<Compressed>> {
             brotli: brotli.len() as u64,
         });
     }
-    written.sort_by(|a, b| b.raw.cmp(&a.raw));
+    written.sort_by_key(|file| std::cmp::Reverse(file.raw));
     Ok(written)
 }
 
@@ -144,7 +144,8 @@ mod tests {
 
     #[test]
     fn names_trunk_hashed_are_told_from_the_rest() {
-        for hashed in ["/frontend-18966718b7737a39_bg.wasm", "/style-5b76041e301b92fe.css", "/a-b-0123456789abcdef.js"] {
+        for hashed in ["/frontend-18966718b7737a39_bg.wasm", "/style-5b76041e301b92fe.css", "/a-b-0123456789abcdef.js"]
+        {
             assert!(named_by_hash(hashed), "{hashed}");
         }
         for plain in ["/", "/index.html", "/runs/3", "/style-5b76041e.css", "/frontend-18966718b7737a3g_bg.wasm"] {

@@ -205,8 +205,8 @@ impl PathScrubber {
     /// `message` with the sentences it carries scrubbed.
     pub(crate) fn message(&self, message: ServerMessage) -> ServerMessage {
         match message {
-            ServerMessage::Snapshot { runs, progress } => {
-                ServerMessage::Snapshot { runs: runs.into_iter().map(|run| self.run(run)).collect(), progress }
+            ServerMessage::Snapshot { runs, traces } => {
+                ServerMessage::Snapshot { runs: runs.into_iter().map(|run| self.run(run)).collect(), traces }
             }
             ServerMessage::RunUpdated { run } => ServerMessage::RunUpdated { run: self.run(run) },
             ServerMessage::Error { message } => ServerMessage::Error { message: self.scrub(&message) },

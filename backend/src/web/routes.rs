@@ -66,6 +66,7 @@ async fn health(State(studio): State<Studio>) -> Json<HealthResponse> {
         status: "ok".into(),
         device: studio.device_name(),
         version: env!("CARGO_PKG_VERSION").into(),
+        executor: studio.executor_info(),
     })
 }
 

@@ -86,7 +86,7 @@ impl RunListCache {
     }
 
     /// The WebSocket's snapshot message: the current listing's JSON (made once, whoever asks, see
-    /// [`RunListCache::listing`]) with the progress of the epoch in flight, so two hundred clients joining
+    /// [`RunListCache::listing`]) with the loss traces of the runs training (see [`Studio::traces`]), so two hundred clients joining
     /// at once cost one query and one serialisation of the history, not two hundred. Blocking when the
     /// history changed since the last listing.
     pub(crate) fn snapshot(&self, studio: &Studio, scrubber: &PathScrubber) -> Result<String, ApiError> {
@@ -94,9 +94,9 @@ impl RunListCache {
             Some(listing) => listing,
             None => self.listing(studio, scrubber)?,
         };
-        let progress = serde_json::to_string(&studio.progress()).map_err(ApiError::internal)?;
+        let traces = serde_json::to_string(&studio.traces()).map_err(ApiError::internal)?;
         let runs = std::str::from_utf8(&listing.json).map_err(ApiError::internal)?;
-        Ok(format!(r#"{{"type":"snapshot","runs":{runs},"progress":{progress}}}"#))
+        Ok(format!(r#"{{"type":"snapshot","runs":{runs},"traces":{traces}}}"#))
     }
 }
 
@@ -175,7 +175,7 @@ mod tests {
         let runs = serde_json::json!([]);
         let text = format!(r#"{{"type":"snapshot","runs":{runs},"progress":null}}"#);
         let message: shared::ServerMessage = serde_json::from_str(&text).unwrap();
-        assert_eq!(message, shared::ServerMessage::Snapshot { runs: Vec::new(), progress: None });
+        assert_eq!(message, shared::ServerMessage::Snapshot { runs: Vec::new(), traces: Vec::new() });
     }
 
     #[test]

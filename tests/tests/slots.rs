@@ -1,0 +1,108 @@
+//! Local slots (`serve --slots N`): runs train side by side, each placed in a slot with its device and
+//! threads, and a run's metrics depend only on its config and thread count, not on what trains beside it.
+
+mod common;
+
+use common::{write_color_dataset, TestServer};
+use serde_json::{json, Value};
+use shared::{EpochMetrics, Placement, Run, RunStatus};
+use std::time::Duration;
+
+/// Every figure of an epoch except how long it took.
+fn figures(epochs: &[EpochMetrics]) -> Vec<EpochMetrics> {
+    epochs.iter().map(|metrics| EpochMetrics { seconds: 0.0, ..metrics.clone() }).collect()
+}
+
+async fn health(server: &TestServer) -> Value {
+    reqwest::get(server.url("/api/health")).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn two_runs_train_at_once_in_two_slots_each_exactly_as_it_trains_alone() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    let server = TestServer::start_with(
+        data,
+        |settings| {
+            settings.slots = 2;
+            settings.threads_per_run = Some(1);
+        },
+        None,
+    )
+    .await;
+    let described = health(&server).await["executor"].clone();
+    assert_eq!(
+        described,
+        json!({"kind": "local", "slots": 2, "devices": ["cpu", "cpu"], "threads_per_run": 1, "queued": 0, "running": 0})
+    );
+    let config = json!({"dataset": "colors", "epochs": 2, "batch_size": 8, "weights": "none", "seed": 11});
+
+    let alone = server.create_run(config.clone()).await;
+    let alone = server.wait_until_finished(alone).await;
+    assert_eq!(alone.status, RunStatus::Completed, "{alone:?}");
+    let Some(Placement::Local { device, threads, .. }) = &alone.placement else { panic!("{alone:?}") };
+    assert_eq!((device.as_str(), *threads), ("cpu", 1));
+
+    let pair = [server.create_run(config.clone()).await, server.create_run(config.clone()).await];
+    // Both train at the same moment: the health answer counts them, the list shows them running.
+    let mut seen_together = false;
+    for _ in 0..600 {
+        let executor = health(&server).await["executor"].clone();
+        if executor["running"] == 2 {
+            let runs: Vec<Run> = reqwest::get(server.url("/api/runs")).await.unwrap().json().await.unwrap();
+            let running: Vec<&Run> = runs.iter().filter(|run| run.status == RunStatus::Running).collect();
+            let slots: Vec<u32> = running
+                .iter()
+                .filter_map(|run| run.placement.as_ref().map(|Placement::Local { slot, .. }| *slot))
+                .collect();
+            if running.len() == 2 && slots.len() == 2 {
+                assert_ne!(slots[0], slots[1], "one slot each: {running:?}");
+                seen_together = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen_together, "the two runs never trained at the same time");
+    for id in pair {
+        let run = server.wait_until_finished(id).await;
+        assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+        assert_eq!(figures(&run.epochs), figures(&alone.epochs), "run {id} beside another, against run alone");
+    }
+    assert_eq!(health(&server).await["executor"]["running"], 0);
+}
+
+#[tokio::test]
+async fn a_third_run_waits_for_a_free_slot_and_is_placed_nowhere_until_then() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 64, 4, 32);
+    let server = TestServer::start_with(
+        data,
+        |settings| {
+            settings.slots = 2;
+            settings.threads_per_run = Some(1);
+        },
+        None,
+    )
+    .await;
+    let config = json!({"dataset": "colors", "epochs": 3, "batch_size": 4, "weights": "none"});
+    let ids = [
+        server.create_run(config.clone()).await,
+        server.create_run(config.clone()).await,
+        server.create_run(config.clone()).await,
+    ];
+    let waiting = server.wait_for_run(ids[0], Duration::from_secs(60), |run| run.status == RunStatus::Running).await;
+    assert!(waiting.placement.is_some());
+    let executor = health(&server).await["executor"].clone();
+    let third: Run = reqwest::get(server.url(&format!("/api/runs/{}", ids[2]))).await.unwrap().json().await.unwrap();
+    // Three epochs of 32 batches take seconds: both slots are still busy.
+    assert_eq!((third.status, third.placement), (RunStatus::Queued, None), "a queued run is placed nowhere");
+    assert_eq!((executor["queued"].as_u64(), executor["slots"].as_u64()), (Some(1), Some(2)), "{executor}");
+    for id in ids {
+        server.studio.stop_run(id).ok();
+    }
+    for id in ids {
+        let run = server.wait_until_finished(id).await;
+        assert_ne!(run.status, RunStatus::Failed, "{run:?}");
+    }
+}
