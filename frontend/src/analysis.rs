@@ -81,7 +81,11 @@ pub fn heat_colour(fraction: f64, diagonal: bool) -> HeatColour {
 pub fn relative_luminance(rgb: [u8; 3]) -> f64 {
     let linear = |channel: u8| {
         let c = f64::from(channel) / 255.0;
-        if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
     };
     0.2126 * linear(rgb[0]) + 0.7152 * linear(rgb[1]) + 0.0722 * linear(rgb[2])
 }
@@ -158,10 +162,8 @@ mod tests {
         for diagonal in [true, false] {
             for step in 0..=200 {
                 let colour = heat_colour(f64::from(step) / 200.0, diagonal);
-                let channels: Vec<u8> = colour.background[4..colour.background.len() - 1]
-                    .split(", ")
-                    .map(|c| c.parse().unwrap())
-                    .collect();
+                let channels: Vec<u8> =
+                    colour.background[4..colour.background.len() - 1].split(", ").map(|c| c.parse().unwrap()).collect();
                 let background = relative_luminance([channels[0], channels[1], channels[2]]);
                 let text = if colour.text == "#ffffff" { 1.0 } else { 0.0 };
                 let ratio = contrast_ratio(background.max(text), background.min(text));

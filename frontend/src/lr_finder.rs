@@ -243,7 +243,9 @@ mod tests {
     #[test]
     fn loss_labels_fit_the_left_margin() {
         // At the tick font (11 px, about 7 px a character) the margin has room for six characters.
-        for (loss, label) in [(2.396_123, "2.40"), (0.785_44, "0.785"), (14.23, "14.2"), (123.4, "123"), (2400.0, "2400")] {
+        for (loss, label) in
+            [(2.396_123, "2.40"), (0.785_44, "0.785"), (14.23, "14.2"), (123.4, "123"), (2400.0, "2400")]
+        {
             assert_eq!(loss_tick(loss), label);
             assert!(label.len() as f64 * 7.0 <= FRAME.left - 6.0, "{label}");
         }
