@@ -102,4 +102,13 @@ if [[ $WITH_TEST_TOOLS == 1 ]] && { [[ ! -x /usr/bin/chromium ]] || [[ ! -x /usr
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# --- Slurm and munge for the Slurm executor's tests (each test starts a private two-node cluster) ------
+# Debian's packages install without starting anything here (no systemd); the tests start the daemons.
+if [[ $WITH_TEST_TOOLS == 1 ]] && ! { [[ -x /usr/sbin/slurmctld ]] && [[ -x /usr/sbin/slurmd ]] && [[ -x /usr/bin/sbatch ]] && [[ -x /usr/sbin/munged ]]; }; then
+    say "installing Slurm and munge (about 20 seconds)"
+    SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
+fi
+
 say "tools ready"

@@ -60,6 +60,15 @@ pub enum Command {
         /// libtorch threads each run trains with [default: the CPU's cores divided between the slots].
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
         threads_per_run: Option<u16>,
+        #[command(flatten)]
+        slurm: SlurmArgs,
+    },
+    /// Train one attempt of a run from the job file the studio wrote in its folder, reporting through the
+    /// run folder; what a Slurm job runs (see `serve --executor slurm`).
+    Worker {
+        /// The attempt's job file (`runs/<id>/worker/attempt-<n>.json`).
+        #[arg(long)]
+        job: PathBuf,
     },
     /// Write a brotli (.br) and a gzip (.gz) copy beside each text and WebAssembly file of the built page,
     /// which `serve` then sends to browsers that accept them. `make run` and `make test` do this after
@@ -162,6 +171,68 @@ pub enum Command {
 
 /// Parses the command line and runs it, with the allocator tuned for training
 /// ([`crate::engine::allocator`]).
+/// Where `serve` trains runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// This machine, in `--slots` slots.
+    Local,
+    /// Batch jobs on a Slurm cluster, through `sbatch`, `squeue` and `scancel`; the data folder must be on
+    /// a file system the nodes share.
+    Slurm,
+}
+
+/// `serve`'s Slurm options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SlurmArgs {
+    /// Where runs train.
+    #[arg(long, value_enum, default_value = "local")]
+    executor: ExecutorKind,
+    /// The partition jobs go to (required with --executor slurm).
+    #[arg(long, required_if_eq("executor", "slurm"))]
+    slurm_partition: Option<String>,
+    /// The account jobs are charged to.
+    #[arg(long)]
+    slurm_account: Option<String>,
+    /// Generic resources each job asks for, e.g. gpu:1.
+    #[arg(long)]
+    slurm_gres: Option<String>,
+    /// CPUs each job asks for, and its libtorch threads.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    slurm_cpus: u32,
+    /// Each job's time limit, HH:MM:SS.
+    #[arg(long)]
+    slurm_time: Option<String>,
+    /// Jobs kept on the cluster at once; more runs wait in the studio's queue.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    slurm_max_jobs: u32,
+}
+
+impl SlurmArgs {
+    /// The executor these options ask for.
+    fn choice(self) -> anyhow::Result<crate::studio::ExecutorChoice> {
+        Ok(match self.executor {
+            ExecutorKind::Local => crate::studio::ExecutorChoice::Local,
+            ExecutorKind::Slurm => crate::studio::ExecutorChoice::Slurm(crate::studio::slurm::SlurmSettings {
+                partition: self.slurm_partition.unwrap_or_default(),
+                account: self.slurm_account,
+                gres: self.slurm_gres,
+                cpus: self.slurm_cpus,
+                time: self.slurm_time,
+                max_jobs: self.slurm_max_jobs,
+                conf: None,
+                worker: std::env::current_exe().context("could not find this program's path for the Slurm jobs")?,
+            }),
+        })
+    }
+}
+
+/// `worker`: trains the attempt in `job`; a failed training is reported in the run folder, not here.
+fn worker(job: &std::path::Path) -> anyhow::Result<()> {
+    let outcome = crate::engine::worker::run(job)?;
+    println!("{outcome:?}");
+    Ok(())
+}
+
 /// `precompress`: compresses the page's files and prints each one's sizes.
 fn precompress(ui_dir: &std::path::Path) -> anyhow::Result<()> {
     let written = crate::web::assets::precompress(ui_dir)
@@ -191,6 +262,7 @@ pub fn main() -> anyhow::Result<()> {
             allowed_hosts,
             slots,
             threads_per_run,
+            slurm,
         } => {
             crate::web::check_access(host, token.as_deref())?;
             let mut settings = StudioSettings::new(data_dir);
@@ -200,10 +272,12 @@ pub fn main() -> anyhow::Result<()> {
             settings.checkpoint_every = std::time::Duration::from_secs(checkpoint_interval);
             settings.slots = slots.map_or(0, usize::from);
             settings.threads_per_run = threads_per_run.map(usize::from);
+            settings.executor = slurm.choice()?;
             let options = ServerOptions { ui_dir: Some(ui_dir), token, allowed_hosts, ..ServerOptions::default() };
             serve(SocketAddr::new(host, port), settings, options)
         }
         Command::Precompress { ui_dir } => precompress(&ui_dir),
+        Command::Worker { job } => worker(&job),
         Command::Train { receipt: Some(receipt), data_dir, weights_dir, out, .. } => {
             repeat(&receipt, data_dir, weights_dir, out)
         }

@@ -399,6 +399,22 @@ pub enum Placement {
         /// libtorch's intra-op threads the slot trains with.
         threads: u32,
     },
+    /// A batch job on a Slurm cluster (`serve --executor slurm`).
+    Slurm {
+        /// Slurm's job id.
+        job_id: String,
+        /// The node it runs on, once it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        /// Slurm's state of the job: `PENDING`, `RUNNING`, …
+        state: String,
+        /// Slurm's pending reason while it waits (`Resources`, `Priority`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Times Slurm requeued it.
+        #[serde(default)]
+        restarts: u32,
+    },
 }
 
 impl Placement {
@@ -408,6 +424,19 @@ impl Placement {
             Placement::Local { device, slot, threads } => {
                 let plural = if *threads == 1 { "" } else { "s" };
                 format!("slot {slot} · {device} · {threads} thread{plural}")
+            }
+            Placement::Slurm { job_id, node, state, reason, restarts } => {
+                let mut words = format!("Slurm job {job_id} · {state}");
+                if let Some(node) = node {
+                    words.push_str(&format!(" on {node}"));
+                }
+                if let Some(reason) = reason.as_deref().filter(|r| !r.is_empty() && *r != "None") {
+                    words.push_str(&format!(" ({reason})"));
+                }
+                if *restarts > 0 {
+                    words.push_str(&format!(" · restarted {restarts}x"));
+                }
+                words
             }
         }
     }
@@ -1019,11 +1048,11 @@ pub struct HealthResponse {
 /// The executor's side of `/api/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorInfo {
-    /// `"local"`.
+    /// `"local"` or `"slurm"`.
     pub kind: String,
-    /// Runs that can train at once.
+    /// Runs that can train at once (for Slurm, the jobs the studio keeps submitted at most).
     pub slots: u32,
-    /// Each slot's device, in slot order.
+    /// Each local slot's device, in slot order (none for Slurm).
     pub devices: Vec<String>,
     /// libtorch's intra-op threads each run trains with.
     pub threads_per_run: u32,

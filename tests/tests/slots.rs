@@ -53,7 +53,10 @@ async fn two_runs_train_at_once_in_two_slots_each_exactly_as_it_trains_alone() {
             let running: Vec<&Run> = runs.iter().filter(|run| run.status == RunStatus::Running).collect();
             let slots: Vec<u32> = running
                 .iter()
-                .filter_map(|run| run.placement.as_ref().map(|Placement::Local { slot, .. }| *slot))
+                .filter_map(|run| match &run.placement {
+                    Some(Placement::Local { slot, .. }) => Some(*slot),
+                    _ => None,
+                })
                 .collect();
             if running.len() == 2 && slots.len() == 2 {
                 assert_ne!(slots[0], slots[1], "one slot each: {running:?}");

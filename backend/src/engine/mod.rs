@@ -12,6 +12,7 @@ pub mod lr_finder;
 pub mod receipt;
 pub mod run_dir;
 pub mod training;
+pub mod worker;
 
 use crate::data::images::{Admission, ImageError};
 use crate::memory::MemoryBudget;
@@ -99,8 +100,18 @@ pub enum EngineEventKind {
         /// Its device and threads.
         on: Slot,
     },
+    /// An executor other than the engine's slots placed the attempt, or its placement changed; `running`
+    /// once the attempt trains.
+    Placed {
+        /// Where it is.
+        placement: shared::Placement,
+        /// Whether it trains now.
+        running: bool,
+    },
     /// The training loop reported something.
     Training(TrainingEvent),
+    /// The attempt vanished without an outcome (its job killed, its node lost): the sentence says how.
+    Lost(String),
     /// The run ended; the error is a sentence for a person.
     Finished(Result<TrainOutcome, String>),
 }

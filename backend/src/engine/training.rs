@@ -74,6 +74,12 @@ impl RunControl {
         self.cancelled.store(true, Ordering::SeqCst);
     }
 
+    /// The flag [`RunControl::cancel`] raises, for a signal handler to raise (see
+    /// [`crate::engine::worker`]).
+    pub(crate) fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancelled.clone()
+    }
+
     /// True once [`RunControl::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
@@ -115,7 +121,7 @@ pub struct TrainingPaths {
 }
 
 /// Progress within an epoch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochProgress {
     /// 1-based epoch.
     pub epoch: u32,
@@ -133,8 +139,9 @@ pub struct EpochProgress {
     pub eta_seconds: f64,
 }
 
-/// What a run reports while it works.
-#[derive(Debug, Clone, PartialEq)]
+/// What a run reports while it works (also as JSON lines, from a worker on another machine).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TrainingEvent {
     /// A human-readable note: a setting that does not apply here, a resume, early stopping.
     Note(String),
@@ -177,7 +184,8 @@ pub enum TrainingEvent {
 }
 
 /// How a run ended when it did not fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TrainOutcome {
     /// Every epoch ran.
     Completed,

@@ -4,6 +4,7 @@
 
 pub mod executor;
 mod lr_finder;
+pub mod slurm;
 pub mod store;
 
 use crate::data;
@@ -65,6 +66,18 @@ pub struct StudioSettings {
     pub slots: usize,
     /// libtorch's intra-op threads per run; `None` divides the CPU's cores between the slots.
     pub threads_per_run: Option<usize>,
+    /// Where runs train: this machine's slots (the default), or Slurm jobs.
+    pub executor: ExecutorChoice,
+}
+
+/// Which [`Executor`] trains runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ExecutorChoice {
+    /// [`executor::Local`]: the studio's own machine.
+    #[default]
+    Local,
+    /// [`slurm::Slurm`]: batch jobs on a cluster.
+    Slurm(slurm::SlurmSettings),
 }
 
 impl StudioSettings {
@@ -82,6 +95,7 @@ impl StudioSettings {
             memory_budget: crate::memory::DEFAULT_BUDGET_BYTES,
             slots: 0,
             threads_per_run: None,
+            executor: ExecutorChoice::Local,
         }
     }
 
@@ -408,8 +422,11 @@ impl Studio {
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
         reconcile_history(&store, &settings.data_dir.join(RUNS_FOLDER))?;
         let (engine_events, engine_receiver) = mpsc::unbounded_channel();
-        let engine = Engine::start(&settings.slot_plan(device), engine_events);
-        let executor = Box::new(executor::Local::new(engine.clone()));
+        let engine = Engine::start(&settings.slot_plan(device), engine_events.clone());
+        let executor: Box<dyn Executor> = match &settings.executor {
+            ExecutorChoice::Local => Box::new(executor::Local::new(engine.clone())),
+            ExecutorChoice::Slurm(slurm) => Box::new(slurm::Slurm::start(slurm.clone(), engine_events)),
+        };
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let studio = Studio(Arc::new(Inner {
             settings,
@@ -1022,22 +1039,21 @@ impl Studio {
         }
         let recorded = match kind {
             EngineEventKind::Began { slot, on } => {
-                {
-                    let mut live = self.live();
-                    live.running.insert(run_id);
-                    // A resumed run's line starts again from its first reported batch.
-                    live.traces.remove(&run_id);
-                    live.ended.retain(|&id| id != run_id);
-                }
-                let placement = executor::local_placement(slot, on);
-                if let Err(error) = self.store().set_placement(run_id, &placement) {
-                    tracing::warn!(run_id, "could not record where the run trains: {error}");
-                }
-                self.change_status(run_id, RunStatus::Running, None)
+                self.record_placement(run_id, &executor::local_placement(slot, on), true)
             }
+            EngineEventKind::Placed { placement, running } => self.record_placement(run_id, &placement, running),
             EngineEventKind::Training(event) => self.record_training(run_id, event),
             EngineEventKind::Finished(outcome) => {
-                self.finish(run_id, outcome);
+                let (status, error) = match &outcome {
+                    Ok(TrainOutcome::Completed | TrainOutcome::EarlyStopped { .. }) => (RunStatus::Completed, None),
+                    Ok(TrainOutcome::Stopped) => (RunStatus::Stopped, None),
+                    Err(error) => (RunStatus::Failed, Some(error.as_str())),
+                };
+                self.finish(run_id, status, error);
+                Ok(())
+            }
+            EngineEventKind::Lost(why) => {
+                self.finish(run_id, RunStatus::Interrupted, Some(&why));
                 Ok(())
             }
         };
@@ -1057,6 +1073,28 @@ impl Studio {
         let run = self.run(run_id)?;
         self.broadcast(ServerMessage::RunUpdated { run });
         Ok(())
+    }
+
+    /// Records where run `run_id`'s attempt is; the first time it is `running`, the run is running.
+    fn record_placement(&self, run_id: u64, placement: &shared::Placement, running: bool) -> Result<(), StudioError> {
+        let began = running && {
+            let mut live = self.live();
+            let began = live.running.insert(run_id);
+            if began {
+                // A resumed run's line starts again from its first reported batch.
+                live.traces.remove(&run_id);
+                live.ended.retain(|&id| id != run_id);
+            }
+            began
+        };
+        if let Err(error) = self.store().set_placement(run_id, placement) {
+            tracing::warn!(run_id, "could not record where the run trains: {error}");
+        }
+        if began {
+            self.change_status(run_id, RunStatus::Running, None)
+        } else {
+            self.tell(run_id)
+        }
     }
 
     fn record_training(&self, run_id: u64, event: TrainingEvent) -> Result<(), StudioError> {
@@ -1151,16 +1189,11 @@ impl Studio {
     /// the history cannot be written (a full disk), it retries for a minute; if it never can, the next
     /// start marks the run interrupted and records the missed epochs from its checkpoint. The run is let go of
     /// only after this, so a shutdown waits for its record.
-    fn finish(&self, run_id: u64, outcome: Result<TrainOutcome, String>) {
+    fn finish(&self, run_id: u64, status: RunStatus, error: Option<&str>) {
         const TRIES: u32 = 60;
-        let (status, error) = match &outcome {
-            Ok(TrainOutcome::Completed | TrainOutcome::EarlyStopped { .. }) => (RunStatus::Completed, None),
-            Ok(TrainOutcome::Stopped) => (RunStatus::Stopped, None),
-            Err(error) => {
-                tracing::warn!(run_id, "run failed: {error}");
-                (RunStatus::Failed, Some(error.as_str()))
-            }
-        };
+        if let Some(error) = error {
+            tracing::warn!(run_id, status = status.as_str(), "run ended: {error}");
+        }
         self.live().jobs.remove(&run_id);
         for attempt in 1..=TRIES {
             match self.catch_up(run_id).and_then(|()| self.change_status(run_id, status, error)) {

@@ -183,12 +183,16 @@ impl Store {
 
     /// Records where a run's attempt was placed, and so the device it trains on.
     pub fn set_placement(&self, id: u64, placement: &Placement) -> Result<(), StoreError> {
+        // A Slurm job's device is the worker's own: the column keeps the last one known.
         let device = match placement {
-            Placement::Local { device, .. } => device,
+            Placement::Local { device, .. } => Some(device),
+            Placement::Slurm { .. } => None,
         };
         let json = serde_json::to_string(placement).expect("a placement serialises");
-        self.connection
-            .execute("UPDATE runs SET device = ?2, placement = ?3 WHERE id = ?1", params![id as i64, device, json])?;
+        self.connection.execute(
+            "UPDATE runs SET device = COALESCE(?2, device), placement = ?3 WHERE id = ?1",
+            params![id as i64, device, json],
+        )?;
         Ok(())
     }
 

@@ -1,0 +1,176 @@
+//! The Slurm executor against a real private cluster (two `slurmd` nodes on this machine, started and
+//! stopped by each test): runs train as batch jobs whose worker is this project's binary, report live
+//! like local runs, stop, resume, fail and vanish with a defined outcome, and train bit for bit as they
+//! do locally with the same thread count.
+
+mod common;
+
+use common::slurm::{self, Cluster};
+use common::{write_color_dataset, TestServer};
+use serde_json::{json, Value};
+use shared::{EpochMetrics, Placement, Run, RunStatus, ServerMessage};
+use std::time::Duration;
+
+/// Every figure of an epoch except how long it took.
+fn figures(epochs: &[EpochMetrics]) -> Vec<EpochMetrics> {
+    epochs.iter().map(|metrics| EpochMetrics { seconds: 0.0, ..metrics.clone() }).collect()
+}
+
+fn config(epochs: u32) -> Value {
+    json!({"dataset": "colors", "epochs": epochs, "batch_size": 8, "weights": "none", "seed": 5})
+}
+
+/// A studio over its own data folder (three colours, 48 + 6 images each at 32 px) training on `cluster`
+/// in `partition`, one CPU a job; or locally with one thread when `cluster` is `None`.
+async fn studio(cluster: Option<&Cluster>, partition: &str) -> TestServer {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    let slurm = cluster.map(|cluster| backend::studio::slurm::SlurmSettings {
+        partition: partition.to_string(),
+        account: None,
+        gres: None,
+        cpus: 1,
+        time: None,
+        max_jobs: 4,
+        conf: Some(cluster.conf()),
+        worker: common::workspace_root().join("target/release/transfer-studio"),
+    });
+    TestServer::start_with(
+        data,
+        move |settings| {
+            settings.threads_per_run = Some(1);
+            if let Some(slurm) = slurm {
+                settings.executor = backend::studio::ExecutorChoice::Slurm(slurm);
+            }
+        },
+        None,
+    )
+    .await
+}
+
+fn skip_without_slurm() -> bool {
+    if !slurm::installed() {
+        println!("SKIPPED: Slurm is not installed (scripts/setup.sh --test installs slurmctld, slurmd and munge)");
+        return true;
+    }
+    false
+}
+
+async fn run(server: &TestServer, id: u64) -> Run {
+    reqwest::get(server.url(&format!("/api/runs/{id}"))).await.unwrap().json().await.unwrap()
+}
+
+fn job_of(run: &Run) -> (String, Option<String>) {
+    match &run.placement {
+        Some(Placement::Slurm { job_id, node, .. }) => (job_id.clone(), node.clone()),
+        other => panic!("run {} is not placed on Slurm: {other:?}", run.id),
+    }
+}
+
+#[tokio::test]
+async fn a_run_trains_as_a_slurm_job_live_and_bit_for_bit_as_it_trains_locally() {
+    if skip_without_slurm() {
+        return;
+    }
+    let local = studio(None, "").await;
+    let alone = local.wait_until_finished(local.create_run(config(2)).await).await;
+    assert_eq!(alone.status, RunStatus::Completed, "{alone:?}");
+
+    let cluster = Cluster::start();
+    let server = studio(Some(&cluster), "studio").await;
+    let health: Value = reqwest::get(server.url("/api/health")).await.unwrap().json().await.unwrap();
+    assert_eq!((health["executor"]["kind"].as_str(), health["executor"]["slots"].as_u64()), (Some("slurm"), Some(4)));
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    let id = server.create_run(config(2)).await;
+    let (mut progress, mut placements) = (0, Vec::new());
+    loop {
+        match common::next_server_message(&mut socket).await {
+            ServerMessage::Progress(p) if p.run_id == id => progress += 1,
+            ServerMessage::RunUpdated { run } if run.id == id => {
+                placements.push(run.placement.clone());
+                if run.status.is_finished() {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(progress >= 2, "live batches came from the job: {progress}");
+    let states: Vec<String> = placements
+        .iter()
+        .filter_map(|p| match p {
+            Some(Placement::Slurm { state, .. }) => Some(state.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(states.contains(&"RUNNING".to_string()), "the page saw the job run: {states:?}");
+    let done = run(&server, id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let (job, node) = job_of(&done);
+    assert!(job.parse::<u64>().is_ok(), "{job}");
+    assert!(matches!(node.as_deref(), Some("n1" | "n2")), "{node:?}");
+    assert_eq!(figures(&done.epochs), figures(&alone.epochs), "a Slurm job trains as the studio does");
+    assert!(done.has_model, "its model classifies on the studio's side");
+}
+
+#[tokio::test]
+async fn stop_cancels_the_job_with_a_checkpoint_and_resume_finishes_it_exactly() {
+    if skip_without_slurm() {
+        return;
+    }
+    let local = studio(None, "").await;
+    let whole = local.wait_until_finished(local.create_run(config(3)).await).await;
+    let cluster = Cluster::start();
+    let server = studio(Some(&cluster), "studio").await;
+    let id = server.create_run(config(3)).await;
+    server.wait_for_run(id, Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
+    server.studio.stop_run(id).unwrap();
+    let stopped = server.wait_until_finished(id).await;
+    assert_eq!(stopped.status, RunStatus::Stopped, "{stopped:?}");
+    assert!(stopped.epochs.len() < 3, "it stopped before the end: {stopped:?}");
+
+    server.studio.resume_run(id).unwrap();
+    let resumed = server.wait_for_run(id, Duration::from_secs(180), |run| run.status == RunStatus::Completed).await;
+    assert_ne!(job_of(&resumed).0, job_of(&stopped).0, "a resume is a new job");
+    assert_eq!(figures(&resumed.epochs), figures(&whole.epochs), "stopped and resumed on Slurm, as trained whole");
+}
+
+#[tokio::test]
+async fn two_runs_train_on_two_nodes_and_a_job_killed_outside_ends_interrupted() {
+    if skip_without_slurm() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let server = studio(Some(&cluster), "studio").await;
+    let ids = [server.create_run(config(30)).await, server.create_run(config(30)).await];
+    let mut nodes = Vec::new();
+    for id in ids {
+        let running = server.wait_for_run(id, Duration::from_secs(60), |run| run.status == RunStatus::Running).await;
+        nodes.push(job_of(&running).1);
+    }
+    // Both are running now, one on each one-CPU node.
+    nodes.sort();
+    assert_eq!(nodes, [Some("n1".to_string()), Some("n2".to_string())]);
+
+    let (job, _) = job_of(&run(&server, ids[0]).await);
+    cluster.ask("scancel", &["--signal=KILL", &job]);
+    let killed = server.wait_until_finished(ids[0]).await;
+    assert_eq!(killed.status, RunStatus::Interrupted, "{killed:?}");
+    let why = killed.error.unwrap_or_default();
+    assert!(why.contains(&format!("Slurm job {job} ended")) && why.contains("resume"), "{why}");
+    server.studio.stop_run(ids[1]).unwrap();
+    assert_eq!(server.wait_until_finished(ids[1]).await.status, RunStatus::Stopped);
+}
+
+#[tokio::test]
+async fn a_partition_slurm_does_not_know_fails_the_run_with_slurms_own_sentence() {
+    if skip_without_slurm() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let server = studio(Some(&cluster), "no-such-partition").await;
+    let failed = server.wait_until_finished(server.create_run(config(1)).await).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    let why = failed.error.unwrap_or_default();
+    assert!(why.starts_with("Slurm refused the job: ") && why.contains("nvalid partition"), "{why}");
+}
