@@ -2,7 +2,9 @@
 //! on the page while the card is on screen); each becomes a card with its top predictions, the run whose
 //! model gave them and, with "Explain" ticked, a Grad-CAM heat map over the image. A result is never
 //! re-scored behind the user's back: choosing another model, or a newer run finishing, applies to images
-//! classified afterwards, and "Classify again with run N" re-scores the shown ones on request. An image
+//! classified afterwards, and "Classify again with run N" re-scores the shown ones on request. Results sit
+//! side by side as the card's width allows; pressing an image shows it large, with its heat map and the
+//! legend of the map's colours. An image
 //! the model got wrong can be added, with its right class, to a new version of the dataset the model
 //! trained on ([`crate::versions::AddToDataset`]). The camera mode ([`crate::webcam`]) classifies
 //! live frames in the same card.
@@ -135,12 +137,6 @@ pub fn is_image_type(mime: &str) -> bool {
     IMAGE_TYPES.split(',').any(|known| known.eq_ignore_ascii_case(mime))
 }
 
-/// Whether an element spanning `top`..`bottom` (CSS pixels from the top of the window, as
-/// `getBoundingClientRect` gives them) shows in a window `viewport` pixels high. A hidden element has no box.
-pub fn on_screen(top: f64, bottom: f64, viewport: f64) -> bool {
-    bottom > top && bottom > 0.0 && top < viewport
-}
-
 /// The sentence for files that were not taken because they are not images.
 pub fn skipped_sentence(skipped: &[String]) -> Option<String> {
     match skipped {
@@ -149,6 +145,10 @@ pub fn skipped_sentence(skipped: &[String]) -> Option<String> {
         many => Some(format!("{} are not PNG, JPEG, WebP, BMP or GIF images, so they were left out.", many.join(", "))),
     }
 }
+
+/// The image shown large on the card, by key: one at a time, and kept while the card's list is redrawn.
+#[derive(Clone, Copy)]
+struct Enlarged(RwSignal<Option<u64>>);
 
 /// The card's images and the requests that classify them.
 #[derive(Clone, Copy)]
@@ -300,12 +300,13 @@ pub fn ClassifyPanel() -> impl IntoView {
     let images = Images::new(studio.state);
     let dragging = RwSignal::new(false);
     let card = NodeRef::<leptos::html::Section>::new();
+    provide_context(Enlarged(RwSignal::new(None)));
 
     let paste = window_event_listener(leptos::ev::paste, move |ev: web_sys::ClipboardEvent| {
         let showing = card.get_untracked().is_some_and(|card| {
             let rect = card.get_bounding_client_rect();
             let viewport = window().inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(0.0);
-            on_screen(rect.top(), rect.bottom(), viewport)
+            crate::layout::on_screen(rect.top(), rect.bottom(), viewport)
         });
         let files = files_of(ev.clipboard_data().and_then(|data| data.files()));
         if showing && files.iter().any(|file| is_image_type(&file.type_())) {
@@ -360,6 +361,9 @@ pub fn ClassifyPanel() -> impl IntoView {
             <ClassifyControls images classifier/>
             <CameraMode run=classifier/>
             <p id="classify-error" class="error" role="alert">{move || images.error.get()}</p>
+            <Show when=move || images.explain.get() && images.cards.with(|cards| cards.iter().any(|c| c.explanation.is_some()))>
+                <heatmap::HeatLegend id="classify-legend" counted_for="its top class"/>
+            </Show>
             <div class="classified-list">
                 {move || {
                     let explain = images.explain.get();
@@ -524,7 +528,7 @@ fn add_control(images: Images, card: &Classified) -> Option<impl IntoView> {
 }
 
 /// One image's card, with `actions` under its predictions. The first keeps the ids `classify-preview`
-/// and `predictions`.
+/// and `predictions`. The picture is a button that shows it large, with its heat map, and small again.
 pub fn classified_card(first: bool, card: Classified, actions: impl IntoView) -> impl IntoView {
     let Classified { key, name, url, answered_by, pending, predictions, error, explanation, added: _ } = card;
     let top_class = predictions.first().map(|p| p.label.clone()).unwrap_or_default();
@@ -535,13 +539,24 @@ pub fn classified_card(first: bool, card: Classified, actions: impl IntoView) ->
     // A file the browser cannot draw shows a plain box saying so, not a broken-image icon and its alt text.
     let unreadable = RwSignal::new(false);
     let title = name.clone();
+    let enlarged = use_context::<Enlarged>().map_or_else(|| RwSignal::new(None), |Enlarged(key)| key);
+    let large = move || enlarged.get() == Some(key);
+    let toggle = move |_| enlarged.update(|shown| *shown = if *shown == Some(key) { None } else { Some(key) });
+    let figure_label = format!("Large view of {name}");
     let answered = answered_by.map(|by| {
         let title = format!("Classified by {}", by.caption);
         view! { <p class="answered-by" data-run-id=by.run_id.to_string() title=title>{by.caption}</p> }
     });
     view! {
-        <div class="classified" data-key=key.to_string() aria-busy=pending.is_some().then_some("true")>
-            <div class="classified-figure">
+        <div class="classified" class:enlarged=large data-key=key.to_string() aria-busy=pending.is_some().then_some("true")>
+            <button
+                type="button"
+                class="classified-figure"
+                aria-label=figure_label
+                aria-pressed=move || large().to_string()
+                title=move || if large() { "Show smaller" } else { "Show large" }
+                on:click=toggle
+            >
                 <img
                     id=first.then_some("classify-preview")
                     class="classified-image"
@@ -552,12 +567,12 @@ pub fn classified_card(first: bool, card: Classified, actions: impl IntoView) ->
                     on:error=move |_| unreadable.set(true)
                 />
                 <Show when=move || unreadable.get()>
-                    <div class="classified-image not-an-image" role="img" aria-label="Not an image the browser can show">
+                    <span class="classified-image not-an-image" role="img" aria-label="Not an image the browser can show">
                         "Not an image"
-                    </div>
+                    </span>
                 </Show>
                 {heat_map}
-            </div>
+            </button>
             <div class="prediction-block">
                 <p class="image-name" title=title>{name}</p>
                 {answered}
@@ -668,15 +683,5 @@ mod tests {
             "notes.txt is not a PNG, JPEG, WebP, BMP or GIF image, so it was left out."
         );
         assert!(skipped_sentence(&["a.txt".into(), "b.pdf".into()]).unwrap().starts_with("a.txt, b.pdf are not"));
-    }
-
-    #[test]
-    fn the_card_is_on_screen_when_any_of_it_is_in_the_window() {
-        assert!(on_screen(100.0, 400.0, 900.0));
-        assert!(on_screen(-300.0, 10.0, 900.0));
-        assert!(on_screen(850.0, 1200.0, 900.0));
-        assert!(!on_screen(900.0, 1200.0, 900.0), "below the window");
-        assert!(!on_screen(-400.0, 0.0, 900.0), "above the window");
-        assert!(!on_screen(0.0, 0.0, 900.0), "not rendered");
     }
 }

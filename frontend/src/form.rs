@@ -243,6 +243,13 @@ impl Preset {
         }
     }
 
+    /// Whether `form` holds this recipe, which is when its button shows as pressed. Editing a setting the
+    /// recipe sets leaves it; editing one it keeps (dataset, seed, input size, weights) does not, since
+    /// those are the person's own choices under any recipe.
+    pub fn holds(self, form: &TrainForm) -> bool {
+        self.applied(form) == *form
+    }
+
     /// `form` with this recipe applied. Dataset, seed, input size and chosen weights are kept; every
     /// other field takes the recipe's value or its default. Presets that want pretrained weights pick
     /// ImageNet's when none are chosen.
@@ -496,6 +503,24 @@ mod tests {
         assert_eq!((config.schedule, config.warmup_epochs, config.epochs), (Schedule::Cosine, 1, 10));
         assert!(config.nesterov && config.random_crop && config.horizontal_flip);
         assert_eq!((config.lr, config.weight_decay), (0.01, 5e-4));
+    }
+
+    #[test]
+    fn a_preset_is_held_through_edits_of_what_it_keeps_but_not_of_what_it_sets() {
+        for preset in Preset::ALL {
+            let form = preset.applied(&filled());
+            assert!(preset.holds(&form), "{preset:?}");
+            for (kept, value) in [("seed", "123"), ("input_size", "96")] {
+                let mut edited = form.clone();
+                edited.set(kept, value);
+                assert!(preset.holds(&edited), "{preset:?} keeps {kept}");
+            }
+            for (set, value) in [("epochs", "37"), ("lr", "0.5"), ("batch_size", "12")] {
+                let mut edited = form.clone();
+                edited.set(set, value);
+                assert!(!preset.holds(&edited), "{preset:?} sets {set}: editing it leaves the recipe");
+            }
+        }
     }
 
     #[test]

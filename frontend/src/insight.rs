@@ -418,6 +418,9 @@ fn GalleryView(
             </label>
         </div>
         <p class="error" role="alert">{move || explain_error.get()}</p>
+        <Show when=move || explain.get() && explanations.with(|maps| !maps.is_empty())>
+            <heatmap::HeatLegend id=format!("{id}-legend") counted_for="the predicted class"/>
+        </Show>
         <div id=id class="gallery" aria-busy=move || gallery.with(|g| g.loading).to_string()>
             {move || {
                 let Gallery { images, loading, error } = gallery.get();

@@ -1,6 +1,8 @@
-//! How the page fits a phone: the section tabs that keep Train, Runs and Classify one tap away, the Stop
-//! button that the live run's panel carries (style.css moves that panel to the top of a narrow page while
-//! a run is active), and how a chart's view box and text sizes follow the width it is drawn at.
+//! How the page fits the screen it is on: the section tabs in the sticky header that keep Train, Runs,
+//! Classify and Datasets one click or tap away at every width; the Stop button that the live run's panel
+//! carries (style.css moves that panel to the top of a narrow page while a run is active) and the page
+//! kept still under the person's thumb when it moves; and how a chart's view box and text sizes follow
+//! the width it is drawn at.
 
 use leptos::prelude::*;
 use shared::{ClientMessage, RunStatus};
@@ -82,8 +84,8 @@ fn stop_observing(observing: Observing) {
     }
 }
 
-/// Tabs to the page's three places, in the sticky header: on a phone the form, the run list and the
-/// classify card are otherwise thousands of pixels apart. style.css shows them on narrow screens only.
+/// Tabs to the page's four places, in the sticky header at every width: the form, the run list, the
+/// classify card and the dataset cards are otherwise screens apart, on a phone thousands of pixels.
 #[component]
 pub fn SectionTabs() -> impl IntoView {
     view! {
@@ -91,7 +93,80 @@ pub fn SectionTabs() -> impl IntoView {
             <a href="#train-card">"Train"</a>
             <a href="#runs-card">"Runs"</a>
             <a href="#classify">"Classify"</a>
+            <a href="#dataset-health">"Datasets"</a>
         </nav>
+    }
+}
+
+/// Whether an element spanning `top`..`bottom` (CSS pixels from the top of the window, as
+/// `getBoundingClientRect` gives them) shows in a window `viewport` pixels high. A hidden element has no box.
+pub fn on_screen(top: f64, bottom: f64, viewport: f64) -> bool {
+    bottom > top && bottom > 0.0 && top < viewport
+}
+
+/// Keeps the `live` class of the page's `<main>` in step with [`run_active`] (on a phone style.css then
+/// moves the live run's panel to the top), and keeps the page still under the person's thumb when that
+/// moves cards: the card they last pressed or focused in (Stop or Resume in the run's panel, Start in
+/// the form) stays where it was on screen. Without such a card on screen, the card at the top of the
+/// window stays, unless the page is at its very top, where a run that is training comes first.
+pub fn follow_live_run(main: NodeRef<leptos::html::Main>) {
+    let acting = StoredValue::new_local(None::<web_sys::Element>);
+    let remember = move |target: Option<web_sys::EventTarget>| {
+        let card = target.and_then(|t| t.dyn_into::<web_sys::Element>().ok()).and_then(|e| e.closest(".card").ok()?);
+        if card.is_some() {
+            acting.set_value(card);
+        }
+    };
+    let pressed = window_event_listener(leptos::ev::pointerdown, move |ev| remember(ev.target()));
+    let focused = window_event_listener(leptos::ev::focusin, move |ev| remember(ev.target()));
+    on_cleanup(move || {
+        pressed.remove();
+        focused.remove();
+    });
+    let active = run_active();
+    Effect::new(move |_| {
+        let live = active.get();
+        let Some(main) = main.get() else { return };
+        let anchor = acting.with_value(|card| card_to_keep(card.clone()));
+        keep_in_place(anchor.as_ref(), || {
+            main.set_class_name(if live { "layout live" } else { "layout" });
+        });
+    });
+}
+
+/// The card to keep still while the layout changes: `acting` when it is on screen, else the card at
+/// the top of the window, or none at the very top of the page.
+fn card_to_keep(acting: Option<web_sys::Element>) -> Option<web_sys::Element> {
+    let window = web_sys::window()?;
+    let viewport = window.inner_height().ok()?.as_f64()?;
+    let shows = |card: &web_sys::Element| {
+        let rect = card.get_bounding_client_rect();
+        card.is_connected() && on_screen(rect.top(), rect.bottom(), viewport)
+    };
+    if let Some(card) = acting.filter(shows) {
+        return Some(card);
+    }
+    if window.scroll_y().ok()? <= 0.0 {
+        return None;
+    }
+    let document = window.document()?;
+    let below_header =
+        document.get_element_by_id("section-tabs").map_or(0.0, |tabs| tabs.get_bounding_client_rect().bottom());
+    let width = window.inner_width().ok()?.as_f64()?;
+    document.element_from_point((width / 2.0) as f32, (below_header + 24.0) as f32)?.closest(".card").ok()?
+}
+
+/// Runs `change`, then scrolls the window by as much as it moved `anchor`, so that `anchor` stays where it
+/// was on screen.
+fn keep_in_place(anchor: Option<&web_sys::Element>, change: impl FnOnce()) {
+    let before = anchor.map(|anchor| anchor.get_bounding_client_rect().top());
+    change();
+    let (Some(anchor), Some(before)) = (anchor, before) else { return };
+    let moved = anchor.get_bounding_client_rect().top() - before;
+    if moved.abs() >= 0.5 {
+        if let Some(window) = web_sys::window() {
+            window.scroll_by_with_x_and_y(0.0, moved);
+        }
     }
 }
 
@@ -163,6 +238,16 @@ mod tests {
         }
         let phone = ChartFit::following(Some(NARROW_WIDTH / 1.25));
         assert_eq!(phone, ChartFit { view_width: NARROW_WIDTH, text_scale: 1.25 });
+    }
+
+    #[test]
+    fn an_element_is_on_screen_when_any_of_it_is_in_the_window() {
+        assert!(on_screen(100.0, 400.0, 900.0));
+        assert!(on_screen(-300.0, 10.0, 900.0));
+        assert!(on_screen(850.0, 1200.0, 900.0));
+        assert!(!on_screen(900.0, 1200.0, 900.0), "below the window");
+        assert!(!on_screen(-400.0, 0.0, 900.0), "above the window");
+        assert!(!on_screen(0.0, 0.0, 900.0), "not rendered");
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! - [`lr_finder`]: "Find learning rate" beside the learning-rate box, its log-scale curve and "Use this";
 //! - [`saved`]: the training form kept in the browser, so a reload keeps what was typed;
 //! - [`settings`]: the form's setting controls, built from the shared field table (`shared::FIELDS`);
-//! - [`layout`]: what fits the page to a phone (section tabs, the live run's Stop, charts fitted to their drawn width);
+//! - [`layout`]: what fits the page to the screen (section tabs, the live run's Stop and the page kept still when
+//!   it moves, charts fitted to their drawn width);
 //! - [`ws`]: the WebSocket, reopened with backoff whenever it drops;
 //! - [`api`]: the HTTP calls (datasets, weights, uploads, classify, test images).
 //!
@@ -74,6 +75,8 @@ pub fn App() -> impl IntoView {
     });
     provide_context(studio);
     versions::provide_pending_edits();
+    let main = NodeRef::<leptos::html::Main>::new();
+    layout::follow_live_run(main);
 
     view! {
         <header class="topbar">
@@ -85,18 +88,20 @@ pub fn App() -> impl IntoView {
             <ConnectionState/>
             <layout::SectionTabs/>
         </header>
-        <main class="layout" class:live=layout::run_active()>
+        // The form and the dataset cards beside the runs; the classify card below both, as wide as the page,
+        // so its results sit side by side. On a phone one column, in the order style.css gives.
+        <main class="layout" node_ref=main>
             <div class="column side">
                 <TrainPanel/>
                 <DatasetHealthCard/>
                 <DatasetUpload/>
-                <ClassifyPanel/>
             </div>
             <div class="column main">
                 <RunList/>
                 <CompareRuns/>
                 <RunDetail/>
             </div>
+            <ClassifyPanel/>
         </main>
         <versions::PendingEditsBar/>
     }

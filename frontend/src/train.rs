@@ -190,9 +190,7 @@ fn Presets(signals: FormSignals) -> impl IntoView {
                     type="button"
                     class="preset"
                     data-preset=preset.key()
-                    aria-pressed=move || {
-                        form.with(|f| preset.applied(f) == *f).to_string()
-                    }
+                    aria-pressed=move || form.with(|f| preset.holds(f)).to_string()
                     on:click=move |_| apply(preset)
                 >
                     <span class="preset-title">{preset.title()}</span>

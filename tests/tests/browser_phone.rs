@@ -1,9 +1,12 @@
-//! The page on a phone (390 x 844 CSS pixels) and its accessibility audit (issue 12, points 6 and 11), in
-//! a real headless Chromium against a real server with real training: in every state a person reaches,
-//! nothing scrolls sideways, no text is under 11 px, and axe-core finds no serious or critical violation
-//! (`look_at`); while a run trains its panel with Stop comes first; tabs reach Train, Runs and Classify;
-//! the confusion matrix scrolls in its own box. The same walk at 1280 x 900 audits the states the other
-//! browser tests do not reach. Screenshots: `target/screenshots/phone-*.png`, `desktop-*.png`.
+//! The page on a phone (390 x 844 CSS pixels) and at 1280 x 900, and its accessibility audit (issue 12,
+//! points 6 and 11; issue 30, points 4 and 5), in a real headless Chromium against a real server with real
+//! training: in every state a person reaches, nothing scrolls sideways, no text is under 11 px, and
+//! axe-core finds no serious or critical violation (`look_at`); the first screen is New run, or the run
+//! training with its Stop; Stop and Resume leave the run's panel where it was under the thumb; tabs reach
+//! Train, Runs, Classify and Datasets in one click at both widths; Start is on the first screen at
+//! 1280 px; classify results sit side by side at 1280 px and one opens large with its heat map and
+//! legend; no setting or class name is cut; the confusion matrix scrolls in its own box. Screenshots:
+//! `target/screenshots/phone-*.png`, `desktop-*.png`.
 
 mod common;
 
@@ -11,7 +14,6 @@ use common::browser::*;
 use common::{png_bytes, TestServer};
 use fantoccini::{Client, Locator};
 use serde::Deserialize;
-use std::path::Path;
 use std::time::Duration;
 
 /// Ten classes with CIFAR-10's names, so the confusion matrix is as wide as the issue measured it.
@@ -115,19 +117,56 @@ async fn fits(browser: &Client, state: &str) {
 struct Rect {
     top: f64,
     bottom: f64,
+    left: f64,
     right: f64,
+}
+
+impl Rect {
+    fn width(&self) -> f64 {
+        self.right - self.left
+    }
 }
 
 async fn rect_of(browser: &Client, css: &str) -> Rect {
     let element = browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
     let rect = browser
         .execute(
-            "const r = arguments[0].getBoundingClientRect(); return { top: r.top, bottom: r.bottom, right: r.right };",
+            "const r = arguments[0].getBoundingClientRect();
+             return { top: r.top, bottom: r.bottom, left: r.left, right: r.right };",
             vec![serde_json::to_value(&element).unwrap()],
         )
         .await
         .unwrap();
     serde_json::from_value(rect).unwrap()
+}
+
+/// Clicks the element at `css` where it is, without scrolling it first (as [`click`] does), as a thumb
+/// presses what is under it.
+async fn press_in_place(browser: &Client, css: &str) {
+    browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+}
+
+/// How far the run's panel moved on screen while `what` happened: its top before `act`, less its top once
+/// `done` says it happened.
+async fn panel_moved<A, D, DF>(browser: &Client, what: &str, act: A, done: D) -> f64
+where
+    A: std::future::Future<Output = ()>,
+    D: FnMut() -> DF,
+    DF: std::future::Future<Output = Option<()>>,
+{
+    let before = rect_of(browser, ".run-detail").await.top;
+    act.await;
+    eventually(what, Duration::from_secs(60), done).await;
+    // A frame for the page to settle after the change.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = rect_of(browser, ".run-detail").await.top;
+    eprintln!("{what}: the run's panel was at {before:.1} px, now at {after:.1} px");
+    after - before
+}
+
+/// Whether the page's layout shows a run as active (on a phone, its panel first).
+async fn layout_live(browser: &Client) -> bool {
+    evaluate(browser, "return document.querySelector('main.layout').classList.contains('live');", Vec::new()).await
 }
 
 async fn window_height(browser: &Client) -> f64 {
@@ -156,7 +195,38 @@ async fn stop_from_the_live_panel(browser: &Client, id: u64, phone: bool) {
         }
     }
     fits(browser, &format!("{}-training", prefix(phone))).await;
-    click(browser, "button#stop-live").await;
+    if !phone {
+        click(browser, "button#stop-live").await;
+        stopped_on_page(browser, id).await;
+        return;
+    }
+    // On a phone the panel leaves the top of the page when the run stops and comes back when it resumes:
+    // the page moves with it, so that what the thumb pressed stays under it.
+    let moved = panel_moved(browser, "Stop", press_in_place(browser, "button#stop-live"), || async {
+        let badge = format!("#runs li[data-run-id='{id}'] .status-stopped");
+        let stopped = browser.find(Locator::Css(&badge)).await.is_ok();
+        (stopped && !layout_live(browser).await).then_some(())
+    })
+    .await;
+    assert!(moved.abs() <= 2.0, "Stop moved the run's panel by {moved:.1} px");
+    fits(browser, "phone-stopped").await;
+    let moved = panel_moved(browser, "Resume", press_in_place(browser, "button#resume"), || async {
+        let button = browser.find(Locator::Css("button#stop-live")).await.ok()?;
+        let training = button.is_enabled().await.ok()? && button.text().await.ok()? == stop;
+        (training && layout_live(browser).await).then_some(())
+    })
+    .await;
+    assert!(moved.abs() <= 2.0, "Resume moved the run's panel by {moved:.1} px");
+    let moved = panel_moved(browser, "Stop again", press_in_place(browser, "button#stop-live"), || async {
+        let badge = format!("#runs li[data-run-id='{id}'] .status-stopped");
+        let stopped = browser.find(Locator::Css(&badge)).await.is_ok();
+        (stopped && !layout_live(browser).await).then_some(())
+    })
+    .await;
+    assert!(moved.abs() <= 2.0, "Stop moved the run's panel by {moved:.1} px");
+}
+
+async fn stopped_on_page(browser: &Client, id: u64) {
     let badge = format!("#runs li[data-run-id='{id}'] .status-stopped");
     eventually(&format!("run {id} stopped"), Duration::from_secs(60), || async {
         browser.find(Locator::Css(&badge)).await.ok()
@@ -227,9 +297,14 @@ async fn visit_every_state(browser: &Client, phone: bool) {
     })
     .await;
     fits(browser, &name("trained-analysis")).await;
+    nothing_is_cut(browser, &name("trained-analysis")).await;
 
-    classify_one_image(browser, short).await;
+    classify_two_explained_images(browser, short).await;
     fits(browser, &name("classified")).await;
+    if !phone {
+        results_sit_side_by_side(browser).await;
+    }
+    an_image_opens_large_with_its_heat_map_and_legend(browser, &name("classified-large")).await;
 
     for id in [long, short] {
         click(browser, &format!("#runs li[data-run-id='{id}'] input.compare")).await;
@@ -241,24 +316,104 @@ async fn visit_every_state(browser: &Client, phone: bool) {
     fits(browser, &name("compare")).await;
 }
 
-/// Classifies a picture of the "bird" colour with run `id` and waits for its predictions.
-async fn classify_one_image(browser: &Client, id: u64) {
-    let image = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
-    std::fs::write(image.path(), png_bytes(CLASSES[2].1, 48, 3)).unwrap();
+/// Every element of the run's settings, per-class table and confusion matrix whose text is cut (wider
+/// than its box, which hides the rest or ends it with an ellipsis), and the per-class table's box when
+/// it hides rows: what each says, its box and its text widths.
+const CUT_TEXT: &str = r#"
+    const cut = [];
+    for (const element of document.querySelectorAll('#run-config *, #per-class *, #confusion *')) {
+        if (element.closest('.visually-hidden') || !element.checkVisibility()) continue;
+        const style = getComputedStyle(element);
+        const hides = style.overflowX !== 'visible' || style.textOverflow === 'ellipsis';
+        if (hides && element.scrollWidth > element.clientWidth + 1) {
+            cut.push(`${element.textContent.trim().slice(0, 60)}: ${element.scrollWidth} px in ${element.clientWidth} px`);
+        }
+    }
+    const box = document.querySelector('.per-class-wrap');
+    if (box.scrollHeight > box.clientHeight + 1) {
+        cut.push(`the per-class table: ${box.scrollHeight} px of rows in a ${box.clientHeight} px box`);
+    }
+    return cut;
+"#;
+
+/// No setting of the shown run, no row of its per-class table and no class name of its confusion matrix
+/// is cut off (issue 30, point 5): long values wrap, and ten classes show in full.
+async fn nothing_is_cut(browser: &Client, state: &str) {
+    let values: usize =
+        evaluate(browser, "return document.querySelectorAll('#run-config dd').length;", Vec::new()).await;
+    assert!(values >= 10, "{state}: the run's settings show: {values}");
+    let cut: Vec<String> = evaluate(browser, CUT_TEXT, Vec::new()).await;
+    assert!(cut.is_empty(), "{state}: text is cut: {cut:#?}");
+}
+
+/// Ticks Explain and classifies pictures of the "bird" and "cat" colours with run `id`, then waits for
+/// both images' predictions and heat maps.
+async fn classify_two_explained_images(browser: &Client, id: u64) {
+    let images: Vec<_> = [2, 3]
+        .map(|class| {
+            let image = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+            std::fs::write(image.path(), png_bytes(CLASSES[class].1, 48, 3)).unwrap();
+            image
+        })
+        .into();
     eventually("the trained model to choose", Duration::from_secs(30), || async {
         browser.find(Locator::Css(&format!("select#classify-run option[value='{id}']"))).await.ok()
     })
     .await;
-    upload(browser, "input#classify-file", image.path()).await;
-    eventually("the predictions", Duration::from_secs(60), || async {
-        browser.find(Locator::Css("#classify .prediction")).await.ok()
+    click(browser, "input#classify-explain").await;
+    let paths: Vec<String> = images.iter().map(|image| image.path().display().to_string()).collect();
+    let input = browser.find(Locator::Css("input#classify-file")).await.unwrap();
+    input.send_keys(&paths.join("\n")).await.unwrap();
+    eventually("both images' predictions and heat maps", Duration::from_secs(60), || async {
+        let maps = browser.find_all(Locator::Css("#classify .classified svg.heatmap")).await.ok()?.len();
+        let answered = browser.find_all(Locator::Css("#classify .classified .prediction")).await.ok()?.len();
+        (maps == 2 && answered >= 2).then_some(())
     })
     .await;
+    let legend = browser.find(Locator::Css("#classify-legend")).await.expect("the heat maps' legend shows");
+    let words = legend.text().await.unwrap();
+    assert!(words.contains("blue") && words.contains("red"), "the legend says what the colours mean: {words}");
+    let card = browser.find(Locator::Css("#classify")).await.unwrap();
+    scroll_to(browser, &card).await;
 }
 
-async fn upload(browser: &Client, css: &str, file: &Path) {
-    let input = browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
-    input.send_keys(&file.display().to_string()).await.unwrap();
+/// At 1280 px the classify card spans the page and its two results sit side by side.
+async fn results_sit_side_by_side(browser: &Client) {
+    let card = rect_of(browser, "#classify").await;
+    let page = rect_of(browser, "main.layout").await;
+    assert!(card.width() > 0.9 * page.width(), "the classify card ({card:?}) spans the page ({page:?})");
+    let first = rect_of(browser, "#classify .classified:nth-child(1)").await;
+    let second = rect_of(browser, "#classify .classified:nth-child(2)").await;
+    eprintln!("classify card {:.0} px wide; results at {first:?} and {second:?}", card.width());
+    assert!((first.top - second.top).abs() < 1.0 && second.left >= first.right, "side by side: {first:?}, {second:?}");
+}
+
+/// Pressing a classified image shows it large with its heat map over it and the legend; pressing it
+/// again (with the keyboard) shows it small again. `state` names the audited screenshot.
+async fn an_image_opens_large_with_its_heat_map_and_legend(browser: &Client, state: &str) {
+    const FIGURE: &str = "#classify .classified:nth-child(1) button.classified-figure";
+    let small = rect_of(browser, &format!("{FIGURE} svg.heatmap")).await;
+    click(browser, FIGURE).await;
+    let figure = browser.find(Locator::Css(FIGURE)).await.unwrap();
+    assert_eq!(figure.attr("aria-pressed").await.unwrap().as_deref(), Some("true"));
+    let large = rect_of(browser, &format!("{FIGURE} svg.heatmap")).await;
+    let image = rect_of(browser, &format!("{FIGURE} img.classified-image")).await;
+    eprintln!("heat map {:.0} px wide, shown large {:.0} px", small.width(), large.width());
+    assert!(large.width() >= 250.0 && large.width() >= 2.5 * small.width(), "large: {large:?}, small: {small:?}");
+    assert!(
+        (large.top - image.top).abs() <= 1.5 && (large.width() - image.width()).abs() <= 2.5,
+        "the map covers the image: {large:?} {image:?}"
+    );
+    let legend = rect_of(browser, "#classify-legend").await;
+    assert!(legend.width() > 0.0, "the legend shows beside the large map");
+    fits(browser, state).await;
+    figure.send_keys("\u{E007}").await.unwrap();
+    eventually("the image small again", Duration::from_secs(5), || async {
+        (figure.attr("aria-pressed").await.ok()?.as_deref() == Some("false")).then_some(())
+    })
+    .await;
+    let again = rect_of(browser, &format!("{FIGURE} svg.heatmap")).await;
+    assert!((again.width() - small.width()).abs() < 1.0, "Enter showed it small again: {again:?}");
 }
 
 #[tokio::test]
@@ -276,24 +431,77 @@ async fn on_a_desktop_the_live_panel_analysis_classify_and_compare_pass_the_audi
 }
 
 #[tokio::test]
-async fn on_a_phone_train_runs_and_classify_are_each_one_tap_away() {
+async fn on_a_phone_the_first_screen_is_new_run_and_train_runs_classify_and_datasets_are_each_one_tap_away() {
     let OpenPage { browser, _driver, server: _server } = open_ten_class_page(390, 844).await;
-    let screen = window_height(&browser).await;
-    // From the bottom of the page, and back up: each tab brings its section under the sticky header.
-    browser.execute("window.scrollTo(0, document.body.scrollHeight);", Vec::new()).await.unwrap();
-    for (tab, section) in [("#classify", "#classify"), ("#runs-card", "#runs-card"), ("#train-card", "#train-card")] {
-        let link = browser.find(Locator::Css(&format!("#section-tabs a[href='{tab}']"))).await.unwrap();
-        assert!(link.is_displayed().await.unwrap(), "the {tab} tab shows wherever the page is scrolled");
-        link.click().await.unwrap();
-        eventually(&format!("{section} under the header"), Duration::from_secs(5), || async {
-            let header = rect_of(&browser, "header.topbar").await;
-            let shown = rect_of(&browser, section).await;
-            (shown.top >= header.bottom - 1.0 && shown.top < screen / 2.0).then_some(())
-        })
-        .await;
-    }
-    look_at(&browser, "phone-tabs").await;
+    let header = rect_of(&browser, "header.topbar").await;
+    let first: String = evaluate(
+        &browser,
+        "const card = document.elementFromPoint(window.innerWidth / 2, arguments[0] + 30).closest('.card');
+         return card ? card.id : '';",
+        vec![serde_json::json!(header.bottom)],
+    )
+    .await;
+    let form = rect_of(&browser, "#train-card").await;
+    eprintln!("390 x 844: header ends at {:.0} px, New run starts at {:.0} px", header.bottom, form.top);
+    assert_eq!(first, "train-card", "the first card under the header is New run (form at {form:?})");
+    each_tab_brings_its_card_under_the_header(&browser, "phone-tabs").await;
     let tabs = rect_of(&browser, "#section-tabs").await;
     assert!(tabs.right <= 390.0, "the tabs fit the screen: {tabs:?}");
     browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn at_1280_px_start_is_on_the_first_screen_and_the_tabs_reach_every_card_in_one_click() {
+    let OpenPage { browser, _driver, server: _server } = open_ten_class_page(1280, 900).await;
+    let screen = window_height(&browser).await;
+    let start = rect_of(&browser, "button#start").await;
+    let header = rect_of(&browser, "header.topbar").await;
+    eprintln!(
+        "1280 x 900: Start spans {:.0}-{:.0} px, the header ends at {:.0} px",
+        start.top, start.bottom, header.bottom
+    );
+    assert!(
+        start.top >= header.bottom && start.bottom <= screen,
+        "Start ({start:?}) is on the first screen ({screen} px)"
+    );
+    let uncovered: bool = evaluate(
+        &browser,
+        "const r = document.querySelector('button#start').getBoundingClientRect();
+         const under = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+         return !!under && !!under.closest('button#start');",
+        Vec::new(),
+    )
+    .await;
+    assert!(uncovered, "nothing covers Start");
+    each_tab_brings_its_card_under_the_header(&browser, "desktop-tabs").await;
+    browser.close().await.unwrap();
+}
+
+/// From the bottom of the page, and back up: each tab of the sticky header shows wherever the page is
+/// scrolled, and one click brings its card on screen, under the header (or as far up as the page scrolls).
+async fn each_tab_brings_its_card_under_the_header(browser: &Client, state: &str) {
+    let screen = window_height(browser).await;
+    browser.execute("window.scrollTo(0, document.body.scrollHeight);", Vec::new()).await.unwrap();
+    let tabs =
+        [("#classify", "Classify"), ("#dataset-health", "Datasets"), ("#runs-card", "Runs"), ("#train-card", "Train")];
+    for (card, name) in tabs {
+        let link = browser.find(Locator::Css(&format!("#section-tabs a[href='{card}']"))).await.unwrap();
+        assert!(link.is_displayed().await.unwrap(), "the {name} tab shows wherever the page is scrolled");
+        assert_eq!(link.text().await.unwrap(), name);
+        link.click().await.unwrap();
+        eventually(&format!("{card} under the header"), Duration::from_secs(5), || async {
+            let header = rect_of(browser, "header.topbar").await;
+            let shown = rect_of(browser, card).await;
+            let at_bottom: bool = evaluate(
+                browser,
+                "return window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1;",
+                Vec::new(),
+            )
+            .await;
+            let under_header = shown.top >= header.bottom - 1.0;
+            (under_header && (shown.top < screen / 2.0 || at_bottom && shown.top < screen - 100.0)).then_some(())
+        })
+        .await;
+    }
+    look_at(browser, state).await;
 }
