@@ -174,3 +174,66 @@ async fn a_partition_slurm_does_not_know_fails_the_run_with_slurms_own_sentence(
     let why = failed.error.unwrap_or_default();
     assert!(why.starts_with("Slurm refused the job: ") && why.contains("nvalid partition"), "{why}");
 }
+
+/// `transfer-studio serve` as a process of its own on `port`, training on `cluster`.
+fn serve(cluster: &Cluster, data: &std::path::Path, port: u16) -> std::process::Child {
+    std::process::Command::new(common::workspace_root().join("target/release/transfer-studio"))
+        .args(["serve", "--port", &port.to_string(), "--data-dir"])
+        .arg(data)
+        .args(["--executor", "slurm", "--slurm-partition", "studio", "--slurm-cpus", "1"])
+        .env("SLURM_CONF", cluster.conf())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn run_at(base: &str, id: u64) -> Option<Run> {
+    reqwest::get(format!("{base}/api/runs/{id}")).await.ok()?.json().await.ok()
+}
+
+/// Polls run `id` at `base` until `done` holds, for up to `seconds`.
+async fn wait_at(base: &str, id: u64, seconds: u64, done: impl Fn(&Run) -> bool) -> Run {
+    for _ in 0..seconds * 5 {
+        if let Some(run) = run_at(base, id).await.filter(|run| done(run)) {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("run {id} did not get there in {seconds} s: {:?}", run_at(base, id).await);
+}
+
+#[tokio::test]
+async fn a_studio_killed_while_its_job_trains_follows_the_same_job_again_when_it_starts() {
+    if skip_without_slurm() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut studio = serve(&cluster, data.path(), port);
+    let created = loop {
+        let answer = reqwest::Client::new().post(format!("{base}/api/runs")).json(&config(6)).send().await;
+        if let Ok(answer) = answer {
+            break answer.json::<Value>().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let id = created["id"].as_u64().unwrap_or_else(|| panic!("{created}"));
+    let before = wait_at(&base, id, 120, |run| run.status == RunStatus::Running && !run.epochs.is_empty()).await;
+    let (job, _) = job_of(&before);
+    studio.kill().unwrap(); // SIGKILL: no shutdown, no scancel
+    studio.wait().unwrap();
+    assert!(cluster.ask("squeue", &["-h", "-j", &job, "-o", "%T"]).contains("RUNNING"), "the job went on");
+
+    let mut studio = serve(&cluster, data.path(), port);
+    let done = wait_at(&base, id, 180, |run| run.status.is_finished()).await;
+    studio.kill().unwrap();
+    studio.wait().unwrap();
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    assert_eq!(job_of(&done).0, job, "the same job, followed again, not a new one");
+    let epochs: Vec<u32> = done.epochs.iter().map(|m| m.epoch).collect();
+    assert_eq!(epochs, [1, 2, 3, 4, 5, 6], "every epoch, including those while the studio was down");
+}

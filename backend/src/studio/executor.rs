@@ -18,6 +18,13 @@ pub trait Executor: Send + Sync {
     fn stop_taking_jobs(&self);
     /// How many attempts (or learning-rate sweeps) are being worked on now.
     fn busy(&self) -> usize;
+    /// Follows again `job`, handed over before the studio last stopped as the executor's `job_id`; true if
+    /// it can (the job may since have ended: it is then reported as it ended). Local attempts die with the
+    /// studio, so by default there is nothing to follow.
+    fn reattach(&self, job: TrainJob, job_id: &str) -> bool {
+        let _ = (job, job_id);
+        false
+    }
 }
 
 /// An executor as `/api/health` describes it.

@@ -362,10 +362,10 @@ fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &RunDir) -> Result<
 /// went down are marked interrupted, and every run gets the epochs its checkpoint holds but the history
 /// missed. Only a run that cannot be marked interrupted stops the start; an epoch that still cannot be
 /// recorded stays in its checkpoint for the next start.
-fn reconcile_history(store: &Store, runs_dir: &Path) -> Result<(), StoreError> {
+fn reconcile_history(store: &Store, runs_dir: &Path, jobs_outlive_the_studio: bool) -> Result<(), StoreError> {
     for run in store.runs()? {
         let run_dir = RunDir::new(runs_dir.join(run.id.to_string()));
-        if run.status == RunStatus::Running {
+        if run.status == RunStatus::Running && !(jobs_outlive_the_studio && slurm_job(&run).is_some()) {
             store.in_transaction(|store| {
                 let why = "the server stopped while this run was training";
                 store.set_status(run.id, RunStatus::Interrupted, Some(why))?;
@@ -376,6 +376,14 @@ fn reconcile_history(store: &Store, runs_dir: &Path) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// The Slurm job run `run` was last placed in, if it was.
+fn slurm_job(run: &Run) -> Option<&str> {
+    match &run.placement {
+        Some(shared::Placement::Slurm { job_id, .. }) => Some(job_id),
+        _ => None,
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -420,7 +428,9 @@ impl Studio {
         set_aside_what_blocks_the_history(&settings.data_dir)?;
         let memory = MemoryBudget::new(settings.memory_budget);
         let store = Store::open(&settings.data_dir.join(DATABASE_FILE))?;
-        reconcile_history(&store, &settings.data_dir.join(RUNS_FOLDER))?;
+        // A Slurm job goes on while the studio is down: its run is reattached below, not interrupted.
+        let slurm = matches!(settings.executor, ExecutorChoice::Slurm(_));
+        reconcile_history(&store, &settings.data_dir.join(RUNS_FOLDER), slurm)?;
         let (engine_events, engine_receiver) = mpsc::unbounded_channel();
         let engine = Engine::start(&settings.slot_plan(device), engine_events.clone());
         let executor: Box<dyn Executor> = match &settings.executor {
@@ -441,12 +451,16 @@ impl Studio {
             memory,
             imagenet_reachability: Mutex::new(None),
         }));
-        let queued = studio.store().ids_with_status(RunStatus::Queued)?;
-        for id in queued {
-            let run = studio.run(id)?;
-            // A queued run with a checkpoint was queued by a resume.
-            let resume = studio.run_dir(id).saved_progress().is_some();
-            studio.enqueue(id, run.config, resume)?;
+        for status in [RunStatus::Running, RunStatus::Queued] {
+            let ids = studio.store().ids_with_status(status)?;
+            for id in ids {
+                let run = studio.run(id)?;
+                // A queued run with a checkpoint was queued by a resume.
+                let resume = studio.run_dir(id).saved_progress().is_some();
+                if !studio.reattach(&run, resume) && status == RunStatus::Queued {
+                    studio.enqueue(id, run.config, resume)?;
+                }
+            }
         }
         studio.record_engine_events(engine_receiver);
         Ok(studio)
@@ -724,6 +738,26 @@ impl Studio {
         };
         self.submit(run_id, job, config, resume);
         Ok(())
+    }
+
+    /// Hands the executor run `run`'s job from before the studio last stopped, if it has one to follow
+    /// again (a Slurm job); true if it took it, and its events are then replayed from the start.
+    fn reattach(&self, run: &Run, resume: bool) -> bool {
+        let Some(job_id) = slurm_job(run) else { return false };
+        let job = {
+            let mut live = self.live();
+            self.register_attempt(&mut live, run.id)
+        };
+        let paths = self.training_paths(self.run_dir(run.id).path().to_path_buf());
+        let QueuedJob { attempt, control: cancel } = job;
+        let train = TrainJob { run_id: run.id, attempt, config: run.config.clone(), paths, cancel, resume };
+        let taken = self.0.executor.reattach(train, job_id);
+        if taken {
+            tracing::info!(run_id = run.id, job_id, "following the run's Slurm job again");
+        } else {
+            self.live().jobs.remove(&run.id);
+        }
+        taken
     }
 
     /// Refuses a new attempt at `run_id` while one is queued or stopping, or once shutdown began.

@@ -133,6 +133,30 @@ impl Executor for Slurm {
     fn busy(&self) -> usize {
         self.state().submitted.len()
     }
+
+    fn reattach(&self, job: TrainJob, job_id: &str) -> bool {
+        let Some(files) = latest_attempt(&job.paths.run_dir) else { return false };
+        self.state().submitted.push(Submitted {
+            run_id: job.run_id,
+            attempt: job.attempt,
+            cancel: job.cancel,
+            job_id: job_id.to_string(),
+            files,
+            offset: 0,
+            told: None,
+            cancelling: false,
+        });
+        true
+    }
+}
+
+/// The files of the newest attempt written in `run_dir`, if any.
+fn latest_attempt(run_dir: &Path) -> Option<AttemptFiles> {
+    let numbers = std::fs::read_dir(run_dir.join("worker")).ok()?.filter_map(|entry| {
+        let name = entry.ok()?.file_name().into_string().ok()?;
+        name.strip_prefix("attempt-")?.strip_suffix(".json")?.parse::<u64>().ok()
+    });
+    numbers.max().map(|attempt| AttemptFiles::of(run_dir, attempt))
 }
 
 impl State {
