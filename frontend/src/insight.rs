@@ -369,7 +369,8 @@ fn ConfusedPairs(
 }
 
 /// Test images with their true and predicted classes and loss; with "Explain" ticked, each with the
-/// Grad-CAM heat map of the model's top class over it.
+/// Grad-CAM heat map of the model's top class over it, and the legend of its colours. Pressing a picture
+/// shows it large across the gallery, with its map, and small again.
 #[component]
 fn GalleryView(
     id: &'static str,
@@ -381,6 +382,8 @@ fn GalleryView(
     let explain = RwSignal::new(false);
     let explanations = RwSignal::new(HashMap::<usize, Explanation>::new());
     let explain_error = RwSignal::new(None::<String>);
+    // The test image shown large, by index: one at a time, kept while the gallery is redrawn.
+    let enlarged = RwSignal::new(None::<usize>);
     let requests = StoredValue::new(0u64);
     Effect::new(move |_| {
         let indices: Vec<usize> = gallery.with(|g| g.images.iter().map(|image| image.index).collect());
@@ -449,9 +452,21 @@ fn GalleryView(
                                 heatmap::heat_map(map, &class_name(classes, map.class_index))
                             });
                             let stretched = heat_map.is_some();
+                            let index = image.index;
+                            let large = move || enlarged.get() == Some(index);
+                            let toggle = move |_| {
+                                enlarged.update(|shown| *shown = if *shown == Some(index) { None } else { Some(index) })
+                            };
                             view! {
-                                <figure class="test-figure" class:wrong=image.actual != image.predicted>
-                                    <div class="test-picture">
+                                <figure class="test-figure" class:wrong=image.actual != image.predicted class:enlarged=large>
+                                    <button
+                                        type="button"
+                                        class="test-picture"
+                                        aria-label=format!("Large view of {caption}")
+                                        aria-pressed=move || large().to_string()
+                                        title=move || if large() { "Show smaller" } else { "Show large" }
+                                        on:click=toggle
+                                    >
                                         <img
                                             class="test-image"
                                             class:as-seen=stretched
@@ -462,7 +477,7 @@ fn GalleryView(
                                             height="64"
                                         />
                                         {heat_map}
-                                    </div>
+                                    </button>
                                     <figcaption>{caption}</figcaption>
                                     <crate::versions::MarkImage dataset=crate::versions::run_dataset(run_id) path=image.path.clone() current=Some(image.actual)/>
                                 </figure>

@@ -298,6 +298,8 @@ async fn visit_every_state(browser: &Client, phone: bool) {
     .await;
     fits(browser, &name("trained-analysis")).await;
     nothing_is_cut(browser, &name("trained-analysis")).await;
+    click(browser, "button#close-cell").await;
+    a_test_image_opens_large_with_its_heat_map_and_legend(browser, &name("gallery-large")).await;
 
     classify_two_explained_images(browser, short).await;
     fits(browser, &name("classified")).await;
@@ -344,6 +346,34 @@ async fn nothing_is_cut(browser: &Client, state: &str) {
     assert!(values >= 10, "{state}: the run's settings show: {values}");
     let cut: Vec<String> = evaluate(browser, CUT_TEXT, Vec::new()).await;
     assert!(cut.is_empty(), "{state}: text is cut: {cut:#?}");
+}
+
+/// Ticks Explain over the highest-loss test images, and presses the first: it shows large across the
+/// gallery with its heat map over it, beside the legend of the map's colours. `state` names the audited
+/// screenshot; pressing it again shows it small.
+async fn a_test_image_opens_large_with_its_heat_map_and_legend(browser: &Client, state: &str) {
+    const PICTURE: &str = "#high-loss .test-figure:first-child button.test-picture";
+    click(browser, "input#high-loss-explain").await;
+    eventually("the test images' heat maps", Duration::from_secs(60), || async {
+        browser.find(Locator::Css(&format!("{PICTURE} svg.heatmap"))).await.ok()
+    })
+    .await;
+    let words = text_of(browser, "#high-loss-legend").await.expect("the gallery's legend shows");
+    assert!(words.contains("blue") && words.contains("red"), "the legend says what the colours mean: {words}");
+    let small = rect_of(browser, &format!("{PICTURE} svg.heatmap")).await;
+    click(browser, PICTURE).await;
+    let large = rect_of(browser, &format!("{PICTURE} svg.heatmap")).await;
+    let image = rect_of(browser, &format!("{PICTURE} img.test-image")).await;
+    eprintln!("test image's heat map {:.0} px wide, shown large {:.0} px", small.width(), large.width());
+    assert!(large.width() >= 2.5 * small.width(), "large: {large:?}, small: {small:?}");
+    assert!(
+        (large.top - image.top).abs() <= 2.5 && (large.width() - image.width()).abs() <= 4.5,
+        "the map covers the image: {large:?} {image:?}"
+    );
+    fits(browser, state).await;
+    click(browser, PICTURE).await;
+    let again = rect_of(browser, &format!("{PICTURE} svg.heatmap")).await;
+    assert!((again.width() - small.width()).abs() < 1.0, "pressed again, it is small: {again:?}");
 }
 
 /// Ticks Explain and classifies pictures of the "bird" and "cat" colours with run `id`, then waits for
