@@ -48,6 +48,28 @@ async fn studio(cluster: Option<&Cluster>, partition: &str) -> TestServer {
     .await
 }
 
+/// As [`studio`], with a time limit, so jobs are warned (USR1) before it and may be requeued.
+async fn studio_with_time_limit(cluster: &Cluster) -> TestServer {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    let slurm = backend::studio::slurm::SlurmSettings {
+        partition: "studio".into(),
+        account: None,
+        gres: None,
+        cpus: 1,
+        time: Some("00:30:00".into()),
+        max_jobs: 4,
+        conf: Some(cluster.conf()),
+        worker: common::workspace_root().join("target/release/transfer-studio"),
+    };
+    TestServer::start_with(
+        data,
+        move |settings| settings.executor = backend::studio::ExecutorChoice::Slurm(slurm),
+        None,
+    )
+    .await
+}
+
 fn skip_without_slurm() -> bool {
     if !slurm::installed() {
         println!("SKIPPED: Slurm is not installed (scripts/setup.sh --test installs slurmctld, slurmd and munge)");
@@ -236,4 +258,25 @@ async fn a_studio_killed_while_its_job_trains_follows_the_same_job_again_when_it
     assert_eq!(job_of(&done).0, job, "the same job, followed again, not a new one");
     let epochs: Vec<u32> = done.epochs.iter().map(|m| m.epoch).collect();
     assert_eq!(epochs, [1, 2, 3, 4, 5, 6], "every epoch, including those while the studio was down");
+}
+
+#[tokio::test]
+async fn warned_before_its_time_limit_a_job_checkpoints_is_requeued_and_finishes_exactly() {
+    if skip_without_slurm() {
+        return;
+    }
+    let local = studio(None, "").await;
+    let whole = local.wait_until_finished(local.create_run(config(4)).await).await;
+    let cluster = Cluster::start();
+    let server = studio_with_time_limit(&cluster).await;
+    let id = server.create_run(config(4)).await;
+    let before = server.wait_for_run(id, Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
+    let (job, _) = job_of(&before);
+    // What Slurm sends 90 s before the limit (--signal=B:USR1@90), sent now.
+    cluster.ask("scancel", &["--signal=USR1", "--batch", &job]);
+    let done = server.wait_until_finished(id).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let Some(Placement::Slurm { job_id, restarts, .. }) = &done.placement else { panic!("{done:?}") };
+    assert_eq!((job_id.as_str(), *restarts), (job.as_str(), 1), "requeued as the same job, once");
+    assert_eq!(figures(&done.epochs), figures(&whole.epochs), "requeued and resumed, as trained whole");
 }

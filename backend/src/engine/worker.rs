@@ -5,10 +5,13 @@
 //!   once, which the studio follows by offset;
 //! - at the end it writes the attempt's [`WorkerOutcome`] whole (under a staging name, then renamed).
 //!
-//! SIGTERM and SIGINT (Slurm's `scancel`, a time limit) stop the run as the page's Stop does: at the next
-//! batch, with a checkpoint, so a resume continues exactly.
+//! SIGTERM and SIGINT (Slurm's `scancel`) stop the run as the page's Stop does: at the next batch, with a
+//! checkpoint, so a resume continues exactly. SIGUSR1 (Slurm's warning before a time limit or a
+//! preemption, `--signal=B:USR1@…`) does the same and then asks Slurm to requeue the job, writing no
+//! outcome: the requeued job (the same id, `SLURM_RESTART_COUNT` above 0) resumes from the checkpoint.
 
 use crate::data::download::DownloadSource;
+use crate::engine::run_dir::RunDir;
 use crate::engine::training::{self, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::model::pretrained::PretrainedSource;
 use serde::{Deserialize, Serialize};
@@ -45,6 +48,23 @@ pub enum WorkerOutcome {
     Ended(TrainOutcome),
     /// It failed; the sentence says why.
     Failed(String),
+    /// Warned of its end (SIGUSR1), it checkpointed and asked Slurm to requeue it; not written as an
+    /// outcome, since the requeued job goes on.
+    Requeued,
+}
+
+/// After a warning signal: asks Slurm to requeue this job (`scontrol requeue $SLURM_JOB_ID`), which ends
+/// this run of it; the requeued one resumes from the checkpoint just written.
+fn ask_for_requeue() -> Result<WorkerOutcome, WorkerError> {
+    let Ok(job_id) = std::env::var("SLURM_JOB_ID") else {
+        return Ok(WorkerOutcome::Requeued); // not under Slurm: nothing to requeue
+    };
+    match std::process::Command::new("scontrol").args(["requeue", &job_id]).output() {
+        Ok(done) if done.status.success() => {}
+        Ok(done) => tracing::warn!("scontrol requeue {job_id}: {}", String::from_utf8_lossy(&done.stderr)),
+        Err(error) => tracing::warn!("could not run scontrol requeue {job_id}: {error}"),
+    }
+    Ok(WorkerOutcome::Requeued)
 }
 
 /// The files of attempt `attempt` in `run_dir`: its job, events, outcome and Slurm's log.
@@ -110,9 +130,16 @@ pub fn run(job_file: &Path) -> Result<WorkerOutcome, WorkerError> {
         .map_err(|e| WorkerError::BadJob { path: job_file.to_path_buf(), why: e.to_string() })?;
     tch::set_num_threads(job.threads.max(1) as i32);
     let control = RunControl::default();
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        // Raising the flag is all a handler does; the run sees it at its next batch.
-        if let Err(error) = signal_hook::flag::register(signal, control.cancel_flag()) {
+    let requeue = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handlers = [
+        (signal_hook::consts::SIGTERM, control.cancel_flag()),
+        (signal_hook::consts::SIGINT, control.cancel_flag()),
+        (signal_hook::consts::SIGUSR1, control.cancel_flag()),
+        (signal_hook::consts::SIGUSR1, requeue.clone()),
+    ];
+    for (signal, flag) in handlers {
+        // Raising a flag is all a handler does; the run sees it at its next batch.
+        if let Err(error) = signal_hook::flag::register(signal, flag) {
             tracing::warn!("could not catch signal {signal}: {error}");
         }
     }
@@ -133,7 +160,13 @@ pub fn run(job_file: &Path) -> Result<WorkerOutcome, WorkerError> {
         }
     };
     let device = crate::engine::best_device();
-    let outcome = match training::train(&job.config, &paths, device, &control, job.resume, &mut emit) {
+    // A job Slurm requeued goes on from the checkpoint its first run left.
+    let restarted = std::env::var("SLURM_RESTART_COUNT").is_ok_and(|count| count.trim() != "0");
+    let resume = job.resume || (restarted && RunDir::new(&job.run_dir).saved_progress().is_some());
+    let outcome = match training::train(&job.config, &paths, device, &control, resume, &mut emit) {
+        Ok(TrainOutcome::Stopped) if requeue.load(std::sync::atomic::Ordering::SeqCst) => {
+            return ask_for_requeue();
+        }
         Ok(ended) => WorkerOutcome::Ended(ended),
         Err(error) => WorkerOutcome::Failed(error.to_string()),
     };

@@ -73,6 +73,11 @@ struct Submitted {
     told: Option<(String, String, String)>,
     /// `scancel` was sent.
     cancelling: bool,
+    /// Times the job ran again after a requeue, and whether it runs now.
+    restarts: u32,
+    running: bool,
+    /// The job ran at least once.
+    ran: bool,
 }
 
 struct State {
@@ -145,6 +150,9 @@ impl Executor for Slurm {
             offset: 0,
             told: None,
             cancelling: false,
+            restarts: 0,
+            running: false,
+            ran: false,
         });
         true
     }
@@ -178,8 +186,8 @@ impl State {
                 return;
             }
         };
-        let events = self.events.clone();
-        self.submitted.retain_mut(|attempt| !attempt.follow(jobs.get(&attempt.job_id), &events));
+        let (events, settings) = (self.events.clone(), &self.settings);
+        self.submitted.retain_mut(|attempt| !attempt.follow(jobs.get(&attempt.job_id), &events, settings));
     }
 
     /// Hands waiting attempts to `sbatch` while fewer than `max_jobs` are on the cluster; a stopped one
@@ -199,7 +207,7 @@ impl State {
             }
             match self.sbatch(&job) {
                 Ok(submitted) => {
-                    let placement = placement(&submitted.job_id, "PENDING", "", "");
+                    let placement = placement(&submitted.job_id, "PENDING", "", "", 0);
                     send(EngineEventKind::Placed { placement, running: false });
                     self.submitted.push(submitted);
                 }
@@ -227,7 +235,16 @@ impl State {
             .and_then(|()| crate::files::write_atomically(&script, self.script(&files.job).as_bytes()));
         written.map_err(|e| format!("could not write the Slurm job into the run folder: {e}"))?;
         let mut sbatch = self.settings.command("sbatch");
-        sbatch.args(["--parsable", "--export=NONE", "--open-mode=append"]);
+        // Nothing of the studio's environment but where Slurm's configuration is (for the worker's scontrol).
+        let export = match self.settings.conf.clone().or_else(|| std::env::var_os("SLURM_CONF").map(PathBuf::from)) {
+            Some(conf) => format!("--export=NONE,SLURM_CONF={}", conf.display()),
+            None => "--export=NONE".to_string(),
+        };
+        sbatch.args(["--parsable", &export, "--open-mode=append", "--requeue"]);
+        if self.settings.time.is_some() {
+            // Warned 90 s before the limit, the worker checkpoints and asks for a requeue.
+            sbatch.arg("--signal=B:USR1@90");
+        }
         sbatch.arg(format!("--job-name=studio-run-{}", job.run_id));
         sbatch.arg(format!("--output={}", files.log.display()));
         sbatch.arg(format!("--partition={}", self.settings.partition));
@@ -255,6 +272,9 @@ impl State {
             offset: 0,
             told: None,
             cancelling: false,
+            restarts: 0,
+            running: false,
+            ran: false,
         })
     }
 
@@ -284,7 +304,12 @@ impl State {
 
 impl Submitted {
     /// Reports what changed of this attempt; true once it ended (and so was reported finished).
-    fn follow(&mut self, job: Option<&(String, String, String)>, events: &UnboundedSender<EngineEvent>) -> bool {
+    fn follow(
+        &mut self,
+        job: Option<&(String, String, String)>,
+        events: &UnboundedSender<EngineEvent>,
+        settings: &SlurmSettings,
+    ) -> bool {
         let (run_id, attempt) = (self.run_id, self.attempt);
         let send = |kind| {
             let _ = events.send(EngineEvent { run_id, attempt, kind });
@@ -292,7 +317,21 @@ impl Submitted {
         if let Some(seen @ (state, reason, node)) = job {
             if self.told.as_ref() != Some(seen) {
                 let running = state == "RUNNING" || state == "COMPLETING";
-                send(EngineEventKind::Placed { placement: placement(&self.job_id, state, reason, node), running });
+                if running && !self.running && self.ran {
+                    self.restarts += 1;
+                }
+                (self.running, self.ran) = (running, self.ran || running);
+                if state == "PENDING" && reason == "BeginTime" {
+                    // Slurm holds a requeued job about two minutes; it is ready now.
+                    let release = format!("JobId={}", self.job_id);
+                    let released =
+                        settings.command("scontrol").args(["update", &release, "StartTime=now"]).output_sentence();
+                    if let Err(why) = released {
+                        tracing::warn!(job = self.job_id, "could not release the requeued job: {why}");
+                    }
+                }
+                let placement = placement(&self.job_id, state, reason, node, self.restarts);
+                send(EngineEventKind::Placed { placement, running });
                 self.told = Some(seen.clone());
             }
         }
@@ -305,6 +344,7 @@ impl Submitted {
             let ended = match serde_json::from_slice::<WorkerOutcome>(&bytes) {
                 Ok(WorkerOutcome::Ended(outcome)) => Ok(outcome),
                 Ok(WorkerOutcome::Failed(why)) => Err(why),
+                Ok(WorkerOutcome::Requeued) => Err("the worker wrote a requeue as its outcome".to_string()),
                 Err(e) => Err(format!("the worker's outcome file could not be read: {e}")),
             };
             send(EngineEventKind::Finished(ended));
@@ -387,14 +427,14 @@ impl OutputSentence for Command {
     }
 }
 
-fn placement(job_id: &str, state: &str, reason: &str, node: &str) -> Placement {
+fn placement(job_id: &str, state: &str, reason: &str, node: &str, restarts: u32) -> Placement {
     let named = |text: &str| (!text.is_empty() && text != "None" && text != "(null)").then(|| text.to_string());
     Placement::Slurm {
         job_id: job_id.to_string(),
         node: named(node),
         state: state.to_string(),
         reason: named(reason),
-        restarts: 0,
+        restarts,
     }
 }
 
@@ -420,9 +460,9 @@ mod tests {
 
     #[test]
     fn a_pending_job_names_its_reason_and_a_running_one_its_node() {
-        let pending = placement("42", "PENDING", "Resources", "");
+        let pending = placement("42", "PENDING", "Resources", "", 0);
         assert_eq!(pending.describe(), "Slurm job 42 · PENDING (Resources)");
-        let running = placement("42", "RUNNING", "None", "n2");
-        assert_eq!(running.describe(), "Slurm job 42 · RUNNING on n2");
+        let running = placement("42", "RUNNING", "None", "n2", 1);
+        assert_eq!(running.describe(), "Slurm job 42 · RUNNING on n2 · restarted 1x");
     }
 }
