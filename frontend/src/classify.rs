@@ -549,14 +549,16 @@ pub fn classified_card(first: bool, card: Classified, actions: impl IntoView) ->
     });
     view! {
         <div class="classified" class:enlarged=large data-key=key.to_string() aria-busy=pending.is_some().then_some("true")>
-            <button
-                type="button"
-                class="classified-figure"
-                aria-label=figure_label
-                aria-pressed=move || large().to_string()
-                title=move || if large() { "Show smaller" } else { "Show large" }
-                on:click=toggle
-            >
+            // The map is beside the button, not in it, so that it keeps its own label for screen readers.
+            <div class="classified-figure">
+                <button
+                    type="button"
+                    class="figure-button"
+                    aria-label=figure_label
+                    aria-pressed=move || large().to_string()
+                    title=move || if large() { "Show smaller" } else { "Show large" }
+                    on:click=toggle
+                >
                 <img
                     id=first.then_some("classify-preview")
                     class="classified-image"
@@ -566,13 +568,14 @@ pub fn classified_card(first: bool, card: Classified, actions: impl IntoView) ->
                     alt=alt
                     on:error=move |_| unreadable.set(true)
                 />
-                <Show when=move || unreadable.get()>
-                    <span class="classified-image not-an-image" role="img" aria-label="Not an image the browser can show">
-                        "Not an image"
-                    </span>
-                </Show>
+                    <Show when=move || unreadable.get()>
+                        <span class="classified-image not-an-image" role="img" aria-label="Not an image the browser can show">
+                            "Not an image"
+                        </span>
+                    </Show>
+                </button>
                 {heat_map}
-            </button>
+            </div>
             <div class="prediction-block">
                 <p class="image-name" title=title>{name}</p>
                 {answered}

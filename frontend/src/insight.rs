@@ -459,25 +459,27 @@ fn GalleryView(
                             };
                             view! {
                                 <figure class="test-figure" class:wrong=image.actual != image.predicted class:enlarged=large>
-                                    <button
-                                        type="button"
-                                        class="test-picture"
-                                        aria-label=format!("Large view of {caption}")
-                                        aria-pressed=move || large().to_string()
-                                        title=move || if large() { "Show smaller" } else { "Show large" }
-                                        on:click=toggle
-                                    >
-                                        <img
-                                            class="test-image"
-                                            class:as-seen=stretched
-                                            src=api::test_image_url(run_id, image.index)
-                                            alt=caption.clone()
-                                            loading="lazy"
-                                            width="64"
-                                            height="64"
-                                        />
+                                    <div class="test-picture">
+                                        <button
+                                            type="button"
+                                            class="figure-button"
+                                            aria-label=format!("Large view of {caption}")
+                                            aria-pressed=move || large().to_string()
+                                            title=move || if large() { "Show smaller" } else { "Show large" }
+                                            on:click=toggle
+                                        >
+                                            <img
+                                                class="test-image"
+                                                class:as-seen=stretched
+                                                src=api::test_image_url(run_id, image.index)
+                                                alt=caption.clone()
+                                                loading="lazy"
+                                                width="64"
+                                                height="64"
+                                            />
+                                        </button>
                                         {heat_map}
-                                    </button>
+                                    </div>
                                     <figcaption>{caption}</figcaption>
                                     <crate::versions::MarkImage dataset=crate::versions::run_dataset(run_id) path=image.path.clone() current=Some(image.actual)/>
                                 </figure>

@@ -352,7 +352,7 @@ async fn nothing_is_cut(browser: &Client, state: &str) {
 /// gallery with its heat map over it, beside the legend of the map's colours. `state` names the audited
 /// screenshot; pressing it again shows it small.
 async fn a_test_image_opens_large_with_its_heat_map_and_legend(browser: &Client, state: &str) {
-    const PICTURE: &str = "#high-loss .test-figure:first-child button.test-picture";
+    const PICTURE: &str = "#high-loss .test-figure:first-child .test-picture";
     click(browser, "input#high-loss-explain").await;
     eventually("the test images' heat maps", Duration::from_secs(60), || async {
         browser.find(Locator::Css(&format!("{PICTURE} svg.heatmap"))).await.ok()
@@ -361,7 +361,10 @@ async fn a_test_image_opens_large_with_its_heat_map_and_legend(browser: &Client,
     let words = text_of(browser, "#high-loss-legend").await.expect("the gallery's legend shows");
     assert!(words.contains("blue") && words.contains("red"), "the legend says what the colours mean: {words}");
     let small = rect_of(browser, &format!("{PICTURE} svg.heatmap")).await;
-    click(browser, PICTURE).await;
+    let button = format!("{PICTURE} button.figure-button");
+    click(browser, &button).await;
+    let pressed = browser.find(Locator::Css(&button)).await.unwrap().attr("aria-pressed").await.unwrap();
+    assert_eq!(pressed.as_deref(), Some("true"));
     let large = rect_of(browser, &format!("{PICTURE} svg.heatmap")).await;
     let image = rect_of(browser, &format!("{PICTURE} img.test-image")).await;
     eprintln!("test image's heat map {:.0} px wide, shown large {:.0} px", small.width(), large.width());
@@ -371,7 +374,7 @@ async fn a_test_image_opens_large_with_its_heat_map_and_legend(browser: &Client,
         "the map covers the image: {large:?} {image:?}"
     );
     fits(browser, state).await;
-    click(browser, PICTURE).await;
+    click(browser, &button).await;
     let again = rect_of(browser, &format!("{PICTURE} svg.heatmap")).await;
     assert!((again.width() - small.width()).abs() < 1.0, "pressed again, it is small: {again:?}");
 }
@@ -421,10 +424,11 @@ async fn results_sit_side_by_side(browser: &Client) {
 /// Pressing a classified image shows it large with its heat map over it and the legend; pressing it
 /// again (with the keyboard) shows it small again. `state` names the audited screenshot.
 async fn an_image_opens_large_with_its_heat_map_and_legend(browser: &Client, state: &str) {
-    const FIGURE: &str = "#classify .classified:nth-child(1) button.classified-figure";
+    const FIGURE: &str = "#classify .classified:nth-child(1) .classified-figure";
     let small = rect_of(browser, &format!("{FIGURE} svg.heatmap")).await;
-    click(browser, FIGURE).await;
-    let figure = browser.find(Locator::Css(FIGURE)).await.unwrap();
+    let button = format!("{FIGURE} button.figure-button");
+    click(browser, &button).await;
+    let figure = browser.find(Locator::Css(&button)).await.unwrap();
     assert_eq!(figure.attr("aria-pressed").await.unwrap().as_deref(), Some("true"));
     let large = rect_of(browser, &format!("{FIGURE} svg.heatmap")).await;
     let image = rect_of(browser, &format!("{FIGURE} img.classified-image")).await;
