@@ -13,6 +13,19 @@ fn figures(epochs: &[EpochMetrics]) -> Vec<EpochMetrics> {
     epochs.iter().map(|metrics| EpochMetrics { seconds: 0.0, ..metrics.clone() }).collect()
 }
 
+/// A studio over `data` with two slots of one thread each.
+async fn two_slots_of_one_thread(data: tempfile::TempDir) -> TestServer {
+    TestServer::start_with(
+        data,
+        |settings| {
+            settings.slots = 2;
+            settings.threads_per_run = Some(1);
+        },
+        None,
+    )
+    .await
+}
+
 async fn health(server: &TestServer) -> Value {
     reqwest::get(server.url("/api/health")).await.unwrap().json().await.unwrap()
 }
@@ -21,15 +34,7 @@ async fn health(server: &TestServer) -> Value {
 async fn two_runs_train_at_once_in_two_slots_each_exactly_as_it_trains_alone() {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
-    let server = TestServer::start_with(
-        data,
-        |settings| {
-            settings.slots = 2;
-            settings.threads_per_run = Some(1);
-        },
-        None,
-    )
-    .await;
+    let server = two_slots_of_one_thread(data).await;
     let described = health(&server).await["executor"].clone();
     assert_eq!(
         described,
@@ -79,15 +84,7 @@ async fn two_runs_train_at_once_in_two_slots_each_exactly_as_it_trains_alone() {
 async fn a_third_run_waits_for_a_free_slot_and_is_placed_nowhere_until_then() {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 64, 4, 32);
-    let server = TestServer::start_with(
-        data,
-        |settings| {
-            settings.slots = 2;
-            settings.threads_per_run = Some(1);
-        },
-        None,
-    )
-    .await;
+    let server = two_slots_of_one_thread(data).await;
     let config = json!({"dataset": "colors", "epochs": 3, "batch_size": 4, "weights": "none"});
     let ids = [
         server.create_run(config.clone()).await,

@@ -141,19 +141,7 @@ impl Executor for Slurm {
 
     fn reattach(&self, job: TrainJob, job_id: &str) -> bool {
         let Some(files) = latest_attempt(&job.paths.run_dir) else { return false };
-        self.state().submitted.push(Submitted {
-            run_id: job.run_id,
-            attempt: job.attempt,
-            cancel: job.cancel,
-            job_id: job_id.to_string(),
-            files,
-            offset: 0,
-            told: None,
-            cancelling: false,
-            restarts: 0,
-            running: false,
-            ran: false,
-        });
+        self.state().submitted.push(Submitted::new(&job, job_id.to_string(), files));
         true
     }
 }
@@ -263,19 +251,7 @@ impl State {
             return Err(format!("sbatch answered no job id: {answer}"));
         }
         tracing::info!(run_id = job.run_id, job_id, "submitted to Slurm");
-        Ok(Submitted {
-            run_id: job.run_id,
-            attempt: job.attempt,
-            cancel: job.cancel.clone(),
-            job_id,
-            files,
-            offset: 0,
-            told: None,
-            cancelling: false,
-            restarts: 0,
-            running: false,
-            ran: false,
-        })
+        Ok(Submitted::new(job, job_id, files))
     }
 
     /// The batch script: `exec` the worker, so it receives Slurm's signals itself.
@@ -303,6 +279,23 @@ impl State {
 }
 
 impl Submitted {
+    /// Attempt `job`, as Slurm's job `job_id` writing `files`, followed from the start of its events.
+    fn new(job: &TrainJob, job_id: String, files: AttemptFiles) -> Self {
+        Submitted {
+            run_id: job.run_id,
+            attempt: job.attempt,
+            cancel: job.cancel.clone(),
+            job_id,
+            files,
+            offset: 0,
+            told: None,
+            cancelling: false,
+            restarts: 0,
+            running: false,
+            ran: false,
+        }
+    }
+
     /// Reports what changed of this attempt; true once it ended (and so was reported finished).
     fn follow(
         &mut self,
