@@ -95,6 +95,19 @@ pub fn checkpoint(checkpoint: &Checkpoint) -> String {
     format!("best: epoch {} · {:.1} MB", checkpoint.epoch, checkpoint.bytes as f64 / 1e6)
 }
 
+/// Where a queued or training run is, for the run list and the run's panel: its slot or Slurm job
+/// ("slot 1 · cpu · 2 threads", "Slurm job 42 · PENDING (Resources)"), or why it waits ("waiting for a free
+/// slot"). `None` once it ended: its device is shown instead.
+pub fn placement(run: &Run) -> Option<String> {
+    if run.status.is_finished() {
+        return None;
+    }
+    Some(match &run.placement {
+        Some(placement) => placement.describe(),
+        None => "waiting for a free slot".to_string(),
+    })
+}
+
 /// `"1 epoch"`, `"3 epochs"`.
 pub fn epochs(count: u32) -> String {
     if count == 1 {
@@ -191,6 +204,28 @@ pub fn config_summary(run: &Run) -> String {
 mod tests {
     use super::*;
     use shared::Schedule;
+
+    #[test]
+    fn a_run_says_where_it_trains_or_why_it_waits_until_it_ends() {
+        let mut run: Run = serde_json::from_value(serde_json::json!({
+            "id": 3, "status": "queued", "config": {"dataset": "tiny"}, "epochs": [], "created_at": 0,
+        }))
+        .unwrap();
+        assert_eq!(placement(&run).as_deref(), Some("waiting for a free slot"));
+        run.status = RunStatus::Running;
+        run.placement = Some(shared::Placement::Local { device: "cuda:1".into(), slot: 1, threads: 8 });
+        assert_eq!(placement(&run).as_deref(), Some("slot 1 · cuda:1 · 8 threads"));
+        run.placement = Some(shared::Placement::Slurm {
+            job_id: "42".into(),
+            node: None,
+            state: "PENDING".into(),
+            reason: Some("Priority".into()),
+            restarts: 0,
+        });
+        assert_eq!(placement(&run).as_deref(), Some("Slurm job 42 · PENDING (Priority)"));
+        run.status = RunStatus::Completed;
+        assert_eq!(placement(&run), None);
+    }
 
     #[test]
     fn percentages_have_one_decimal_and_a_spaced_sign() {

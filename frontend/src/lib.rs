@@ -154,6 +154,7 @@ fn utc_offset_minutes() -> i64 {
 /// run without a finished epoch shows no duration rather than "0 s".
 fn run_facts(run: &Run, utc_offset: i64) -> impl IntoView {
     let device = run.device.clone().map(|device| view! { <span class="run-device">{device}</span> });
+    let placement = format::placement(run).map(|place| view! { <span class="run-placement">{place}</span> });
     let duration = (!run.epochs.is_empty()).then(|| {
         view! {
             <span class="run-duration" title="Time spent in finished epochs">
@@ -165,6 +166,7 @@ fn run_facts(run: &Run, utc_offset: i64) -> impl IntoView {
         <span class="run-facts">
             <span class="run-date">{format::date_time(run.created_at, utc_offset)}</span>
             {duration}
+            {placement}
             {device}
         </span>
     }
@@ -209,7 +211,15 @@ pub fn RunList() -> impl IntoView {
             <ul id="runs" class="run-list">
                 <For
                     each=move || runs.get()
-                    key=|run| (run.id, run.status.as_str(), run.has_model, run.epochs.len(), run.name.clone(), run.device.clone())
+                    key=|run| (
+                        run.id,
+                        run.status.as_str(),
+                        run.has_model,
+                        run.epochs.len(),
+                        run.name.clone(),
+                        run.device.clone(),
+                        format::placement(run),
+                    )
                     children=move |run: Run| {
                         let id = run.id;
                         let status = run.status.as_str();
@@ -300,6 +310,9 @@ pub fn RunDetail() -> impl IntoView {
                         </button>
                     })}
                     {move || model.get().map(|run_id| view! { <DownloadMenu run_id=run_id/> })}
+                    <span id="placement" class="placement" role="status">
+                        {move || shown.with(|r| r.as_ref().and_then(format::placement))}
+                    </span>
                     <span id="checkpoint-info" class="checkpoint-info">
                         {move || shown.with(|r| r.as_ref().and_then(|r| r.best_checkpoint.as_ref()).map(format::checkpoint))}
                     </span>

@@ -863,6 +863,12 @@ async fn first_batches_and_stop(width: u32, height: u32) {
     })
     .await;
     assert_eq!(cancel, format!("Cancel run #{queued_id}"));
+    // Where each run is: the queued one waits for the one slot, the training one is in it.
+    let waiting = text_of(&browser, &format!("#runs li[data-run-id='{queued_id}'] .run-placement")).await;
+    assert_eq!(waiting.as_deref(), Some("waiting for a free slot"));
+    assert_eq!(text_of(&browser, "#placement").await.as_deref(), Some("waiting for a free slot"), "the panel too");
+    let placed = text_of(&browser, &format!("#runs li[data-run-id='{run_id}'] .run-placement")).await;
+    assert!(placed.as_deref().is_some_and(|p| p.starts_with("slot 0 · cpu · ")), "{placed:?}");
     assert_eq!(text_of(&browser, "button#stop").await, Some(format!("Stop run #{run_id}")), "the form's Stop");
     click(&browser, "button#stop-live").await;
     eventually("the cancelled run's stopped badge", Duration::from_secs(10), || async {
