@@ -3,6 +3,7 @@
 //! every connected browser. It knows nothing of HTTP.
 
 pub mod executor;
+pub mod lifecycle;
 mod lr_finder;
 pub mod slurm;
 pub mod store;
@@ -18,6 +19,7 @@ use crate::model::pretrained::PretrainedSource;
 use crate::model::weights::WeightsError;
 use crate::studio::store::{Store, StoreError};
 use executor::Executor;
+use lifecycle::Move;
 use shared::trace::LossTrace;
 use shared::{
     BatchProgress, Checkpoint, ClassifyBatchResponse, ClassifyResponse, DatasetAdded, DatasetInfo, DatasetOrigin,
@@ -368,7 +370,7 @@ fn reconcile_history(store: &Store, runs_dir: &Path, jobs_outlive_the_studio: bo
         if run.status == RunStatus::Running && !(jobs_outlive_the_studio && slurm_job(&run).is_some()) {
             store.in_transaction(|store| {
                 let why = "the server stopped while this run was training";
-                store.set_status(run.id, RunStatus::Interrupted, Some(why))?;
+                store.apply(run.id, Move::ServerDown, Some(why))?;
                 complete_from_checkpoint(store, run.id, &run_dir)
             })?;
         } else if let Err(error) = store.in_transaction(|store| complete_from_checkpoint(store, run.id, &run_dir)) {
@@ -698,9 +700,8 @@ impl Studio {
     /// at once, one wins: under the live lock, one conditional update moves the status and the attempt is
     /// registered, so a resume or stop in between sees either the old run or the queued attempt.
     pub fn resume_run(&self, id: u64) -> Result<Run, StudioError> {
-        const RESUMABLE: [RunStatus; 3] = [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed];
         let run = self.run(id)?;
-        if !RESUMABLE.contains(&run.status) {
+        if Move::Resume.apply(run.status).is_none() {
             return Err(StudioError::NotResumable { id, status: run.status.as_str() });
         }
         if run.epochs.len() as u32 >= run.config.epochs {
@@ -717,7 +718,7 @@ impl Studio {
         let job = {
             let mut live = self.live();
             Self::check_enqueueable(&live, id)?;
-            if !self.store().change_status(id, &RESUMABLE, RunStatus::Queued, None)? {
+            if !self.store().apply(id, Move::Resume, None)? {
                 return Err(StudioError::NotResumable { id, status: self.run(id)?.status.as_str() });
             }
             self.register_attempt(&mut live, id)
@@ -839,7 +840,7 @@ impl Studio {
             job.control.cancel();
         }
         // Still queued (the trainer has not begun it): it ends here, and the trainer skips it.
-        if self.store().change_status(id, &[RunStatus::Queued], RunStatus::Stopped, None)? {
+        if self.store().apply(id, Move::Cancel, None)? {
             live.jobs.remove(&id);
             drop(live);
             let run = self.run(id)?;
@@ -863,7 +864,7 @@ impl Studio {
     /// Deletes run `id` from the history and removes its folder, then tells every client. A queued or
     /// running run (or one still stopping) is refused: it must be stopped first.
     pub fn delete_run(&self, id: u64) -> Result<(), StudioError> {
-        const ACTIVE: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
+        const ACTIVE: [RunStatus; 2] = lifecycle::ACTIVE;
         {
             // Under the live lock no attempt at this run can be queued between the check and the delete.
             let mut live = self.live();
@@ -1096,9 +1097,9 @@ impl Studio {
         }
     }
 
-    /// Moves a queued or running run to `status` and tells every client.
-    fn change_status(&self, run_id: u64, status: RunStatus, error: Option<&str>) -> Result<(), StudioError> {
-        self.store().change_status(run_id, &[RunStatus::Queued, RunStatus::Running], status, error)?;
+    /// Applies `event` to run `run_id` (see [`lifecycle`]) and tells every client.
+    fn move_run(&self, run_id: u64, event: Move, error: Option<&str>) -> Result<(), StudioError> {
+        self.store().apply(run_id, event, error)?;
         self.tell(run_id)
     }
 
@@ -1125,7 +1126,7 @@ impl Studio {
             tracing::warn!(run_id, "could not record where the run trains: {error}");
         }
         if began {
-            self.change_status(run_id, RunStatus::Running, None)
+            self.move_run(run_id, Move::Begin, None)
         } else {
             self.tell(run_id)
         }
@@ -1142,7 +1143,7 @@ impl Studio {
                 tracing::info!(run_id, train_count, test_count, first_epoch, first_batch, "training started");
                 self.store().in_transaction(|store| {
                     store.set_classes(run_id, &classes)?;
-                    store.change_status(run_id, &[RunStatus::Queued, RunStatus::Running], RunStatus::Running, None)
+                    store.apply(run_id, Move::Begin, None)
                 })?;
                 self.tell(run_id)?;
             }
@@ -1230,7 +1231,7 @@ impl Studio {
         }
         self.live().jobs.remove(&run_id);
         for attempt in 1..=TRIES {
-            match self.catch_up(run_id).and_then(|()| self.change_status(run_id, status, error)) {
+            match self.catch_up(run_id).and_then(|()| self.move_run(run_id, Move::End(status), error)) {
                 Ok(()) => break,
                 Err(failure) if attempt < TRIES => {
                     tracing::warn!(run_id, "could not record the end of the run ({failure}); retrying");

@@ -160,6 +160,13 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Applies `event` to run `id` (see [`super::lifecycle`]) with `error` as its sentence, in one
+    /// statement; false when the run's status does not allow it (another move won, or it is gone).
+    pub fn apply(&self, id: u64, event: super::lifecycle::Move, error: Option<&str>) -> Result<bool, StoreError> {
+        let rule = event.rule();
+        self.change_status(id, rule.from, rule.to, error)
+    }
+
     /// Sets a run's status and error message.
     pub fn set_status(&self, id: u64, status: RunStatus, error: Option<&str>) -> Result<(), StoreError> {
         self.connection.execute(

@@ -96,8 +96,13 @@ impl RunListCache {
         };
         let traces = serde_json::to_string(&studio.traces()).map_err(ApiError::internal)?;
         let runs = std::str::from_utf8(&listing.json).map_err(ApiError::internal)?;
-        Ok(format!(r#"{{"type":"snapshot","runs":{runs},"traces":{traces}}}"#))
+        Ok(snapshot_text(runs, &traces))
     }
+}
+
+/// The snapshot message made of the run list's and the traces' JSON as they are, without parsing either.
+fn snapshot_text(runs: &str, traces: &str) -> String {
+    format!(r#"{{"type":"snapshot","runs":{runs},"traces":{traces}}}"#)
 }
 
 /// `bytes` gzip-compressed at the fast level: JSON of many similar runs shrinks about tenfold even so,
@@ -172,10 +177,20 @@ mod tests {
 
     #[test]
     fn the_snapshot_text_is_the_protocols_snapshot_message() {
-        let runs = serde_json::json!([]);
-        let text = format!(r#"{{"type":"snapshot","runs":{runs},"progress":null}}"#);
+        let progress = shared::BatchProgress {
+            run_id: 4,
+            epoch: 1,
+            batch: 2,
+            batches: 9,
+            loss: 1.5,
+            batch_loss: Some(1.25),
+            images_per_second: 80.0,
+            eta_seconds: 3.0,
+        };
+        let traces = vec![shared::trace::LossTrace::new(progress)];
+        let text = snapshot_text("[]", &serde_json::to_string(&traces).unwrap());
         let message: shared::ServerMessage = serde_json::from_str(&text).unwrap();
-        assert_eq!(message, shared::ServerMessage::Snapshot { runs: Vec::new(), traces: Vec::new() });
+        assert_eq!(message, shared::ServerMessage::Snapshot { runs: Vec::new(), traces });
     }
 
     #[test]
