@@ -45,3 +45,6 @@ fi
 say "Transfer Studio against the seed recipe's PyTorch loop (interleaved), then the server"
 "$BENCH" run "$DIR" --python "$ROOT/.venv/bin/python" --script scripts/bench_pytorch.py \
     --batch "$BATCH" --requests "$REQUESTS" "${WASM_ARGS[@]}"
+
+say "The health check's duplicate search on 60,000 images of 32 px (issue 30)"
+"$BENCH" duplicates --count 60000 --side 32

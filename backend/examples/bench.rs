@@ -109,6 +109,16 @@ enum Command {
         #[arg(long)]
         wasm_raw_bytes: Option<u64>,
     },
+    /// Times the health check's duplicate search (fingerprints, then candidates and verification) on
+    /// `count` distinct noisy images of `side` pixels, a few of them planted copies, and prints its peak memory.
+    Duplicates {
+        /// Images.
+        #[arg(long, default_value_t = 60_000)]
+        count: usize,
+        /// Side of each image, in pixels.
+        #[arg(long, default_value_t = 32)]
+        side: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -118,7 +128,49 @@ fn main() -> anyhow::Result<()> {
             let wasm = wasm_gzip_bytes.map(|gzip| (gzip, wasm_brotli_bytes.unwrap_or(0), wasm_raw_bytes.unwrap_or(0)));
             run(&dir, &python, &script, batch, requests, wasm)
         }
+        Command::Duplicates { count, side } => time_duplicates(count, side),
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The duplicate search of the health check
+// ---------------------------------------------------------------------------------------------------
+
+/// Fingerprints `count` images (every 1,000th a copy of the one before it, brightened), finds the
+/// duplicates and prints the time of each step, the pairs found and the process's peak resident memory.
+fn time_duplicates(count: usize, side: u32) -> anyhow::Result<()> {
+    use backend::data::duplicates::{find, Fingerprint};
+    let started = Instant::now();
+    let prints: Vec<Fingerprint> = (0..count)
+        .into_par_iter()
+        .map(|index| {
+            let source = if index % 1000 == 999 { index - 1 } else { index };
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(source as u64);
+            let lift = if source == index { 0 } else { 10 };
+            let image = image::RgbImage::from_fn(side, side, |_, _| {
+                image::Rgb([(); 3].map(|()| rng.random_range(0u8..=245).saturating_add(lift)))
+            });
+            Fingerprint::of(&image)
+        })
+        .collect();
+    let fingerprinted = started.elapsed();
+    let found = find(&prints.iter().map(Some).collect::<Vec<_>>());
+    let searched = started.elapsed() - fingerprinted;
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find(|line| line.starts_with("VmHWM:")).map(|line| line[6..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "duplicate search, {count} images of {side} px: fingerprints {:.1} s, candidates and verification {:.1} s, \
+         {} pairs found ({} planted), peak memory {peak}",
+        fingerprinted.as_secs_f64(),
+        searched.as_secs_f64(),
+        found.len(),
+        count / 1000
+    );
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------------
