@@ -66,7 +66,9 @@ async fn the_server_lists_a_cifar_python_dataset_and_a_run_learns_from_it() {
     assert_eq!(p2.format, DatasetFormat::Cifar10Python);
     assert_eq!(p2.classes[9], "truck");
 
-    let body = json!({"dataset": "p2", "epochs": 3, "batch_size": 20, "optimizer": "adamw", "lr": 0.003});
+    // From torchvision's initialisation (batch-norm scales of one) AdamW at 0.003 overshoots in three epochs
+    // of 200 images (28 % test accuracy); at the seed recipe's 0.001 it reaches 83 %.
+    let body = json!({"dataset": "p2", "epochs": 3, "batch_size": 20, "optimizer": "adamw", "lr": 0.001});
     let response = reqwest::Client::new().post(server.url("/api/runs")).json(&body).send().await.unwrap();
     assert!(response.status().is_success(), "{}", response.text().await.unwrap());
     let id = response.json::<RunCreated>().await.unwrap().id;
