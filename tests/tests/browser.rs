@@ -91,6 +91,19 @@ async fn the_form_refuses_a_bad_value_as_it_is_typed() {
     let start = browser.find(Locator::Css("button#start")).await.unwrap();
     assert!(!start.is_enabled().await.unwrap(), "Start is disabled while the form is invalid");
     look_at(&browser, "browser-invalid-form").await;
+    // One bad value is one error, under its own field: Epochs 0 does not blame the warm-up left at 0.
+    set_value(&browser, "input#lr", "0.001").await;
+    set_value(&browser, "input#epochs", "0").await;
+    let errors = eventually("the epochs error alone", Duration::from_secs(10), || async {
+        let shown = browser.find_all(Locator::Css(".field-error")).await.ok()?;
+        let mut texts = Vec::new();
+        for error in shown {
+            texts.extend(error.text().await.ok().filter(|text| !text.is_empty()));
+        }
+        texts.iter().any(|text| text.starts_with("Epochs must be")).then_some(texts)
+    })
+    .await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
     browser.close().await.unwrap();
     let runs: Vec<shared::Run> = reqwest::get(server.url("/api/runs")).await.unwrap().json().await.unwrap();
     assert!(runs.is_empty());
