@@ -72,14 +72,7 @@ impl Move {
 mod tests {
     use super::*;
 
-    const ALL: [RunStatus; 6] = [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Completed,
-        RunStatus::Stopped,
-        RunStatus::Failed,
-        RunStatus::Interrupted,
-    ];
+    const ALL: [RunStatus; 6] = RunStatus::ALL;
     const ENDINGS: [RunStatus; 4] =
         [RunStatus::Completed, RunStatus::Stopped, RunStatus::Failed, RunStatus::Interrupted];
 
