@@ -8,12 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` durably: to a temporary file beside it, flushed to the disk, then renamed
 /// over `path`, so a crash leaves either the old file or the new one, never half of one. A failed write
-/// (a full disk, say) removes the temporary file. The caller syncs the folder when the rename itself
-/// must survive a power cut (see [`crate::engine::run_dir`]).
+/// (a full disk, say) removes the temporary file. Each write has a temporary file of its own
+/// (`<path>.<pid>-<n>.partial`), so two writers of one path at once (the same image added twice) never
+/// rename each other's file away; the last rename wins whole. The caller syncs the folder when the rename
+/// itself must survive a power cut (see [`crate::engine::run_dir`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
+    tmp.push(format!(".{}-{}.partial", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed)));
     let tmp = PathBuf::from(tmp);
     let written = std::fs::File::create(&tmp).and_then(|mut file| {
         file.write_all(bytes)?;
@@ -80,6 +83,28 @@ mod tests {
         assert_eq!(WriteFailure::of(&full), WriteFailure::DiskFull);
         assert_eq!(WriteFailure::of(&long), WriteFailure::BadName);
         assert_eq!(WriteFailure::of(&denied), WriteFailure::Other);
+    }
+
+    /// Regression: the temporary file was `<path>.partial` for every writer, so of two writers of one path
+    /// at once the second's rename failed with "No such file or directory" (make test's burst of one
+    /// image added 16 times at once answered 500).
+    #[test]
+    fn writers_of_one_path_at_once_all_succeed_and_leave_one_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("same.png");
+        std::thread::scope(|scope| {
+            for writer in 0..16u8 {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..20 {
+                        write_atomically(path, &[writer; 4096]).unwrap();
+                    }
+                });
+            }
+        });
+        let kept = std::fs::read(&path).unwrap();
+        assert!(kept.len() == 4096 && kept.iter().all(|&byte| byte == kept[0]), "one writer's bytes, whole");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
     }
 
     #[test]
