@@ -20,21 +20,26 @@ fn config(epochs: u32) -> Value {
     json!({"dataset": "colors", "epochs": epochs, "batch_size": 8, "weights": "none", "seed": 5})
 }
 
+/// Jobs on `cluster` in `partition`, one CPU each, at most four at once, with the time limit `time`.
+fn slurm_settings(cluster: &Cluster, partition: &str, time: Option<&str>) -> backend::studio::slurm::SlurmSettings {
+    backend::studio::slurm::SlurmSettings {
+        partition: partition.to_string(),
+        account: None,
+        gres: None,
+        cpus: 1,
+        time: time.map(str::to_string),
+        max_jobs: 4,
+        conf: Some(cluster.conf()),
+        worker: common::workspace_root().join("target/release/transfer-studio"),
+    }
+}
+
 /// A studio over its own data folder (three colours, 48 + 6 images each at 32 px) training on `cluster`
 /// in `partition`, one CPU a job; or locally with one thread when `cluster` is `None`.
 async fn studio(cluster: Option<&Cluster>, partition: &str) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
-    let slurm = cluster.map(|cluster| backend::studio::slurm::SlurmSettings {
-        partition: partition.to_string(),
-        account: None,
-        gres: None,
-        cpus: 1,
-        time: None,
-        max_jobs: 4,
-        conf: Some(cluster.conf()),
-        worker: common::workspace_root().join("target/release/transfer-studio"),
-    });
+    let slurm = cluster.map(|cluster| slurm_settings(cluster, partition, None));
     TestServer::start_with(
         data,
         move |settings| {
@@ -52,16 +57,7 @@ async fn studio(cluster: Option<&Cluster>, partition: &str) -> TestServer {
 async fn studio_with_time_limit(cluster: &Cluster) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
-    let slurm = backend::studio::slurm::SlurmSettings {
-        partition: "studio".into(),
-        account: None,
-        gres: None,
-        cpus: 1,
-        time: Some("00:30:00".into()),
-        max_jobs: 4,
-        conf: Some(cluster.conf()),
-        worker: common::workspace_root().join("target/release/transfer-studio"),
-    };
+    let slurm = slurm_settings(cluster, "studio", Some("00:30:00"));
     TestServer::start_with(
         data,
         move |settings| settings.executor = backend::studio::ExecutorChoice::Slurm(slurm),
