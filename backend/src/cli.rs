@@ -623,7 +623,7 @@ fn with_progress(
     });
     preparing.finish_and_clear();
     bar.finish_and_clear();
-    if outcome? == TrainOutcome::Stopped {
+    if matches!(outcome?, TrainOutcome::Stopped | TrainOutcome::Paused { .. }) {
         bail!("training stopped before the last epoch");
     }
     Ok(epochs)

@@ -128,6 +128,7 @@ pub fn idle_line(run: &Run) -> String {
         RunStatus::Stopped => format!("stopped after {done} of {asked}"),
         RunStatus::Failed => format!("failed after {done} of {asked}"),
         RunStatus::Interrupted => format!("interrupted after {done} of {asked}"),
+        RunStatus::Pruned => format!("pruned by its sweep after {done} of {asked}"),
     }
 }
 

@@ -29,6 +29,7 @@ pub fn ended_at(run: &Run, last: Option<&BatchProgress>) -> Option<String> {
         RunStatus::Stopped => "Stopped",
         RunStatus::Failed => "Failed",
         RunStatus::Interrupted => "Interrupted",
+        RunStatus::Pruned => "Pruned",
         RunStatus::Queued | RunStatus::Running | RunStatus::Completed => return None,
     };
     let planned = run.config.epochs;

@@ -74,7 +74,10 @@ impl StudioState {
                 self.error = Some(message);
             }
             ServerMessage::LrFinderProgress(progress) => self.lr_finder = Some(progress),
-            ServerMessage::Progress(_) | ServerMessage::Preparing { .. } => {}
+            ServerMessage::Progress(_)
+            | ServerMessage::Preparing { .. }
+            | ServerMessage::SweepUpdated { .. }
+            | ServerMessage::SweepRemoved { .. } => {}
         }
     }
 

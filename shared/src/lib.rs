@@ -8,13 +8,15 @@
 //! - The HTTP API returns [`Run`], [`DatasetInfo`], [`ClassifyResponse`], [`HealthResponse`] and, for every
 //!   refused request, an [`ErrorBody`] whose sentence names what was wrong.
 //!
-//! This crate depends on serde only, so it builds for `wasm32-unknown-unknown` and native alike.
+//! This crate depends on serde (with serde_json for sweep values) and a seeded generator for random sweeps
+//! only, so it builds for `wasm32-unknown-unknown` and native alike.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub mod fields;
 pub mod names;
+pub mod sweep;
 pub mod trace;
 pub use fields::{Choice, Field, Surroundings, FIELDS};
 pub use names::{check_dataset_name, check_dataset_reference, check_file_name};
@@ -284,6 +286,8 @@ pub enum RunStatus {
     Failed,
     /// Was running when the server went down.
     Interrupted,
+    /// Ended early by its sweep's early stopping: behind the others at a rung (see [`sweep::Asha`]).
+    Pruned,
 }
 
 impl RunStatus {
@@ -301,17 +305,19 @@ impl RunStatus {
             RunStatus::Stopped => "stopped",
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Pruned => "pruned",
         }
     }
 
     /// Every status, in the order a run's life passes through them.
-    pub const ALL: [RunStatus; 6] = [
+    pub const ALL: [RunStatus; 7] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Completed,
         RunStatus::Stopped,
         RunStatus::Failed,
         RunStatus::Interrupted,
+        RunStatus::Pruned,
     ];
 
     /// Parses the name written by [`RunStatus::as_str`].
@@ -384,6 +390,9 @@ pub struct Run {
     /// Where its current (or last) attempt was placed; `None` while it waits in the queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// The sweep it is a trial of, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<sweep::SweepRef>,
 }
 
 /// Where an executor put a run's attempt.
@@ -1162,6 +1171,16 @@ pub enum ServerMessage {
     },
     /// The learning-rate finder's sweep so far (`POST /api/lr-finder`), after every batch.
     LrFinderProgress(LrFinderProgress),
+    /// A sweep was created or changed: a trial began, ended or was judged; carries the whole sweep.
+    SweepUpdated {
+        /// The sweep as it is now.
+        sweep: sweep::Sweep,
+    },
+    /// A sweep was deleted (its runs stay, as ordinary runs).
+    SweepRemoved {
+        /// The sweep that is gone.
+        sweep_id: u64,
+    },
 }
 
 /// The first learning rate of a sweep (`POST /api/lr-finder`).

@@ -50,6 +50,7 @@ pub struct RunControl {
     cancelled: Arc<AtomicBool>,
     checkpoint_requested: Arc<AtomicBool>,
     checkpoint_every: Duration,
+    pause_after_epoch: Option<u32>,
 }
 
 impl Default for RunControl {
@@ -58,6 +59,7 @@ impl Default for RunControl {
             cancelled: Arc::default(),
             checkpoint_requested: Arc::default(),
             checkpoint_every: MID_EPOCH_CHECKPOINT_EVERY,
+            pause_after_epoch: None,
         }
     }
 }
@@ -67,6 +69,18 @@ impl RunControl {
     /// its last checkpoint (default [`MID_EPOCH_CHECKPOINT_EVERY`]).
     pub fn with_mid_epoch_checkpoints_every(self, interval: Duration) -> Self {
         Self { checkpoint_every: interval, ..self }
+    }
+
+    /// The same control with the run pausing once `epoch` is committed, if it has epochs after it: it
+    /// ends [`TrainOutcome::Paused`] for someone (a sweep's early stopping) to judge, and a resume goes
+    /// on exactly where it paused.
+    pub fn with_pause_after_epoch(self, epoch: Option<u32>) -> Self {
+        Self { pause_after_epoch: epoch, ..self }
+    }
+
+    /// The epoch the run pauses after, if any.
+    pub fn pause_after_epoch(&self) -> Option<u32> {
+        self.pause_after_epoch
     }
 
     /// Asks the run to stop at the next batch boundary.
@@ -196,6 +210,11 @@ pub enum TrainOutcome {
     },
     /// The cancel flag was raised.
     Stopped,
+    /// It paused after this epoch, as its control asked ([`RunControl::with_pause_after_epoch`]).
+    Paused {
+        /// The epoch just committed.
+        epoch: u32,
+    },
 }
 
 /// Why a run failed.
@@ -488,6 +507,9 @@ impl<'a> Learner<'a> {
             }
             if let ControlFlow::Break(outcome) = self.end_epoch(epoch, totals, evaluation)? {
                 return Ok(outcome);
+            }
+            if self.cancel.pause_after_epoch == Some(epoch) && epoch < self.config.epochs {
+                return Ok(TrainOutcome::Paused { epoch });
             }
         }
         Ok(TrainOutcome::Completed)

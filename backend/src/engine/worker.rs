@@ -38,6 +38,9 @@ pub struct WorkerJob {
     pub run_dir: PathBuf,
     /// libtorch's intra-op threads.
     pub threads: usize,
+    /// Pause after this epoch (a sweep's rung; see [`RunControl::with_pause_after_epoch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_after_epoch: Option<u32>,
 }
 
 /// How a worker's attempt ended.
@@ -129,7 +132,7 @@ pub fn run(job_file: &Path) -> Result<WorkerOutcome, WorkerError> {
     let job: WorkerJob = serde_json::from_slice(&bytes)
         .map_err(|e| WorkerError::BadJob { path: job_file.to_path_buf(), why: e.to_string() })?;
     tch::set_num_threads(job.threads.max(1) as i32);
-    let control = RunControl::default();
+    let control = RunControl::default().with_pause_after_epoch(job.pause_after_epoch);
     let requeue = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handlers = [
         (signal_hook::consts::SIGTERM, control.cancel_flag()),

@@ -5,11 +5,14 @@
 //! ```text
 //!            create                 Begin                 End(completed | stopped | failed | interrupted)
 //!   (none) ─────────▶ queued ─────────────▶ running ──────────────────────────────────────▶ (ended)
-//!                       │  ▲                   │ ServerDown
-//!               Cancel  │  │ Resume            ▼
-//!                       ▼  └──────────── stopped · interrupted · failed
-//!                    stopped
+//!                       │  ▲  ▲   Continue     │ │ ServerDown
+//!               Cancel  │  │  └──────────────── │ ▼
+//!                       ▼  └──────────── stopped · interrupted · failed · pruned
+//!                    stopped                            ▲ Prune (from running or ended, but completed)
 //! ```
+//!
+//! `Continue` and `Prune` are a sweep's (see [`super::sweeps`]): a trial paused at an early-stopping rung
+//! is queued again at once, or pruned.
 //!
 //! Two states of a run are not statuses: *placed* is a queued run whose executor has put it somewhere (a
 //! pending Slurm job: `Run.placement` is set), and *stopping* is an active run whose stop was asked for
@@ -31,6 +34,11 @@ pub enum Move {
     End(RunStatus),
     /// The studio starts and finds it was training when the studio went down, with nothing to follow.
     ServerDown,
+    /// A sweep's trial paused at a rung and goes on: it is queued again at once.
+    Continue,
+    /// A sweep's early stopping ends a trial: behind at a rung (paused there, or found there after a
+    /// restart).
+    Prune,
 }
 
 /// A move's rule: the statuses it may start from, and where it leads.
@@ -42,8 +50,9 @@ pub struct Rule {
     pub to: RunStatus,
 }
 
-/// Statuses a run can be resumed from.
-pub const RESUMABLE: [RunStatus; 3] = [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed];
+/// Statuses a run can be resumed from (a pruned trial too: it goes on past the rung that stopped it).
+pub const RESUMABLE: [RunStatus; 4] =
+    [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed, RunStatus::Pruned];
 /// Statuses of a run an executor has (queued or training).
 pub const ACTIVE: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
 
@@ -55,9 +64,16 @@ impl Move {
             Move::Resume => Rule { from: &RESUMABLE, to: RunStatus::Queued },
             Move::Cancel => Rule { from: &[RunStatus::Queued], to: RunStatus::Stopped },
             Move::Begin => Rule { from: &ACTIVE, to: RunStatus::Running },
-            Move::End(status) if status.is_finished() => Rule { from: &ACTIVE, to: status },
+            Move::End(status) if status.is_finished() && status != RunStatus::Pruned => {
+                Rule { from: &ACTIVE, to: status }
+            }
             Move::End(status) => Rule { from: &[], to: status },
             Move::ServerDown => Rule { from: &[RunStatus::Running], to: RunStatus::Interrupted },
+            Move::Continue => Rule { from: &[RunStatus::Running], to: RunStatus::Queued },
+            Move::Prune => Rule {
+                from: &[RunStatus::Running, RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed],
+                to: RunStatus::Pruned,
+            },
         }
     }
 
@@ -72,7 +88,7 @@ impl Move {
 mod tests {
     use super::*;
 
-    const ALL: [RunStatus; 6] = RunStatus::ALL;
+    const ALL: [RunStatus; 7] = RunStatus::ALL;
     const ENDINGS: [RunStatus; 4] =
         [RunStatus::Completed, RunStatus::Stopped, RunStatus::Failed, RunStatus::Interrupted];
 
@@ -90,7 +106,9 @@ mod tests {
     #[test]
     fn an_ended_run_only_moves_again_by_a_resume_and_a_completed_one_never() {
         for ended in ENDINGS {
-            for event in [Move::Begin, Move::Cancel, Move::ServerDown].into_iter().chain(ENDINGS.map(Move::End)) {
+            for event in
+                [Move::Begin, Move::Cancel, Move::ServerDown, Move::Continue].into_iter().chain(ENDINGS.map(Move::End))
+            {
                 assert_eq!(event.apply(ended), None, "{event:?} from {ended:?}");
             }
         }
@@ -123,11 +141,25 @@ mod tests {
 
     #[test]
     fn every_status_is_reached_by_some_move() {
-        let moves =
-            [Move::Resume, Move::Cancel, Move::Begin, Move::ServerDown].into_iter().chain(ENDINGS.map(Move::End));
+        let moves = [Move::Resume, Move::Cancel, Move::Begin, Move::ServerDown, Move::Prune]
+            .into_iter()
+            .chain(ENDINGS.map(Move::End));
         let reached: Vec<RunStatus> = moves.map(|event| event.rule().to).collect();
         for status in ALL {
             assert!(reached.contains(&status), "{status:?} is never reached");
         }
+    }
+
+    #[test]
+    fn a_trial_continues_only_from_running_and_is_pruned_from_anything_but_completed_or_queued() {
+        for status in ALL {
+            let continued = Move::Continue.apply(status);
+            assert_eq!(continued, (status == RunStatus::Running).then_some(RunStatus::Queued), "{status:?}");
+            let pruned = Move::Prune.apply(status);
+            let prunable = !matches!(status, RunStatus::Completed | RunStatus::Queued | RunStatus::Pruned);
+            assert_eq!(pruned, prunable.then_some(RunStatus::Pruned), "{status:?}");
+        }
+        assert_eq!(Move::End(RunStatus::Pruned).apply(RunStatus::Running), None, "only a sweep prunes");
+        assert_eq!(Move::Resume.apply(RunStatus::Pruned), Some(RunStatus::Queued), "a person may go on past the rung");
     }
 }

@@ -2,11 +2,14 @@
 //! records everything in the [`Store`], and turns engine events into [`ServerMessage`]s broadcast to
 //! every connected browser. It knows nothing of HTTP.
 
+mod asha;
 pub mod executor;
 pub mod lifecycle;
 mod lr_finder;
 pub mod slurm;
 pub mod store;
+pub mod sweep_store;
+mod sweeps;
 
 use crate::data;
 use crate::data::download::{DownloadSource, CIFAR10_NAME};
@@ -222,6 +225,32 @@ pub enum StudioError {
     /// A learning-rate sweep failed.
     #[error(transparent)]
     LrFinder(crate::engine::lr_finder::LrFinderError),
+    /// A sweep request breaks rules; the sentences (joined by "; ") say which.
+    #[error("{0}")]
+    InvalidSweep(String),
+    /// No such sweep.
+    #[error("sweep {0} does not exist")]
+    SweepNotFound(u64),
+    /// The sweep's status does not allow what was asked.
+    #[error("sweep {id} is {status} and cannot be {what}")]
+    SweepState {
+        /// The sweep.
+        id: u64,
+        /// Its status.
+        status: &'static str,
+        /// What was asked: "stopped", "resumed", "deleted".
+        what: &'static str,
+    },
+    /// The run is a trial of a sweep, so it is deleted only with the sweep's records gone.
+    #[error("run {id} is trial {trial} of sweep {sweep}: delete the sweep first (its runs stay), then the run")]
+    TrialRun {
+        /// The run.
+        id: u64,
+        /// Its sweep.
+        sweep: u64,
+        /// Its trial.
+        trial: u32,
+    },
     /// The data folder could not be prepared.
     #[error("could not prepare the data folder {path}: {source}")]
     DataDir {
@@ -332,6 +361,8 @@ struct Inner {
     /// Whether ImageNet's weights could be downloaded when last asked: `Some(None)` yes, `Some(Some(why))`
     /// no, `None` not asked yet.
     imagenet_reachability: Mutex<Option<Option<String>>>,
+    /// Held while a sweep moves on, so two trials ending at once do not both start the next.
+    sweeping: Mutex<()>,
 }
 
 /// Records what a run's committed checkpoint holds but the history missed: a server killed after
@@ -452,6 +483,7 @@ impl Studio {
             uploads: data::upload::UploadClaims::default(),
             memory,
             imagenet_reachability: Mutex::new(None),
+            sweeping: Mutex::new(()),
         }));
         for status in [RunStatus::Running, RunStatus::Queued] {
             let ids = studio.store().ids_with_status(status)?;
@@ -463,6 +495,9 @@ impl Studio {
                     studio.enqueue(id, run.config, resume)?;
                 }
             }
+        }
+        if let Err(error) = studio.advance_sweeps_at_open() {
+            tracing::error!("could not move the sweeps on: {error}");
         }
         studio.record_engine_events(engine_receiver);
         Ok(studio)
@@ -775,7 +810,9 @@ impl Studio {
     /// Numbers a new attempt at `run_id` and keeps its control, so a stop reaches it.
     fn register_attempt(&self, live: &mut LiveState, run_id: u64) -> QueuedJob {
         live.attempts += 1;
-        let control = RunControl::default().with_mid_epoch_checkpoints_every(self.0.settings.checkpoint_every);
+        let control = RunControl::default()
+            .with_mid_epoch_checkpoints_every(self.0.settings.checkpoint_every)
+            .with_pause_after_epoch(self.pause_for(run_id));
         let job = QueuedJob { attempt: live.attempts, control: control.clone() };
         live.jobs.insert(run_id, job);
         QueuedJob { attempt: live.attempts, control }
@@ -829,8 +866,17 @@ impl Studio {
     }
 
     /// Asks a queued or running run to stop. A queued run is recorded `stopped` at once; a running one
-    /// stops within one batch, keeping a checkpoint of the batches done.
+    /// stops within one batch, keeping a checkpoint of the batches done. A trial of a running sweep is
+    /// held: the sweep leaves it stopped until it is resumed (the run, or the sweep after a stop).
     pub fn stop_run(&self, id: u64) -> Result<Run, StudioError> {
+        if let Some(link) = self.store().trial_of_run(id)? {
+            self.store().hold_trials(link.id, Some(link.trial), true)?;
+        }
+        self.stop_attempt(id)
+    }
+
+    /// Stops run `id`'s attempt as [`Studio::stop_run`] says, without holding a trial.
+    fn stop_attempt(&self, id: u64) -> Result<Run, StudioError> {
         let run = self.run(id)?;
         if run.status.is_finished() {
             return Err(StudioError::AlreadyFinished { id, status: run.status.as_str() });
@@ -845,6 +891,7 @@ impl Studio {
             drop(live);
             let run = self.run(id)?;
             self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
+            self.trial_ended(id);
             return Ok(run);
         }
         Ok(run)
@@ -871,6 +918,9 @@ impl Studio {
             let run = self.run(id)?;
             if ACTIVE.contains(&run.status) || live.jobs.contains_key(&id) {
                 return Err(StudioError::StillActive { id, status: run.status.as_str() });
+            }
+            if let Some(link) = run.sweep {
+                return Err(StudioError::TrialRun { id, sweep: link.id, trial: link.trial });
             }
             if !self.store().delete_run_unless(id, &ACTIVE)? {
                 let status = self.run(id).map_or("gone", |run| run.status.as_str());
@@ -1078,17 +1128,20 @@ impl Studio {
             }
             EngineEventKind::Placed { placement, running } => self.record_placement(run_id, &placement, running),
             EngineEventKind::Training(event) => self.record_training(run_id, event),
+            EngineEventKind::Finished(Ok(TrainOutcome::Paused { epoch })) => self.trial_paused(run_id, epoch),
             EngineEventKind::Finished(outcome) => {
                 let (status, error) = match &outcome {
                     Ok(TrainOutcome::Completed | TrainOutcome::EarlyStopped { .. }) => (RunStatus::Completed, None),
-                    Ok(TrainOutcome::Stopped) => (RunStatus::Stopped, None),
+                    Ok(TrainOutcome::Stopped | TrainOutcome::Paused { .. }) => (RunStatus::Stopped, None),
                     Err(error) => (RunStatus::Failed, Some(error.as_str())),
                 };
                 self.finish(run_id, status, error);
+                self.trial_ended(run_id);
                 Ok(())
             }
             EngineEventKind::Lost(why) => {
                 self.finish(run_id, RunStatus::Interrupted, Some(&why));
+                self.trial_ended(run_id);
                 Ok(())
             }
         };
@@ -1230,8 +1283,9 @@ impl Studio {
             tracing::warn!(run_id, status = status.as_str(), "run ended: {error}");
         }
         self.live().jobs.remove(&run_id);
+        let event = if status == RunStatus::Pruned { Move::Prune } else { Move::End(status) };
         for attempt in 1..=TRIES {
-            match self.catch_up(run_id).and_then(|()| self.move_run(run_id, Move::End(status), error)) {
+            match self.catch_up(run_id).and_then(|()| self.move_run(run_id, event, error)) {
                 Ok(()) => break,
                 Err(failure) if attempt < TRIES => {
                     tracing::warn!(run_id, "could not record the end of the run ({failure}); retrying");

@@ -52,10 +52,35 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN name TEXT;
     ALTER TABLE runs ADD COLUMN device TEXT;",
     "ALTER TABLE runs ADD COLUMN placement TEXT;",
+    "CREATE TABLE sweeps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        request TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE trials (
+        sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+        trial INTEGER NOT NULL,
+        parameters TEXT NOT NULL,
+        run_id INTEGER UNIQUE,
+        retries INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        held INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (sweep_id, trial)
+    );
+    CREATE TABLE rung_decisions (
+        sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+        trial INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        decision TEXT NOT NULL,
+        PRIMARY KEY (sweep_id, trial, epoch)
+    );",
 ];
 
 /// The `runs` columns [`RunRow::from_row`] reads, in its order.
-const RUN_COLUMNS: &str = "id, config, status, error, classes, created_at, has_model, name, device, placement";
+const RUN_COLUMNS: &str = "id, config, status, error, classes, created_at, has_model, name, device, placement, \
+     (SELECT json_object('id', sweep_id, 'trial', trial) FROM trials WHERE trials.run_id = runs.id)";
 
 /// Why the history could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +114,7 @@ fn disk_full() -> rusqlite::Error {
 
 /// The run history.
 pub struct Store {
-    connection: Connection,
+    pub(super) connection: Connection,
 }
 
 impl Store {
@@ -385,6 +410,7 @@ impl Store {
             device: row.device,
             // A placement this version cannot read (written by a newer one) is shown as none.
             placement: row.placement.and_then(|json| serde_json::from_str(&json).ok()),
+            sweep: row.sweep.and_then(|json| serde_json::from_str(&json).ok()),
         })
     }
 }
@@ -401,6 +427,7 @@ struct RunRow {
     name: Option<String>,
     device: Option<String>,
     placement: Option<String>,
+    sweep: Option<String>,
 }
 
 impl RunRow {
@@ -416,6 +443,7 @@ impl RunRow {
             name: row.get(7)?,
             device: row.get(8)?,
             placement: row.get(9)?,
+            sweep: row.get(10)?,
         })
     }
 }

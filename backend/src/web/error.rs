@@ -67,12 +67,14 @@ impl From<StudioError> for ApiError {
             return ApiError::busy(error.to_string());
         }
         let status = match &error {
-            StudioError::InvalidConfig(_) | StudioError::InvalidName(_) | StudioError::Image(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            StudioError::RunNotFound(_) | StudioError::TestImageNotFound { .. } | StudioError::NoReceipt(_) => {
-                StatusCode::NOT_FOUND
-            }
+            StudioError::InvalidConfig(_)
+            | StudioError::InvalidName(_)
+            | StudioError::InvalidSweep(_)
+            | StudioError::Image(_) => StatusCode::BAD_REQUEST,
+            StudioError::RunNotFound(_)
+            | StudioError::SweepNotFound(_)
+            | StudioError::TestImageNotFound { .. }
+            | StudioError::NoReceipt(_) => StatusCode::NOT_FOUND,
             StudioError::AlreadyFinished { .. }
             | StudioError::NoModel(_)
             | StudioError::NoModelAtAll
@@ -82,6 +84,8 @@ impl From<StudioError> for ApiError {
             | StudioError::TrainerBusy
             | StudioError::LrFinderRunning
             | StudioError::NoLrFinder
+            | StudioError::SweepState { .. }
+            | StudioError::TrialRun { .. }
             | StudioError::Unavailable(_) => StatusCode::CONFLICT,
             StudioError::LrFinder(crate::engine::lr_finder::LrFinderError::Crashed) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -202,6 +206,14 @@ impl PathScrubber {
         run
     }
 
+    /// `sweep` with its trials' notes scrubbed.
+    pub(crate) fn sweep(&self, mut sweep: shared::sweep::Sweep) -> shared::sweep::Sweep {
+        for trial in &mut sweep.trials {
+            trial.note = trial.note.as_ref().map(|note| self.scrub(note));
+        }
+        sweep
+    }
+
     /// `message` with the sentences it carries scrubbed.
     pub(crate) fn message(&self, message: ServerMessage) -> ServerMessage {
         match message {
@@ -210,6 +222,7 @@ impl PathScrubber {
             }
             ServerMessage::RunUpdated { run } => ServerMessage::RunUpdated { run: self.run(run) },
             ServerMessage::Error { message } => ServerMessage::Error { message: self.scrub(&message) },
+            ServerMessage::SweepUpdated { sweep } => ServerMessage::SweepUpdated { sweep: self.sweep(sweep) },
             other => other,
         }
     }

@@ -49,6 +49,10 @@ pub(crate) fn api() -> Router<Studio> {
         .route("/api/runs/{id}/receipt", get(run_receipt))
         .route("/api/runs/{id}/test-images", get(test_images))
         .route("/api/runs/{id}/test-images/{index}/image", get(test_image))
+        .route("/api/sweeps", get(sweeps).post(create_sweep))
+        .route("/api/sweeps/{id}", get(get_sweep).delete(delete_sweep))
+        .route("/api/sweeps/{id}/stop", post(stop_sweep))
+        .route("/api/sweeps/{id}/resume", post(resume_sweep))
         .route("/api/classify", post(classify).layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT)))
         .route("/api/classify/batch", post(classify_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)))
         .route("/api", any(not_found))
@@ -335,6 +339,57 @@ async fn resume_run(
     Path(id): Path<u64>,
 ) -> ApiResult<Json<shared::Run>> {
     Ok(Json(scrubber.run(blocking(move || studio.resume_run(id)).await??)))
+}
+
+/// Creates a sweep (`201` with the sweep); a request that breaks rules is a `400` naming each problem.
+async fn create_sweep(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(&body);
+    let request: shared::sweep::SweepRequest = serde_path_to_error::deserialize(deserializer)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid sweep: {}: {}", e.path(), e.inner())))?;
+    let sweep = blocking(move || studio.create_sweep(request)).await??;
+    Ok((StatusCode::CREATED, Json(scrubber.sweep(sweep))).into_response())
+}
+
+async fn sweeps(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+) -> ApiResult<Json<Vec<shared::sweep::Sweep>>> {
+    let sweeps = blocking(move || studio.sweeps()).await??;
+    Ok(Json(sweeps.into_iter().map(|sweep| scrubber.sweep(sweep)).collect()))
+}
+
+async fn get_sweep(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<shared::sweep::Sweep>> {
+    Ok(Json(scrubber.sweep(blocking(move || studio.sweep(id)).await??)))
+}
+
+async fn stop_sweep(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<shared::sweep::Sweep>> {
+    Ok(Json(scrubber.sweep(blocking(move || studio.stop_sweep(id)).await??)))
+}
+
+async fn resume_sweep(
+    State(studio): State<Studio>,
+    Extension(scrubber): Extension<PathScrubber>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<shared::sweep::Sweep>> {
+    Ok(Json(scrubber.sweep(blocking(move || studio.resume_sweep(id)).await??)))
+}
+
+/// Deletes a sweep that is not running (`204`); its runs stay.
+async fn delete_sweep(State(studio): State<Studio>, Path(id): Path<u64>) -> ApiResult<StatusCode> {
+    blocking(move || studio.delete_sweep(id)).await??;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,138 @@
+//! ASHA's decision at a rung (the stopping variant: Li et al., "A System for Massively Parallel
+//! Hyperparameter Tuning", MLSys 2020; Ray Tune's `ASHAScheduler`): a trial that has just finished a
+//! rung's epoch goes on only if its metric is in the top `1/eta` of every trial that has reached that
+//! rung so far, itself included; at least one always goes on, so the first to arrive always does. It
+//! depends only on the values and their order of arrival, so a sweep replayed in the same order decides
+//! the same.
+
+use shared::sweep::{RungDecision, SweepMetric};
+
+/// Judges trial `trial` at rung `epoch`, where its metric is `value` and the trials that reached the
+/// rung before it had `earlier`.
+pub fn judge(metric: SweepMetric, eta: u32, trial: u32, epoch: u32, value: f64, earlier: &[f64]) -> RungDecision {
+    let eta = eta.max(2);
+    let reached = earlier.len() + 1;
+    let keep = (reached / eta as usize).max(1);
+    let mut ranked: Vec<f64> = earlier.iter().copied().chain([value]).collect();
+    // Best first; a value that is not a number ranks last.
+    ranked.sort_by(|a, b| order(metric, *a, *b));
+    let cut = ranked[keep - 1];
+    // Ties go the way of the trial judged: only trials strictly better push it down.
+    let ahead = earlier.iter().filter(|&&other| order(metric, other, value).is_lt()).count();
+    let continued = ahead < keep;
+    let sentence = sentence(metric, eta, epoch, value, reached, cut, continued);
+    RungDecision { trial, epoch, metric: value, reached: reached as u32, cut, continued, sentence }
+}
+
+fn order(metric: SweepMetric, a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        (false, false) if metric.better(a, b) => std::cmp::Ordering::Less,
+        (false, false) if metric.better(b, a) => std::cmp::Ordering::Greater,
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
+fn sentence(metric: SweepMetric, eta: u32, epoch: u32, value: f64, reached: usize, cut: f64, went_on: bool) -> String {
+    let shown = metric.show(value);
+    if reached == 1 {
+        return format!("went on after epoch {epoch}: {shown}, the first trial to reach epoch {epoch}, always goes on");
+    }
+    let (verb, was) = if went_on { ("went on", "was") } else { ("stopped", "was not") };
+    format!(
+        "{verb} after epoch {epoch}: {shown} {was} in the {} of the {reached} trials that reached epoch {epoch} \
+         (the cut was {})",
+        top_fraction(eta),
+        metric.show(cut)
+    )
+}
+
+/// "top half", "top third", "top quarter", else "top 1/eta".
+fn top_fraction(eta: u32) -> String {
+    match eta {
+        2 => "top half".to_string(),
+        3 => "top third".to_string(),
+        4 => "top quarter".to_string(),
+        eta => format!("top 1/{eta}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::sweep::Asha;
+
+    const ACCURACY: SweepMetric = SweepMetric::TestAccuracy;
+
+    #[test]
+    fn the_first_to_reach_a_rung_always_goes_on() {
+        let decision = judge(ACCURACY, 3, 1, 1, 0.1, &[]);
+        assert!(decision.continued);
+        assert_eq!(decision.reached, 1);
+        assert!(decision.sentence.contains("the first trial to reach epoch 1"), "{}", decision.sentence);
+    }
+
+    #[test]
+    fn a_trial_goes_on_only_in_the_top_third_of_those_that_reached_the_rung() {
+        let earlier = [0.70, 0.63, 0.50, 0.45, 0.30];
+        let behind = judge(ACCURACY, 3, 6, 3, 0.412, &earlier);
+        assert!(!behind.continued);
+        assert_eq!((behind.reached, behind.cut), (6, 0.63));
+        assert_eq!(
+            behind.sentence,
+            "stopped after epoch 3: 41.2 % was not in the top third of the 6 trials that reached epoch 3 (the cut \
+             was 63.0 %)"
+        );
+        assert!(judge(ACCURACY, 3, 6, 3, 0.65, &earlier).continued, "second of six is in the top two");
+        assert!(!judge(ACCURACY, 3, 6, 3, 0.62, &earlier).continued, "third of six is not");
+        assert!(judge(ACCURACY, 3, 6, 3, 0.63, &earlier).continued, "a tie with the cut goes on");
+    }
+
+    #[test]
+    fn for_a_loss_lower_is_better_and_a_value_that_is_no_number_ranks_last() {
+        let earlier = [0.9, 1.2, 2.0];
+        assert!(judge(SweepMetric::TestLoss, 2, 4, 1, 0.5, &earlier).continued);
+        assert!(!judge(SweepMetric::TestLoss, 2, 4, 1, 1.5, &earlier).continued);
+        assert!(!judge(SweepMetric::TestLoss, 2, 4, 1, f64::NAN, &earlier).continued);
+        assert!(!judge(ACCURACY, 2, 4, 1, f64::NAN, &[0.1, 0.2, 0.3]).continued);
+    }
+
+    /// Synthetic learning curves that keep their order (the assumption ASHA rests on; a late bloomer can
+    /// be pruned, as in the paper), arriving one trial at a time as with one slot: the best trial is kept
+    /// to the end, the worst are cut at the first rung, and the epochs trained shrink as the paper's do.
+    #[test]
+    fn on_synthetic_curves_the_best_trial_survives_every_rung_and_most_are_pruned_early() {
+        let asha = Asha { grace_epochs: 1, eta: 3 };
+        let epochs = 9;
+        // Trial t's accuracy after epoch e approaches its ceiling.
+        let ceilings = [0.55, 0.80, 0.40, 0.72, 0.90, 0.35, 0.60, 0.85, 0.50];
+        let curve = |t: usize, e: u32| ceilings[t] * (1.0 - (-(f64::from(e)) / 3.0).exp());
+        let mut at_rung: std::collections::BTreeMap<u32, Vec<f64>> = Default::default();
+        let mut trained = 0;
+        let mut finished = Vec::new();
+        for t in 0..ceilings.len() {
+            let mut survived = true;
+            for rung in asha.rungs(epochs) {
+                let value = curve(t, rung);
+                let earlier = at_rung.entry(rung).or_default();
+                let decision = judge(ACCURACY, asha.eta, t as u32 + 1, rung, value, earlier);
+                earlier.push(value);
+                if !decision.continued {
+                    trained += rung;
+                    survived = false;
+                    break;
+                }
+            }
+            if survived {
+                trained += epochs;
+                finished.push(t);
+            }
+        }
+        assert!(finished.contains(&4), "the best trial (ceiling 0.90) trains to the end: {finished:?}");
+        println!("ASHA trained {trained} of the grid's 81 epochs; finished: {finished:?}");
+        assert!(trained <= 9 * 9 / 2, "ASHA trained {trained} of the grid's 81 epochs");
+        assert!(!finished.contains(&5) && !finished.contains(&2), "the two worst are pruned: {finished:?}");
+    }
+}

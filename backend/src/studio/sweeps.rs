@@ -1,0 +1,376 @@
+//! Sweeps on the studio: a sweep's trials are ordinary runs, created as its `parallel` allows and placed
+//! by the executor like any run. The history holds everything (the request, each trial's run, each
+//! early-stopping decision), so a sweep goes on after a restart from where it was.
+//!
+//! What moves a sweep on is [`Studio::advance_sweep`], called whenever one of its trials ends and when the
+//! studio opens: it retries a failed trial once (from its checkpoint), continues trials a restart or a
+//! stop of the sweep left stopped, starts pending trials up to `parallel`, and marks the sweep completed
+//! when nothing is left. With ASHA, a trial's attempt pauses after each rung's epoch
+//! ([`Studio::pause_for`]); [`Studio::trial_paused`] judges it ([`super::asha::judge`]) and either queues
+//! it again at once or ends it `pruned`.
+
+use super::lifecycle::Move;
+use super::sweep_store::{SweepRow, TrialRow};
+use super::{asha, unix_now, Studio, StudioError};
+use shared::sweep::{RungDecision, Sweep, SweepRef, SweepRequest, SweepStatus, Trial};
+use shared::{Run, RunStatus, ServerMessage};
+
+/// What a trial needs from the sweep now.
+enum Next {
+    /// Its run is queued or training.
+    Active,
+    /// Its run should go on from its checkpoint (a stop or a restart left it), without counting a retry.
+    Continue(u64),
+    /// Its run failed (or was lost) for the first time: retried once from its checkpoint.
+    Retry(u64),
+    /// It has no run yet.
+    Start,
+    /// It ended, or waits for a person.
+    Nothing,
+}
+
+impl Studio {
+    /// Checks `request` (its shape, every trial's configuration as a run's, its datasets and weights, and
+    /// `parallel` against the executor's slots), records the sweep and starts its first trials.
+    pub fn create_sweep(&self, mut request: SweepRequest) -> Result<Sweep, StudioError> {
+        if request.name.trim().is_empty() {
+            let fields: Vec<&str> = request.parameters.keys().map(String::as_str).collect();
+            request.name = format!("sweep of {}", fields.join(", "));
+        }
+        let name = shared::check_run_name(&request.name).map_err(StudioError::InvalidName)?;
+        request.name = name.unwrap_or_default();
+        let problems = request.problems(self.executor_info().slots);
+        if !problems.is_empty() {
+            return Err(StudioError::InvalidSweep(problems.join("; ")));
+        }
+        let plan = request.plan().map_err(|problems| StudioError::InvalidSweep(problems.join("; ")))?;
+        let mut checked: Vec<(String, String)> = Vec::new();
+        for parameters in &plan {
+            let config = request.trial_config(parameters).map_err(StudioError::InvalidConfig)?;
+            let inputs = (config.dataset.clone(), config.weights.clone());
+            if !checked.contains(&inputs) {
+                self.check_trainable(&config)?;
+                checked.push(inputs);
+            }
+        }
+        let id = self.store().create_sweep(&request, &plan, unix_now())?;
+        tracing::info!(sweep_id = id, trials = plan.len(), "sweep created");
+        self.advance_sweep(id, false)?;
+        self.sweep(id)
+    }
+
+    /// Every sweep, newest first.
+    pub fn sweeps(&self) -> Result<Vec<Sweep>, StudioError> {
+        let ids = self.store().sweep_ids()?;
+        ids.into_iter().map(|id| self.sweep(id)).collect()
+    }
+
+    /// One sweep, its trials ranked by its metric (best first).
+    pub fn sweep(&self, id: u64) -> Result<Sweep, StudioError> {
+        let store = self.store();
+        let row = store.sweep_row(id)?.ok_or(StudioError::SweepNotFound(id))?;
+        let mut trials = Vec::new();
+        for trial in store.trials(id)? {
+            let run = match trial.run_id {
+                Some(run_id) => store.run(run_id)?,
+                None => None,
+            };
+            trials.push(trial_of(&row.request, trial, run.as_ref()));
+        }
+        rank(&mut trials, row.request.metric);
+        let decisions = store.decisions(id)?;
+        let SweepRow { id, name, request, status, created_at } = row;
+        Ok(Sweep { id, name, status, request, created_at, trials, decisions })
+    }
+
+    /// Stops a running sweep: no trial starts, and its trials in training stop at their next batch
+    /// (resumable, as any stopped run).
+    pub fn stop_sweep(&self, id: u64) -> Result<Sweep, StudioError> {
+        let row = self.sweep_in(id, &[SweepStatus::Running], "stopped")?;
+        self.store().set_sweep_status(id, SweepStatus::Stopped)?;
+        for trial in self.store().trials(row.id)? {
+            if let Some(run_id) = trial.run_id {
+                match self.stop_attempt(run_id) {
+                    Ok(_) | Err(StudioError::AlreadyFinished { .. }) => {}
+                    Err(error) => tracing::warn!(sweep_id = id, run_id, "could not stop a trial: {error}"),
+                }
+            }
+        }
+        self.tell_sweep(id)?;
+        self.sweep(id)
+    }
+
+    /// Resumes a stopped sweep: its stopped trials go on from their checkpoints, and pending ones start,
+    /// `parallel` at a time.
+    pub fn resume_sweep(&self, id: u64) -> Result<Sweep, StudioError> {
+        self.sweep_in(id, &[SweepStatus::Stopped], "resumed")?;
+        self.store().in_transaction(|store| {
+            store.hold_trials(id, None, false)?;
+            store.set_sweep_status(id, SweepStatus::Running)
+        })?;
+        self.advance_sweep(id, true)?;
+        self.sweep(id)
+    }
+
+    /// Deletes a sweep that is not running; its trials' runs stay, as ordinary runs.
+    pub fn delete_sweep(&self, id: u64) -> Result<(), StudioError> {
+        let row = self.sweep_in(id, &[SweepStatus::Stopped, SweepStatus::Completed], "deleted")?;
+        let runs: Vec<u64> = self.store().trials(row.id)?.iter().filter_map(|t| t.run_id).collect();
+        self.store().delete_sweep(id)?;
+        self.broadcast(ServerMessage::SweepRemoved { sweep_id: id });
+        for run_id in runs {
+            self.tell(run_id)?;
+        }
+        Ok(())
+    }
+
+    /// The sweep's row if its status is one of `allowed`; else why it cannot be `what`.
+    fn sweep_in(&self, id: u64, allowed: &[SweepStatus], what: &'static str) -> Result<SweepRow, StudioError> {
+        let row = self.store().sweep_row(id)?.ok_or(StudioError::SweepNotFound(id))?;
+        if !allowed.contains(&row.status) {
+            return Err(StudioError::SweepState { id, status: row.status.as_str(), what });
+        }
+        Ok(row)
+    }
+
+    /// Tells every client of sweep `id` as it is now.
+    fn tell_sweep(&self, id: u64) -> Result<(), StudioError> {
+        let sweep = self.sweep(id)?;
+        self.broadcast(ServerMessage::SweepUpdated { sweep });
+        Ok(())
+    }
+
+    /// Moves every running sweep on, after the studio opened: trials the restart left interrupted or
+    /// stopped go on without counting a retry.
+    pub(super) fn advance_sweeps_at_open(&self) -> Result<(), StudioError> {
+        for id in self.store().sweep_ids()? {
+            self.advance_sweep(id, true)?;
+        }
+        Ok(())
+    }
+
+    /// After run `run_id` ended (or was stopped while queued): moves its sweep on, if it is a trial.
+    pub(super) fn trial_ended(&self, run_id: u64) {
+        let link = match self.store().trial_of_run(run_id) {
+            Ok(Some(link)) => link,
+            Ok(None) => return,
+            Err(error) => return tracing::error!(run_id, "could not read the run's sweep: {error}"),
+        };
+        if let Err(error) = self.advance_sweep(link.id, false) {
+            tracing::error!(sweep_id = link.id, "could not move the sweep on: {error}");
+        }
+    }
+
+    /// Retries, continues and starts the trials of sweep `id` as its `parallel` allows, and marks it
+    /// completed once no trial is left to train. `revive`: trials a restart or a stop left interrupted go
+    /// on without counting a retry. One sweep moves on at a time.
+    fn advance_sweep(&self, id: u64, revive: bool) -> Result<(), StudioError> {
+        let _one_at_a_time = self.0.sweeping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(row) = self.store().sweep_row(id)? else { return Ok(()) };
+        if row.status != SweepStatus::Running || self.live().shutting_down {
+            return Ok(());
+        }
+        let trials = self.store().trials(id)?;
+        let mut next = Vec::new();
+        for trial in &trials {
+            let run = match trial.run_id {
+                Some(run_id) => self.store().run(run_id)?,
+                None => None,
+            };
+            next.push((trial, self.next_for(&row, trial, run.as_ref(), revive)?));
+        }
+        let mut active = next.iter().filter(|(_, next)| matches!(next, Next::Active)).count();
+        let mut left = 0;
+        // What has begun goes on before anything new starts.
+        let order = |next: &Next| match next {
+            Next::Continue(_) | Next::Retry(_) => 0,
+            _ => 1,
+        };
+        next.sort_by_key(|(trial, next)| (order(next), trial.trial));
+        for (trial, next) in next {
+            if matches!(next, Next::Active | Next::Nothing) {
+                continue;
+            }
+            if active >= row.request.parallel as usize {
+                left += 1;
+                continue;
+            }
+            if self.begin_trial(&row, trial, next) {
+                active += 1;
+            }
+        }
+        if active == 0 && left == 0 {
+            self.store().set_sweep_status(id, SweepStatus::Completed)?;
+            tracing::info!(sweep_id = id, "sweep completed");
+        }
+        self.tell_sweep(id)
+    }
+
+    /// What trial `trial` (whose run is `run`) needs now. A run that reached a rung with no decision
+    /// recorded (the studio went down between the two) is judged first.
+    fn next_for(&self, row: &SweepRow, trial: &TrialRow, run: Option<&Run>, revive: bool) -> Result<Next, StudioError> {
+        let Some(run) = run else {
+            return Ok(if trial.run_id.is_some() { Next::Nothing } else { Next::Start });
+        };
+        let epochs_left = (run.epochs.len() as u32) < run.config.epochs;
+        let resumable = [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed].contains(&run.status);
+        if resumable && epochs_left {
+            let link = SweepRef { id: row.id, trial: trial.trial };
+            if let Some(decision) = self.judge_at_rung(row, link, run)? {
+                if !decision.continued {
+                    self.prune(run.id, link, &decision)?;
+                    return Ok(Next::Nothing);
+                }
+            }
+        }
+        Ok(match run.status {
+            RunStatus::Queued | RunStatus::Running => Next::Active,
+            RunStatus::Stopped if epochs_left && !trial.held => Next::Continue(run.id),
+            RunStatus::Interrupted if epochs_left && revive => Next::Continue(run.id),
+            RunStatus::Failed | RunStatus::Interrupted if trial.retries == 0 => Next::Retry(run.id),
+            _ => Next::Nothing,
+        })
+    }
+
+    /// Starts, continues or retries a trial; false (with a note on the trial) if it could not.
+    fn begin_trial(&self, row: &SweepRow, trial: &TrialRow, next: Next) -> bool {
+        let link = SweepRef { id: row.id, trial: trial.trial };
+        let begun = match next {
+            Next::Start => self.start_trial(row, trial),
+            Next::Continue(run_id) => self.resume_run(run_id).map(drop),
+            Next::Retry(run_id) => {
+                let why = self.run(run_id).ok().and_then(|run| run.error).unwrap_or_else(|| "it was lost".into());
+                let note = format!("retried once from its checkpoint after: {why}");
+                self.store()
+                    .note_trial(link, true, &note)
+                    .map_err(StudioError::from)
+                    .and_then(|()| self.resume_run(run_id).map(drop))
+            }
+            Next::Active | Next::Nothing => return false,
+        };
+        match begun {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(sweep_id = row.id, trial = trial.trial, "could not begin the trial: {error}");
+                let _ = self.store().note_trial(link, false, &format!("could not begin: {error}"));
+                false
+            }
+        }
+    }
+
+    /// Creates trial `trial`'s run (named after the sweep) and queues it.
+    fn start_trial(&self, row: &SweepRow, trial: &TrialRow) -> Result<(), StudioError> {
+        let link = SweepRef { id: row.id, trial: trial.trial };
+        let config = row.request.trial_config(&trial.parameters).map_err(StudioError::InvalidConfig)?;
+        let name = shared::check_run_name(&format!("{} · trial {}", row.name, trial.trial)).ok().flatten();
+        let run = self.store().in_transaction(|store| {
+            let run = store.create_run(&config, unix_now())?;
+            store.set_trial_run(link, run.id)?;
+            store.set_name(run.id, name.as_deref())?;
+            Ok(run)
+        })?;
+        self.enqueue(run.id, config, false)?;
+        self.tell(run.id)
+    }
+
+    /// The epoch run `run_id`'s next attempt pauses after: its sweep's next ASHA rung, if it is a trial
+    /// of a sweep with early stopping and has a rung left.
+    pub(super) fn pause_for(&self, run_id: u64) -> Option<u32> {
+        let store = self.store();
+        let link = store.trial_of_run(run_id).ok()??;
+        let asha = store.sweep_row(link.id).ok()??.request.early_stopping?.asha;
+        let run = store.run(run_id).ok()??;
+        asha.next_rung(run.epochs.len() as u32, run.config.epochs)
+    }
+
+    /// Trial run `run_id` paused after `epoch`, a rung: judged, it is queued again at once or pruned.
+    pub(super) fn trial_paused(&self, run_id: u64, epoch: u32) -> Result<(), StudioError> {
+        {
+            let mut live = self.live();
+            live.jobs.remove(&run_id);
+            live.running.remove(&run_id);
+        }
+        let run = self.run(run_id)?;
+        let link = self.store().trial_of_run(run_id)?;
+        let row = match link {
+            Some(link) => self.store().sweep_row(link.id)?,
+            None => None,
+        };
+        let (Some(link), Some(row)) = (link, row) else {
+            // Its sweep is gone: the pause ends the attempt as a stop would.
+            return self.move_run(run_id, Move::End(RunStatus::Stopped), None);
+        };
+        let decision = self.judge_at_rung(&row, link, &run)?;
+        tracing::info!(run_id, epoch, decision = ?decision.as_ref().map(|d| &d.sentence), "trial paused at a rung");
+        match decision {
+            Some(decision) if !decision.continued => self.prune(run_id, link, &decision)?,
+            _ => {
+                self.move_run(run_id, Move::Continue, None)?;
+                self.enqueue(run_id, run.config, true)?;
+            }
+        }
+        self.advance_sweep(link.id, false)
+    }
+
+    /// Judges trial `link` (run `run`) if it has just finished a rung of its sweep's ASHA: the decision
+    /// recorded for that rung, or a new one, recorded. `None` when no decision is due.
+    fn judge_at_rung(&self, row: &SweepRow, link: SweepRef, run: &Run) -> Result<Option<RungDecision>, StudioError> {
+        let Some(early) = row.request.early_stopping else { return Ok(None) };
+        let done = run.epochs.len() as u32;
+        if !early.asha.rungs(run.config.epochs).contains(&done) {
+            return Ok(None);
+        }
+        let decisions = self.store().decisions(row.id)?;
+        if let Some(made) = decisions.iter().find(|d| d.trial == link.trial && d.epoch == done) {
+            return Ok(Some(made.clone()));
+        }
+        let metric = row.request.metric;
+        let value = run.epochs.last().map_or(f64::NAN, |epoch| metric.of(epoch));
+        let earlier: Vec<f64> = decisions.iter().filter(|d| d.epoch == done).map(|d| d.metric).collect();
+        let decision = asha::judge(metric, early.asha.eta, link.trial, done, value, &earlier);
+        self.store().add_decision(row.id, &decision)?;
+        Ok(Some(decision))
+    }
+
+    /// Ends trial `link`'s run `run_id` as pruned, with the decision's sentence as the trial's note.
+    fn prune(&self, run_id: u64, link: SweepRef, decision: &RungDecision) -> Result<(), StudioError> {
+        self.store().note_trial(link, false, &decision.sentence)?;
+        self.finish(run_id, RunStatus::Pruned, None);
+        Ok(())
+    }
+}
+
+/// A trial as the API shows it, from its row and its run.
+fn trial_of(request: &SweepRequest, trial: TrialRow, run: Option<&Run>) -> Trial {
+    let metric = request.metric;
+    let best_metric = run.and_then(|run| {
+        run.epochs.iter().map(|epoch| metric.of(epoch)).filter(|v| v.is_finite()).reduce(|best, value| {
+            if metric.better(value, best) {
+                value
+            } else {
+                best
+            }
+        })
+    });
+    Trial {
+        trial: trial.trial,
+        parameters: trial.parameters,
+        run_id: trial.run_id,
+        status: run.map(|run| run.status),
+        epochs_done: run.map_or(0, |run| run.epochs.len() as u32),
+        best_metric,
+        retries: trial.retries,
+        note: trial.note,
+    }
+}
+
+/// Best first by `metric`; trials with no result after, in order.
+fn rank(trials: &mut [Trial], metric: shared::sweep::SweepMetric) {
+    trials.sort_by(|a, b| match (a.best_metric, b.best_metric) {
+        (Some(x), Some(y)) if metric.better(x, y) => std::cmp::Ordering::Less,
+        (Some(x), Some(y)) if metric.better(y, x) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        _ => a.trial.cmp(&b.trial),
+    });
+}
