@@ -88,7 +88,8 @@ impl Studio {
     pub fn stop_sweep(&self, id: u64) -> Result<Sweep, StudioError> {
         let row = self.sweep_in(id, &[SweepStatus::Running], "stopped")?;
         self.store().set_sweep_status(id, SweepStatus::Stopped)?;
-        for trial in self.store().trials(row.id)? {
+        let trials = self.store().trials(row.id)?;
+        for trial in trials {
             if let Some(run_id) = trial.run_id {
                 match self.stop_attempt(run_id) {
                     Ok(_) | Err(StudioError::AlreadyFinished { .. }) => {}
@@ -143,7 +144,8 @@ impl Studio {
     /// Moves every running sweep on, after the studio opened: trials the restart left interrupted or
     /// stopped go on without counting a retry.
     pub(super) fn advance_sweeps_at_open(&self) -> Result<(), StudioError> {
-        for id in self.store().sweep_ids()? {
+        let ids = self.store().sweep_ids()?;
+        for id in ids {
             self.advance_sweep(id, true)?;
         }
         Ok(())

@@ -1,0 +1,214 @@
+//! Sweeps through the HTTP API: requests checked before anything starts, trials that are ordinary runs,
+//! ASHA pruning a diverging learning rate at its first rung (with trials that went on training exactly as
+//! a plain run), and a grid sweep that survives a SIGKILL of the real binary, then a stop and a resume,
+//! with bit-identical metrics.
+
+mod common;
+
+use common::process::ServerProcess;
+use common::{write_color_dataset, TestServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shared::sweep::{Sweep, SweepStatus};
+use shared::{EpochMetrics, Run, RunStatus};
+use std::time::{Duration, Instant};
+
+/// Every figure of an epoch except how long it took.
+fn figures(epochs: &[EpochMetrics]) -> Vec<EpochMetrics> {
+    epochs.iter().map(|metrics| EpochMetrics { seconds: 0.0, ..metrics.clone() }).collect()
+}
+
+/// The base every sweep here varies: three colours, 48 training images each, from scratch.
+fn base(epochs: u32) -> Value {
+    json!({"dataset": "colors", "epochs": epochs, "batch_size": 8, "weights": "none", "seed": 3})
+}
+
+async fn post(base_url: &str, path: &str, body: Option<Value>) -> reqwest::Response {
+    let client = reqwest::Client::new();
+    let request = client.post(format!("{base_url}{path}"));
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+async fn get_sweep(base_url: &str, id: u64) -> Sweep {
+    reqwest::get(format!("{base_url}/api/sweeps/{id}")).await.unwrap().json().await.unwrap()
+}
+
+async fn get_run(base_url: &str, id: u64) -> Run {
+    reqwest::get(format!("{base_url}/api/runs/{id}")).await.unwrap().json().await.unwrap()
+}
+
+/// Polls sweep `id` until `done` holds (at most `timeout`).
+async fn wait_for_sweep(base_url: &str, id: u64, timeout: Duration, done: impl Fn(&Sweep) -> bool) -> Sweep {
+    let started = Instant::now();
+    loop {
+        let sweep = get_sweep(base_url, id).await;
+        if done(&sweep) {
+            return sweep;
+        }
+        assert!(started.elapsed() < timeout, "sweep {id} did not get there: {sweep:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The error sentence of a refused request, with its status.
+async fn refusal(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    (status, body["error"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn a_sweep_is_checked_whole_before_anything_starts() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 4, 2, 16);
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let base_url = server.url("");
+    let cases = [
+        (json!({"learning_rate": {"values": [0.1]}}), "unknown field \"learning_rate\""),
+        (json!({"lr": {"values": []}}), "lr: values is empty"),
+        (json!({"lr": {"values": [0.01, 11.0]}}), "trial 2 (lr = 11)"),
+        (json!({"lr": {"min": 0.1, "max": 0.01, "distribution": "log_uniform"}}), "needs method \"random\""),
+    ];
+    for (parameters, expected) in cases {
+        let request = json!({"name": "bad", "base": base(1), "parameters": parameters});
+        let (status, sentence) = refusal(post(&base_url, "/api/sweeps", Some(request)).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{sentence}");
+        assert!(sentence.contains(expected), "{expected:?} not in {sentence:?}");
+    }
+    let too_wide = json!({"base": base(1), "parameters": {"lr": {"values": [0.01]}}, "parallel": 2});
+    let (status, sentence) = refusal(post(&base_url, "/api/sweeps", Some(too_wide)).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(sentence.contains("parallel is 2 but the studio trains at most 1 run at once"), "{sentence}");
+    let missing_data = json!({"base": {"dataset": "nowhere"}, "parameters": {"lr": {"values": [0.01]}}});
+    let (status, sentence) = refusal(post(&base_url, "/api/sweeps", Some(missing_data)).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(sentence.contains("nowhere"), "{sentence}");
+    let listed: Vec<Sweep> = reqwest::get(server.url("/api/sweeps")).await.unwrap().json().await.unwrap();
+    assert!(listed.is_empty(), "nothing was recorded: {listed:?}");
+    let runs: Vec<Run> = reqwest::get(server.url("/api/runs")).await.unwrap().json().await.unwrap();
+    assert!(runs.is_empty(), "nothing started: {runs:?}");
+    let missing = reqwest::get(server.url("/api/sweeps/9")).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+/// Two learning rates, one at a time, ASHA with rungs at epochs 1 and 2: the learning rate of 1.0
+/// (its loss finite but huge, its test accuracy at chance) is pruned at epoch 1 with a sentence; the
+/// other pauses at each rung, goes on, and ends with exactly the metrics of a plain run of its settings.
+#[tokio::test]
+async fn asha_prunes_a_diverging_learning_rate_at_the_first_rung_and_the_rest_train_as_plain_runs() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    let server = TestServer::start_with(data, |settings| settings.threads_per_run = Some(1), None).await;
+    let base_url = server.url("");
+    let request = json!({
+        "name": "learning rates",
+        "base": base(3),
+        "parameters": {"lr": {"values": [0.001, 1.0]}},
+        "early_stopping": {"asha": {"grace_epochs": 1, "eta": 2}},
+    });
+    let response = post(&base_url, "/api/sweeps", Some(request)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Sweep = response.json().await.unwrap();
+    assert_eq!((created.name.as_str(), created.status, created.trials.len()), ("learning rates", SweepStatus::Running, 2));
+    let deleting = reqwest::Client::new().delete(server.url(&format!("/api/sweeps/{}", created.id))).send().await.unwrap();
+    let (status, sentence) = refusal(deleting).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a running sweep is not deleted: {sentence}");
+
+    let sweep = wait_for_sweep(&base_url, created.id, Duration::from_secs(300), |s| s.status == SweepStatus::Completed).await;
+    let by_lr = |lr: f64| sweep.trials.iter().find(|t| t.parameters["lr"].as_f64() == Some(lr)).unwrap();
+    let diverging = by_lr(1.0);
+    assert_eq!((diverging.status, diverging.epochs_done), (Some(RunStatus::Pruned), 1), "{sweep:#?}");
+    let note = diverging.note.as_deref().unwrap_or_default();
+    assert!(note.starts_with("stopped after epoch 1: "), "{note}");
+    assert!(note.contains("was not in the top half of the 2 trials that reached epoch 1 (the cut was"), "{note}");
+    let good = by_lr(0.001);
+    assert_eq!((good.status, good.epochs_done), (Some(RunStatus::Completed), 3), "{sweep:#?}");
+    assert_eq!(sweep.trials[0].trial, good.trial, "ranked first: {sweep:#?}");
+    assert!(good.best_metric > diverging.best_metric, "{sweep:#?}");
+    let judged: Vec<(u32, u32, bool)> = sweep.decisions.iter().map(|d| (d.trial, d.epoch, d.continued)).collect();
+    assert_eq!(judged, [(1, 1, true), (1, 2, true), (2, 1, false)], "one trial at a time, in grid order");
+
+    // A trial is an ordinary run: named after its sweep, it knows its trial, and it trained exactly as a
+    // plain run of its settings does, though it paused at two rungs.
+    let first = by_lr(0.001);
+    let trial_run = get_run(&base_url, first.run_id.unwrap()).await;
+    assert_eq!(trial_run.sweep.map(|s| (s.id, s.trial)), Some((sweep.id, first.trial)));
+    assert_eq!(trial_run.name.as_deref(), Some(format!("learning rates · trial {}", first.trial).as_str()));
+    let mut plain = base(3);
+    plain["lr"] = json!(0.001);
+    let plain = server.create_run(plain).await;
+    let plain = server.wait_until_finished(plain).await;
+    assert_eq!(figures(&plain.epochs), figures(&trial_run.epochs), "pausing at rungs changes nothing");
+
+    let deleting = reqwest::Client::new().delete(server.url(&format!("/api/runs/{}", trial_run.id))).send().await.unwrap();
+    assert_eq!(deleting.status(), StatusCode::CONFLICT, "a trial's run goes only after its sweep's records");
+    let deleted = reqwest::Client::new().delete(server.url(&format!("/api/sweeps/{}", sweep.id))).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let kept = get_run(&base_url, trial_run.id).await;
+    assert_eq!((kept.sweep, kept.status), (None, RunStatus::Completed), "its runs stay, as ordinary runs");
+}
+
+/// A grid of three learning rates, two epochs each, one trial at a time on the real binary.
+fn grid_request() -> Value {
+    json!({"name": "grid", "base": base(2), "parameters": {"lr": {"values": [0.001, 0.003, 0.01]}}})
+}
+
+/// Every trial's figures, by trial number.
+async fn trial_figures(base_url: &str, sweep: &Sweep) -> Vec<(u32, Vec<EpochMetrics>)> {
+    let mut figures_by_trial = Vec::new();
+    for trial in &sweep.trials {
+        let run = get_run(base_url, trial.run_id.unwrap()).await;
+        figures_by_trial.push((trial.trial, figures(&run.epochs)));
+    }
+    figures_by_trial.sort_by_key(|(trial, _)| *trial);
+    figures_by_trial
+}
+
+#[tokio::test]
+async fn a_grid_sweep_killed_then_stopped_and_resumed_ends_with_bit_identical_metrics() {
+    let args = ["--threads-per-run", "1"];
+    let straight = tempfile::tempdir().unwrap();
+    write_color_dataset(straight.path(), "colors", 3, 48, 6, 32);
+    let server = ServerProcess::start_with(straight.path(), &args, &[]);
+    let created: Sweep = post(&server.url(""), "/api/sweeps", Some(grid_request())).await.json().await.unwrap();
+    let done = |s: &Sweep| s.status == SweepStatus::Completed;
+    let uninterrupted = wait_for_sweep(&server.url(""), created.id, Duration::from_secs(300), done).await;
+    let expected = trial_figures(&server.url(""), &uninterrupted).await;
+    drop(server);
+
+    let killed = tempfile::tempdir().unwrap();
+    write_color_dataset(killed.path(), "colors", 3, 48, 6, 32);
+    let server = ServerProcess::start_with(killed.path(), &args, &[]);
+    let created: Sweep = post(&server.url(""), "/api/sweeps", Some(grid_request())).await.json().await.unwrap();
+    // Killed while the second trial trains, after its first epoch.
+    wait_for_sweep(&server.url(""), created.id, Duration::from_secs(300), |s| {
+        s.trials.iter().any(|t| t.trial == 2 && t.epochs_done == 1 && t.status == Some(RunStatus::Running))
+    })
+    .await;
+    server.kill_hard();
+    let server = ServerProcess::start_with(killed.path(), &args, &[]);
+    // Then stopped while the third trains, and resumed.
+    let base_url = server.url("");
+    wait_for_sweep(&base_url, created.id, Duration::from_secs(300), |s| {
+        s.trials.iter().any(|t| t.trial == 3 && t.status == Some(RunStatus::Running))
+    })
+    .await;
+    let stopped: Sweep = post(&base_url, &format!("/api/sweeps/{}/stop", created.id), None).await.json().await.unwrap();
+    assert_eq!(stopped.status, SweepStatus::Stopped);
+    let third = |s: &Sweep| s.trials.iter().find(|t| t.trial == 3).unwrap().status;
+    let stopped = wait_for_sweep(&base_url, created.id, Duration::from_secs(60), |s| third(s) == Some(RunStatus::Stopped)).await;
+    assert_eq!(stopped.status, SweepStatus::Stopped, "{stopped:#?}");
+    let again = post(&base_url, &format!("/api/sweeps/{}/stop", created.id), None).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT, "a stopped sweep is not stopped twice");
+    let resumed = post(&base_url, &format!("/api/sweeps/{}/resume", created.id), None).await;
+    assert_eq!(resumed.status(), StatusCode::OK);
+    let resumed = wait_for_sweep(&server.url(""), created.id, Duration::from_secs(300), done).await;
+    assert!(resumed.trials.iter().all(|t| t.status == Some(RunStatus::Completed)), "{resumed:#?}");
+    assert_eq!(resumed.trials.len(), 3);
+    assert!(resumed.trials.iter().all(|t| t.retries == 0), "a restart is not the trial's failure: {resumed:#?}");
+    assert_eq!(trial_figures(&server.url(""), &resumed).await, expected);
+}
