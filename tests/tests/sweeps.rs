@@ -6,11 +6,11 @@
 mod common;
 
 use common::process::ServerProcess;
-use common::{write_color_dataset, TestServer};
+use common::{next_server_message, write_color_dataset, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shared::sweep::{Sweep, SweepStatus};
-use shared::{EpochMetrics, Run, RunStatus};
+use shared::{EpochMetrics, Run, RunStatus, ServerMessage};
 use std::time::{Duration, Instant};
 
 /// Every figure of an epoch except how long it took.
@@ -110,6 +110,17 @@ async fn asha_prunes_a_diverging_learning_rate_at_the_first_rung_and_the_rest_tr
         "parameters": {"lr": {"values": [0.001, 1.0]}},
         "early_stopping": {"asha": {"grace_epochs": 1, "eta": 2}},
     });
+    // A page connected before the sweep hears every change of it.
+    let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    let heard = tokio::spawn(async move {
+        loop {
+            if let ServerMessage::SweepUpdated { sweep } = next_server_message(&mut socket).await {
+                if sweep.status == SweepStatus::Completed {
+                    return sweep;
+                }
+            }
+        }
+    });
     let response = post(&base_url, "/api/sweeps", Some(request)).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let created: Sweep = response.json().await.unwrap();
@@ -131,6 +142,8 @@ async fn asha_prunes_a_diverging_learning_rate_at_the_first_rung_and_the_rest_tr
     assert!(good.best_metric > diverging.best_metric, "{sweep:#?}");
     let judged: Vec<(u32, u32, bool)> = sweep.decisions.iter().map(|d| (d.trial, d.epoch, d.continued)).collect();
     assert_eq!(judged, [(1, 1, true), (1, 2, true), (2, 1, false)], "one trial at a time, in grid order");
+    let heard = tokio::time::timeout(Duration::from_secs(60), heard).await.unwrap().unwrap();
+    assert_eq!(heard, sweep, "the WebSocket's last word on the sweep is what the API answers");
 
     // A trial is an ordinary run: named after its sweep, it knows its trial, and it trained exactly as a
     // plain run of its settings does, though it paused at two rungs.
