@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
+use shared::sweep::{Sweep, SweepRequest};
 use shared::{
     ClassifyBatchResponse, ClassifyResponse, DatasetHealth, DatasetInfo, ErrorBody, Explanation, TestImage,
     WeightsEntry,
@@ -63,6 +64,40 @@ pub async fn add_dataset_image(name: &str, image: &web_sys::Blob) -> Result<shar
 pub async fn find_learning_rate(config: &shared::TrainConfig) -> Result<shared::LrFinderResponse, ApiError> {
     let request = Request::post("/api/lr-finder").json(config).map_err(|e| ApiError::Network(e.to_string()))?;
     answer(request.send().await).await
+}
+
+/// `GET /api/sweeps`: every hyperparameter sweep, newest first.
+pub async fn sweeps() -> Result<Vec<Sweep>, ApiError> {
+    get("/api/sweeps").await
+}
+
+/// `POST /api/sweeps`: starts a sweep; a refusal names every problem, separated by semicolons.
+pub async fn create_sweep(request: &SweepRequest) -> Result<Sweep, ApiError> {
+    let request = Request::post("/api/sweeps").json(request).map_err(|e| ApiError::Network(e.to_string()))?;
+    answer(request.send().await).await
+}
+
+/// What a person can do to a sweep over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepCommand {
+    /// `POST /api/sweeps/{id}/stop`: no trial starts, and those training stop.
+    Stop,
+    /// `POST /api/sweeps/{id}/resume`: stopped trials go on and pending ones start.
+    Resume,
+}
+
+/// Sends `command` to sweep `id`; the answer is the sweep as it is then.
+pub async fn command_sweep(id: u64, command: SweepCommand) -> Result<Sweep, ApiError> {
+    let verb = match command {
+        SweepCommand::Stop => "stop",
+        SweepCommand::Resume => "resume",
+    };
+    answer(Request::post(&format!("/api/sweeps/{id}/{verb}")).send().await).await
+}
+
+/// `DELETE /api/sweeps/{id}`: forgets a sweep that is not running; its runs stay.
+pub async fn delete_sweep(id: u64) -> Result<(), ApiError> {
+    accepted(Request::delete(&format!("/api/sweeps/{id}")).send().await).await.map(drop)
 }
 
 /// `GET /api/weights`: the starting weights a run can name, ImageNet's first.
@@ -243,9 +278,15 @@ async fn get<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
 }
 
 async fn answer<T: DeserializeOwned>(sent: Result<Response, gloo_net::Error>) -> Result<T, ApiError> {
+    let response = accepted(sent).await?;
+    response.json().await.map_err(|e| ApiError::Unreadable(e.to_string()))
+}
+
+/// The response if the server accepted the request, else its refusal.
+async fn accepted(sent: Result<Response, gloo_net::Error>) -> Result<Response, ApiError> {
     let response = sent.map_err(|e| ApiError::Network(e.to_string()))?;
     if response.ok() {
-        return response.json().await.map_err(|e| ApiError::Unreadable(e.to_string()));
+        return Ok(response);
     }
     Err(match response.json::<ErrorBody>().await {
         Ok(body) => ApiError::Refused(body.error),

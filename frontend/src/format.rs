@@ -185,7 +185,12 @@ pub fn applied_config_fields(c: &TrainConfig, around: &Surroundings) -> Vec<(&'s
 
 /// A one-line summary of a run's settings, in the form's words.
 pub fn config_summary(run: &Run) -> String {
-    let c = &run.config;
+    settings_summary(&run.config)
+}
+
+/// A one-line summary of a configuration, in the form's words: `"2 epochs · batch 32 · SGD at learning rate
+/// 0.001 · …"`.
+pub fn settings_summary(c: &TrainConfig) -> String {
     let mut parts = vec![
         epochs(c.epochs),
         format!("batch {}", c.batch_size),

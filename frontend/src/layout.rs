@@ -1,5 +1,5 @@
 //! How the page fits the screen it is on: the section tabs in the sticky header that keep Train, Runs,
-//! Classify and Datasets one click or tap away at every width; the Stop button that the live run's panel
+//! Sweeps, Classify and Datasets one click or tap away at every width; the Stop button that the live run's panel
 //! carries (style.css moves that panel to the top of a narrow page while a run is active) and the page
 //! kept still under the person's thumb when it moves; and how a chart's view box and text sizes follow
 //! the width it is drawn at.
@@ -84,17 +84,28 @@ fn stop_observing(observing: Observing) {
     }
 }
 
-/// Tabs to the page's four places, in the sticky header at every width: the form, the run list, the
-/// classify card and the dataset cards are otherwise screens apart, on a phone thousands of pixels.
+/// Tabs to the page's five places, in the sticky header at every width: the form, the run list, the
+/// sweeps, the classify card and the dataset cards are otherwise screens apart, on a phone thousands of
+/// pixels.
 #[component]
 pub fn SectionTabs() -> impl IntoView {
     view! {
         <nav id="section-tabs" class="section-tabs" aria-label="Sections">
             <a href="#train-card">"Train"</a>
             <a href="#runs-card">"Runs"</a>
+            <a href="#sweeps-card">"Sweeps"</a>
             <a href="#classify">"Classify"</a>
             <a href="#dataset-health">"Datasets"</a>
         </nav>
+    }
+}
+
+/// Scrolls the card with id `id` into view: a button that fills or opens a card screens away (on a phone,
+/// far above or below) brings that card to the person.
+pub fn bring_into_view(id: &str) {
+    let card = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id(id));
+    if let Some(card) = card {
+        card.scroll_into_view();
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`format`]: how numbers and runs are written;
 //! - [`health`]: the Dataset health card and the leak warning beside Start;
 //! - [`lr_finder`]: "Find learning rate" beside the learning-rate box, its log-scale curve and "Use this";
+//! - [`sweep_form`]: the sweep editor's fields, read into a request checked by the shared sweep rules;
+//! - [`sweep_plot`]: the geometry of a sweep's learning curves and parallel-coordinates plot;
 //! - [`saved`]: the training form kept in the browser, so a reload keeps what was typed;
 //! - [`settings`]: the form's setting controls, built from the shared field table (`shared::FIELDS`);
 //! - [`layout`]: what fits the page to the screen (section tabs, the live run's Stop and the page kept still when
@@ -20,7 +22,8 @@
 //!
 //! The page's cards are components: the run list and detail here, the form and the dataset upload in
 //! [`train`], the class-level results in [`insight`], the classify card in [`classify`] (its
-//! camera mode in [`webcam`]), the comparison of ticked runs in [`compare`].
+//! camera mode in [`webcam`]), the comparison of ticked runs in [`compare`], hyperparameter sweeps (their
+//! editor, list, leaderboard and charts) in [`sweeps`].
 //! They share one [`Studio`] handle through context: a few signals, cheap to copy. [`App`] wires it to
 //! the WebSocket; [`Studio::new`] alone gives a card in-memory state, which is how the component tests
 //! in `tests/` mount one.
@@ -43,6 +46,9 @@ pub mod saved;
 pub mod settings;
 pub mod state;
 pub mod studio;
+pub mod sweep_form;
+pub mod sweep_plot;
+pub mod sweeps;
 pub mod train;
 pub mod versions;
 pub mod webcam;
@@ -100,6 +106,7 @@ pub fn App() -> impl IntoView {
                 <RunList/>
                 <CompareRuns/>
                 <RunDetail/>
+                <sweeps::SweepsCard/>
             </div>
             <ClassifyPanel/>
         </main>
@@ -449,15 +456,16 @@ fn RunActions(shown: Memo<Option<Run>>) -> impl IntoView {
                     if let Some(config) = shown.with_untracked(|r| r.as_ref().map(|r| r.config.clone())) {
                         studio.form_request.set(Some(config));
                         // On a phone the form is far above: bring it into view.
-                        let card = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("train-card"));
-                        if let Some(card) = card {
-                            card.scroll_into_view();
-                        }
+                        layout::bring_into_view("train-card");
                     }
                 }
             >
                 "Use these settings"
             </button>
+            <sweeps::SweepButton
+                id="sweep-run"
+                base=Signal::derive(move || shown.with(|r| r.as_ref().map(|r| r.config.clone())))
+            />
             <button
                 id="delete-run"
                 type="button"

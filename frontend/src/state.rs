@@ -1,8 +1,8 @@
 //! The page's copy of the server's state, and the one function that changes it.
 //!
 //! The state sits in signals cut along how often each part changes. [`StudioState`] holds the run list
-//! and what goes with it (the refusal, the stop asked for, the learning-rate sweep); it changes when a run
-//! is added, removed, renamed or finishes an epoch. [`LiveRuns`] holds what the batches say, each run in its
+//! and what goes with it (the refusal, the stop asked for, the learning-rate sweep, the hyperparameter
+//! sweeps); it changes when a run is added, removed, renamed or finishes an epoch, and when a sweep moves on. [`LiveRuns`] holds what the batches say, each run in its
 //! own signal: progress messages arrive several times a second while a run trains, and one for run 7 wakes
 //! only what reads run 7's [`RunLive`], never the list or another run.
 //!
@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
+use shared::sweep::Sweep;
 use shared::{BatchProgress, LrFinderProgress, Preparation, Run, RunStatus, ServerMessage};
 
 use crate::live::LossTrace;
@@ -28,6 +29,9 @@ pub struct StudioState {
     pub stopping: Option<u64>,
     /// The last learning-rate sweep the server reported (any page's), as it arrived.
     pub lr_finder: Option<LrFinderProgress>,
+    /// Every hyperparameter sweep, newest first: listed over HTTP on each connection, then kept current by
+    /// `SweepUpdated` and `SweepRemoved`.
+    pub sweeps: Vec<Sweep>,
 }
 
 impl StudioState {
@@ -74,11 +78,32 @@ impl StudioState {
                 self.error = Some(message);
             }
             ServerMessage::LrFinderProgress(progress) => self.lr_finder = Some(progress),
-            ServerMessage::Progress(_)
-            | ServerMessage::Preparing { .. }
-            | ServerMessage::SweepUpdated { .. }
-            | ServerMessage::SweepRemoved { .. } => {}
+            ServerMessage::SweepUpdated { sweep } => self.sweep_updated(sweep),
+            ServerMessage::SweepRemoved { sweep_id } => self.sweeps.retain(|sweep| sweep.id != sweep_id),
+            ServerMessage::Progress(_) | ServerMessage::Preparing { .. } => {}
         }
+    }
+
+    /// Takes the server's list of sweeps, replacing what this page knew.
+    pub fn set_sweeps(&mut self, mut sweeps: Vec<Sweep>) {
+        sweeps.sort_by_key(|sweep| std::cmp::Reverse(sweep.id));
+        self.sweeps = sweeps;
+    }
+
+    /// Takes a sweep as it is now (from a message or an HTTP answer), in its place or, new, at the top.
+    pub fn sweep_updated(&mut self, sweep: Sweep) {
+        match self.sweeps.iter_mut().find(|known| known.id == sweep.id) {
+            Some(known) => *known = sweep,
+            None => {
+                self.sweeps.push(sweep);
+                self.sweeps.sort_by_key(|sweep| std::cmp::Reverse(sweep.id));
+            }
+        }
+    }
+
+    /// The sweep shown: `chosen` while it exists, else the newest.
+    pub fn shown_sweep(&self, chosen: Option<u64>) -> Option<&Sweep> {
+        chosen.and_then(|id| self.sweeps.iter().find(|s| s.id == id)).or_else(|| self.sweeps.first())
     }
 
     /// Notes that this page asked run `run_id` to stop; Stop reads "Stopping…" until the run ends.
@@ -290,7 +315,7 @@ pub enum StatusFilter {
     All,
     /// Queued or training.
     Running,
-    /// Trained every epoch asked for (or stopped early by patience).
+    /// Trained every epoch asked for, or ended early on purpose: by patience, or pruned by its sweep.
     Completed,
     /// Stopped by a person, or interrupted by a server stop: both can be resumed.
     Stopped,
@@ -335,7 +360,7 @@ impl StatusFilter {
         match self {
             StatusFilter::All => true,
             StatusFilter::Running => matches!(status, RunStatus::Queued | RunStatus::Running),
-            StatusFilter::Completed => status == RunStatus::Completed,
+            StatusFilter::Completed => matches!(status, RunStatus::Completed | RunStatus::Pruned),
             StatusFilter::Stopped => matches!(status, RunStatus::Stopped | RunStatus::Interrupted),
             StatusFilter::Failed => status == RunStatus::Failed,
         }
@@ -518,6 +543,7 @@ mod tests {
         }
         assert!(StatusFilter::Running.admits(RunStatus::Queued));
         assert!(StatusFilter::Stopped.admits(RunStatus::Interrupted));
+        assert!(StatusFilter::Completed.admits(RunStatus::Pruned), "a sweep ended it on purpose");
     }
 
     #[test]
@@ -644,6 +670,30 @@ mod tests {
         state.apply(sweep(vec![point(1e-7), point(1.2e-7)], true));
         assert!(state.lr_finder.as_ref().is_some_and(|p| p.finished));
         assert!(state.runs.is_empty(), "a sweep is not a run");
+    }
+
+    fn sweep(id: u64, status: &str) -> Sweep {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": format!("sweep {id}"), "status": status, "created_at": 0, "trials": [],
+            "request": {"base": {"dataset": "tiny"}, "parameters": {"lr": {"values": [0.1]}}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn sweeps_are_listed_newest_first_updated_in_place_and_removed() {
+        let mut state = StudioState::default();
+        state.set_sweeps(vec![sweep(1, "completed"), sweep(3, "running")]);
+        state.apply(ServerMessage::SweepUpdated { sweep: sweep(2, "running") });
+        assert_eq!(state.sweeps.iter().map(|s| s.id).collect::<Vec<_>>(), [3, 2, 1]);
+        state.apply(ServerMessage::SweepUpdated { sweep: sweep(3, "stopped") });
+        assert_eq!(state.sweeps[0].status, shared::sweep::SweepStatus::Stopped);
+        assert_eq!(state.shown_sweep(None).map(|s| s.id), Some(3), "the newest by default");
+        assert_eq!(state.shown_sweep(Some(1)).map(|s| s.id), Some(1));
+        state.apply(ServerMessage::SweepRemoved { sweep_id: 1 });
+        assert_eq!(state.shown_sweep(Some(1)).map(|s| s.id), Some(3), "a removed choice falls back to the newest");
+        state.apply(ServerMessage::Snapshot { runs: Vec::new(), traces: Vec::new() });
+        assert_eq!(state.sweeps.len(), 2, "a snapshot of the runs keeps the sweeps");
     }
 
     /// A page where runs 7 and 8 have both reported a batch.

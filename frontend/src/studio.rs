@@ -32,6 +32,12 @@ pub struct Studio {
     pub chosen_dataset: RwSignal<Option<String>>,
     /// The health of [`Studio::chosen_dataset`], as far as the server has answered.
     pub health: RwSignal<HealthCheck>,
+    /// The configuration "Sweep these settings" asked the sweep editor to start from.
+    pub sweep_base: RwSignal<Option<TrainConfig>>,
+    /// The sweep a person picked in the list; `None` follows the newest.
+    pub chosen_sweep: RwSignal<Option<u64>>,
+    /// Runs the server trains at once (its executor's slots): the most a sweep may train in parallel.
+    pub slots: RwSignal<u32>,
     /// Messages for the server, sent by the WebSocket task.
     outbox: StoredValue<UnboundedSender<ClientMessage>>,
 }
@@ -52,6 +58,9 @@ impl Studio {
             form_request: RwSignal::new(None),
             chosen_dataset: RwSignal::new(None),
             health: RwSignal::new(HealthCheck::NotOnServer),
+            sweep_base: RwSignal::new(None),
+            chosen_sweep: RwSignal::new(None),
+            slots: RwSignal::new(1),
             outbox: StoredValue::new(outbox),
         }
     }

@@ -62,6 +62,7 @@ pub fn TrainPanel() -> impl IntoView {
                 futures::join!(api::datasets(), api::weights(), api::server_health());
             if let Ok(health) = health {
                 server_gpu.set(health.device.starts_with("cuda"));
+                studio.slots.set(health.executor.slots);
             }
             let mut problems = Vec::new();
             match found_datasets {
@@ -166,6 +167,7 @@ pub fn TrainPanel() -> impl IntoView {
                         "Start training"
                     </button>
                     <crate::layout::StopButton id="stop"/>
+                    <crate::sweeps::SweepButton id="sweep-form" base=Signal::derive(move || checked.get().ok())/>
                     <StartBlockers checked=checked connected=studio.connected/>
                 </div>
                 <crate::health::LeakWarning/>
