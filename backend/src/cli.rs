@@ -1,4 +1,7 @@
-//! The command line: `serve` runs the studio; `train` and `classify` use the same engine headless.
+//! The command line: `serve` runs the studio; `sweep` runs a sweep on it headless; `train` and `classify` use
+//! the same engine headless.
+
+mod sweep;
 
 use crate::engine::inference::Classifier;
 use crate::engine::receipt;
@@ -157,6 +160,29 @@ pub enum Command {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Run a sweep headless (the JSON `POST /api/sweeps` takes) on the studio of a data folder, with a
+    /// progress bar and a line per trial, then print the leaderboard. The sweep is kept in the folder's
+    /// history like one made from the page; stopped with Ctrl-C, it goes on at the next `serve` or
+    /// `sweep` over the folder. Not while a `serve` uses the same folder.
+    Sweep {
+        /// The sweep, as JSON.
+        #[arg(long)]
+        config: PathBuf,
+        /// Folder of datasets, run history and models.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Folder of pretrained weight files [default: DATA_DIR/weights].
+        #[arg(long)]
+        weights_dir: Option<PathBuf>,
+        /// Trials that train at once on this machine [default: as `serve`].
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        slots: Option<u16>,
+        /// libtorch threads each trial trains with [default: as `serve`].
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads_per_run: Option<u16>,
+        #[command(flatten)]
+        slurm: SlurmArgs,
+    },
     /// Classify images with a saved model, printing the top 5 classes of each.
     Classify {
         /// A saved model: a run's folder (e.g. DATA_DIR/runs/7) or a checkpoint .safetensors downloaded
@@ -245,12 +271,16 @@ fn precompress(ui_dir: &std::path::Path) -> anyhow::Result<()> {
 
 pub fn main() -> anyhow::Result<()> {
     crate::engine::allocator::keep_freed_memory_for_training();
+    let command = Cli::parse().command;
+    // A sweep prints its own lines; the studio's log would bury them.
+    let quiet = matches!(command, Command::Sweep { .. });
+    let default_filter = if quiet { "warn" } else { "info,tower_http=warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .init();
-    match Cli::parse().command {
+    match command {
         Command::Serve {
             host,
             port,
@@ -265,14 +295,8 @@ pub fn main() -> anyhow::Result<()> {
             slurm,
         } => {
             crate::web::check_access(host, token.as_deref())?;
-            let mut settings = StudioSettings::new(data_dir);
-            if let Some(dir) = weights_dir {
-                settings.weights_dir = dir;
-            }
+            let mut settings = studio_settings(data_dir, weights_dir, slots, threads_per_run, slurm)?;
             settings.checkpoint_every = std::time::Duration::from_secs(checkpoint_interval);
-            settings.slots = slots.map_or(0, usize::from);
-            settings.threads_per_run = threads_per_run.map(usize::from);
-            settings.executor = slurm.choice()?;
             let options = ServerOptions { ui_dir: Some(ui_dir), token, allowed_hosts, ..ServerOptions::default() };
             serve(SocketAddr::new(host, port), settings, options)
         }
@@ -311,10 +335,31 @@ pub fn main() -> anyhow::Result<()> {
             train(config, data_dir, weights_dir, out)
         }
         Command::LrFind { config, data_dir, weights_dir } => lr_find(&config, data_dir, weights_dir),
+        Command::Sweep { config, data_dir, weights_dir, slots, threads_per_run, slurm } => {
+            sweep::run(&config, studio_settings(data_dir, weights_dir, slots, threads_per_run, slurm)?)
+        }
         Command::Classify { model, images } => classify(model, images),
         Command::Health { dataset, data_dir, json } => health(&dataset, &data_dir, json),
         Command::Export { model, out, data_dir } => export(&model, &out, &data_dir),
     }
+}
+
+/// The studio's settings for `serve` and `sweep`.
+fn studio_settings(
+    data_dir: PathBuf,
+    weights_dir: Option<PathBuf>,
+    slots: Option<u16>,
+    threads_per_run: Option<u16>,
+    slurm: SlurmArgs,
+) -> anyhow::Result<StudioSettings> {
+    let mut settings = StudioSettings::new(data_dir);
+    if let Some(dir) = weights_dir {
+        settings.weights_dir = dir;
+    }
+    settings.slots = slots.map_or(0, usize::from);
+    settings.threads_per_run = threads_per_run.map(usize::from);
+    settings.executor = slurm.choice()?;
+    Ok(settings)
 }
 
 /// Writes the saved model `model` as the verified ONNX file `out` (see [`crate::studio::verified_onnx`]).

@@ -1,5 +1,5 @@
-//! The command line: `train` runs the engine headless, `classify` and `export` use what it saved, and
-//! `health` checks a dataset.
+//! The command line: `train` runs the engine headless, `classify` and `export` use what it saved,
+//! `health` checks a dataset, and `sweep` runs a sweep headless.
 
 mod common;
 
@@ -153,4 +153,39 @@ fn health_prints_the_same_check_as_the_api_and_flags_a_leak() {
     let missing = Command::new(binary()).args(["health", "nowhere", "--data-dir"]).arg(dir.path()).output().unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere"), "the error names the dataset");
+}
+
+#[test]
+fn sweep_runs_a_grid_headless_and_prints_the_leaderboard_and_the_history_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 8, 2, 32);
+    let config = dir.path().join("sweep.json");
+    let request = r#"{"name": "two rates", "base": {"dataset": "colors", "epochs": 1, "batch_size": 8},
+        "parameters": {"lr": {"values": [0.001, 0.0001]}}}"#;
+    std::fs::write(&config, request).unwrap();
+    let sweep = |config: &std::path::Path| {
+        Command::new(binary())
+            .args(["sweep", "--threads-per-run", "1", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let output = sweep(&config);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("sweep #1 \"two rates\": 2 trials, 1 at a time, ranked by test accuracy"), "{stdout}");
+    let board: Vec<&str> = stdout.lines().skip_while(|line| !line.starts_with("rank")).collect();
+    assert_eq!(board.len(), 4, "header, two trials, the best: {stdout}");
+    assert!(board[1..3].iter().all(|line| line.contains("completed") && line.contains('%')), "{stdout}");
+    assert!(board[3].starts_with("best: trial "), "{stdout}");
+    let history = backend::studio::store::Store::open(&dir.path().join("studio.db")).unwrap();
+    let kept = history.sweep_row(1).unwrap().unwrap();
+    assert_eq!((kept.name.as_str(), kept.status), ("two rates", shared::sweep::SweepStatus::Completed));
+
+    std::fs::write(&config, r#"{"base": {"dataset": "colors"}, "parameters": {"lr": {"values": []}}}"#).unwrap();
+    let refused = sweep(&config);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("lr: values is empty"), "{refused:?}");
 }
