@@ -276,3 +276,41 @@ async fn warned_before_its_time_limit_a_job_checkpoints_is_requeued_and_finishes
     assert_eq!((job_id.as_str(), *restarts), (job.as_str(), 1), "requeued as the same job, once");
     assert_eq!(figures(&done.epochs), figures(&whole.epochs), "requeued and resumed, as trained whole");
 }
+
+/// A sweep's trials are ordinary runs, so on Slurm each attempt is a job: with ASHA the good trial pauses
+/// at each rung (its job ends), goes on in a new job from its checkpoint, and ends bit for bit as a plain
+/// local run; the learning rate of 1.0 is pruned at the first rung.
+#[tokio::test]
+async fn a_sweep_with_asha_trains_its_trials_as_jobs_that_pause_at_rungs_and_go_on_exactly() {
+    if skip_without_slurm() {
+        return;
+    }
+    let local = studio(None, "").await;
+    let plain = local.wait_until_finished(local.create_run(config(3)).await).await;
+    let cluster = Cluster::start();
+    let server = studio(Some(&cluster), "studio").await;
+    let request: shared::sweep::SweepRequest = serde_json::from_value(json!({
+        "name": "on the cluster",
+        "base": config(3),
+        "parameters": {"lr": {"values": [0.001, 1.0]}},
+        "early_stopping": {"asha": {"grace_epochs": 1, "eta": 2}},
+    }))
+    .unwrap();
+    assert_eq!(request.base.lr, 0.001, "the first trial is the plain run's settings");
+    let id = server.studio.create_sweep(request).unwrap().id;
+    let started = std::time::Instant::now();
+    let sweep = loop {
+        let sweep = server.studio.sweep(id).unwrap();
+        if sweep.status == shared::sweep::SweepStatus::Completed {
+            break sweep;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "{sweep:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let status: Vec<(u32, Option<RunStatus>, u32)> =
+        sweep.trials.iter().map(|t| (t.trial, t.status, t.epochs_done)).collect();
+    assert_eq!(status, [(1, Some(RunStatus::Completed), 3), (2, Some(RunStatus::Pruned), 1)], "{sweep:#?}");
+    let good = run(&server, sweep.trials[0].run_id.unwrap()).await;
+    assert!(job_of(&good).0.parse::<u64>().is_ok(), "{good:?}");
+    assert_eq!(figures(&good.epochs), figures(&plain.epochs), "paused twice across jobs, trained as one run");
+}
