@@ -2,7 +2,7 @@
 //! [`crate::chart::compare_chart`], each trial coloured by its result, a pruned one marked where it stopped),
 //! and the parallel-coordinates plot: one vertical axis per varied setting and the metric last, each trial a
 //! line through its values. An axis is categorical for names and flags, logarithmic for a log-uniform range
-//! or values spanning more than a decade, linear otherwise ([`AxisScale`]).
+//! or values spanning a decade or more, linear otherwise ([`AxisScale`]).
 //! Everything here is plain arithmetic; [`crate::sweeps`] turns it into SVG elements.
 
 use serde_json::Value as Json;
@@ -61,7 +61,7 @@ impl AxisScale {
         let numbers = all.iter().filter_map(|value| value.as_f64()).chain(space.min).chain(space.max);
         let (min, max) = numbers.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
         let log_drawn = space.distribution == Some(Distribution::LogUniform);
-        if min > 0.0 && max.is_finite() && (log_drawn || max / min > 10.0) {
+        if min > 0.0 && max.is_finite() && (log_drawn || max / min >= 10.0) {
             AxisScale::Log { min, max }
         } else {
             AxisScale::Linear { min, max }
@@ -387,6 +387,8 @@ mod tests {
         assert_eq!(AxisScale::of(&range, &[]), AxisScale::Log { min: 1e-4, max: 1e-1 });
         let wide = ParameterSpace::values(vec![json!(0.1), json!(0.001)]);
         assert_eq!(AxisScale::of(&wide, &[]), AxisScale::Log { min: 0.001, max: 0.1 });
+        let decade = ParameterSpace::values(vec![json!(0.01), json!(0.001)]);
+        assert_eq!(AxisScale::of(&decade, &[]), AxisScale::Log { min: 0.001, max: 0.01 });
         let narrow = ParameterSpace::values(vec![json!(16), json!(64)]);
         assert_eq!(AxisScale::of(&narrow, &[]), AxisScale::Linear { min: 16.0, max: 64.0 });
         let scale = AxisScale::Log { min: 0.001, max: 0.1 };

@@ -251,6 +251,10 @@ fn SweepEditor(draft: RwSignal<Option<SweepDraft>>) -> impl IntoView {
                         let name = event_target_value(&ev);
                         edit(draft, |d| d.name = name);
                     }
+                    on:change=move |ev| {
+                        let name = event_target_value(&ev);
+                        edit(draft, |d| d.name = name);
+                    }
                 />
             </div>
             <fieldset class="sweep-parameters">
@@ -344,7 +348,7 @@ fn ParameterRow(name: &'static str, draft: RwSignal<Option<SweepDraft>>) -> impl
                     id=format!("sweep-remove-{id}")
                     type="button"
                     class="small"
-                    aria-label=format!("Stop varying {label}")
+                    aria-label=format!("Remove {label}")
                     on:click=move |_| edit(draft, |d| d.keep(name))
                 >
                     "Remove"
@@ -367,6 +371,15 @@ fn ValuesInput(
     parameter: Memo<Option<sweep_form::ParameterDraft>>,
 ) -> impl IntoView {
     let id = format!("sweep-values-{}", control_id(name));
+    // `change` as well as `input`: clearing a box (by a script or autofill) fires only `change`.
+    let type_values = move |ev: leptos::ev::Event| {
+        let typed = event_target_value(&ev);
+        edit(draft, |d| {
+            if let Some(p) = d.parameter_mut(name) {
+                p.space = SpaceDraft::Values(typed);
+            }
+        });
+    };
     let text = move || {
         parameter.with(|p| match p.as_ref().map(|p| &p.space) {
             Some(SpaceDraft::Values(text)) => text.clone(),
@@ -385,14 +398,8 @@ fn ValuesInput(
                 placeholder="e.g. 0.1, 0.01, 0.001"
                 aria-describedby=format!("{id}-help")
                 prop:value=text
-                on:input=move |ev| {
-                    let typed = event_target_value(&ev);
-                    edit(draft, |d| {
-                        if let Some(p) = d.parameter_mut(name) {
-                            p.space = SpaceDraft::Values(typed);
-                        }
-                    });
-                }
+                on:input=type_values
+                on:change=type_values
             />
             <p class="field-help" id=format!("{id}-help")>"Separated by commas; a grid tries each, a random sweep draws among them."</p>
         </div>
@@ -435,10 +442,8 @@ fn RangeInputs(
                     inputmode="decimal"
                     autocomplete="off"
                     prop:value=move || range().0
-                    on:input=move |ev| {
-                        let typed = event_target_value(&ev);
-                        set(RangeEdit::Min(typed));
-                    }
+                    on:input=move |ev| set(RangeEdit::Min(event_target_value(&ev)))
+                    on:change=move |ev| set(RangeEdit::Min(event_target_value(&ev)))
                 />
             </div>
             <div class="field">
@@ -449,10 +454,8 @@ fn RangeInputs(
                     inputmode="decimal"
                     autocomplete="off"
                     prop:value=move || range().1
-                    on:input=move |ev| {
-                        let typed = event_target_value(&ev);
-                        set(RangeEdit::Max(typed));
-                    }
+                    on:input=move |ev| set(RangeEdit::Max(event_target_value(&ev)))
+                    on:change=move |ev| set(RangeEdit::Max(event_target_value(&ev)))
                 />
             </div>
             <div class="field">
@@ -554,6 +557,10 @@ fn DraftNumber(
     read: fn(&SweepDraft) -> String,
     write: fn(&mut SweepDraft, String),
 ) -> impl IntoView {
+    let type_number = move |ev: leptos::ev::Event| {
+        let typed = event_target_value(&ev);
+        edit(draft, |d| write(d, typed));
+    };
     view! {
         <div class="field">
             <label for=id>{label}</label>
@@ -564,10 +571,8 @@ fn DraftNumber(
                 autocomplete="off"
                 aria-describedby=format!("{id}-help")
                 prop:value=move || draft.with(|d| d.as_ref().map(read).unwrap_or_default())
-                on:input=move |ev| {
-                    let typed = event_target_value(&ev);
-                    edit(draft, |d| write(d, typed));
-                }
+                on:input=type_number
+                on:change=type_number
             />
             <p class="field-help" id=format!("{id}-help")>{move || help.get()}</p>
         </div>
@@ -1016,7 +1021,7 @@ fn parallel_svg(plot: ParallelPlot, fit: ChartFit, scrolls: bool) -> impl IntoVi
                 i if i + 1 == count => "end",
                 _ => "middle",
             };
-            let offset = if axis.anchor == "end" { -6.0 } else { 6.0 };
+            let offset = if axis.anchor == "end" { -7.0 } else { 7.0 };
             let ticks = axis
                 .ticks
                 .into_iter()
