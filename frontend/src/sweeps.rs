@@ -598,7 +598,7 @@ fn SweepOptions(draft: RwSignal<Option<SweepDraft>>) -> impl IntoView {
                         edit(draft, |d| d.method = if random { SweepMethod::Random } else { SweepMethod::Grid });
                     }
                 >
-                    <option value="grid" prop:selected=move || !random()>"Grid: every combination of the values"</option>
+                    <option value="grid" prop:selected=move || !random()>"Grid: every combination"</option>
                     <option value="random" prop:selected=random>"Random: a number of draws"</option>
                 </select>
             </div>
@@ -616,8 +616,8 @@ fn SweepOptions(draft: RwSignal<Option<SweepDraft>>) -> impl IntoView {
                         edit(draft, |d| d.metric = if loss { SweepMetric::TestLoss } else { SweepMetric::TestAccuracy });
                     }
                 >
-                    <option value="test_accuracy" prop:selected=move || metric() == SweepMetric::TestAccuracy>"Best test accuracy (higher is better)"</option>
-                    <option value="test_loss" prop:selected=move || metric() == SweepMetric::TestLoss>"Best test loss (lower is better)"</option>
+                    <option value="test_accuracy" prop:selected=move || metric() == SweepMetric::TestAccuracy>"Test accuracy (higher is better)"</option>
+                    <option value="test_loss" prop:selected=move || metric() == SweepMetric::TestLoss>"Test loss (lower is better)"</option>
                 </select>
             </div>
             <div class="field">

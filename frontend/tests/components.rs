@@ -14,6 +14,7 @@
 
 use frontend::classify::{classified_card, run_caption, AnsweredBy, Classified};
 use frontend::form::TrainForm;
+use frontend::sweeps::SweepsCard;
 use frontend::train::TrainPanel;
 use frontend::{ConnectionState, RunDetail, RunList, Studio};
 use futures::channel::mpsc::unbounded;
@@ -385,4 +386,97 @@ async fn an_explained_image_is_overlaid_with_one_heat_map_cell_per_position() {
     assert_eq!(count(&root, "svg.heatmap rect.cam-cell"), 6);
     assert_eq!(attribute(&root, "svg.heatmap rect:nth-child(3)", "fill").as_deref(), Some("hsl(0, 100%, 50%)"));
     assert!(attribute(&root, "svg.heatmap", "aria-label").unwrap_or_default().contains("cat"));
+}
+
+/// A run of sweep 1's trial `trial`, ended as `status` after epochs of these test accuracies.
+fn trial_run(id: u64, trial: u32, status: &str, accuracies: &[f64]) -> Run {
+    let epochs = accuracies.iter().enumerate().map(|(i, &a)| epoch(i as u32 + 1, a)).collect();
+    let mut run = run(id, status, epochs);
+    run.sweep = Some(shared::sweep::SweepRef { id: 1, trial });
+    run
+}
+
+/// Sweep 1 as the server reports it: a random sweep of a log-uniform learning rate and the optimizer, with
+/// ASHA, whose trial 2 was pruned after its first epoch.
+fn pruned_sweep() -> shared::sweep::Sweep {
+    let sentence = "stopped after epoch 1: 40.0 % was not in the top third of the 2 trials that reached epoch 1 \
+                    (the cut was 80.0 %)";
+    serde_json::from_value(serde_json::json!({
+        "id": 1, "name": "sweep of lr, optimizer", "status": "completed", "created_at": 0,
+        "request": {
+            "base": {"dataset": "tiny", "epochs": 3},
+            "parameters": {
+                "lr": {"min": 0.0001, "max": 0.1, "distribution": "log_uniform"},
+                "optimizer": {"values": ["sgd", "adamw"]},
+            },
+            "method": "random", "trials": 2, "early_stopping": {"asha": {"grace_epochs": 1, "eta": 3}},
+        },
+        "trials": [
+            {"trial": 1, "parameters": {"lr": 0.01, "optimizer": "sgd"}, "run_id": 11, "status": "completed",
+             "epochs_done": 3, "best_metric": 0.9, "retries": 0},
+            {"trial": 2, "parameters": {"lr": 0.0003, "optimizer": "adamw"}, "run_id": 12, "status": "pruned",
+             "epochs_done": 1, "best_metric": 0.4, "retries": 0, "note": sentence},
+        ],
+        "decisions": [
+            {"trial": 1, "epoch": 1, "metric": 0.8, "reached": 1, "cut": 0.8, "continued": true,
+             "sentence": "went on after epoch 1: 80.0 % was in the top third of the 1 trial that reached epoch 1"},
+            {"trial": 2, "epoch": 1, "metric": 0.4, "reached": 2, "cut": 0.8, "continued": false, "sentence": sentence},
+        ],
+    }))
+    .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_sweep_ranks_its_trials_draws_a_pruned_one_dashed_with_why_and_lists_its_decisions() {
+    let studio = with_runs(
+        offline_studio(),
+        vec![trial_run(11, 1, "completed", &[0.8, 0.85, 0.9]), trial_run(12, 2, "pruned", &[0.4])],
+    );
+    studio.apply(ServerMessage::SweepUpdated { sweep: pruned_sweep() });
+    let (root, _mounted) = mount(studio, SweepsCard).await;
+    assert_eq!(texts(&root, "#sweep-list .run-facts"), ["2 of 2 trials done"]);
+    assert_eq!(attribute(&root, "#sweep-leaderboard tbody tr:first-child", "data-trial").as_deref(), Some("1"));
+    assert_eq!(texts(&root, "#sweep-leaderboard td.trial-best"), ["90.0 %", "40.0 %"]);
+    let note = text(&root, "#sweep-leaderboard tr[data-status='pruned'] .trial-note");
+    assert!(note.starts_with("stopped after epoch 1: 40.0 %"), "{note}");
+    assert_eq!(text(&root, "#sweep-best"), "Best: 90.0 % test accuracy, trial 1 (lr = 0.01, optimizer = sgd)");
+
+    assert_eq!(count(&root, "#sweep-curves polyline.trial-curve"), 2);
+    assert_eq!(count(&root, "#sweep-curves polyline.trial-curve.pruned"), 1);
+    assert_eq!(attribute(&root, "#sweep-curves polyline.pruned", "data-trial").as_deref(), Some("2"));
+    assert!(text(&root, "#sweep-curves path.stop-mark title").starts_with("Trial 2 was pruned: stopped after epoch 1"));
+
+    assert_eq!(texts(&root, "#sweep-parallel .axis-title"), ["Learning rate", "Optimizer", "Test accuracy"]);
+    let ticks = texts(&root, "#sweep-parallel g.pc-axis:nth-of-type(2) .tick");
+    assert_eq!(ticks, ["sgd", "adamw"], "the optimizer's axis is categorical");
+    let lr_ticks = texts(&root, "#sweep-parallel g.pc-axis:first-of-type .tick");
+    assert!(lr_ticks.contains(&"0.001".to_string()) && lr_ticks.contains(&"0.01".to_string()), "{lr_ticks:?}");
+    assert_eq!(count(&root, "#sweep-parallel polyline.pc-line"), 2);
+    assert_eq!(count(&root, "#sweep-parallel polyline.pc-line.pruned"), 1);
+
+    assert_eq!(count(&root, "#sweep-decisions li"), 2);
+    assert_eq!(count(&root, "#sweep-decisions li.pruned"), 1);
+    assert!(!exists(&root, "#stop-sweep") && !exists(&root, "#resume-sweep"), "a completed sweep is neither");
+}
+
+#[wasm_bindgen_test]
+async fn the_editor_counts_the_trials_as_values_are_typed_and_names_each_problem() {
+    let studio = offline_studio();
+    studio.sweep_base.set(Some(serde_json::from_value(serde_json::json!({"dataset": "tiny", "epochs": 2})).unwrap()));
+    let (root, _mounted) = mount(studio, SweepsCard).await;
+    assert_eq!(texts(&root, "#sweep-problems li"), ["a sweep varies at least one setting: parameters is empty"]);
+    let add: HtmlSelectElement = find(&root, "select#sweep-add").dyn_into().unwrap();
+    add.set_value("lr");
+    let init = EventInit::new();
+    init.set_bubbles(true);
+    add.dispatch_event(&Event::new_with_event_init_dict("change", &init).unwrap()).unwrap();
+    settle().await;
+    type_into(&root, "#sweep-values-lr", "0.1, 0.01, 0.001");
+    settle().await;
+    assert_eq!(text(&root, "#sweep-summary"), "3 trials: 3 trials × 2 epochs = 6 epochs at most");
+    assert!(texts(&root, "#sweep-problems li").is_empty());
+    type_into(&root, "#sweep-values-lr", "0.1, fast");
+    settle().await;
+    assert_eq!(texts(&root, "#sweep-problems li"), ["lr: \"fast\" is not a number"]);
+    assert_eq!(text(&root, "#sweep-summary"), "1 trial: 1 trial × 2 epochs = 2 epochs at most", "what was read counts");
 }
