@@ -324,6 +324,7 @@ pub fn RunDetail() -> impl IntoView {
                         {move || shown.with(|r| r.as_ref().and_then(|r| r.best_checkpoint.as_ref()).map(format::checkpoint))}
                     </span>
                 </div>
+                <sweeps::TrialOf shown=shown/>
                 <RunActions shown=shown/>
                 <Headline shown=shown/>
                 <p class="config-summary">{move || shown.with(|r| r.as_ref().map(format::config_summary))}</p>

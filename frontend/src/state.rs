@@ -29,9 +29,12 @@ pub struct StudioState {
     pub stopping: Option<u64>,
     /// The last learning-rate sweep the server reported (any page's), as it arrived.
     pub lr_finder: Option<LrFinderProgress>,
-    /// Every hyperparameter sweep, newest first: listed over HTTP on each connection, then kept current by
+    /// Every hyperparameter sweep, newest first: listed over HTTP after each snapshot, then kept current by
     /// `SweepUpdated` and `SweepRemoved`.
     pub sweeps: Vec<Sweep>,
+    /// Snapshots taken: one per connection, and one each time the page fell behind the server's messages,
+    /// after which what a snapshot does not carry (the sweeps) is listed again.
+    pub snapshots: u64,
 }
 
 impl StudioState {
@@ -40,6 +43,7 @@ impl StudioState {
     pub fn apply(&mut self, message: ServerMessage) {
         match message {
             ServerMessage::Snapshot { runs, .. } => {
+                self.snapshots += 1;
                 self.runs = runs;
                 sort_newest_first(&mut self.runs);
                 self.stopping =
@@ -694,6 +698,7 @@ mod tests {
         assert_eq!(state.shown_sweep(Some(1)).map(|s| s.id), Some(3), "a removed choice falls back to the newest");
         state.apply(ServerMessage::Snapshot { runs: Vec::new(), traces: Vec::new() });
         assert_eq!(state.sweeps.len(), 2, "a snapshot of the runs keeps the sweeps");
+        assert_eq!(state.snapshots, 1, "and counts, so that the sweeps are listed again");
     }
 
     /// A page where runs 7 and 8 have both reported a batch.

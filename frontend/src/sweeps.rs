@@ -146,6 +146,38 @@ pub fn SweepButton(
     }
 }
 
+/// In a trial's panel: which sweep it belongs to, a button that shows that sweep.
+#[component]
+pub fn TrialOf(
+    /// The run shown.
+    shown: Memo<Option<Run>>,
+) -> impl IntoView {
+    let studio = studio();
+    let link = Memo::new(move |_| {
+        let link = shown.with(|r| r.as_ref().and_then(|r| r.sweep))?;
+        let name = studio.state.with(|s| s.sweeps.iter().find(|sweep| sweep.id == link.id).map(|s| s.name.clone()));
+        Some((link, name))
+    });
+    move || {
+        link.get().map(|(link, name)| {
+            let named = name.map(|name| format!(" ({name})")).unwrap_or_default();
+            view! {
+                <button
+                    id="trial-of"
+                    type="button"
+                    class="link-button trial-of"
+                    on:click=move |_| {
+                        studio.chosen_sweep.set(Some(link.id));
+                        layout::bring_into_view("sweeps-card");
+                    }
+                >
+                    {format!("Trial {} of sweep #{}{named}", link.trial, link.id)}
+                </button>
+            }
+        })
+    }
+}
+
 /// The Sweeps card: the editor while one is open, the list of sweeps, and the chosen sweep.
 #[component]
 pub fn SweepsCard() -> impl IntoView {
@@ -157,9 +189,12 @@ pub fn SweepsCard() -> impl IntoView {
             draft.set(Some(SweepDraft::new(base)));
         }
     });
-    // Listed again on every connection: messages missed while away are in the list.
+    // Listed again after every snapshot (each connection, and each time the page fell behind): a snapshot
+    // carries the runs but not the sweeps, whose messages missed meanwhile are in the list.
+    let snapshots = Memo::new(move |_| studio.state.with(|s| s.snapshots));
     Effect::new(move |_| {
-        if !studio.connected.get() {
+        snapshots.track();
+        if !studio.connected.get_untracked() {
             return;
         }
         spawn_local(async move {

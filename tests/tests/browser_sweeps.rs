@@ -2,7 +2,8 @@
 //! real training on a tiny dataset: at 1280 x 900, "Sweep these settings" on the New run form opens the
 //! editor, two learning rates make two trials (shown before Start), the leaderboard fills with both trials
 //! completed and a best result, the learning curves and the parallel-coordinates plot draw a line per
-//! trial, and "Use the best settings" writes the best learning rate into the form; at 390 x 844 the editor
+//! trial, "Open the best run" shows the best trial's run, and "Use the best settings" writes the best
+//! learning rate into the form; at 390 x 844 the editor
 //! names the problem of an empty list of values with Start disabled, and the editor and a sweep's view fit
 //! the phone's width. Screenshots: `target/screenshots/sweeps-*.png`.
 
@@ -136,6 +137,16 @@ async fn at_1280_px_a_sweep_of_two_learning_rates_fills_its_leaderboard_and_char
     let charts = browser.find(Locator::Css("#sweep-curves")).await.unwrap();
     scroll_to(&browser, &charts).await;
     look_at(&browser, "sweeps-view-1280").await;
+
+    let best_trial = best_line.split("trial ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap();
+    click(&browser, "button#open-best").await;
+    let opened = format!("desktop sweep · trial {best_trial}");
+    eventually("the best run chosen in the list and shown in its panel", Duration::from_secs(10), || async {
+        let listed = text_of(&browser, "#runs li.selected .run-name").await?;
+        let panel = text_of(&browser, "#trial-of").await?;
+        (listed == opened && panel.starts_with(&format!("Trial {best_trial} of sweep #"))).then_some(())
+    })
+    .await;
 
     let best_lr = best_learning_rate(&best_line);
     click(&browser, "button#use-best").await;
