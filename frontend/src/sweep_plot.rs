@@ -15,7 +15,7 @@ use crate::chart::{self, CompareMetric, Frame, Tick};
 pub const PARALLEL_HEIGHT: f64 = 260.0;
 /// The least room between two axes of the parallel-coordinates plot, in view box units (CSS pixels when
 /// drawn at its width): with more axes than fit, the plot scrolls sideways in its box.
-pub const AXIS_SPACING: f64 = 110.0;
+pub const AXIS_SPACING: f64 = 140.0;
 /// Colour of a trial without a result yet.
 pub const NO_RESULT: &str = "#adb5bd";
 
@@ -96,6 +96,17 @@ impl AxisScale {
         }
     }
 
+    /// The labelled values along the axis of a setting varied over `space`: each value of a short list of
+    /// numbers, else as [`AxisScale::ticks`] places them.
+    pub fn ticks_of(&self, space: &ParameterSpace, written: impl Fn(f64) -> String) -> Vec<(f64, String)> {
+        let listed: Vec<f64> = space.values.iter().flatten().filter_map(Json::as_f64).collect();
+        if matches!(self, AxisScale::Categories(_)) || listed.is_empty() || listed.len() > 6 {
+            return self.ticks(written);
+        }
+        let candidates = listed.into_iter().map(|x| (self.fraction(&Json::from(x)).unwrap_or(0.5), written(x)));
+        spaced(candidates)
+    }
+
     /// The labelled values along the axis, as (fraction, label): each category; the ends and middle of a
     /// linear axis; the ends and the powers of ten between them on a log axis. Labels closer than a tenth of
     /// the axis to one already placed are left out.
@@ -119,14 +130,19 @@ impl AxisScale {
                     .collect()
             }
         };
-        let mut ticks: Vec<(f64, String)> = Vec::new();
-        for (at, label) in candidates {
-            if ticks.iter().all(|(placed, _)| (placed - at).abs() >= 0.1) {
-                ticks.push((at, label));
-            }
-        }
-        ticks
+        spaced(candidates)
     }
+}
+
+/// `candidates` without those closer than a tenth of the axis to one placed before them.
+fn spaced(candidates: impl IntoIterator<Item = (f64, String)>) -> Vec<(f64, String)> {
+    let mut ticks: Vec<(f64, String)> = Vec::new();
+    for (at, label) in candidates {
+        if ticks.iter().all(|(placed, _)| (placed - at).abs() >= 0.1) {
+            ticks.push((at, label));
+        }
+    }
+    ticks
 }
 
 fn spread(x: f64, min: f64, max: f64) -> Option<f64> {
@@ -305,27 +321,31 @@ pub fn parallel_plot(sweep: &Sweep, trials: &[Trial], width: f64) -> ParallelPlo
         width: width - 2.0 * PARALLEL_SIDE,
         height: PARALLEL_HEIGHT - PARALLEL_FRAME_TOP - PARALLEL_FRAME_BOTTOM,
     };
-    let mut scales: Vec<(String, AxisScale)> = sweep
+    let mut scales: Vec<(String, AxisScale, Option<&ParameterSpace>)> = sweep
         .request
         .parameters
         .iter()
         .map(|(name, space)| {
             let seen: Vec<&Json> = trials.iter().filter_map(|t| t.parameters.get(name)).collect();
-            (shared::fields::label_of(name).to_string(), AxisScale::of(space, &seen))
+            (shared::fields::label_of(name).to_string(), AxisScale::of(space, &seen), Some(space))
         })
         .collect();
     let results: Vec<f64> = trials.iter().filter_map(|t| t.best_metric).collect();
-    scales.push((capitalised(metric.label()), AxisScale::of_metric(metric, &results)));
+    scales.push((capitalised(metric.label()), AxisScale::of_metric(metric, &results), None));
     let count = scales.len();
     let x_of = |i: usize| frame.left + frame.width * i as f64 / (count - 1).max(1) as f64;
     let y_of = |fraction: f64| frame.bottom() - fraction * frame.height;
     let axes = scales
         .iter()
         .enumerate()
-        .map(|(i, (title, scale))| {
+        .map(|(i, (title, scale, space))| {
             let metric_axis = i + 1 == count;
             let written = |x: f64| if metric_axis { metric.show(x) } else { show_value(&Json::from(x)) };
-            let ticks = scale.ticks(written).into_iter().map(|(at, label)| Tick { at: y_of(at), label }).collect();
+            let ticks = match space {
+                Some(space) => scale.ticks_of(space, written),
+                None => scale.ticks(written),
+            };
+            let ticks = ticks.into_iter().map(|(at, label)| Tick { at: y_of(at), label }).collect();
             ParallelAxis { title: title.clone(), x: x_of(i), ticks, anchor: if metric_axis { "end" } else { "start" } }
         })
         .collect();
@@ -338,7 +358,7 @@ pub fn parallel_plot(sweep: &Sweep, trials: &[Trial], width: f64) -> ParallelPlo
             let points = with_result
                 .zip(&scales)
                 .enumerate()
-                .filter_map(|(i, (value, (_, scale)))| Some((x_of(i), y_of(scale.fraction(&value?)?))))
+                .filter_map(|(i, (value, (_, scale, _)))| Some((x_of(i), y_of(scale.fraction(&value?)?))))
                 .collect();
             let result = trial.best_metric.map_or_else(|| "no result yet".to_string(), |x| metric.show(x));
             let described = shared::sweep::describe(&trial.parameters);
@@ -409,10 +429,13 @@ mod tests {
     }
 
     #[test]
-    fn log_ticks_are_the_ends_and_the_powers_of_ten_between_them() {
+    fn ticks_are_the_values_listed_or_the_ends_and_the_powers_of_ten_between_them() {
         let ticks = AxisScale::Log { min: 1e-4, max: 0.05 }.ticks(|x| show_value(&json!(x)));
         let labels: Vec<&str> = ticks.iter().map(|t| t.1.as_str()).collect();
         assert_eq!(labels, ["1.000e-4", "0.05", "0.001", "0.01"]);
+        let listed = ParameterSpace::values(vec![json!(4), json!(8)]);
+        let batch = AxisScale::of(&listed, &[]).ticks_of(&listed, |x| x.to_string());
+        assert_eq!(batch, [(0.0, "4".into()), (1.0, "8".into())], "a short list is labelled value by value");
         let linear = AxisScale::Linear { min: 0.5, max: 0.9 }.ticks(|x| format!("{x:.1}"));
         let labels: Vec<&str> = linear.iter().map(|t| t.1.as_str()).collect();
         assert_eq!(labels, ["0.5", "0.7", "0.9"]);
