@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 # Arguments for `make run`, e.g. make run ARGS="--port 9000 --data-dir /srv/studio"
 ARGS ?=
 
-.PHONY: run test lint setup setup-test ui build bench clean-data fuzz latency gpu-check gpu-dry-run
+.PHONY: run test lint setup setup-test ui build bench bench-sweep clean-data fuzz latency gpu-check gpu-dry-run
 
 run: build
 	$(ENV) ./target/release/transfer-studio serve --ui-dir dist $(ARGS)
@@ -39,6 +39,9 @@ build: ui
 
 bench: setup-test build
 	$(ENV) scripts/bench.sh
+
+bench-sweep: setup-test build
+	$(ENV) scripts/bench-sweep.sh
 
 # Benchmark: GET /api/health latency (p50/p99) while 8 clients list 500 runs and a run trains.
 latency: setup

@@ -1,7 +1,8 @@
 //! `make bench`: Transfer Studio's training engine against the seed recipe's PyTorch loop, on one
 //! machine and one set of images.
 //!
-//! Two sub-commands, which `scripts/bench.sh` runs:
+//! Two sub-commands, which `scripts/bench.sh` runs (and `bench sweep`, which `make bench-sweep` runs:
+//! a grid sweep to the end against the same grid with ASHA):
 //!
 //! - `bench data DIR` writes a synthetic CIFAR-shaped dataset, `DIR/data/synthetic/{train,test}/classN/*.png`
 //!   (32x32 RGB PNGs, ten class folders). Both sides read these same files: the engine decodes them once
@@ -119,6 +120,16 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         side: u32,
     },
+    /// A grid sweep of 12 trials (six learning rates by two momentums) run to the end, then the same grid
+    /// with ASHA, on the studio over `DIR/data` (written by `data`): wall time, epochs trained and the
+    /// best trial's test accuracy of each, side by side (`make bench-sweep`).
+    Sweep {
+        /// Benchmark folder (written by `data`).
+        dir: PathBuf,
+        /// Epochs of each trial.
+        #[arg(long, default_value_t = 9)]
+        epochs: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -129,7 +140,89 @@ fn main() -> anyhow::Result<()> {
             run(&dir, &python, &script, batch, requests, wasm)
         }
         Command::Duplicates { count, side } => time_duplicates(count, side),
+        Command::Sweep { dir, epochs } => compare_sweeps(&dir, epochs),
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sweeps: a grid to the end against the same grid with ASHA
+// ---------------------------------------------------------------------------------------------------
+
+/// What one sweep cost and found.
+struct SweepCost {
+    seconds: f64,
+    epochs: u32,
+    best: f64,
+    best_trial: String,
+}
+
+/// Runs the grid, then the grid with ASHA (grace 1 epoch, eta 3), one trial at a time on one studio, and
+/// prints both with the verdict on the target (within 0.5 points of the grid's best in at most 40 % of
+/// its epochs).
+fn compare_sweeps(dir: &Path, epochs: u32) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _inside = runtime.enter();
+    let settings = StudioSettings::new(dir.join("data"));
+    let studio = Studio::open(settings, backend::engine::best_device())?;
+    let request = |asha: bool| -> anyhow::Result<shared::sweep::SweepRequest> {
+        let early =
+            if asha { serde_json::json!({"asha": {"grace_epochs": 1, "eta": 3}}) } else { serde_json::Value::Null };
+        Ok(serde_json::from_value(serde_json::json!({
+            "name": if asha { "bench: grid with ASHA" } else { "bench: grid to the end" },
+            "base": {"dataset": DATASET, "epochs": epochs, "batch_size": 64, "weights": "none", "seed": 0,
+                     "normalization": "half"},
+            "parameters": {"lr": {"values": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1]}, "momentum": {"values": [0.5, 0.9]}},
+            "early_stopping": early,
+        }))?)
+    };
+    let grid = run_sweep(&studio, request(false)?)?;
+    let asha = run_sweep(&studio, request(true)?)?;
+    studio.shut_down(Duration::from_secs(60));
+    println!("\n| sweep (12 trials x {epochs} epochs, one at a time) | wall time | epochs trained | best test accuracy | best trial |");
+    println!("|---|---|---|---|---|");
+    for (name, cost) in [("grid to the end", &grid), ("grid with ASHA (grace 1, eta 3)", &asha)] {
+        println!(
+            "| {name} | {:.0} s | {} | {:.2} % | {} |",
+            cost.seconds,
+            cost.epochs,
+            cost.best * 100.0,
+            cost.best_trial
+        );
+    }
+    let share = f64::from(asha.epochs) / f64::from(grid.epochs);
+    let gap = (grid.best - asha.best) * 100.0;
+    println!(
+        "\nASHA: {:.0} % of the grid's epochs, {:.0} % of its wall time, {gap:.2} points below its best: target (within \
+         0.5 points in at most 40 % of the epochs) {}",
+        share * 100.0,
+        asha.seconds / grid.seconds * 100.0,
+        verdict(gap <= 0.5 && share <= 0.4)
+    );
+    Ok(())
+}
+
+/// Runs `request` on `studio` to its end.
+fn run_sweep(studio: &Studio, request: shared::sweep::SweepRequest) -> anyhow::Result<SweepCost> {
+    let started = Instant::now();
+    let id = studio.create_sweep(request)?.id;
+    let sweep = loop {
+        let sweep = studio.sweep(id)?;
+        if sweep.status != shared::sweep::SweepStatus::Running {
+            break sweep;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let epochs = sweep.trials.iter().map(|trial| trial.epochs_done).sum();
+    let best = sweep.best().ok_or_else(|| anyhow::anyhow!("no trial of sweep {id} finished an epoch"))?;
+    let cost = SweepCost {
+        seconds,
+        epochs,
+        best: best.best_metric.unwrap_or(0.0),
+        best_trial: shared::sweep::describe(&best.parameters),
+    };
+    eprintln!("[bench] {}: {:.0} s, {} epochs, best {:.2} %", sweep.name, cost.seconds, cost.epochs, cost.best * 100.0);
+    Ok(cost)
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -124,12 +124,17 @@ async fn asha_prunes_a_diverging_learning_rate_at_the_first_rung_and_the_rest_tr
     let response = post(&base_url, "/api/sweeps", Some(request)).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let created: Sweep = response.json().await.unwrap();
-    assert_eq!((created.name.as_str(), created.status, created.trials.len()), ("learning rates", SweepStatus::Running, 2));
-    let deleting = reqwest::Client::new().delete(server.url(&format!("/api/sweeps/{}", created.id))).send().await.unwrap();
+    assert_eq!(
+        (created.name.as_str(), created.status, created.trials.len()),
+        ("learning rates", SweepStatus::Running, 2)
+    );
+    let deleting =
+        reqwest::Client::new().delete(server.url(&format!("/api/sweeps/{}", created.id))).send().await.unwrap();
     let (status, sentence) = refusal(deleting).await;
     assert_eq!(status, StatusCode::CONFLICT, "a running sweep is not deleted: {sentence}");
 
-    let sweep = wait_for_sweep(&base_url, created.id, Duration::from_secs(300), |s| s.status == SweepStatus::Completed).await;
+    let sweep =
+        wait_for_sweep(&base_url, created.id, Duration::from_secs(300), |s| s.status == SweepStatus::Completed).await;
     let by_lr = |lr: f64| sweep.trials.iter().find(|t| t.parameters["lr"].as_f64() == Some(lr)).unwrap();
     let diverging = by_lr(1.0);
     assert_eq!((diverging.status, diverging.epochs_done), (Some(RunStatus::Pruned), 1), "{sweep:#?}");
@@ -157,7 +162,8 @@ async fn asha_prunes_a_diverging_learning_rate_at_the_first_rung_and_the_rest_tr
     let plain = server.wait_until_finished(plain).await;
     assert_eq!(figures(&plain.epochs), figures(&trial_run.epochs), "pausing at rungs changes nothing");
 
-    let deleting = reqwest::Client::new().delete(server.url(&format!("/api/runs/{}", trial_run.id))).send().await.unwrap();
+    let deleting =
+        reqwest::Client::new().delete(server.url(&format!("/api/runs/{}", trial_run.id))).send().await.unwrap();
     assert_eq!(deleting.status(), StatusCode::CONFLICT, "a trial's run goes only after its sweep's records");
     let deleted = reqwest::Client::new().delete(server.url(&format!("/api/sweeps/{}", sweep.id))).send().await.unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
@@ -213,7 +219,8 @@ async fn a_grid_sweep_killed_then_stopped_and_resumed_ends_with_bit_identical_me
     let stopped: Sweep = post(&base_url, &format!("/api/sweeps/{}/stop", created.id), None).await.json().await.unwrap();
     assert_eq!(stopped.status, SweepStatus::Stopped);
     let third = |s: &Sweep| s.trials.iter().find(|t| t.trial == 3).unwrap().status;
-    let stopped = wait_for_sweep(&base_url, created.id, Duration::from_secs(60), |s| third(s) == Some(RunStatus::Stopped)).await;
+    let stopped =
+        wait_for_sweep(&base_url, created.id, Duration::from_secs(60), |s| third(s) == Some(RunStatus::Stopped)).await;
     assert_eq!(stopped.status, SweepStatus::Stopped, "{stopped:#?}");
     let again = post(&base_url, &format!("/api/sweeps/{}/stop", created.id), None).await;
     assert_eq!(again.status(), StatusCode::CONFLICT, "a stopped sweep is not stopped twice");
@@ -224,4 +231,66 @@ async fn a_grid_sweep_killed_then_stopped_and_resumed_ends_with_bit_identical_me
     assert_eq!(resumed.trials.len(), 3);
     assert!(resumed.trials.iter().all(|t| t.retries == 0), "a restart is not the trial's failure: {resumed:#?}");
     assert_eq!(trial_figures(&server.url(""), &resumed).await, expected);
+}
+
+/// On the real binary with a disk that fails three checkpoint writes: trial 1 fails in its second epoch,
+/// is retried once from its first epoch's checkpoint and completes; trial 2 fails before any checkpoint,
+/// is retried once, fails again and stays failed; the sweep goes on and trial 3 completes.
+#[tokio::test]
+async fn a_failed_trial_is_retried_once_from_its_checkpoint_then_left_failed_and_the_sweep_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 16, 4, 32);
+    let faults = [(backend::fault::FAULT_VARIABLE, "write-last@2=enospc,write-last@4=enospc,write-last@5=enospc")];
+    let server = ServerProcess::start_with(data.path(), &["--threads-per-run", "1"], &faults);
+    let base_url = server.url("");
+    let request = json!({"base": base(2), "parameters": {"lr": {"values": [0.001, 0.002, 0.003]}}});
+    let created: Sweep = post(&base_url, "/api/sweeps", Some(request)).await.json().await.unwrap();
+    assert_eq!(created.name, "sweep of lr", "a sweep without a name is named after what it varies");
+    let done = |s: &Sweep| s.status == SweepStatus::Completed;
+    let sweep = wait_for_sweep(&base_url, created.id, Duration::from_secs(300), done).await;
+    let mut trials = sweep.trials.clone();
+    trials.sort_by_key(|t| t.trial);
+    let outcome: Vec<(Option<RunStatus>, u32, u32)> =
+        trials.iter().map(|t| (t.status, t.retries, t.epochs_done)).collect();
+    assert_eq!(
+        outcome,
+        [(Some(RunStatus::Completed), 1, 2), (Some(RunStatus::Failed), 1, 0), (Some(RunStatus::Completed), 0, 2)],
+        "{sweep:#?}"
+    );
+    for trial in &trials[..2] {
+        let note = trial.note.as_deref().unwrap_or_default();
+        assert!(note.starts_with("retried once from its checkpoint after: ") && note.contains("space"), "{note}");
+    }
+}
+
+/// A person who stops one trial of a running sweep holds it: the sweep starts the next trial instead of
+/// restarting it. Stopping and resuming the sweep lets it go on.
+#[tokio::test]
+async fn a_trial_a_person_stops_is_held_until_the_sweep_is_stopped_and_resumed() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 16, 4, 16);
+    let server = TestServer::start_with(data, |_| {}, None).await;
+    let base_url = server.url("");
+    let request = json!({"base": base(200), "parameters": {"lr": {"values": [0.001, 0.002]}}});
+    let created: Sweep = post(&base_url, "/api/sweeps", Some(request)).await.json().await.unwrap();
+    let status_of = |s: &Sweep, trial: u32| s.trials.iter().find(|t| t.trial == trial).unwrap().status;
+    let sweep =
+        wait_for_sweep(&base_url, created.id, Duration::from_secs(60), |s| status_of(s, 1) == Some(RunStatus::Running))
+            .await;
+    let first = sweep.trials.iter().find(|t| t.trial == 1).unwrap().run_id.unwrap();
+    assert_eq!(post(&base_url, &format!("/api/runs/{first}/stop"), None).await.status(), StatusCode::OK);
+    let sweep =
+        wait_for_sweep(&base_url, created.id, Duration::from_secs(60), |s| status_of(s, 2) == Some(RunStatus::Running))
+            .await;
+    assert_eq!(status_of(&sweep, 1), Some(RunStatus::Stopped), "held, not restarted: {sweep:#?}");
+    assert_eq!(post(&base_url, &format!("/api/sweeps/{}/stop", created.id), None).await.status(), StatusCode::OK);
+    wait_for_sweep(&base_url, created.id, Duration::from_secs(60), |s| status_of(s, 2) == Some(RunStatus::Stopped))
+        .await;
+    assert_eq!(post(&base_url, &format!("/api/sweeps/{}/resume", created.id), None).await.status(), StatusCode::OK);
+    let resumed = wait_for_sweep(&base_url, created.id, Duration::from_secs(60), |s| {
+        status_of(s, 1) == Some(RunStatus::Running) || status_of(s, 2) == Some(RunStatus::Running)
+    })
+    .await;
+    assert_eq!(resumed.status, SweepStatus::Running);
+    assert_eq!(post(&base_url, &format!("/api/sweeps/{}/stop", created.id), None).await.status(), StatusCode::OK);
 }

@@ -869,7 +869,9 @@ impl Studio {
     /// stops within one batch, keeping a checkpoint of the batches done. A trial of a running sweep is
     /// held: the sweep leaves it stopped until it is resumed (the run, or the sweep after a stop).
     pub fn stop_run(&self, id: u64) -> Result<Run, StudioError> {
-        if let Some(link) = self.store().trial_of_run(id)? {
+        // Its own statement: an `if let` would hold the history's lock through its block.
+        let trial = self.store().trial_of_run(id)?;
+        if let Some(link) = trial {
             self.store().hold_trials(link.id, Some(link.trial), true)?;
         }
         self.stop_attempt(id)

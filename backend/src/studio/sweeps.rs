@@ -243,10 +243,9 @@ impl Studio {
             Next::Retry(run_id) => {
                 let why = self.run(run_id).ok().and_then(|run| run.error).unwrap_or_else(|| "it was lost".into());
                 let note = format!("retried once from its checkpoint after: {why}");
-                self.store()
-                    .note_trial(link, true, &note)
-                    .map_err(StudioError::from)
-                    .and_then(|()| self.resume_run(run_id).map(drop))
+                // Its own statement: the history's lock is let go before the resume takes it again.
+                let noted = self.store().note_trial(link, true, &note);
+                noted.map_err(StudioError::from).and_then(|()| self.resume_run(run_id).map(drop))
             }
             Next::Active | Next::Nothing => return false,
         };
