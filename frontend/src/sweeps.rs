@@ -12,7 +12,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::sweep::{show_value, Distribution, Sweep, SweepMethod, SweepMetric, SweepStatus, Trial};
-use shared::{EpochMetrics, Run, TrainConfig};
+use shared::{Run, TrainConfig};
 
 use crate::api::{self, SweepCommand};
 use crate::layout::{self, ChartFit};
@@ -30,29 +30,15 @@ pub fn live_trials(sweep: &Sweep, runs: &[Run]) -> Vec<Trial> {
         .trials
         .iter()
         .map(|trial| match trial.run_id.and_then(|id| runs.iter().find(|run| run.id == id)) {
-            Some(run) => Trial {
-                status: Some(run.status),
-                epochs_done: run.epochs.len() as u32,
-                best_metric: best_of(metric, &run.epochs).or(trial.best_metric),
-                ..trial.clone()
-            },
+            Some(run) => {
+                let live = trial.with_run(metric, run);
+                Trial { best_metric: live.best_metric.or(trial.best_metric), ..live }
+            }
             None => trial.clone(),
         })
         .collect();
-    trials.sort_by(|a, b| match (a.best_metric, b.best_metric) {
-        (Some(x), Some(y)) if metric.better(x, y) => std::cmp::Ordering::Less,
-        (Some(x), Some(y)) if metric.better(y, x) => std::cmp::Ordering::Greater,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        _ => a.trial.cmp(&b.trial),
-    });
+    shared::sweep::rank(&mut trials, metric);
     trials
-}
-
-/// The best value of `metric` over `epochs`.
-fn best_of(metric: SweepMetric, epochs: &[EpochMetrics]) -> Option<f64> {
-    let values = epochs.iter().map(|epoch| metric.of(epoch)).filter(|v| v.is_finite());
-    values.reduce(|best, value| if metric.better(value, best) { value } else { best })
 }
 
 /// The runs of `sweep`'s trials that the page knows.

@@ -513,6 +513,37 @@ pub struct Trial {
     pub note: Option<String>,
 }
 
+impl SweepMetric {
+    /// The best finite value of the metric over `epochs`.
+    pub fn best(self, epochs: &[crate::EpochMetrics]) -> Option<f64> {
+        let values = epochs.iter().map(|epoch| self.of(epoch)).filter(|value| value.is_finite());
+        values.reduce(|best, value| if self.better(value, best) { value } else { best })
+    }
+}
+
+impl Trial {
+    /// This trial as its run `run` now stands: status, epochs done and best metric from the run.
+    pub fn with_run(&self, metric: SweepMetric, run: &crate::Run) -> Trial {
+        Trial {
+            status: Some(run.status),
+            epochs_done: run.epochs.len() as u32,
+            best_metric: metric.best(&run.epochs),
+            ..self.clone()
+        }
+    }
+}
+
+/// Ranks trials by their best `metric`, best first; trials without a result follow, in order.
+pub fn rank(trials: &mut [Trial], metric: SweepMetric) {
+    trials.sort_by(|a, b| match (a.best_metric, b.best_metric) {
+        (Some(x), Some(y)) if metric.better(x, y) => std::cmp::Ordering::Less,
+        (Some(x), Some(y)) if metric.better(y, x) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        _ => a.trial.cmp(&b.trial),
+    });
+}
+
 /// One early-stopping decision: whether a trial went on after a rung.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RungDecision {

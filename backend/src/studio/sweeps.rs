@@ -77,7 +77,7 @@ impl Studio {
             };
             trials.push(trial_of(&row.request, trial, run.as_ref()));
         }
-        rank(&mut trials, row.request.metric);
+        shared::sweep::rank(&mut trials, row.request.metric);
         let decisions = store.decisions(id)?;
         let SweepRow { id, name, request, status, created_at } = row;
         Ok(Sweep { id, name, status, request, created_at, trials, decisions })
@@ -343,35 +343,18 @@ impl Studio {
 
 /// A trial as the API shows it, from its row and its run.
 fn trial_of(request: &SweepRequest, trial: TrialRow, run: Option<&Run>) -> Trial {
-    let metric = request.metric;
-    let best_metric = run.and_then(|run| {
-        run.epochs.iter().map(|epoch| metric.of(epoch)).filter(|v| v.is_finite()).reduce(|best, value| {
-            if metric.better(value, best) {
-                value
-            } else {
-                best
-            }
-        })
-    });
-    Trial {
+    let planned = Trial {
         trial: trial.trial,
         parameters: trial.parameters,
         run_id: trial.run_id,
-        status: run.map(|run| run.status),
-        epochs_done: run.map_or(0, |run| run.epochs.len() as u32),
-        best_metric,
+        status: None,
+        epochs_done: 0,
+        best_metric: None,
         retries: trial.retries,
         note: trial.note,
+    };
+    match run {
+        Some(run) => planned.with_run(request.metric, run),
+        None => planned,
     }
-}
-
-/// Best first by `metric`; trials with no result after, in order.
-fn rank(trials: &mut [Trial], metric: shared::sweep::SweepMetric) {
-    trials.sort_by(|a, b| match (a.best_metric, b.best_metric) {
-        (Some(x), Some(y)) if metric.better(x, y) => std::cmp::Ordering::Less,
-        (Some(x), Some(y)) if metric.better(y, x) => std::cmp::Ordering::Greater,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        _ => a.trial.cmp(&b.trial),
-    });
 }
