@@ -18,7 +18,7 @@ use crate::data::augment::EpochAugmentation;
 use crate::data::download::{self, DownloadError, DownloadSource};
 use crate::data::{self, DataError, Split};
 use crate::engine::receipt;
-use crate::engine::run_dir::{BestModel, RunDir, RunDirError};
+use crate::engine::run_dir::{BestModel, LoopState, PartialEpoch, RunDir, RunDirError};
 use crate::model::optim::{Optimizer, Rule};
 use crate::model::schedule::LrSchedule;
 use crate::model::{normalize, ModelError, ModelMetadata, ResNet18};
@@ -273,44 +273,6 @@ pub enum TrainError {
     /// it started.
     #[error(transparent)]
     Receipt(#[from] receipt::ReceiptError),
-}
-
-/// The loop's counters, saved after every epoch next to the checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LoopState {
-    /// The last finished epoch.
-    pub epoch: u32,
-    /// Best test accuracy so far.
-    pub best_accuracy: f64,
-    /// The epoch that reached it.
-    pub best_epoch: u32,
-    /// Epochs since the best, for early stopping.
-    pub epochs_without_improvement: u32,
-    /// What every finished epoch measured, in order, so a history that missed one (a crash between this
-    /// file and the database, or a database write refused by a full disk) can be completed from the
-    /// checkpoint.
-    #[serde(default)]
-    pub epochs: Vec<EpochMetrics>,
-    /// The epoch a stop interrupted, so a resume continues it from the next batch.
-    #[serde(default)]
-    pub partial: Option<PartialEpoch>,
-}
-
-/// How far a stopped epoch had got: with the weights and optimiser buffers saved at that batch, enough
-/// to finish the epoch exactly as if it had not stopped (the batch order and augmentation of an epoch
-/// are drawn from the seed and the epoch number).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PartialEpoch {
-    /// The epoch (1-based).
-    pub epoch: u32,
-    /// Batches of it already trained.
-    pub batches_done: i64,
-    /// Sum over those batches of the mean loss times the batch size.
-    pub loss_sum: f64,
-    /// Correct training predictions in those batches.
-    pub correct: i64,
-    /// Seconds the epoch had run.
-    pub seconds: f64,
 }
 
 /// Trains a ResNet-18 as `config` says, on `device`. With `resume`, continues from the checkpoint in
