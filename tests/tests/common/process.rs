@@ -96,4 +96,3 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
-

@@ -1,0 +1,391 @@
+//! Decoding a dataset once into `u8` tensors: image files in parallel chunks with progress and a memory
+//! bound, CIFAR records read whole, every image resized to the run's input size, a version's edits applied.
+
+use super::*;
+
+/// Images decoded between two progress reports of a folder dataset.
+pub(super) const DECODE_CHUNK: usize = 512;
+
+/// Decodes a recognised dataset into tensors on the CPU, every image `input_size` square. An image-folder
+/// dataset is split by `validation_fraction` with `seed`.
+pub fn load(
+    source: &DatasetSource,
+    input_size: u32,
+    validation_fraction: f64,
+    seed: u64,
+) -> Result<Dataset, DataError> {
+    load_reporting(source, input_size, validation_fraction, seed, &mut |_, _| ControlFlow::Continue(()))
+}
+
+/// [`load`], calling `progress(done, total)` with the images decoded so far: after each chunk of files
+/// of a folder dataset, after each split of a CIFAR one, and once at 0 before starting. A report answered
+/// with `ControlFlow::Break` stops decoding with [`DataError::Cancelled`].
+pub fn load_reporting(
+    source: &DatasetSource,
+    input_size: u32,
+    validation_fraction: f64,
+    seed: u64,
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+) -> Result<Dataset, DataError> {
+    let mut progress = |done, total| if progress(done, total).is_break() { Err(DataError::Cancelled) } else { Ok(()) };
+    let budget = MAX_DECODED_BYTES;
+    let mut dataset = load_splits(source, input_size, validation_fraction, seed, budget, &mut progress)
+        .map_err(|e| e.relative_to(&source.shown_from))?;
+    dataset.unreadable = dataset.unreadable.into_iter().map(|e| e.relative_to(&source.shown_from)).collect();
+    Ok(dataset)
+}
+
+/// Reports decoding progress; an error stops decoding.
+pub(super) type Progress<'a> = dyn FnMut(u64, u64) -> Result<(), DataError> + 'a;
+
+/// Decodes both splits, refusing before it starts a dataset whose images would take more than `budget`
+/// bytes decoded.
+pub(super) fn load_splits(
+    source: &DatasetSource,
+    input_size: u32,
+    validation_fraction: f64,
+    seed: u64,
+    budget: u64,
+    progress: &mut Progress,
+) -> Result<Dataset, DataError> {
+    let mut total = (source.info.train_count + source.info.test_count) as u64;
+    check_decoded_size(&source.root, total, input_size, budget)?;
+    progress(0, total)?;
+    let classes = source.info.classes.len();
+    let root = &source.root;
+    let mut unreadable = Vec::new();
+    let mut test_paths = Vec::new();
+    let (train, test) = match source.info.format {
+        DatasetFormat::Cifar10Binary => {
+            let train_paths: Vec<PathBuf> = CIFAR_TRAIN_FILES.iter().map(|f| root.join(f)).collect();
+            let train = load_cifar_records(&train_paths, classes, CIFAR_RECORD, 0)?;
+            progress(train.len() as u64, total)?;
+            (train, load_cifar_records(&[root.join(CIFAR_TEST_FILE)], classes, CIFAR_RECORD, 0)?)
+        }
+        DatasetFormat::Cifar100Binary => {
+            // The fine label is the second byte of each record.
+            let train = load_cifar_records(&[root.join("train.bin")], classes, CIFAR100_RECORD, 1)?;
+            progress(train.len() as u64, total)?;
+            (train, load_cifar_records(&[root.join("test.bin")], classes, CIFAR100_RECORD, 1)?)
+        }
+        DatasetFormat::Cifar10Python | DatasetFormat::Cifar100Python => load_pickled(source, total, progress)?,
+        DatasetFormat::ClassFolders | DatasetFormat::ImageFolder => {
+            let (train, test) = folder_splits(source, validation_fraction, seed)?;
+            // The files may have changed since the dataset was listed.
+            total = (train.len() + test.len()) as u64;
+            check_decoded_size(&source.root, total, input_size, budget)?;
+            let (train, mut skipped) = decode_files(&train, input_size, 0, total, progress)?;
+            let (decoded, skipped_test) = decode_files(&test, input_size, train.len() as u64, total, progress)?;
+            test_paths = decoded_names(&test, &skipped_test, root);
+            let test = decoded;
+            skipped.extend(skipped_test);
+            if let Some((path, source)) = skipped.first().filter(|_| train.is_empty() || test.is_empty()) {
+                let why = if train.is_empty() { "no training image" } else { "no test image" };
+                return Err(DataError::Malformed {
+                    path: path.clone(),
+                    why: format!("{why} could be decoded ({source}, for one)"),
+                });
+            }
+            unreadable = skipped.into_iter().map(|(path, source)| DataError::Image { path, source }).collect();
+            (train, test)
+        }
+    };
+    progress(total, total)?;
+    let (train, test) = match &source.edits {
+        Some(edits) if is_cifar(source.info.format) => (
+            with_added_records(edit_records(train, &cifar_record_names(source, false)?, edits)?, edits)?,
+            edit_records(test, &cifar_record_names(source, true)?, edits)?,
+        ),
+        _ => (train, test),
+    };
+    let (train, test) = (resize_split(train, input_size)?, resize_split(test, input_size)?);
+    Ok(Dataset { classes: source.info.classes.clone(), train, test, unreadable, test_paths })
+}
+
+/// The names (relative to `root`) of `files` that decoded, in order: those not in `skipped`.
+pub(super) fn decoded_names(files: &LabelledFiles, skipped: &[(PathBuf, ImageError)], root: &Path) -> Vec<String> {
+    let skipped: std::collections::HashSet<&PathBuf> = skipped.iter().map(|(path, _)| path).collect();
+    files.iter().filter(|(_, file)| !skipped.contains(file)).map(|(_, file)| relative_name(file, root)).collect()
+}
+
+/// The training and test splits of a pickled CIFAR dataset, reporting after each training batch.
+pub(super) fn load_pickled(
+    source: &DatasetSource,
+    total: u64,
+    progress: &mut Progress,
+) -> Result<(Split, Split), DataError> {
+    let layout = PickledCifar::of(source.info.format).unwrap_or(&CIFAR10_PICKLED);
+    let classes = source.info.classes.len();
+    let read = |file: &str| read_cifar_pickle(&source.root.join(file), classes, layout).map(|batch| batch.split);
+    let mut done = 0;
+    let mut train = Vec::new();
+    for file in layout.train_files {
+        let batch = read(file)?;
+        done += batch.len() as u64;
+        check_split_size(&source.root, done)?;
+        train.push(batch);
+        progress(done, total)?;
+    }
+    let train = concatenate(&train).map_err(DataError::Decode)?;
+    Ok((train, read(layout.test_file)?))
+}
+
+/// The splits one after the other.
+pub(super) fn concatenate(splits: &[Split]) -> Result<Split, String> {
+    let images: Vec<&Tensor> = splits.iter().map(|s| &s.images).collect();
+    let labels: Vec<&Tensor> = splits.iter().map(|s| &s.labels).collect();
+    let joined = Tensor::f_cat(&images, 0).and_then(|images| Ok(Split { images, labels: Tensor::f_cat(&labels, 0)? }));
+    joined.map_err(|e| e.to_string())
+}
+
+/// Reads CIFAR binary files of `record`-byte records (labels first, the label used at byte `label_at`,
+/// pixels in the last 3072 bytes), at most [`MAX_CIFAR_RECORDS`] in all.
+pub(super) fn load_cifar_records(
+    paths: &[PathBuf],
+    num_classes: usize,
+    record: usize,
+    label_at: usize,
+) -> Result<Split, DataError> {
+    let mut splits = Vec::new();
+    let mut records = 0;
+    for path in paths {
+        let bytes = read_bounded(path, MAX_CIFAR_RECORDS * record as u64, "a CIFAR file")?;
+        records += (bytes.len() / record) as u64;
+        check_split_size(path, records)?;
+        let split = cifar_records(&bytes, num_classes, record, label_at);
+        splits.push(split.map_err(|why| DataError::Malformed { path: path.clone(), why })?);
+    }
+    concatenate(&splits).map_err(DataError::Decode)
+}
+
+/// Splits the bytes of a binary CIFAR file into labels and `[N, 3, 32, 32]` images with tensor ops.
+pub(super) fn cifar_records(bytes: &[u8], num_classes: usize, record: usize, label_at: usize) -> Result<Split, String> {
+    let pixels = 3 * CIFAR_SIDE * CIFAR_SIDE;
+    if record < pixels as usize + label_at + 1 || !bytes.len().is_multiple_of(record) {
+        return Err(format!("size {} is not a whole number of {record}-byte records", bytes.len()));
+    }
+    if bytes.chunks_exact(record).any(|r| usize::from(r[label_at]) >= num_classes) {
+        return Err(format!("a label is outside the {num_classes} classes of the class names file"));
+    }
+    let records = (bytes.len() / record) as i64;
+    let split = || -> Result<Split, tch::TchError> {
+        let table = Tensor::f_from_slice(bytes)?.f_view([records, record as i64])?; // [N, record] u8
+        let labels = table.f_select(1, label_at as i64)?.f_to_kind(Kind::Int64)?; // [N]
+        let planes = table.f_narrow(1, record as i64 - pixels, pixels)?;
+        Ok(Split { images: planes.f_reshape([records, 3, CIFAR_SIDE, CIFAR_SIDE])?, labels })
+    };
+    split().map_err(|e| e.to_string())
+}
+
+/// Resizes a `u8` split to `side` x `side` with bilinear interpolation, in chunks to bound memory.
+pub(super) fn resize_split(split: Split, side: u32) -> Result<Split, DataError> {
+    let side = side as i64;
+    let size = split.images.size();
+    if size.get(2..4) == Some(&[side, side][..]) {
+        return Ok(split);
+    }
+    const CHUNK: i64 = 1024;
+    let resize = |start: i64| -> Result<Tensor, tch::TchError> {
+        let len = CHUNK.min(split.len() - start);
+        split
+            .images
+            .f_narrow(0, start, len)?
+            .f_to_kind(Kind::Float)?
+            .f_upsample_bilinear2d([side, side], false, None, None)?
+            .f_round()?
+            .f_clamp(0.0, 255.0)?
+            .f_to_kind(Kind::Uint8)
+    };
+    let resized = || -> Result<Tensor, tch::TchError> {
+        let mut rows = ImageRows::new(split.len(), side)?;
+        for start in (0..split.len()).step_by(CHUNK as usize) {
+            rows.push(&resize(start)?)?;
+        }
+        rows.finish()
+    };
+    let images = resized().map_err(|e| DataError::Decode(format!("resizing: {e}")))?;
+    Ok(Split { images, labels: split.labels })
+}
+
+/// Refuses `images` images of `input_size` x `input_size` when decoded they would take more than
+/// `budget` bytes; `folder` is the dataset's.
+pub(super) fn check_decoded_size(folder: &Path, images: u64, input_size: u32, budget: u64) -> Result<(), DataError> {
+    let side = u64::from(input_size);
+    let bytes = images.saturating_mul(3 * side * side);
+    if bytes <= budget {
+        return Ok(());
+    }
+    Err(DataError::TooLarge {
+        path: folder.to_path_buf(),
+        why: format!(
+            "{images} images of {input_size} x {input_size} pixels take {} decoded, and a dataset may take at \
+             most {}: lower the input size or use fewer images",
+            memory_size(bytes),
+            memory_size(budget)
+        ),
+    })
+}
+
+/// `bytes` for a person: MiB below a GiB, GiB with one decimal from there.
+pub(super) fn memory_size(bytes: u64) -> String {
+    if bytes < 1 << 30 {
+        format!("{} MiB", bytes.div_ceil(1 << 20))
+    } else {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    }
+}
+
+/// `[N, 3, side, side]` `u8` images allocated once and filled a chunk at a time, so that putting a
+/// split together never holds it twice.
+pub(super) struct ImageRows {
+    images: Tensor,
+    filled: i64,
+}
+
+impl ImageRows {
+    /// Room for `capacity` images of `side` x `side`.
+    fn new(capacity: i64, side: i64) -> Result<Self, tch::TchError> {
+        Ok(ImageRows { images: Tensor::f_empty([capacity, 3, side, side], (Kind::Uint8, Device::Cpu))?, filled: 0 })
+    }
+
+    /// Copies `chunk` (`[n, 3, side, side]`) in after the images already there.
+    fn push(&mut self, chunk: &Tensor) -> Result<(), tch::TchError> {
+        let count = chunk.size()[0];
+        self.images.f_narrow(0, self.filled, count)?.f_copy_(chunk)?;
+        self.filled += count;
+        Ok(())
+    }
+
+    /// The images pushed.
+    fn finish(self) -> Result<Tensor, tch::TchError> {
+        self.images.f_narrow(0, 0, self.filled)
+    }
+}
+
+/// Decodes labelled image files in parallel into one tensor, leaving out (and listing) the files that
+/// cannot be decoded. Each chunk of [`DECODE_CHUNK`] files is decoded in parallel, then
+/// `progress(done_before + decoded, total)`. A file that cannot be read at all (I/O) fails the split.
+pub(super) fn decode_files(
+    files: &[(i64, PathBuf)],
+    input_size: u32,
+    done_before: u64,
+    total: u64,
+    progress: &mut Progress,
+) -> Result<(Split, Vec<(PathBuf, ImageError)>), DataError> {
+    let side = input_size as i64;
+    let tensor_error = |e: tch::TchError| DataError::Decode(e.to_string());
+    let mut rows = ImageRows::new(files.len() as i64, side).map_err(tensor_error)?;
+    let mut labels = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut done = done_before;
+    for file_chunk in files.chunks(DECODE_CHUNK) {
+        let decoded: Vec<Result<Vec<u8>, ImageError>> = file_chunk
+            .par_iter()
+            .map(|(_, path)| {
+                let bytes = read_bounded(path, MAX_IMAGE_FILE_BYTES, "an image file")?;
+                Ok::<_, DataError>(decode_to_chw(&bytes, input_size, Admission::Unmetered))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut pixels = Vec::new();
+        for ((label, path), image) in file_chunk.iter().zip(decoded) {
+            match image {
+                Ok(chw) => {
+                    pixels.extend_from_slice(&chw);
+                    labels.push(*label);
+                }
+                Err(error) => unreadable.push((path.clone(), error)),
+            }
+        }
+        let count = (labels.len() as i64) - rows.filled;
+        let chunk = Tensor::f_from_slice(&pixels).and_then(|chunk| chunk.f_view([count, 3, side, side]));
+        chunk.and_then(|chunk| rows.push(&chunk)).map_err(tensor_error)?;
+        done += file_chunk.len() as u64;
+        progress(done, total)?;
+    }
+    let images = rows.finish().map_err(tensor_error)?;
+    Ok((Split { images, labels: Tensor::from_slice(&labels) }, unreadable))
+}
+
+/// The files of a CIFAR dataset with their split (true for test), training files first.
+pub(super) fn cifar_files(source: &DatasetSource) -> Vec<(&'static str, bool)> {
+    let (train, test): (&[&'static str], &'static str) = match source.info.format {
+        DatasetFormat::Cifar10Binary => (&CIFAR_TRAIN_FILES, CIFAR_TEST_FILE),
+        DatasetFormat::Cifar100Binary => (&["train.bin"], "test.bin"),
+        format => match PickledCifar::of(format) {
+            Some(layout) => (layout.train_files, layout.test_file),
+            None => return Vec::new(),
+        },
+    };
+    train.iter().map(|file| (*file, false)).chain([(test, true)]).collect()
+}
+
+/// Records in one file of a CIFAR dataset.
+pub(super) fn cifar_record_count(source: &DatasetSource, file: &str) -> Result<u64, DataError> {
+    let path = source.root.join(file);
+    match source.info.format {
+        DatasetFormat::Cifar10Binary => count_records(&path, CIFAR_RECORD),
+        DatasetFormat::Cifar100Binary => count_records(&path, CIFAR100_RECORD),
+        format => {
+            let layout = PickledCifar::of(format).unwrap_or(&CIFAR10_PICKLED);
+            Ok(pickled_batch_facts(&path, source.info.classes.len(), layout)?.records as u64)
+        }
+    }
+}
+
+/// The original class index of every record of one file of a CIFAR dataset.
+pub(super) fn cifar_labels(source: &DatasetSource, file: &str) -> Result<Vec<usize>, DataError> {
+    let path = source.root.join(file);
+    let (record, label_at) = match source.info.format {
+        DatasetFormat::Cifar10Binary => (CIFAR_RECORD, 0),
+        DatasetFormat::Cifar100Binary => (CIFAR100_RECORD, 1),
+        format => {
+            let layout = PickledCifar::of(format).unwrap_or(&CIFAR10_PICKLED);
+            let labels = read_cifar_pickle(&path, source.info.classes.len(), layout)?.split.labels;
+            let labels = Vec::<i64>::try_from(&labels).map_err(|e| DataError::Decode(e.to_string()))?;
+            return Ok(labels.into_iter().map(|label| label as usize).collect());
+        }
+    };
+    let bytes = read_bounded(&path, MAX_CIFAR_RECORDS * record as u64, "a CIFAR file")?;
+    Ok(bytes.chunks_exact(record).map(|r| usize::from(r[label_at])).collect())
+}
+
+/// The names (`file#index`) of a CIFAR split's records in the order they are loaded, before any edit.
+pub(super) fn cifar_record_names(source: &DatasetSource, test: bool) -> Result<Vec<String>, DataError> {
+    let mut names = Vec::new();
+    for (file, _) in cifar_files(source).into_iter().filter(|(_, in_test)| *in_test == test) {
+        let records = cifar_record_count(source, file)?;
+        names.extend((0..records).map(|index| format!("{file}#{index}")));
+    }
+    Ok(names)
+}
+
+/// A CIFAR split whose records are named `names` with a version's edits applied.
+pub(super) fn edit_records(split: Split, names: &[String], edits: &versions::Edits) -> Result<Split, DataError> {
+    let labels = Vec::<i64>::try_from(&split.labels).map_err(|e| DataError::Decode(e.to_string()))?;
+    if labels.len() != names.len() {
+        return Err(DataError::Decode(format!("{} records were read where {} are listed", labels.len(), names.len())));
+    }
+    let (kept, labels): (Vec<i64>, Vec<i64>) = names
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .filter_map(|(row, (name, label))| Some((row as i64, edits.label(name, label as usize)? as i64)))
+        .unzip();
+    let images = split.images.f_index_select(0, &Tensor::from_slice(&kept)); // [kept, 3, 32, 32]
+    let images = images.map_err(|e| DataError::Decode(e.to_string()))?;
+    Ok(Split { images, labels: Tensor::from_slice(&labels) })
+}
+
+/// A CIFAR training split with the images its version adds after its records, decoded to 32 x 32 pixels
+/// as CIFAR's own images are (so resizing to the input size treats them alike).
+pub(super) fn with_added_records(split: Split, edits: &versions::Edits) -> Result<Split, DataError> {
+    let added = edits.added_files();
+    if added.is_empty() {
+        return Ok(split);
+    }
+    let (decoded, unreadable) = decode_files(&added, CIFAR_SIDE as u32, 0, 0, &mut |_, _| Ok(()))?;
+    if let Some((path, source)) = unreadable.into_iter().next() {
+        return Err(DataError::Image { path, source });
+    }
+    concatenate(&[split, decoded]).map_err(DataError::Decode)
+}
