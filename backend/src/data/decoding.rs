@@ -389,3 +389,163 @@ pub(super) fn with_added_records(split: Split, edits: &versions::Edits) -> Resul
     }
     concatenate(&[split, decoded]).map_err(DataError::Decode)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::solid_png;
+    use super::*;
+
+    #[test]
+    fn class_folders_are_recognised_counted_and_decoded_to_the_input_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("shapes");
+        for (split, n) in [("train", 3), ("test", 2)] {
+            for (class, rgb) in [("blue", [0, 0, 255]), ("red", [255, 0, 0])] {
+                for i in 0..n {
+                    solid_png(&root.join(split).join(class).join(format!("{i}.png")), rgb, 40 + i);
+                }
+            }
+        }
+        let source = inspect(dir.path(), "shapes").unwrap();
+        assert_eq!(source.info.format, DatasetFormat::ClassFolders);
+        assert_eq!(source.info.classes, ["blue", "red"]);
+        assert_eq!((source.info.train_count, source.info.test_count), (6, 4));
+        let data = load(&source, 32, 0.2, 0).unwrap();
+        assert_eq!(data.train.images.size(), [6, 3, 32, 32]);
+        assert_eq!(data.train.images.kind(), Kind::Uint8);
+        assert_eq!(Vec::<i64>::try_from(&data.train.labels).unwrap(), [0, 0, 0, 1, 1, 1]);
+        // Blue images have a full blue plane and an empty red one.
+        assert_eq!(data.train.images.get(0).get(2).mean(Kind::Float).double_value(&[]), 255.0);
+        assert_eq!(data.train.images.get(0).get(0).mean(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn a_dataset_too_large_to_decode_is_refused_before_any_image_is_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        for (split, n) in [("train", 3), ("test", 2)] {
+            for (class, rgb) in [("blue", [0, 0, 255]), ("red", [255, 0, 0])] {
+                for i in 0..n {
+                    solid_png(&dir.path().join(format!("shapes/{split}/{class}/{i}.png")), rgb, 8);
+                }
+            }
+        }
+        let source = inspect(dir.path(), "shapes").unwrap();
+        // Ten images of 224 x 224 take 1.4 MiB decoded: past a budget of 1 MiB.
+        let mut reports = 0;
+        let refused = load_splits(&source, 224, 0.2, 0, 1 << 20, &mut |_, _| {
+            reports += 1;
+            Ok(())
+        });
+        let err = refused.err().expect("refused").relative_to(dir.path()).to_string();
+        assert_eq!(
+            err,
+            "shapes is too large: 10 images of 224 x 224 pixels take 2 MiB decoded, and a dataset may take at most \
+             1 MiB: lower the input size or use fewer images"
+        );
+        assert_eq!(reports, 0, "nothing was decoded");
+        // At 32 x 32 the same images take 30 KB: they decode, each split filled in place.
+        let data = load_splits(&source, 32, 0.2, 0, 1 << 20, &mut |_, _| Ok(())).unwrap();
+        assert_eq!((data.train.images.size(), data.test.images.size()), (vec![6, 3, 32, 32], vec![4, 3, 32, 32]));
+        assert_eq!(data.test.images.get(3).get(0).mean(Kind::Float).double_value(&[]), 255.0, "the last is red");
+    }
+
+    #[test]
+    fn the_decoding_budget_admits_cifar10_at_the_largest_input_size() {
+        let largest = shared::limits::MAX_INPUT_SIZE;
+        assert!(check_decoded_size(Path::new("cifar10"), MAX_CIFAR_RECORDS, largest, MAX_DECODED_BYTES).is_ok());
+        let err = check_decoded_size(Path::new("big"), 80_000, largest, MAX_DECODED_BYTES).unwrap_err().to_string();
+        assert!(err.starts_with("big is too large: 80000 images of 224 x 224 pixels take 11.2 GiB decoded"), "{err}");
+        assert!(err.contains("may take at most 10.0 GiB"), "{err}");
+    }
+
+    #[test]
+    fn cifar_binary_records_become_labelled_planes() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("c10").join(CIFAR_BIN_FOLDER);
+        write_cifar_binary(&bin, &["a", "b", "c"], 2, 3, |i| {
+            let mut px = vec![0u8; 3072];
+            px[1024..2048].fill(i as u8); // green plane carries the index
+            ((i % 3) as u8, px)
+        })
+        .unwrap();
+        let source = inspect(dir.path(), "c10").unwrap();
+        assert_eq!(source.info.format, DatasetFormat::Cifar10Binary);
+        assert_eq!((source.info.train_count, source.info.test_count), (10, 3));
+        let data = load(&source, 32, 0.2, 0).unwrap();
+        assert_eq!(Vec::<i64>::try_from(&data.test.labels).unwrap(), [1, 2, 0]);
+        assert_eq!(data.train.images.int64_value(&[4, 1, 5, 5]), 4);
+        assert_eq!(data.train.images.int64_value(&[4, 0, 5, 5]), 0);
+        let bigger = load(&source, 64, 0.2, 0).unwrap();
+        assert_eq!(bigger.test.images.size(), [3, 3, 64, 64]);
+        assert_eq!(bigger.test.images.int64_value(&[2, 1, 10, 10]), 12);
+    }
+
+    #[test]
+    fn cifar_python_pickles_read_as_the_same_records_as_the_binary_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let classes = ["airplane", "automobile", "bird"];
+        // Pixels vary within and across records; 300 records per file make the data a BINSTRING
+        // (over 255 bytes) and labels past 255 records.
+        let record = |i: usize| (((i * 7) % 3) as u8, (0..3072).map(|p| ((i * 31 + p * 13) % 251) as u8).collect());
+        write_cifar_binary(&dir.path().join("bin").join(CIFAR_BIN_FOLDER), &classes, 300, 40, record).unwrap();
+        write_cifar_python(&dir.path().join("py").join(CIFAR_PY_FOLDER), &classes, 300, 40, record).unwrap();
+
+        let python = inspect(dir.path(), "py").unwrap();
+        assert_eq!(python.info.format, DatasetFormat::Cifar10Python);
+        assert_eq!(python.info.classes, classes);
+        assert_eq!((python.info.train_count, python.info.test_count), (1500, 40));
+        let binary = load(&inspect(dir.path(), "bin").unwrap(), 32, 0.2, 0).unwrap();
+        let from_pickles = load(&python, 32, 0.2, 0).unwrap();
+        for (a, b) in [(&binary.train, &from_pickles.train), (&binary.test, &from_pickles.test)] {
+            assert_eq!(a.images.size(), b.images.size());
+            assert!(a.images.equal(&b.images), "pixels differ");
+            assert!(a.labels.equal(&b.labels), "labels differ");
+        }
+        let (png, _) = test_image(&python, 0.2, 0, 39).unwrap().unwrap();
+        assert_eq!(png, test_image(&inspect(dir.path(), "bin").unwrap(), 0.2, 0, 39).unwrap().unwrap().0);
+        assert!(test_image(&python, 0.2, 0, 40).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_cifar_python_batch_with_a_bad_label_or_cut_short_says_which_file_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("py");
+        write_cifar_python(&root, &["a", "b"], 2, 2, |i| ((i % 3) as u8, vec![0; 3072])).unwrap();
+        // Listing reads every batch, so a bad one is named before any run starts.
+        let err = inspect(dir.path(), "py").unwrap_err().to_string();
+        assert!(err.contains("data_batch_2") && err.contains("not a class index below 2"), "{err}");
+
+        // A truncated file: the pickle ends inside the pixel bytes.
+        write_cifar_python(&root, &["a", "b"], 2, 2, |i| ((i % 2) as u8, vec![0; 3072])).unwrap();
+        let batch = root.join("test_batch");
+        let bytes = fs::read(&batch).unwrap();
+        fs::write(&batch, &bytes[..bytes.len() / 2]).unwrap();
+        let err = inspect(dir.path(), "py").unwrap_err().to_string();
+        assert!(err.contains("test_batch") && err.contains("ends early"), "{err}");
+    }
+
+    #[test]
+    fn cifar100_binary_uses_the_fine_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("c100").join(CIFAR100_BIN_FOLDER);
+        fs::create_dir_all(&root).unwrap();
+        let fine: Vec<String> = (0..100).map(|i| format!("class{i}")).collect();
+        fs::write(root.join("fine_label_names.txt"), fine.join("\n")).unwrap();
+        let record = |coarse: u8, label: u8, value: u8| {
+            let mut r = vec![coarse, label];
+            r.extend(vec![value; 3072]);
+            r
+        };
+        fs::write(root.join("train.bin"), [record(1, 42, 7), record(2, 99, 8)].concat()).unwrap();
+        fs::write(root.join("test.bin"), record(3, 5, 9)).unwrap();
+        let source = inspect(dir.path(), "c100").unwrap();
+        assert_eq!(source.info.format, DatasetFormat::Cifar100Binary);
+        assert_eq!((source.info.classes.len(), source.info.train_count, source.info.test_count), (100, 2, 1));
+        let data = load(&source, 32, 0.2, 0).unwrap();
+        assert_eq!(Vec::<i64>::try_from(&data.train.labels).unwrap(), [42, 99]);
+        assert_eq!(data.train.images.int64_value(&[1, 2, 31, 31]), 8);
+        let (png, mime) = test_image(&source, 0.2, 0, 0).unwrap().unwrap();
+        assert_eq!(mime, "image/png");
+        assert_eq!(image::load_from_memory(&png).unwrap().to_rgb8().get_pixel(0, 0).0, [9, 9, 9]);
+    }
+}

@@ -441,3 +441,100 @@ pub(super) fn inspect_class_folders(name: &str, root: &Path) -> Result<DatasetIn
 
 /// Labelled files of a split, in label order.
 pub(super) type LabelledFiles = Vec<(i64, PathBuf)>;
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::solid_png;
+    use super::super::writers::PickleWriter;
+    use super::*;
+
+    #[test]
+    fn folders_in_no_layout_are_not_listed_and_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("empty")).unwrap();
+        assert!(discover(dir.path()).is_empty());
+        let err = inspect(dir.path(), "empty").unwrap_err().to_string();
+        assert!(err.contains("train/<class>/"), "{err}");
+        let err = inspect(dir.path(), "missing").unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn a_test_split_with_other_classes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("odd");
+        solid_png(&root.join("train/a/0.png"), [1, 2, 3], 8);
+        solid_png(&root.join("train/b/0.png"), [1, 2, 3], 8);
+        solid_png(&root.join("test/a/0.png"), [1, 2, 3], 8);
+        let err = inspect(dir.path(), "odd").unwrap_err().to_string();
+        assert!(err.contains("same class folders"), "{err}");
+    }
+
+    /// A CIFAR-10 python dataset `name` of one record per file, with `test_batch` replaced by `test_batch`.
+    fn python_dataset_with_test_batch(data_dir: &Path, name: &str, test_batch: &[u8]) -> PathBuf {
+        let root = data_dir.join(name).join(CIFAR_PY_FOLDER);
+        write_cifar_python(&root, &["a", "b"], 1, 1, |_| (0, vec![0; 3072])).unwrap();
+        fs::write(root.join("test_batch"), test_batch).unwrap();
+        root
+    }
+
+    /// A pickled batch whose `data` claims shape [2^54, 3072] over no bytes.
+    fn giant_shape_batch() -> Vec<u8> {
+        let mut batch = PickleWriter::dict();
+        batch.bytes(b"data").op(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R(K\x01");
+        batch
+            .op(b"\x8a\x08")
+            .op(&(1i64 << 54).to_le_bytes())
+            .int(3072)
+            .op(b"\x86cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R");
+        batch.op(b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89").bytes(b"").op(b"tb");
+        batch.bytes(b"labels").op(b"](e");
+        batch.end_dict()
+    }
+
+    #[test]
+    fn a_pickled_array_whose_size_overflows_is_a_listed_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        python_dataset_with_test_batch(dir.path(), "giant", &giant_shape_batch());
+        let err = inspect(dir.path(), "giant").unwrap_err().to_string();
+        assert!(err.contains("18014398509481984 records") && err.contains("at most 60000"), "{err}");
+        let listed = discover(dir.path());
+        assert_eq!(listed.len(), 1);
+        let error = listed[0].error.as_deref().expect("listed with its error");
+        assert!(error.starts_with("giant/cifar-10-batches-py/test_batch is malformed"), "{error}");
+        assert!(!error.contains(&dir.path().display().to_string()), "no server path: {error}");
+    }
+
+    #[test]
+    fn dot_folders_are_never_datasets_and_unreadable_ones_are_listed_with_their_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write_cifar_binary(&dir.path().join(".upload-x.partial"), &["a", "b"], 1, 1, |_| (0, vec![0; 3072])).unwrap();
+        write_cifar_binary(&dir.path().join("good"), &["a", "b"], 1, 1, |_| (1, vec![0; 3072])).unwrap();
+        python_dataset_with_test_batch(dir.path(), "cut", b"\x80\x02}(U\x04data");
+        let listed = discover(dir.path());
+        let names: Vec<&str> = listed.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["cut", "good"]);
+        assert_eq!((listed[1].error.as_deref(), listed[1].test_count), (None, 1));
+        let error = listed[0].error.as_deref().expect("an error");
+        assert_eq!(listed[0].format, DatasetFormat::Cifar10Python);
+        assert!(error.contains("cut/cifar-10-batches-py/test_batch") && error.contains("ends early"), "{error}");
+        assert!(!error.contains(&dir.path().display().to_string()), "no server path: {error}");
+    }
+
+    #[test]
+    fn a_sparse_giant_cifar_file_is_refused_by_its_size_without_being_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("big").join(CIFAR_BIN_FOLDER);
+        write_cifar_binary(&root, &["a", "b"], 1, 1, |_| (0, vec![0; 3072])).unwrap();
+        // 349,000 records: 1 GiB that takes no disk.
+        fs::File::options().write(true).open(root.join(CIFAR_TEST_FILE)).unwrap().set_len(349_000 * 3073).unwrap();
+        let err = inspect(dir.path(), "big").unwrap_err();
+        assert!(matches!(err, DataError::TooLarge { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("big/cifar-10-batches-bin/test_batch.bin is too large: 349000 records"),
+            "{message}"
+        );
+        assert!(discover(dir.path())[0].error.as_deref() == Some(message.as_str()));
+    }
+}

@@ -125,3 +125,29 @@ pub(crate) fn relative_name(file: &Path, root: &Path) -> String {
 pub(crate) fn is_cifar(format: DatasetFormat) -> bool {
     !matches!(format, DatasetFormat::ClassFolders | DatasetFormat::ImageFolder)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::solid_png;
+    use super::*;
+
+    #[test]
+    fn one_image_folder_is_split_per_class_by_the_seeded_fraction() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("flat");
+        for (class, n) in [("cat", 10), ("dog", 5)] {
+            for i in 0..n {
+                solid_png(&root.join(class).join(format!("{i}.png")), [i as u8, 0, 0], 8);
+            }
+        }
+        let source = inspect(dir.path(), "flat").unwrap();
+        assert_eq!(source.info.format, DatasetFormat::ImageFolder);
+        assert_eq!((source.info.train_count, source.info.test_count), (12, 3));
+        let data = load(&source, 32, 0.4, 1).unwrap();
+        let test_labels = Vec::<i64>::try_from(&data.test.labels).unwrap();
+        assert_eq!(test_labels, [0, 0, 0, 0, 1, 1], "40 % of each class");
+        assert_eq!(data.train.len(), 9);
+        let again = load(&source, 32, 0.4, 1).unwrap();
+        assert!(again.test.images.equal(&data.test.images), "the same seed holds out the same images");
+    }
+}

@@ -189,3 +189,26 @@ pub(super) fn rgb_png(image: &image::RgbImage) -> Vec<u8> {
     image.write_to(&mut png, image::ImageFormat::Png).expect("PNG encoding into memory cannot fail");
     png.into_inner()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_test_image_reads_only_its_own_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("c10").join(CIFAR_BIN_FOLDER);
+        write_cifar_binary(&root, &["a", "b"], 1, 2, |i| (0, vec![(i * 40) as u8; 3072])).unwrap();
+        let source = inspect(dir.path(), "c10").unwrap();
+        // The file grows to a terabyte after listing (sparse): reading it whole could never succeed.
+        let records: u64 = (1 << 40) / 3073;
+        fs::File::options().write(true).open(root.join(CIFAR_TEST_FILE)).unwrap().set_len(records * 3073).unwrap();
+        let pixel = |png: Vec<u8>| image::load_from_memory(&png).unwrap().to_rgb8().get_pixel(5, 5).0;
+        let (png, _) = test_image(&source, 0.2, 0, 1).unwrap().unwrap();
+        assert_eq!(pixel(png), [240, 240, 240], "record 1 of the test file is the seventh written");
+        let (png, _) = test_image(&source, 0.2, 0, records as usize - 1).unwrap().unwrap();
+        assert_eq!(pixel(png), [0, 0, 0]);
+        assert!(test_image(&source, 0.2, 0, records as usize).unwrap().is_none());
+        assert!(test_image(&source, 0.2, 0, usize::MAX).unwrap().is_none());
+    }
+}
