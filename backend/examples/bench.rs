@@ -170,7 +170,7 @@ fn compare_sweeps(dir: &Path, epochs: u32) -> anyhow::Result<()> {
         Ok(serde_json::from_value(serde_json::json!({
             "name": if asha { "bench: grid with ASHA" } else { "bench: grid to the end" },
             "base": {"dataset": DATASET, "epochs": epochs, "batch_size": 64, "weights": "none", "seed": 0,
-                     "normalization": "half"},
+                     "normalization": "half", "schedule": "cosine"},
             "parameters": {"lr": {"values": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1]}, "momentum": {"values": [0.5, 0.9]}},
             "early_stopping": early,
         }))?)
