@@ -35,6 +35,10 @@ pub struct StudioState {
     /// Snapshots taken: one per connection, and one each time the page fell behind the server's messages,
     /// after which what a snapshot does not carry (the sweeps) is listed again.
     pub snapshots: u64,
+    /// Sweep messages received so far, and for each sweep the count when a message last changed it, so
+    /// a list asked for over HTTP never overwrites what a message said after the request was sent.
+    sweep_messages: u64,
+    sweep_changed_at: BTreeMap<u64, u64>,
 }
 
 impl StudioState {
@@ -82,16 +86,37 @@ impl StudioState {
                 self.error = Some(message);
             }
             ServerMessage::LrFinderProgress(progress) => self.lr_finder = Some(progress),
-            ServerMessage::SweepUpdated { sweep } => self.sweep_updated(sweep),
-            ServerMessage::SweepRemoved { sweep_id } => self.sweeps.retain(|sweep| sweep.id != sweep_id),
+            ServerMessage::SweepUpdated { sweep } => {
+                self.note_sweep_message(sweep.id);
+                self.sweep_updated(sweep);
+            }
+            ServerMessage::SweepRemoved { sweep_id } => {
+                self.note_sweep_message(sweep_id);
+                self.sweeps.retain(|sweep| sweep.id != sweep_id);
+            }
             ServerMessage::Progress(_) | ServerMessage::Preparing { .. } => {}
         }
     }
 
-    /// Takes the server's list of sweeps, replacing what this page knew.
-    pub fn set_sweeps(&mut self, mut sweeps: Vec<Sweep>) {
-        sweeps.sort_by_key(|sweep| std::cmp::Reverse(sweep.id));
-        self.sweeps = sweeps;
+    fn note_sweep_message(&mut self, sweep_id: u64) {
+        self.sweep_messages += 1;
+        self.sweep_changed_at.insert(sweep_id, self.sweep_messages);
+    }
+
+    /// Where the sweep messages stand now: give it to [`StudioState::set_sweeps`] with the list asked for
+    /// from here.
+    pub fn sweep_mark(&self) -> u64 {
+        self.sweep_messages
+    }
+
+    /// Takes the server's list of sweeps, asked for at `mark` ([`StudioState::sweep_mark`]), in place of
+    /// what this page knew, except a sweep a message changed (or removed) since `mark`: the message is newer.
+    pub fn set_sweeps(&mut self, sweeps: Vec<Sweep>, mark: u64) {
+        let newer = |id: u64| self.sweep_changed_at.get(&id).is_some_and(|&at| at > mark);
+        let kept = self.sweeps.iter().filter(|sweep| newer(sweep.id)).cloned();
+        let mut listed: Vec<Sweep> = sweeps.into_iter().filter(|sweep| !newer(sweep.id)).chain(kept).collect();
+        listed.sort_by_key(|sweep| std::cmp::Reverse(sweep.id));
+        self.sweeps = listed;
     }
 
     /// Takes a sweep as it is now (from a message or an HTTP answer), in its place or, new, at the top.
@@ -687,7 +712,7 @@ mod tests {
     #[test]
     fn sweeps_are_listed_newest_first_updated_in_place_and_removed() {
         let mut state = StudioState::default();
-        state.set_sweeps(vec![sweep(1, "completed"), sweep(3, "running")]);
+        state.set_sweeps(vec![sweep(1, "completed"), sweep(3, "running")], state.sweep_mark());
         state.apply(ServerMessage::SweepUpdated { sweep: sweep(2, "running") });
         assert_eq!(state.sweeps.iter().map(|s| s.id).collect::<Vec<_>>(), [3, 2, 1]);
         state.apply(ServerMessage::SweepUpdated { sweep: sweep(3, "stopped") });
@@ -699,6 +724,23 @@ mod tests {
         state.apply(ServerMessage::Snapshot { runs: Vec::new(), traces: Vec::new() });
         assert_eq!(state.sweeps.len(), 2, "a snapshot of the runs keeps the sweeps");
         assert_eq!(state.snapshots, 1, "and counts, so that the sweeps are listed again");
+    }
+
+    #[test]
+    fn a_list_asked_for_before_a_message_never_overwrites_what_the_message_said() {
+        let mut state = StudioState::default();
+        state.set_sweeps(vec![sweep(1, "running"), sweep(2, "running")], state.sweep_mark());
+        let mark = state.sweep_mark();
+        // While the list is on its way: sweep 1 completes, sweep 2 is deleted.
+        state.apply(ServerMessage::SweepUpdated { sweep: sweep(1, "completed") });
+        state.apply(ServerMessage::SweepRemoved { sweep_id: 2 });
+        // The list, as the server had it when asked: older for 1 and 2, and news of sweep 3.
+        state.set_sweeps(vec![sweep(1, "running"), sweep(2, "running"), sweep(3, "running")], mark);
+        let listed: Vec<(u64, String)> = state.sweeps.iter().map(|s| (s.id, s.status.as_str().to_string())).collect();
+        assert_eq!(listed, [(3, "running".into()), (1, "completed".into())]);
+        // A list asked for after the messages is taken whole.
+        state.set_sweeps(vec![sweep(1, "completed")], state.sweep_mark());
+        assert_eq!(state.sweeps.len(), 1);
     }
 
     /// A page where runs 7 and 8 have both reported a batch.

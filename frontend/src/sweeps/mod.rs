@@ -193,10 +193,11 @@ pub fn SweepsCard() -> impl IntoView {
         if !studio.connected.get_untracked() {
             return;
         }
+        let mark = studio.state.with_untracked(|state| state.sweep_mark());
         spawn_local(async move {
             match api::sweeps().await {
                 Ok(sweeps) => {
-                    studio.state.update(|state| state.set_sweeps(sweeps));
+                    studio.state.update(|state| state.set_sweeps(sweeps, mark));
                     load_error.set(None);
                 }
                 Err(error) => load_error.set(Some(format!("Sweeps could not be listed: {error}"))),
