@@ -78,10 +78,10 @@ async fn entity_tag(index: &Path) -> Option<HeaderValue> {
 pub fn named_by_hash(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap_or_default();
     file.match_indices('-').any(|(at, _)| {
-        let rest = &file[at + 1..];
-        rest.len() > 16
-            && rest.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit)
-            && matches!(rest.as_bytes()[16], b'.' | b'_')
+        let rest = file[at + 1..].as_bytes();
+        // Trunk writes its 64-bit hash in hex without leading zeros: 16 digits, sometimes fewer.
+        let digits = rest.iter().take_while(|byte| byte.is_ascii_hexdigit()).count();
+        (12..=16).contains(&digits) && matches!(rest.get(digits), Some(b'.' | b'_'))
     })
 }
 
@@ -144,8 +144,13 @@ mod tests {
 
     #[test]
     fn names_trunk_hashed_are_told_from_the_rest() {
-        for hashed in ["/frontend-18966718b7737a39_bg.wasm", "/style-5b76041e301b92fe.css", "/a-b-0123456789abcdef.js"]
-        {
+        for hashed in [
+            "/frontend-18966718b7737a39_bg.wasm",
+            "/style-5b76041e301b92fe.css",
+            "/a-b-0123456789abcdef.js",
+            // A hash whose first hex digit was 0: Trunk drops it.
+            "/frontend-4a737d5e9548885_bg.wasm",
+        ] {
             assert!(named_by_hash(hashed), "{hashed}");
         }
         for plain in ["/", "/index.html", "/runs/3", "/style-5b76041e.css", "/frontend-18966718b7737a3g_bg.wasm"] {
