@@ -78,7 +78,7 @@ async fn entity_tag(index: &Path) -> Option<HeaderValue> {
 pub fn named_by_hash(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap_or_default();
     file.match_indices('-').any(|(at, _)| {
-        let rest = file[at + 1..].as_bytes();
+        let rest = &file.as_bytes()[at + 1..];
         // Trunk writes its 64-bit hash in hex without leading zeros: 16 digits, sometimes fewer.
         let digits = rest.iter().take_while(|byte| byte.is_ascii_hexdigit()).count();
         (12..=16).contains(&digits) && matches!(rest.get(digits), Some(b'.' | b'_'))
