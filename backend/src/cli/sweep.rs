@@ -57,9 +57,7 @@ pub fn run(config_file: &Path, settings: StudioSettings) -> anyhow::Result<()> {
 /// The sweep request in `path`, with the field at fault named when it does not parse.
 fn read_request(path: &Path) -> anyhow::Result<SweepRequest> {
     let json = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let deserializer = &mut serde_json::Deserializer::from_slice(&json);
-    serde_path_to_error::deserialize(deserializer)
-        .map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))
+    Studio::parse_sweep_request(&json).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Epochs the sweep trains if no trial is stopped early.

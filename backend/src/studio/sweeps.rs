@@ -30,6 +30,14 @@ enum Next {
 }
 
 impl Studio {
+    /// Parses a sweep request from JSON, naming the field at fault (as [`Studio::parse_config`] does for
+    /// a run): the API's body and the CLI's file alike.
+    pub fn parse_sweep_request(json: &[u8]) -> Result<SweepRequest, StudioError> {
+        let deserializer = &mut serde_json::Deserializer::from_slice(json);
+        serde_path_to_error::deserialize(deserializer)
+            .map_err(|e| StudioError::InvalidSweep(format!("invalid sweep: {}: {}", e.path(), e.inner())))
+    }
+
     /// Checks `request` (its shape, every trial's configuration as a run's, its datasets and weights, and
     /// `parallel` against the executor's slots), records the sweep and starts its first trials.
     pub fn create_sweep(&self, mut request: SweepRequest) -> Result<Sweep, StudioError> {

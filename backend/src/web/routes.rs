@@ -347,9 +347,7 @@ async fn create_sweep(
     Extension(scrubber): Extension<PathScrubber>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(&body);
-    let request: shared::sweep::SweepRequest = serde_path_to_error::deserialize(deserializer)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid sweep: {}: {}", e.path(), e.inner())))?;
+    let request = Studio::parse_sweep_request(&body)?;
     let sweep = blocking(move || studio.create_sweep(request)).await??;
     Ok((StatusCode::CREATED, Json(scrubber.sweep(sweep))).into_response())
 }
