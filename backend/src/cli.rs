@@ -57,14 +57,8 @@ pub enum Command {
         /// Seconds between two checkpoints inside a long epoch: a crash loses at most this much training.
         #[arg(long, default_value_t = 300)]
         checkpoint_interval: u64,
-        /// Runs that train at once [default: one per visible GPU, each on its own; 1 on a CPU-only machine].
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
-        slots: Option<u16>,
-        /// libtorch threads each run trains with [default: the CPU's cores divided between the slots].
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
-        threads_per_run: Option<u16>,
         #[command(flatten)]
-        slurm: SlurmArgs,
+        training: TrainingArgs,
     },
     /// Train one attempt of a run from the job file the studio wrote in its folder, reporting through the
     /// run folder; what a Slurm job runs (see `serve --executor slurm`).
@@ -174,14 +168,8 @@ pub enum Command {
         /// Folder of pretrained weight files [default: DATA_DIR/weights].
         #[arg(long)]
         weights_dir: Option<PathBuf>,
-        /// Trials that train at once on this machine [default: as `serve`].
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
-        slots: Option<u16>,
-        /// libtorch threads each trial trains with [default: as `serve`].
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
-        threads_per_run: Option<u16>,
         #[command(flatten)]
-        slurm: SlurmArgs,
+        training: TrainingArgs,
     },
     /// Classify images with a saved model, printing the top 5 classes of each.
     Classify {
@@ -205,6 +193,44 @@ pub enum ExecutorKind {
     /// Batch jobs on a Slurm cluster, through `sbatch`, `squeue` and `scancel`; the data folder must be on
     /// a file system the nodes share.
     Slurm,
+}
+
+/// Where and how `serve` and `sweep` train runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainingArgs {
+    /// Runs that train at once [default: one per visible GPU, each on its own; 1 on a CPU-only machine].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    slots: Option<u16>,
+    /// libtorch threads each run trains with [default: the CPU's cores divided between the slots].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads_per_run: Option<u16>,
+    /// Most memory a run's decoded images may take, e.g. 8GiB or 512MiB: a dataset that takes more is
+    /// streamed from its decoded cache on disk [default: half of this machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_budget: Option<u64>,
+    #[command(flatten)]
+    slurm: SlurmArgs,
+}
+
+/// A size for a person: bytes, or a number with K, M, G or T (binary: 1G is 1 GiB), `B`, `iB` optional.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches('b').trim_end_matches('i') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("\"{unit}\" is not a unit: use K, M, G or T (1G is 1 GiB)")),
+    };
+    let number: f64 = number.parse().map_err(|_| format!("\"{text}\" is not a size such as 8GiB"))?;
+    let bytes = number * (1u64 << shift) as f64;
+    if !(1.0..1.8e19).contains(&bytes) {
+        return Err(format!("\"{text}\" is not a size between 1 byte and 16 EiB"));
+    }
+    Ok(bytes as u64)
 }
 
 /// `serve`'s Slurm options.
@@ -290,12 +316,10 @@ pub fn main() -> anyhow::Result<()> {
             token,
             checkpoint_interval,
             allowed_hosts,
-            slots,
-            threads_per_run,
-            slurm,
+            training,
         } => {
             crate::web::check_access(host, token.as_deref())?;
-            let mut settings = studio_settings(data_dir, weights_dir, slots, threads_per_run, slurm)?;
+            let mut settings = studio_settings(data_dir, weights_dir, training)?;
             settings.checkpoint_every = std::time::Duration::from_secs(checkpoint_interval);
             let options = ServerOptions { ui_dir: Some(ui_dir), token, allowed_hosts, ..ServerOptions::default() };
             serve(SocketAddr::new(host, port), settings, options)
@@ -335,8 +359,8 @@ pub fn main() -> anyhow::Result<()> {
             train(config, data_dir, weights_dir, out)
         }
         Command::LrFind { config, data_dir, weights_dir } => lr_find(&config, data_dir, weights_dir),
-        Command::Sweep { config, data_dir, weights_dir, slots, threads_per_run, slurm } => {
-            sweep::run(&config, studio_settings(data_dir, weights_dir, slots, threads_per_run, slurm)?)
+        Command::Sweep { config, data_dir, weights_dir, training } => {
+            sweep::run(&config, studio_settings(data_dir, weights_dir, training)?)
         }
         Command::Classify { model, images } => classify(model, images),
         Command::Health { dataset, data_dir, json } => health(&dataset, &data_dir, json),
@@ -348,17 +372,16 @@ pub fn main() -> anyhow::Result<()> {
 fn studio_settings(
     data_dir: PathBuf,
     weights_dir: Option<PathBuf>,
-    slots: Option<u16>,
-    threads_per_run: Option<u16>,
-    slurm: SlurmArgs,
+    training: TrainingArgs,
 ) -> anyhow::Result<StudioSettings> {
     let mut settings = StudioSettings::new(data_dir);
     if let Some(dir) = weights_dir {
         settings.weights_dir = dir;
     }
-    settings.slots = slots.map_or(0, usize::from);
-    settings.threads_per_run = threads_per_run.map(usize::from);
-    settings.executor = slurm.choice()?;
+    settings.slots = training.slots.map_or(0, usize::from);
+    settings.threads_per_run = training.threads_per_run.map(usize::from);
+    settings.dataset_memory = training.memory_budget;
+    settings.executor = training.slurm.choice()?;
     Ok(settings)
 }
 
@@ -585,6 +608,7 @@ fn training_paths(data_dir: PathBuf, weights_dir: Option<PathBuf>, out: &Path) -
         run_dir: out.to_path_buf(),
         cifar10: crate::data::download::DownloadSource::cifar10(),
         imagenet: crate::model::pretrained::PretrainedSource::imagenet_resnet18(),
+        dataset_memory: None,
     }
 }
 

@@ -29,6 +29,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     renamed
 }
 
+/// Flushes `dir`'s entries to the disk, so that a rename into it survives a power cut.
+pub fn sync_folder(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir).and_then(|folder| folder.sync_all())
+}
+
 /// A hidden path in `dir` for staging something that will be called `name`: `.upload-<n>-<name><suffix>`,
 /// numbered within this process and by its id, so two uploads of one name at once never write into the
 /// same file, and named `.upload-*`, so the studio removes one cut short by a crash when it next opens.

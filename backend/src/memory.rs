@@ -10,6 +10,20 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 /// The default budget: 1 GiB of decoded images and exports at once.
 pub const DEFAULT_BUDGET_BYTES: u64 = 1 << 30;
 
+/// The default memory budget of a run's decoded images ([`crate::engine::training::TrainingPaths::memory_budget`]):
+/// half of this machine's memory, or 8 GiB where it cannot be read.
+pub fn default_dataset_budget() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    total_memory(&meminfo).map_or(8 << 30, |total| total / 2)
+}
+
+/// The `MemTotal` of a `/proc/meminfo` text, in bytes.
+fn total_memory(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|line| line.starts_with("MemTotal:"))?;
+    let kib: u64 = line.trim_start_matches("MemTotal:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Bytes that memory-hungry work may hold at once.
 #[derive(Clone)]
 pub struct MemoryBudget(Arc<Shared>);
@@ -99,6 +113,15 @@ impl Drop for Admitted {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_machines_memory_is_read_from_meminfo_and_nonsense_is_no_answer() {
+        assert_eq!(total_memory("MemTotal:       16303428 kB\nMemFree: 1 kB\n"), Some(16303428 * 1024));
+        for nonsense in ["", "MemTotal: lots kB", "MemTotal: 99999999999999999999 kB", "MemFree: 5 kB"] {
+            assert_eq!(total_memory(nonsense), None, "{nonsense}");
+        }
+        assert!(default_dataset_budget() > 0);
+    }
 
     #[test]
     fn work_is_admitted_while_it_fits_and_refused_past_the_limit_until_bytes_come_back() {

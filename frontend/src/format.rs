@@ -309,7 +309,9 @@ mod tests {
 
     #[test]
     fn preparation_lines_say_what_is_done_of_what() {
-        let line = |step, done, total| preparation_line(&Preparation { step, subject: "CIFAR-10".into(), done, total });
+        let line = |step, done, total| {
+            preparation_line(&Preparation { step, subject: "CIFAR-10".into(), done, total, per_second: None })
+        };
         let downloading = line(PreparationStep::Downloading, 45_300_000, Some(170_500_000));
         assert_eq!(downloading, "downloading CIFAR-10 — 45.3 of 170.5 MB");
         assert_eq!(line(PreparationStep::Downloading, 2_000_000, None), "downloading CIFAR-10 — 2.0 MB");

@@ -634,8 +634,13 @@ mod tests {
         let page = PageState::new();
         page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
         page.apply(ServerMessage::RunUpdated { run: run(2, RunStatus::Queued) });
-        let decoding =
-            Preparation { step: PreparationStep::Decoding, subject: "colors".into(), done: 5, total: Some(9) };
+        let decoding = Preparation {
+            step: PreparationStep::Decoding,
+            subject: "colors".into(),
+            done: 5,
+            total: Some(9),
+            per_second: None,
+        };
         page.apply(ServerMessage::Preparing { run_id: 1, preparation: decoding.clone() });
         assert_eq!(preparation_shown(&page, 1), Some(decoding.clone()));
         assert_eq!(preparation_shown(&page, 2), None);

@@ -627,6 +627,9 @@ pub struct Preparation {
     pub done: u64,
     /// Units in all, when known (a download without a length, or unpacking, has none).
     pub total: Option<u64>,
+    /// Units per second since the step began, once it has run long enough to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<f64>,
 }
 
 /// Live progress inside an epoch, sent every few batches.
@@ -671,6 +674,24 @@ pub enum DatasetFormat {
     /// `<class>/<image>` only: each class is split into train and test by the run's
     /// `validation_fraction`, stratified and seeded. Counts are reported for the default fraction.
     ImageFolder,
+}
+
+/// A decoded cache: a dataset's images decoded once at one input size, kept on disk for every later run
+/// (`GET /api/caches`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecodedCacheInfo {
+    /// Its key, what `DELETE /api/caches/{id}` takes.
+    pub id: String,
+    /// The dataset (or version) it holds.
+    pub dataset: String,
+    /// Side of its images, in pixels.
+    pub input_size: u32,
+    /// Training and test images.
+    pub images: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// When it was built, in seconds since the Unix epoch.
+    pub built_at: u64,
 }
 
 /// A dataset found under the data directory.

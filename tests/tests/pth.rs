@@ -172,6 +172,7 @@ fn training_with_imagenet_weights_loads_the_file_from_the_weights_folder() {
         run_dir: dir.path().join("run"),
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
         imagenet: PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
+        dataset_memory: None,
     };
     let mut notes = Vec::new();
     let outcome = train(&config, &paths, Device::Cpu, &RunControl::default(), false, &mut |event| {

@@ -118,8 +118,13 @@ pub fn stream_to_file<D: Digest>(
         let mut hasher = D::new();
         let mut buffer = vec![0u8; 1 << 16];
         let mut received: u64 = 0;
-        let progress =
-            |done| Preparation { step: PreparationStep::Downloading, subject: subject.to_string(), done, total };
+        let progress = |done| Preparation {
+            step: PreparationStep::Downloading,
+            subject: subject.to_string(),
+            done,
+            total,
+            per_second: None,
+        };
         let mut report = |done| if report(progress(done)).is_break() { Err(StreamError::Cancelled) } else { Ok(()) };
         report(0)?;
         let mut last_report = Instant::now();
@@ -205,8 +210,13 @@ fn unpack(archive: &Path, dest: &Path, report: &mut dyn FnMut(Preparation) -> Co
     for (unpacked, entry) in tar.entries()?.enumerate() {
         entry?.unpack_in(dest)?;
         let done = unpacked as u64 + 1;
-        let preparation =
-            Preparation { step: PreparationStep::Unpacking, subject: "CIFAR-10".into(), done, total: None };
+        let preparation = Preparation {
+            step: PreparationStep::Unpacking,
+            subject: "CIFAR-10".into(),
+            done,
+            total: None,
+            per_second: None,
+        };
         if report(preparation).is_break() {
             return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "stopped"));
         }

@@ -51,8 +51,8 @@ pub enum Admission<'a> {
     Now(&'a MemoryBudget),
     /// Waits for room: one of many images of work that must not fail halfway (a health check).
     Waiting(&'a MemoryBudget),
-    /// Not counted: a run's dataset, decoded on the thread pool's few threads, within its own limit
-    /// ([`super::MAX_DECODED_BYTES`]).
+    /// Not counted: a run's dataset, decoded on the thread pool's few threads a chunk at a time into its
+    /// decoded cache on disk.
     Unmetered,
 }
 

@@ -11,8 +11,10 @@
 //! - One image folder: `<class>/<image>`, split into train and test per class by a fraction, which images
 //!   by a seeded hash of each one's path.
 //!
-//! Decoding is the only place images are touched one at a time (in parallel, with rayon); from then on
-//! a split is one `[N, 3, H, W]` `u8` tensor plus an `[N]` `i64` label tensor, and batches are index-selects.
+//! Decoding is the only place images are touched one at a time (in parallel, with rayon), once per dataset
+//! and input size: the result is kept in a decoded cache on disk ([`cache`]) that later runs map. From then
+//! on a split is one `[N, 3, H, W]` `u8` tensor (mapped from the cache, or copied into memory) plus an `[N]`
+//! `i64` label tensor, and batches are index-selects.
 
 pub mod augment;
 pub mod download;
@@ -23,13 +25,16 @@ pub mod thumbnails;
 pub(crate) mod upload;
 pub mod versions;
 
+mod cache;
 mod decoding;
 mod sources;
 mod splitting;
 mod test_images;
 mod writers;
 
+pub use cache::{cache_dir, list as list_caches, remove as remove_cache, Recipe, CACHE_FOLDER};
 pub use decoding::{load, load_reporting};
+pub(crate) use decoding::{memory_size, Progress};
 pub(crate) use sources::inspect_folder;
 #[cfg(test)]
 pub(crate) use sources::parse_cifar10_files;
@@ -129,12 +134,6 @@ const MAX_PICKLE_FILE_BYTES: u64 = MAX_CIFAR_RECORDS * 3_300;
 const MAX_NAMES_FILE_BYTES: u64 = 1 << 20;
 /// Most bytes an image file of a folder dataset may have.
 pub const MAX_IMAGE_FILE_BYTES: u64 = 128 << 20;
-/// Most bytes a decoded dataset may take: both splits' `u8` images at the run's input size, which
-/// training keeps whole. CIFAR-10 at the largest input size (60,000 images of 224 x 224) takes 8.4 GiB;
-/// a dataset that would take more is refused before anything is decoded. Decoding holds one chunk of
-/// images more than this, never a second copy of a split.
-pub const MAX_DECODED_BYTES: u64 = 10 << 30;
-
 /// What can go wrong finding or reading a dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -184,6 +183,14 @@ pub enum DataError {
         /// Its size and the limit.
         why: String,
     },
+    /// The decoded cache could not be written (a full disk, say); nothing of it is kept.
+    #[error("could not write the decoded cache in {path}: {source}")]
+    CacheWrite {
+        /// The cache file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The decoded images could not be put together (libtorch refused a tensor operation).
     #[error("the dataset could not be decoded: {0}")]
     Decode(String),
@@ -196,7 +203,8 @@ impl DataError {
         if let DataError::Io { path, .. }
         | DataError::Malformed { path, .. }
         | DataError::Image { path, .. }
-        | DataError::TooLarge { path, .. } = &mut self
+        | DataError::TooLarge { path, .. }
+        | DataError::CacheWrite { path, .. } = &mut self
         {
             if let Ok(relative) = path.strip_prefix(base) {
                 *path = relative.to_path_buf();
@@ -233,6 +241,28 @@ impl Split {
     pub fn to_device(&self, device: Device) -> Split {
         Split { images: self.images.to_device(device), labels: self.labels.to_device(device) }
     }
+
+    /// The split held in memory on `device`: copied out of the decoded cache's mapping on the CPU, moved
+    /// there on a GPU.
+    pub fn in_memory(&self, device: Device) -> Result<Split, DataError> {
+        let copy = || -> Result<Split, tch::TchError> {
+            let images = match device {
+                Device::Cpu => {
+                    let mut owned = Tensor::f_empty(self.images.size(), (Kind::Uint8, device))?;
+                    owned.f_copy_(&self.images)?;
+                    owned
+                }
+                _ => self.images.f_to_device(device)?,
+            };
+            Ok(Split { images, labels: self.labels.f_to_device(device)? })
+        };
+        copy().map_err(|e| DataError::Decode(format!("copying the images into memory: {e}")))
+    }
+
+    /// Bytes of its images.
+    pub fn image_bytes(&self) -> u64 {
+        self.images.numel() as u64
+    }
 }
 
 /// A dataset decoded into tensors.
@@ -243,12 +273,27 @@ pub struct Dataset {
     pub train: Split,
     /// Test split.
     pub test: Split,
-    /// Image files left out because they could not be decoded ([`DataError::Image`] each).
-    pub unreadable: Vec<DataError>,
+    /// Image files left out because they could not be decoded, one sentence each.
+    pub unreadable: Vec<String>,
     /// For a folder dataset, the path (relative to the dataset folder) of each test image, in the test
     /// split's order: unreadable files are left out, so a position is not enough to find a file. Empty
     /// for CIFAR, whose test images are records named by position ([`split_paths`]).
     pub test_paths: Vec<String>,
+    /// The SHA-256 of each split's pixels (training, test) when known without reading them: the decoded
+    /// cache records them as it is built.
+    pub pixels_sha256: Option<[String; 2]>,
+}
+
+impl Dataset {
+    /// The dataset with both splits in memory on `device` ([`Split::in_memory`]).
+    pub fn in_memory(self, device: Device) -> Result<Dataset, DataError> {
+        Ok(Dataset { train: self.train.in_memory(device)?, test: self.test.in_memory(device)?, ..self })
+    }
+
+    /// Bytes of both splits' images.
+    pub fn image_bytes(&self) -> u64 {
+        self.train.image_bytes() + self.test.image_bytes()
+    }
 }
 
 /// A recognised dataset folder, not yet decoded.
@@ -262,6 +307,13 @@ pub struct DatasetSource {
     shown_from: PathBuf,
     /// For a version: what it changes of the dataset in `root` (see [`versions`]).
     pub(crate) edits: Option<std::sync::Arc<versions::Edits>>,
+}
+
+impl DatasetSource {
+    /// The data folder it was found in (the folder messages name its files from).
+    pub fn data_dir(&self) -> &Path {
+        &self.shown_from
+    }
 }
 
 /// Bytes of a CIFAR record's pixels: the last 3x32x32.

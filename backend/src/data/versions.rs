@@ -71,6 +71,15 @@ impl Edits {
         Some(self.relabelled.get(path).copied().unwrap_or(label))
     }
 
+    /// Every edit in a fixed order, one per line: what a decoded cache of the version is keyed by.
+    pub(crate) fn digest(&self) -> String {
+        let mut lines: Vec<String> = self.excluded.iter().map(|path| format!("exclude {path}")).collect();
+        lines.extend(self.relabelled.iter().map(|(path, label)| format!("relabel {path} {label}")));
+        lines.extend(self.added.iter().map(|(path, (file, label))| format!("add {path} {} {label}", file.display())));
+        lines.sort();
+        lines.join("\n")
+    }
+
     /// The images the version adds and has not left out since, as `(class index, file)`.
     pub(crate) fn added_files(&self) -> Vec<(i64, PathBuf)> {
         let kept = |(path, (file, label)): (&String, &(PathBuf, usize))| {

@@ -7,7 +7,8 @@
 //! It knows nothing of the web and writes nothing: the model lives only in memory, and no run folder is
 //! touched. It reports through [`LrFinderEvent`]s.
 
-use super::training::{self, Batches, EpochPlan, RunControl, TrainError, TrainingEvent, TrainingPaths};
+use super::batches::{Batches, EpochPlan};
+use super::training::{self, RunControl, TrainError, TrainingEvent, TrainingPaths};
 use crate::data::Split;
 use crate::model::optim::Optimizer;
 use crate::model::{normalize, ResNet18};

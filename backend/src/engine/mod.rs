@@ -7,6 +7,7 @@
 //!   through reply channels.
 
 pub mod allocator;
+pub(crate) mod batches;
 pub mod inference;
 pub mod lr_finder;
 pub mod receipt;

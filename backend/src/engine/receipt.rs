@@ -76,8 +76,12 @@ pub enum ReceiptError {
 
 /// The fingerprint of `dataset`'s splits as decoded (before they move to the training device).
 pub fn fingerprint(dataset: &Dataset) -> DataFingerprint {
-    let train = split_fingerprint(&dataset.train);
-    let test = split_fingerprint(&dataset.test);
+    let [train_pixels, test_pixels] = match &dataset.pixels_sha256 {
+        Some(known) => known.clone().map(Some),
+        None => [None, None],
+    };
+    let train = split_fingerprint(&dataset.train, train_pixels);
+    let test = split_fingerprint(&dataset.test, test_pixels);
     let mut all = Sha256::new();
     for class in &dataset.classes {
         all.update(class.as_bytes());
@@ -89,7 +93,23 @@ pub fn fingerprint(dataset: &Dataset) -> DataFingerprint {
     DataFingerprint { classes: dataset.classes.clone(), train, test, sha256: hex::encode(all.finalize()) }
 }
 
-fn split_fingerprint(split: &Split) -> SplitFingerprint {
+/// The fingerprint of `split`, its pixels hashed unless their hash is `known` (the decoded cache's).
+fn split_fingerprint(split: &Split, known: Option<String>) -> SplitFingerprint {
+    let count = split.len();
+    let labels = Vec::<i64>::try_from(split.labels.to_device(Device::Cpu).to_kind(Kind::Int64)).unwrap_or_default();
+    let mut label_hash = Sha256::new();
+    for label in labels {
+        label_hash.update(label.to_le_bytes());
+    }
+    SplitFingerprint {
+        images: count as u64,
+        images_sha256: known.unwrap_or_else(|| pixels_sha256(split)),
+        labels_sha256: hex::encode(label_hash.finalize()),
+    }
+}
+
+/// The SHA-256 of `split`'s pixels in order.
+fn pixels_sha256(split: &Split) -> String {
     let count = split.len();
     let images = split.images.to_device(Device::Cpu).to_kind(Kind::Uint8); // [N, 3, S, S]
     let mut pixels = Sha256::new();
@@ -101,16 +121,7 @@ fn split_fingerprint(split: &Split) -> SplitFingerprint {
         chunk.copy_data_u8(&mut buffer, bytes);
         pixels.update(&buffer);
     }
-    let labels = Vec::<i64>::try_from(split.labels.to_device(Device::Cpu).to_kind(Kind::Int64)).unwrap_or_default();
-    let mut label_hash = Sha256::new();
-    for label in labels {
-        label_hash.update(label.to_le_bytes());
-    }
-    SplitFingerprint {
-        images: count as u64,
-        images_sha256: hex::encode(pixels.finalize()),
-        labels_sha256: hex::encode(label_hash.finalize()),
-    }
+    hex::encode(pixels.finalize())
 }
 
 /// The receipt of a run of `config` on `data`, starting from the weights hashed `weights_sha256`, on
@@ -241,6 +252,7 @@ mod tests {
             test: split(&[9u8; 2 * 3 * 4 * 4]),
             unreadable: Vec::new(),
             test_paths: Vec::new(),
+            pixels_sha256: None,
         }
     }
 

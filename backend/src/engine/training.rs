@@ -14,9 +14,9 @@
 //! The loop's steps follow burn-train's learner: [`Learner::prepare`] (data, model, checkpoint),
 //! `train_epoch`, [`evaluate`], `end_epoch` (metrics, checkpoint, early stopping).
 
-use crate::data::augment::EpochAugmentation;
 use crate::data::download::{self, DownloadError, DownloadSource};
 use crate::data::{self, DataError, Split};
+use crate::engine::batches::{BatchStream, Batches, EpochPlan};
 use crate::engine::receipt;
 use crate::engine::run_dir::{BestModel, LoopState, PartialEpoch, RunDir, RunDirError};
 use crate::model::optim::{Optimizer, Rule};
@@ -132,7 +132,13 @@ pub struct TrainingPaths {
     pub cifar10: DownloadSource,
     /// The file weights `"imagenet"` stand for, and where it is downloaded from when it is missing.
     pub imagenet: crate::model::pretrained::PretrainedSource,
+    /// Most bytes of decoded images a run holds in memory; a dataset that takes more is streamed from its
+    /// decoded cache instead. `None`: half the memory of the machine that trains it
+    /// ([`crate::memory::default_dataset_budget`]).
+    pub dataset_memory: Option<u64>,
 }
+
+pub use crate::engine::batches::epoch_order;
 
 /// Progress within an epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -351,10 +357,13 @@ struct Learner<'a> {
     emit: &'a mut dyn FnMut(TrainingEvent),
     run_dir: RunDir,
     classes: Vec<String>,
-    /// Training images `[N, 3, H, W]` u8 and labels `[N]`, on the device.
+    /// Training images `[N, 3, H, W]` u8 and labels `[N]`: on the device, or mapped from the decoded cache
+    /// when streamed.
     train: Split,
-    /// Test images and labels, on the device.
+    /// Test images and labels, where the training ones are.
     test: Split,
+    /// Whether the splits stay in the decoded cache, batches streamed from it ([`BatchStream`]).
+    streamed: bool,
     /// Each test image's path in the dataset, where positions do not name them ([`data::Dataset::test_paths`]).
     test_paths: Vec<String>,
     mean: [f64; 3],
@@ -403,6 +412,8 @@ impl<'a> Learner<'a> {
     ) -> Result<Self, TrainError> {
         let dataset = load_dataset(config, paths, cancel, emit)?;
         let data = receipt::fingerprint(&dataset);
+        let streamed =
+            streams(&dataset, paths.dataset_memory.unwrap_or_else(crate::memory::default_dataset_budget), emit);
         if let Some(expected) = repeating {
             receipt::check_data(expected, &data)?;
         }
@@ -442,8 +453,9 @@ impl<'a> Learner<'a> {
             emit,
             run_dir,
             classes: dataset.classes,
-            train: dataset.train.to_device(device),
-            test: dataset.test.to_device(device),
+            train: if streamed { dataset.train } else { dataset.train.in_memory(device)? },
+            test: if streamed { dataset.test } else { dataset.test.in_memory(device)? },
+            streamed,
             test_paths: dataset.test_paths,
             mean,
             std,
@@ -486,6 +498,10 @@ impl<'a> Learner<'a> {
         let train_count = self.train.len();
         let plan = EpochPlan::draw(config, epoch, train_count, self.device);
         let mut sums = self.epoch_sums(epoch);
+        let mut stream = match self.streamed {
+            true => Some(BatchStream::start(&self.train, &plan, self.batches, sums.first_batch, self.device)?),
+            false => None,
+        };
         let mut last_progress = Instant::now();
         let mut lr = self.schedule.lr_at(u64::from(epoch - 1) * self.batches.count() as u64);
         let mut checkpointed_batch = sums.first_batch;
@@ -502,7 +518,13 @@ impl<'a> Learner<'a> {
             if stopping {
                 return Ok(None);
             }
-            lr = self.train_batch(epoch, batch, &plan, &mut sums, !frozen);
+            let (start, len) = self.batches.span(batch);
+            let (images, labels) = match &mut stream {
+                Some(stream) => stream.next_batch()?,
+                None => plan.gather(&self.train, start, len),
+            };
+            let images = plan.augment(images, start); // [B, 3, H, W] u8
+            lr = self.train_batch(epoch, batch, (&images, &labels), &mut sums, !frozen);
             let done = batch + 1;
             if last_progress.elapsed() >= PROGRESS_INTERVAL || done == self.batches.count() {
                 last_progress = Instant::now();
@@ -538,21 +560,21 @@ impl<'a> Learner<'a> {
         sums
     }
 
-    /// One optimisation step on batch `batch` of `epoch`; returns the learning rate it used.
+    /// One optimisation step on batch `batch` of `epoch`, its images `[B, 3, H, W]` u8 and labels `[B]`;
+    /// returns the learning rate it used.
     fn train_batch(
         &mut self,
         epoch: u32,
         batch: i64,
-        plan: &EpochPlan,
+        (images, labels): (&Tensor, &Tensor),
         sums: &mut EpochSums,
         train_backbone: bool,
     ) -> f64 {
         let config = self.config;
-        let (start, len) = self.batches.span(batch);
-        let (images, labels) = plan.batch(&self.train, start, len); // [B, 3, H, W] u8, [B]
-        let images = normalize(&images, self.mean, self.std); // [B, 3, H, W] f32
+        let len = labels.size()[0];
+        let images = normalize(images, self.mean, self.std); // [B, 3, H, W] f32
         let logits = training_logits(config, &self.model, &images, train_backbone); // [B, classes] f32
-        let loss = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, config.label_smoothing);
+        let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, config.label_smoothing);
         self.optimizer.zero_grad();
         loss.backward();
         if let Some(max_norm) = config.grad_clip_norm {
@@ -563,7 +585,7 @@ impl<'a> Learner<'a> {
         tch::no_grad(|| {
             sums.last_loss = loss.detach();
             sums.loss_sum += &sums.last_loss * len as f64;
-            sums.correct += logits.argmax(-1, false).eq_tensor(&labels).sum(Kind::Int64);
+            sums.correct += logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64);
         });
         lr
     }
@@ -689,21 +711,27 @@ pub(crate) fn load_dataset(
 ) -> Result<data::Dataset, TrainError> {
     let source = find_or_download_dataset(config, paths, cancel, emit)?;
     let mut last_report: Option<Instant> = None;
+    let started = Instant::now();
     let mut decoding = |done: u64, total: u64| {
         if done == total || last_report.is_none_or(|at| at.elapsed() >= download::REPORT_INTERVAL) {
             last_report = Some(Instant::now());
-            let subject = config.dataset.clone();
+            let seconds = started.elapsed().as_secs_f64();
             emit(TrainingEvent::Preparing(Preparation {
                 step: PreparationStep::Decoding,
-                subject,
+                subject: config.dataset.clone(),
                 done,
                 total: Some(total),
+                per_second: (seconds >= 1.0 && done > 0).then(|| done as f64 / seconds),
             }));
         }
         cancel.go_on()
     };
-    let dataset =
-        data::load_reporting(&source, config.input_size, config.validation_fraction, config.seed, &mut decoding)?;
+    let recipe = data::Recipe {
+        input_size: config.input_size,
+        validation_fraction: config.validation_fraction,
+        seed: config.seed,
+    };
+    let dataset = data::load_reporting(&source, &recipe, &mut decoding)?;
     if dataset.train.is_empty() {
         return Err(TrainError::EmptyTrainingSet(config.dataset.clone()));
     }
@@ -713,6 +741,21 @@ pub(crate) fn load_dataset(
         emit(TrainingEvent::Note(format!("{count} unreadable {images} skipped (first: {first})")));
     }
     Ok(dataset)
+}
+
+/// Whether `dataset` is streamed from its decoded cache rather than held in memory: when its images take
+/// more than `budget` bytes. A streamed run says so in its log.
+fn streams(dataset: &data::Dataset, budget: u64, emit: &mut dyn FnMut(TrainingEvent)) -> bool {
+    let bytes = dataset.image_bytes();
+    let streamed = bytes > budget;
+    if streamed {
+        emit(TrainingEvent::Note(format!(
+            "the decoded images take {}, more than the memory budget of {}: streaming them from the decoded cache",
+            data::memory_size(bytes),
+            data::memory_size(budget)
+        )));
+    }
+    streamed
 }
 
 /// Loads the backbone of the config's starting weights (a file in the weights folder, or ImageNet's,
@@ -782,91 +825,6 @@ pub(crate) fn apply_device_options(
     Ok(())
 }
 
-/// The order and augmentation of one epoch's training images, both drawn from the seed and the epoch.
-pub(crate) struct EpochPlan {
-    /// Positions of the training images in visiting order `[N]`, on the device.
-    order: Tensor,
-    /// The epoch's crops and flips, when the config asks for any.
-    augmentation: Option<EpochAugmentation>,
-}
-
-impl EpochPlan {
-    /// The plan of `epoch` for `count` training images on `device`.
-    pub(crate) fn draw(config: &TrainConfig, epoch: u32, count: i64, device: Device) -> Self {
-        let order = epoch_order(config.seed, epoch, count).to_device(device); // [N]
-        let augmentation = (config.random_crop || config.horizontal_flip).then(|| {
-            let side = config.input_size as i64;
-            EpochAugmentation::draw(config.seed, epoch, count, side, config.random_crop, config.horizontal_flip, device)
-        });
-        EpochPlan { order, augmentation }
-    }
-
-    /// The `len` images visited from position `start`, augmented, `[B, 3, H, W]` u8, and their labels `[B]`.
-    pub(crate) fn batch(&self, train: &Split, start: i64, len: i64) -> (Tensor, Tensor) {
-        let index = self.order.narrow(0, start, len);
-        let mut images = train.images.index_select(0, &index); // [B, 3, H, W] u8
-        if let Some(augmentation) = &self.augmentation {
-            images = augmentation.apply(&images, start);
-        }
-        (images, train.labels.index_select(0, &index))
-    }
-}
-
-/// The order training images are visited in during `epoch`: a permutation drawn from a generator seeded
-/// by the run's seed and the epoch alone, so it is the same on every device and after a resume.
-pub fn epoch_order(seed: u64, epoch: u32, count: i64) -> Tensor {
-    use rand::seq::SliceRandom;
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (u64::from(epoch) << 32 | 0x5eed));
-    let mut order: Vec<i64> = (0..count).collect();
-    order.shuffle(&mut rng);
-    Tensor::from_slice(&order)
-}
-
-/// How an epoch's training images are cut into batches: `size` images each, except that a last batch of
-/// one image joins the batch before it. Batch norm cannot normalise a single image at a 1x1 stage (its
-/// variance is 0/0, and PyTorch refuses such a batch), and a leftover image is common: 17 images in
-/// batches of 8.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Batches {
-    /// Images per batch, as configured.
-    size: i64,
-    /// Training images in an epoch.
-    images: i64,
-}
-
-impl Batches {
-    pub(crate) fn new(size: u32, images: i64) -> Self {
-        Batches { size: i64::from(size.max(1)), images }
-    }
-
-    /// Batches in an epoch.
-    pub(crate) fn count(&self) -> i64 {
-        let (full, rest) = (self.images / self.size, self.images % self.size);
-        if rest == 1 && full > 0 {
-            full
-        } else {
-            full + i64::from(rest > 0)
-        }
-    }
-
-    /// The position of batch `index`'s first image in the epoch's order, and its number of images.
-    pub(crate) fn span(&self, index: i64) -> (i64, i64) {
-        let start = index * self.size;
-        let len = if index + 1 == self.count() { self.images - start } else { self.size };
-        (start, len)
-    }
-
-    /// Images in the first `done` batches.
-    pub(crate) fn seen(&self, done: i64) -> i64 {
-        if done >= self.count() {
-            self.images
-        } else {
-            done * self.size
-        }
-    }
-}
-
 fn check_finite(loss: f64, epoch: u32) -> Result<(), TrainError> {
     if loss.is_finite() {
         Ok(())
@@ -923,7 +881,7 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
         return empty;
     }
     tch::no_grad(|| {
-        let device = split.images.device();
+        let device = model.device();
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
         let mut top5 = Tensor::zeros([], (Kind::Int64, device));
         let mut confusion = Tensor::zeros([classes * classes], (Kind::Int64, device));
@@ -931,8 +889,8 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
         let mut sample_predictions = Vec::new();
         for start in (0..count).step_by(EVAL_BATCH as usize) {
             let len = EVAL_BATCH.min(count - start);
-            let images = normalize(&split.images.narrow(0, start, len), mean, std); // [B, 3, H, W]
-            let labels = split.labels.narrow(0, start, len); // [B]
+            let images = normalize(&split.images.narrow(0, start, len).to_device(device), mean, std); // [B, 3, H, W]
+            let labels = split.labels.narrow(0, start, len).to_device(device); // [B]
             let logits = model.forward_t(&images, false).to_kind(Kind::Float); // [B, classes]
             let losses = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::None, -100, 0.0); // [B]
             loss_sum += losses.sum(Kind::Double);
@@ -1002,32 +960,5 @@ fn find_or_download_dataset(
             Ok(data::inspect(&paths.data_dir, &config.dataset)?)
         }
         other => Ok(other?),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Batches;
-
-    /// Every batch's span, in order.
-    fn spans(size: u32, images: i64) -> Vec<(i64, i64)> {
-        let batches = Batches::new(size, images);
-        (0..batches.count()).map(|index| batches.span(index)).collect()
-    }
-
-    #[test]
-    fn a_leftover_single_image_joins_the_last_batch() {
-        assert_eq!(spans(8, 17), [(0, 8), (8, 9)]);
-        assert_eq!(Batches::new(8, 17).seen(1), 8);
-        assert_eq!(Batches::new(8, 17).seen(2), 17);
-    }
-
-    #[test]
-    fn other_remainders_make_a_short_last_batch() {
-        assert_eq!(spans(8, 16), [(0, 8), (8, 8)]);
-        assert_eq!(spans(8, 18), [(0, 8), (8, 8), (16, 2)]);
-        assert_eq!(spans(8, 5), [(0, 5)]);
-        assert_eq!(spans(8, 1), [(0, 1)], "a single image has nothing to join");
-        assert_eq!(spans(1, 3), [(0, 1), (1, 1), (2, 1)], "a batch size of 1 is the user's choice");
     }
 }

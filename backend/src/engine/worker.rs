@@ -38,6 +38,10 @@ pub struct WorkerJob {
     pub run_dir: PathBuf,
     /// libtorch's intra-op threads.
     pub threads: usize,
+    /// Most bytes of decoded images the run holds in memory ([`TrainingPaths::dataset_memory`]); half the
+    /// node's memory when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_memory: Option<u64>,
     /// Pause after this epoch (a sweep's rung; see [`RunControl::with_pause_after_epoch`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_after_epoch: Option<u32>,
@@ -155,6 +159,7 @@ pub fn run(job_file: &Path) -> Result<WorkerOutcome, WorkerError> {
         run_dir: job.run_dir.clone(),
         cifar10: DownloadSource::cifar10(),
         imagenet: PretrainedSource::imagenet_resnet18(),
+        dataset_memory: job.dataset_memory,
     };
     let mut emit = |event: TrainingEvent| {
         // A line the studio cannot read (a loss that is not a number) is skipped there; training goes on.

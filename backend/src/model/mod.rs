@@ -466,6 +466,11 @@ impl ResNet18 {
         Ok(())
     }
 
+    /// The device its variables are on.
+    pub fn device(&self) -> tch::Device {
+        self.vs.device()
+    }
+
     /// Number of classes the head predicts.
     pub fn num_classes(&self) -> i64 {
         self.num_classes

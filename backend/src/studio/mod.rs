@@ -67,6 +67,9 @@ pub struct StudioSettings {
     /// Bytes that decoding images for requests and health checks, and exporting models, may hold at
     /// once (see [`crate::memory`]); past it, requests are answered 503 to be retried.
     pub memory_budget: u64,
+    /// Most bytes a run's decoded images may take in memory; a dataset that takes more is streamed from
+    /// its decoded cache; `None`: half the memory of the machine training it.
+    pub dataset_memory: Option<u64>,
     /// Runs that train at once; 0 for one per visible GPU, or one on a CPU-only machine.
     pub slots: usize,
     /// libtorch's intra-op threads per run; `None` divides the CPU's cores between the slots.
@@ -98,6 +101,7 @@ impl StudioSettings {
             max_dataset_upload: MAX_DATASET_UPLOAD,
             checkpoint_every: crate::engine::training::MID_EPOCH_CHECKPOINT_EVERY,
             memory_budget: crate::memory::DEFAULT_BUDGET_BYTES,
+            dataset_memory: None,
             slots: 0,
             threads_per_run: None,
             executor: ExecutorChoice::Local,
@@ -231,6 +235,12 @@ pub enum StudioError {
     /// No such sweep.
     #[error("sweep {0} does not exist")]
     SweepNotFound(u64),
+    /// No decoded cache of that id.
+    #[error("there is no decoded cache {0}")]
+    CacheNotFound(String),
+    /// A decoded cache could not be removed.
+    #[error("could not remove the decoded cache: {0}")]
+    CacheRemove(std::io::Error),
     /// The sweep's status does not allow what was asked.
     #[error("sweep {id} is {status} and cannot be {what}")]
     SweepState {
@@ -593,6 +603,20 @@ impl Studio {
         Ok(data::thumbnails::thumbnail(&source, path, side, &self.0.memory)?)
     }
 
+    /// The decoded caches in the data folder, largest first.
+    pub fn caches(&self) -> Vec<shared::DecodedCacheInfo> {
+        data::list_caches(&self.0.settings.data_dir)
+    }
+
+    /// Removes decoded cache `id`; a run training from it reads on, and the next run builds it again.
+    pub fn remove_cache(&self, id: &str) -> Result<(), StudioError> {
+        match data::remove_cache(&self.0.settings.data_dir, id) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StudioError::CacheNotFound(id.to_string())),
+            Err(error) => Err(StudioError::CacheRemove(error)),
+        }
+    }
+
     /// The datasets under the data directory, with how and when the studio added each (if it did).
     pub fn datasets(&self) -> Vec<DatasetInfo> {
         let mut found = data::discover(&self.0.settings.data_dir);
@@ -834,6 +858,7 @@ impl Studio {
             run_dir,
             cifar10: settings.cifar10.clone(),
             imagenet: settings.imagenet.clone(),
+            dataset_memory: settings.dataset_memory,
         }
     }
 

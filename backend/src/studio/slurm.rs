@@ -216,6 +216,7 @@ impl State {
             weights_dir: job.paths.weights_dir.clone(),
             run_dir: job.paths.run_dir.clone(),
             threads: self.settings.cpus.max(1) as usize,
+            dataset_memory: job.paths.dataset_memory,
             pause_after_epoch: job.cancel.pause_after_epoch(),
         };
         let script = files.job.with_extension("sh");

@@ -73,6 +73,7 @@ impl From<StudioError> for ApiError {
             | StudioError::Image(_) => StatusCode::BAD_REQUEST,
             StudioError::RunNotFound(_)
             | StudioError::SweepNotFound(_)
+            | StudioError::CacheNotFound(_)
             | StudioError::TestImageNotFound { .. }
             | StudioError::NoReceipt(_) => StatusCode::NOT_FOUND,
             StudioError::AlreadyFinished { .. }

@@ -37,6 +37,8 @@ pub(crate) fn api() -> Router<Studio> {
         .route("/api/datasets/{name}/image", get(dataset_image))
         .route("/api/datasets/{name}/versions", post(create_dataset_version))
         .route("/api/datasets/{name}/images", post(add_dataset_image).layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT)))
+        .route("/api/caches", get(caches))
+        .route("/api/caches/{id}", axum::routing::delete(delete_cache))
         .route("/api/weights", get(weights).post(upload_weights).layer(DefaultBodyLimit::disable()))
         .route("/api/runs", get(super::run_list::list_runs).post(create_run))
         .route("/api/lr-finder", post(find_learning_rate))
@@ -141,6 +143,16 @@ async fn datasets(
         dataset.error = dataset.error.as_deref().map(|error| scrubber.scrub(error));
     }
     Ok(Json(datasets))
+}
+
+/// The decoded caches, largest first.
+async fn caches(State(studio): State<Studio>) -> ApiResult<Json<Vec<shared::DecodedCacheInfo>>> {
+    Ok(Json(blocking(move || studio.caches()).await?))
+}
+
+async fn delete_cache(State(studio): State<Studio>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    blocking(move || studio.remove_cache(&id)).await??;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

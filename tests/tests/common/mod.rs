@@ -25,6 +25,7 @@ pub fn offline_training_paths(data_dir: &Path, run_dir: PathBuf) -> backend::eng
         run_dir,
         cifar10: DownloadSource { url: "http://127.0.0.1:9/".into(), md5: String::new() },
         imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18().with_url("http://127.0.0.1:9/"),
+        dataset_memory: None,
     }
 }
 
