@@ -272,6 +272,48 @@ fn a_run_stopped_and_resumed_continues_exactly_as_an_uninterrupted_one() {
     assert_eq!(interrupted, straight, "bit-identical metrics");
 }
 
+/// A dataset past the memory budget is streamed from its decoded cache, batch by batch on a thread of its
+/// own: its order, augmentation and results are those of the same run held in memory, bit for bit, and a
+/// stop in the middle of an epoch resumes exactly there.
+#[test]
+fn a_streamed_run_matches_a_resident_one_bit_for_bit_and_resumes_mid_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_color_dataset(dir.path(), "colors", 3, 12, 4, 32);
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        seed: 5,
+        random_crop: true,
+        horizontal_flip: true,
+        ..TrainConfig::for_dataset("colors")
+    };
+    let resident = uninterrupted(&config, dir.path());
+
+    let paths = TrainingPaths { dataset_memory: Some(1), ..paths_for(dir.path(), "streamed") };
+    let (cancel, mut streamed, mut notes) = (RunControl::default(), Vec::new(), Vec::new());
+    let outcome = train(&config, &paths, Device::Cpu, &cancel, false, &mut |event| match event {
+        TrainingEvent::EpochCompleted(m) => streamed.push(without_time(m)),
+        TrainingEvent::Progress(p) if p.epoch == 2 && p.batch >= 2 => cancel.cancel(),
+        TrainingEvent::Note(note) => notes.push(note),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(outcome, TrainOutcome::Stopped);
+    let note = notes.iter().find(|n| n.contains("streaming them from the decoded cache"));
+    assert!(note.is_some_and(|n| n.contains("more than the memory budget")), "{notes:?}");
+    let mut resumed_at = (0, 0);
+    let outcome = train(&config, &paths, Device::Cpu, &RunControl::default(), true, &mut |event| match event {
+        TrainingEvent::EpochCompleted(m) => streamed.push(without_time(m)),
+        TrainingEvent::Started { first_epoch, first_batch, .. } => resumed_at = (first_epoch, first_batch),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(outcome, TrainOutcome::Completed);
+    assert_eq!(resumed_at.0, 2, "resumed in the epoch that was stopped");
+    assert!(resumed_at.1 >= 2, "inside it: {resumed_at:?}");
+    assert_eq!(streamed, resident, "bit-identical metrics");
+}
+
 #[test]
 fn a_frozen_backbone_keeps_its_weights_and_batch_norm_statistics() {
     let dir = tempfile::tempdir().unwrap();

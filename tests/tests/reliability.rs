@@ -504,3 +504,64 @@ async fn epochs_missing_from_the_history_when_the_server_died_are_recorded_at_th
     assert!(checkpointed.len() >= 2, "epochs 1 and 2 were checkpointed: {checkpointed:?}");
     assert_eq!(run.epochs, checkpointed, "every checkpointed epoch is in the history, with its metrics");
 }
+
+/// The files in the data folder's decoded caches folder: whole caches and partial builds.
+fn decoded_files(data_dir: &Path) -> Vec<String> {
+    let folder = data_dir.join(backend::data::CACHE_FOLDER);
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .map(|entries| entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.retain(|name| !name.ends_with(".lock"));
+    names.sort();
+    names
+}
+
+/// The decoded cache under faults, on the real binary: a disk that fills while it is written fails the
+/// run with a sentence and keeps nothing of it; a server killed (SIGKILL) while it syncs leaves a partial
+/// file that the next build removes; the run started again after the restart builds it whole and
+/// completes; and
+/// the cache can be listed and removed over HTTP.
+#[tokio::test]
+async fn a_decoded_cache_survives_a_full_disk_and_a_kill_while_it_is_built() {
+    let folder = tempfile::tempdir().unwrap();
+    write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
+    // The first build's second chunk (the test images) finds the disk full; the second build's sync dies.
+    let faults = [(backend::fault::FAULT_VARIABLE, "decoded-cache-write@2=enospc,decoded-cache-sync@1=kill")];
+    let mut server = ServerProcess::start_with(folder.path(), &[], &faults);
+    let config = json!({"dataset": "colors", "epochs": 1, "batch_size": 4, "input_size": 32});
+    let full = create_run(&server, config.clone()).await;
+    let failed = poll_run(&server, full, Duration::from_secs(120), |run| run.status.is_finished()).await;
+    assert_eq!(failed.status, RunStatus::Failed, "{failed:?}");
+    let error = failed.error.unwrap_or_default();
+    assert!(error.contains("disk is full") && error.contains("decoded cache"), "a sentence: {error}");
+    assert!(!error.contains(&*folder.path().to_string_lossy()), "no server path in the sentence: {error}");
+    assert_eq!(decoded_files(folder.path()), Vec::<String>::new(), "nothing of the cache is kept");
+
+    let killed = create_run(&server, config).await;
+    assert!(server.wait_for_exit(Duration::from_secs(120)).is_some(), "the server died syncing the cache");
+    let partial = decoded_files(folder.path());
+    assert!(partial.len() == 1 && partial[0].ends_with(".partial"), "{partial:?}");
+
+    // A run still preparing its data is queued, so the restart starts it again.
+    let server = ServerProcess::start(folder.path());
+    let done = poll_run(&server, killed, Duration::from_secs(120), |run| run.status.is_finished()).await;
+    assert_eq!(done.status, RunStatus::Completed, "{done:?}");
+    let built = decoded_files(folder.path());
+    assert!(built.len() == 1 && built[0].ends_with(".records"), "one whole cache, the partial gone: {built:?}");
+
+    let caches: Vec<shared::DecodedCacheInfo> =
+        reqwest::get(server.url("/api/caches")).await.unwrap().json().await.unwrap();
+    assert_eq!(caches.len(), 1);
+    assert_eq!((caches[0].dataset.as_str(), caches[0].input_size, caches[0].images), ("colors", 32, 12));
+    let delete = |id: String| {
+        let url = server.url(&format!("/api/caches/{id}"));
+        async move { reqwest::Client::new().delete(url).send().await.unwrap().status() }
+    };
+    assert_eq!(delete(caches[0].id.clone()).await, StatusCode::NO_CONTENT);
+    assert_eq!(delete(caches[0].id.clone()).await, StatusCode::NOT_FOUND);
+    assert_eq!(delete("..%2Fcolors".into()).await, StatusCode::NOT_FOUND);
+    let caches: Vec<shared::DecodedCacheInfo> =
+        reqwest::get(server.url("/api/caches")).await.unwrap().json().await.unwrap();
+    assert!(caches.is_empty() && decoded_files(folder.path()).is_empty());
+    assert!(folder.path().join("colors/train").is_dir(), "the dataset is untouched");
+}

@@ -480,3 +480,181 @@ impl ImageSink for RecordWriter {
         self.train_hash = Some(hex::encode(std::mem::take(&mut self.hash).finalize()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::solid_png;
+    use super::super::{inspect, load_reporting};
+    use super::*;
+    use std::ops::ControlFlow;
+    use std::sync::{Arc, Barrier};
+
+    /// A class-folder dataset `name` of two classes, `per_class` training and 2 test images each.
+    fn write_dataset(data: &Path, name: &str, per_class: u32) {
+        for (split, count) in [("train", per_class), ("test", 2)] {
+            for (class, rgb) in [("blue", [0, 0, 255]), ("red", [255, 0, 0])] {
+                for i in 0..count {
+                    solid_png(&data.join(format!("{name}/{split}/{class}/{i}.png")), rgb, 20 + i);
+                }
+            }
+        }
+    }
+
+    const RECIPE: Recipe = Recipe { input_size: 16, validation_fraction: 0.2, seed: 0 };
+
+    /// Loads `name` through its cache, returning the dataset and how many images this call decoded.
+    fn load_counting(data: &Path, name: &str) -> (Dataset, u64) {
+        let mut decoded = 0;
+        let dataset = load_reporting(&inspect(data, name).unwrap(), &RECIPE, &mut |done, _| {
+            decoded = decoded.max(done);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        (dataset, decoded)
+    }
+
+    fn cache_files(data: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = fs::read_dir(cache_dir(data))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == EXTENSION || e == "partial"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn a_second_load_maps_the_cache_without_decoding_and_gives_the_same_tensors() {
+        let data = tempfile::tempdir().unwrap();
+        write_dataset(data.path(), "shapes", 3);
+        let (first, decoded) = load_counting(data.path(), "shapes");
+        assert_eq!(decoded, 10, "the first load decodes every image");
+        let (second, decoded) = load_counting(data.path(), "shapes");
+        assert_eq!(decoded, 0, "the second decodes none");
+        assert!(first.train.images.equal(&second.train.images) && first.test.labels.equal(&second.test.labels));
+        assert_eq!(second.train.images.size(), [6, 3, 16, 16]);
+        assert_eq!(second.classes, ["blue", "red"]);
+        assert_eq!(second.test_paths, ["test/blue/0.png", "test/blue/1.png", "test/red/0.png", "test/red/1.png"]);
+        let listed = list(data.path());
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].dataset.as_str(), listed[0].input_size, listed[0].images), ("shapes", 16, 10));
+        assert_eq!(listed[0].bytes, fs::metadata(&cache_files(data.path())[0]).unwrap().len());
+    }
+
+    #[test]
+    fn a_changed_image_makes_a_new_cache_and_the_stale_one_goes() {
+        let data = tempfile::tempdir().unwrap();
+        write_dataset(data.path(), "shapes", 3);
+        let (before, _) = load_counting(data.path(), "shapes");
+        let old = cache_files(data.path());
+        // The first training image (blue) becomes green.
+        solid_png(&data.path().join("shapes/train/blue/0.png"), [0, 255, 0], 20);
+        let (after, decoded) = load_counting(data.path(), "shapes");
+        assert_eq!(decoded, 10, "decoded again");
+        assert_eq!(after.train.images.int64_value(&[0, 1, 4, 4]), 255, "the new pixels are read");
+        assert_eq!(before.train.images.int64_value(&[0, 1, 4, 4]), 0);
+        let now = cache_files(data.path());
+        assert_eq!(now.len(), 1, "one cache of this dataset and size: {now:?}");
+        assert_ne!(now, old);
+    }
+
+    #[test]
+    fn a_truncated_or_damaged_cache_is_built_again() {
+        let data = tempfile::tempdir().unwrap();
+        write_dataset(data.path(), "shapes", 2);
+        let (whole, _) = load_counting(data.path(), "shapes");
+        let file = cache_files(data.path()).remove(0);
+        let bytes = fs::read(&file).unwrap();
+        let damages: [(&str, Vec<u8>); 4] = [
+            ("truncated", bytes[..bytes.len() - 100].to_vec()),
+            ("empty", Vec::new()),
+            ("meta changed", [&bytes[..bytes.len() - 3], b"!!!"].concat()),
+            ("header garbled", [&b"garbage!"[..], &bytes[8..]].concat()),
+        ];
+        for (damage, damaged) in damages {
+            fs::write(&file, damaged).unwrap();
+            let (again, decoded) = load_counting(data.path(), "shapes");
+            assert_eq!(decoded, 8, "{damage}: decoded again");
+            assert!(again.train.images.equal(&whole.train.images), "{damage}");
+            assert_eq!(fs::read(&file).unwrap().len(), bytes.len(), "{damage}: rebuilt whole");
+        }
+    }
+
+    #[test]
+    fn runs_starting_at_once_share_one_build() {
+        let data = Arc::new(tempfile::tempdir().unwrap());
+        write_dataset(data.path(), "shapes", 40);
+        let start = Arc::new(Barrier::new(4));
+        let loads: Vec<_> = (0..4)
+            .map(|_| {
+                let (data, start) = (data.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let source = inspect(data.path(), "shapes").unwrap();
+                    let (mut decoded, mut zero_reports) = (0, 0);
+                    start.wait();
+                    let dataset = load_reporting(&source, &RECIPE, &mut |done, _| {
+                        if done == 0 {
+                            zero_reports += 1;
+                        } else if decoded == 0 {
+                            // The builder takes its time, so the others find the build under way.
+                            std::thread::sleep(Duration::from_millis(400));
+                        }
+                        decoded = decoded.max(done);
+                        ControlFlow::Continue(())
+                    });
+                    (Vec::<i64>::try_from(&dataset.unwrap().train.labels).unwrap(), decoded, zero_reports)
+                })
+            })
+            .collect();
+        let results: Vec<(Vec<i64>, u64, u32)> = loads.into_iter().map(|load| load.join().unwrap()).collect();
+        let counts: Vec<(u64, u32)> = results.iter().map(|r| (r.1, r.2)).collect();
+        assert_eq!(counts.iter().filter(|(decoded, _)| *decoded > 0).count(), 1, "exactly one decoded: {counts:?}");
+        assert!(counts.iter().any(|&(decoded, zeros)| decoded == 0 && zeros >= 2), "others waited: {counts:?}");
+        assert!(results.iter().all(|(labels, ..)| *labels == results[0].0 && labels.len() == 80));
+        assert_eq!(cache_files(data.path()).len(), 1, "one file, no partial left");
+    }
+
+    #[test]
+    fn a_version_gets_a_cache_of_its_own_with_its_edits() {
+        let data = tempfile::tempdir().unwrap();
+        write_dataset(data.path(), "shapes", 3);
+        let (original, _) = load_counting(data.path(), "shapes");
+        let added = crate::data::versions::add_image(
+            data.path(),
+            "shapes",
+            &std::fs::read(data.path().join("shapes/train/red/2.png")).unwrap(),
+            &crate::memory::MemoryBudget::default(),
+        )
+        .unwrap();
+        let edits = shared::DatasetEdits {
+            exclude: vec!["train/blue/0.png".into(), "train/blue/1.png".into()],
+            add: [(added, "blue".to_string())].into(),
+            ..Default::default()
+        };
+        let version = crate::data::versions::create(data.path(), "shapes", &edits, 0).unwrap();
+        let (edited, decoded) = load_counting(data.path(), &version.name);
+        assert_eq!(decoded, 9, "the version is decoded: 6 - 2 + 1 training images and 4 test images");
+        assert_eq!(Vec::<i64>::try_from(&edited.train.labels).unwrap(), [0, 0, 1, 1, 1]);
+        // The added (red) image is a blue training image of the version.
+        let added_red = (0..2).any(|row| edited.train.images.int64_value(&[row, 0, 2, 2]) == 255);
+        assert!(added_red, "the added image is among the blue ones");
+        assert_eq!(cache_files(data.path()).len(), 2, "the dataset's cache stays beside the version's");
+        let (again, decoded) = load_counting(data.path(), "shapes");
+        assert_eq!(decoded, 0);
+        assert!(again.train.images.equal(&original.train.images));
+    }
+
+    #[test]
+    fn only_a_cache_id_names_a_file_to_remove() {
+        let data = tempfile::tempdir().unwrap();
+        write_dataset(data.path(), "shapes", 2);
+        load_counting(data.path(), "shapes");
+        for hostile in ["../shapes", "", "x".repeat(64).as_str(), &"A".repeat(64)] {
+            assert!(!remove(data.path(), hostile).unwrap(), "{hostile}");
+        }
+        let id = list(data.path())[0].id.clone();
+        assert!(remove(data.path(), &id).unwrap());
+        assert!(list(data.path()).is_empty() && !remove(data.path(), &id).unwrap());
+        assert!(data.path().join("shapes/train/blue/0.png").is_file(), "the dataset is untouched");
+    }
+}

@@ -184,7 +184,7 @@ pub enum DataError {
         why: String,
     },
     /// The decoded cache could not be written (a full disk, say); nothing of it is kept.
-    #[error("could not write the decoded cache in {path}: {source}")]
+    #[error("{}", cache_write_sentence(path, source))]
     CacheWrite {
         /// The cache file or folder.
         path: PathBuf,
@@ -211,6 +211,16 @@ impl DataError {
             }
         }
         self
+    }
+}
+
+/// What a failed write of a decoded cache means to the person whose run it was.
+fn cache_write_sentence(path: &Path, error: &std::io::Error) -> String {
+    match crate::files::WriteFailure::of(error) {
+        crate::files::WriteFailure::DiskFull => "the disk is full: the dataset's decoded cache could not be written \
+             and nothing of it was kept; free some space (remove decoded caches you no longer use) and resume the run"
+            .into(),
+        _ => format!("could not write the decoded cache in {}: {error}", path.display()),
     }
 }
 
