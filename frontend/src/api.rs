@@ -7,8 +7,8 @@ use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
 use shared::sweep::{Sweep, SweepRequest};
 use shared::{
-    ClassifyBatchResponse, ClassifyResponse, DatasetHealth, DatasetInfo, ErrorBody, Explanation, TestImage,
-    WeightsEntry,
+    ClassifyBatchResponse, ClassifyResponse, DatasetHealth, DatasetInfo, DecodedCacheInfo, ErrorBody, Explanation,
+    TestImage, WeightsEntry,
 };
 use thiserror::Error;
 use wasm_bindgen::closure::Closure;
@@ -98,6 +98,18 @@ pub async fn command_sweep(id: u64, command: SweepCommand) -> Result<Sweep, ApiE
 /// `DELETE /api/sweeps/{id}`: forgets a sweep that is not running; its runs stay.
 pub async fn delete_sweep(id: u64) -> Result<(), ApiError> {
     accepted(Request::delete(&format!("/api/sweeps/{id}")).send().await).await.map(drop)
+}
+
+/// `GET /api/caches`: the decoded caches (each a dataset decoded once at one input size), largest first.
+pub async fn decoded_caches() -> Result<Vec<DecodedCacheInfo>, ApiError> {
+    get("/api/caches").await
+}
+
+/// `DELETE /api/caches/{id}`: removes a decoded cache; the next run of its dataset at its size decodes it
+/// again.
+pub async fn delete_decoded_cache(id: &str) -> Result<(), ApiError> {
+    let url = format!("/api/caches/{}", String::from(js_sys::encode_uri_component(id)));
+    accepted(Request::delete(&url).send().await).await.map(drop)
 }
 
 /// `GET /api/weights`: the starting weights a run can name, ImageNet's first.

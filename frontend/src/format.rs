@@ -1,8 +1,8 @@
 //! How numbers and runs are written on the page.
 
 use shared::{
-    BatchProgress, Checkpoint, Choice, DatasetInfo, Preparation, PreparationStep, Run, RunStatus, Surroundings,
-    TrainConfig, WeightsEntry, FIELDS,
+    BatchProgress, Checkpoint, Choice, DatasetInfo, DecodedCacheInfo, Preparation, PreparationStep, Run, RunStatus,
+    Surroundings, TrainConfig, WeightsEntry, FIELDS,
 };
 
 /// A fraction in `[0, 1]` as a percentage with one decimal: `0.8123` → `"81.2 %"`.
@@ -75,11 +75,12 @@ pub fn progress_line(progress: &BatchProgress) -> String {
 }
 
 /// The line under the progress bar while a run prepares: `"downloading CIFAR-10 — 45.3 of 170.5 MB"`,
-/// `"unpacking CIFAR-10 — 4 files"`, `"decoding cifar10 — 12000 of 60000 images"`.
+/// `"unpacking CIFAR-10 — 4 files"`, `"decoding cifar10 — 12000 of 60000 images"`; with the step's rate once
+/// the server gives one: `"… · 2.4 MB/s"`, `"… · 2310 images/s"`.
 pub fn preparation_line(preparation: &Preparation) -> String {
     let subject = &preparation.subject;
     let done = preparation.done;
-    match (preparation.step, preparation.total) {
+    let line = match (preparation.step, preparation.total) {
         (PreparationStep::Downloading, Some(total)) => {
             format!("downloading {subject} — {}", bytes_progress(done as f64, total as f64))
         }
@@ -87,6 +88,53 @@ pub fn preparation_line(preparation: &Preparation) -> String {
         (PreparationStep::Unpacking, _) => format!("unpacking {subject} — {done} files"),
         (PreparationStep::Decoding, Some(total)) => format!("decoding {subject} — {done} of {total} images"),
         (PreparationStep::Decoding, None) => format!("decoding {subject} — {done} images"),
+    };
+    match preparation_rate(preparation.step, preparation.per_second) {
+        Some(rate) => format!("{line} · {rate}"),
+        None => line,
+    }
+}
+
+/// How fast a preparation step goes, in its own units: `"2.4 MB/s"` downloading, `"2310 images/s"` decoding.
+/// Unpacking is over in moments, so it has none.
+fn preparation_rate(step: PreparationStep, per_second: Option<f64>) -> Option<String> {
+    let per_second = per_second.filter(|rate| rate.is_finite() && *rate >= 0.0)?;
+    match step {
+        PreparationStep::Downloading => Some(format!("{:.1} MB/s", per_second / 1e6)),
+        PreparationStep::Decoding => Some(format!("{per_second:.0} images/s")),
+        PreparationStep::Unpacking => None,
+    }
+}
+
+/// A size on disk in decimal units, as the upload progress writes them: `"512 B"`, `"41.3 kB"`,
+/// `"44.7 MB"`, `"9.6 GB"`.
+pub fn bytes(count: u64) -> String {
+    let count = count as f64;
+    match count {
+        c if c < 1e3 => format!("{c} B"),
+        c if c < 1e6 => format!("{:.1} kB", c / 1e3),
+        c if c < 1e9 => format!("{:.1} MB", c / 1e6),
+        c => format!("{:.1} GB", c / 1e9),
+    }
+}
+
+/// What the decoded caches hold together, for their section's header: `"2 caches · 9.6 GB"`; `None` when
+/// there are none.
+pub fn caches_total(caches: &[DecodedCacheInfo]) -> Option<String> {
+    let total: u64 = caches.iter().map(|cache| cache.bytes).sum();
+    match caches.len() {
+        0 => None,
+        1 => Some(format!("1 cache · {}", bytes(total))),
+        n => Some(format!("{n} caches · {}", bytes(total))),
+    }
+}
+
+/// `"1 image"`, `"16 images"`.
+pub fn images(count: u64) -> String {
+    if count == 1 {
+        "1 image".to_string()
+    } else {
+        format!("{count} images")
     }
 }
 
@@ -317,6 +365,60 @@ mod tests {
         assert_eq!(line(PreparationStep::Downloading, 2_000_000, None), "downloading CIFAR-10 — 2.0 MB");
         assert_eq!(line(PreparationStep::Unpacking, 4, None), "unpacking CIFAR-10 — 4 files");
         assert_eq!(line(PreparationStep::Decoding, 12, Some(60)), "decoding CIFAR-10 — 12 of 60 images");
+    }
+
+    #[test]
+    fn preparation_lines_add_the_rate_once_the_server_gives_one() {
+        let line = |step, subject: &str, done, total, per_second| {
+            preparation_line(&Preparation { step, subject: subject.into(), done, total, per_second })
+        };
+        assert_eq!(
+            line(PreparationStep::Decoding, "cifar10", 41_200, Some(101_000), Some(2_310.4)),
+            "decoding cifar10 — 41200 of 101000 images · 2310 images/s"
+        );
+        assert_eq!(
+            line(PreparationStep::Downloading, "CIFAR-10", 45_300_000, Some(170_500_000), Some(2_449_000.0)),
+            "downloading CIFAR-10 — 45.3 of 170.5 MB · 2.4 MB/s"
+        );
+        assert_eq!(
+            line(PreparationStep::Downloading, "CIFAR-10", 2_000_000, None, Some(1_000_000.0)),
+            "downloading CIFAR-10 — 2.0 MB · 1.0 MB/s"
+        );
+        assert_eq!(line(PreparationStep::Unpacking, "CIFAR-10", 4, None, Some(8.0)), "unpacking CIFAR-10 — 4 files");
+        assert_eq!(
+            line(PreparationStep::Decoding, "cifar10", 12, Some(60), None),
+            "decoding cifar10 — 12 of 60 images",
+            "no rate before the server can say one"
+        );
+    }
+
+    #[test]
+    fn sizes_on_disk_are_written_in_decimal_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(41_260), "41.3 kB");
+        assert_eq!(bytes(44_730_000), "44.7 MB");
+        assert_eq!(bytes(9_633_792_000), "9.6 GB");
+    }
+
+    #[test]
+    fn one_image_is_singular() {
+        assert_eq!((images(1).as_str(), images(16).as_str()), ("1 image", "16 images"));
+    }
+
+    #[test]
+    fn the_caches_header_counts_them_and_adds_their_sizes() {
+        let cache = |bytes| DecodedCacheInfo {
+            id: "colors-32".into(),
+            dataset: "colors".into(),
+            input_size: 32,
+            images: 16,
+            bytes,
+            built_at: 0,
+        };
+        assert_eq!(caches_total(&[]), None);
+        assert_eq!(caches_total(&[cache(49_152)]).as_deref(), Some("1 cache · 49.2 kB"));
+        let both = [cache(9_633_792_000), cache(150_528_000)];
+        assert_eq!(caches_total(&both).as_deref(), Some("2 caches · 9.8 GB"));
     }
 
     #[test]

@@ -18,10 +18,10 @@
 //! - [`layout`]: what fits the page to the screen (section tabs, the live run's Stop and the page kept still when
 //!   it moves, charts fitted to their drawn width);
 //! - [`ws`]: the WebSocket, reopened with backoff whenever it drops;
-//! - [`api`]: the HTTP calls (datasets, weights, uploads, classify, test images).
+//! - [`api`]: the HTTP calls (datasets, weights, uploads, classify, test images, decoded caches).
 //!
 //! The page's cards are components: the run list and detail here, the form and the dataset upload in
-//! [`train`], the class-level results in [`insight`], the classify card in [`classify`] (its
+//! [`train`], the decoded caches in [`caches`], the class-level results in [`insight`], the classify card in [`classify`] (its
 //! camera mode in [`webcam`]), the comparison of ticked runs in [`compare`], hyperparameter sweeps (their
 //! editor, list, leaderboard and charts) in [`sweeps`].
 //! They share one [`Studio`] handle through context: a few signals, cheap to copy. [`App`] wires it to
@@ -30,6 +30,7 @@
 
 pub mod analysis;
 pub mod api;
+pub mod caches;
 pub mod chart;
 pub mod classify;
 pub mod compare;
@@ -101,6 +102,7 @@ pub fn App() -> impl IntoView {
                 <TrainPanel/>
                 <DatasetHealthCard/>
                 <DatasetUpload/>
+                <caches::DecodedCachesCard/>
             </div>
             <div class="column main">
                 <RunList/>
@@ -153,7 +155,7 @@ pub fn ConnectionState() -> impl IntoView {
 }
 
 /// Minutes the browser's time zone is ahead of UTC, for writing dates as the person reads them.
-fn utc_offset_minutes() -> i64 {
+pub(crate) fn utc_offset_minutes() -> i64 {
     -(js_sys::Date::new_0().get_timezone_offset() as i64)
 }
 

@@ -2,9 +2,10 @@
 //!
 //! The state sits in signals cut along how often each part changes. [`StudioState`] holds the run list
 //! and what goes with it (the refusal, the stop asked for, the learning-rate sweep, the hyperparameter
-//! sweeps); it changes when a run is added, removed, renamed or finishes an epoch, and when a sweep moves on. [`LiveRuns`] holds what the batches say, each run in its
-//! own signal: progress messages arrive several times a second while a run trains, and one for run 7 wakes
-//! only what reads run 7's [`RunLive`], never the list or another run.
+//! sweeps); it changes when a run is added, removed, renamed, finishes an epoch or trains its first batch,
+//! and when a sweep moves on. [`LiveRuns`] holds what the batches say, each run in its own signal: progress
+//! messages arrive several times a second while a run trains, and one for run 7 wakes only what reads run
+//! 7's [`RunLive`], never the list or another run (only a run's first batch is the list's news too).
 //!
 //! [`PageState::apply`] is the one place a [`ServerMessage`] changes the page; the list's part,
 //! [`StudioState::apply`], is pure, so its rules (a snapshot replaces everything, an update replaces one
@@ -35,6 +36,9 @@ pub struct StudioState {
     /// Snapshots taken: one per connection, and one each time the page fell behind the server's messages,
     /// after which what a snapshot does not carry (the sweeps) is listed again.
     pub snapshots: u64,
+    /// Moments a decoded cache may have appeared since the page opened: a run began training (its dataset
+    /// is decoded by then) or ended. The caches section lists the caches again after each.
+    pub cache_moments: u64,
     /// Sweep messages received so far, and for each sweep the count when a message last changed it, so
     /// a list asked for over HTTP never overwrites what a message said after the request was sent.
     sweep_messages: u64,
@@ -56,6 +60,9 @@ impl StudioState {
             ServerMessage::RunUpdated { run } => {
                 if run.status.is_finished() && self.stopping == Some(run.id) {
                     self.stopping = None;
+                }
+                if run.status.is_finished() && self.run(run.id).is_none_or(|known| !known.status.is_finished()) {
+                    self.cache_moments += 1;
                 }
                 match self.runs.iter_mut().find(|known| known.id == run.id) {
                     Some(known) => *known = run,
@@ -96,6 +103,11 @@ impl StudioState {
             }
             ServerMessage::Progress(_) | ServerMessage::Preparing { .. } => {}
         }
+    }
+
+    /// Notes that a run trained its first batch, so its dataset's decoded cache is there now.
+    pub fn training_began(&mut self) {
+        self.cache_moments += 1;
     }
 
     fn note_sweep_message(&mut self, sweep_id: u64) {
@@ -290,7 +302,16 @@ impl PageState {
     /// only its run's [`RunLive`]; the rest changes the list, and the live part of a run that ended or left.
     pub fn apply(&self, message: ServerMessage) {
         match message {
-            ServerMessage::Progress(progress) => self.live.update(progress.run_id, |live| live.record(progress)),
+            ServerMessage::Progress(progress) => {
+                let mut first_batch = false;
+                self.live.update(progress.run_id, |live| {
+                    first_batch = live.progress.is_none();
+                    live.record(progress);
+                });
+                if first_batch {
+                    self.list.update(StudioState::training_began);
+                }
+            }
             ServerMessage::Preparing { run_id, preparation } => {
                 self.live.update(run_id, |live| live.preparing = Some(preparation));
             }
@@ -473,6 +494,25 @@ mod tests {
             memo.with_untracked(|_| ());
             runs.load(Ordering::SeqCst) - 1
         }
+    }
+
+    #[test]
+    fn a_run_that_begins_training_or_ends_asks_for_the_decoded_caches_again() {
+        let page = PageState::new();
+        let moments = || page.list.with_untracked(|list| list.cache_moments);
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        assert_eq!(moments(), 0, "a run that only began preparing has not decoded yet");
+        page.apply(ServerMessage::Progress(progress(1)));
+        assert_eq!(moments(), 1, "its first batch: the dataset is decoded");
+        page.apply(ServerMessage::Progress(progress(1)));
+        assert_eq!(moments(), 1, "later batches change nothing");
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Completed) });
+        assert_eq!(moments(), 2, "its end");
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Completed) });
+        assert_eq!(moments(), 2, "a finished run renamed has not ended again");
+        page.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        page.apply(ServerMessage::Progress(progress(1)));
+        assert_eq!(moments(), 3, "a resumed run's first batch");
     }
 
     #[test]

@@ -249,11 +249,16 @@ async fn the_progress_bar_shows_the_preparation_step_then_the_batches() {
     let (root, _mounted) = mount(studio, RunDetail).await;
     assert_eq!(text(&root, "#progress .progress-text"), "preparing epoch 1 of 3");
 
-    let preparation =
-        Preparation { step: PreparationStep::Decoding, subject: "tiny".into(), done: 12, total: Some(48) };
+    let preparation = Preparation {
+        step: PreparationStep::Decoding,
+        subject: "tiny".into(),
+        done: 12,
+        total: Some(48),
+        per_second: Some(24.2),
+    };
     studio.apply(ServerMessage::Preparing { run_id: 1, preparation });
     settle().await;
-    assert_eq!(text(&root, "#progress .progress-text"), "decoding tiny — 12 of 48 images");
+    assert_eq!(text(&root, "#progress .progress-text"), "decoding tiny — 12 of 48 images · 24 images/s");
     let bar: HtmlProgressElement = find(&root, "#progress progress").dyn_into().unwrap();
     assert_eq!((bar.value(), bar.max()), (25.0, 100.0), "the bar shows the step while preparing");
 
