@@ -476,6 +476,7 @@ fn run(
         run_dir,
         cifar10: DownloadSource::cifar10(),
         imagenet: backend::model::pretrained::PretrainedSource::imagenet_resnet18(),
+        dataset_memory: None,
     };
     let mut ceiling = Ceiling::new(train_split, batch as i64, mean, std);
     let control = RunControl::default();

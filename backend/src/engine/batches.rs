@@ -33,17 +33,19 @@ impl EpochPlan {
         EpochPlan { order: order_on_cpu.to_device(device), order_on_cpu, augmentation }
     }
 
-    /// The `len` images visited from position `start`, augmented, `[B, 3, H, W]` u8, and their labels `[B]`.
-    pub(crate) fn batch(&self, train: &Split, start: i64, len: i64) -> (Tensor, Tensor) {
-        let (images, labels) = self.gather(train, start, len);
-        (self.augment(images, start), labels)
-    }
-
     /// The `len` images visited from position `start`, not augmented, and their labels.
     pub(crate) fn gather(&self, train: &Split, start: i64, len: i64) -> (Tensor, Tensor) {
         let index = self.order.narrow(0, start, len);
         (train.images.index_select(0, &index), train.labels.index_select(0, &index))
         // [B, 3, H, W] u8, [B]
+    }
+
+    /// The `len` images visited from position `start` of a split on the CPU (mapped from the decoded
+    /// cache), not augmented, and their labels, moved to `device`.
+    pub(crate) fn gather_to(&self, train: &Split, start: i64, len: i64, device: Device) -> (Tensor, Tensor) {
+        let index = self.order_on_cpu.narrow(0, start, len);
+        let images = train.images.index_select(0, &index).to_device(device); // [B, 3, H, W] u8
+        (images, train.labels.index_select(0, &index).to_device(device))
     }
 
     /// `images`, visited from position `start`, with the epoch's crops and flips.

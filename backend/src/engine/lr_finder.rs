@@ -218,14 +218,16 @@ fn prepare(
     let mut model = ResNet18::new(device, dataset.classes.len(), config.seed);
     training::apply_device_options(config, device, &mut model, &mut notes)?;
     training::load_starting_weights(config, paths, &mut model, control, &mut notes)?;
-    Ok((model, dataset.train.to_device(device)))
+    // The sweep reads a few hundred batches: they are gathered from the decoded cache's mapping as needed,
+    // so a dataset of any size takes no memory beyond them.
+    Ok((model, dataset.train))
 }
 
 /// The sweep's batches in a run's order: epoch 1's, then epoch 2's when the training set is used up.
 struct SweepBatches<'a> {
     /// Batch size, seed, augmentation and normalisation.
     config: &'a TrainConfig,
-    /// Training images `[N, 3, H, W]` u8 and labels `[N]`, on the device.
+    /// Training images `[N, 3, H, W]` u8 and labels `[N]`, mapped from the decoded cache.
     train: &'a Split,
     /// Where the plans' tensors go.
     device: Device,
@@ -259,9 +261,9 @@ impl<'a> SweepBatches<'a> {
             self.next_batch = 0;
         }
         let (start, len) = self.batches.span(self.next_batch);
-        let (images, labels) = self.plan.batch(self.train, start, len);
+        let (images, labels) = self.plan.gather_to(self.train, start, len, self.device);
         self.next_batch += 1;
-        (normalize(&images, self.mean, self.std), labels)
+        (normalize(&self.plan.augment(images, start), self.mean, self.std), labels)
     }
 }
 
