@@ -8,22 +8,35 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::DecodedCacheInfo;
 
-use crate::api::{self, ApiError};
+use crate::api;
 use crate::{format, studio};
-
-/// The caches as last listed: `None` until the first answer.
-type Listed = LocalResource<Result<Vec<DecodedCacheInfo>, ApiError>>;
 
 /// The "Decoded caches" card: one row per cache, their total size in its header.
 #[component]
 pub fn DecodedCachesCard() -> impl IntoView {
     let studio = studio();
     let moments = Memo::new(move |_| studio.state.with(|s| (s.snapshots, s.cache_moments)));
-    let caches: Listed = LocalResource::new(move || {
+    // The caches as last listed; `None` until the first answer.
+    let caches = LocalResource::new(move || {
         moments.track();
         api::decoded_caches()
     });
     let total = move || caches.get().and_then(|listed| format::caches_total(listed.as_deref().ok()?));
+    // Kept by the card, not the list: the list is drawn again when the caches are listed after a removal.
+    let removing = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<String>);
+    let remove = move |id: String| {
+        removing.set(Some(id.clone()));
+        error.set(None);
+        spawn_local(async move {
+            if let Err(why) = api::delete_decoded_cache(&id).await {
+                error.set(Some(format!("The cache could not be removed: {why}")));
+            }
+            removing.set(None);
+            // Listed again either way: a cache another page removed first is gone all the same.
+            caches.refetch();
+        });
+    };
     view! {
         <section class="card caches" id="caches-card" aria-labelledby="caches-title">
             <div class="caches-head">
@@ -40,38 +53,26 @@ pub fn DecodedCachesCard() -> impl IntoView {
                         "No decoded caches yet: a run's first start decodes its dataset once and keeps it here."
                     </p>
                 }.into_any(),
-                Some(Ok(listed)) => view! { <CacheList caches=caches listed=listed/> }.into_any(),
+                Some(Ok(listed)) => view! { <CacheList listed=listed removing=removing remove=remove/> }.into_any(),
             }}
+            <p class="error" role="alert">{move || error.get()}</p>
         </section>
     }
 }
 
-/// The rows of `listed`, each with its Remove button, and what went wrong removing one.
+/// The rows of `listed`, each with its Remove button (which reads "Removing…" while `removing` is its cache).
 #[component]
-fn CacheList(caches: Listed, listed: Vec<DecodedCacheInfo>) -> impl IntoView {
-    let removing = RwSignal::new(None::<String>);
-    let error = RwSignal::new(None::<String>);
-    let remove = move |id: String| {
-        removing.set(Some(id.clone()));
-        error.set(None);
-        spawn_local(async move {
-            if let Err(why) = api::delete_decoded_cache(&id).await {
-                error.set(Some(format!("The cache could not be removed: {why}")));
-            }
-            removing.set(None);
-            // Listed again either way: a cache another page removed first is gone all the same.
-            caches.refetch();
-        });
-    };
+fn CacheList(
+    listed: Vec<DecodedCacheInfo>,
+    removing: RwSignal<Option<String>>,
+    remove: impl Fn(String) + Copy + 'static,
+) -> impl IntoView {
     let utc_offset = crate::utc_offset_minutes();
     let rows = listed
         .into_iter()
         .map(|cache| view! { <CacheRow cache=cache utc_offset=utc_offset removing=removing remove=remove/> })
         .collect_view();
-    view! {
-        <ul id="cache-list" class="cache-list">{rows}</ul>
-        <p class="error" role="alert">{move || error.get()}</p>
-    }
+    view! { <ul id="cache-list" class="cache-list">{rows}</ul> }
 }
 
 /// One cache: its dataset and input size, then its images, its size on disk and when it was built.
