@@ -2,8 +2,9 @@
 //! from the highest-loss test images, saves the edit as a new version of the dataset, and finds the
 //! version chosen in New run; a person adds a classified upload to the dataset as a class from its
 //! result and saves that as a version; and the compare view's per-class accuracy change between a run on the
-//! dataset and a run on its version, read against the runs' own per-class accuracies from the API.
-//! Needs the built page (`make ui`).
+//! dataset and a run on its version, read against the runs' own per-class accuracies from the API; and the
+//! dataset's decoded cache, which the Decoded caches card lists once a run has trained and removes on
+//! Remove. Needs the built page (`make ui`).
 
 mod common;
 
@@ -188,4 +189,56 @@ async fn the_per_class_change_between_runs_on_a_dataset_and_its_version_is_the_a
 #[tokio::test]
 async fn the_per_class_change_between_runs_on_a_dataset_and_its_version_is_the_apis_on_a_phone() {
     compare_runs_on_a_dataset_and_its_version(390, 844).await;
+}
+
+/// The row of the decoded cache `id` in the Decoded caches card.
+fn cache_row(id: &str) -> String {
+    format!("#cache-list li.cache-item[data-cache-id='{id}']")
+}
+
+#[tokio::test]
+async fn a_decoded_cache_is_listed_after_a_run_and_removed_from_the_page() {
+    let page = open_page(2, 8, 2, 16).await;
+    let (browser, server) = (&page.browser, &page.server);
+    let empty = eventually("the empty caches line", Duration::from_secs(30), || async {
+        text_of(browser, "#caches-empty").await.filter(|text| !text.is_empty())
+    })
+    .await;
+    assert_eq!(empty, "No decoded caches yet: a run's first start decodes its dataset once and keeps it here.");
+
+    let run = server.create_run(json!({"dataset": "colors", "epochs": 1, "batch_size": 4, "input_size": 40})).await;
+    assert_eq!(server.wait_until_finished(run).await.status, shared::RunStatus::Completed);
+    let listed: Vec<shared::DecodedCacheInfo> =
+        reqwest::get(server.url("/api/caches")).await.unwrap().json().await.unwrap();
+    assert_eq!(listed.len(), 1, "one cache after one run: {listed:?}");
+    let cache = &listed[0];
+    assert_eq!((cache.dataset.as_str(), cache.input_size, cache.images), ("colors", 40, 20));
+
+    // The page lists it without a reload: the run's end asks for the caches again.
+    let row = cache_row(&cache.id);
+    let dataset = eventually("the cache's row", Duration::from_secs(30), || async {
+        text_of(browser, &format!("{row} .cache-dataset")).await
+    })
+    .await;
+    assert_eq!(dataset, "colors");
+    assert_eq!(text_of(browser, &format!("{row} .cache-input-size")).await.as_deref(), Some("40 px"));
+    assert_eq!(text_of(browser, &format!("{row} .cache-images")).await.as_deref(), Some("20 images"));
+    let size = text_of(browser, &format!("{row} .cache-bytes")).await.unwrap();
+    assert!(size.ends_with(" kB") || size.ends_with(" MB"), "a size on disk in human units: {size}");
+    assert_eq!(text_of(browser, "#caches-total").await, Some(format!("1 cache · {size}")));
+    assert!(browser.find(Locator::Css("#caches-empty")).await.is_err(), "no empty line beside a cache");
+    scroll_to(browser, &browser.find(Locator::Css("#caches-card")).await.unwrap()).await;
+    look_at(browser, "decoded-cache-listed").await;
+
+    click(browser, &format!("{row} button.cache-remove")).await;
+    eventually("the row to go and the empty line to come back", Duration::from_secs(30), || async {
+        let gone = browser.find(Locator::Css(&row)).await.is_err();
+        let empty = text_of(browser, "#caches-empty").await.is_some();
+        (gone && empty).then_some(())
+    })
+    .await;
+    assert_eq!(text_of(browser, "#caches-total").await.as_deref(), Some(""), "no total without caches");
+    let listed: Vec<shared::DecodedCacheInfo> =
+        reqwest::get(server.url("/api/caches")).await.unwrap().json().await.unwrap();
+    assert!(listed.is_empty(), "the server removed it: {listed:?}");
 }
