@@ -281,7 +281,7 @@ fn a_streamed_run_matches_a_resident_one_bit_for_bit_and_resumes_mid_epoch() {
     common::write_color_dataset(dir.path(), "colors", 3, 12, 4, 32);
     let config = TrainConfig {
         epochs: 3,
-        batch_size: 8,
+        batch_size: 4,
         seed: 5,
         random_crop: true,
         horizontal_flip: true,
@@ -293,7 +293,8 @@ fn a_streamed_run_matches_a_resident_one_bit_for_bit_and_resumes_mid_epoch() {
     let (cancel, mut streamed, mut notes) = (RunControl::default(), Vec::new(), Vec::new());
     let outcome = train(&config, &paths, Device::Cpu, &cancel, false, &mut |event| match event {
         TrainingEvent::EpochCompleted(m) => streamed.push(without_time(m)),
-        TrainingEvent::Progress(p) if p.epoch == 2 && p.batch >= 2 => cancel.cancel(),
+        // Inside epoch 2 (of 9 batches), not at its end: a stop there is a mid-epoch stop.
+        TrainingEvent::Progress(p) if p.epoch == 2 && p.batch >= 2 && p.batch < p.batches => cancel.cancel(),
         TrainingEvent::Note(note) => notes.push(note),
         _ => {}
     })

@@ -289,6 +289,9 @@ impl ImageSink for ImageRows {
     }
 }
 
+/// Image files that could not be decoded, with why.
+pub(super) type Unreadable = Vec<(PathBuf, ImageError)>;
+
 /// Decodes labelled image files in parallel into `sink`, leaving out (and listing) the files that cannot
 /// be decoded; returns the labels of those decoded. Each chunk of [`DECODE_CHUNK`] files is decoded in
 /// parallel, then `progress(done_before + decoded, total)`. A file that cannot be read at all (I/O) fails.
@@ -299,7 +302,7 @@ pub(super) fn decode_files(
     total: u64,
     sink: &mut dyn ImageSink,
     progress: &mut Progress,
-) -> Result<(Vec<i64>, Vec<(PathBuf, ImageError)>), DataError> {
+) -> Result<(Vec<i64>, Unreadable), DataError> {
     let side = input_size as i64;
     let mut labels = Vec::new();
     let mut unreadable = Vec::new();

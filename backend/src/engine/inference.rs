@@ -3,6 +3,7 @@
 //! softmax probabilities; on request, with a Grad-CAM map of why the top class won (see [`Explanation`]).
 
 use crate::data::images::{decode_to_chw, Admission, ImageError};
+use crate::model::folded::FoldedResNet18;
 use crate::model::{normalize, ModelError, ModelMetadata, ResNet18};
 use shared::{ExplainLayer, Explanation, Prediction};
 use std::path::Path;
@@ -45,7 +46,10 @@ pub struct ImageAnswer {
 
 /// A trained model ready to classify.
 pub struct Classifier {
+    /// The model, for Grad-CAM's gradients.
     model: ResNet18,
+    /// The same weights with the batch norms folded, for plain classification.
+    folded: FoldedResNet18,
     /// How the model was trained: classes, preprocessing.
     pub metadata: ModelMetadata,
 }
@@ -58,7 +62,12 @@ impl Classifier {
         // Every variable is overwritten from the file; the seed only fills them until then.
         let mut model = ResNet18::new(device, metadata.classes.len(), 0);
         model.load_all(&weights)?;
-        Ok(Classifier { model, metadata })
+        Classifier::new(model, metadata).map_err(|source| ModelError::Torch { path: weights, source })
+    }
+
+    /// A classifier of `model`, trained as `metadata` says.
+    fn new(model: ResNet18, metadata: ModelMetadata) -> Result<Self, tch::TchError> {
+        Ok(Classifier { folded: FoldedResNet18::of(&model)?, model, metadata })
     }
 
     /// Decodes each image and classifies the readable ones in one batch. The answer for each image is its
@@ -109,7 +118,7 @@ impl Classifier {
     pub fn classify_tensor(&self, images: &Tensor) -> Vec<Vec<Prediction>> {
         let logits = tch::no_grad(|| {
             let input = normalize(images, self.metadata.mean, self.metadata.std); // [B, 3, H, W]
-            self.model.forward_t(&input, false) // [B, classes]
+            self.folded.forward(&input) // [B, classes]
         });
         self.predictions(&logits)
     }
@@ -194,7 +203,7 @@ mod tests {
             epoch: 1,
             config: shared::TrainConfig::for_dataset("random"),
         };
-        Classifier { model: ResNet18::new(Device::Cpu, classes, 3), metadata }
+        Classifier::new(ResNet18::new(Device::Cpu, classes, 3), metadata).unwrap()
     }
 
     fn random_images(count: i64, side: i64) -> Tensor {

@@ -19,6 +19,7 @@ use crate::data::{self, DataError, Split};
 use crate::engine::batches::{BatchStream, Batches, EpochPlan};
 use crate::engine::receipt;
 use crate::engine::run_dir::{BestModel, LoopState, PartialEpoch, RunDir, RunDirError};
+use crate::model::folded::FoldedResNet18;
 use crate::model::optim::{Optimizer, Rule};
 use crate::model::schedule::LrSchedule;
 use crate::model::{normalize, ModelError, ModelMetadata, ResNet18};
@@ -880,6 +881,12 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
     if count == 0 {
         return empty;
     }
+    // The batch norms folded once per evaluation: one pass less over every activation.
+    let folded = FoldedResNet18::of(model);
+    let forward = |images: &Tensor| match &folded {
+        Ok(folded) => folded.forward(images),
+        Err(_) => model.forward_t(images, false),
+    };
     tch::no_grad(|| {
         let device = model.device();
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
@@ -891,7 +898,7 @@ pub fn evaluate(model: &ResNet18, split: &Split, mean: [f64; 3], std: [f64; 3]) 
             let len = EVAL_BATCH.min(count - start);
             let images = normalize(&split.images.narrow(0, start, len).to_device(device), mean, std); // [B, 3, H, W]
             let labels = split.labels.narrow(0, start, len).to_device(device); // [B]
-            let logits = model.forward_t(&images, false).to_kind(Kind::Float); // [B, classes]
+            let logits = forward(&images).to_kind(Kind::Float); // [B, classes]
             let losses = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::None, -100, 0.0); // [B]
             loss_sum += losses.sum(Kind::Double);
             let predicted = logits.argmax(-1, false); // [B]

@@ -15,6 +15,7 @@
 //! (torchvision and the `safetensors` libraries ignore header metadata).
 
 pub mod architecture;
+pub mod folded;
 pub mod onnx;
 pub mod optim;
 pub mod pretrained;
