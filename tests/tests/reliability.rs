@@ -542,8 +542,12 @@ async fn a_decoded_cache_survives_a_full_disk_and_a_kill_while_it_is_built() {
     let partial = decoded_files(folder.path());
     assert!(partial.len() == 1 && partial[0].ends_with(".partial"), "{partial:?}");
 
-    // A run still preparing its data is queued, so the restart starts it again.
+    // Killed while preparing its data, the run is either still queued (the restart starts it again) or
+    // interrupted (resumed here), depending on how far its start had got.
     let server = ServerProcess::start(folder.path());
+    if get_run(&server, killed).await.status == RunStatus::Interrupted {
+        assert_eq!(post(&server, &format!("/api/runs/{killed}/resume")).await.status(), StatusCode::OK);
+    }
     let done = poll_run(&server, killed, Duration::from_secs(120), |run| run.status.is_finished()).await;
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
     let built = decoded_files(folder.path());
@@ -564,4 +568,23 @@ async fn a_decoded_cache_survives_a_full_disk_and_a_kill_while_it_is_built() {
         reqwest::get(server.url("/api/caches")).await.unwrap().json().await.unwrap();
     assert!(caches.is_empty() && decoded_files(folder.path()).is_empty());
     assert!(folder.path().join("colors/train").is_dir(), "the dataset is untouched");
+}
+
+/// Regression (found by the crash test): a server killed after a run's last epoch was committed but before
+/// the run was recorded as completed left it interrupted with nothing left to train, and a resume was
+/// refused ("finished with every epoch"). At the next start it is completed, with every epoch and its model.
+#[tokio::test]
+async fn a_run_killed_after_its_last_checkpoint_is_completed_at_the_next_start() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 4, 2, 16);
+    let faults = [(backend::fault::FAULT_VARIABLE, "committed@2=kill")];
+    let mut server = ServerProcess::start_with(data.path(), &[], &faults);
+    let id = create_run(&server, json!({"dataset": "colors", "epochs": 2, "batch_size": 4})).await;
+    assert!(server.wait_for_exit(Duration::from_secs(120)).is_some(), "killed after epoch 2's commit");
+    let server = ServerProcess::start(data.path());
+    let run = get_run(&server, id).await;
+    assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+    assert_eq!(run.epochs, checkpointed_epochs(data.path(), id), "every epoch, from the checkpoint");
+    assert_eq!(run.epochs.len(), 2);
+    assert!(run.has_model && run.error.is_none(), "{run:?}");
 }

@@ -402,16 +402,22 @@ fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &RunDir) -> Result<
 }
 
 /// Brings the history in line with the run folders at start-up: runs that were training when the server
-/// went down are marked interrupted, and every run gets the epochs its checkpoint holds but the history
-/// missed. Only a run that cannot be marked interrupted stops the start; an epoch that still cannot be
-/// recorded stays in its checkpoint for the next start.
+/// went down are marked interrupted (or completed, when their checkpoint holds every epoch: the server
+/// went down between the last commit and recording the end), and every run gets the epochs its checkpoint
+/// holds but the history missed. Only a run that cannot be marked stops the start; an epoch that still
+/// cannot be recorded stays in its checkpoint for the next start.
 fn reconcile_history(store: &Store, runs_dir: &Path, jobs_outlive_the_studio: bool) -> Result<(), StoreError> {
     for run in store.runs()? {
         let run_dir = RunDir::new(runs_dir.join(run.id.to_string()));
         if run.status == RunStatus::Running && !(jobs_outlive_the_studio && slurm_job(&run).is_some()) {
+            let trained = run_dir.saved_progress().is_some_and(|s| s.partial.is_none() && s.epoch >= run.config.epochs);
             store.in_transaction(|store| {
-                let why = "the server stopped while this run was training";
-                store.apply(run.id, Move::ServerDown, Some(why))?;
+                match trained {
+                    true => store.apply(run.id, Move::End(RunStatus::Completed), None)?,
+                    false => {
+                        store.apply(run.id, Move::ServerDown, Some("the server stopped while this run was training"))?
+                    }
+                };
                 complete_from_checkpoint(store, run.id, &run_dir)
             })?;
         } else if let Err(error) = store.in_transaction(|store| complete_from_checkpoint(store, run.id, &run_dir)) {
