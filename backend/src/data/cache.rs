@@ -645,6 +645,25 @@ mod tests {
     }
 
     #[test]
+    fn a_cifar_dataset_is_cached_and_a_rewritten_batch_file_invalidates_it() {
+        let data = tempfile::tempdir().unwrap();
+        let write = |shade: u8| {
+            let folder = data.path().join("c10").join(super::super::CIFAR_BIN_FOLDER);
+            super::super::write_cifar_binary(&folder, &["a", "b"], 3, 2, |i| ((i % 2) as u8, vec![shade; 3072]))
+                .unwrap();
+        };
+        write(10);
+        let (first, decoded) = load_counting(data.path(), "c10");
+        assert_eq!((decoded, first.train.images.size()), (17, vec![15, 3, 16, 16]), "15 training and 2 test records");
+        let (_, decoded) = load_counting(data.path(), "c10");
+        assert_eq!(decoded, 0, "mapped, not read again");
+        write(200);
+        let (changed, decoded) = load_counting(data.path(), "c10");
+        assert_eq!((decoded, changed.test.images.int64_value(&[1, 2, 3, 3])), (17, 200), "the new records are read");
+        assert_eq!(cache_files(data.path()).len(), 1, "the stale cache is gone");
+    }
+
+    #[test]
     fn only_a_cache_id_names_a_file_to_remove() {
         let data = tempfile::tempdir().unwrap();
         write_dataset(data.path(), "shapes", 2);
