@@ -322,13 +322,17 @@ fn build(
     written
 }
 
-/// Removes what builds of this key cut short by a crash left (the caller holds the key's lock).
+/// Removes what builds cut short by a crash left: those of this key (the caller holds its lock), and
+/// those of any other key whose lock is free (no build of it is under way, here or in another process).
 fn remove_partials(path: &Path) {
-    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else { return };
+    let (Some(dir), Some(own)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else { return };
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&format!("{stem}.")) && name.ends_with(".partial") {
+        let Some(key) = name.strip_suffix(".partial").and_then(|rest| rest.split('.').next()) else { continue };
+        let abandoned =
+            key == own || File::open(dir.join(format!("{key}.lock"))).is_ok_and(|lock| lock.try_lock().is_ok());
+        if abandoned {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -661,6 +665,27 @@ mod tests {
         let (changed, decoded) = load_counting(data.path(), "c10");
         assert_eq!((decoded, changed.test.images.int64_value(&[1, 2, 3, 3])), (17, 200), "the new records are read");
         assert_eq!(cache_files(data.path()).len(), 1, "the stale cache is gone");
+    }
+
+    #[test]
+    fn a_partial_build_is_removed_unless_its_build_is_under_way() {
+        let data = tempfile::tempdir().unwrap();
+        write_dataset(data.path(), "shapes", 2);
+        let dir = cache_dir(data.path());
+        fs::create_dir_all(&dir).unwrap();
+        let (abandoned, building) = ("a".repeat(64), "b".repeat(64));
+        for key in [&abandoned, &building] {
+            fs::write(dir.join(format!("{key}.records.7.partial")), b"half").unwrap();
+            File::create(dir.join(format!("{key}.lock"))).unwrap();
+        }
+        let held = File::open(dir.join(format!("{building}.lock"))).unwrap();
+        held.lock().unwrap();
+        load_counting(data.path(), "shapes");
+        let left: Vec<String> =
+            cache_files(data.path()).iter().map(|p| p.file_name().unwrap().to_string_lossy().into()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.iter().any(|name| name.starts_with(&building)), "the build under way keeps its file: {left:?}");
+        assert!(!left.iter().any(|name| name.starts_with(&abandoned)), "the abandoned one goes: {left:?}");
     }
 
     #[test]
