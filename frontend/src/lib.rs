@@ -9,6 +9,7 @@
 //! - [`chart`]: the geometry of the training and comparison charts;
 //! - [`analysis`]: best epoch, confused pairs and heat-map colours from a run's metrics;
 //! - [`format`]: how numbers and runs are written;
+//! - [`queue`]: the queue view in the runs card, what waits and why;
 //! - [`health`]: the Dataset health card and the leak warning beside Start;
 //! - [`lr_finder`]: "Find learning rate" beside the learning-rate box, its log-scale curve and "Use this";
 //! - [`sweep_form`]: the sweep editor's fields, read into a request checked by the shared sweep rules;
@@ -42,6 +43,7 @@ pub mod insight;
 pub mod layout;
 pub mod live;
 pub mod lr_finder;
+pub mod queue;
 pub mod receipt;
 pub mod saved;
 pub mod settings;
@@ -211,6 +213,7 @@ pub fn RunList() -> impl IntoView {
                     }).collect_view()}
                 </div>
             </div>
+            <queue::QueueView/>
             <Show when=move || all_runs.with(Vec::is_empty)>
                 <p class="empty">"No runs yet. Pick a dataset and press Start training."</p>
             </Show>

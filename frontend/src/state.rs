@@ -39,6 +39,10 @@ pub struct StudioState {
     /// Moments a decoded cache may have appeared since the page opened: a run began training (its dataset
     /// is decoded by then) or ended. The caches section lists the caches again after each.
     pub cache_moments: u64,
+    /// The queued runs' ids in the order the server will start them: the order this page saw each queued
+    /// (the server hands runs to its executor as they are created or resumed), those a snapshot brings
+    /// in id order (the order the server queues them again when it starts).
+    queue: Vec<u64>,
     /// Sweep messages received so far, and for each sweep the count when a message last changed it, so
     /// a list asked for over HTTP never overwrites what a message said after the request was sent.
     sweep_messages: u64,
@@ -54,6 +58,7 @@ impl StudioState {
                 self.snapshots += 1;
                 self.runs = runs;
                 sort_newest_first(&mut self.runs);
+                self.queue_again();
                 self.stopping =
                     self.stopping.filter(|id| self.runs.iter().any(|r| r.id == *id && !r.status.is_finished()));
             }
@@ -63,6 +68,11 @@ impl StudioState {
                 }
                 if run.status.is_finished() && self.run(run.id).is_none_or(|known| !known.status.is_finished()) {
                     self.cache_moments += 1;
+                }
+                match (run.status == RunStatus::Queued, self.queue.contains(&run.id)) {
+                    (true, false) => self.queue.push(run.id),
+                    (false, true) => self.queue.retain(|&id| id != run.id),
+                    _ => {}
                 }
                 match self.runs.iter_mut().find(|known| known.id == run.id) {
                     Some(known) => *known = run,
@@ -74,6 +84,7 @@ impl StudioState {
             }
             ServerMessage::RunRemoved { run_id } => {
                 self.runs.retain(|run| run.id != run_id);
+                self.queue.retain(|&id| id != run_id);
                 if self.stopping == Some(run_id) {
                     self.stopping = None;
                 }
@@ -103,6 +114,27 @@ impl StudioState {
             }
             ServerMessage::Progress(_) | ServerMessage::Preparing { .. } => {}
         }
+    }
+
+    /// After a snapshot: the runs still queued keep their places, and those this page did not know were
+    /// queued follow, in id order.
+    fn queue_again(&mut self) {
+        let queued = |id: &u64| self.runs.iter().any(|run| run.id == *id && run.status == RunStatus::Queued);
+        let mut queue: Vec<u64> = self.queue.iter().copied().filter(queued).collect();
+        let mut newly: Vec<u64> = self
+            .runs
+            .iter()
+            .filter(|run| run.status == RunStatus::Queued && !queue.contains(&run.id))
+            .map(|run| run.id)
+            .collect();
+        newly.sort_unstable();
+        queue.extend(newly);
+        self.queue = queue;
+    }
+
+    /// The queued runs, first to start first.
+    pub fn queued_runs(&self) -> Vec<&Run> {
+        self.queue.iter().filter_map(|&id| self.run(id)).collect()
     }
 
     /// Notes that a run trained its first batch, so its dataset's decoded cache is there now.
@@ -542,6 +574,44 @@ mod tests {
         assert_eq!(page.live.with(2, |live| live.trace.clone()), Some(server_trace), "the server's line");
         assert_eq!(progress_shown(&page, 1), None, "the server has no batch of run 1 in flight");
         assert!(page.live.with(1, |live| live.trace.is_some()), "run 1 keeps the loss it showed");
+    }
+
+    fn queue_of(state: &StudioState) -> Vec<u64> {
+        state.queued_runs().iter().map(|run| run.id).collect()
+    }
+
+    #[test]
+    fn the_queue_lists_runs_in_the_order_they_were_queued_and_a_resumed_run_last() {
+        let mut state = StudioState::default();
+        for id in [1, 2, 3] {
+            state.apply(ServerMessage::RunUpdated { run: run(id, RunStatus::Queued) });
+        }
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Running) });
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Stopped) });
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Queued) });
+        assert_eq!(queue_of(&state), [2, 3, 1], "run 1 was resumed after runs 2 and 3 were created");
+        state.apply(ServerMessage::RunUpdated { run: run(2, RunStatus::Running) });
+        assert_eq!(queue_of(&state), [3, 1], "a run that began training leaves the queue");
+        state.apply(ServerMessage::RunUpdated { run: run(3, RunStatus::Queued) });
+        assert_eq!(queue_of(&state), [3, 1], "an update of a queued run (its Slurm job pending) keeps its place");
+        state.apply(ServerMessage::RunRemoved { run_id: 3 });
+        state.apply(ServerMessage::RunUpdated { run: run(1, RunStatus::Stopped) });
+        assert_eq!(queue_of(&state), Vec::<u64>::new(), "removed and cancelled runs leave it");
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_queue_it_knew_and_adds_the_runs_it_did_not_in_id_order() {
+        let mut state = StudioState::default();
+        for id in [4, 2] {
+            state.apply(ServerMessage::RunUpdated { run: run(id, RunStatus::Queued) });
+        }
+        state.apply(ServerMessage::Snapshot {
+            runs: [(6, RunStatus::Queued), (5, RunStatus::Queued), (4, RunStatus::Running), (2, RunStatus::Queued)]
+                .map(|(id, status)| run(id, status))
+                .into(),
+            traces: Vec::new(),
+        });
+        assert_eq!(queue_of(&state), [2, 5, 6]);
     }
 
     #[test]

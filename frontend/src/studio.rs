@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use shared::{ClientMessage, DatasetInfo, ServerMessage, TrainConfig};
 
 use crate::health::HealthCheck;
+use crate::queue::ExecutorKind;
 use crate::state::{LiveRuns, PageState, StudioState};
 
 /// What every component of the page shares.
@@ -38,6 +39,8 @@ pub struct Studio {
     pub chosen_sweep: RwSignal<Option<u64>>,
     /// Runs the server trains at once (its executor's slots): the most a sweep may train in parallel.
     pub slots: RwSignal<u32>,
+    /// Where the server trains runs: its own slots or Slurm jobs (the queue says why runs wait by it).
+    pub executor: RwSignal<ExecutorKind>,
     /// Messages for the server, sent by the WebSocket task.
     outbox: StoredValue<UnboundedSender<ClientMessage>>,
 }
@@ -61,6 +64,7 @@ impl Studio {
             sweep_base: RwSignal::new(None),
             chosen_sweep: RwSignal::new(None),
             slots: RwSignal::new(1),
+            executor: RwSignal::new(ExecutorKind::Local),
             outbox: StoredValue::new(outbox),
         }
     }

@@ -7,6 +7,7 @@ use shared::fields::Section;
 use shared::{defaults, ClientMessage, DatasetFormat, Surroundings, WeightsEntry};
 
 use crate::form::{problem_for, Preset, TrainForm};
+use crate::queue::ExecutorKind;
 use crate::settings::{fields_of, Checked, FieldError, FormSignals, SettingField, SettingsSection, StartBlockers};
 use crate::{api, format, saved, studio};
 
@@ -63,6 +64,7 @@ pub fn TrainPanel() -> impl IntoView {
             if let Ok(health) = health {
                 server_gpu.set(health.device.starts_with("cuda"));
                 studio.slots.set(health.executor.slots);
+                studio.executor.set(ExecutorKind::named(&health.executor.kind));
             }
             let mut problems = Vec::new();
             match found_datasets {
