@@ -1,9 +1,14 @@
 //! Local slots (`serve --slots N`): runs train side by side, each placed in a slot with its device and
 //! threads, and a run's metrics depend only on its config and thread count, not on what trains beside it.
+//! On the page, two runs training at once both report live, and the queue says what waits and why.
 
 mod common;
 
+use common::browser::{
+    built_page, eventually, look_at, open_browser, show_run, stand_in_imagenet, text_of, OpenPage, RunPanel,
+};
 use common::{write_color_dataset, TestServer};
+use fantoccini::Locator;
 use serde_json::{json, Value};
 use shared::{EpochMetrics, Placement, Run, RunStatus};
 use std::time::Duration;
@@ -114,4 +119,82 @@ async fn a_third_run_waits_for_a_free_slot_and_is_placed_nowhere_until_then() {
         let run = server.wait_until_finished(id).await;
         assert_ne!(run.status, RunStatus::Failed, "{run:?}");
     }
+}
+
+/// Waits until the page shows run `id` (picked in the list) training a later batch than `before`.
+async fn advanced_on_page(page: &OpenPage, id: u64, before: Option<(u32, u32)>) -> RunPanel {
+    let what = format!("run {id}'s batch on the page to pass {before:?}");
+    eventually(&what, Duration::from_secs(30), || async {
+        let panel = show_run(&page.browser, id).await;
+        assert_eq!(panel.status, "running", "run {id} stopped training before the page saw it advance: {panel:?}");
+        (panel.batch().is_some() && panel.batch() > before).then_some(panel)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_page_shows_two_runs_training_at_once_each_advancing_live_and_a_third_waiting_for_a_slot() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 2, 200, 4, 32);
+    let imagenet = stand_in_imagenet(data.path());
+    let server = TestServer::start_with(
+        data,
+        move |settings| {
+            settings.slots = 2;
+            settings.threads_per_run = Some(1);
+            settings.imagenet = imagenet;
+        },
+        Some(built_page()),
+    )
+    .await;
+    let page = open_browser(server).await;
+    let server = &page.server;
+    // 400 images in batches of 4, five epochs: far longer than the test watches; each is stopped at the end.
+    let config = json!({"dataset": "colors", "epochs": 5, "batch_size": 4, "weights": "none", "seed": 3});
+    let pair = [server.create_run(config.clone()).await, server.create_run(config.clone()).await];
+    for id in pair {
+        server.wait_for_run(id, Duration::from_secs(60), |run| run.status == RunStatus::Running).await;
+    }
+    let third = server.create_run(config).await;
+
+    // The queue names the run that waits and why, as soon as the server says it was queued.
+    let expected = format!("#{third} colors · waiting for a free slot (2 of 2 slots busy)");
+    eventually("the queue to show the third run", Duration::from_secs(20), || async {
+        let heading = text_of(&page.browser, "#queue h3").await?;
+        let lines = page.browser.find_all(Locator::Css("#queue li.queue-item")).await.ok()?;
+        let mut texts = Vec::new();
+        for line in lines {
+            texts.push(line.text().await.ok()?);
+        }
+        (heading == "Queue — 1 waiting" && texts == [expected.clone()]).then_some(())
+    })
+    .await;
+
+    // Picked in turn, each run's bar has moved on since it was last shown: both runs' batches reach the page
+    // while both train.
+    let mut shown = [None; 2];
+    for _round in 0..3 {
+        for (index, id) in pair.into_iter().enumerate() {
+            let panel = advanced_on_page(&page, id, shown[index]).await;
+            assert!(panel.placement.starts_with("slot "), "{panel:?}");
+            shown[index] = panel.batch();
+        }
+    }
+    look_at(&page.browser, "slots-two-runs-live").await;
+    for id in pair {
+        let run: Run = reqwest::get(server.url(&format!("/api/runs/{id}"))).await.unwrap().json().await.unwrap();
+        assert_eq!(run.status, RunStatus::Running, "both trained throughout: {run:?}");
+    }
+
+    for id in [third, pair[0], pair[1]] {
+        server.studio.stop_run(id).ok();
+    }
+    for id in [third, pair[0], pair[1]] {
+        let run = server.wait_until_finished(id).await;
+        assert_ne!(run.status, RunStatus::Failed, "{run:?}");
+    }
+    eventually("the queue to empty", Duration::from_secs(20), || async {
+        page.browser.find(Locator::Css("#queue")).await.is_err().then_some(())
+    })
+    .await;
 }

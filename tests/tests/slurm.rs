@@ -1,10 +1,12 @@
 //! The Slurm executor against a real private cluster (two `slurmd` nodes on this machine, started and
 //! stopped by each test): runs train as batch jobs whose worker is this project's binary, report live
 //! like local runs, stop, resume, fail and vanish with a defined outcome, and train bit for bit as they
-//! do locally with the same thread count.
+//! do locally with the same thread count. On the page, a run trained as a job shows its job and its
+//! progress live, as a local run does.
 
 mod common;
 
+use common::browser::{built_page, completed_on_page, eventually, look_at, open_browser, show_run, OpenPage};
 use common::slurm::{self, Cluster};
 use common::{write_color_dataset, TestServer};
 use serde_json::{json, Value};
@@ -39,6 +41,16 @@ fn slurm_settings(cluster: &Cluster, partition: &str, time: Option<&str>) -> bac
 async fn studio(cluster: Option<&Cluster>, partition: &str) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    studio_over(data, cluster, partition, None).await
+}
+
+/// A studio over `data` as [`studio`] makes it, serving the page from `ui_dir` if given.
+async fn studio_over(
+    data: tempfile::TempDir,
+    cluster: Option<&Cluster>,
+    partition: &str,
+    ui_dir: Option<std::path::PathBuf>,
+) -> TestServer {
     let slurm = cluster.map(|cluster| slurm_settings(cluster, partition, None));
     TestServer::start_with(
         data,
@@ -48,7 +60,7 @@ async fn studio(cluster: Option<&Cluster>, partition: &str) -> TestServer {
                 settings.executor = backend::studio::ExecutorChoice::Slurm(slurm);
             }
         },
-        None,
+        ui_dir,
     )
     .await
 }
@@ -313,4 +325,44 @@ async fn a_sweep_with_asha_trains_its_trials_as_jobs_that_pause_at_rungs_and_go_
     let good = run(&server, sweep.trials[0].run_id.unwrap()).await;
     assert!(job_of(&good).0.parse::<u64>().is_ok(), "{good:?}");
     assert_eq!(figures(&good.epochs), figures(&plain.epochs), "paused twice across jobs, trained as one run");
+}
+
+#[tokio::test]
+async fn the_page_shows_a_slurm_runs_job_and_its_progress_live_until_it_completes() {
+    if skip_without_slurm() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let data = tempfile::tempdir().unwrap();
+    // 3 x 96 images in batches of 4: 72 batches an epoch, seconds of training for the page to follow.
+    write_color_dataset(data.path(), "colors", 3, 96, 6, 32);
+    let page = open_browser(studio_over(data, Some(&cluster), "studio", Some(built_page())).await).await;
+    let OpenPage { browser, server, .. } = &page;
+    let id = server
+        .create_run(json!({"dataset": "colors", "epochs": 2, "batch_size": 4, "weights": "none", "seed": 5}))
+        .await;
+    let placed = server.wait_for_run(id, Duration::from_secs(60), |run| run.placement.is_some()).await;
+    let (job_id, _) = job_of(&placed);
+
+    // The page names the job, then where it trains, and its batches move on while it trains.
+    let seen = std::cell::RefCell::new(Vec::new());
+    let running =
+        eventually("the page to show the job training and its batches moving on", Duration::from_secs(60), || async {
+            let panel = show_run(browser, id).await;
+            let mut seen = seen.borrow_mut();
+            assert_ne!(panel.status, "completed", "the run ended before the page saw it advance: {seen:?}");
+            let training = panel.status == "running" && panel.placement.starts_with(&format!("Slurm job {job_id} "));
+            if let Some(batch) = panel.batch().filter(|batch| training && seen.last() < Some(batch)) {
+                seen.push(batch);
+            }
+            (seen.len() >= 3).then_some(panel)
+        })
+        .await;
+    assert!(running.placement.contains("RUNNING on n"), "{running:?}");
+    look_at(browser, "slurm-run-live").await;
+
+    completed_on_page(browser, id).await;
+    let ended = server.wait_until_finished(id).await;
+    assert_eq!(ended.status, RunStatus::Completed, "{ended:?}");
+    assert_eq!(ended.epochs.len(), 2);
 }

@@ -341,3 +341,65 @@ pub async fn list_shows(browser: &Client, expected: &[u64]) {
     })
     .await;
 }
+
+/// The run panel as it stands, read in one go (the panel redraws as messages arrive).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct RunPanel {
+    /// Its heading: `"Run #3 — colors"`.
+    pub title: String,
+    /// The status badge beside the heading: `"running"`.
+    pub status: String,
+    /// Where the run is: `"slot 1 · cpu · 1 thread"`, `"Slurm job 42 · RUNNING on n1"`.
+    pub placement: String,
+    /// The line under the run bar: `"epoch 1 — batch 12/50 — 180 img/s — 0:03 left"` while batches arrive.
+    pub line: String,
+}
+
+impl RunPanel {
+    /// Whether the panel shows run `id` (unnamed, as "Run #id").
+    pub fn shows(&self, id: u64) -> bool {
+        self.title.starts_with(&format!("Run #{id} "))
+    }
+
+    /// The batch in flight as the bar's line says it, `(epoch, batch)`: later batches compare greater.
+    /// `None` while no batch is in flight (preparing, or ended).
+    pub fn batch(&self) -> Option<(u32, u32)> {
+        let rest = self.line.strip_prefix("epoch ")?;
+        let (epoch, rest) = rest.split_once(" — batch ")?;
+        let (batch, _) = rest.split_once('/')?;
+        Some((epoch.parse().ok()?, batch.parse().ok()?))
+    }
+}
+
+const RUN_PANEL: &str = r#"
+    const text = css => { const el = document.querySelector(css); return el ? el.textContent.trim() : ''; };
+    return {
+        title: text('#detail-title'),
+        status: text('.detail-head .badge'),
+        placement: text('#placement'),
+        line: text('#progress .progress-text'),
+    };
+"#;
+
+/// The run panel as it stands.
+pub async fn run_panel(browser: &Client) -> RunPanel {
+    evaluate(browser, RUN_PANEL, Vec::new()).await
+}
+
+/// Clicks run `id` in the run list, as a person picks it, and waits until the panel shows it. The list
+/// redraws a row as its run changes, so a click that lands on a row being replaced is tried again.
+pub async fn show_run(browser: &Client, id: u64) -> RunPanel {
+    let row = format!("#runs li[data-run-id='{id}'] button.run-button");
+    eventually(&format!("the panel to show run {id}"), Duration::from_secs(20), || async {
+        let panel = run_panel(browser).await;
+        if panel.shows(id) {
+            return Some(panel);
+        }
+        let button = browser.find(Locator::Css(&row)).await.ok()?;
+        let target = serde_json::to_value(&button).ok()?;
+        browser.execute("arguments[0].scrollIntoView({block: 'center'});", vec![target]).await.ok()?;
+        button.click().await.ok()?;
+        None
+    })
+    .await
+}
