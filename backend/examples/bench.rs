@@ -2,7 +2,8 @@
 //! machine and one set of images.
 //!
 //! Two sub-commands, which `scripts/bench.sh` runs (and `bench sweep`, which `make bench-sweep` runs:
-//! a grid sweep to the end against the same grid with ASHA):
+//! a grid sweep to the end against the same grid with ASHA; and `bench jpegs` and `bench data-scale`, which
+//! `make bench-data` runs: datasets of any size, see [`data_scale`]):
 //!
 //! - `bench data DIR` writes a synthetic CIFAR-shaped dataset, `DIR/data/synthetic/{train,test}/classN/*.png`
 //!   (32x32 RGB PNGs, ten class folders). Both sides read these same files: the engine decodes them once
@@ -40,6 +41,7 @@ use clap::{Parser, Subcommand};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use shared::{Normalization, RunStatus, TrainConfig};
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command as Process, Stdio};
@@ -63,6 +65,9 @@ const EPOCHS: u32 = 6;
 const WARMUP_STEPS: usize = 3;
 /// Requests before the timed ones (the first loads the model into the classifier's cache).
 const WARMUP_REQUESTS: usize = 5;
+
+#[path = "bench/data_scale.rs"]
+mod data_scale;
 
 #[derive(Parser)]
 #[command(about = "Transfer Studio benchmark (see scripts/bench.sh)")]
@@ -130,6 +135,41 @@ enum Command {
         #[arg(long, default_value_t = 9)]
         epochs: u32,
     },
+    /// Writes 224x224 JPEGs in class folders under DIR/data/jpegs, unless a set of these sizes is there.
+    Jpegs {
+        /// Benchmark folder.
+        dir: PathBuf,
+        /// Training images.
+        #[arg(long, default_value_t = 18_000)]
+        train: usize,
+        /// Test images.
+        #[arg(long, default_value_t = 2_000)]
+        test: usize,
+    },
+    /// Decoding per core against PIL + torchvision, time to the first batch with a cold and a warm decoded
+    /// cache, and streamed against resident training at 224 px (`make bench-data`).
+    DataScale {
+        /// Benchmark folder (written by `jpegs`).
+        dir: PathBuf,
+        /// Python interpreter with torch, torchvision and Pillow.
+        #[arg(long)]
+        python: PathBuf,
+        /// The PIL + torchvision side, scripts/bench_data_pytorch.py.
+        #[arg(long)]
+        script: PathBuf,
+        /// Files in the one-core decoding comparison.
+        #[arg(long, default_value_t = 2_000)]
+        subset: usize,
+        /// Rounds of the decoding and training comparisons.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Training batches timed per window, after one warm-up batch.
+        #[arg(long, default_value_t = 12)]
+        batches: usize,
+        /// Images per training batch.
+        #[arg(long, default_value_t = 32)]
+        batch: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -141,6 +181,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Duplicates { count, side } => time_duplicates(count, side),
         Command::Sweep { dir, epochs } => compare_sweeps(&dir, epochs),
+        Command::Jpegs { dir, train, test } => data_scale::write_jpegs(&dir, train, test),
+        Command::DataScale { dir, python, script, subset, rounds, batches, batch } => {
+            data_scale::measure(&data_scale::ScaleOptions { dir, python, script, subset, rounds, batches, batch })
+        }
     }
 }
 
@@ -308,8 +352,8 @@ fn write_dataset(dir: &Path, train: usize, test: usize) -> anyhow::Result<()> {
 // Measurements
 // ---------------------------------------------------------------------------------------------------
 
-/// The PyTorch side: `scripts/bench_pytorch.py` running as a worker, one command and one JSON answer
-/// per line.
+/// A Python side (`scripts/bench_pytorch.py`, `scripts/bench_data_pytorch.py`) running as a worker, one
+/// command and one JSON answer per line.
 struct PyTorch {
     process: Child,
     commands: ChildStdin,
@@ -319,12 +363,11 @@ struct PyTorch {
 }
 
 impl PyTorch {
-    /// Starts the worker over the dataset in `dir` and waits for its setup line.
-    fn start(python: &Path, script: &Path, dir: &Path, batch: u32) -> anyhow::Result<Self> {
+    /// Starts `script` with `args` and waits for its setup line.
+    fn start(python: &Path, script: &Path, args: &[OsString]) -> anyhow::Result<Self> {
         let mut process = Process::new(python)
             .arg(script)
-            .arg(dir)
-            .args(["--batch", &batch.to_string()])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -451,7 +494,8 @@ fn run(
     config.epochs = EPOCHS;
     let load_start = load_average();
     eprintln!("[bench] engine: {threads} libtorch threads, batch {batch}, load average {load_start}");
-    let mut pytorch = PyTorch::start(python, script, dir, batch)?;
+    let args = [dir.as_os_str().to_owned(), "--batch".into(), batch.to_string().into()];
+    let mut pytorch = PyTorch::start(python, script, &args)?;
 
     // The decoded dataset, as the engine holds it.
     let started = Instant::now();
