@@ -40,6 +40,8 @@ import torchvision
 from torchvision import datasets, transforms
 
 EVAL_BATCH = 256  # the engine's evaluation batch
+FORWARD_WARMUP = 10  # untimed forwards before the timed ones
+FORWARDS = 50  # timed forwards of one image, as many as the classify requests
 WARMUP_STEPS = 3
 
 
@@ -172,6 +174,24 @@ def main() -> None:
             started = time.perf_counter()
             test(model, test_loader, criterion, device)
             answer({"ips": len(test_dataset) / (time.perf_counter() - started)})
+        elif command == "forward":
+            # PyTorch's bare eager forward of one already decoded and normalised test image, the floor a
+            # classify request is compared with: no decoding, no HTTP.
+            model.eval()
+            image = test_dataset[0][0].unsqueeze(0).to(device)
+            times = []
+            with torch.no_grad():
+                for _ in range(FORWARD_WARMUP):
+                    model(image)
+                for _ in range(FORWARDS):
+                    started = time.perf_counter()
+                    model(image)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    times.append((time.perf_counter() - started) * 1000)
+            model.train()
+            times.sort()
+            answer({"median_ms": times[len(times) // 2], "p90_ms": times[int(len(times) * 0.9)]})
         elif command == "loader":
             started = time.perf_counter()
             for data, target in train_loader:

@@ -468,6 +468,8 @@ struct Measured {
     /// Classify latencies in milliseconds: the cold first request, then the timed ones sorted.
     first_request_ms: f64,
     latencies_ms: Vec<f64>,
+    /// PyTorch's eager forward of one decoded 32x32 image, median milliseconds (timed just before ours).
+    pytorch_forward_ms: f64,
 }
 
 fn run(
@@ -573,6 +575,7 @@ fn run(
     }
     eprintln!("[bench] evaluation passes (ours, PyTorch) img/s: {evals:.1?}");
     let loader_seconds = pytorch.ask_number("loader", "seconds")?;
+    let pytorch_forward_ms = pytorch.ask_number("forward", "median_ms")?;
     let setup = pytorch.setup.clone();
     drop(pytorch);
 
@@ -593,6 +596,7 @@ fn run(
         f32_bytes,
         first_request_ms,
         latencies_ms,
+        pytorch_forward_ms,
     };
     print_report(&measured, &setup, batch, wasm);
     Ok(())
@@ -870,6 +874,14 @@ fn print_report(measured: &Measured, py: &serde_json::Value, batch: u32, wasm: O
         measured.latencies_ms.len(),
         measured.first_request_ms,
         verdict(median_latency < 20.0)
+    );
+    let ratio = median_latency / measured.pytorch_forward_ms;
+    println!(
+        "{:<44} {:>16}   median {:.2} ms; our whole request is {ratio:.2}x it   <= 1.0x  {}",
+        "PyTorch's bare forward of one decoded image",
+        "",
+        measured.pytorch_forward_ms,
+        verdict(ratio <= 1.0)
     );
     match wasm {
         Some((gzip, brotli, raw)) => println!(
