@@ -24,7 +24,7 @@
 //! data folder): the builder holds an exclusive lock on `<key>.lock`, and the others wait for it, then map
 //! what it built.
 
-use super::decoding::{decode_into, ImageSink};
+use super::decoding::{decode_into, ImageSink, SourceFiles};
 use super::{DataError, Dataset, DatasetSource, Progress, Split};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -106,7 +106,9 @@ pub(super) fn open_or_build(
 ) -> Result<Dataset, DataError> {
     let dir = cache_dir(source.data_dir());
     fs::create_dir_all(&dir).map_err(|e| cache_io(&dir, e))?;
-    let key = key(source, recipe)?;
+    // Listed once: the key names exactly the files a build then decodes.
+    let files = SourceFiles::list(source, recipe)?;
+    let key = key(source, recipe, &files);
     let path = dir.join(format!("{key}.{EXTENSION}"));
     let total = (source.info.train_count + source.info.test_count) as u64;
     loop {
@@ -121,7 +123,7 @@ pub(super) fn open_or_build(
                 if let Some(dataset) = open_valid(&path, &key)? {
                     return Ok(dataset);
                 }
-                build(source, recipe, &key, &path, progress)?;
+                build(source, (&files, recipe), &key, &path, progress)?;
                 remove_stale(&dir, source, recipe, &key);
                 drop(lock);
             }
@@ -167,8 +169,8 @@ pub fn remove(data_dir: &Path, id: &str) -> io::Result<bool> {
     }
 }
 
-/// The key of `source` decoded by `recipe`: see the module's documentation.
-fn key(source: &DatasetSource, recipe: &Recipe) -> Result<String, DataError> {
+/// The key of `source`, made of `files`, decoded by `recipe`: see the module's documentation.
+fn key(source: &DatasetSource, recipe: &Recipe, files: &SourceFiles) -> String {
     let mut hash = Sha256::new();
     let mut line = |text: String| {
         hash.update(text.as_bytes());
@@ -177,9 +179,9 @@ fn key(source: &DatasetSource, recipe: &Recipe) -> Result<String, DataError> {
     line(format!("transfer-studio decoded cache {FORMAT_VERSION} {RESIZE_METHOD}"));
     line(format!("{} {:?} {}", source.info.name, source.info.format, recipe.input_size));
     line(source.info.classes.join("\u{1f}"));
-    for (split, files) in super::decoding::source_files(source, recipe)? {
+    for (split, files) in files.by_split() {
         for (label, file) in files {
-            let (len, modified) = fs::metadata(&file)
+            let (len, modified) = fs::metadata(file)
                 .map(|m| (m.len(), m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok())))
                 .unwrap_or((u64::MAX, None));
             let nanos = modified.map_or(0, |t| t.as_nanos());
@@ -189,7 +191,7 @@ fn key(source: &DatasetSource, recipe: &Recipe) -> Result<String, DataError> {
     if let Some(edits) = &source.edits {
         line(edits.digest());
     }
-    Ok(hex::encode(hash.finalize()))
+    hex::encode(hash.finalize())
 }
 
 /// The cache at `path` when it is whole and of `key`; `None` when there is none, or there was a damaged
@@ -301,18 +303,18 @@ fn read_at(file: &mut File, offset: u64, len: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Decodes `source` into a new cache at `path`: under a temporary name, renamed when whole. A failed
-/// build (a full disk, a stop) leaves nothing behind.
+/// Decodes `source`, its listed files by its recipe, into a new cache at `path`: under a temporary name,
+/// renamed when whole. A failed build (a full disk, a stop) leaves nothing behind.
 fn build(
     source: &DatasetSource,
-    recipe: &Recipe,
+    input: (&SourceFiles, &Recipe),
     key: &str,
     path: &Path,
     progress: &mut Progress,
 ) -> Result<(), DataError> {
     let partial = path.with_extension(format!("{}.partial", std::process::id()));
     remove_partials(path);
-    let written = write_cache(source, recipe, key, &partial, progress).and_then(|()| {
+    let written = write_cache(source, input, key, &partial, progress).and_then(|()| {
         fs::rename(&partial, path).map_err(|e| cache_io(path, e))?;
         crate::files::sync_folder(path.parent().unwrap_or(path)).map_err(|e| cache_io(path, e))
     });
@@ -341,7 +343,7 @@ fn remove_partials(path: &Path) {
 /// Writes the whole cache file at `partial`.
 fn write_cache(
     source: &DatasetSource,
-    recipe: &Recipe,
+    (files, recipe): (&SourceFiles, &Recipe),
     key: &str,
     partial: &Path,
     progress: &mut Progress,
@@ -351,7 +353,7 @@ fn write_cache(
     check_free_space(partial, total, recipe.input_size)?;
     let file = File::create(partial).map_err(io_error)?;
     let mut sink = RecordWriter::new(file).map_err(io_error)?;
-    let decoded = decode_into(source, recipe, &mut sink, progress)?;
+    let decoded = decode_into(source, files, recipe.input_size, &mut sink, progress)?;
     let (train, test) = (decoded.train_labels.len() as u64, decoded.test_labels.len() as u64);
     let [train_pixels_sha256, test_pixels_sha256] = sink.split_hashes();
     let mut file = sink.finish().map_err(io_error)?;

@@ -51,62 +51,86 @@ pub(super) struct Decoded {
     pub(super) meta: cache::Meta,
 }
 
-/// The source files a dataset decoded by `recipe` is made of, labelled, by split (`"train"`, `"test"`; a
-/// CIFAR dataset's files under `"records"`, its labels inside them).
-pub(super) fn source_files(
-    source: &DatasetSource,
-    recipe: &Recipe,
-) -> Result<Vec<(&'static str, LabelledFiles)>, DataError> {
-    if is_cifar(source.info.format) {
-        let files = cifar_files(source).into_iter().map(|(file, _)| (0, source.root.join(file))).collect();
-        return Ok(vec![("records", files)]);
-    }
-    let (train, test) = folder_splits(source, recipe.validation_fraction, recipe.seed)?;
-    Ok(vec![("train", train), ("test", test)])
+/// The files a dataset decoded by a recipe is made of, listed once: what its cache is keyed by, and what
+/// decoding then reads.
+pub(super) enum SourceFiles {
+    /// A CIFAR dataset's record files (the labels are inside them).
+    Records(LabelledFiles),
+    /// A folder dataset's labelled images, split as the recipe splits them.
+    Folders {
+        /// Training images.
+        train: LabelledFiles,
+        /// Test images.
+        test: LabelledFiles,
+    },
 }
 
-/// Decodes both splits of `source` into `sink`, every image `recipe.input_size` square.
+impl SourceFiles {
+    /// The files of `source` as `recipe` splits them.
+    pub(super) fn list(source: &DatasetSource, recipe: &Recipe) -> Result<Self, DataError> {
+        if is_cifar(source.info.format) {
+            let files = cifar_files(source).into_iter().map(|(file, _)| (0, source.root.join(file))).collect();
+            return Ok(SourceFiles::Records(files));
+        }
+        let (train, test) = folder_splits(source, recipe.validation_fraction, recipe.seed)?;
+        Ok(SourceFiles::Folders { train, test })
+    }
+
+    /// The files by split: `"train"` and `"test"`, or a CIFAR dataset's under `"records"`.
+    pub(super) fn by_split(&self) -> Vec<(&'static str, &LabelledFiles)> {
+        match self {
+            SourceFiles::Records(files) => vec![("records", files)],
+            SourceFiles::Folders { train, test } => vec![("train", train), ("test", test)],
+        }
+    }
+}
+
+/// Decodes both splits of `source`, made of `files`, into `sink`, every image `input_size` square.
 pub(super) fn decode_into(
     source: &DatasetSource,
-    recipe: &Recipe,
+    files: &SourceFiles,
+    input_size: u32,
     sink: &mut dyn ImageSink,
     progress: &mut Progress,
 ) -> Result<Decoded, DataError> {
     let total = (source.info.train_count + source.info.test_count) as u64;
     progress(0, total)?;
     let mut meta = cache::Meta { classes: source.info.classes.clone(), ..Default::default() };
-    let (train_labels, test_labels) = if is_cifar(source.info.format) {
-        let (train, test) = cifar_splits(source, total, progress)?;
-        let labels = |split: &Split| Vec::<i64>::try_from(&split.labels).map_err(|e| DataError::Decode(e.to_string()));
-        let (train_labels, test_labels) = (labels(&train)?, labels(&test)?);
-        resize_into(train, recipe.input_size, sink)?;
-        sink.end_train();
-        resize_into(test, recipe.input_size, sink)?;
-        progress(total, total)?;
-        (train_labels, test_labels)
-    } else {
-        decode_folders(source, recipe, sink, &mut meta, progress)?
+    let (train_labels, test_labels) = match files {
+        SourceFiles::Records(_) => {
+            let (train, test) = cifar_splits(source, total, progress)?;
+            let labels =
+                |split: &Split| Vec::<i64>::try_from(&split.labels).map_err(|e| DataError::Decode(e.to_string()));
+            let (train_labels, test_labels) = (labels(&train)?, labels(&test)?);
+            resize_into(train, input_size, sink)?;
+            sink.end_train();
+            resize_into(test, input_size, sink)?;
+            progress(total, total)?;
+            (train_labels, test_labels)
+        }
+        SourceFiles::Folders { train, test } => {
+            decode_folders(source, (train, test), input_size, sink, &mut meta, progress)?
+        }
     };
     Ok(Decoded { train_labels, test_labels, meta })
 }
 
-/// Decodes the image files of a folder dataset into `sink`, noting in `meta` the test images' paths and
-/// the files that could not be decoded; returns the splits' labels.
+/// Decodes the image files of a folder dataset, its `(train, test)` splits, into `sink`, noting in `meta`
+/// the test images' paths and the files that could not be decoded; returns the splits' labels.
 fn decode_folders(
     source: &DatasetSource,
-    recipe: &Recipe,
+    (train, test): (&LabelledFiles, &LabelledFiles),
+    size: u32,
     sink: &mut dyn ImageSink,
     meta: &mut cache::Meta,
     progress: &mut Progress,
 ) -> Result<(Vec<i64>, Vec<i64>), DataError> {
-    let (train, test) = folder_splits(source, recipe.validation_fraction, recipe.seed)?;
     // The files may have changed since the dataset was listed.
     let total = (train.len() + test.len()) as u64;
-    let size = recipe.input_size;
-    let (train_labels, mut skipped) = decode_files(&train, size, 0, total, sink, progress)?;
+    let (train_labels, mut skipped) = decode_files(train, size, 0, total, sink, progress)?;
     sink.end_train();
-    let (test_labels, skipped_test) = decode_files(&test, size, train.len() as u64, total, sink, progress)?;
-    meta.test_paths = decoded_names(&test, &skipped_test, &source.root);
+    let (test_labels, skipped_test) = decode_files(test, size, train.len() as u64, total, sink, progress)?;
+    meta.test_paths = decoded_names(test, &skipped_test, &source.root);
     skipped.extend(skipped_test);
     if let Some((path, error)) = skipped.first().filter(|_| train_labels.is_empty() || test_labels.is_empty()) {
         let why = if train_labels.is_empty() { "no training image" } else { "no test image" };
