@@ -87,7 +87,7 @@ fn the_dataset_and_its_augmentation_stay_on_the_gpu_as_u8() {
     let dir = tempfile::tempdir().unwrap();
     common::write_color_dataset(dir.path(), "colors", 3, 12, 4, 32);
     let dataset = backend::data::load(&backend::data::inspect(dir.path(), "colors").unwrap(), 32, 0.0, 0).unwrap();
-    let on_gpu = dataset.train.to_device(gpu);
+    let on_gpu = dataset.train.in_memory(gpu).unwrap();
     assert_eq!((on_gpu.images.kind(), on_gpu.images.device()), (Kind::Uint8, gpu), "the split is u8 on the GPU");
     let count = on_gpu.images.size()[0];
     let augmented_on_gpu = EpochAugmentation::draw(5, 1, count, 32, true, true, gpu).apply(&on_gpu.images, 0);

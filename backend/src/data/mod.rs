@@ -247,11 +247,6 @@ impl Split {
         self.len() == 0
     }
 
-    /// The same split on `device`.
-    pub fn to_device(&self, device: Device) -> Split {
-        Split { images: self.images.to_device(device), labels: self.labels.to_device(device) }
-    }
-
     /// The split held in memory on `device`: copied out of the decoded cache's mapping on the CPU, moved
     /// there on a GPU.
     pub fn in_memory(&self, device: Device) -> Result<Split, DataError> {

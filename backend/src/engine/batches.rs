@@ -41,11 +41,15 @@ impl EpochPlan {
     }
 
     /// The `len` images visited from position `start` of a split on the CPU (mapped from the decoded
-    /// cache), not augmented, and their labels, moved to `device`.
-    pub(crate) fn gather_to(&self, train: &Split, start: i64, len: i64, device: Device) -> (Tensor, Tensor) {
-        let index = self.order_on_cpu.narrow(0, start, len);
-        let images = train.images.index_select(0, &index).to_device(device); // [B, 3, H, W] u8
-        (images, train.labels.index_select(0, &index).to_device(device))
+    /// cache), not augmented, and their labels, moved to `device` as a stream moves them.
+    pub(crate) fn gather_to(
+        &self,
+        train: &Split,
+        start: i64,
+        len: i64,
+        device: Device,
+    ) -> Result<(Tensor, Tensor), tch::TchError> {
+        gather(&train.images, &train.labels, &self.order_on_cpu, start, len, device)
     }
 
     /// `images`, visited from position `start`, with the epoch's crops and flips.

@@ -177,7 +177,7 @@ pub fn find_learning_rate(
             return Ok(stopped(points));
         }
         let lr = sweep_lr(step);
-        let loss = train_batch(config, &model, &mut optimizer, batches.next(), lr, !frozen)?;
+        let loss = train_batch(config, &model, &mut optimizer, batches.next()?, lr, !frozen)?;
         if !loss.is_finite() {
             end = SweepEnd::NotANumber;
             break;
@@ -254,16 +254,16 @@ impl<'a> SweepBatches<'a> {
     }
 
     /// The next batch: normalised images `[B, 3, H, W]` f32 and labels `[B]`.
-    fn next(&mut self) -> (tch::Tensor, tch::Tensor) {
+    fn next(&mut self) -> Result<(tch::Tensor, tch::Tensor), tch::TchError> {
         if self.next_batch >= self.batches.count() {
             self.epoch += 1;
             self.plan = EpochPlan::draw(self.config, self.epoch, self.train.len(), self.device);
             self.next_batch = 0;
         }
         let (start, len) = self.batches.span(self.next_batch);
-        let (images, labels) = self.plan.gather_to(self.train, start, len, self.device);
+        let (images, labels) = self.plan.gather_to(self.train, start, len, self.device)?;
         self.next_batch += 1;
-        (normalize(&self.plan.augment(images, start), self.mean, self.std), labels)
+        Ok((normalize(&self.plan.augment(images, start), self.mean, self.std), labels))
     }
 }
 
