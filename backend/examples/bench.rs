@@ -314,6 +314,25 @@ fn time_duplicates(count: usize, side: u32) -> anyhow::Result<()> {
 // The dataset
 // ---------------------------------------------------------------------------------------------------
 
+/// Writes `train` + `test` images under `root/{train,test}/class<c>/` in parallel, image `i` of a split in
+/// class `i % CLASSES`: `write(folder, index, seed, class)` writes one, its seed its own in either split.
+fn write_class_folders(
+    root: &Path,
+    (train, test): (usize, usize),
+    write: impl Fn(&Path, usize, u64, usize) -> anyhow::Result<()> + Sync,
+) -> anyhow::Result<()> {
+    for (split, count, seed_offset) in [("train", train, 0u64), ("test", test, 1 << 32)] {
+        for class in 0..CLASSES {
+            std::fs::create_dir_all(root.join(split).join(format!("class{class}")))?;
+        }
+        (0..count).into_par_iter().try_for_each(|index| {
+            let class = index % CLASSES;
+            write(&root.join(split).join(format!("class{class}")), index, seed_offset + index as u64, class)
+        })?;
+    }
+    Ok(())
+}
+
 /// Writes `train` + `test` noisy 32x32 PNGs, class `i % 10` for image `i`: each class shifts the mean
 /// colour a little under strong uniform noise, so a network learns something but the loss does not
 /// collapse to zero (vanishing gradients turn into denormal floats, which are slow on CPUs).
@@ -323,22 +342,16 @@ fn write_dataset(dir: &Path, train: usize, test: usize) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&root)?;
     }
     let started = Instant::now();
-    for (split, count, seed_offset) in [("train", train, 0u64), ("test", test, 1 << 32)] {
-        for class in 0..CLASSES {
-            std::fs::create_dir_all(root.join(split).join(format!("class{class}")))?;
-        }
-        (0..count).into_par_iter().try_for_each(|index| {
-            let class = index % CLASSES;
-            let shift = class as i32 - 5;
-            let base = [128 + 4 * shift, 128 - 3 * shift, 128 + 2 * (shift % 3)];
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed_offset + index as u64);
-            let pixels: Vec<u8> = (0..(SIDE * SIDE) as usize)
-                .flat_map(|_| base.map(|b| (b + rng.random_range(-100..=100)).clamp(0, 255) as u8))
-                .collect();
-            let image = image::RgbImage::from_raw(SIDE, SIDE, pixels).expect("32x32 RGB");
-            image.save(root.join(split).join(format!("class{class}")).join(format!("{index:05}.png")))
-        })?;
-    }
+    write_class_folders(&root, (train, test), |folder, index, seed, class| {
+        let shift = class as i32 - 5;
+        let base = [128 + 4 * shift, 128 - 3 * shift, 128 + 2 * (shift % 3)];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let pixels: Vec<u8> = (0..(SIDE * SIDE) as usize)
+            .flat_map(|_| base.map(|b| (b + rng.random_range(-100..=100)).clamp(0, 255) as u8))
+            .collect();
+        let image = image::RgbImage::from_raw(SIDE, SIDE, pixels).expect("32x32 RGB");
+        Ok(image.save(folder.join(format!("{index:05}.png")))?)
+    })?;
     eprintln!(
         "[bench] wrote {train} train + {test} test {SIDE}x{SIDE} PNGs in {} class folders to {} ({:.1} s)",
         CLASSES,

@@ -27,11 +27,10 @@
 //! the ceiling spun away half their CPU time and the streamed run did not: streamed came out 1.4x to 2.4x
 //! faster than resident. With waiting threads asleep, the three stand on equal terms.
 
-use super::{load_average, median, pipeline, verdict, Ceiling, PyTorch, CLASSES};
+use super::{load_average, median, pipeline, verdict, write_class_folders, Ceiling, PyTorch, CLASSES};
 use backend::data::{self, download::DownloadSource, Recipe};
 use backend::engine::training::{self, RunControl, TrainingEvent, TrainingPaths};
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 use shared::{PreparationStep, TrainConfig};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -85,19 +84,11 @@ pub(super) fn write_jpegs(dir: &Path, train: usize, test: usize) -> anyhow::Resu
         std::fs::remove_dir_all(&root)?;
     }
     let started = Instant::now();
-    for (split, count, seed_offset) in [("train", train, 0u64), ("test", test, 1 << 32)] {
-        for class in 0..CLASSES {
-            std::fs::create_dir_all(root.join(split).join(format!("class{class}")))?;
-        }
-        (0..count).into_par_iter().try_for_each(|index| -> anyhow::Result<()> {
-            let class = index % CLASSES;
-            let image = textured_image(seed_offset + index as u64, class);
-            let path = root.join(split).join(format!("class{class}")).join(format!("{index:05}.jpg"));
-            let file = std::io::BufWriter::new(std::fs::File::create(path)?);
-            image::codecs::jpeg::JpegEncoder::new_with_quality(file, JPEG_QUALITY).encode_image(&image)?;
-            Ok(())
-        })?;
-    }
+    write_class_folders(&root, (train, test), |folder, index, seed, class| {
+        let file = std::io::BufWriter::new(std::fs::File::create(folder.join(format!("{index:05}.jpg")))?);
+        let image = textured_image(seed, class);
+        Ok(image::codecs::jpeg::JpegEncoder::new_with_quality(file, JPEG_QUALITY).encode_image(&image)?)
+    })?;
     std::fs::write(&marker, sizes)?;
     eprintln!(
         "[bench-data] wrote {train} train + {test} test {SIDE}x{SIDE} JPEGs in {CLASSES} class folders to {} ({:.1} s)",
