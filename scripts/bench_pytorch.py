@@ -15,6 +15,9 @@ Commands:
              batch already on the device (warmed up on first use) -> {"ips"}
     eval     one test pass -> {"ips"}
     loader   one pass over the train DataLoader with no model -> {"seconds"}
+    forward SIDE BATCH
+             eval-mode forwards of a [BATCH, 3, SIDE, SIDE] batch under no_grad (the first test image when
+             SIDE is 32 and BATCH 1, else uniform noise: the arithmetic is the same) -> {"median_ms", "p90_ms"}
     quit     (or end of input) exits
 
 The first answer, before any command, describes the setup: {"torch", "torchvision", "threads",
@@ -109,6 +112,28 @@ class Ceiling:
             torch.cuda.synchronize()
 
 
+def time_forward(model, side, batch, test_dataset, device):
+    """Median and p90 milliseconds of FORWARDS eval-mode forwards, after FORWARD_WARMUP untimed ones."""
+    model.eval()
+    if side == 32 and batch == 1:
+        images = test_dataset[0][0].unsqueeze(0).to(device)
+    else:
+        images = (torch.rand(batch, 3, side, side) * 2 - 1).to(device)
+    times = []
+    with torch.no_grad():
+        for _ in range(FORWARD_WARMUP):
+            model(images)
+        for _ in range(FORWARDS):
+            started = time.perf_counter()
+            model(images)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - started) * 1000)
+    model.train()
+    times.sort()
+    return {"median_ms": times[len(times) // 2], "p90_ms": times[int(len(times) * 0.9)]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir")
@@ -174,24 +199,13 @@ def main() -> None:
             started = time.perf_counter()
             test(model, test_loader, criterion, device)
             answer({"ips": len(test_dataset) / (time.perf_counter() - started)})
-        elif command == "forward":
-            # PyTorch's bare eager forward of one already decoded and normalised test image, the floor a
-            # classify request is compared with: no decoding, no HTTP.
-            model.eval()
-            image = test_dataset[0][0].unsqueeze(0).to(device)
-            times = []
-            with torch.no_grad():
-                for _ in range(FORWARD_WARMUP):
-                    model(image)
-                for _ in range(FORWARDS):
-                    started = time.perf_counter()
-                    model(image)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    times.append((time.perf_counter() - started) * 1000)
-            model.train()
-            times.sort()
-            answer({"median_ms": times[len(times) // 2], "p90_ms": times[int(len(times) * 0.9)]})
+        elif command.startswith("forward"):
+            # PyTorch's bare eager forward of an already decoded and normalised batch, the floor a
+            # classify request is compared with: no decoding, no HTTP. `forward SIDE BATCH`; plain
+            # `forward` is one 32x32 test image.
+            words = command.split()
+            side, batch = (int(words[1]), int(words[2])) if len(words) == 3 else (32, 1)
+            answer(time_forward(model, side, batch, test_dataset, device))
         elif command == "loader":
             started = time.perf_counter()
             for data, target in train_loader:

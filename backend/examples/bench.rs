@@ -19,8 +19,10 @@
 //!      the median of the rounds' ratios;
 //!   2. evaluation throughput, [`EVAL_REPEATS`] alternating test passes per side, medians;
 //!   3. the memory of the decoded training split as `u8` against `float32`;
-//!   4. the latency of `POST /api/classify` for one 32x32 PNG over loopback HTTP, against a real
-//!      [`Studio`] + [`backend::web::serve`] with a model the bench trains for one epoch.
+//!   4. classification over loopback HTTP against a real [`Studio`] + [`backend::web::serve`], each
+//!      figure beside PyTorch's bare forward (one 32x32 PNG, one 224x224 JPEG, bursts of 64 requests
+//!      against one batched forward): see [`classify`]. `bench classify DIR --python PY --script S`
+//!      measures these alone.
 //!
 //! Why interleaved: on a shared virtual machine the speed of identical work drifts by 10-20 % within
 //! seconds, more than the margins measured. Figures taken side by side in time see the same machine, so
@@ -36,11 +38,10 @@ use backend::engine::training::{self, RunControl, TrainingEvent, TrainingPaths};
 use backend::model::optim::{Optimizer, Rule};
 use backend::model::{normalize, ResNet18};
 use backend::studio::{Studio, StudioSettings};
-use backend::web::ServerOptions;
 use clap::{Parser, Subcommand};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
-use shared::{Normalization, RunStatus, TrainConfig};
+use shared::{Normalization, TrainConfig};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -66,6 +67,8 @@ const WARMUP_STEPS: usize = 3;
 /// Requests before the timed ones (the first loads the model into the classifier's cache).
 const WARMUP_REQUESTS: usize = 5;
 
+#[path = "bench/classify.rs"]
+mod classify;
 #[path = "bench/data_scale.rs"]
 mod data_scale;
 
@@ -114,6 +117,21 @@ enum Command {
         /// Raw size of the page's wasm, in bytes.
         #[arg(long)]
         wasm_raw_bytes: Option<u64>,
+    },
+    /// Only the classification figures of `run` (one 32 px PNG, one 224 px JPEG, bursts), each against
+    /// PyTorch's bare forward: see `bench/classify.rs`.
+    Classify {
+        /// Benchmark folder (written by `data`).
+        dir: PathBuf,
+        /// Python interpreter with torch and torchvision.
+        #[arg(long)]
+        python: PathBuf,
+        /// The PyTorch side, scripts/bench_pytorch.py.
+        #[arg(long)]
+        script: PathBuf,
+        /// Classify requests timed (half as many at 224 px).
+        #[arg(long, default_value_t = 50)]
+        requests: usize,
     },
     /// Times the health check's duplicate search (fingerprints, then candidates and verification) on
     /// `count` distinct noisy images of `side` pixels, a few of them planted copies, and prints its peak memory.
@@ -179,6 +197,7 @@ fn main() -> anyhow::Result<()> {
             let wasm = wasm_gzip_bytes.map(|gzip| (gzip, wasm_brotli_bytes.unwrap_or(0), wasm_raw_bytes.unwrap_or(0)));
             run(&dir, &python, &script, batch, requests, wasm)
         }
+        Command::Classify { dir, python, script, requests } => classify_only(&dir, &python, &script, requests),
         Command::Duplicates { count, side } => time_duplicates(count, side),
         Command::Sweep { dir, epochs } => compare_sweeps(&dir, epochs),
         Command::Jpegs { dir, train, test } => data_scale::write_jpegs(&dir, train, test),
@@ -478,11 +497,31 @@ struct Measured {
     pipeline_ms: f64,
     u8_bytes: usize,
     f32_bytes: usize,
-    /// Classify latencies in milliseconds: the cold first request, then the timed ones sorted.
-    first_request_ms: f64,
-    latencies_ms: Vec<f64>,
-    /// PyTorch's eager forward of one decoded 32x32 image, median milliseconds (timed just before ours).
-    pytorch_forward_ms: f64,
+    /// Classification over HTTP against PyTorch's forward.
+    classify: classify::ClassifyFigures,
+}
+
+/// The seed recipe's configuration of the benchmark's runs at `batch`.
+fn bench_config(batch: u32) -> TrainConfig {
+    let mut config = TrainConfig::for_dataset(DATASET);
+    config.batch_size = batch;
+    config.lr = LR;
+    config.momentum = MOMENTUM;
+    config.normalization = Normalization::Half;
+    config.epochs = EPOCHS;
+    config
+}
+
+/// `bench classify`: the classification figures alone, printed as `run` prints them.
+fn classify_only(dir: &Path, python: &Path, script: &Path, requests: usize) -> anyhow::Result<()> {
+    backend::engine::allocator::keep_freed_memory_for_training();
+    tch::set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get()) as i32);
+    let args = [dir.as_os_str().to_owned()];
+    let mut pytorch = PyTorch::start(python, script, &args)?;
+    let figures = classify::measure(dir, &bench_config(64), requests, &mut pytorch)?;
+    println!("Load average (1/5/15 min): {}", load_average());
+    classify::print(&figures);
+    Ok(())
 }
 
 fn run(
@@ -501,12 +540,7 @@ fn run(
     let device = Device::Cpu;
     let data_dir = dir.join("data");
     let (mean, std) = Normalization::Half.mean_std();
-    let mut config = TrainConfig::for_dataset(DATASET);
-    config.batch_size = batch;
-    config.lr = LR;
-    config.momentum = MOMENTUM;
-    config.normalization = Normalization::Half;
-    config.epochs = EPOCHS;
+    let config = bench_config(batch);
     let load_start = load_average();
     eprintln!("[bench] engine: {threads} libtorch threads, batch {batch}, load average {load_start}");
     let args = [dir.as_os_str().to_owned(), "--batch".into(), batch.to_string().into()];
@@ -588,12 +622,11 @@ fn run(
     }
     eprintln!("[bench] evaluation passes (ours, PyTorch) img/s: {evals:.1?}");
     let loader_seconds = pytorch.ask_number("loader", "seconds")?;
-    let pytorch_forward_ms = pytorch.ask_number("forward", "median_ms")?;
+
+    // 4. Classification over HTTP against PyTorch's forward.
+    let classify = classify::measure(dir, &config, requests, &mut pytorch)?;
     let setup = pytorch.setup.clone();
     drop(pytorch);
-
-    // 4. Classify latency over HTTP.
-    let (first_request_ms, latencies_ms) = classify_latency(dir, &config, requests)?;
 
     let measured = Measured {
         threads,
@@ -607,9 +640,7 @@ fn run(
         pipeline_ms,
         u8_bytes,
         f32_bytes,
-        first_request_ms,
-        latencies_ms,
-        pytorch_forward_ms,
+        classify,
     };
     print_report(&measured, &setup, batch, wasm);
     Ok(())
@@ -677,77 +708,6 @@ fn pipeline(split: &data::Split, batch: i64, batches: i64, mean: [f64; 3], std: 
     started.elapsed().as_secs_f64() * 1000.0 / batches as f64
 }
 
-/// Starts a studio and its server on `127.0.0.1:0` over `DIR/data`, trains a model for one epoch
-/// through it, then times `POST /api/classify?run=ID` with one 32x32 PNG. Returns the first (cold)
-/// request's latency and the timed ones', sorted, in milliseconds.
-fn classify_latency(dir: &Path, config: &TrainConfig, requests: usize) -> anyhow::Result<(f64, Vec<f64>)> {
-    let data_dir = dir.join("data");
-    for stale in [data_dir.join(backend::studio::DATABASE_FILE), data_dir.join(backend::studio::RUNS_FOLDER)] {
-        let _ = std::fs::remove_file(&stale);
-        let _ = std::fs::remove_dir_all(&stale);
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let _context = runtime.enter();
-    let mut settings = StudioSettings::new(&data_dir);
-    settings.cifar10 = DownloadSource { url: "http://127.0.0.1:9/unused".into(), md5: "0".repeat(32) };
-    let studio = Studio::open(settings, Device::Cpu)?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = studio.clone();
-    runtime.spawn(async move {
-        let _ = backend::web::serve(listener, served, ServerOptions::default(), async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-
-    let mut one_epoch = config.clone();
-    one_epoch.epochs = 1;
-    let started = Instant::now();
-    let run = studio.create_run(one_epoch)?;
-    let run = loop {
-        let run = studio.run(run.id)?;
-        if run.status.is_finished() {
-            break run;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    anyhow::ensure!(
-        run.status == RunStatus::Completed && run.has_model,
-        "the studio's run ended {:?}: {:?}",
-        run.status,
-        run.error
-    );
-    eprintln!("[bench] studio trained run {} for 1 epoch in {:.1} s", run.id, started.elapsed().as_secs_f64());
-
-    let png = std::fs::read(data_dir.join(DATASET).join("test").join("class3").join("00003.png"))?;
-    let url = format!("{base}/api/classify?run={}", run.id);
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let classify = || -> anyhow::Result<f64> {
-        let started = Instant::now();
-        let mut response = agent.post(&url).header("content-type", "image/png").send(&png[..])?;
-        let answer: shared::ClassifyResponse = serde_json::from_str(&response.body_mut().read_to_string()?)?;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        anyhow::ensure!(!answer.predictions.is_empty(), "no predictions");
-        Ok(ms)
-    };
-    let first = classify()?;
-    for _ in 1..WARMUP_REQUESTS {
-        classify()?;
-    }
-    let mut latencies = (0..requests).map(|_| classify()).collect::<anyhow::Result<Vec<f64>>>()?;
-    latencies.sort_by(f64::total_cmp);
-    let _ = shutdown.send(());
-    eprintln!(
-        "[bench] classify over HTTP: first {first:.1} ms, median {:.2} ms of {requests}",
-        percentile(&latencies, 0.5)
-    );
-    drop(studio);
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    Ok((first, latencies))
-}
-
 // ---------------------------------------------------------------------------------------------------
 // The report
 // ---------------------------------------------------------------------------------------------------
@@ -793,8 +753,6 @@ fn print_report(measured: &Measured, py: &serde_json::Value, batch: u32, wasm: O
         rounds.iter().map(Round::ratio).fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(r), hi.max(r)));
     let overhead = of(Round::ours_overhead);
     let step_ms = f64::from(batch) * 1000.0 / of(|r| r.ours_ceiling);
-    let median_latency = percentile(&measured.latencies_ms, 0.5);
-    let p90 = percentile(&measured.latencies_ms, 0.9);
     let mb = |bytes: usize| bytes as f64 / 1e6;
 
     println!();
@@ -880,22 +838,7 @@ fn print_report(measured: &Measured, py: &serde_json::Value, batch: u32, wasm: O
         mb(50_000 * 3 * 32 * 32),
         mb(50_000 * 3 * 32 * 32 * 4)
     );
-    println!(
-        "{:<44} {:>16}   median {median_latency:.2} ms, p90 {p90:.2} ms over {} requests (first, cold: {:.1} ms)   < 20 ms  {}",
-        "classify one 32x32 PNG over HTTP",
-        "",
-        measured.latencies_ms.len(),
-        measured.first_request_ms,
-        verdict(median_latency < 20.0)
-    );
-    let ratio = median_latency / measured.pytorch_forward_ms;
-    println!(
-        "{:<44} {:>16}   median {:.2} ms; our whole request is {ratio:.2}x it   <= 1.0x  {}",
-        "PyTorch's bare forward of one decoded image",
-        "",
-        measured.pytorch_forward_ms,
-        verdict(ratio <= 1.0)
-    );
+    classify::print(&measured.classify);
     match wasm {
         Some((gzip, brotli, raw)) => println!(
             "{:<44} {:>16}   {:.1} KB gzip, {:.1} KB brotli ({:.1} KB raw)   < 400 KB gzip, 350 KB brotli  {}",

@@ -463,6 +463,38 @@ async fn several_images_are_classified_in_one_request_each_with_its_own_answer()
     assert!(error_of(empty, StatusCode::BAD_REQUEST).await.contains("no images"));
 }
 
+/// Issue 28 point 3: a burst of 64 single-image requests at once is queued whole (none turned away) and
+/// answered in joined batches by the classifier thread; each request still gets its own image's answer,
+/// the one it gets alone (to within batched float arithmetic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_64_concurrent_requests_is_served_whole_each_with_its_own_answer() {
+    let (server, id) = trained_server(6).await;
+    let url = server.url(&format!("/api/classify?run={id}"));
+    // One image of each colour: their answers differ, so an answer given to the wrong request shows.
+    let images: Vec<Vec<u8>> = COLOR_CLASSES.iter().map(|(_, color)| png_bytes(*color, 32, 7)).collect();
+    let client = reqwest::Client::new();
+    let classify = |image: Vec<u8>| {
+        let request = client.post(&url).header("content-type", "image/png").body(image);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+            let predictions = response.json::<ClassifyResponse>().await.unwrap().predictions;
+            predictions.into_iter().map(|p| (p.label, p.probability)).collect::<std::collections::HashMap<_, _>>()
+        }
+    };
+    let mut alone = Vec::new();
+    for image in &images {
+        alone.push(classify(image.clone()).await);
+    }
+    let burst = futures::future::join_all((0..64).map(|i| classify(images[i % images.len()].clone()))).await;
+    for (i, answer) in burst.iter().enumerate() {
+        let expected = &alone[i % images.len()];
+        let close = expected.iter().filter(|(label, p)| answer.get(*label).is_some_and(|q| (q - *p).abs() < 1e-4));
+        // The top five of six classes: at least four are in both (a near tie may swap the fifth).
+        assert!(close.count() >= 4, "request {i}: {answer:?} vs alone {expected:?}");
+    }
+}
+
 #[tokio::test]
 async fn an_image_claiming_huge_dimensions_is_refused_with_400() {
     let (server, id) = trained_server(2).await;

@@ -3,11 +3,12 @@
 //! - one trainer thread per [`Slot`] takes [`TrainJob`]s from one shared queue, in order, each on its
 //!   slot's device with its slot's thread count, and reports [`EngineEvent`]s on a channel;
 //!   learning-rate sweeps ([`LrFinderJob`]) go through the same queue;
-//! - one classifier thread keeps recently used models loaded and answers [`Engine::classify`] requests
-//!   through reply channels.
+//! - one classifier thread ([`classifier`]) keeps recently used models loaded and answers
+//!   [`Engine::classify`] requests through reply channels, joining waiting requests into batches.
 
 pub mod allocator;
 pub(crate) mod batches;
+pub mod classifier;
 pub mod inference;
 pub mod lr_finder;
 pub mod receipt;
@@ -15,17 +16,14 @@ pub mod run_dir;
 pub mod training;
 pub mod worker;
 
-use crate::data::images::{Admission, ImageError};
 use crate::memory::MemoryBudget;
-use crate::model::WEIGHTS_FILE;
-use inference::{Classifier, ClassifyError, ImageAnswer};
+use classifier::{ClassifierQueue, ClassifyAnswer, ClassifyJob};
+use inference::ClassifyError;
 use lr_finder::{LrFinderError, LrFinderEvent, LrFinding};
 use shared::{ExplainLayer, TrainConfig};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::SystemTime;
 use tch::Device;
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
@@ -33,11 +31,6 @@ use training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 /// Scheduling priority of the trainer thread and libtorch's threads under it (0 is normal, 19 lowest):
 /// training takes the CPU the web layer leaves.
 const TRAINER_NICE: i32 = 10;
-/// Models the classifier thread keeps loaded at once.
-const LOADED_MODELS: usize = 4;
-/// Classification requests waiting for the classifier thread before new ones are turned away
-/// ([`ClassifyError::Busy`]).
-pub const CLASSIFY_QUEUE: usize = 16;
 
 /// One queued training run.
 pub struct TrainJob {
@@ -139,27 +132,13 @@ enum TrainerJob {
     FindLr(LrFinderJob),
 }
 
-/// A classification's answer: per image, its predictions or why it could not be read; or why the model
-/// could not be used at all.
-type ClassifyAnswer = Result<Vec<Result<ImageAnswer, ImageError>>, ClassifyError>;
-
-struct ClassifyJob {
-    model_dir: PathBuf,
-    images: Vec<Vec<u8>>,
-    /// Explain each image's top class with Grad-CAM at this layer.
-    explain: Option<ExplainLayer>,
-    /// What the images' decoding may hold.
-    budget: MemoryBudget,
-    reply: oneshot::Sender<ClassifyAnswer>,
-}
-
 /// Handle to the engine threads; dropping every clone lets them finish.
 #[derive(Clone)]
 pub struct Engine {
     slots: Arc<[Slot]>,
     trainer: mpsc::Sender<TrainerJob>,
     trainer_state: Arc<TrainerState>,
-    classifier: mpsc::SyncSender<ClassifyJob>,
+    classifier: ClassifierQueue,
 }
 
 impl Engine {
@@ -178,12 +157,7 @@ impl Engine {
                 .spawn(move || run_trainer(index, slot, &jobs, &events, &state))
                 .expect("spawn trainer thread");
         }
-        let device = slots[0].device;
-        let (classifier, requests) = mpsc::sync_channel::<ClassifyJob>(CLASSIFY_QUEUE);
-        std::thread::Builder::new()
-            .name("classifier".into())
-            .spawn(move || run_classifier(device, requests))
-            .expect("spawn classifier thread");
+        let classifier = ClassifierQueue::start(slots[0].device);
         Engine { slots, trainer, trainer_state, classifier }
     }
 
@@ -223,8 +197,8 @@ impl Engine {
 
     /// Classifies `images` (encoded files) in one batch with the model saved in `model_dir`; each image
     /// gets its predictions (and with `explain`, the Grad-CAM map of its top class) or why it could not be
-    /// read. Answers [`ClassifyError::Busy`] at once when
-    /// [`CLASSIFY_QUEUE`] requests are already waiting.
+    /// read. Answers [`ClassifyError::Busy`] at once when the classifier's queue is full
+    /// ([`classifier::CLASSIFY_QUEUE`] requests, or [`classifier::CLASSIFY_QUEUE_BYTES`] of images).
     /// Each image is decoded within `budget`: one that does not fit now gets [`ImageError::Busy`].
     pub async fn classify(
         &self,
@@ -234,7 +208,7 @@ impl Engine {
         budget: MemoryBudget,
     ) -> ClassifyAnswer {
         let (reply, answer) = oneshot::channel();
-        queue_classify(&self.classifier, ClassifyJob { model_dir, images, explain, budget, reply })?;
+        self.classifier.send(ClassifyJob { model_dir, images, explain, budget, reply })?;
         answer.await.unwrap_or(Err(ClassifyError::Stopped))
     }
 }
@@ -344,91 +318,11 @@ fn find_lr_one(device: Device, mut job: LrFinderJob) {
     }));
 }
 
+/// The message a panic carried, for the log.
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".into())
-}
-
-/// Puts `job` in the classifier's bounded queue without waiting: a full queue is
-/// [`ClassifyError::Busy`], never a blocked async worker.
-fn queue_classify(queue: &mpsc::SyncSender<ClassifyJob>, job: ClassifyJob) -> Result<(), ClassifyError> {
-    queue.try_send(job).map_err(|refused| match refused {
-        mpsc::TrySendError::Full(_) => ClassifyError::Busy { queued: CLASSIFY_QUEUE },
-        mpsc::TrySendError::Disconnected(_) => ClassifyError::Stopped,
-    })
-}
-
-/// Runs `work`, turning a panic into [`ClassifyError::Crashed`] (logged, not shown to the client).
-fn contain_panic<T>(during: &'static str, work: impl FnOnce() -> Result<T, ClassifyError>) -> Result<T, ClassifyError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-        tracing::error!("the classifier panicked while {during}: {}", panic_message(&panic));
-        Err(ClassifyError::Crashed { during })
-    })
-}
-
-fn run_classifier(device: Device, requests: mpsc::Receiver<ClassifyJob>) {
-    // Keyed by model folder; the weights file's modification time tells when a newer epoch replaced it.
-    let mut loaded: HashMap<PathBuf, (SystemTime, Classifier)> = HashMap::new();
-    for job in requests {
-        let answer = load_model(&mut loaded, &job.model_dir, device).and_then(|classifier| {
-            let images: Vec<&[u8]> = job.images.iter().map(Vec::as_slice).collect();
-            let admission = Admission::Now(&job.budget);
-            contain_panic("classifying", || Ok(classifier.answer(&images, job.explain, admission)))
-        });
-        let _ = job.reply.send(answer);
-    }
-}
-
-/// The model saved in `model_dir`, from `loaded` while its weights file is unchanged, else loaded
-/// afresh (evicting the oldest when [`LOADED_MODELS`] are loaded).
-fn load_model<'a>(
-    loaded: &'a mut HashMap<PathBuf, (SystemTime, Classifier)>,
-    model_dir: &Path,
-    device: Device,
-) -> Result<&'a Classifier, ClassifyError> {
-    let modified =
-        std::fs::metadata(model_dir.join(WEIGHTS_FILE)).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-    let fresh = loaded.get(model_dir).is_some_and(|(when, _)| *when == modified);
-    if !fresh {
-        loaded.remove(model_dir);
-        if loaded.len() >= LOADED_MODELS {
-            let oldest = loaded.iter().min_by_key(|(_, (when, _))| *when).map(|(k, _)| k.clone());
-            oldest.map(|k| loaded.remove(&k));
-        }
-        let classifier = contain_panic("loading", || Ok(Classifier::load(model_dir, device)?))?;
-        loaded.insert(model_dir.to_path_buf(), (modified, classifier));
-    }
-    Ok(&loaded[model_dir].1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job() -> ClassifyJob {
-        ClassifyJob {
-            model_dir: PathBuf::new(),
-            images: Vec::new(),
-            explain: None,
-            budget: MemoryBudget::default(),
-            reply: oneshot::channel().0,
-        }
-    }
-
-    #[test]
-    fn a_full_classify_queue_refuses_at_once_instead_of_waiting() {
-        let (queue, _requests) = mpsc::sync_channel(1);
-        assert!(queue_classify(&queue, job()).is_ok());
-        assert!(matches!(queue_classify(&queue, job()), Err(ClassifyError::Busy { .. })));
-    }
-
-    #[test]
-    fn a_panic_while_loading_a_model_becomes_an_error() {
-        let answer: Result<(), _> = contain_panic("loading", || panic!("libtorch frame 0x1234"));
-        assert!(matches!(answer, Err(ClassifyError::Crashed { during: "loading" })));
-        assert!(!answer.unwrap_err().to_string().contains("0x1234"));
-    }
 }

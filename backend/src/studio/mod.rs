@@ -1000,16 +1000,17 @@ impl Studio {
         }
     }
 
-    /// The run to classify with: `run_id`, or else the newest run with a model.
-    fn model_run(&self, run_id: Option<u64>) -> Result<Run, StudioError> {
-        let run = match run_id {
-            Some(id) => self.run(id)?,
-            None => self.runs()?.into_iter().find(|run| run.has_model).ok_or(StudioError::NoModelAtAll)?,
-        };
-        if run.has_model {
-            Ok(run)
-        } else {
-            Err(StudioError::NoModel(run.id))
+    /// The run to classify with: `run_id`, or else the newest run with a model. Reads one row of the
+    /// history, however long it is.
+    fn model_run_id(&self, run_id: Option<u64>) -> Result<u64, StudioError> {
+        let store = self.store();
+        match run_id {
+            Some(id) => match store.has_model(id)? {
+                Some(true) => Ok(id),
+                Some(false) => Err(StudioError::NoModel(id)),
+                None => Err(StudioError::RunNotFound(id)),
+            },
+            None => store.newest_with_model()?.ok_or(StudioError::NoModelAtAll),
         }
     }
 
@@ -1028,12 +1029,13 @@ impl Studio {
         Ok(ClassifyResponse { run_id, predictions, explanation })
     }
 
-    /// The run to classify with ([`Studio::model_run`]) and its model's folder. The history is read on
-    /// tokio's blocking pool, so the caller's async worker goes on serving others while it waits; the
-    /// classification itself then waits on the classifier thread's reply, not on a thread.
+    /// The run to classify with ([`Studio::model_run_id`]) and its model's folder. The history is read on
+    /// tokio's blocking pool, so the caller's async worker goes on serving others while it waits for the
+    /// history's lock; the classification itself then waits on the classifier thread's reply, not on a
+    /// thread.
     async fn model_to_classify(&self, run_id: Option<u64>) -> Result<(u64, PathBuf), StudioError> {
         let studio = self.clone();
-        let lookup = move || studio.model_run(run_id).map(|run| (run.id, studio.run_dir(run.id).path().to_path_buf()));
+        let lookup = move || studio.model_run_id(run_id).map(|id| (id, studio.run_dir(id).path().to_path_buf()));
         match tokio::task::spawn_blocking(lookup).await {
             Ok(found) => found,
             // The web layer answers a panic in a request with a 500 sentence: let it see this one.
@@ -1073,8 +1075,8 @@ impl Studio {
 
     /// The best model file of a run, for download.
     pub fn checkpoint_file(&self, run_id: u64) -> Result<PathBuf, StudioError> {
-        let run = self.model_run(Some(run_id))?;
-        Ok(self.run_dir(run.id).best_weights())
+        let id = self.model_run_id(Some(run_id))?;
+        Ok(self.run_dir(id).best_weights())
     }
 
     /// Run `run_id`'s receipt (what it used and where it ran) with every epoch the history recorded.
@@ -1093,8 +1095,8 @@ impl Studio {
         predicted: Option<usize>,
         limit: usize,
     ) -> Result<Vec<TestImage>, StudioError> {
-        let run = self.model_run(Some(run_id))?;
-        let mut samples = self.run_dir(run.id).test_predictions().unwrap_or_default();
+        let id = self.model_run_id(Some(run_id))?;
+        let mut samples = self.run_dir(id).test_predictions().unwrap_or_default();
         samples.retain(|s| actual.is_none_or(|a| s.actual == a) && predicted.is_none_or(|p| s.predicted == p));
         samples.sort_by(|a, b| b.loss.total_cmp(&a.loss));
         samples.truncate(limit);
@@ -1102,7 +1104,7 @@ impl Studio {
         // with the predictions since the run skipped unreadable files, else found by position (CIFAR, and
         // runs recorded before).
         if samples.iter().any(|sample| sample.path.is_none()) {
-            let config = &run.config;
+            let config = self.run(id)?.config;
             let paths = data::inspect(&self.0.settings.data_dir, &config.dataset)
                 .and_then(|source| data::split_paths(&source, config.validation_fraction, config.seed));
             if let Ok((_, test_paths)) = paths {

@@ -336,6 +336,19 @@ impl Store {
         rows.into_iter().map(|row| self.complete(row)).collect()
     }
 
+    /// Whether run `id` has a saved model; `None` when there is no such run. Reads one column of one row.
+    pub fn has_model(&self, id: u64) -> Result<Option<bool>, StoreError> {
+        let mut statement = self.connection.prepare_cached("SELECT has_model FROM runs WHERE id = ?1")?;
+        Ok(statement.query_row(params![id as i64], |row| row.get(0)).optional()?)
+    }
+
+    /// The newest run with a saved model, if any.
+    pub fn newest_with_model(&self) -> Result<Option<u64>, StoreError> {
+        let mut statement =
+            self.connection.prepare_cached("SELECT id FROM runs WHERE has_model = 1 ORDER BY id DESC LIMIT 1")?;
+        Ok(statement.query_row([], |row| row.get::<_, i64>(0)).optional()?.map(|id| id as u64))
+    }
+
     /// Ids of runs in `status`, oldest first.
     pub fn ids_with_status(&self, status: RunStatus) -> Result<Vec<u64>, StoreError> {
         let mut statement = self.connection.prepare("SELECT id FROM runs WHERE status = ?1 ORDER BY id")?;
@@ -493,6 +506,21 @@ mod tests {
         assert!(run.has_model);
         assert_eq!(store.ids_with_status(RunStatus::Running).unwrap(), [1]);
         assert!(store.run(99).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_model_lookup_finds_the_newest_run_with_a_model_and_tells_missing_from_modelless() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("studio.db")).unwrap();
+        let config = TrainConfig::for_dataset("tiny");
+        assert_eq!(store.newest_with_model().unwrap(), None);
+        for _ in 0..3 {
+            store.create_run(&config, 0).unwrap();
+        }
+        store.set_has_model(1).unwrap();
+        store.set_has_model(2).unwrap();
+        assert_eq!(store.newest_with_model().unwrap(), Some(2), "run 3 has no model");
+        assert_eq!([1, 3, 9].map(|id| store.has_model(id).unwrap()), [Some(true), Some(false), None]);
     }
 
     #[test]
