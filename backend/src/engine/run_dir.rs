@@ -21,7 +21,7 @@ use crate::files::write_atomically;
 use crate::model::optim::Optimizer;
 use crate::model::{ModelError, ModelMetadata, ResNet18};
 use serde::{Deserialize, Serialize};
-use shared::{EpochMetrics, RunReceipt, TestImage};
+use shared::{EpochMetrics, RunReceipt, TestImage, TrainConfig};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -311,6 +311,19 @@ pub struct LoopState {
     pub partial: Option<PartialEpoch>,
 }
 
+impl LoopState {
+    /// Whether early stopping ends a run of `config` here: its patience has run out.
+    pub fn patience_run_out(&self, config: &TrainConfig) -> bool {
+        config.early_stopping_patience.is_some_and(|patience| self.epochs_without_improvement >= patience)
+    }
+
+    /// Whether a run of `config` has nothing left to train from this state: no epoch half done, and
+    /// every epoch trained or early stopping's patience run out.
+    pub fn ends_training(&self, config: &TrainConfig) -> bool {
+        self.partial.is_none() && (self.epoch >= config.epochs || self.patience_run_out(config))
+    }
+}
+
 /// How far a stopped epoch had got: with the weights and optimiser buffers saved at that batch, enough
 /// to finish the epoch exactly as if it had not stopped (the batch order and augmentation of an epoch
 /// are drawn from the seed and the epoch number).
@@ -404,5 +417,22 @@ mod tests {
         assert_eq!(dir.restore(&mut restored, &mut restored_optimizer).unwrap().unwrap().epoch, 4);
         dir.commit(&restored, &restored_optimizer, &LoopState { epoch: 5, ..LoopState::default() }, None).unwrap();
         assert_eq!(files(&dir), ["checkpoint.json", "last-000001.safetensors", "optimizer-000001.safetensors"]);
+    }
+
+    #[test]
+    fn training_ends_after_every_epoch_or_when_early_stoppings_patience_runs_out() {
+        let config = TrainConfig { epochs: 5, early_stopping_patience: Some(2), ..TrainConfig::for_dataset("tiny") };
+        let state =
+            |epoch, epochs_without_improvement| LoopState { epoch, epochs_without_improvement, ..LoopState::default() };
+        assert!(!state(3, 1).ends_training(&config));
+        assert!(state(3, 2).ends_training(&config), "patience run out");
+        assert!(state(5, 0).ends_training(&config), "every epoch");
+        let never_early = TrainConfig { early_stopping_patience: None, ..config.clone() };
+        assert!(!state(3, 4).ends_training(&never_early));
+        let half_done = LoopState {
+            partial: Some(PartialEpoch { epoch: 6, batches_done: 1, loss_sum: 0.0, correct: 0, seconds: 0.0 }),
+            ..state(5, 0)
+        };
+        assert!(!half_done.ends_training(&config), "an epoch half done is left to finish");
     }
 }

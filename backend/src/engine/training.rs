@@ -666,11 +666,7 @@ impl<'a> Learner<'a> {
         if improved {
             (self.emit)(TrainingEvent::ModelSaved { epoch });
         }
-        let patience_run_out = self
-            .config
-            .early_stopping_patience
-            .is_some_and(|patience| self.state.epochs_without_improvement >= patience);
-        if patience_run_out && epoch < self.config.epochs {
+        if self.state.patience_run_out(self.config) && epoch < self.config.epochs {
             (self.emit)(TrainingEvent::Note(format!(
                 "early stopping after epoch {epoch}: no better test accuracy since epoch {}",
                 self.state.best_epoch

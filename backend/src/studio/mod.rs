@@ -402,15 +402,16 @@ fn complete_from_checkpoint(store: &Store, id: u64, run_dir: &RunDir) -> Result<
 }
 
 /// Brings the history in line with the run folders at start-up: runs that were training when the server
-/// went down are marked interrupted (or completed, when their checkpoint holds every epoch: the server
-/// went down between the last commit and recording the end), and every run gets the epochs its checkpoint
+/// went down are marked interrupted (or completed, when their checkpoint leaves nothing to train: every
+/// epoch, or early stopping's patience run out; the server went down between the last commit and
+/// recording the end), and every run gets the epochs its checkpoint
 /// holds but the history missed. Only a run that cannot be marked stops the start; an epoch that still
 /// cannot be recorded stays in its checkpoint for the next start.
 fn reconcile_history(store: &Store, runs_dir: &Path, jobs_outlive_the_studio: bool) -> Result<(), StoreError> {
     for run in store.runs()? {
         let run_dir = RunDir::new(runs_dir.join(run.id.to_string()));
         if run.status == RunStatus::Running && !(jobs_outlive_the_studio && slurm_job(&run).is_some()) {
-            let trained = run_dir.saved_progress().is_some_and(|s| s.partial.is_none() && s.epoch >= run.config.epochs);
+            let trained = run_dir.saved_progress().is_some_and(|state| state.ends_training(&run.config));
             store.in_transaction(|store| {
                 match trained {
                     true => store.apply(run.id, Move::End(RunStatus::Completed), None)?,
@@ -1174,6 +1175,12 @@ impl Studio {
                 self.trial_ended(run_id);
                 Ok(())
             }
+            EngineEventKind::Lost(why) if self.nothing_left_to_train(run_id) => {
+                tracing::warn!(run_id, "{why}, after its last checkpoint: the run is complete");
+                self.finish(run_id, RunStatus::Completed, None);
+                self.trial_ended(run_id);
+                Ok(())
+            }
             EngineEventKind::Lost(why) => {
                 self.finish(run_id, RunStatus::Interrupted, Some(&why));
                 self.trial_ended(run_id);
@@ -1183,6 +1190,16 @@ impl Studio {
         if let Err(error) = recorded {
             tracing::error!(run_id, "could not record a training event: {error}");
         }
+    }
+
+    /// Whether run `run_id`'s committed checkpoint leaves nothing to train (see
+    /// [`crate::engine::run_dir::LoopState::ends_training`]): an attempt lost after it needs no resume.
+    fn nothing_left_to_train(&self, run_id: u64) -> bool {
+        let config = match self.run(run_id) {
+            Ok(run) => run.config,
+            Err(_) => return false,
+        };
+        self.run_dir(run_id).saved_progress().is_some_and(|state| state.ends_training(&config))
     }
 
     /// Applies `event` to run `run_id` (see [`lifecycle`]) and tells every client.
@@ -1451,5 +1468,60 @@ mod tests {
         let stopped = studio.stop_run(id).unwrap();
         assert_eq!(stopped.status, RunStatus::Stopped, "the one stop handle stops the one attempt");
         assert!(studio.live().jobs.is_empty(), "no attempt is left that nothing can stop");
+    }
+
+    /// A committed checkpoint with `state`, in run `id`'s folder.
+    fn commit_checkpoint(run_dir: &RunDir, state: &crate::engine::run_dir::LoopState) {
+        use crate::model::optim::{Optimizer, Rule};
+        let model = crate::model::ResNet18::new(Device::Cpu, 2, 0);
+        let parameters = model.parameters().into_iter().map(|(name, tensor, _)| (name, tensor, 1.0)).collect();
+        let optimizer = Optimizer::new(Rule::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0 }, parameters);
+        run_dir.commit(&model, &optimizer, state, None).unwrap();
+    }
+
+    /// An attempt lost after its run's last checkpoint (a Slurm job killed after the worker committed its
+    /// last epoch, before it wrote its outcome) completes the run: nothing is left to resume.
+    #[test]
+    fn an_attempt_lost_after_its_last_checkpoint_completes_the_run() {
+        use crate::engine::{EngineEvent, EngineEventKind, Slot};
+        let folder = tempfile::tempdir().unwrap();
+        let (studio, id) = studio_with_a_stopped_run(folder.path());
+        studio.resume_run(id).unwrap();
+        let attempt = studio.live().jobs[&id].attempt;
+        let event = |kind| studio.on_engine_event(EngineEvent { run_id: id, attempt, kind });
+        event(EngineEventKind::Began { slot: 0, on: Slot { device: Device::Cpu, threads: 1 } });
+        assert_eq!(studio.run(id).unwrap().status, RunStatus::Running);
+        commit_checkpoint(&studio.run_dir(id), &crate::engine::run_dir::LoopState { epoch: 2, ..Default::default() });
+        event(EngineEventKind::Lost("Slurm job 7 ended CANCELLED without a result".into()));
+        let run = studio.run(id).unwrap();
+        assert_eq!((run.status, run.error), (RunStatus::Completed, None));
+    }
+
+    /// Regression (issue 25): a server killed after an early-stopped run's last checkpoint was committed,
+    /// before its end was recorded, left it interrupted, and a resume trained on past the early stop.
+    /// Its checkpoint says early stopping's patience ran out, so the next start completes it.
+    #[test]
+    fn a_run_killed_after_early_stopping_is_completed_at_the_next_start() {
+        use crate::engine::run_dir::LoopState;
+        let folder = tempfile::tempdir().unwrap();
+        let store = Store::open(&folder.path().join(DATABASE_FILE)).unwrap();
+        let config = TrainConfig { epochs: 5, early_stopping_patience: Some(1), ..TrainConfig::for_dataset("colors") };
+        let (stopped_early, cut_short) =
+            (store.create_run(&config, 0).unwrap().id, store.create_run(&config, 0).unwrap().id);
+        let runs = folder.path().join(RUNS_FOLDER);
+        for (id, epochs_without_improvement) in [(stopped_early, 1), (cut_short, 0)] {
+            store.set_status(id, RunStatus::Running, None).unwrap();
+            let state = LoopState {
+                epoch: 3,
+                best_epoch: 3 - epochs_without_improvement,
+                epochs_without_improvement,
+                ..LoopState::default()
+            };
+            commit_checkpoint(&RunDir::new(runs.join(id.to_string())), &state);
+        }
+        reconcile_history(&store, &runs, false).unwrap();
+        let status = |id| store.run(id).unwrap().unwrap().status;
+        assert_eq!(status(stopped_early), RunStatus::Completed);
+        assert_eq!(status(cut_short), RunStatus::Interrupted, "two epochs are left to train");
     }
 }
