@@ -493,6 +493,23 @@ async fn a_burst_of_64_concurrent_requests_is_served_whole_each_with_its_own_ans
         // The top five of six classes: at least four are in both (a near tie may swap the fifth).
         assert!(close.count() >= 4, "request {i}: {answer:?} vs alone {expected:?}");
     }
+    // The classifier's session does not stay with an idle OpenMP team, which would slow every later
+    // training run (engine::teams): its thread and team end once no request came for a while. (A run's
+    // thread is not checked by name: libtorch's one pthreadpool worker, started by the first run and
+    // kept for the process's life, takes that thread's name.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while threads_named("classify") > 0 {
+        assert!(std::time::Instant::now() < deadline, "the classifier's session thread stayed idle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Threads of this process (the server runs in it) named `name`; OpenMP's workers take the name of the
+/// thread that started them.
+fn threads_named(name: &str) -> usize {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    let comm = |task: &std::fs::DirEntry| std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+    tasks.filter_map(Result::ok).filter(|task| comm(task).trim() == name).count()
 }
 
 #[tokio::test]

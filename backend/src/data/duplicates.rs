@@ -154,25 +154,28 @@ fn candidates(embeddings: &[&[f32]]) -> BTreeSet<(usize, usize)> {
         return pairs;
     }
     let flat: Vec<f32> = embeddings.iter().flat_map(|e| e.iter().copied()).collect();
-    let all = Tensor::from_slice(&flat).view([count, EMBEDDING_LEN as i64]); // [N, 64]
     let k = CANDIDATES_PER_IMAGE.min(count - 1) + 1;
-    tch::no_grad(|| {
-        for start in (0..count).step_by(ROWS_PER_PRODUCT as usize) {
-            let rows = all.narrow(0, start, ROWS_PER_PRODUCT.min(count - start)); // [R, 64]
-            let cosines = rows.matmul(&all.tr()); // [R, N]
-            let (best, which) = cosines.topk(k, 1, true, true); // [R, k] each
-            let best = Vec::<f32>::try_from(best.flatten(0, -1)).unwrap_or_default();
-            let which = Vec::<i64>::try_from(which.flatten(0, -1).to_kind(Kind::Int64)).unwrap_or_default();
-            for (slot, (&cosine, &other)) in best.iter().zip(&which).enumerate() {
-                let row = start as usize + slot / k as usize;
-                let other = other as usize;
-                if other != row && cosine >= CANDIDATE_COSINE {
-                    pairs.insert((row.min(other), row.max(other)));
+    // The products run in parallel on a thread whose OpenMP team ends with them (see engine::teams).
+    crate::engine::teams::on_own_team_of_all_cores("duplicates", move || {
+        let all = Tensor::from_slice(&flat).view([count, EMBEDDING_LEN as i64]); // [N, 64]
+        tch::no_grad(|| {
+            for start in (0..count).step_by(ROWS_PER_PRODUCT as usize) {
+                let rows = all.narrow(0, start, ROWS_PER_PRODUCT.min(count - start)); // [R, 64]
+                let cosines = rows.matmul(&all.tr()); // [R, N]
+                let (best, which) = cosines.topk(k, 1, true, true); // [R, k] each
+                let best = Vec::<f32>::try_from(best.flatten(0, -1)).unwrap_or_default();
+                let which = Vec::<i64>::try_from(which.flatten(0, -1).to_kind(Kind::Int64)).unwrap_or_default();
+                for (slot, (&cosine, &other)) in best.iter().zip(&which).enumerate() {
+                    let row = start as usize + slot / k as usize;
+                    let other = other as usize;
+                    if other != row && cosine >= CANDIDATE_COSINE {
+                        pairs.insert((row.min(other), row.max(other)));
+                    }
                 }
             }
-        }
-    });
-    pairs
+        });
+        pairs
+    })
 }
 
 /// The shifts tried, in signature pixels, are multiples of this: one pixel of the smaller image, so an

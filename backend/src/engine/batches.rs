@@ -137,6 +137,9 @@ impl BatchStream {
         let (images, labels) = (train.images.shallow_clone(), train.labels.shallow_clone());
         let order = plan.order_on_cpu.shallow_clone();
         let gather_all = move || {
+            // Gathering is a copy: one OpenMP thread, so no team of this thread's stays beside the
+            // trainer's (see super::teams).
+            super::teams::single_threaded();
             for batch in first..batches.count() {
                 let (start, len) = batches.span(batch);
                 let gathered = gather(&images, &labels, &order, start, len, device).map_err(|e| e.to_string());

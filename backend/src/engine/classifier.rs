@@ -14,10 +14,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tch::Device;
 use tokio::sync::oneshot;
 
+/// How long the classifier's OpenMP team waits for another request before it ends.
+const TEAM_KEEP_ALIVE: Duration = Duration::from_secs(2);
 /// Models the classifier thread keeps loaded at once.
 const LOADED_MODELS: usize = 4;
 /// Classification requests waiting for the classifier thread before new ones are turned away
@@ -69,9 +71,10 @@ impl ClassifierQueue {
         let (jobs, requests) = mpsc::sync_channel::<ClassifyJob>(CLASSIFY_QUEUE);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let taken = queued_bytes.clone();
+        let threads = tch::get_num_threads().max(1) as usize;
         std::thread::Builder::new()
             .name("classifier".into())
-            .spawn(move || run_classifier(device, &requests, &taken))
+            .spawn(move || run_classifier(device, threads, requests, &taken))
             .expect("spawn classifier thread");
         ClassifierQueue { jobs, queued_bytes }
     }
@@ -103,18 +106,29 @@ fn contain_panic<T>(during: &'static str, work: impl FnOnce() -> Result<T, Class
     })
 }
 
-/// The classifier thread's loop: takes the first waiting job and every other one waiting with it, and
-/// answers them a group at a time.
-fn run_classifier(device: Device, requests: &mpsc::Receiver<ClassifyJob>, queued_bytes: &AtomicUsize) {
+/// The classifier thread's loop. The libtorch work runs in sessions on a thread of their own with
+/// `threads` OpenMP threads: a session starts with a request and ends once none has come for
+/// [`TEAM_KEEP_ALIVE`], so its OpenMP team is warm for a burst of requests and never stays idle beside
+/// training (see [`super::teams`]).
+fn run_classifier(device: Device, threads: usize, requests: mpsc::Receiver<ClassifyJob>, queued_bytes: &AtomicUsize) {
     // Keyed by model folder; the weights file's modification time tells when a newer epoch replaced it.
     let mut loaded: HashMap<PathBuf, (SystemTime, Classifier)> = HashMap::new();
+    let mut requests = requests;
     while let Ok(first) = requests.recv() {
-        let mut waiting = vec![first];
-        waiting.extend(std::iter::from_fn(|| requests.try_recv().ok()));
-        queued_bytes.fetch_sub(waiting.iter().map(ClassifyJob::bytes).sum(), Ordering::SeqCst);
-        for group in join_compatible(waiting) {
-            answer_group(&mut loaded, device, group);
-        }
+        let loaded = &mut loaded;
+        requests = super::teams::on_own_team("classify", threads, move || {
+            let mut next = Some(first);
+            while let Some(job) = next {
+                let mut waiting = vec![job];
+                waiting.extend(std::iter::from_fn(|| requests.try_recv().ok()));
+                queued_bytes.fetch_sub(waiting.iter().map(ClassifyJob::bytes).sum(), Ordering::SeqCst);
+                for group in join_compatible(waiting) {
+                    answer_group(loaded, device, group);
+                }
+                next = requests.recv_timeout(TEAM_KEEP_ALIVE).ok();
+            }
+            requests
+        });
     }
 }
 

@@ -13,6 +13,7 @@ pub mod inference;
 pub mod lr_finder;
 pub mod receipt;
 pub mod run_dir;
+pub mod teams;
 pub mod training;
 pub mod worker;
 
@@ -147,6 +148,7 @@ impl Engine {
     pub fn start(slots: &[Slot], events: UnboundedSender<EngineEvent>) -> Self {
         let slots: Arc<[Slot]> = slots.into();
         assert!(!slots.is_empty(), "an engine needs a slot: Slot::plan makes at least one");
+        teams::name_rayon_threads();
         let (trainer, jobs) = mpsc::channel::<TrainerJob>();
         let jobs = Arc::new(std::sync::Mutex::new(jobs));
         let trainer_state = Arc::new(TrainerState::default());
@@ -262,8 +264,6 @@ fn run_trainer(
     state: &TrainerState,
 ) {
     lower_thread_priority(TRAINER_NICE);
-    // OpenMP's thread count is this thread's own: runs in other slots keep theirs.
-    tch::set_num_threads(slot.threads as i32);
     loop {
         // The lock is held while waiting, so exactly one free slot waits on the queue and jobs start in order.
         let next = jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
@@ -272,11 +272,16 @@ fn run_trainer(
         // as busy, or the queue closed here.
         state.busy.fetch_add(1, Ordering::SeqCst);
         let closed = state.closed.load(Ordering::SeqCst);
+        // Each job on a thread of its own with the slot's OpenMP threads (runs in other slots keep theirs),
+        // so its OpenMP team ends with it (see [`teams`]).
+        let name = format!("trainer-{index}-job");
         match job {
-            TrainerJob::Run(job) if !closed => train_one(index, slot, job, events),
+            TrainerJob::Run(job) if !closed => {
+                teams::on_own_team(&name, slot.threads, || train_one(index, slot, job, events))
+            }
             TrainerJob::Run(_) => {}
             TrainerJob::FindLr(job) if closed => (job.finish)(Err(LrFinderError::Stopped)),
-            TrainerJob::FindLr(job) => find_lr_one(slot.device, job),
+            TrainerJob::FindLr(job) => teams::on_own_team(&name, slot.threads, || find_lr_one(slot.device, job)),
         }
         state.busy.fetch_sub(1, Ordering::SeqCst);
     }

@@ -15,6 +15,7 @@ use crate::data;
 use crate::data::download::{DownloadSource, CIFAR10_NAME};
 use crate::engine::inference::{ClassifyError, ImageAnswer};
 use crate::engine::run_dir::RunDir;
+use crate::engine::teams;
 use crate::engine::training::{RunControl, TrainOutcome, TrainingEvent, TrainingPaths};
 use crate::engine::{device_name, Engine, EngineEvent, EngineEventKind, Slot, TrainJob};
 use crate::memory::{MemoryBudget, OverBudget};
@@ -1146,7 +1147,9 @@ impl Studio {
         let metadata = crate::model::ModelMetadata::from_checkpoint(&path)
             .or_else(|_| crate::model::ModelMetadata::load(self.run_dir(run_id).path()))
             .map_err(|e| StudioError::Export(e.to_string()))?;
-        let export = verified_onnx(&path, &metadata, &self.0.settings.data_dir)?;
+        // Its forward passes run in parallel on a thread whose OpenMP team ends with them (see engine::teams).
+        let data_dir = &self.0.settings.data_dir;
+        let export = teams::on_own_team_of_all_cores("onnx-export", || verified_onnx(&path, &metadata, data_dir))?;
         tracing::info!(run_id, export.difference, export.images, "exported ONNX, verified");
         Ok(export.bytes)
     }
