@@ -373,16 +373,21 @@ async fn a_full_classify_queue_answers_503_with_retry_after() {
 
     let image = large_png(4000);
     let client = reqwest::Client::new();
-    let requests = (0..48).map(|_| {
-        client
-            .post(server.url(&format!("/api/classify?run={}", created)))
-            .header("content-type", "image/png")
-            .body(image.clone())
-            .send()
+    let url = server.url(&format!("/api/classify?run={created}"));
+    // One request of 40 large images keeps the classifier busy for seconds...
+    let form = (0..40).fold(reqwest::multipart::Form::new(), |form, index| {
+        form.part("images", reqwest::multipart::Part::bytes(image.clone()).file_name(format!("{index}.png")))
     });
+    let batch = client.post(server.url(&format!("/api/classify/batch?run={created}"))).multipart(form).send();
+    let batch = tokio::spawn(batch);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...while more single requests come than its queue holds.
+    let requests = (0..backend::engine::classifier::CLASSIFY_QUEUE + 16)
+        .map(|_| client.post(&url).header("content-type", "image/png").body(image.clone()).send());
     let answers = tokio::time::timeout(Duration::from_secs(600), futures::future::join_all(requests))
         .await
         .expect("every request is answered");
+    assert_eq!(batch.await.unwrap().unwrap().status(), StatusCode::OK);
     let mut busy = None;
     let mut classified = 0;
     for answer in answers {

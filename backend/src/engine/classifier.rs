@@ -26,8 +26,8 @@ const LOADED_MODELS: usize = 4;
 /// ([`ClassifyError::Busy`]): a burst of this many single-image requests is queued and answered in
 /// batches.
 pub const CLASSIFY_QUEUE: usize = 64;
-/// Encoded bytes the waiting requests may hold together; a request that would pass it is turned away
-/// unless the queue is empty (so one large batch is always taken).
+/// Encoded bytes the requests waiting or being answered may hold together; a request that would pass
+/// it is turned away unless none is held (so one large batch is always taken).
 pub const CLASSIFY_QUEUE_BYTES: usize = 256 << 20;
 /// Most images answered by one forward pass when requests are joined; a single request with more is
 /// answered alone, as one batch.
@@ -61,7 +61,7 @@ impl ClassifyJob {
 #[derive(Clone)]
 pub struct ClassifierQueue {
     jobs: mpsc::SyncSender<ClassifyJob>,
-    /// Encoded bytes of the jobs sent and not yet taken by the thread.
+    /// Encoded bytes of the jobs sent and not yet answered.
     queued_bytes: Arc<AtomicUsize>,
 }
 
@@ -121,10 +121,12 @@ fn run_classifier(device: Device, threads: usize, requests: mpsc::Receiver<Class
             while let Some(job) = next {
                 let mut waiting = vec![job];
                 waiting.extend(std::iter::from_fn(|| requests.try_recv().ok()));
-                queued_bytes.fetch_sub(waiting.iter().map(ClassifyJob::bytes).sum(), Ordering::SeqCst);
+                let bytes = waiting.iter().map(ClassifyJob::bytes).sum();
                 for group in join_compatible(waiting) {
                     answer_group(loaded, device, group);
                 }
+                // Counted until answered: the bound covers what is being classified too.
+                queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
                 next = requests.recv_timeout(TEAM_KEEP_ALIVE).ok();
             }
             requests
