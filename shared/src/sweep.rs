@@ -215,9 +215,15 @@ impl SweepRequest {
     /// as a run's is (`TrainConfig::problems`), then `parallel` against `slots` (what the executor can
     /// train at once). Empty when it can start.
     pub fn problems(&self, slots: u32) -> Vec<String> {
-        let mut problems = match self.plan() {
-            Ok(trials) => self.trial_problems(&trials),
-            Err(problems) => problems,
+        self.checked_trials(slots).err().unwrap_or_default()
+    }
+
+    /// The trials of the plan, each with its configuration, when the request has no problem (see
+    /// [`SweepRequest::problems`]); else its problems. Plans once and builds each configuration once.
+    pub fn checked_trials(&self, slots: u32) -> Result<Vec<(TrialParameters, TrainConfig)>, Vec<String>> {
+        let (trials, mut problems) = match self.plan() {
+            Ok(plan) => self.configured(plan),
+            Err(problems) => (Vec::new(), problems),
         };
         if self.parallel == 0 {
             problems.push("parallel must be at least 1 trial at a time".to_string());
@@ -228,7 +234,11 @@ impl SweepRequest {
                 if slots == 1 { "" } else { "s" }
             ));
         }
-        problems
+        if problems.is_empty() {
+            Ok(trials)
+        } else {
+            Err(problems)
+        }
     }
 
     /// A trial's configuration: the base with `parameters` set.
@@ -236,21 +246,27 @@ impl SweepRequest {
         trial_config(&self.base, parameters)
     }
 
-    fn trial_problems(&self, trials: &[TrialParameters]) -> Vec<String> {
+    /// Each trial with its configuration, and the problems of those that have any (at most 20 sentences).
+    fn configured(&self, plan: Vec<TrialParameters>) -> (Vec<(TrialParameters, TrainConfig)>, Vec<String>) {
         let mut problems: Vec<String> = Vec::new();
-        for (index, parameters) in trials.iter().enumerate() {
-            let found = match self.trial_config(parameters) {
-                Ok(config) => config.problems().into_iter().map(|problem| problem.message).collect(),
+        let mut trials = Vec::with_capacity(plan.len());
+        for (index, parameters) in plan.into_iter().enumerate() {
+            let found = match self.trial_config(&parameters) {
+                Ok(config) => {
+                    let found = config.problems().into_iter().map(|problem| problem.message).collect();
+                    trials.push((parameters.clone(), config));
+                    found
+                }
                 Err(problem) => vec![problem],
             };
             for problem in found {
-                let sentence = format!("trial {} ({}): {problem}", index + 1, describe(parameters));
+                let sentence = format!("trial {} ({}): {problem}", index + 1, describe(&parameters));
                 if problems.len() < 20 {
                     problems.push(sentence);
                 }
             }
         }
-        problems
+        (trials, problems)
     }
 
     fn problems_of_shape(&self) -> Vec<String> {

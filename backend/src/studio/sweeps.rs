@@ -47,20 +47,18 @@ impl Studio {
         }
         let name = shared::check_run_name(&request.name).map_err(StudioError::InvalidName)?;
         request.name = name.unwrap_or_default();
-        let problems = request.problems(self.executor_info().slots);
-        if !problems.is_empty() {
-            return Err(StudioError::InvalidSweep(problems.join("; ")));
-        }
-        let plan = request.plan().map_err(|problems| StudioError::InvalidSweep(problems.join("; ")))?;
-        let mut checked: Vec<(String, String)> = Vec::new();
-        for parameters in &plan {
-            let config = request.trial_config(parameters).map_err(StudioError::InvalidConfig)?;
-            let inputs = (config.dataset.clone(), config.weights.clone());
+        let trials = request
+            .checked_trials(self.executor_info().slots)
+            .map_err(|problems| StudioError::InvalidSweep(problems.join("; ")))?;
+        let mut checked: Vec<(&str, &str)> = Vec::new();
+        for (_, config) in &trials {
+            let inputs = (config.dataset.as_str(), config.weights.as_str());
             if !checked.contains(&inputs) {
-                self.check_trainable(&config)?;
+                self.check_trainable(config)?;
                 checked.push(inputs);
             }
         }
+        let plan: Vec<_> = trials.into_iter().map(|(parameters, _)| parameters).collect();
         let id = self.store().create_sweep(&request, &plan, unix_now())?;
         tracing::info!(sweep_id = id, trials = plan.len(), "sweep created");
         self.advance_sweep(id, false)?;
