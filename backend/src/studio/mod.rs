@@ -504,7 +504,7 @@ impl Studio {
             sweeping: Mutex::new(()),
         }));
         for status in [RunStatus::Running, RunStatus::Queued] {
-            let ids = studio.store().ids_with_status(status)?;
+            let ids = studio.with_store(|store| store.ids_with_status(status))?;
             for id in ids {
                 let run = studio.run(id)?;
                 // A queued run with a checkpoint was queued by a resume.
@@ -551,9 +551,13 @@ impl Studio {
         device_name(self.0.engine.device())
     }
 
-    fn store(&self) -> StoreGuard<'_> {
+    /// Runs `work` with the history locked, and lets go of the lock when it returns: the lock cannot
+    /// outlive the closure, so no statement can hold it by accident while it takes it again (a temporary
+    /// guard in an `if let` or `match` once deadlocked that way).
+    fn with_store<T>(&self, work: impl FnOnce(&Store) -> T) -> T {
         let store = self.0.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        StoreGuard { store, published: &self.0.history_version }
+        let guard = StoreGuard { store, published: &self.0.history_version };
+        work(&guard)
     }
 
     fn live(&self) -> MutexGuard<'_, LiveState> {
@@ -628,13 +632,14 @@ impl Studio {
     /// The datasets under the data directory, with how and when the studio added each (if it did).
     pub fn datasets(&self) -> Vec<DatasetInfo> {
         let mut found = data::discover(&self.0.settings.data_dir);
-        let store = self.store();
-        for info in &mut found {
-            info.added = store.dataset_added(&info.name).unwrap_or_else(|error| {
-                tracing::warn!("dataset history: {error}");
-                None
-            });
-        }
+        self.with_store(|store| {
+            for info in &mut found {
+                info.added = store.dataset_added(&info.name).unwrap_or_else(|error| {
+                    tracing::warn!("dataset history: {error}");
+                    None
+                });
+            }
+        });
         found
     }
 
@@ -660,7 +665,7 @@ impl Studio {
     /// Records that the studio added dataset `info` (an upload); returns it with that record.
     pub fn record_dataset(&self, mut info: DatasetInfo, origin: DatasetOrigin) -> Result<DatasetInfo, StudioError> {
         let added = DatasetAdded { origin, at: unix_now() };
-        self.store().add_dataset(&info.name, &added)?;
+        self.with_store(|store| store.add_dataset(&info.name, &added))?;
         info.added = Some(added);
         Ok(info)
     }
@@ -731,7 +736,7 @@ impl Studio {
     /// queues it for training.
     pub fn create_run(&self, config: TrainConfig) -> Result<Run, StudioError> {
         self.check_trainable(&config)?;
-        let run = self.store().create_run(&config, unix_now())?;
+        let run = self.with_store(|store| store.create_run(&config, unix_now()))?;
         self.enqueue(run.id, config, false)?;
         self.broadcast(ServerMessage::RunUpdated { run: run.clone() });
         Ok(run)
@@ -785,7 +790,7 @@ impl Studio {
         let job = {
             let mut live = self.live();
             Self::check_enqueueable(&live, id)?;
-            if !self.store().apply(id, Move::Resume, None)? {
+            if !self.with_store(|store| store.apply(id, Move::Resume, None))? {
                 return Err(StudioError::NotResumable { id, status: self.run(id)?.status.as_str() });
             }
             self.register_attempt(&mut live, id)
@@ -877,14 +882,13 @@ impl Studio {
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<Run>, StudioError> {
-        Ok(self.store().runs()?)
+        Ok(self.with_store(|store| store.runs())?)
     }
 
     /// Every run, newest first, with the history's version they were read at (see
     /// [`Studio::history_version`]), both under one lock.
     pub fn versioned_runs(&self) -> Result<(u64, Vec<Run>), StudioError> {
-        let store = self.store();
-        Ok((store.version(), store.runs()?))
+        Ok(self.with_store(|store| store.runs().map(|runs| (store.version(), runs)))?)
     }
 
     /// A number that changes whenever the history does, so a listing made at one version can be reused
@@ -895,17 +899,15 @@ impl Studio {
 
     /// One run.
     pub fn run(&self, id: u64) -> Result<Run, StudioError> {
-        self.store().run(id)?.ok_or(StudioError::RunNotFound(id))
+        self.with_store(|store| store.run(id))?.ok_or(StudioError::RunNotFound(id))
     }
 
     /// Asks a queued or running run to stop. A queued run is recorded `stopped` at once; a running one
     /// stops within one batch, keeping a checkpoint of the batches done. A trial of a running sweep is
     /// held: the sweep leaves it stopped until it is resumed (the run, or the sweep after a stop).
     pub fn stop_run(&self, id: u64) -> Result<Run, StudioError> {
-        // Its own statement: an `if let` would hold the history's lock through its block.
-        let trial = self.store().trial_of_run(id)?;
-        if let Some(link) = trial {
-            self.store().hold_trials(link.id, Some(link.trial), true)?;
+        if let Some(link) = self.with_store(|store| store.trial_of_run(id))? {
+            self.with_store(|store| store.hold_trials(link.id, Some(link.trial), true))?;
         }
         self.stop_attempt(id)
     }
@@ -921,7 +923,7 @@ impl Studio {
             job.control.cancel();
         }
         // Still queued (the trainer has not begun it): it ends here, and the trainer skips it.
-        if self.store().apply(id, Move::Cancel, None)? {
+        if self.with_store(|store| store.apply(id, Move::Cancel, None))? {
             live.jobs.remove(&id);
             drop(live);
             let run = self.run(id)?;
@@ -935,7 +937,7 @@ impl Studio {
     /// Names run `id` (trimmed; an empty name clears it) and tells every client.
     pub fn rename_run(&self, id: u64, name: &str) -> Result<Run, StudioError> {
         let name = shared::check_run_name(name).map_err(StudioError::InvalidName)?;
-        if !self.store().set_name(id, name.as_deref())? {
+        if !self.with_store(|store| store.set_name(id, name.as_deref()))? {
             return Err(StudioError::RunNotFound(id));
         }
         let run = self.run(id)?;
@@ -957,7 +959,7 @@ impl Studio {
             if let Some(link) = run.sweep {
                 return Err(StudioError::TrialRun { id, sweep: link.id, trial: link.trial });
             }
-            if !self.store().delete_run_unless(id, &ACTIVE)? {
+            if !self.with_store(|store| store.delete_run_unless(id, &ACTIVE))? {
                 let status = self.run(id).map_or("gone", |run| run.status.as_str());
                 return Err(StudioError::StillActive { id, status });
             }
@@ -1005,14 +1007,13 @@ impl Studio {
     /// The run to classify with: `run_id`, or else the newest run with a model. Reads one row of the
     /// history, however long it is.
     fn model_run_id(&self, run_id: Option<u64>) -> Result<u64, StudioError> {
-        let store = self.store();
         match run_id {
-            Some(id) => match store.has_model(id)? {
+            Some(id) => match self.with_store(|store| store.has_model(id))? {
                 Some(true) => Ok(id),
                 Some(false) => Err(StudioError::NoModel(id)),
                 None => Err(StudioError::RunNotFound(id)),
             },
-            None => store.newest_with_model()?.ok_or(StudioError::NoModelAtAll),
+            None => self.with_store(|store| store.newest_with_model())?.ok_or(StudioError::NoModelAtAll),
         }
     }
 
@@ -1207,7 +1208,7 @@ impl Studio {
 
     /// Applies `event` to run `run_id` (see [`lifecycle`]) and tells every client.
     fn move_run(&self, run_id: u64, event: Move, error: Option<&str>) -> Result<(), StudioError> {
-        self.store().apply(run_id, event, error)?;
+        self.with_store(|store| store.apply(run_id, event, error))?;
         self.tell(run_id)
     }
 
@@ -1230,7 +1231,7 @@ impl Studio {
             }
             began
         };
-        if let Err(error) = self.store().set_placement(run_id, placement) {
+        if let Err(error) = self.with_store(|store| store.set_placement(run_id, placement)) {
             tracing::warn!(run_id, "could not record where the run trains: {error}");
         }
         if began {
@@ -1249,9 +1250,11 @@ impl Studio {
             }
             TrainingEvent::Started { classes, train_count, test_count, first_epoch, first_batch } => {
                 tracing::info!(run_id, train_count, test_count, first_epoch, first_batch, "training started");
-                self.store().in_transaction(|store| {
-                    store.set_classes(run_id, &classes)?;
-                    store.apply(run_id, Move::Begin, None)
+                self.with_store(|store| {
+                    store.in_transaction(|store| {
+                        store.set_classes(run_id, &classes)?;
+                        store.apply(run_id, Move::Begin, None)
+                    })
                 })?;
                 self.tell(run_id)?;
             }
@@ -1280,12 +1283,15 @@ impl Studio {
                 tracing::info!(run_id, epoch, batches_done, "checkpointed inside the epoch");
             }
             TrainingEvent::DatasetDownloaded { name } => {
-                self.store().add_dataset(&name, &DatasetAdded { origin: DatasetOrigin::Downloaded, at: unix_now() })?;
+                self.with_store(|store| {
+                    store.add_dataset(&name, &DatasetAdded { origin: DatasetOrigin::Downloaded, at: unix_now() })
+                })?;
             }
             TrainingEvent::ModelSaved { epoch } => {
                 let bytes = std::fs::metadata(self.run_dir(run_id).best_weights()).map_or(0, |m| m.len());
-                let recorded =
-                    self.store().set_best_checkpoint(run_id, &Checkpoint { epoch, bytes, saved_at: unix_now() });
+                let recorded = self.with_store(|store| {
+                    store.set_best_checkpoint(run_id, &Checkpoint { epoch, bytes, saved_at: unix_now() })
+                });
                 self.unless_recorded(run_id, recorded)?;
                 // Every client learns that the run has a (better) model to classify with.
                 self.tell(run_id)?;
@@ -1301,7 +1307,7 @@ impl Studio {
         if self.live().unrecorded.contains(&run_id) {
             return self.catch_up(run_id);
         }
-        let recorded = self.store().add_epoch(run_id, &metrics);
+        let recorded = self.with_store(|store| store.add_epoch(run_id, &metrics));
         self.unless_recorded(run_id, recorded)?;
         self.broadcast(ServerMessage::EpochCompleted { run_id, metrics });
         Ok(())
@@ -1322,7 +1328,7 @@ impl Studio {
             return Ok(());
         }
         let run_dir = self.run_dir(run_id);
-        self.store().in_transaction(|store| complete_from_checkpoint(store, run_id, &run_dir))?;
+        self.with_store(|store| store.in_transaction(|store| complete_from_checkpoint(store, run_id, &run_dir)))?;
         self.live().unrecorded.remove(&run_id);
         tracing::info!(run_id, "recorded the epochs the history had missed");
         self.tell(run_id)
@@ -1446,8 +1452,8 @@ mod tests {
         let studio = Studio::open(StudioSettings::new(folder), Device::Cpu).unwrap();
         studio.0.executor.stop_taking_jobs();
         let config = TrainConfig { epochs: 2, ..TrainConfig::for_dataset("colors") };
-        let id = studio.store().create_run(&config, 0).unwrap().id;
-        studio.store().set_status(id, RunStatus::Stopped, None).unwrap();
+        let id = studio.with_store(|store| store.create_run(&config, 0)).unwrap().id;
+        studio.with_store(|store| store.set_status(id, RunStatus::Stopped, None)).unwrap();
         (studio, id)
     }
 

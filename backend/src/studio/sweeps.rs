@@ -59,7 +59,7 @@ impl Studio {
             }
         }
         let plan: Vec<_> = trials.into_iter().map(|(parameters, _)| parameters).collect();
-        let id = self.store().create_sweep(&request, &plan, unix_now())?;
+        let id = self.with_store(|store| store.create_sweep(&request, &plan, unix_now()))?;
         tracing::info!(sweep_id = id, trials = plan.len(), "sweep created");
         self.advance_sweep(id, false)?;
         self.sweep(id)
@@ -67,34 +67,36 @@ impl Studio {
 
     /// Every sweep, newest first.
     pub fn sweeps(&self) -> Result<Vec<Sweep>, StudioError> {
-        let ids = self.store().sweep_ids()?;
+        let ids = self.with_store(|store| store.sweep_ids())?;
         ids.into_iter().map(|id| self.sweep(id)).collect()
     }
 
     /// One sweep, its trials ranked by its metric (best first).
     pub fn sweep(&self, id: u64) -> Result<Sweep, StudioError> {
-        let store = self.store();
-        let row = store.sweep_row(id)?.ok_or(StudioError::SweepNotFound(id))?;
-        let mut trials = Vec::new();
-        for trial in store.trials(id)? {
-            let run = match trial.run_id {
-                Some(run_id) => store.run(run_id)?,
-                None => None,
-            };
-            trials.push(trial_of(&row.request, trial, run.as_ref()));
-        }
-        shared::sweep::rank(&mut trials, row.request.metric);
-        let decisions = store.decisions(id)?;
-        let SweepRow { id, name, request, status, created_at } = row;
-        Ok(Sweep { id, name, status, request, created_at, trials, decisions })
+        // One read of the history, so the sweep is seen as it was at one moment.
+        self.with_store(|store| {
+            let row = store.sweep_row(id)?.ok_or(StudioError::SweepNotFound(id))?;
+            let mut trials = Vec::new();
+            for trial in store.trials(id)? {
+                let run = match trial.run_id {
+                    Some(run_id) => store.run(run_id)?,
+                    None => None,
+                };
+                trials.push(trial_of(&row.request, trial, run.as_ref()));
+            }
+            shared::sweep::rank(&mut trials, row.request.metric);
+            let decisions = store.decisions(id)?;
+            let SweepRow { id, name, request, status, created_at } = row;
+            Ok(Sweep { id, name, status, request, created_at, trials, decisions })
+        })
     }
 
     /// Stops a running sweep: no trial starts, and its trials in training stop at their next batch
     /// (resumable, as any stopped run).
     pub fn stop_sweep(&self, id: u64) -> Result<Sweep, StudioError> {
         let row = self.sweep_in(id, &[SweepStatus::Running], "stopped")?;
-        self.store().set_sweep_status(id, SweepStatus::Stopped)?;
-        let trials = self.store().trials(row.id)?;
+        self.with_store(|store| store.set_sweep_status(id, SweepStatus::Stopped))?;
+        let trials = self.with_store(|store| store.trials(row.id))?;
         for trial in trials {
             if let Some(run_id) = trial.run_id {
                 match self.stop_attempt(run_id) {
@@ -111,9 +113,11 @@ impl Studio {
     /// `parallel` at a time.
     pub fn resume_sweep(&self, id: u64) -> Result<Sweep, StudioError> {
         self.sweep_in(id, &[SweepStatus::Stopped], "resumed")?;
-        self.store().in_transaction(|store| {
-            store.hold_trials(id, None, false)?;
-            store.set_sweep_status(id, SweepStatus::Running)
+        self.with_store(|store| {
+            store.in_transaction(|store| {
+                store.hold_trials(id, None, false)?;
+                store.set_sweep_status(id, SweepStatus::Running)
+            })
         })?;
         self.advance_sweep(id, true)?;
         self.sweep(id)
@@ -122,8 +126,8 @@ impl Studio {
     /// Deletes a sweep that is not running; its trials' runs stay, as ordinary runs.
     pub fn delete_sweep(&self, id: u64) -> Result<(), StudioError> {
         let row = self.sweep_in(id, &[SweepStatus::Stopped, SweepStatus::Completed], "deleted")?;
-        let runs: Vec<u64> = self.store().trials(row.id)?.iter().filter_map(|t| t.run_id).collect();
-        self.store().delete_sweep(id)?;
+        let runs: Vec<u64> = self.with_store(|store| store.trials(row.id))?.iter().filter_map(|t| t.run_id).collect();
+        self.with_store(|store| store.delete_sweep(id))?;
         self.broadcast(ServerMessage::SweepRemoved { sweep_id: id });
         for run_id in runs {
             self.tell(run_id)?;
@@ -133,7 +137,7 @@ impl Studio {
 
     /// The sweep's row if its status is one of `allowed`; else why it cannot be `what`.
     fn sweep_in(&self, id: u64, allowed: &[SweepStatus], what: &'static str) -> Result<SweepRow, StudioError> {
-        let row = self.store().sweep_row(id)?.ok_or(StudioError::SweepNotFound(id))?;
+        let row = self.with_store(|store| store.sweep_row(id))?.ok_or(StudioError::SweepNotFound(id))?;
         if !allowed.contains(&row.status) {
             return Err(StudioError::SweepState { id, status: row.status.as_str(), what });
         }
@@ -150,7 +154,7 @@ impl Studio {
     /// Moves every running sweep on, after the studio opened: trials the restart left interrupted or
     /// stopped go on without counting a retry.
     pub(super) fn advance_sweeps_at_open(&self) -> Result<(), StudioError> {
-        let ids = self.store().sweep_ids()?;
+        let ids = self.with_store(|store| store.sweep_ids())?;
         for id in ids {
             self.advance_sweep(id, true)?;
         }
@@ -159,7 +163,7 @@ impl Studio {
 
     /// After run `run_id` ended (or was stopped while queued): moves its sweep on, if it is a trial.
     pub(super) fn trial_ended(&self, run_id: u64) {
-        let link = match self.store().trial_of_run(run_id) {
+        let link = match self.with_store(|store| store.trial_of_run(run_id)) {
             Ok(Some(link)) => link,
             Ok(None) => return,
             Err(error) => return tracing::error!(run_id, "could not read the run's sweep: {error}"),
@@ -174,15 +178,15 @@ impl Studio {
     /// on without counting a retry. One sweep moves on at a time.
     fn advance_sweep(&self, id: u64, revive: bool) -> Result<(), StudioError> {
         let _one_at_a_time = self.0.sweeping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(row) = self.store().sweep_row(id)? else { return Ok(()) };
+        let Some(row) = self.with_store(|store| store.sweep_row(id))? else { return Ok(()) };
         if row.status != SweepStatus::Running || self.live().shutting_down {
             return Ok(());
         }
-        let trials = self.store().trials(id)?;
+        let trials = self.with_store(|store| store.trials(id))?;
         let mut next = Vec::new();
         for trial in &trials {
             let run = match trial.run_id {
-                Some(run_id) => self.store().run(run_id)?,
+                Some(run_id) => self.with_store(|store| store.run(run_id))?,
                 None => None,
             };
             next.push((trial, self.next_for(&row, trial, run.as_ref(), revive)?));
@@ -208,7 +212,7 @@ impl Studio {
             }
         }
         if active == 0 && left == 0 {
-            self.store().set_sweep_status(id, SweepStatus::Completed)?;
+            self.with_store(|store| store.set_sweep_status(id, SweepStatus::Completed))?;
             tracing::info!(sweep_id = id, "sweep completed");
         }
         self.tell_sweep(id)
@@ -249,9 +253,9 @@ impl Studio {
             Next::Retry(run_id) => {
                 let why = self.run(run_id).ok().and_then(|run| run.error).unwrap_or_else(|| "it was lost".into());
                 let note = format!("retried once from its checkpoint after: {why}");
-                // Its own statement: the history's lock is let go before the resume takes it again.
-                let noted = self.store().note_trial(link, true, &note);
-                noted.map_err(StudioError::from).and_then(|()| self.resume_run(run_id).map(drop))
+                self.with_store(|store| store.note_trial(link, true, &note))
+                    .map_err(StudioError::from)
+                    .and_then(|()| self.resume_run(run_id).map(drop))
             }
             Next::Active | Next::Nothing => return false,
         };
@@ -259,7 +263,7 @@ impl Studio {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(sweep_id = row.id, trial = trial.trial, "could not begin the trial: {error}");
-                let _ = self.store().note_trial(link, false, &format!("could not begin: {error}"));
+                let _ = self.with_store(|store| store.note_trial(link, false, &format!("could not begin: {error}")));
                 false
             }
         }
@@ -270,11 +274,13 @@ impl Studio {
         let link = SweepRef { id: row.id, trial: trial.trial };
         let config = row.request.trial_config(&trial.parameters).map_err(StudioError::InvalidConfig)?;
         let name = shared::check_run_name(&format!("{} · trial {}", row.name, trial.trial)).ok().flatten();
-        let run = self.store().in_transaction(|store| {
-            let run = store.create_run(&config, unix_now())?;
-            store.set_trial_run(link, run.id)?;
-            store.set_name(run.id, name.as_deref())?;
-            Ok(run)
+        let run = self.with_store(|store| {
+            store.in_transaction(|store| {
+                let run = store.create_run(&config, unix_now())?;
+                store.set_trial_run(link, run.id)?;
+                store.set_name(run.id, name.as_deref())?;
+                Ok(run)
+            })
         })?;
         self.enqueue(run.id, config, false)?;
         self.tell(run.id)
@@ -283,11 +289,12 @@ impl Studio {
     /// The epoch run `run_id`'s next attempt pauses after: its sweep's next ASHA rung, if it is a trial
     /// of a sweep with early stopping and has a rung left.
     pub(super) fn pause_for(&self, run_id: u64) -> Option<u32> {
-        let store = self.store();
-        let link = store.trial_of_run(run_id).ok()??;
-        let asha = store.sweep_row(link.id).ok()??.request.early_stopping?.asha;
-        let run = store.run(run_id).ok()??;
-        asha.next_rung(run.epochs.len() as u32, run.config.epochs)
+        self.with_store(|store| {
+            let link = store.trial_of_run(run_id).ok()??;
+            let asha = store.sweep_row(link.id).ok()??.request.early_stopping?.asha;
+            let run = store.run(run_id).ok()??;
+            asha.next_rung(run.epochs.len() as u32, run.config.epochs)
+        })
     }
 
     /// Trial run `run_id` paused after `epoch`, a rung: judged, it is queued again at once or pruned.
@@ -298,9 +305,9 @@ impl Studio {
             live.running.remove(&run_id);
         }
         let run = self.run(run_id)?;
-        let link = self.store().trial_of_run(run_id)?;
+        let link = self.with_store(|store| store.trial_of_run(run_id))?;
         let row = match link {
-            Some(link) => self.store().sweep_row(link.id)?,
+            Some(link) => self.with_store(|store| store.sweep_row(link.id))?,
             None => None,
         };
         let (Some(link), Some(row)) = (link, row) else {
@@ -327,7 +334,7 @@ impl Studio {
         if !early.asha.rungs(run.config.epochs).contains(&done) {
             return Ok(None);
         }
-        let decisions = self.store().decisions(row.id)?;
+        let decisions = self.with_store(|store| store.decisions(row.id))?;
         if let Some(made) = decisions.iter().find(|d| d.trial == link.trial && d.epoch == done) {
             return Ok(Some(made.clone()));
         }
@@ -335,13 +342,13 @@ impl Studio {
         let value = run.epochs.last().map_or(f64::NAN, |epoch| metric.of(epoch));
         let earlier: Vec<f64> = decisions.iter().filter(|d| d.epoch == done).map(|d| d.metric).collect();
         let decision = asha::judge(metric, early.asha.eta, link.trial, done, value, &earlier);
-        self.store().add_decision(row.id, &decision)?;
+        self.with_store(|store| store.add_decision(row.id, &decision))?;
         Ok(Some(decision))
     }
 
     /// Ends trial `link`'s run `run_id` as pruned, with the decision's sentence as the trial's note.
     fn prune(&self, run_id: u64, link: SweepRef, decision: &RungDecision) -> Result<(), StudioError> {
-        self.store().note_trial(link, false, &decision.sentence)?;
+        self.with_store(|store| store.note_trial(link, false, &decision.sentence))?;
         self.finish(run_id, RunStatus::Pruned, None);
         Ok(())
     }
