@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 # Arguments for `make run`, e.g. make run ARGS="--port 9000 --data-dir /srv/studio"
 ARGS ?=
 
-.PHONY: run test lint setup setup-test ui build bench bench-sweep bench-data bench-page clean-data fuzz latency gpu-check gpu-dry-run
+.PHONY: run test lint setup setup-test ui build bench bench-sweep bench-data bench-page bench-scheduling clean-data fuzz latency gpu-check gpu-dry-run
 
 run: build
 	$(ENV) ./target/release/transfer-studio serve --ui-dir dist $(ARGS)
@@ -52,6 +52,10 @@ bench-data: setup-test build
 # decoded bytes and the time to the first rendered run list (PAGE_LOAD_SAMPLES visits per case, 5 by default).
 bench-page: setup-test build
 	$(ENV) cargo run --release -p transfer-studio-tests --example page_load
+
+# Scheduling overhead, local against a private two-node Slurm cluster: Start to running and to the first batch.
+bench-scheduling: setup-test build
+	$(ENV) cargo run --release -p transfer-studio-tests --example scheduling
 
 # Benchmark: GET /api/health latency (p50/p99) while 8 clients list 500 runs and a run trains.
 latency: setup
