@@ -10,9 +10,9 @@
 # target/bench-data/data/jpegs and kept while the sizes stay the same; the decoded caches beside them are
 # rebuilt by each run. BENCH_DATA_SUBSET files (2,000) go into the one-core decoding comparison;
 # BENCH_DATA_ROUNDS (2) rounds of it and of the training comparison; each training window times
-# BENCH_DATA_BATCHES (12) batches of BENCH_DATA_BATCH (32) images after one warm-up batch. libgomp's waiting
-# threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE; set BENCH_DATA_OMP_WAIT_POLICY=default to keep
-# libgomp's own policy): see backend/examples/bench/data_scale.rs for why. About 10-12 minutes on 2 cores.
+# BENCH_DATA_BATCHES (12) batches of BENCH_DATA_BATCH (32) images after one warm-up batch. libgomp keeps its
+# own waiting policy, as in the product (BENCH_DATA_OMP_WAIT_POLICY=PASSIVE, say, sets OMP_WAIT_POLICY): see
+# backend/examples/bench/data_scale.rs. About 10-12 minutes on 2 cores.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +29,7 @@ cargo build --release --quiet --example bench -p transfer-studio
 mkdir -p "$DIR"
 "$BENCH" jpegs "$DIR" --train "${BENCH_DATA_TRAIN:-18000}" --test "${BENCH_DATA_TEST:-2000}"
 
-POLICY=${BENCH_DATA_OMP_WAIT_POLICY:-PASSIVE}
+POLICY=${BENCH_DATA_OMP_WAIT_POLICY:-default}
 if [[ "$POLICY" == default ]]; then
     unset OMP_WAIT_POLICY
 else

@@ -20,12 +20,13 @@
 //!      ceiling of [`Ceiling`] between them, in interleaved rounds whose order alternates; then the batch
 //!      preparation alone ([`pipeline`]) from the mapping and from memory.
 //!
-//! `scripts/bench-data.sh` runs it with `OMP_WAIT_POLICY=PASSIVE` unless told otherwise, and the table says
-//! which policy it ran under. Why: libtorch's OpenMP threads (libgomp) spin while they wait for work, and
-//! spin less once a process has more OpenMP threads than CPUs. A streamed run has the batch thread's team
-//! besides the training thread's, so on a 2-core machine that other work also uses, the resident run and
-//! the ceiling spun away half their CPU time and the streamed run did not: streamed came out 1.4x to 2.4x
-//! faster than resident. With waiting threads asleep, the three stand on equal terms.
+//! `scripts/bench-data.sh` runs it under libgomp's own waiting policy, as the product runs, unless
+//! `BENCH_DATA_OMP_WAIT_POLICY` says otherwise; the table says which policy it ran under. Until
+//! 2026-12-07 it ran with `OMP_WAIT_POLICY=PASSIVE`: the batch-stream thread then started an OpenMP team of
+//! its own beside the trainer's, and libgomp throttles idle workers' spinning once a process has more
+//! OpenMP threads than CPUs, so the three measurements stood on different terms (streamed came out 1.4x
+//! to 2.4x faster than resident on a busy machine). The batch thread now gathers with one OpenMP thread
+//! and starts no team (`backend/src/engine/teams.rs`).
 
 use super::{load_average, median, pipeline, verdict, write_class_folders, Ceiling, PyTorch, CLASSES};
 use backend::data::{self, download::DownloadSource, Recipe};
