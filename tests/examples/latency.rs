@@ -15,10 +15,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use backend::studio::store::Store;
 use common::{write_color_dataset, TestServer};
 use serde_json::json;
-use shared::{RunCreated, RunStatus, TrainConfig};
+use shared::{RunCreated, RunStatus};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     let server_runtime = tokio::runtime::Runtime::new()?;
     let data = tempfile::tempdir()?;
     write_color_dataset(data.path(), "colors", 3, 40, 8, 32);
-    fill_history(data.path())?;
+    common::write_completed_runs(data.path(), HISTORY)?;
     let server = server_runtime.block_on(TestServer::start_with(data, |_| {}, None));
     let clients = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     clients.block_on(measure(&server))
@@ -106,20 +105,6 @@ fn time_health(url: String) -> anyhow::Result<(Vec<Duration>, Duration)> {
 /// client would.
 fn on_own_runtime<T>(client: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(client)
-}
-
-/// Writes [`HISTORY`] completed runs of three epochs each into the data folder's run store.
-fn fill_history(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = Store::open(&data_dir.join(backend::studio::DATABASE_FILE))?;
-    let config = TrainConfig::for_dataset("colors");
-    for _ in 0..HISTORY {
-        let run = store.create_run(&config, 1_795_000_000)?;
-        for epoch in 1..=3 {
-            store.add_epoch(run.id, &common::epoch_metrics(epoch))?;
-        }
-        store.set_status(run.id, RunStatus::Completed, None)?;
-    }
-    Ok(())
 }
 
 /// Whether the listers run as tasks sharing the client runtime's workers (`LATENCY_LISTERS=shared`)

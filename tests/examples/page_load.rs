@@ -32,7 +32,6 @@
 mod common;
 
 use axum::http::Method;
-use backend::studio::store::Store;
 use common::browser::{built_page, ChromeDriver};
 use common::{write_color_dataset, TestServer};
 use fantoccini::wd::WebDriverCompatibleCommand;
@@ -40,7 +39,6 @@ use fantoccini::Client;
 use futures::StreamExt;
 use reqwest::Url;
 use serde_json::{json, Value};
-use shared::{RunStatus, TrainConfig};
 use std::time::Duration;
 
 /// Runs in the history, so the list has rows to draw.
@@ -91,24 +89,10 @@ fn main() -> anyhow::Result<()> {
     let server_runtime = tokio::runtime::Runtime::new()?;
     let data = tempfile::tempdir()?;
     write_color_dataset(data.path(), "colors", 3, 8, 4, 16);
-    fill_history(data.path())?;
+    common::write_completed_runs(data.path(), HISTORY)?;
     let server = server_runtime.block_on(TestServer::start_with(data, |_| {}, Some(built_page())));
     let driving = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     driving.block_on(measure(&server))
-}
-
-/// Writes [`HISTORY`] completed runs of three epochs each into the data folder's run store.
-fn fill_history(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let store = Store::open(&data_dir.join(backend::studio::DATABASE_FILE))?;
-    let config = TrainConfig::for_dataset("colors");
-    for _ in 0..HISTORY {
-        let run = store.create_run(&config, 1_795_000_000)?;
-        for epoch in 1..=3 {
-            store.add_epoch(run.id, &common::epoch_metrics(epoch))?;
-        }
-        store.set_status(run.id, RunStatus::Completed, None)?;
-    }
-    Ok(())
 }
 
 /// A link between the browser and the server.

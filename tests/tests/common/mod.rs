@@ -167,6 +167,21 @@ pub fn epoch_metrics(epoch: u32) -> shared::EpochMetrics {
     }
 }
 
+/// Writes `count` completed runs of three epochs each ([`epoch_metrics`]) of dataset `colors` straight
+/// into the run store of `data_dir`, before a studio opens it: a history to list.
+pub fn write_completed_runs(data_dir: &Path, count: usize) -> Result<(), backend::studio::store::StoreError> {
+    let store = backend::studio::store::Store::open(&data_dir.join(backend::studio::DATABASE_FILE))?;
+    let config = shared::TrainConfig::for_dataset("colors");
+    for _ in 0..count {
+        let run = store.create_run(&config, 1_795_000_000)?;
+        for epoch in 1..=3 {
+            store.add_epoch(run.id, &epoch_metrics(epoch))?;
+        }
+        store.set_status(run.id, shared::RunStatus::Completed, None)?;
+    }
+    Ok(())
+}
+
 /// Colours of the synthetic classes: each class is one colour, images are that colour plus noise.
 pub const COLOR_CLASSES: [(&str, [u8; 3]); 6] = [
     ("black", [20, 20, 20]),
