@@ -46,5 +46,8 @@ say "Transfer Studio against the seed recipe's PyTorch loop (interleaved), then 
 "$BENCH" run "$DIR" --python "$ROOT/.venv/bin/python" --script scripts/bench_pytorch.py \
     --batch "$BATCH" --requests "$REQUESTS" "${WASM_ARGS[@]}"
 
+say "Training through the studio before and after classify requests (OpenMP teams)"
+"$BENCH" interference "$DIR"
+
 say "The health check's duplicate search on 60,000 images of 32 px (issue 30)"
 "$BENCH" duplicates --count 60000 --side 32

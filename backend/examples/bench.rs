@@ -3,7 +3,8 @@
 //!
 //! Two sub-commands, which `scripts/bench.sh` runs (and `bench sweep`, which `make bench-sweep` runs:
 //! a grid sweep to the end against the same grid with ASHA; and `bench jpegs` and `bench data-scale`, which
-//! `make bench-data` runs: datasets of any size, see [`data_scale`]):
+//! `make bench-data` runs: datasets of any size, see [`data_scale`]; `bench classify` and
+//! `bench interference`, which `scripts/bench.sh` also runs: see [`classify`] and [`interference`]):
 //!
 //! - `bench data DIR` writes a synthetic CIFAR-shaped dataset, `DIR/data/synthetic/{train,test}/classN/*.png`
 //!   (32x32 RGB PNGs, ten class folders). Both sides read these same files: the engine decodes them once
@@ -71,6 +72,8 @@ const WARMUP_REQUESTS: usize = 5;
 mod classify;
 #[path = "bench/data_scale.rs"]
 mod data_scale;
+#[path = "bench/interference.rs"]
+mod interference;
 
 #[derive(Parser)]
 #[command(about = "Transfer Studio benchmark (see scripts/bench.sh)")]
@@ -132,6 +135,11 @@ enum Command {
         /// Classify requests timed (half as many at 224 px).
         #[arg(long, default_value_t = 50)]
         requests: usize,
+    },
+    /// Training through the studio before and after classify requests (see `bench/interference.rs`).
+    Interference {
+        /// Benchmark folder (written by `data`).
+        dir: PathBuf,
     },
     /// Times the health check's duplicate search (fingerprints, then candidates and verification) on
     /// `count` distinct noisy images of `side` pixels, a few of them planted copies, and prints its peak memory.
@@ -198,6 +206,7 @@ fn main() -> anyhow::Result<()> {
             run(&dir, &python, &script, batch, requests, wasm)
         }
         Command::Classify { dir, python, script, requests } => classify_only(&dir, &python, &script, requests),
+        Command::Interference { dir } => interference::measure(&dir),
         Command::Duplicates { count, side } => time_duplicates(count, side),
         Command::Sweep { dir, epochs } => compare_sweeps(&dir, epochs),
         Command::Jpegs { dir, train, test } => data_scale::write_jpegs(&dir, train, test),
