@@ -15,17 +15,30 @@
 
 /// Runs `work` on a new thread named `name` with `threads` OpenMP threads and waits for it; the thread,
 /// and the OpenMP team it started, end with the work. The new thread inherits the caller's scheduling
-/// priority. A panic in `work` continues in the caller.
+/// priority. A panic in `work` continues in the caller. If the system refuses a new thread, `work` runs
+/// on the calling thread instead (its team then stays with that thread), so the work is never lost.
 pub fn on_own_team<T: Send>(name: &str, threads: usize, work: impl FnOnce() -> T + Send) -> T {
+    on_thread_from(std::thread::Builder::new().name(name.to_string()), threads, work)
+}
+
+/// [`on_own_team`] with the new thread made by `builder`.
+fn on_thread_from<T: Send>(builder: std::thread::Builder, threads: usize, work: impl FnOnce() -> T + Send) -> T {
+    let threads = threads.max(1) as i32;
+    // Shared with the new thread, so the work is still here when the thread cannot be made.
+    let work = std::sync::Mutex::new(Some(work));
+    let take = || work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().expect("the work runs once");
     std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn_scoped(scope, move || {
-                tch::set_num_threads(threads.max(1) as i32);
-                work()
-            })
-            .expect("spawn a libtorch work thread");
-        worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        let spawned = builder.spawn_scoped(scope, || {
+            tch::set_num_threads(threads);
+            take()()
+        });
+        match spawned {
+            Ok(worker) => worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(error) => {
+                tracing::warn!("could not start a thread for libtorch work ({error}); running it here");
+                take()()
+            }
+        }
     })
 }
 
@@ -64,12 +77,21 @@ mod tests {
             .count()
     }
 
+    /// Parallel libtorch work on a thread of its own: the sum and the names of this process's threads
+    /// named `name` while it runs.
+    fn parallel_sum_on(name: &str) -> (f64, usize) {
+        on_own_team(name, 2, || {
+            let ones = tch::Tensor::ones([1 << 22], (tch::Kind::Float, tch::Device::Cpu));
+            ((&ones * 2.0).sum(tch::Kind::Float).double_value(&[]), threads_named(name))
+        })
+    }
+
     #[test]
     fn the_team_of_parallel_work_ends_with_it() {
-        let (sum, during) = on_own_team("team-probe", 2, || {
-            let ones = tch::Tensor::ones([1 << 22], (tch::Kind::Float, tch::Device::Cpu));
-            ((&ones * 2.0).sum(tch::Kind::Float).double_value(&[]), threads_named("team-probe"))
-        });
+        // The first such work in a process also starts libtorch's one pthreadpool worker, which stays for
+        // the process's life under the name of the thread that started it: let a warm-up start it.
+        parallel_sum_on("team-warm-up");
+        let (sum, during) = parallel_sum_on("team-probe");
         assert_eq!(sum, f64::from(1u32 << 23));
         assert_eq!(during, 2, "the work's thread and its OpenMP worker");
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -77,6 +99,14 @@ mod tests {
             assert!(Instant::now() < deadline, "the thread and its team end with the work");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn work_runs_on_the_calling_thread_when_no_thread_can_be_made() {
+        // A stack no system can give: the thread is refused.
+        let refused = std::thread::Builder::new().name("team-refused".into()).stack_size(usize::MAX / 2);
+        let caller = std::thread::current().id();
+        assert_eq!(on_thread_from(refused, 1, || std::thread::current().id()), caller);
     }
 
     #[test]
