@@ -6,8 +6,8 @@
 #
 # Steps: build the `bench` example; write a synthetic CIFAR-shaped dataset (PNG class folders) to
 # target/bench; run `bench run`, which starts scripts/bench_pytorch.py as a worker, measures both sides
-# in interleaved rounds and prints the table. Sizes and batch can be changed with BENCH_TRAIN, BENCH_TEST, BENCH_BATCH and
-# BENCH_REQUESTS. Both sides use as many threads as the machine has CPUs; a busy machine slows both,
+# in interleaved rounds and prints the table; then `bench classify` (its own process) and `bench interference`.
+# Sizes and batch can be changed with BENCH_TRAIN, BENCH_TEST, BENCH_BATCH and BENCH_REQUESTS. Both sides use as many threads as the machine has CPUs; a busy machine slows both,
 # so the load average is printed with the figures.
 set -euo pipefail
 
@@ -44,7 +44,12 @@ fi
 
 say "Transfer Studio against the seed recipe's PyTorch loop (interleaved), then the server"
 "$BENCH" run "$DIR" --python "$ROOT/.venv/bin/python" --script scripts/bench_pytorch.py \
-    --batch "$BATCH" --requests "$REQUESTS" "${WASM_ARGS[@]}"
+    --batch "$BATCH" "${WASM_ARGS[@]}"
+
+# Its own process: `bench run` trains on its main thread, and that thread's OpenMP team would stay beside the
+# server's (see backend/examples/bench.rs).
+say "Classification over HTTP against PyTorch's bare forward (3 alternating rounds per row)"
+"$BENCH" classify "$DIR" --python "$ROOT/.venv/bin/python" --script scripts/bench_pytorch.py --requests "$REQUESTS"
 
 say "Training through the studio before and after classify requests (OpenMP teams)"
 "$BENCH" interference "$DIR"

@@ -19,11 +19,13 @@
 //!      within a round. The first round warms up; the others are reported as medians, and the speed-up as
 //!      the median of the rounds' ratios;
 //!   2. evaluation throughput, [`EVAL_REPEATS`] alternating test passes per side, medians;
-//!   3. the memory of the decoded training split as `u8` against `float32`;
-//!   4. classification over loopback HTTP against a real [`Studio`] + [`backend::web::serve`], each
-//!      figure beside PyTorch's bare forward (one 32x32 PNG, one 224x224 JPEG, bursts of 64 requests
-//!      against one batched forward): see [`classify`]. `bench classify DIR --python PY --script S`
-//!      measures these alone.
+//!   3. the memory of the decoded training split as `u8` against `float32`.
+//! - `bench classify DIR --python PY --script S`, which `scripts/bench.sh` runs next: classification over
+//!   loopback HTTP against a real [`Studio`] + [`backend::web::serve`], each figure beside PyTorch's bare
+//!   forward (one 32x32 PNG, one 224x224 JPEG, bursts of 64 requests against one batched forward): see
+//!   [`classify`]. It is a process of its own because `run` trains on its main thread, whose OpenMP team
+//!   then stays in the process and slows every other team (`backend/src/engine/teams.rs`), which the
+//!   studio itself never does: inside `run` the same rows read 1.25x and 1.09x instead of 0.94x and 0.9x.
 //!
 //! Why interleaved: on a shared virtual machine the speed of identical work drifts by 10-20 % within
 //! seconds, more than the margins measured. Figures taken side by side in time see the same machine, so
@@ -108,9 +110,6 @@ enum Command {
         /// Images per training batch.
         #[arg(long, default_value_t = 64)]
         batch: u32,
-        /// Classify requests timed.
-        #[arg(long, default_value_t = 50)]
-        requests: usize,
         /// Size of the page's wasm as served gzipped, in bytes (bench.sh reads it off the built page).
         #[arg(long)]
         wasm_gzip_bytes: Option<u64>,
@@ -121,8 +120,8 @@ enum Command {
         #[arg(long)]
         wasm_raw_bytes: Option<u64>,
     },
-    /// Only the classification figures of `run` (one 32 px PNG, one 224 px JPEG, bursts), each against
-    /// PyTorch's bare forward: see `bench/classify.rs`.
+    /// The classification figures (one 32 px PNG, one 224 px JPEG, bursts), each against PyTorch's bare
+    /// forward: see `bench/classify.rs`.
     Classify {
         /// Benchmark folder (written by `data`).
         dir: PathBuf,
@@ -201,9 +200,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Data { dir, train, test } => write_dataset(&dir, train, test),
-        Command::Run { dir, python, script, batch, requests, wasm_gzip_bytes, wasm_brotli_bytes, wasm_raw_bytes } => {
+        Command::Run { dir, python, script, batch, wasm_gzip_bytes, wasm_brotli_bytes, wasm_raw_bytes } => {
             let wasm = wasm_gzip_bytes.map(|gzip| (gzip, wasm_brotli_bytes.unwrap_or(0), wasm_raw_bytes.unwrap_or(0)));
-            run(&dir, &python, &script, batch, requests, wasm)
+            run(&dir, &python, &script, batch, wasm)
         }
         Command::Classify { dir, python, script, requests } => classify_only(&dir, &python, &script, requests),
         Command::Interference { dir } => interference::measure(&dir),
@@ -506,8 +505,6 @@ struct Measured {
     pipeline_ms: f64,
     u8_bytes: usize,
     f32_bytes: usize,
-    /// Classification over HTTP against PyTorch's forward.
-    classify: classify::ClassifyFigures,
 }
 
 /// The seed recipe's configuration of the benchmark's runs at `batch`.
@@ -521,7 +518,7 @@ fn bench_config(batch: u32) -> TrainConfig {
     config
 }
 
-/// `bench classify`: the classification figures alone, printed as `run` prints them.
+/// `bench classify`: the classification figures, as rows of `run`'s table.
 fn classify_only(dir: &Path, python: &Path, script: &Path, requests: usize) -> anyhow::Result<()> {
     backend::engine::allocator::keep_freed_memory_for_training();
     tch::set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get()) as i32);
@@ -533,14 +530,7 @@ fn classify_only(dir: &Path, python: &Path, script: &Path, requests: usize) -> a
     Ok(())
 }
 
-fn run(
-    dir: &Path,
-    python: &Path,
-    script: &Path,
-    batch: u32,
-    requests: usize,
-    wasm: Option<(u64, u64, u64)>,
-) -> anyhow::Result<()> {
+fn run(dir: &Path, python: &Path, script: &Path, batch: u32, wasm: Option<(u64, u64, u64)>) -> anyhow::Result<()> {
     // As the `transfer-studio` binary does at start.
     backend::engine::allocator::keep_freed_memory_for_training();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -632,8 +622,6 @@ fn run(
     eprintln!("[bench] evaluation passes (ours, PyTorch) img/s: {evals:.1?}");
     let loader_seconds = pytorch.ask_number("loader", "seconds")?;
 
-    // 4. Classification over HTTP against PyTorch's forward.
-    let classify = classify::measure(dir, &config, requests, &mut pytorch)?;
     let setup = pytorch.setup.clone();
     drop(pytorch);
 
@@ -649,7 +637,6 @@ fn run(
         pipeline_ms,
         u8_bytes,
         f32_bytes,
-        classify,
     };
     print_report(&measured, &setup, batch, wasm);
     Ok(())
@@ -847,7 +834,6 @@ fn print_report(measured: &Measured, py: &serde_json::Value, batch: u32, wasm: O
         mb(50_000 * 3 * 32 * 32),
         mb(50_000 * 3 * 32 * 32 * 4)
     );
-    classify::print(&measured.classify);
     match wasm {
         Some((gzip, brotli, raw)) => println!(
             "{:<44} {:>16}   {:.1} KB gzip, {:.1} KB brotli ({:.1} KB raw)   < 400 KB gzip, 350 KB brotli  {}",
