@@ -120,16 +120,16 @@ fn write_photos(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// A studio and its server, on a runtime of their own.
-struct BenchServer {
-    runtime: tokio::runtime::Runtime,
-    studio: Studio,
+pub(super) struct BenchServer {
+    pub(super) runtime: tokio::runtime::Runtime,
+    pub(super) studio: Studio,
     base: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl BenchServer {
     /// Opens a fresh history over `data_dir` (the datasets stay) and serves it on `127.0.0.1:0`.
-    fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    pub(super) fn start(data_dir: &Path) -> anyhow::Result<Self> {
         for stale in [data_dir.join(backend::studio::DATABASE_FILE), data_dir.join(backend::studio::RUNS_FOLDER)] {
             let _ = std::fs::remove_file(&stale);
             let _ = std::fs::remove_dir_all(&stale);
@@ -153,9 +153,10 @@ impl BenchServer {
     }
 
     /// Trains a run of `config` to the end; its id.
-    fn train(&self, config: TrainConfig) -> anyhow::Result<u64> {
+    pub(super) fn train(&self, config: TrainConfig) -> anyhow::Result<u64> {
         let _context = self.runtime.enter();
         let started = Instant::now();
+        let epochs = config.epochs;
         let id = self.studio.create_run(config)?.id;
         let run = loop {
             let run = self.studio.run(id)?;
@@ -170,7 +171,7 @@ impl BenchServer {
             run.status,
             run.error
         );
-        eprintln!("[bench] studio trained run {id} for 1 epoch in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!("[bench] studio trained run {id} for {epochs} epochs in {:.1} s", started.elapsed().as_secs_f64());
         Ok(id)
     }
 

@@ -19,9 +19,9 @@ pub enum ClassifyError {
     #[error(transparent)]
     Model(#[from] ModelError),
     /// The classifier's queue is full: the request was not queued.
-    #[error("the classifier is busy ({queued} requests are waiting): try again in a moment")]
+    #[error("the classifier is busy (its queue of {queued} requests, or of the images it may hold, is full): try again in a moment")]
     Busy {
-        /// Requests already waiting.
+        /// Requests its queue holds.
         queued: usize,
     },
     /// Loading or running the model panicked; the details went to the server's log.

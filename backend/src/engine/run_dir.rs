@@ -346,12 +346,13 @@ fn step(name: &str) -> Result<(), RunDirError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::optim::Rule;
     use tch::Device;
 
-    fn model_and_optimizer(seed: u64) -> (ResNet18, Optimizer) {
+    /// A fresh three-class model and its SGD optimiser, for checkpoints made in tests.
+    pub(crate) fn model_and_optimizer(seed: u64) -> (ResNet18, Optimizer) {
         let model = ResNet18::new(Device::Cpu, 3, seed);
         let parameters = model.parameters().into_iter().map(|(name, tensor, _)| (name, tensor, 1.0)).collect();
         let optimizer = Optimizer::new(Rule::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0 }, parameters);

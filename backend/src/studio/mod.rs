@@ -1179,14 +1179,15 @@ impl Studio {
                 self.trial_ended(run_id);
                 Ok(())
             }
-            EngineEventKind::Lost(why) if self.nothing_left_to_train(run_id) => {
-                tracing::warn!(run_id, "{why}, after its last checkpoint: the run is complete");
-                self.finish(run_id, RunStatus::Completed, None);
-                self.trial_ended(run_id);
-                Ok(())
-            }
             EngineEventKind::Lost(why) => {
-                self.finish(run_id, RunStatus::Interrupted, Some(&why));
+                // Lost after its last checkpoint, nothing is left to resume: the run is complete.
+                let complete = self.nothing_left_to_train(run_id);
+                if complete {
+                    tracing::warn!(run_id, "{why}, after its last checkpoint: the run is complete");
+                }
+                let (status, error) =
+                    if complete { (RunStatus::Completed, None) } else { (RunStatus::Interrupted, Some(why.as_str())) };
+                self.finish(run_id, status, error);
                 self.trial_ended(run_id);
                 Ok(())
             }
@@ -1479,12 +1480,9 @@ mod tests {
         assert!(studio.live().jobs.is_empty(), "no attempt is left that nothing can stop");
     }
 
-    /// A committed checkpoint with `state`, in run `id`'s folder.
+    /// A committed checkpoint with `state`, in `run_dir`.
     fn commit_checkpoint(run_dir: &RunDir, state: &crate::engine::run_dir::LoopState) {
-        use crate::model::optim::{Optimizer, Rule};
-        let model = crate::model::ResNet18::new(Device::Cpu, 2, 0);
-        let parameters = model.parameters().into_iter().map(|(name, tensor, _)| (name, tensor, 1.0)).collect();
-        let optimizer = Optimizer::new(Rule::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0 }, parameters);
+        let (model, optimizer) = crate::engine::run_dir::tests::model_and_optimizer(0);
         run_dir.commit(&model, &optimizer, state, None).unwrap();
     }
 
