@@ -25,6 +25,11 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// How often the follower looks at the cluster and the events files.
 const POLL: Duration = Duration::from_millis(300);
+/// How long after Slurm requeued a job the studio lets it start again, instead of Slurm's two-minute
+/// hold. Not at once: the node revoked the job's credentials at the requeue, to the second, and refuses a
+/// launch whose credential was made in that same second ("Job credential revoked"; Slurm then fails the
+/// job with exit code 1). Seen under load on the test cluster.
+const RELAUNCH_AFTER: Duration = Duration::from_secs(3);
 /// Slurm states after which a job runs no more.
 const ENDED_STATES: [&str; 10] = [
     "COMPLETED",
@@ -317,10 +322,10 @@ impl Submitted {
                 }
                 (self.running, self.ran) = (running, self.ran || running);
                 if state == "PENDING" && reason == "BeginTime" {
-                    // Slurm holds a requeued job about two minutes; it is ready now.
+                    // Slurm holds a requeued job about two minutes; a few seconds are enough (see RELAUNCH_AFTER).
                     let release = format!("JobId={}", self.job_id);
-                    let released =
-                        settings.command("scontrol").args(["update", &release, "StartTime=now"]).output_sentence();
+                    let start = format!("StartTime=now+{}", RELAUNCH_AFTER.as_secs());
+                    let released = settings.command("scontrol").args(["update", &release, &start]).output_sentence();
                     if let Err(why) = released {
                         tracing::warn!(job = self.job_id, "could not release the requeued job: {why}");
                     }
@@ -351,21 +356,7 @@ impl Submitted {
         }
         // Gone from the queue, or ended, without an outcome.
         let state = state.unwrap_or("gone from the queue");
-        if self.cancelling {
-            send(EngineEventKind::Finished(Ok(TrainOutcome::Stopped)));
-        } else if matches!(state, "FAILED" | "COMPLETED" | "OUT_OF_MEMORY" | "BOOT_FAIL") {
-            let said = last_line(&self.files.log).map(|line| format!(": {line}")).unwrap_or_default();
-            send(EngineEventKind::Finished(Err(format!(
-                "Slurm job {} ended {state} without a result{said}",
-                self.job_id
-            ))));
-        } else {
-            send(EngineEventKind::Lost(format!(
-                "Slurm job {} ended {state} without a result (cancelled outside the studio, out of time or its node \
-                 lost); resume continues from the last checkpoint",
-                self.job_id
-            )));
-        }
+        send(ended_without_outcome(&self.job_id, state, self.cancelling, last_line(&self.files.log)));
         true
     }
 
@@ -422,6 +413,30 @@ impl OutputSentence for Command {
     }
 }
 
+/// What a job that ended in `state` without writing an outcome means for its run, given whether the
+/// studio cancelled it and the last line of its log: stopped, failed, or lost (resumable).
+fn ended_without_outcome(job_id: &str, state: &str, cancelling: bool, log_end: Option<String>) -> EngineEventKind {
+    if cancelling {
+        return EngineEventKind::Finished(Ok(TrainOutcome::Stopped));
+    }
+    // Slurm's own notice as the log's last line: the job was requeued, and nothing ran after it.
+    let requeued = log_end.as_deref().is_some_and(|line| line.contains("DUE TO JOB REQUEUE"));
+    if requeued {
+        return EngineEventKind::Lost(format!(
+            "Slurm job {job_id} was requeued and then ended {state} before it ran again; resume continues from \
+             the last checkpoint"
+        ));
+    }
+    if matches!(state, "FAILED" | "COMPLETED" | "OUT_OF_MEMORY" | "BOOT_FAIL") {
+        let said = log_end.map(|line| format!(": {line}")).unwrap_or_default();
+        return EngineEventKind::Finished(Err(format!("Slurm job {job_id} ended {state} without a result{said}")));
+    }
+    EngineEventKind::Lost(format!(
+        "Slurm job {job_id} ended {state} without a result (cancelled outside the studio, out of time or its node \
+         lost); resume continues from the last checkpoint"
+    ))
+}
+
 fn placement(job_id: &str, state: &str, reason: &str, node: &str, restarts: u32) -> Placement {
     let named = |text: &str| (!text.is_empty() && text != "None" && text != "(null)").then(|| text.to_string());
     Placement::Slurm {
@@ -451,6 +466,32 @@ mod tests {
     fn paths_are_quoted_for_the_shell_whatever_they_hold() {
         assert_eq!(shell_quoted("/data/run 7"), "'/data/run 7'");
         assert_eq!(shell_quoted("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn a_job_that_ends_without_an_outcome_is_stopped_failed_or_lost_by_what_happened() {
+        let requeue = "slurmstepd-n1: error: *** JOB 1 ON n1 CANCELLED AT 2026-12-07T09:25:30 DUE TO JOB REQUEUE ***";
+        let ending = |state, cancelling, line: Option<&str>| match ended_without_outcome(
+            "1",
+            state,
+            cancelling,
+            line.map(str::to_string),
+        ) {
+            EngineEventKind::Finished(Ok(TrainOutcome::Stopped)) => "stopped".to_string(),
+            EngineEventKind::Finished(Err(why)) => format!("failed: {why}"),
+            EngineEventKind::Lost(why) => format!("lost: {why}"),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(ending("CANCELLED", true, None), "stopped");
+        assert_eq!(
+            ending("FAILED", false, Some("Error: boom")),
+            "failed: Slurm job 1 ended FAILED without a result: Error: boom"
+        );
+        assert!(ending("TIMEOUT", false, None).starts_with("lost: Slurm job 1 ended TIMEOUT"));
+        // Requeued, then refused by the node before the worker ran again: the run goes on from its checkpoint.
+        assert!(
+            ending("FAILED", false, Some(requeue)).starts_with("lost: Slurm job 1 was requeued and then ended FAILED")
+        );
     }
 
     #[test]

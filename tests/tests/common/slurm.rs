@@ -87,6 +87,16 @@ impl Cluster {
         }
     }
 
+    /// The end of each daemon's log, so a failed test says what the cluster did.
+    fn print_logs(&self) {
+        for log in ["slurmctld.log", "slurmd-n1.log", "slurmd-n2.log"] {
+            let text = std::fs::read_to_string(self.dir.path().join("log").join(log))
+                .unwrap_or_else(|e| format!("(could not read it: {e})"));
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("--- the last lines of {log}:\n{}", lines[lines.len().saturating_sub(60)..].join("\n"));
+        }
+    }
+
     fn pids(&self) -> Vec<i32> {
         ["slurmd-n1.pid", "slurmd-n2.pid", "slurmctld.pid", "munged.pid"]
             .iter()
@@ -97,6 +107,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_logs();
+        }
         let _ = self.command("scancel").args(["--me", "--full"]).output();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
