@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make bench-sweep`: a grid sweep of 12 trials run to the end against the same grid with ASHA, on the
-# same synthetic images, one trial at a time on this machine: wall time, epochs trained and the best
-# trial's test accuracy of each, and the verdict on issue 26's target (ASHA within 0.5 points of the
-# grid's best in at most 40 % of its epochs).
+# `make bench-sweep`: a grid sweep of 12 trials run to the end against the same grid with ASHA (its stopping
+# and its promotion variant), on the same synthetic images, one trial at a time on this machine: wall time,
+# epochs trained and the best trial's test accuracy of each, and the verdict on issue 26's target (ASHA
+# within 0.5 points of the grid's best in at most 40 % of its epochs).
 #
 #   scripts/bench-sweep.sh      (BENCH_SWEEP_TRAIN, BENCH_SWEEP_TEST and BENCH_SWEEP_EPOCHS change the sizes)
 set -euo pipefail

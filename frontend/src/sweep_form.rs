@@ -7,7 +7,9 @@
 
 use serde_json::Value as Json;
 use shared::fields::{Kind, Value};
-use shared::sweep::{Asha, Distribution, EarlyStopping, ParameterSpace, SweepMethod, SweepMetric, SweepRequest};
+use shared::sweep::{
+    Asha, AshaVariant, Distribution, EarlyStopping, ParameterSpace, SweepMethod, SweepMetric, SweepRequest,
+};
 use shared::{Field, TrainConfig, FIELDS};
 
 /// The settings the editor's menu offers first, in this order: the ones people sweep most.
@@ -200,8 +202,8 @@ pub struct SweepDraft {
     pub seed: String,
     /// What ranks the trials.
     pub metric: SweepMetric,
-    /// Whether ASHA stops trials that are behind.
-    pub asha: bool,
+    /// Which ASHA judges the trials at its rungs, if any.
+    pub asha: Option<AshaVariant>,
     /// ASHA's grace epochs, as typed.
     pub grace_epochs: String,
     /// ASHA's eta, as typed.
@@ -220,7 +222,7 @@ impl SweepDraft {
             parallel: "1".into(),
             seed: "0".into(),
             metric: SweepMetric::TestAccuracy,
-            asha: false,
+            asha: None,
             grace_epochs: "1".into(),
             eta: "3".into(),
         }
@@ -263,10 +265,11 @@ impl SweepDraft {
         let trials = (self.method == SweepMethod::Random).then(|| whole(&self.trials, "trials", 0) as u32);
         let parallel = whole(&self.parallel, "parallel", 1) as u32;
         let seed = if self.seed.trim().is_empty() { 0 } else { whole(&self.seed, "seed", 0) };
-        let early_stopping = self.asha.then(|| EarlyStopping {
+        let early_stopping = self.asha.map(|variant| EarlyStopping {
             asha: Asha {
                 grace_epochs: whole(&self.grace_epochs, "ASHA's grace epochs", 1) as u32,
                 eta: whole(&self.eta, "ASHA's eta", 3) as u32,
+                variant,
             },
         });
         let request = SweepRequest {
@@ -418,7 +421,7 @@ mod tests {
             SpaceDraft::Range { min: "1e-4".into(), max: "0.1".into(), distribution: Distribution::LogUniform };
         draft.vary(field("optimizer"));
         draft.parameter_mut("optimizer").unwrap().space = SpaceDraft::Ticked(vec!["sgd".into(), "adamw".into()]);
-        draft.asha = true;
+        draft.asha = Some(AshaVariant::Stopping);
         let (request, unreadable) = draft.request();
         assert!(unreadable.is_empty() && draft.problems(1).is_empty(), "{:?}", draft.problems(1));
         assert_eq!(request.trial_count(), Some(12));
@@ -429,6 +432,9 @@ mod tests {
         );
         draft.keep("lr");
         assert_eq!(draft.parameters.len(), 1);
+        draft.asha = Some(AshaVariant::Promotion);
+        let early = draft.request().0.early_stopping.expect("ASHA chosen");
+        assert_eq!((early.asha.variant, early.asha.grace_epochs, early.asha.eta), (AshaVariant::Promotion, 1, 3));
     }
 
     #[test]
@@ -459,7 +465,7 @@ mod tests {
         let mut draft = SweepDraft::new(base(1));
         draft.vary(field("epochs"));
         draft.parameter_mut("epochs").unwrap().space = SpaceDraft::Values("1, 3".into());
-        draft.asha = true;
+        draft.asha = Some(AshaVariant::Stopping);
         draft.grace_epochs = "5".into();
         let (request, _) = draft.request();
         assert_eq!(

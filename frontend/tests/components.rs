@@ -484,4 +484,16 @@ async fn the_editor_counts_the_trials_as_values_are_typed_and_names_each_problem
     settle().await;
     assert_eq!(texts(&root, "#sweep-problems li"), ["lr: \"fast\" is not a number"]);
     assert_eq!(text(&root, "#sweep-summary"), "1 trial: 1 trial × 2 epochs = 2 epochs at most", "what was read counts");
+    // Either variant of ASHA can be chosen; its grace and eta show with it.
+    assert_eq!(count(&root, "#sweep-grace"), 0);
+    let early: HtmlSelectElement = find(&root, "select#sweep-early").dyn_into().unwrap();
+    let options = texts(&root, "select#sweep-early option");
+    assert_eq!(options.len(), 3, "{options:?}");
+    assert!(options[2].starts_with("ASHA, promotion: trials wait at a rung"), "{options:?}");
+    early.set_value("asha-promotion");
+    early.dispatch_event(&Event::new_with_event_init_dict("change", &init).unwrap()).unwrap();
+    settle().await;
+    assert_eq!(count(&root, "#sweep-grace"), 1);
+    assert_eq!(early.value(), "asha-promotion", "the choice stays chosen as the editor redraws");
+    assert!(text(&root, "#sweep-summary").ends_with("ASHA trains fewer, judging trials after epoch 1"));
 }

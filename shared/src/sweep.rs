@@ -154,9 +154,9 @@ pub struct EarlyStopping {
     pub asha: Asha,
 }
 
-/// ASHA, the stopping variant (Li et al., MLSys 2020): rungs at `grace_epochs`, `grace_epochs * eta`,
-/// `grace_epochs * eta^2`, ... epochs; at each, a trial goes on only if it is in the top `1/eta` of the
-/// trials that reached that rung so far.
+/// ASHA (Li et al., MLSys 2020): rungs at `grace_epochs`, `grace_epochs * eta`, `grace_epochs * eta^2`,
+/// ... epochs; at each, a trial goes on only if it is in the top `1/eta` of the trials that reached that
+/// rung, judged as [`AshaVariant`] says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Asha {
@@ -164,6 +164,34 @@ pub struct Asha {
     pub grace_epochs: u32,
     /// Each rung keeps one trial in `eta`; rungs are `eta` times further apart each time.
     pub eta: u32,
+    /// When a trial is judged at a rung; the stopping variant when absent.
+    #[serde(default)]
+    pub variant: AshaVariant,
+}
+
+/// When ASHA judges a trial that reached a rung.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AshaVariant {
+    /// As it arrives (Ray Tune's `ASHAScheduler`): it goes on only if it is in the top `1/eta` of the
+    /// trials that reached the rung so far, itself included; the first to arrive always goes on.
+    #[default]
+    Stopping,
+    /// The paper's own: it waits at the rung, and goes on (is promoted) once it is in the top
+    /// `floor(n/eta)` of the `n` trials that reached it; a free slot promotes a waiting trial, highest rung
+    /// first, before it starts a new one. When nothing else is left to train, the best waiting trial of a
+    /// rung that no trial went on from goes on, and the others are pruned.
+    Promotion,
+}
+
+impl AshaVariant {
+    /// Its name in sentences.
+    pub fn label(self) -> &'static str {
+        match self {
+            AshaVariant::Stopping => "stopping",
+            AshaVariant::Promotion => "promotion",
+        }
+    }
 }
 
 impl Asha {
@@ -655,13 +683,13 @@ mod tests {
 
     #[test]
     fn asha_rungs_grow_by_eta_below_the_last_epoch() {
-        let asha = Asha { grace_epochs: 1, eta: 3 };
+        let asha = Asha { grace_epochs: 1, eta: 3, variant: AshaVariant::Stopping };
         assert_eq!(asha.rungs(10), [1, 3, 9]);
         assert_eq!(asha.rungs(9), [1, 3]);
         assert_eq!(asha.next_rung(0, 10), Some(1));
         assert_eq!(asha.next_rung(1, 10), Some(3));
         assert_eq!(asha.next_rung(9, 10), None);
-        assert_eq!(Asha { grace_epochs: 2, eta: 2 }.rungs(2), Vec::<u32>::new());
+        assert_eq!(Asha { grace_epochs: 2, eta: 2, variant: AshaVariant::Stopping }.rungs(2), Vec::<u32>::new());
     }
 
     #[test]

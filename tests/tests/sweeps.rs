@@ -171,6 +171,70 @@ async fn asha_prunes_a_diverging_learning_rate_at_the_first_rung_and_the_rest_tr
     assert_eq!((kept.sweep, kept.status), (None, RunStatus::Completed), "its runs stay, as ordinary runs");
 }
 
+/// ASHA's promotion variant, one trial at a time: no trial goes on before three have reached the rung
+/// (floor(n/3) is 0 below three), then the best of the three is promoted and trains to its end, exactly
+/// as a plain run; when nothing else is left, the two waiting ones are pruned, each with its sentence.
+/// In the stopping variant the first trial would have gone on at once, alone at the rung.
+#[tokio::test]
+async fn asha_promotion_waits_for_a_third_of_the_trials_before_any_goes_on_then_prunes_the_rest() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    let server = TestServer::start_with(data, |settings| settings.threads_per_run = Some(1), None).await;
+    let base_url = server.url("");
+    let request = json!({
+        "name": "promoted",
+        "base": base(3),
+        "parameters": {"lr": {"values": [0.001, 1.0, 0.003]}},
+        "early_stopping": {"asha": {"grace_epochs": 1, "eta": 3, "variant": "promotion"}},
+    });
+    let response = post(&base_url, "/api/sweeps", Some(request)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Sweep = response.json().await.unwrap();
+    let asha = created.request.early_stopping.unwrap().asha;
+    assert_eq!(asha.variant, shared::sweep::AshaVariant::Promotion);
+    let sweep =
+        wait_for_sweep(&base_url, created.id, Duration::from_secs(300), |s| s.status == SweepStatus::Completed).await;
+
+    // Every decision was made with all three at the rung; the best after epoch 1 went on, alone.
+    let mut after_one = Vec::new();
+    for trial in &sweep.trials {
+        let run = get_run(&base_url, trial.run_id.unwrap()).await;
+        after_one.push((trial.trial, run.epochs[0].test_accuracy));
+    }
+    after_one.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let best = after_one[0].0;
+    let judged: Vec<(u32, u32, u32, bool)> =
+        sweep.decisions.iter().map(|d| (d.trial, d.epoch, d.reached, d.continued)).collect();
+    assert_eq!(judged.first(), Some(&(best, 1, 3, true)), "the best went on first: {judged:?}");
+    let mut rest = judged[1..].to_vec();
+    rest.sort();
+    let mut others: Vec<(u32, u32, u32, bool)> =
+        after_one[1..].iter().map(|&(trial, _)| (trial, 1, 3, false)).collect();
+    others.sort();
+    assert_eq!(rest, others, "then the two others were pruned: {judged:?}");
+    for trial in &sweep.trials {
+        let note = trial.note.as_deref().unwrap_or_default();
+        if trial.trial == best {
+            assert_eq!((trial.status, trial.epochs_done), (Some(RunStatus::Completed), 3), "{sweep:#?}");
+            assert!(note.starts_with("went on after epoch 1: "), "{note}");
+            assert!(note.contains("was in the top third of the 3 trials that reached epoch 1"), "{note}");
+        } else {
+            assert_eq!((trial.status, trial.epochs_done), (Some(RunStatus::Pruned), 1), "{sweep:#?}");
+            assert!(note.starts_with("stopped after epoch 1: "), "{note}");
+            assert!(note.contains("was not in the top third of the 3 trials that reached epoch 1"), "{note}");
+        }
+    }
+
+    // It waited at the rung, stopped, and went on from its checkpoint: exactly a plain run.
+    let winner = sweep.trials.iter().find(|t| t.trial == best).unwrap();
+    let trial_run = get_run(&base_url, winner.run_id.unwrap()).await;
+    let mut plain = base(3);
+    plain["lr"] = winner.parameters["lr"].clone();
+    let plain = server.create_run(plain).await;
+    let plain = server.wait_until_finished(plain).await;
+    assert_eq!(figures(&plain.epochs), figures(&trial_run.epochs), "waiting at a rung changes nothing");
+}
+
 /// A grid of three learning rates, two epochs each, one trial at a time on the real binary.
 fn grid_request() -> Value {
     json!({"name": "grid", "base": base(2), "parameters": {"lr": {"values": [0.001, 0.003, 0.01]}}})

@@ -6,13 +6,16 @@
 //! studio opens: it retries a failed trial once (from its checkpoint), continues trials a restart or a
 //! stop of the sweep left stopped, starts pending trials up to `parallel`, and marks the sweep completed
 //! when nothing is left. With ASHA, a trial's attempt pauses after each rung's epoch
-//! ([`Studio::pause_for`]); [`Studio::trial_paused`] judges it ([`super::asha::judge`]) and either queues
-//! it again at once or ends it `pruned`.
+//! ([`Studio::pause_for`]). In the stopping variant [`Studio::trial_paused`] judges it
+//! ([`super::asha::judge`]) and either queues it again at once or ends it `pruned`; in the promotion
+//! variant it waits there (stopped) and [`Studio::advance_sweep`] promotes waiting trials before it starts
+//! new ones ([`super::asha::promotions`]), and settles the waiting ones once nothing else is left.
 
+use super::asha::{self, AtRung};
 use super::lifecycle::Move;
 use super::sweep_store::{SweepRow, TrialRow};
-use super::{asha, unix_now, Studio, StudioError};
-use shared::sweep::{RungDecision, Sweep, SweepRef, SweepRequest, SweepStatus, Trial};
+use super::{unix_now, Studio, StudioError};
+use shared::sweep::{Asha, AshaVariant, RungDecision, Sweep, SweepMetric, SweepRef, SweepRequest, SweepStatus, Trial};
 use shared::{Run, RunStatus, ServerMessage};
 
 /// What a trial needs from the sweep now.
@@ -23,6 +26,10 @@ enum Next {
     Continue(u64),
     /// Its run failed (or was lost) for the first time: retried once from its checkpoint.
     Retry(u64),
+    /// It waits at this rung to be promoted (ASHA's promotion variant).
+    Waiting(u32),
+    /// It goes on from the rung it waited at, as decided (ASHA's promotion variant).
+    Promote(u64, RungDecision),
     /// It has no run yet.
     Start,
     /// It ended, or waits for a person.
@@ -182,33 +189,23 @@ impl Studio {
         if row.status != SweepStatus::Running || self.live().shutting_down {
             return Ok(());
         }
-        let trials = self.with_store(|store| store.trials(id))?;
-        let mut next = Vec::new();
-        for trial in &trials {
+        let mut entries = Vec::new();
+        for trial in self.with_store(|store| store.trials(id))? {
             let run = match trial.run_id {
                 Some(run_id) => self.with_store(|store| store.run(run_id))?,
                 None => None,
             };
-            next.push((trial, self.next_for(&row, trial, run.as_ref(), revive)?));
+            let next = self.next_for(&row, &trial, run.as_ref(), revive)?;
+            entries.push(Entry { trial, run, next });
         }
-        let mut active = next.iter().filter(|(_, next)| matches!(next, Next::Active)).count();
-        let mut left = 0;
-        // What has begun goes on before anything new starts.
-        let order = |next: &Next| match next {
-            Next::Continue(_) | Next::Retry(_) => 0,
-            _ => 1,
-        };
-        next.sort_by_key(|(trial, next)| (order(next), trial.trial));
-        for (trial, next) in next {
-            if matches!(next, Next::Active | Next::Nothing) {
-                continue;
-            }
-            if active >= row.request.parallel as usize {
-                left += 1;
-                continue;
-            }
-            if self.begin_trial(&row, trial, next) {
-                active += 1;
+        let promotion = promotion_variant(&row.request);
+        if let Some(asha) = promotion {
+            promote_waiting(&row.request, asha, &mut entries, false);
+        }
+        let (mut active, left) = self.begin_what_can(&row, &mut entries);
+        if active == 0 && left == 0 {
+            if let Some(asha) = promotion {
+                active += self.settle_at_end(&row, asha, &mut entries)?;
             }
         }
         if active == 0 && left == 0 {
@@ -216,6 +213,65 @@ impl Studio {
             tracing::info!(sweep_id = id, "sweep completed");
         }
         self.tell_sweep(id)
+    }
+
+    /// Begins what `entries` need, as many as the sweep's `parallel` allows, what has begun first
+    /// (continued, retried, promoted) before anything new: (trials now active, trials left to begin).
+    fn begin_what_can(&self, row: &SweepRow, entries: &mut [Entry]) -> (usize, usize) {
+        let mut active = entries.iter().filter(|entry| matches!(entry.next, Next::Active)).count();
+        let mut left = 0;
+        let metric = row.request.metric;
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by(|&a, &b| begins_before(metric, &entries[a], &entries[b]));
+        for index in order {
+            let entry = &mut entries[index];
+            if matches!(entry.next, Next::Active | Next::Nothing | Next::Waiting(_)) {
+                continue;
+            }
+            if active >= row.request.parallel as usize {
+                left += 1;
+                continue;
+            }
+            let next = std::mem::replace(&mut entry.next, Next::Nothing);
+            if self.begin_trial(row, &entry.trial, next) {
+                entry.next = Next::Active;
+                active += 1;
+            }
+        }
+        (active, left)
+    }
+
+    /// ASHA's promotion variant when nothing is left to train: the waiting trials of the highest rung
+    /// that has any are decided for good (the best goes on if none went on from that rung; the others are
+    /// pruned), then the next rung down, until one goes on. Returns how many went on.
+    fn settle_at_end(&self, row: &SweepRow, asha: Asha, entries: &mut [Entry]) -> Result<usize, StudioError> {
+        for (epoch, reached) in rung_standings(&row.request, asha, entries) {
+            if !reached.iter().any(|at| at.waiting) {
+                continue;
+            }
+            let decisions = asha::promotions(row.request.metric, asha.eta, epoch, &reached, true);
+            let mut went_on = 0;
+            for decision in decisions {
+                let Some(entry) = entries.iter_mut().find(|entry| entry.trial.trial == decision.trial) else {
+                    continue;
+                };
+                let Some(run) = &entry.run else { continue };
+                let link = SweepRef { id: row.id, trial: decision.trial };
+                if decision.continued {
+                    if self.begin_trial(row, &entry.trial, Next::Promote(run.id, decision)) {
+                        went_on += 1;
+                    }
+                } else {
+                    self.with_store(|store| store.add_decision(row.id, &decision))?;
+                    self.prune(run.id, link, &decision)?;
+                }
+                entry.next = Next::Nothing;
+            }
+            if went_on > 0 {
+                return Ok(went_on);
+            }
+        }
+        Ok(0)
     }
 
     /// What trial `trial` (whose run is `run`) needs now. A run that reached a rung with no decision
@@ -228,6 +284,9 @@ impl Studio {
         let resumable = [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed].contains(&run.status);
         if resumable && epochs_left {
             let link = SweepRef { id: row.id, trial: trial.trial };
+            if let Some(rung) = self.waits_at_rung(row, link, run)? {
+                return Ok(Next::Waiting(rung));
+            }
             if let Some(decision) = self.judge_at_rung(row, link, run)? {
                 if !decision.continued {
                     self.prune(run.id, link, &decision)?;
@@ -257,7 +316,16 @@ impl Studio {
                     .map_err(StudioError::from)
                     .and_then(|()| self.resume_run(run_id).map(drop))
             }
-            Next::Active | Next::Nothing => return false,
+            Next::Promote(run_id, decision) => self
+                .with_store(|store| {
+                    store.in_transaction(|store| {
+                        store.add_decision(row.id, &decision)?;
+                        store.note_trial(link, false, &decision.sentence)
+                    })
+                })
+                .map_err(StudioError::from)
+                .and_then(|()| self.resume_run(run_id).map(drop)),
+            Next::Active | Next::Nothing | Next::Waiting(_) => return false,
         };
         match begun {
             Ok(()) => true,
@@ -314,6 +382,13 @@ impl Studio {
             // Its sweep is gone: the pause ends the attempt as a stop would.
             return self.move_run(run_id, Move::End(RunStatus::Stopped), None);
         };
+        if promotion_variant(&row.request).is_some() {
+            // It waits at the rung, stopped, until it is promoted or the sweep settles it.
+            self.move_run(run_id, Move::End(RunStatus::Stopped), None)?;
+            let note = format!("waits after epoch {epoch} until it is among the best of the trials that reach it");
+            self.with_store(|store| store.note_trial(link, false, &note))?;
+            return self.advance_sweep(link.id, false);
+        }
         let decision = self.judge_at_rung(&row, link, &run)?;
         tracing::info!(run_id, epoch, decision = ?decision.as_ref().map(|d| &d.sentence), "trial paused at a rung");
         match decision {
@@ -324,6 +399,19 @@ impl Studio {
             }
         }
         self.advance_sweep(link.id, false)
+    }
+
+    /// The rung trial `link` (run `run`) waits at, in ASHA's promotion variant: the rung its epochs
+    /// reached, if no decision was made there yet.
+    fn waits_at_rung(&self, row: &SweepRow, link: SweepRef, run: &Run) -> Result<Option<u32>, StudioError> {
+        let Some(asha) = promotion_variant(&row.request) else { return Ok(None) };
+        let done = run.epochs.len() as u32;
+        if !asha.rungs(run.config.epochs).contains(&done) {
+            return Ok(None);
+        }
+        let decisions = self.with_store(|store| store.decisions(row.id))?;
+        let decided = decisions.iter().any(|d| d.trial == link.trial && d.epoch == done);
+        Ok((!decided).then_some(done))
     }
 
     /// Judges trial `link` (run `run`) if it has just finished a rung of its sweep's ASHA: the decision
@@ -351,6 +439,65 @@ impl Studio {
         self.with_store(|store| store.note_trial(link, false, &decision.sentence))?;
         self.finish(run_id, RunStatus::Pruned, None);
         Ok(())
+    }
+}
+
+/// A trial of a sweep being moved on: its row, its run, and what it needs.
+struct Entry {
+    trial: TrialRow,
+    run: Option<Run>,
+    next: Next,
+}
+
+/// Which of two trials begins first: continued and retried ones, then promoted ones (highest rung first,
+/// then best first), then new ones, each in trial order.
+fn begins_before(metric: SweepMetric, a: &Entry, b: &Entry) -> std::cmp::Ordering {
+    let stage = |next: &Next| match next {
+        Next::Continue(_) | Next::Retry(_) => 0,
+        Next::Promote(..) => 1,
+        _ => 2,
+    };
+    let promoted = match (&a.next, &b.next) {
+        (Next::Promote(_, x), Next::Promote(_, y)) => {
+            y.epoch.cmp(&x.epoch).then_with(|| asha::rank(metric, x.metric, y.metric))
+        }
+        _ => std::cmp::Ordering::Equal,
+    };
+    stage(&a.next).cmp(&stage(&b.next)).then(promoted).then(a.trial.trial.cmp(&b.trial.trial))
+}
+
+/// The sweep's ASHA, if it is the promotion variant.
+fn promotion_variant(request: &SweepRequest) -> Option<Asha> {
+    let asha = request.early_stopping?.asha;
+    (asha.variant == AshaVariant::Promotion).then_some(asha)
+}
+
+/// Every rung some trial reached, highest first, with the trials that reached it (for each, the rung is
+/// one of its own: below its last epoch).
+fn rung_standings(request: &SweepRequest, asha: Asha, entries: &[Entry]) -> Vec<(u32, Vec<AtRung>)> {
+    let mut rungs = std::collections::BTreeMap::<u32, Vec<AtRung>>::new();
+    for entry in entries {
+        let Some(run) = &entry.run else { continue };
+        for epoch in asha.rungs(run.config.epochs) {
+            let Some(metrics) = run.epochs.get(epoch as usize - 1) else { break };
+            let waiting = matches!(entry.next, Next::Waiting(rung) if rung == epoch);
+            let at = AtRung { trial: entry.trial.trial, value: request.metric.of(metrics), waiting };
+            rungs.entry(epoch).or_default().push(at);
+        }
+    }
+    rungs.into_iter().rev().collect()
+}
+
+/// Marks the waiting trials of `entries` that are now among the best of their rung to be promoted,
+/// highest rung first; with `at_end`, see [`asha::promotions`].
+fn promote_waiting(request: &SweepRequest, asha: Asha, entries: &mut [Entry], at_end: bool) {
+    for (epoch, reached) in rung_standings(request, asha, entries) {
+        for decision in asha::promotions(request.metric, asha.eta, epoch, &reached, at_end) {
+            let Some(entry) = entries.iter_mut().find(|entry| entry.trial.trial == decision.trial) else { continue };
+            if let Some(run) = &entry.run {
+                entry.next = Next::Promote(run.id, decision);
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::sweep::{Distribution, SweepMethod, SweepMetric};
+use shared::sweep::{AshaVariant, Distribution, SweepMethod, SweepMetric};
 
 use crate::api;
 use crate::layout;
@@ -412,7 +412,8 @@ fn DraftNumber(
 fn SweepOptions(draft: RwSignal<Option<SweepDraft>>) -> impl IntoView {
     let slots = studio().slots;
     let random = move || draft.with(|d| d.as_ref().is_some_and(|d| d.method == SweepMethod::Random));
-    let asha = move || draft.with(|d| d.as_ref().is_some_and(|d| d.asha));
+    let variant = move || draft.with(|d| d.as_ref().and_then(|d| d.asha));
+    let asha = move || variant().is_some();
     let metric = move || draft.with(|d| d.as_ref().map_or(SweepMetric::TestAccuracy, |d| d.metric));
     let parallel_help = move || format!("Trials trained at once; this server trains at most {} at once.", slots.get());
     view! {
@@ -453,12 +454,21 @@ fn SweepOptions(draft: RwSignal<Option<SweepDraft>>) -> impl IntoView {
                 <select
                     id="sweep-early"
                     on:change=move |ev| {
-                        let on = event_target_value(&ev) == "asha";
-                        edit(draft, |d| d.asha = on);
+                        let chosen = match event_target_value(&ev).as_str() {
+                            "asha" => Some(AshaVariant::Stopping),
+                            "asha-promotion" => Some(AshaVariant::Promotion),
+                            _ => None,
+                        };
+                        edit(draft, |d| d.asha = chosen);
                     }
                 >
                     <option value="off" prop:selected=move || !asha()>"Off: every trial trains to its end"</option>
-                    <option value="asha" prop:selected=asha>"ASHA: stop trials that fall behind"</option>
+                    <option value="asha" prop:selected=move || variant() == Some(AshaVariant::Stopping)>
+                        "ASHA: stop trials that fall behind as they reach a rung"
+                    </option>
+                    <option value="asha-promotion" prop:selected=move || variant() == Some(AshaVariant::Promotion)>
+                        "ASHA, promotion: trials wait at a rung until they are among the best"
+                    </option>
                 </select>
             </div>
             <Show when=asha>

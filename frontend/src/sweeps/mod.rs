@@ -17,7 +17,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::sweep::{Sweep, SweepMethod, SweepMetric, Trial};
+use shared::sweep::{AshaVariant, Sweep, SweepMethod, SweepMetric, Trial};
 use shared::{Run, TrainConfig};
 
 use crate::layout;
@@ -70,7 +70,12 @@ pub fn plan_line(sweep: &Sweep) -> String {
         format!("ranked by {}", request.metric.label()),
     ];
     if let Some(early) = request.early_stopping {
-        parts.push(format!("ASHA (grace {}, eta {})", format::epochs(early.asha.grace_epochs), early.asha.eta));
+        let variant = match early.asha.variant {
+            AshaVariant::Stopping => "",
+            AshaVariant::Promotion => ", promotion",
+        };
+        let (grace, eta) = (format::epochs(early.asha.grace_epochs), early.asha.eta);
+        parts.push(format!("ASHA{variant} (grace {grace}, eta {eta})"));
     }
     parts.join(" · ")
 }
@@ -296,6 +301,12 @@ mod tests {
             ("running", "1 of 3 trials done", "best 75.0 %")
         );
         assert_eq!(plan_line(&sweep), "grid · 3 trials · 1 at a time · ranked by test accuracy");
+        let mut judged = sweep.clone();
+        let asha = |variant| shared::sweep::Asha { grace_epochs: 1, eta: 3, variant };
+        judged.request.early_stopping = Some(shared::sweep::EarlyStopping { asha: asha(AshaVariant::Stopping) });
+        assert!(plan_line(&judged).ends_with(" · ASHA (grace 1 epoch, eta 3)"), "{}", plan_line(&judged));
+        judged.request.early_stopping = Some(shared::sweep::EarlyStopping { asha: asha(AshaVariant::Promotion) });
+        assert!(plan_line(&judged).ends_with(" · ASHA, promotion (grace 1 epoch, eta 3)"), "{}", plan_line(&judged));
     }
 
     #[test]
