@@ -112,6 +112,13 @@ fn disk_full() -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(code, Some("database or disk is full".to_string()))
 }
 
+/// Whether a run is read with its epochs' per-class accuracies and confusion matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matrices {
+    Read,
+    Skip,
+}
+
 /// The run history.
 pub struct Store {
     pub(super) connection: Connection,
@@ -316,11 +323,22 @@ impl Store {
 
     /// One run with its epochs, if it exists.
     pub fn run(&self, id: u64) -> Result<Option<Run>, StoreError> {
+        self.run_read(id, Matrices::Read)
+    }
+
+    /// Run `id` without its epochs' per-class accuracies and confusion matrices (left empty): what a
+    /// sweep needs of its trials, read without parsing a matrix per epoch (for 100 classes, 10,000
+    /// numbers each).
+    pub fn run_outline(&self, id: u64) -> Result<Option<Run>, StoreError> {
+        self.run_read(id, Matrices::Skip)
+    }
+
+    fn run_read(&self, id: u64, matrices: Matrices) -> Result<Option<Run>, StoreError> {
         let row = self
             .connection
             .query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"), params![id as i64], RunRow::from_row)
             .optional()?;
-        row.map(|row| self.complete(row)).transpose()
+        row.map(|row| self.complete(row, matrices)).transpose()
     }
 
     /// A number that grows with every row this store writes (SQLite's count of changes on its
@@ -333,7 +351,7 @@ impl Store {
     pub fn runs(&self) -> Result<Vec<Run>, StoreError> {
         let mut statement = self.connection.prepare(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC"))?;
         let rows = statement.query_map([], RunRow::from_row)?.collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(|row| self.complete(row)).collect()
+        rows.into_iter().map(|row| self.complete(row, Matrices::Read)).collect()
     }
 
     /// Whether run `id` has a saved model; `None` when there is no such run. Reads one column of one row.
@@ -356,18 +374,25 @@ impl Store {
         Ok(ids.map(|id| id.map(|id| id as u64)).collect::<Result<_, _>>()?)
     }
 
-    fn complete(&self, row: RunRow) -> Result<Run, StoreError> {
+    fn complete(&self, row: RunRow, matrices: Matrices) -> Result<Run, StoreError> {
         let config = serde_json::from_str(&row.config)
             .map_err(|e| StoreError::Corrupt { what: "run config", why: e.to_string() })?;
         let status = RunStatus::parse(&row.status)
             .ok_or_else(|| StoreError::Corrupt { what: "run status", why: row.status.clone() })?;
         let classes = serde_json::from_str(&row.classes)
             .map_err(|e| StoreError::Corrupt { what: "class list", why: e.to_string() })?;
-        let mut statement = self.connection.prepare_cached(
-            "SELECT epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds,
-                    test_top5_accuracy, lr, per_class_accuracy, confusion
-             FROM epochs WHERE run_id = ?1 ORDER BY epoch",
-        )?;
+        let mut statement = self.connection.prepare_cached(match matrices {
+            Matrices::Read => {
+                "SELECT epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds,
+                        test_top5_accuracy, lr, per_class_accuracy, confusion
+                 FROM epochs WHERE run_id = ?1 ORDER BY epoch"
+            }
+            Matrices::Skip => {
+                "SELECT epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds,
+                        test_top5_accuracy, lr, '[]', '[]'
+                 FROM epochs WHERE run_id = ?1 ORDER BY epoch"
+            }
+        })?;
         let json_column = |r: &rusqlite::Row<'_>, index: usize| -> rusqlite::Result<String> { r.get(index) };
         let rows = statement
             .query_map(params![row.id], |r| {
@@ -506,6 +531,41 @@ mod tests {
         assert!(run.has_model);
         assert_eq!(store.ids_with_status(RunStatus::Running).unwrap(), [1]);
         assert!(store.run(99).unwrap().is_none());
+    }
+
+    /// A sweep reads its trials in outline: the same run, only without the matrices. Prints what that
+    /// saves on runs of 100 classes (each epoch's confusion matrix 10,000 numbers).
+    #[test]
+    fn a_run_in_outline_is_the_run_without_its_per_class_accuracies_and_confusion_matrices() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("studio.db")).unwrap();
+        let config = TrainConfig::for_dataset("tiny");
+        let classes = 100;
+        let (runs, epochs) = (20, 10);
+        for _ in 0..runs {
+            let id = store.create_run(&config, 0).unwrap().id;
+            for epoch in 1..=epochs {
+                let mut wide = metrics(epoch);
+                wide.per_class_accuracy = vec![0.5; classes];
+                wide.confusion = vec![(0..classes as u32).collect(); classes];
+                store.add_epoch(id, &wide).unwrap();
+            }
+        }
+        let started = std::time::Instant::now();
+        let full: Vec<Run> = (1..=runs).map(|id| store.run(id).unwrap().unwrap()).collect();
+        let full_time = started.elapsed();
+        let started = std::time::Instant::now();
+        let outlines: Vec<Run> = (1..=runs).map(|id| store.run_outline(id).unwrap().unwrap()).collect();
+        let outline_time = started.elapsed();
+        println!("{runs} runs of {epochs} epochs, {classes} classes: whole {full_time:?}, in outline {outline_time:?}");
+        for (mut whole, outline) in full.into_iter().zip(outlines) {
+            assert_eq!(whole.epochs[0].confusion.len(), classes);
+            for epoch in &mut whole.epochs {
+                (epoch.per_class_accuracy, epoch.confusion) = (Vec::new(), Vec::new());
+            }
+            assert_eq!(whole, outline);
+        }
+        assert_eq!(store.run_outline(99).unwrap(), None);
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl Studio {
             let mut trials = Vec::new();
             for trial in store.trials(id)? {
                 let run = match trial.run_id {
-                    Some(run_id) => store.run(run_id)?,
+                    Some(run_id) => store.run_outline(run_id)?,
                     None => None,
                 };
                 trials.push(trial_of(&row.request, trial, run.as_ref()));
@@ -192,7 +192,7 @@ impl Studio {
         let mut entries = Vec::new();
         for trial in self.with_store(|store| store.trials(id))? {
             let run = match trial.run_id {
-                Some(run_id) => self.with_store(|store| store.run(run_id))?,
+                Some(run_id) => self.with_store(|store| store.run_outline(run_id))?,
                 None => None,
             };
             let next = self.next_for(&row, &trial, run.as_ref(), revive)?;
@@ -360,7 +360,7 @@ impl Studio {
         self.with_store(|store| {
             let link = store.trial_of_run(run_id).ok()??;
             let asha = store.sweep_row(link.id).ok()??.request.early_stopping?.asha;
-            let run = store.run(run_id).ok()??;
+            let run = store.run_outline(run_id).ok()??;
             asha.next_rung(run.epochs.len() as u32, run.config.epochs)
         })
     }
