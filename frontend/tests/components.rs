@@ -464,6 +464,35 @@ async fn a_sweep_ranks_its_trials_draws_a_pruned_one_dashed_with_why_and_lists_i
     assert!(!exists(&root, "#stop-sweep") && !exists(&root, "#resume-sweep"), "a completed sweep is neither");
 }
 
+/// ASHA's promotion variant: a trial waiting at a rung shows as waiting, not as the stopped run it is.
+#[wasm_bindgen_test]
+async fn a_trial_waiting_at_a_rung_shows_as_waiting_with_its_note() {
+    let studio =
+        with_runs(offline_studio(), vec![trial_run(21, 1, "stopped", &[0.5]), trial_run(22, 2, "running", &[0.3])]);
+    let waits = "waits after epoch 1 until it is among the best of the trials that reach it";
+    let sweep = serde_json::from_value(serde_json::json!({
+        "id": 1, "name": "promoted", "status": "running", "created_at": 0,
+        "request": {
+            "base": {"dataset": "tiny", "epochs": 3}, "parameters": {"lr": {"values": [0.1, 0.01]}},
+            "early_stopping": {"asha": {"grace_epochs": 1, "eta": 3, "variant": "promotion"}},
+        },
+        "trials": [
+            {"trial": 1, "parameters": {"lr": 0.1}, "run_id": 21, "status": "stopped", "epochs_done": 1,
+             "best_metric": 0.5, "retries": 0, "note": waits, "waiting_at": 1},
+            {"trial": 2, "parameters": {"lr": 0.01}, "run_id": 22, "status": "running", "epochs_done": 1,
+             "best_metric": 0.3, "retries": 0},
+        ],
+        "decisions": [],
+    }))
+    .unwrap();
+    studio.apply(ServerMessage::SweepUpdated { sweep });
+    let (root, _mounted) = mount(studio, SweepsCard).await;
+    assert_eq!(text(&root, "#sweep-leaderboard tr[data-trial='1'] .trial-status .badge"), "waiting");
+    assert_eq!(text(&root, "#sweep-leaderboard tr[data-trial='1'] .trial-note"), waits);
+    assert_eq!(text(&root, "#sweep-leaderboard tr[data-trial='2'] .trial-status .badge"), "running");
+    assert!(text(&root, ".config-summary").ends_with("ASHA, promotion (grace 1 epoch, eta 3)"));
+}
+
 #[wasm_bindgen_test]
 async fn the_editor_counts_the_trials_as_values_are_typed_and_names_each_problem() {
     let studio = offline_studio();

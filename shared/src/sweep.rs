@@ -555,6 +555,10 @@ pub struct Trial {
     /// Why it ended early, for a pruned or failed trial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The rung (an epoch) it waits at to be promoted, in ASHA's promotion variant; its run is stopped
+    /// meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_at: Option<u32>,
 }
 
 impl SweepMetric {
@@ -573,6 +577,16 @@ impl Trial {
             epochs_done: run.epochs.len() as u32,
             best_metric: metric.best(&run.epochs),
             ..self.clone()
+        }
+    }
+
+    /// Its status in a word: its run's, `"waiting"` while it waits at a rung (its run stopped), or
+    /// `"pending"` before its run is created.
+    pub fn status_word(&self) -> &'static str {
+        match self.status {
+            Some(RunStatus::Stopped) if self.waiting_at.is_some() => "waiting",
+            Some(status) => status.as_str(),
+            None => "pending",
         }
     }
 }
@@ -679,6 +693,28 @@ mod tests {
         wide.parallel = 3;
         assert_eq!(wide.problems(2), ["parallel is 3 but the studio trains at most 2 runs at once (its slots)"]);
         assert!(wide.problems(3).is_empty());
+    }
+
+    #[test]
+    fn a_trial_waiting_at_a_rung_says_so_and_one_without_a_run_is_pending() {
+        let trial = |status: Option<RunStatus>, waiting_at: Option<u32>| Trial {
+            trial: 1,
+            parameters: TrialParameters::new(),
+            run_id: None,
+            status,
+            epochs_done: 1,
+            best_metric: None,
+            retries: 0,
+            note: None,
+            waiting_at,
+        };
+        assert_eq!(trial(Some(RunStatus::Stopped), Some(1)).status_word(), "waiting");
+        assert_eq!(trial(Some(RunStatus::Stopped), None).status_word(), "stopped");
+        assert_eq!(trial(Some(RunStatus::Running), Some(1)).status_word(), "running", "promoted meanwhile");
+        assert_eq!(trial(None, None).status_word(), "pending");
+        let json = serde_json::to_value(trial(Some(RunStatus::Stopped), Some(3))).unwrap();
+        assert_eq!(json["waiting_at"], 3);
+        assert!(serde_json::to_value(trial(None, None)).unwrap().get("waiting_at").is_none());
     }
 
     #[test]

@@ -192,6 +192,15 @@ async fn asha_promotion_waits_for_a_third_of_the_trials_before_any_goes_on_then_
     let created: Sweep = response.json().await.unwrap();
     let asha = created.request.early_stopping.unwrap().asha;
     assert_eq!(asha.variant, shared::sweep::AshaVariant::Promotion);
+    // The first trial, alone at the rung, waits there (its run stopped) while the next ones train.
+    let early = wait_for_sweep(&base_url, created.id, Duration::from_secs(120), |s| {
+        s.trials.iter().any(|t| t.trial == 1 && t.waiting_at.is_some())
+    })
+    .await;
+    let first = early.trials.iter().find(|t| t.trial == 1).unwrap();
+    assert_eq!((first.waiting_at, first.status, first.status_word()), (Some(1), Some(RunStatus::Stopped), "waiting"));
+    assert!(first.note.as_deref().unwrap_or_default().starts_with("waits after epoch 1"), "{first:?}");
+    assert!(early.decisions.is_empty(), "nobody is judged before three reached the rung: {early:#?}");
     let sweep =
         wait_for_sweep(&base_url, created.id, Duration::from_secs(300), |s| s.status == SweepStatus::Completed).await;
 
@@ -214,6 +223,7 @@ async fn asha_promotion_waits_for_a_third_of_the_trials_before_any_goes_on_then_
     assert_eq!(rest, others, "then the two others were pruned: {judged:?}");
     for trial in &sweep.trials {
         let note = trial.note.as_deref().unwrap_or_default();
+        assert_eq!(trial.waiting_at, None, "nobody waits once the sweep completed: {trial:?}");
         if trial.trial == best {
             assert_eq!((trial.status, trial.epochs_done), (Some(RunStatus::Completed), 3), "{sweep:#?}");
             assert!(note.starts_with("went on after epoch 1: "), "{note}");

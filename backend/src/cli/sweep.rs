@@ -88,7 +88,7 @@ impl Shown {
         for trial in trials {
             let before = self.statuses.insert(trial.trial, trial.status);
             if before.flatten() != trial.status && trial.status.is_some() {
-                let status = trial.status.map_or("pending", |s| s.as_str());
+                let status = trial.status_word();
                 println!("trial {:>3} ({}): {status}", trial.trial, describe(&trial.parameters));
             }
         }
@@ -107,7 +107,7 @@ pub fn leaderboard(sweep: &Sweep) -> String {
         metric.label()
     );
     for (rank, trial) in sweep.trials.iter().enumerate() {
-        let status = trial.status.map_or("pending", |s| s.as_str());
+        let status = trial.status_word();
         let best = trial.best_metric.map_or("-".to_string(), |value| metric.show(value));
         out.push_str(&format!(
             "{:>4}  {:>5}  {status:<11}  {:>6}  {best:>13}  {}\n",

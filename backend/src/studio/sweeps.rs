@@ -83,16 +83,16 @@ impl Studio {
         // One read of the history, so the sweep is seen as it was at one moment.
         self.with_store(|store| {
             let row = store.sweep_row(id)?.ok_or(StudioError::SweepNotFound(id))?;
+            let decisions = store.decisions(id)?;
             let mut trials = Vec::new();
             for trial in store.trials(id)? {
                 let run = match trial.run_id {
                     Some(run_id) => store.run_outline(run_id)?,
                     None => None,
                 };
-                trials.push(trial_of(&row.request, trial, run.as_ref()));
+                trials.push(trial_of(&row.request, trial, run.as_ref(), &decisions));
             }
             shared::sweep::rank(&mut trials, row.request.metric);
-            let decisions = store.decisions(id)?;
             let SweepRow { id, name, request, status, created_at } = row;
             Ok(Sweep { id, name, status, request, created_at, trials, decisions })
         })
@@ -401,17 +401,13 @@ impl Studio {
         self.advance_sweep(link.id, false)
     }
 
-    /// The rung trial `link` (run `run`) waits at, in ASHA's promotion variant: the rung its epochs
-    /// reached, if no decision was made there yet.
+    /// The rung trial `link` (run `run`) waits at, in ASHA's promotion variant ([`waiting_rung`]).
     fn waits_at_rung(&self, row: &SweepRow, link: SweepRef, run: &Run) -> Result<Option<u32>, StudioError> {
-        let Some(asha) = promotion_variant(&row.request) else { return Ok(None) };
-        let done = run.epochs.len() as u32;
-        if !asha.rungs(run.config.epochs).contains(&done) {
+        if promotion_variant(&row.request).is_none() {
             return Ok(None);
         }
         let decisions = self.with_store(|store| store.decisions(row.id))?;
-        let decided = decisions.iter().any(|d| d.trial == link.trial && d.epoch == done);
-        Ok((!decided).then_some(done))
+        Ok(waiting_rung(&row.request, link.trial, run, &decisions))
     }
 
     /// Judges trial `link` (run `run`) if it has just finished a rung of its sweep's ASHA: the decision
@@ -501,8 +497,8 @@ fn promote_waiting(request: &SweepRequest, asha: Asha, entries: &mut [Entry], at
     }
 }
 
-/// A trial as the API shows it, from its row and its run.
-fn trial_of(request: &SweepRequest, trial: TrialRow, run: Option<&Run>) -> Trial {
+/// A trial as the API shows it, from its row, its run and the sweep's decisions.
+fn trial_of(request: &SweepRequest, trial: TrialRow, run: Option<&Run>, decisions: &[RungDecision]) -> Trial {
     let planned = Trial {
         trial: trial.trial,
         parameters: trial.parameters,
@@ -512,9 +508,24 @@ fn trial_of(request: &SweepRequest, trial: TrialRow, run: Option<&Run>) -> Trial
         best_metric: None,
         retries: trial.retries,
         note: trial.note,
+        waiting_at: None,
     };
     match run {
-        Some(run) => planned.with_run(request.metric, run),
+        Some(run) => {
+            let waiting_at = waiting_rung(request, trial.trial, run, decisions);
+            Trial { waiting_at, ..planned.with_run(request.metric, run) }
+        }
         None => planned,
     }
+}
+
+/// The rung trial `trial` (run `run`) waits at, in ASHA's promotion variant: its run ended (stopped,
+/// interrupted or failed) with epochs left, exactly at a rung where no decision about it was made yet.
+fn waiting_rung(request: &SweepRequest, trial: u32, run: &Run, decisions: &[RungDecision]) -> Option<u32> {
+    let asha = promotion_variant(request)?;
+    let done = run.epochs.len() as u32;
+    let ended = [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed].contains(&run.status);
+    let at_rung = ended && done < run.config.epochs && asha.rungs(run.config.epochs).contains(&done);
+    let decided = decisions.iter().any(|d| d.trial == trial && d.epoch == done);
+    (at_rung && !decided).then_some(done)
 }

@@ -219,7 +219,7 @@ fn Leaderboard(shown: Memo<Option<Sweep>>, board: Memo<Vec<Trial>>) -> impl Into
             .map(|(place, trial)| {
                 let rank = trial.best_metric.map_or_else(|| "—".to_string(), |_| (place + 1).to_string());
                 let swatch = format!("background: {}", sweep_plot::colour_of(&colours, trial.trial));
-                let status = trial.status.map_or("pending", |s| s.as_str());
+                let status = trial.status_word();
                 let values = names.get().into_iter().map(|name| view! {
                     <td>{trial.parameters.get(&name).map(show_value).unwrap_or_else(|| "—".to_string())}</td>
                 }).collect_view();
