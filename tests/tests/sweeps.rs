@@ -245,6 +245,63 @@ async fn asha_promotion_waits_for_a_third_of_the_trials_before_any_goes_on_then_
     assert_eq!(figures(&plain.epochs), figures(&trial_run.epochs), "waiting at a rung changes nothing");
 }
 
+/// ASHA's promotion variant two trials at a time, where the order of events is not fixed: whatever it
+/// is, no trial goes on from a rung before two (eta) have reached it, except by the end rule; every
+/// trial ends completed or pruned at a rung with a decision saying so; at least one completes; nobody
+/// is left waiting, and the sweep completes.
+#[tokio::test]
+async fn asha_promotion_two_at_a_time_keeps_its_rules_whatever_the_order_of_events() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    let server = TestServer::start_with(
+        data,
+        |settings| {
+            settings.slots = 2;
+            settings.threads_per_run = Some(1);
+        },
+        None,
+    )
+    .await;
+    let base_url = server.url("");
+    let request = json!({
+        "name": "two at a time",
+        "base": base(3),
+        "parameters": {"lr": {"values": [0.001, 1.0, 0.003, 0.01]}},
+        "parallel": 2,
+        "early_stopping": {"asha": {"grace_epochs": 1, "eta": 2, "variant": "promotion"}},
+    });
+    let response = post(&base_url, "/api/sweeps", Some(request)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Sweep = response.json().await.unwrap();
+    let sweep =
+        wait_for_sweep(&base_url, created.id, Duration::from_secs(300), |s| s.status == SweepStatus::Completed).await;
+    for decision in &sweep.decisions {
+        println!("trial {} {}", decision.trial, decision.sentence);
+        let by_end_rule = decision.sentence.contains("one at least goes on from each rung");
+        assert!(
+            !decision.continued || by_end_rule || decision.reached >= 2,
+            "promoted before two reached epoch {}: {decision:?}",
+            decision.epoch
+        );
+        assert!([1, 2].contains(&decision.epoch), "rungs are epochs 1 and 2: {decision:?}");
+    }
+    for trial in &sweep.trials {
+        assert_eq!(trial.waiting_at, None, "{trial:?}");
+        match trial.status {
+            Some(RunStatus::Completed) => assert_eq!(trial.epochs_done, 3, "{trial:?}"),
+            Some(RunStatus::Pruned) => {
+                let stopped_here = sweep
+                    .decisions
+                    .iter()
+                    .any(|d| d.trial == trial.trial && d.epoch == trial.epochs_done && !d.continued);
+                assert!(stopped_here, "pruned without a decision at its last epoch: {trial:?} {:?}", sweep.decisions);
+            }
+            other => panic!("trial {} ended {other:?}: {sweep:#?}", trial.trial),
+        }
+    }
+    assert!(sweep.trials.iter().any(|t| t.status == Some(RunStatus::Completed)), "{sweep:#?}");
+}
+
 /// A grid of three learning rates, two epochs each, one trial at a time on the real binary.
 fn grid_request() -> Value {
     json!({"name": "grid", "base": base(2), "parameters": {"lr": {"values": [0.001, 0.003, 0.01]}}})
