@@ -580,6 +580,11 @@ impl Trial {
         }
     }
 
+    /// True once it will not train again by itself: its run ended, and it does not wait at a rung.
+    pub fn is_done(&self) -> bool {
+        self.status.is_some_and(RunStatus::is_finished) && self.waiting_at.is_none()
+    }
+
     /// Its status in a word: its run's, `"waiting"` while it waits at a rung (its run stopped), or
     /// `"pending"` before its run is created.
     pub fn status_word(&self) -> &'static str {
@@ -712,6 +717,8 @@ mod tests {
         assert_eq!(trial(Some(RunStatus::Stopped), None).status_word(), "stopped");
         assert_eq!(trial(Some(RunStatus::Running), Some(1)).status_word(), "running", "promoted meanwhile");
         assert_eq!(trial(None, None).status_word(), "pending");
+        assert!(!trial(Some(RunStatus::Stopped), Some(1)).is_done(), "a waiting trial will train again");
+        assert!(trial(Some(RunStatus::Pruned), None).is_done() && !trial(None, None).is_done());
         let json = serde_json::to_value(trial(Some(RunStatus::Stopped), Some(3))).unwrap();
         assert_eq!(json["waiting_at"], 3);
         assert!(serde_json::to_value(trial(None, None)).unwrap().get("waiting_at").is_none());

@@ -107,7 +107,7 @@ pub struct SweepSummary {
 /// The sweep list's entry of `sweep`, with its trials as `runs` stand now.
 pub fn summary(sweep: &Sweep, runs: &[Run]) -> SweepSummary {
     let trials = live_trials(sweep, runs);
-    let done = trials.iter().filter(|t| t.status.is_some_and(|s| s.is_finished())).count();
+    let done = trials.iter().filter(|t| t.is_done()).count();
     let best = trials.first().and_then(|t| t.best_metric);
     SweepSummary {
         id: sweep.id,
@@ -301,6 +301,14 @@ mod tests {
             ("running", "1 of 3 trials done", "best 75.0 %")
         );
         assert_eq!(plan_line(&sweep), "grid · 3 trials · 1 at a time · ranked by test accuracy");
+        // A trial waiting at a rung (its run stopped) will train again: it is not done.
+        let mut waiting = sweep.clone();
+        waiting.trials[0].waiting_at = Some(1);
+        let mut stopped = run(11, 1, &[0.5]);
+        stopped.status = shared::RunStatus::Stopped;
+        assert_eq!(summary(&waiting, &[stopped.clone(), run(12, 2, &[0.25])]).progress, "0 of 3 trials done");
+        waiting.trials[0].waiting_at = None;
+        assert_eq!(summary(&waiting, &[stopped, run(12, 2, &[0.25])]).progress, "1 of 3 trials done");
         let mut judged = sweep.clone();
         let asha = |variant| shared::sweep::Asha { grace_epochs: 1, eta: 3, variant };
         judged.request.early_stopping = Some(shared::sweep::EarlyStopping { asha: asha(AshaVariant::Stopping) });
