@@ -200,7 +200,7 @@ impl Studio {
         }
         let promotion = promotion_variant(&row.request);
         if let Some(asha) = promotion {
-            promote_waiting(&row.request, asha, &mut entries, false);
+            promote_waiting(&row.request, asha, &mut entries);
         }
         let (mut active, left) = self.begin_what_can(&row, &mut entries);
         if active == 0 && left == 0 {
@@ -484,11 +484,11 @@ fn rung_standings(request: &SweepRequest, asha: Asha, entries: &[Entry]) -> Vec<
     rungs.into_iter().rev().collect()
 }
 
-/// Marks the waiting trials of `entries` that are now among the best of their rung to be promoted,
-/// highest rung first; with `at_end`, see [`asha::promotions`].
-fn promote_waiting(request: &SweepRequest, asha: Asha, entries: &mut [Entry], at_end: bool) {
+/// Marks the waiting trials of `entries` that are now among the best of their rung to be promoted
+/// ([`asha::promotions`]).
+fn promote_waiting(request: &SweepRequest, asha: Asha, entries: &mut [Entry]) {
     for (epoch, reached) in rung_standings(request, asha, entries) {
-        for decision in asha::promotions(request.metric, asha.eta, epoch, &reached, at_end) {
+        for decision in asha::promotions(request.metric, asha.eta, epoch, &reached, false) {
             let Some(entry) = entries.iter_mut().find(|entry| entry.trial.trial == decision.trial) else { continue };
             if let Some(run) = &entry.run {
                 entry.next = Next::Promote(run.id, decision);
