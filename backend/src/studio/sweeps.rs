@@ -189,13 +189,15 @@ impl Studio {
         if row.status != SweepStatus::Running || self.live().shutting_down {
             return Ok(());
         }
+        // Read once: what the loop below may add are stopping-variant decisions, which no waiting needs.
+        let decisions = self.with_store(|store| store.decisions(id))?;
         let mut entries = Vec::new();
         for trial in self.with_store(|store| store.trials(id))? {
             let run = match trial.run_id {
                 Some(run_id) => self.with_store(|store| store.run_outline(run_id))?,
                 None => None,
             };
-            let next = self.next_for(&row, &trial, run.as_ref(), revive)?;
+            let next = self.next_for(&row, &trial, run.as_ref(), &decisions, revive)?;
             entries.push(Entry { trial, run, next });
         }
         let promotion = promotion_variant(&row.request);
@@ -274,9 +276,17 @@ impl Studio {
         Ok(0)
     }
 
-    /// What trial `trial` (whose run is `run`) needs now. A run that reached a rung with no decision
-    /// recorded (the studio went down between the two) is judged first.
-    fn next_for(&self, row: &SweepRow, trial: &TrialRow, run: Option<&Run>, revive: bool) -> Result<Next, StudioError> {
+    /// What trial `trial` (whose run is `run`) needs now, given the sweep's `decisions`. A run that
+    /// reached a rung with no decision recorded (the studio went down between the two) waits there in the
+    /// promotion variant, and is judged first in the stopping one.
+    fn next_for(
+        &self,
+        row: &SweepRow,
+        trial: &TrialRow,
+        run: Option<&Run>,
+        decisions: &[RungDecision],
+        revive: bool,
+    ) -> Result<Next, StudioError> {
         let Some(run) = run else {
             return Ok(if trial.run_id.is_some() { Next::Nothing } else { Next::Start });
         };
@@ -284,7 +294,7 @@ impl Studio {
         let resumable = [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed].contains(&run.status);
         if resumable && epochs_left {
             let link = SweepRef { id: row.id, trial: trial.trial };
-            if let Some(rung) = self.waits_at_rung(row, link, run)? {
+            if let Some(rung) = waiting_rung(&row.request, trial.trial, run, decisions) {
                 return Ok(Next::Waiting(rung));
             }
             if let Some(decision) = self.judge_at_rung(row, link, run)? {
@@ -399,15 +409,6 @@ impl Studio {
             }
         }
         self.advance_sweep(link.id, false)
-    }
-
-    /// The rung trial `link` (run `run`) waits at, in ASHA's promotion variant ([`waiting_rung`]).
-    fn waits_at_rung(&self, row: &SweepRow, link: SweepRef, run: &Run) -> Result<Option<u32>, StudioError> {
-        if promotion_variant(&row.request).is_none() {
-            return Ok(None);
-        }
-        let decisions = self.with_store(|store| store.decisions(row.id))?;
-        Ok(waiting_rung(&row.request, link.trial, run, &decisions))
     }
 
     /// Judges trial `link` (run `run`) if it has just finished a rung of its sweep's ASHA: the decision
