@@ -245,6 +245,48 @@ async fn asha_promotion_waits_for_a_third_of_the_trials_before_any_goes_on_then_
     assert_eq!(figures(&plain.epochs), figures(&trial_run.epochs), "waiting at a rung changes nothing");
 }
 
+/// ASHA's promotion variant, a waiting trial resumed by hand: it goes on at once, its rung decided as gone
+/// on by hand (one decision, with where it stood), and it is not judged at that rung again when the others
+/// arrive; it trains to its end.
+#[tokio::test]
+async fn a_waiting_trial_a_person_resumes_goes_on_recorded_as_by_hand() {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    let server = TestServer::start_with(data, |settings| settings.threads_per_run = Some(1), None).await;
+    let base_url = server.url("");
+    let request = json!({
+        "name": "by hand",
+        "base": base(2),
+        "parameters": {"lr": {"values": [1.0, 0.001, 0.003]}},
+        "early_stopping": {"asha": {"grace_epochs": 1, "eta": 3, "variant": "promotion"}},
+    });
+    let created: Sweep = post(&base_url, "/api/sweeps", Some(request)).await.json().await.unwrap();
+    let early = wait_for_sweep(&base_url, created.id, Duration::from_secs(120), |s| {
+        s.trials.iter().any(|t| t.trial == 1 && t.waiting_at == Some(1))
+    })
+    .await;
+    let run_id = early.trials[0].run_id.unwrap();
+    let resumed = post(&base_url, &format!("/api/runs/{run_id}/resume"), None).await;
+    assert_eq!(resumed.status(), StatusCode::OK);
+    let sweep =
+        wait_for_sweep(&base_url, created.id, Duration::from_secs(300), |s| s.status == SweepStatus::Completed).await;
+
+    let first: Vec<_> = sweep.decisions.iter().filter(|d| d.trial == 1).collect();
+    assert_eq!(first.len(), 1, "trial 1 is decided once, by hand: {:#?}", sweep.decisions);
+    let decision = first[0];
+    assert_eq!((decision.epoch, decision.continued), (1, true));
+    assert!(decision.sentence.starts_with("went on by hand after epoch 1: "), "{}", decision.sentence);
+    assert!(decision.sentence.contains("was resumed before ASHA decided"), "{}", decision.sentence);
+    let trial = sweep.trials.iter().find(|t| t.trial == 1).unwrap();
+    assert_eq!((trial.status, trial.epochs_done, trial.waiting_at), (Some(RunStatus::Completed), 2, None));
+    assert_eq!(trial.note.as_deref(), Some(decision.sentence.as_str()));
+    // The others were judged among three at the rung, trial 1's epoch counted among them.
+    for other in sweep.decisions.iter().filter(|d| d.trial != 1) {
+        assert_eq!((other.epoch, other.reached), (1, 3), "{:#?}", sweep.decisions);
+    }
+    assert_eq!(sweep.decisions.len(), 3, "every trial decided at the rung once: {:#?}", sweep.decisions);
+}
+
 /// ASHA's promotion variant two trials at a time, where the order of events is not fixed: whatever it
 /// is, no trial goes on from a rung before two (eta) have reached it, except by the end rule; every
 /// trial ends completed or pruned at a rung with a decision saying so; at least one completes; nobody

@@ -5,7 +5,8 @@
 //!   included; at least one always goes on, so the first to arrive always does;
 //! - promotion ([`promotions`], the paper's Algorithm 2): a trial waits at the rung and goes on once it
 //!   is in the top `floor(n/eta)` of the `n` trials that reached it; when nothing else is left to train,
-//!   the best waiting trial of a rung no trial went on from goes on, and the rest are pruned.
+//!   the best waiting trial of a rung no trial went on from goes on, and the rest are pruned; a waiting
+//!   trial a person resumes by hand goes on, recorded as such ([`by_hand`]).
 //!
 //! Both depend only on the values and their order of arrival, so a sweep replayed in the same order
 //! decides the same.
@@ -70,6 +71,26 @@ pub fn promotions(metric: SweepMetric, eta: u32, epoch: u32, reached: &[AtRung],
             RungDecision { trial: at.trial, epoch, metric: at.value, reached: n as u32, cut, continued, sentence }
         })
         .collect()
+}
+
+/// The promotion variant at rung `epoch` when a person resumed waiting trial `trial` by hand, before ASHA
+/// promoted or pruned it: it is recorded as gone on by hand, with where it stood among the trials in
+/// `reached` (itself included) and the cut of the top `max(1, floor(n/eta))`. `None` if it is not there.
+pub fn by_hand(metric: SweepMetric, eta: u32, trial: u32, epoch: u32, reached: &[AtRung]) -> Option<RungDecision> {
+    let value = reached.iter().find(|at| at.trial == trial)?.value;
+    let mut ranked: Vec<f64> = reached.iter().map(|at| at.value).collect();
+    ranked.sort_by(|a, b| rank(metric, *a, *b));
+    let keep = (ranked.len() / eta.max(2) as usize).max(1);
+    let cut = ranked[keep - 1];
+    let place = 1 + reached.iter().filter(|other| rank(metric, other.value, value).is_lt()).count();
+    let n = reached.len();
+    let sentence = format!(
+        "went on by hand after epoch {epoch}: {}, placed {place} of the {n} trials that reached epoch {epoch}, \
+         was resumed before ASHA decided (the cut was {})",
+        metric.show(value),
+        metric.show(cut)
+    );
+    Some(RungDecision { trial, epoch, metric: value, reached: n as u32, cut, continued: true, sentence })
 }
 
 /// `a` before `b` when it is the better value of `metric`; a value that is not a number ranks last.
@@ -204,6 +225,20 @@ mod tests {
         let tied = [at(2, 0.5, true), at(1, 0.5, true), at(3, f64::NAN, true)];
         let first = promotions(ACCURACY, 3, 1, &tied, false);
         assert_eq!(first.iter().map(|d| d.trial).collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn a_waiting_trial_resumed_by_hand_goes_on_with_where_it_stood() {
+        let reached = [at(1, 0.5, true), at(2, 0.2, true), at(3, 0.7, false), at(4, 0.6, true)];
+        let decision = by_hand(ACCURACY, 3, 2, 3, &reached).expect("trial 2 reached the rung");
+        assert_eq!((decision.trial, decision.epoch, decision.continued, decision.reached), (2, 3, true, 4));
+        assert_eq!((decision.metric, decision.cut), (0.2, 0.7));
+        assert_eq!(
+            decision.sentence,
+            "went on by hand after epoch 3: 20.0 %, placed 4 of the 4 trials that reached epoch 3, was resumed \
+             before ASHA decided (the cut was 70.0 %)"
+        );
+        assert!(by_hand(ACCURACY, 3, 9, 3, &reached).is_none(), "trial 9 did not reach the rung");
     }
 
     /// Synthetic learning curves that keep their order (the assumption ASHA rests on; a late bloomer can

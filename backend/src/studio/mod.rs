@@ -768,10 +768,21 @@ impl Studio {
         Ok(())
     }
 
+    /// Queues a stopped, interrupted or failed run to continue from its last checkpoint, as a person asks
+    /// ([`Studio::queue_to_continue`]); a sweep's trial that waited at an ASHA rung is recorded as gone on by
+    /// hand there.
+    pub fn resume_run(&self, id: u64) -> Result<Run, StudioError> {
+        let run = self.queue_to_continue(id)?;
+        if let Err(error) = self.went_on_by_hand(id) {
+            tracing::error!(run_id = id, "could not record the trial's resume in its sweep: {error}");
+        }
+        Ok(run)
+    }
+
     /// Queues a stopped, interrupted or failed run to continue from its last checkpoint. Of two requests
     /// at once, one wins: under the live lock, one conditional update moves the status and the attempt is
     /// registered, so a resume or stop in between sees either the old run or the queued attempt.
-    pub fn resume_run(&self, id: u64) -> Result<Run, StudioError> {
+    fn queue_to_continue(&self, id: u64) -> Result<Run, StudioError> {
         let run = self.run(id)?;
         if Move::Resume.apply(run.status).is_none() {
             return Err(StudioError::NotResumable { id, status: run.status.as_str() });
@@ -1436,11 +1447,11 @@ mod tests {
     use std::rc::Rc;
 
     thread_local! {
-        /// What this thread's next [`Studio::resume_run`] runs between checking the run and committing.
+        /// What this thread's next [`Studio::queue_to_continue`] runs between checking the run and committing.
         static BETWEEN_CHECK_AND_COMMIT: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
     }
 
-    /// The seam in [`Studio::resume_run`]: runs, once, what a test put there.
+    /// The seam in [`Studio::queue_to_continue`]: runs, once, what a test put there.
     pub(super) fn between_check_and_commit() {
         if let Some(interleaved) = BETWEEN_CHECK_AND_COMMIT.with(|hook| hook.borrow_mut().take()) {
             interleaved();

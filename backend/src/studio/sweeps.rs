@@ -318,13 +318,13 @@ impl Studio {
         let link = SweepRef { id: row.id, trial: trial.trial };
         let begun = match next {
             Next::Start => self.start_trial(row, trial),
-            Next::Continue(run_id) => self.resume_run(run_id).map(drop),
+            Next::Continue(run_id) => self.queue_to_continue(run_id).map(drop),
             Next::Retry(run_id) => {
                 let why = self.run(run_id).ok().and_then(|run| run.error).unwrap_or_else(|| "it was lost".into());
                 let note = format!("retried once from its checkpoint after: {why}");
                 self.with_store(|store| store.note_trial(link, true, &note))
                     .map_err(StudioError::from)
-                    .and_then(|()| self.resume_run(run_id).map(drop))
+                    .and_then(|()| self.queue_to_continue(run_id).map(drop))
             }
             Next::Promote(run_id, decision) => self
                 .with_store(|store| {
@@ -334,7 +334,7 @@ impl Studio {
                     })
                 })
                 .map_err(StudioError::from)
-                .and_then(|()| self.resume_run(run_id).map(drop)),
+                .and_then(|()| self.queue_to_continue(run_id).map(drop)),
             Next::Active | Next::Nothing | Next::Waiting(_) => return false,
         };
         match begun {
@@ -409,6 +409,44 @@ impl Studio {
             }
         }
         self.advance_sweep(link.id, false)
+    }
+
+    /// Run `run_id` was resumed by a person: if it is a trial of ASHA's promotion variant that waited at a
+    /// rung, that rung is decided for it as gone on by hand ([`asha::by_hand`]), so the sweep's record says
+    /// why it went on and no later promotion or settling judges it there again.
+    pub(super) fn went_on_by_hand(&self, run_id: u64) -> Result<(), StudioError> {
+        let _one_at_a_time = self.0.sweeping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(link) = self.with_store(|store| store.trial_of_run(run_id))? else { return Ok(()) };
+        let Some(row) = self.with_store(|store| store.sweep_row(link.id))? else { return Ok(()) };
+        let Some(asha) = promotion_variant(&row.request) else { return Ok(()) };
+        let Some(run) = self.with_store(|store| store.run_outline(run_id))? else { return Ok(()) };
+        let epoch = run.epochs.len() as u32;
+        let decisions = self.with_store(|store| store.decisions(link.id))?;
+        let decided = decisions.iter().any(|d| d.trial == link.trial && d.epoch == epoch);
+        if decided || !asha.rungs(run.config.epochs).contains(&epoch) {
+            return Ok(());
+        }
+        let mut entries = Vec::new();
+        for trial in self.with_store(|store| store.trials(link.id))? {
+            let run = match trial.run_id {
+                Some(id) => self.with_store(|store| store.run_outline(id))?,
+                None => None,
+            };
+            entries.push(Entry { trial, run, next: Next::Nothing });
+        }
+        let standings = rung_standings(&row.request, asha, &entries);
+        let Some((_, reached)) = standings.iter().find(|(rung, _)| *rung == epoch) else { return Ok(()) };
+        let Some(decision) = asha::by_hand(row.request.metric, asha.eta, link.trial, epoch, reached) else {
+            return Ok(());
+        };
+        self.with_store(|store| {
+            store.in_transaction(|store| {
+                store.add_decision(link.id, &decision)?;
+                store.note_trial(link, false, &decision.sentence)
+            })
+        })?;
+        tracing::info!(run_id, sweep_id = link.id, epoch, "a waiting trial was resumed by hand");
+        self.tell_sweep(link.id)
     }
 
     /// Judges trial `link` (run `run`) if it has just finished a rung of its sweep's ASHA: the decision
