@@ -1,8 +1,9 @@
 //! Geometry of a sweep's two charts: every trial's learning curve in one panel (the comparison chart of
-//! [`crate::chart::compare_chart`], each trial coloured by its result, a pruned one marked where it stopped),
-//! and the parallel-coordinates plot: one vertical axis per varied setting and the metric last, each trial a
-//! line through its values. An axis is categorical for names and flags, logarithmic for a log-uniform range
-//! or values spanning a decade or more, linear otherwise ([`AxisScale`]).
+//! [`crate::chart::compare_chart`], each trial coloured by its result, a pruned one marked where it stopped,
+//! one waiting at a rung where it waits), and the parallel-coordinates plot: one vertical axis per varied
+//! setting and the metric last, each trial a line through its values. An axis is categorical for names and
+//! flags, logarithmic for a log-uniform range or values spanning a decade or more, linear otherwise
+//! ([`AxisScale`]).
 //! Everything here is plain arithmetic; [`crate::sweeps`] turns it into SVG elements.
 
 use serde_json::Value as Json;
@@ -214,6 +215,8 @@ pub struct TrialCurve {
     pub notes: Vec<String>,
     /// Where a pruned trial stopped, with why.
     pub stopped: Option<((f64, f64), String)>,
+    /// Where a trial waits at a rung (ASHA's promotion variant), with what it waits for.
+    pub waits: Option<((f64, f64), String)>,
 }
 
 /// Every trial's curve in one panel.
@@ -252,12 +255,17 @@ pub fn learning_curves(sweep: &Sweep, trials: &[Trial], runs: &[Run], width: f64
                 let why = trial.note.clone().unwrap_or_else(|| "pruned".to_string());
                 (at, format!("Trial {} was pruned: {why}", trial.trial))
             });
+            let waits = line.points.last().filter(|_| trial.waiting_at.is_some()).map(|&at| {
+                let why = trial.note.clone().unwrap_or_else(|| "waits at a rung".to_string());
+                (at, format!("Trial {} {why}", trial.trial))
+            });
             TrialCurve {
                 trial: trial.trial,
                 colour: colour_of(&colours, trial.trial),
                 points: line.points,
                 notes,
                 stopped,
+                waits,
             }
         })
         .collect();

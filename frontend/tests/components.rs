@@ -490,6 +490,10 @@ async fn a_trial_waiting_at_a_rung_shows_as_waiting_with_its_note() {
     assert_eq!(text(&root, "#sweep-leaderboard tr[data-trial='1'] .trial-status .badge"), "waiting");
     assert_eq!(text(&root, "#sweep-leaderboard tr[data-trial='1'] .trial-note"), waits);
     assert_eq!(text(&root, "#sweep-leaderboard tr[data-trial='2'] .trial-status .badge"), "running");
+    // Its curve ends in a pause mark saying what it waits for; nobody's in a cross.
+    assert_eq!(count(&root, "#sweep-curves path.wait-mark"), 1);
+    assert_eq!(text(&root, "#sweep-curves path.wait-mark title"), format!("Trial 1 {waits}"));
+    assert_eq!(count(&root, "#sweep-curves path.stop-mark"), 0);
     assert!(text(&root, ".config-summary").ends_with("ASHA, promotion (grace 1 epoch, eta 3)"));
 }
 

@@ -1,6 +1,7 @@
 //! A sweep's charts drawn as SVG: every trial's learning curve in one chart (pruned trials dashed, a
-//! cross where they stopped) and the parallel-coordinates plot, each fitted to its drawn width. Their
-//! geometry (axes, ticks, colours) is computed by [`crate::sweep_plot`].
+//! cross where they stopped, a pause mark beside where one waits at a rung) and the parallel-coordinates
+//! plot, each fitted to its drawn width. Their geometry (axes, ticks, colours) is computed by
+//! [`crate::sweep_plot`].
 
 use leptos::prelude::*;
 use shared::sweep::{Sweep, Trial};
@@ -52,6 +53,15 @@ fn curves_svg(plot: CurveChart, fit: ChartFit) -> impl IntoView {
                     <title>{why}</title>
                 </path>
             });
+            let waits = curve.waits.map(|((x, y), why)| view! {
+                <path
+                    class="wait-mark"
+                    d=format!("M{} {}L{} {}M{} {}L{} {}", x + 7.0, y - 5.0, x + 7.0, y + 5.0, x + 11.0, y - 5.0, x + 11.0, y + 5.0)
+                    style=format!("stroke: {}", curve.colour)
+                >
+                    <title>{why}</title>
+                </path>
+            });
             let pruned = stopped.is_some();
             view! {
                 <polyline
@@ -63,6 +73,7 @@ fn curves_svg(plot: CurveChart, fit: ChartFit) -> impl IntoView {
                 ></polyline>
                 {markers}
                 {stopped}
+                {waits}
             }
         })
         .collect_view();
@@ -73,7 +84,10 @@ fn curves_svg(plot: CurveChart, fit: ChartFit) -> impl IntoView {
             viewBox=format!("0 0 {} {}", fit.view_width, chart::COMPARE_HEIGHT)
             style=fit.style()
             role="img"
-            aria-label=format!("{title} per epoch of every trial; pruned trials dashed, with a cross where they stopped")
+            aria-label=format!(
+                "{title} per epoch of every trial; pruned trials dashed, with a cross where they stopped; a pause \
+                 mark where a trial waits at a rung"
+            )
         >
             <text class="panel-title" x=frame.left y=frame.top - 14.0>{format!("{title} per epoch")}</text>
             {crate::axes(frame, &plot.x_ticks, &plot.y_ticks)}
