@@ -291,7 +291,8 @@ async fn warned_before_its_time_limit_a_job_checkpoints_is_requeued_and_finishes
 
 /// A sweep's trials are ordinary runs, so on Slurm each attempt is a job: with ASHA the good trial pauses
 /// at each rung (its job ends), goes on in a new job from its checkpoint, and ends bit for bit as a plain
-/// local run; the learning rate of 1.0 is pruned at the first rung.
+/// local run; the learning rate of 1.0 is pruned at the first rung. The same in ASHA's promotion variant,
+/// where the good trial waits at each rung (its job ended) until it is promoted, then goes on in a new job.
 #[tokio::test]
 async fn a_sweep_with_asha_trains_its_trials_as_jobs_that_pause_at_rungs_and_go_on_exactly() {
     if skip_without_slurm() {
@@ -301,30 +302,36 @@ async fn a_sweep_with_asha_trains_its_trials_as_jobs_that_pause_at_rungs_and_go_
     let plain = local.wait_until_finished(local.create_run(config(3)).await).await;
     let cluster = Cluster::start();
     let server = studio(Some(&cluster), "studio").await;
-    let request: shared::sweep::SweepRequest = serde_json::from_value(json!({
-        "name": "on the cluster",
-        "base": config(3),
-        "parameters": {"lr": {"values": [0.001, 1.0]}},
-        "early_stopping": {"asha": {"grace_epochs": 1, "eta": 2}},
-    }))
-    .unwrap();
-    assert_eq!(request.base.lr, 0.001, "the first trial is the plain run's settings");
-    let id = server.studio.create_sweep(request).unwrap().id;
-    let started = std::time::Instant::now();
-    let sweep = loop {
-        let sweep = server.studio.sweep(id).unwrap();
-        if sweep.status == shared::sweep::SweepStatus::Completed {
-            break sweep;
-        }
-        assert!(started.elapsed() < Duration::from_secs(300), "{sweep:#?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let status: Vec<(u32, Option<RunStatus>, u32)> =
-        sweep.trials.iter().map(|t| (t.trial, t.status, t.epochs_done)).collect();
-    assert_eq!(status, [(1, Some(RunStatus::Completed), 3), (2, Some(RunStatus::Pruned), 1)], "{sweep:#?}");
-    let good = run(&server, sweep.trials[0].run_id.unwrap()).await;
-    assert!(job_of(&good).0.parse::<u64>().is_ok(), "{good:?}");
-    assert_eq!(figures(&good.epochs), figures(&plain.epochs), "paused twice across jobs, trained as one run");
+    for variant in ["stopping", "promotion"] {
+        let request: shared::sweep::SweepRequest = serde_json::from_value(json!({
+            "name": format!("on the cluster, {variant}"),
+            "base": config(3),
+            "parameters": {"lr": {"values": [0.001, 1.0]}},
+            "early_stopping": {"asha": {"grace_epochs": 1, "eta": 2, "variant": variant}},
+        }))
+        .unwrap();
+        assert_eq!(request.base.lr, 0.001, "the first trial is the plain run's settings");
+        let id = server.studio.create_sweep(request).unwrap().id;
+        let started = std::time::Instant::now();
+        let sweep = loop {
+            let sweep = server.studio.sweep(id).unwrap();
+            if sweep.status == shared::sweep::SweepStatus::Completed {
+                break sweep;
+            }
+            assert!(started.elapsed() < Duration::from_secs(300), "{sweep:#?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let status: Vec<(u32, Option<RunStatus>, u32)> =
+            sweep.trials.iter().map(|t| (t.trial, t.status, t.epochs_done)).collect();
+        assert_eq!(status, [(1, Some(RunStatus::Completed), 3), (2, Some(RunStatus::Pruned), 1)], "{sweep:#?}");
+        let mut decided: Vec<(u32, u32, bool)> =
+            sweep.decisions.iter().map(|d| (d.trial, d.epoch, d.continued)).collect();
+        decided.sort();
+        assert_eq!(decided, [(1, 1, true), (1, 2, true), (2, 1, false)], "{variant}: {sweep:#?}");
+        let good = run(&server, sweep.trials[0].run_id.unwrap()).await;
+        assert!(job_of(&good).0.parse::<u64>().is_ok(), "{good:?}");
+        assert_eq!(figures(&good.epochs), figures(&plain.epochs), "{variant}: paused twice across jobs, as one run");
+    }
 }
 
 #[tokio::test]
