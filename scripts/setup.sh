@@ -3,7 +3,7 @@
 # checks each piece in well under a second and installs nothing.
 #
 #   scripts/setup.sh          what `make run` needs: libtorch (torch wheel in .venv), the wasm target,
-#                             trunk, wasm-bindgen-cli, wasm-opt
+#                             trunk, wasm-bindgen-cli, wasm-split-cli, wasm-opt
 #   scripts/setup.sh --test   also what the tests need: torchvision in .venv, Chromium and chromedriver,
 #                             axe-core (npm) in .tools
 #
@@ -20,6 +20,7 @@ SAFETENSORS_VERSION=0.8.0
 ONNXRUNTIME_VERSION=1.32.0
 ONNX_VERSION=1.23.2
 TRUNK_VERSION=0.21.14
+WASM_SPLIT_VERSION=0.2.4
 BINARYEN_VERSION=132.0.0
 AXE_VERSION=4.14.1
 WITH_TEST_TOOLS=0
@@ -73,6 +74,12 @@ if [[ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null || true)" != "wasm-bind
     say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION with its test runner (about 3 minutes, once)"
     # Not --locked: its lockfile pins a webpki-roots version the registry no longer has.
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+# wasm-split-cli cuts the page's wasm at its split points (scripts/split-page.sh, Trunk's post-build hook):
+# the split tool cargo-leptos uses, as a library, here as its command.
+if ! cargo install --list | grep -qx "wasm_split_cli_support v$WASM_SPLIT_VERSION:" || [[ ! -x "$CARGO_BIN/wasm-split-cli" ]]; then
+    say "installing wasm-split-cli $WASM_SPLIT_VERSION (about a minute, once)"
+    cargo install wasm_split_cli_support --version "$WASM_SPLIT_VERSION" --locked --features build-binary
 fi
 if ! grep -q "wasm_bindgen = \"$WASM_BINDGEN_VERSION\"" Trunk.toml; then
     echo "Trunk.toml's wasm_bindgen must equal Cargo.lock's wasm-bindgen ($WASM_BINDGEN_VERSION)" >&2

@@ -35,6 +35,7 @@ pub mod caches;
 pub mod chart;
 pub mod classify;
 pub mod compare;
+pub mod deferred;
 pub mod form;
 pub mod format;
 pub mod health;
@@ -61,10 +62,7 @@ use futures::channel::mpsc::unbounded;
 use leptos::prelude::*;
 use shared::{ClientMessage, EpochMetrics, Run};
 
-use crate::classify::ClassifyPanel;
-use crate::compare::{CompareRuns, CompareToggle};
-use crate::health::DatasetHealthCard;
-use crate::insight::{RunConfig, RunInsight};
+use crate::compare::CompareToggle;
 use crate::state::StatusFilter;
 pub(crate) use crate::studio::studio;
 pub use crate::studio::Studio;
@@ -102,19 +100,18 @@ pub fn App() -> impl IntoView {
         <main class="layout" node_ref=main>
             <div class="column side">
                 <TrainPanel/>
-                <DatasetHealthCard/>
+                {deferred::later(deferred::dataset_cards())}
                 <DatasetUpload/>
-                <caches::DecodedCachesCard/>
             </div>
             <div class="column main">
                 <RunList/>
-                <CompareRuns/>
+                {deferred::later(deferred::compare_runs())}
                 <RunDetail/>
-                <sweeps::SweepsCard/>
+                {deferred::later(deferred::sweeps_card())}
             </div>
-            <ClassifyPanel/>
+            {deferred::later(deferred::classify_panel())}
         </main>
-        <versions::PendingEditsBar/>
+        {deferred::later(deferred::pending_edits_bar())}
     }
 }
 
@@ -329,7 +326,7 @@ pub fn RunDetail() -> impl IntoView {
                         {move || shown.with(|r| r.as_ref().and_then(|r| r.best_checkpoint.as_ref()).map(format::checkpoint))}
                     </span>
                 </div>
-                <sweeps::TrialOf shown=shown/>
+                {deferred::later(deferred::trial_of(shown))}
                 <RunActions shown=shown/>
                 <Headline shown=shown/>
                 <p class="config-summary">{move || shown.with(|r| r.as_ref().map(format::config_summary))}</p>
@@ -339,9 +336,7 @@ pub fn RunDetail() -> impl IntoView {
                 <BatchProgressBar shown=shown/>
                 <TrainingChart shown=shown/>
                 <EpochTable shown=shown/>
-                <RunInsight shown=shown/>
-                <RunConfig shown=shown/>
-                <receipt::RunReceiptSection shown=shown/>
+                {deferred::later(deferred::run_insight(shown))}
             </Show>
         </section>
     }

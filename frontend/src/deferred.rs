@@ -1,0 +1,79 @@
+//! The parts of the page that the first run list does not need, behind split points: in the page's own
+//! build (the `split` feature, which `frontend/index.html` turns on for Trunk), each function here is a
+//! Leptos `#[lazy]` function, and `scripts/split-page.sh` (Trunk's post-build hook) cuts the code only
+//! it reaches into a wasm file of its own that the browser fetches the first time the part is shown. The
+//! page's first wasm is then a third smaller; the parts follow a moment later.
+//!
+//! Without the feature (the component tests, native builds) they are plain `async` functions that are
+//! ready when first polled, so [`later`] shows them at once, exactly as if they were inline.
+
+use leptos::prelude::*;
+use shared::Run;
+
+use crate::caches::DecodedCachesCard;
+use crate::classify::ClassifyPanel;
+use crate::compare::CompareRuns;
+use crate::health::DatasetHealthCard;
+use crate::insight::{RunConfig, RunInsight};
+use crate::receipt::RunReceiptSection;
+use crate::sweeps::{SweepsCard, TrialOf};
+use crate::versions::PendingEditsBar;
+
+/// Shows the part `part` gives once its code is loaded (nothing before). The page runs on one thread, so
+/// the future that `Suspend` wants sendable is wrapped, as Leptos's own lazy functions are.
+pub fn later(part: impl std::future::Future<Output = AnyView> + 'static) -> impl IntoView {
+    Suspend::new(send_wrapper::SendWrapper::new(part))
+}
+
+/// The dataset cards under the New run form: the chosen dataset's health and versions, and the decoded
+/// caches.
+#[cfg_attr(feature = "split", leptos::lazy)]
+pub async fn dataset_cards() -> AnyView {
+    view! {
+        <DatasetHealthCard/>
+        <DecodedCachesCard/>
+    }
+    .into_any()
+}
+
+/// Classifying images with a trained model (uploads, the camera, Grad-CAM), across the foot of the page.
+#[cfg_attr(feature = "split", leptos::lazy)]
+pub async fn classify_panel() -> AnyView {
+    view! { <ClassifyPanel/> }.into_any()
+}
+
+/// Comparing runs, under the run list.
+#[cfg_attr(feature = "split", leptos::lazy)]
+pub async fn compare_runs() -> AnyView {
+    view! { <CompareRuns/> }.into_any()
+}
+
+/// The sweeps, under the shown run.
+#[cfg_attr(feature = "split", leptos::lazy)]
+pub async fn sweeps_card() -> AnyView {
+    view! { <SweepsCard/> }.into_any()
+}
+
+/// The bar of a dataset version's pending edits, at the foot of the page.
+#[cfg_attr(feature = "split", leptos::lazy)]
+pub async fn pending_edits_bar() -> AnyView {
+    view! { <PendingEditsBar/> }.into_any()
+}
+
+/// Which sweep the shown run is a trial of, if any.
+#[cfg_attr(feature = "split", leptos::lazy)]
+pub async fn trial_of(shown: Memo<Option<Run>>) -> AnyView {
+    view! { <TrialOf shown=shown/> }.into_any()
+}
+
+/// The shown run's analysis (per-class results, confusion, Grad-CAM gallery), its settings and its
+/// receipt.
+#[cfg_attr(feature = "split", leptos::lazy)]
+pub async fn run_insight(shown: Memo<Option<Run>>) -> AnyView {
+    view! {
+        <RunInsight shown=shown/>
+        <RunConfig shown=shown/>
+        <RunReceiptSection shown=shown/>
+    }
+    .into_any()
+}
