@@ -33,13 +33,20 @@ mkdir -p "$DIR"
 
 WASM_ARGS=()
 shopt -s nullglob
-# The sizes a browser downloads: the .gz and .br copies `make build` writes beside the wasm.
-WASM_FILES=(dist/*.wasm)
+# The sizes a browser downloads: the .gz and .br copies `make build` writes beside the wasm. The first wasm
+# (what the page starts with), then the parts it fetches later (scripts/split-page.sh), together.
+WASM_FILES=(dist/frontend-*_bg.wasm)
+PART_FILES=()
+for file in dist/*.wasm; do [[ $file == "${WASM_FILES[0]:-}" ]] || PART_FILES+=("$file"); done
 if (( ${#WASM_FILES[@]} > 0 )) && [[ -f "${WASM_FILES[0]}.br" && -f "${WASM_FILES[0]}.gz" ]]; then
     WASM_GZIP=$(cat "${WASM_FILES[@]/%/.gz}" | wc -c)
     WASM_BROTLI=$(cat "${WASM_FILES[@]/%/.br}" | wc -c)
     WASM_RAW=$(cat "${WASM_FILES[@]}" | wc -c)
     WASM_ARGS=(--wasm-gzip-bytes "$WASM_GZIP" --wasm-brotli-bytes "$WASM_BROTLI" --wasm-raw-bytes "$WASM_RAW")
+    if (( ${#PART_FILES[@]} > 0 )); then
+        WASM_ARGS+=(--wasm-parts "${#PART_FILES[@]}" --wasm-parts-gzip-bytes "$(cat "${PART_FILES[@]/%/.gz}" | wc -c)"
+            --wasm-parts-brotli-bytes "$(cat "${PART_FILES[@]/%/.br}" | wc -c)")
+    fi
 fi
 
 say "Transfer Studio against the seed recipe's PyTorch loop (interleaved), then the server"

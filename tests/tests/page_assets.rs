@@ -1,6 +1,6 @@
-//! The built page as a browser gets it: the real Trunk output, compressed by the real binary's
-//! `precompress`, served brotli or gzip by `Accept-Encoding`, hashed files cached for a year and
-//! `index.html` revalidated by its `ETag`.
+//! The built page as a browser gets it: the real Trunk output (its wasm split into a first module and
+//! parts), compressed by the real binary's `precompress`, served brotli or gzip by `Accept-Encoding`,
+//! hashed files cached for a year and `index.html` revalidated by its `ETag`.
 
 mod common;
 
@@ -52,7 +52,8 @@ fn inflate(encoding: &str, body: &[u8]) -> Vec<u8> {
 async fn the_page_is_served_compressed_by_accept_encoding_and_cached_by_name() {
     let ui = tempfile::tempdir().unwrap();
     let names = copy_of_the_built_page(ui.path());
-    let wasm = names.iter().find(|n| n.ends_with(".wasm")).expect("the page has its wasm").clone();
+    let first_wasm = |n: &&String| n.starts_with("frontend-") && n.ends_with("_bg.wasm");
+    let wasm = names.iter().find(first_wasm).expect("the page has its wasm").clone();
     let binary = common::workspace_root().join("target/release/transfer-studio");
     let made = std::process::Command::new(binary).args(["precompress", "--ui-dir"]).arg(ui.path()).output().unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
@@ -73,6 +74,20 @@ async fn the_page_is_served_compressed_by_accept_encoding_and_cached_by_name() {
             assert!(body.len() * 2 < file.len(), "brotli at least halves the wasm: {} of {}", body.len(), file.len());
         }
     }
+
+    // The parts of the page fetched later (scripts/split-page.sh), and the script that loads them, are named
+    // by hash and served the same way; index.html preloads that script.
+    let parts: Vec<&String> = names.iter().filter(|n| n.ends_with(".wasm") && !first_wasm(n)).collect();
+    assert!(parts.len() >= 6, "the page is split into its first wasm and its parts: {names:?}");
+    let loader = names.iter().find(|n| n.starts_with("split-") && n.ends_with(".js")).expect("the parts' loader");
+    for part in parts.into_iter().chain([loader]) {
+        let (status, headers, body) = get(&server, &format!("/{part}"), &[("accept-encoding", "br")]).await;
+        assert_eq!((status, header(&headers, CONTENT_ENCODING)), (200, "br"), "{part}");
+        assert_eq!(inflate("br", &body), std::fs::read(ui.path().join(part)).unwrap(), "{part}");
+        assert_eq!(header(&headers, CACHE_CONTROL), "public, max-age=31536000, immutable", "{part}");
+    }
+    let html = std::fs::read_to_string(ui.path().join("index.html")).unwrap();
+    assert!(html.contains(&format!("<link rel=\"modulepreload\" href=\"/{loader}\"")), "{html}");
 
     // index.html, also the answer to any route of the page, is revalidated by its ETag.
     let index = std::fs::read_to_string(ui.path().join("index.html")).unwrap();
