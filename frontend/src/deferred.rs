@@ -5,7 +5,8 @@
 //! page's first wasm is then a third smaller; the parts follow a moment later.
 //!
 //! Without the feature (the component tests, native builds) they are plain `async` functions that are
-//! ready when first polled, so [`later`] shows them at once, exactly as if they were inline.
+//! ready when first polled, so once the first run list is in [`later`] shows them at once, exactly as if
+//! they were inline.
 
 use leptos::prelude::*;
 use shared::Run;
@@ -16,13 +17,39 @@ use crate::compare::CompareRuns;
 use crate::health::DatasetHealthCard;
 use crate::insight::{RunConfig, RunInsight};
 use crate::receipt::RunReceiptSection;
+use crate::studio::Studio;
 use crate::sweeps::{SweepsCard, TrialOf};
 use crate::versions::PendingEditsBar;
 
-/// Shows the part `part` gives once its code is loaded (nothing before). The page runs on one thread, so
-/// the future that `Suspend` wants sendable is wrapped, as Leptos's own lazy functions are.
+/// Shows the part `part` gives once its code is loaded (nothing before), and not before the page's first
+/// run list: on a fast link the parts' fetches and compiles would otherwise hold the run list back. The
+/// page runs on one thread, so the future that `Suspend` wants sendable is wrapped, as Leptos's own lazy
+/// functions are.
 pub fn later(part: impl std::future::Future<Output = AnyView> + 'static) -> impl IntoView {
-    Suspend::new(send_wrapper::SendWrapper::new(part))
+    let studio = crate::studio::studio();
+    Suspend::new(send_wrapper::SendWrapper::new(async move {
+        first_run_list(studio).await;
+        part.await
+    }))
+}
+
+/// Done once the page has had its first snapshot of the runs (at once if it has).
+async fn first_run_list(studio: Studio) {
+    let arrived = move || studio.state.with_untracked(|state| state.snapshots > 0);
+    if arrived() {
+        return;
+    }
+    let (tell, told) = futures::channel::oneshot::channel();
+    let mut tell = Some(tell);
+    let watch = Effect::new(move |_| {
+        if studio.state.with(|state| state.snapshots > 0) {
+            if let Some(tell) = tell.take() {
+                let _ = tell.send(());
+            }
+        }
+    });
+    let _ = told.await;
+    watch.stop();
 }
 
 /// The dataset cards under the New run form: the chosen dataset's health and versions, and the decoded
