@@ -58,6 +58,9 @@ say "Transfer Studio against the seed recipe's PyTorch loop (interleaved), then 
 say "Classification over HTTP against PyTorch's bare forward (3 alternating rounds per row)"
 "$BENCH" classify "$DIR" --python "$ROOT/.venv/bin/python" --script scripts/bench_pytorch.py --requests "$REQUESTS"
 
+say "Time to result: transfer-studio train against the seed recipe, whole processes, alternating"
+"$BENCH" result "$DIR" --python "$ROOT/.venv/bin/python" --script scripts/bench_pytorch.py
+
 say "Training through the studio before and after classify requests (OpenMP teams)"
 "$BENCH" interference "$DIR"
 

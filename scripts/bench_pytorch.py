@@ -8,6 +8,9 @@ epochs is followed by one of PyTorch's, each of our ceiling windows by one of Py
 machine whose speed drifts by 10-20 % within seconds, figures taken side by side in time are the only
 ones worth comparing.
 
+With --whole EPOCHS it instead trains EPOCHS epochs, testing after each as the seed does, prints
+{"accuracy"} and exits: `bench result` times the whole process, from the interpreter's start.
+
 Commands:
     train    one training epoch (the seed's `train`) then one test pass (the seed's `test`)
              -> {"train_ips", "train_seconds", "test_seconds", "accuracy"}
@@ -138,6 +141,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--whole", type=int, metavar="EPOCHS",
+                        help="train EPOCHS epochs, testing after each, print the accuracy and exit (time to result)")
     args = parser.parse_args()
 
     threads = os.cpu_count()
@@ -159,6 +164,12 @@ def main() -> None:
     model = torchvision.models.resnet18(num_classes=len(train_dataset.classes)).to(device)
     optimizer = optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
+    if args.whole:
+        for _ in range(args.whole):
+            train(model, train_loader, optimizer, criterion, device)
+            accuracy = test(model, test_loader, criterion, device)
+        print(json.dumps({"accuracy": accuracy}), flush=True)
+        return
     ceiling = None
     log = lambda message: print(f"[bench pytorch] {message}", file=sys.stderr, flush=True)
     answer = lambda value: print(json.dumps(value), flush=True)

@@ -77,6 +77,8 @@ mod classify;
 mod data_scale;
 #[path = "bench/interference.rs"]
 mod interference;
+#[path = "bench/result.rs"]
+mod result;
 
 #[derive(Parser)]
 #[command(about = "Transfer Studio benchmark (see scripts/bench.sh)")]
@@ -144,6 +146,24 @@ enum Command {
         /// Classify requests timed (half as many at 224 px).
         #[arg(long, default_value_t = 50)]
         requests: usize,
+    },
+    /// Time to result: `transfer-studio train` against the seed recipe as whole processes, alternating
+    /// (see `bench/result.rs`).
+    Result {
+        /// Benchmark folder (written by `data`).
+        dir: PathBuf,
+        /// Python interpreter with torch and torchvision.
+        #[arg(long)]
+        python: PathBuf,
+        /// The PyTorch side, scripts/bench_pytorch.py.
+        #[arg(long)]
+        script: PathBuf,
+        /// Epochs of each run.
+        #[arg(long, default_value_t = 4)]
+        epochs: u32,
+        /// Rounds (one run of each side per round); the first builds our decoded cache.
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
     },
     /// Training through the studio before and after classify requests (see `bench/interference.rs`).
     Interference {
@@ -234,6 +254,9 @@ fn main() -> anyhow::Result<()> {
             run(&dir, &python, &script, batch, wasm)
         }
         Command::Classify { dir, python, script, requests } => classify_only(&dir, &python, &script, requests),
+        Command::Result { dir, python, script, epochs, rounds } => {
+            result::measure(&dir, &python, &script, epochs, rounds)
+        }
         Command::Interference { dir } => interference::measure(&dir),
         Command::Duplicates { count, side } => time_duplicates(count, side),
         Command::Sweep { dir, epochs } => compare_sweeps(&dir, epochs),
