@@ -23,6 +23,13 @@ fn base(epochs: u32) -> Value {
     json!({"dataset": "colors", "epochs": epochs, "batch_size": 8, "weights": "none", "seed": 3})
 }
 
+/// A studio over [`base`]'s three colours (48 training and 6 test images each at 32 px), one thread a run.
+async fn colors_studio() -> TestServer {
+    let data = tempfile::tempdir().unwrap();
+    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
+    TestServer::start_with(data, |settings| settings.threads_per_run = Some(1), None).await
+}
+
 async fn post(base_url: &str, path: &str, body: Option<Value>) -> reqwest::Response {
     let client = reqwest::Client::new();
     let request = client.post(format!("{base_url}{path}"));
@@ -100,9 +107,7 @@ async fn a_sweep_is_checked_whole_before_anything_starts() {
 /// other pauses at each rung, goes on, and ends with exactly the metrics of a plain run of its settings.
 #[tokio::test]
 async fn asha_prunes_a_diverging_learning_rate_at_the_first_rung_and_the_rest_train_as_plain_runs() {
-    let data = tempfile::tempdir().unwrap();
-    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
-    let server = TestServer::start_with(data, |settings| settings.threads_per_run = Some(1), None).await;
+    let server = colors_studio().await;
     let base_url = server.url("");
     let request = json!({
         "name": "learning rates",
@@ -177,9 +182,7 @@ async fn asha_prunes_a_diverging_learning_rate_at_the_first_rung_and_the_rest_tr
 /// In the stopping variant the first trial would have gone on at once, alone at the rung.
 #[tokio::test]
 async fn asha_promotion_waits_for_a_third_of_the_trials_before_any_goes_on_then_prunes_the_rest() {
-    let data = tempfile::tempdir().unwrap();
-    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
-    let server = TestServer::start_with(data, |settings| settings.threads_per_run = Some(1), None).await;
+    let server = colors_studio().await;
     let base_url = server.url("");
     let request = json!({
         "name": "promoted",
@@ -250,9 +253,7 @@ async fn asha_promotion_waits_for_a_third_of_the_trials_before_any_goes_on_then_
 /// arrive; it trains to its end.
 #[tokio::test]
 async fn a_waiting_trial_a_person_resumes_goes_on_recorded_as_by_hand() {
-    let data = tempfile::tempdir().unwrap();
-    write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
-    let server = TestServer::start_with(data, |settings| settings.threads_per_run = Some(1), None).await;
+    let server = colors_studio().await;
     let base_url = server.url("");
     let request = json!({
         "name": "by hand",
