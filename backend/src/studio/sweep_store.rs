@@ -5,6 +5,7 @@
 use super::store::{Store, StoreError};
 use rusqlite::{params, OptionalExtension};
 use shared::sweep::{RungDecision, SweepRef, SweepRequest, SweepStatus, TrialParameters};
+use shared::Run;
 
 /// A sweep's own row.
 #[derive(Debug, Clone)]
@@ -130,6 +131,20 @@ impl Store {
                     note,
                     held,
                 })
+            })
+            .collect()
+    }
+
+    /// A sweep's trials, in order, each with its run in outline ([`Store::run_outline`]) once it has one.
+    pub fn trials_with_runs(&self, sweep_id: u64) -> Result<Vec<(TrialRow, Option<Run>)>, StoreError> {
+        self.trials(sweep_id)?
+            .into_iter()
+            .map(|trial| {
+                let run = match trial.run_id {
+                    Some(run_id) => self.run_outline(run_id)?,
+                    None => None,
+                };
+                Ok((trial, run))
             })
             .collect()
     }

@@ -85,11 +85,7 @@ impl Studio {
             let row = store.sweep_row(id)?.ok_or(StudioError::SweepNotFound(id))?;
             let decisions = store.decisions(id)?;
             let mut trials = Vec::new();
-            for trial in store.trials(id)? {
-                let run = match trial.run_id {
-                    Some(run_id) => store.run_outline(run_id)?,
-                    None => None,
-                };
+            for (trial, run) in store.trials_with_runs(id)? {
                 trials.push(trial_of(&row.request, trial, run.as_ref(), &decisions));
             }
             shared::sweep::rank(&mut trials, row.request.metric);
@@ -192,11 +188,7 @@ impl Studio {
         // Read once: what the loop below may add are stopping-variant decisions, which no waiting needs.
         let decisions = self.with_store(|store| store.decisions(id))?;
         let mut entries = Vec::new();
-        for trial in self.with_store(|store| store.trials(id))? {
-            let run = match trial.run_id {
-                Some(run_id) => self.with_store(|store| store.run_outline(run_id))?,
-                None => None,
-            };
+        for (trial, run) in self.with_store(|store| store.trials_with_runs(id))? {
             let next = self.next_for(&row, &trial, run.as_ref(), &decisions, revive)?;
             entries.push(Entry { trial, run, next });
         }
@@ -420,20 +412,13 @@ impl Studio {
         let Some(row) = self.with_store(|store| store.sweep_row(link.id))? else { return Ok(()) };
         let Some(asha) = promotion_variant(&row.request) else { return Ok(()) };
         let Some(run) = self.with_store(|store| store.run_outline(run_id))? else { return Ok(()) };
-        let epoch = run.epochs.len() as u32;
         let decisions = self.with_store(|store| store.decisions(link.id))?;
-        let decided = decisions.iter().any(|d| d.trial == link.trial && d.epoch == epoch);
-        if decided || !asha.rungs(run.config.epochs).contains(&epoch) {
-            return Ok(());
-        }
-        let mut entries = Vec::new();
-        for trial in self.with_store(|store| store.trials(link.id))? {
-            let run = match trial.run_id {
-                Some(id) => self.with_store(|store| store.run_outline(id))?,
-                None => None,
-            };
-            entries.push(Entry { trial, run, next: Next::Nothing });
-        }
+        let Some(epoch) = undecided_rung(asha, link.trial, &run, &decisions) else { return Ok(()) };
+        let entries: Vec<Entry> = self
+            .with_store(|store| store.trials_with_runs(link.id))?
+            .into_iter()
+            .map(|(trial, run)| Entry { trial, run, next: Next::Nothing })
+            .collect();
         let standings = rung_standings(&row.request, asha, &entries);
         let Some((_, reached)) = standings.iter().find(|(rung, _)| *rung == epoch) else { return Ok(()) };
         let Some(decision) = asha::by_hand(row.request.metric, asha.eta, link.trial, epoch, reached) else {
@@ -562,9 +547,15 @@ fn trial_of(request: &SweepRequest, trial: TrialRow, run: Option<&Run>, decision
 /// interrupted or failed) with epochs left, exactly at a rung where no decision about it was made yet.
 fn waiting_rung(request: &SweepRequest, trial: u32, run: &Run, decisions: &[RungDecision]) -> Option<u32> {
     let asha = promotion_variant(request)?;
-    let done = run.epochs.len() as u32;
     let ended = [RunStatus::Stopped, RunStatus::Interrupted, RunStatus::Failed].contains(&run.status);
-    let at_rung = ended && done < run.config.epochs && asha.rungs(run.config.epochs).contains(&done);
+    undecided_rung(asha, trial, run, decisions).filter(|_| ended)
+}
+
+/// The rung trial `trial`'s run `run` has just finished, with epochs left after it, if `decisions` has no
+/// decision about it there.
+fn undecided_rung(asha: Asha, trial: u32, run: &Run, decisions: &[RungDecision]) -> Option<u32> {
+    let done = run.epochs.len() as u32;
+    let at_rung = done < run.config.epochs && asha.rungs(run.config.epochs).contains(&done);
     let decided = decisions.iter().any(|d| d.trial == trial && d.epoch == done);
     (at_rung && !decided).then_some(done)
 }
