@@ -96,12 +96,11 @@ pub fn measure(dir: &Path, python: &Path, script: &Path, epochs: u32, rounds: us
     let warm = &times[1.min(times.len())..];
     let ratios: Vec<f64> = warm.iter().map(|(ours, seed)| seed / ours).collect();
     let spread = ratios.iter().copied().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| (lo.min(r), hi.max(r)));
+    let (ours, seed) = (median(warm.iter().map(|t| t.0)), median(warm.iter().map(|t| t.1)));
     println!(
-        "time to result, {epochs} epochs: ours {:.2} s, the seed recipe {:.2} s (medians of rounds 2-{rounds}): {:.2}x \
-         (rounds {:.2}x to {:.2}x; target 2.5x); first round {:.2}x",
-        median(warm.iter().map(|t| t.0)),
-        median(warm.iter().map(|t| t.1)),
-        median(warm.iter().map(|t| t.1)) / median(warm.iter().map(|t| t.0)),
+        "time to result, {epochs} epochs: ours {ours:.2} s, the seed recipe {seed:.2} s (medians of rounds \
+         2-{rounds}): {:.2}x (rounds {:.2}x to {:.2}x; target 2.5x); first round {:.2}x",
+        seed / ours,
         spread.0,
         spread.1,
         times[0].1 / times[0].0
