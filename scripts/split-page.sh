@@ -3,7 +3,7 @@
 # of frontend/src/deferred.rs) into a first wasm and parts the browser fetches when they are first shown.
 #
 # Trunk cannot split, so this redoes its last steps from the same cargo artefact (linked with
-# `--emit-relocs`, .cargo/config.toml): wasm-split-cli (the `wasm_split_cli_support` crate, what
+# `--emit-relocs`, frontend/build.rs): wasm-split-cli (the `wasm_split_cli_support` crate, what
 # cargo-leptos uses) writes the first module, the parts and the JavaScript that loads them; wasm-bindgen
 # then makes the first module's glue (keeping the exports the parts link against); wasm-opt -Oz shrinks
 # every module (Trunk's own pass is off, `data-wasm-opt="0"`). Trunk's glue and wasm are replaced in its
