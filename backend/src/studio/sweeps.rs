@@ -385,10 +385,11 @@ impl Studio {
             return self.move_run(run_id, Move::End(RunStatus::Stopped), None);
         };
         if promotion_variant(&row.request).is_some() {
-            // It waits at the rung, stopped, until it is promoted or the sweep settles it.
-            self.move_run(run_id, Move::End(RunStatus::Stopped), None)?;
+            // It waits at the rung, stopped, until it is promoted or the sweep settles it. The note goes
+            // first: a trial shown stopped at a rung is never shown without it.
             let note = format!("waits after epoch {epoch} until it is among the best of the trials that reach it");
             self.with_store(|store| store.note_trial(link, false, &note))?;
+            self.move_run(run_id, Move::End(RunStatus::Stopped), None)?;
             return self.advance_sweep(link.id, false);
         }
         let decision = self.judge_at_rung(&row, link, &run)?;
