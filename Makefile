@@ -2,6 +2,8 @@
 # and runs the whole test suite. Both install what they need themselves (scripts/setup.sh), idempotently.
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
+# The test crate's examples are benchmarks: built at opt-level 3, not at the 0 its tests build at (Cargo.toml).
+BENCH_BUILD := --release --config 'profile.release.package.transfer-studio-tests.opt-level=3'
 # Arguments for `make run`, e.g. make run ARGS="--port 9000 --data-dir /srv/studio"
 ARGS ?=
 
@@ -51,15 +53,15 @@ bench-data: setup-test build
 # The page in headless Chromium, cold and warm, on loopback and at 10 Mbit/s with 40 ms: bytes on the wire,
 # decoded bytes and the time to the first rendered run list (PAGE_LOAD_SAMPLES visits per case, 5 by default).
 bench-page: setup-test build
-	$(ENV) cargo run --release -p transfer-studio-tests --example page_load
+	$(ENV) cargo run $(BENCH_BUILD) -p transfer-studio-tests --example page_load
 
 # Scheduling overhead, local against a private two-node Slurm cluster: Start to running and to the first batch.
 bench-scheduling: setup-test build
-	$(ENV) cargo run --release -p transfer-studio-tests --example scheduling
+	$(ENV) cargo run $(BENCH_BUILD) -p transfer-studio-tests --example scheduling
 
 # Benchmark: GET /api/health latency (p50/p99) while 8 clients list 500 runs and a run trains.
 latency: setup
-	$(ENV) cargo run --release -p transfer-studio-tests --example latency
+	$(ENV) cargo run $(BENCH_BUILD) -p transfer-studio-tests --example latency
 
 # Every parser of outside bytes under 100,000 property-based fuzz cases each (make test runs 256).
 fuzz: setup

@@ -2,7 +2,7 @@
 //! Each test is one finding, against a real server on `127.0.0.1:0`; the memory bound has a test binary
 //! of its own (`memory_bound.rs`), since it measures the whole process.
 
-mod common;
+use crate::common;
 
 use backend::studio::{Studio, StudioSettings};
 use backend::web::{ConnectionLimits, ServerOptions};

@@ -2,7 +2,7 @@
 //! with real training: what a person does, checked by what the page shows. Screenshots are saved under
 //! `target/screenshots/` to be looked at.
 
-mod common;
+use crate::common;
 
 use backend::model::ResNet18;
 use common::browser::*;

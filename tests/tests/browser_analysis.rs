@@ -5,7 +5,7 @@
 //!
 //! Runs are started through the API (the form is tested elsewhere) on a small colour dataset.
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};

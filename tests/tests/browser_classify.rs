@@ -4,7 +4,7 @@
 //! mode (Chromium's fake camera) classifies frames live, shows frames per second and ends the camera's
 //! tracks on Stop. Screenshots land in `target/screenshots/classify-*.png`.
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use common::{png_bytes, TestServer, COLOR_CLASSES};

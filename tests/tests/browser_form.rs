@@ -4,7 +4,7 @@
 //! does not apply is hidden, every preset says what it does without hovering, and nothing on the page shows
 //! a field identifier. Screenshots: `target/screenshots/form-*.png`.
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use fantoccini::{Client, Locator};

@@ -4,7 +4,7 @@
 //! own, and an unreadable file can be excluded too. Needs
 //! the built page (`make ui`).
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use common::{write_color_dataset, TestServer, COLOR_CLASSES};

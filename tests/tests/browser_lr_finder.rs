@@ -4,7 +4,7 @@
 //! keeping its curve so far and saying why there is no suggestion when too few batches ran. Screenshots:
 //! `target/screenshots/lr-finder-*.png`.
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use fantoccini::{Client, Locator};

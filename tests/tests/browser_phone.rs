@@ -8,7 +8,7 @@
 //! legend; no setting or class name is cut; the confusion matrix scrolls in its own box. Screenshots:
 //! `target/screenshots/phone-*.png`, `desktop-*.png`.
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use common::{png_bytes, TestServer};

@@ -3,7 +3,7 @@
 //! un-presses it, an edit of one it keeps (dataset, seed, input size, weights) does not, and neither
 //! hovering nor focusing a preset can pass for pressed. Screenshot: `target/screenshots/presets.png`.
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};

@@ -3,7 +3,7 @@
 //! that downloads the same receipt the API answers; on a phone (390 x 844) the page does not scroll sideways
 //! and the hashes wrap inside their box.
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use fantoccini::Locator;

@@ -7,7 +7,7 @@
 //! names the problem of an empty list of values with Start disabled, and the editor and a sweep's view fit
 //! the phone's width. Screenshots: `target/screenshots/sweeps-*.png`.
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use fantoccini::{Client, Locator};

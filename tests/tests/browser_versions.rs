@@ -6,7 +6,7 @@
 //! dataset's decoded cache, which the Decoded caches card lists once a run has trained and removes on
 //! Remove. Needs the built page (`make ui`).
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use fantoccini::Locator;

@@ -4,7 +4,7 @@
 //! New run form reads in full in its closed menu at 390 and 1280 px. Screenshots:
 //! `target/screenshots/widths-*.png`.
 
-mod common;
+use crate::common;
 
 use common::browser::*;
 use fantoccini::Client;

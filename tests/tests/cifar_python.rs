@@ -2,7 +2,7 @@
 //! real Python and NumPy at protocol 2 (the official archives') and protocol 4 (Python 3's default), read in
 //! Rust as exactly the records of the binary layouts, are listed by the server and train.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use serde_json::json;

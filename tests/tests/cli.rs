@@ -1,7 +1,7 @@
 //! The command line: `train` runs the engine headless, `classify` and `export` use what it saved,
 //! `health` checks a dataset, and `sweep` runs a sweep headless.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! Grad-CAM explanations from the classify routes, checked against the same map computed in PyTorch with
 //! hooks on torchvision's ResNet-18 loaded from the run's downloaded checkpoint (`tests/python/gradcam.py`).
 
-mod common;
+use crate::common;
 
 use common::{png_bytes, write_color_dataset, TestServer, COLOR_CLASSES};
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! ONNX export against a real server: the file the server writes loads in ONNX Runtime (and passes
 //! `onnx.checker`), declares its preprocessing, and gives the same probabilities as `/api/classify`.
 
-mod common;
+use crate::common;
 
 use common::{run_python, write_color_dataset, TestServer, COLOR_CLASSES};
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! Dataset health over the API on a real server and real files: class counts, unreadable images,
 //! duplicates and train/test leakage; and a run that skips the unreadable images instead of failing.
 
-mod common;
+use crate::common;
 
 use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent};
 use common::{write_color_dataset, TestServer};

@@ -2,7 +2,7 @@
 //! folder image, a CIFAR record and a version's image by the paths the health check names them, and
 //! every path that is not one of the dataset's images refused with a sentence that shows no server path.
 
-mod common;
+use crate::common;
 
 use common::{write_color_dataset, TestServer};
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! The engine learns: a small synthetic dataset whose classes differ by colour is learned to a stated
 //! test accuracy within a few epochs, from random initialisation, on the CPU.
 
-mod common;
+use crate::common;
 
 use backend::data::{self};
 use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};

@@ -3,7 +3,7 @@
 //! changes nothing on disk, its live progress over the WebSocket, its refusals, and stopping it (over
 //! HTTP, or by its client going away) with the trainer free for a run at once.
 
-mod common;
+use crate::common;
 
 use common::{next_server_message, write_color_dataset, TestServer};
 use reqwest::StatusCode;

@@ -2,7 +2,7 @@
 //! parts), compressed by the real binary's `precompress`, served brotli or gzip by `Accept-Encoding`,
 //! hashed files cached for a year and `index.html` revalidated by its `ETag`.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use reqwest::header::{HeaderMap, CACHE_CONTROL, CONTENT_ENCODING, ETAG, VARY};

@@ -1,7 +1,7 @@
 //! Parity with torchvision: the same ResNet-18 weights and input give the same logits here as in
 //! PyTorch. The reference comes from `tests/python/parity.py`, run with the project venv's torchvision.
 
-mod common;
+use crate::common;
 
 use backend::model::ResNet18;
 use std::collections::HashMap;

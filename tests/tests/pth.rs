@@ -2,7 +2,7 @@
 //! torchvision's logits, and the `"imagenet"` weights are found or downloaded (from a local server
 //! only: these tests never contact anything but 127.0.0.1).
 
-mod common;
+use crate::common;
 
 use backend::data::download::DownloadSource;
 use backend::engine::training::{train, RunControl, TrainOutcome, TrainingEvent, TrainingPaths};

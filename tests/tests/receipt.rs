@@ -3,7 +3,7 @@
 //! from it bit for bit, or refuses when the data or the program differ. A run whose data changed since it
 //! started is not resumed: the refusal names what changed.
 
-mod common;
+use crate::common;
 
 use common::{write_color_dataset, TestServer};
 use serde_json::json;

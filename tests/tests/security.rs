@@ -1,7 +1,7 @@
 //! What another web page, a slow or greedy client, or a crash inside a request can do to a studio on
 //! loopback: each test is one finding of issue 11, against a real server on `127.0.0.1:0`.
 
-mod common;
+use crate::common;
 
 use backend::web::{check_access, AccessError, ConnectionLimits, ServerOptions};
 use common::{next_server_message, write_color_dataset, TestServer};

@@ -2,7 +2,7 @@
 //! threads, and a run's metrics depend only on its config and thread count, not on what trains beside it.
 //! On the page, two runs training at once both report live, and the queue says what waits and why.
 
-mod common;
+use crate::common;
 
 use common::browser::{
     built_page, eventually, look_at, open_browser, show_run, stand_in_imagenet, text_of, OpenPage, RunPanel,

@@ -4,7 +4,7 @@
 //! do locally with the same thread count. On the page, a run trained as a job shows its job and its
 //! progress live, as a local run does.
 
-mod common;
+use crate::common;
 
 use common::browser::{built_page, completed_on_page, eventually, look_at, open_browser, show_run, OpenPage};
 use common::slurm::{self, Cluster};

@@ -3,7 +3,7 @@
 //! a plain run), and a grid sweep that survives a SIGKILL of the real binary, then a stop and a resume,
 //! with bit-identical metrics.
 
-mod common;
+use crate::common;
 
 use common::process::ServerProcess;
 use common::{next_server_message, write_color_dataset, TestServer};

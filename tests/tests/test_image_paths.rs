@@ -2,7 +2,7 @@
 //! unreadable test file, the images after it are still named, and served, by their own files. Against a
 //! real server, a real run and real files.
 
-mod common;
+use crate::common;
 
 use common::{write_color_dataset, TestServer, COLOR_CLASSES};
 use serde_json::json;

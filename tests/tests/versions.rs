@@ -5,7 +5,7 @@
 //! A version can also add images sent to the dataset (a classified upload with its right class): they
 //! are kept beside the versions, never in the dataset's folder, and train, show and count like its own.
 
-mod common;
+use crate::common;
 
 use common::{write_color_dataset, TestServer};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! file only if it is a ResNet-18 state dict, and a run asking for ImageNet's weights without network
 //! says where to put the file.
 
-mod common;
+use crate::common;
 
 use backend::model::pretrained::RESNET18_FILE;
 use backend::model::{safetensors_bytes, ResNet18};

@@ -2,7 +2,7 @@
 //! local HTTP server, never beyond this machine): the page is told how many bytes have arrived as they
 //! arrive, the file is kept only when its SHA-256 is the expected one, and the run trains from it.
 
-mod common;
+use crate::common;
 
 use backend::model::pretrained::{PretrainedSource, CACHE_FOLDER};
 use backend::model::ResNet18;

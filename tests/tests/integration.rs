@@ -1,0 +1,45 @@
+//! Every integration test that can share a process with the others, as one test binary: one compile
+//! and one link against libtorch instead of one per file (33 binaries took 11 minutes to build on a
+//! 2-core machine), and one pool of test threads, so a file's slowest test no longer leaves a core idle.
+//! Each file is a module; `cargo test --test integration slurm::` runs one file's tests.
+//!
+//! Five files stay binaries of their own (`tests/Cargo.toml`): `api.rs` counts this process's threads,
+//! `hostile_inputs.rs`, `reliability.rs` and `memory_bound.rs` measure its memory, and `gpu.rs` is what
+//! `scripts/gpu-run.sh` builds and runs alone on a GPU machine. Tests of another file running beside
+//! them would change what they measure.
+
+mod common;
+
+mod bounds;
+mod browser;
+mod browser_analysis;
+mod browser_classify;
+mod browser_form;
+mod browser_health;
+mod browser_lr_finder;
+mod browser_phone;
+mod browser_presets;
+mod browser_receipt;
+mod browser_sweeps;
+mod browser_versions;
+mod browser_widths;
+mod cifar_python;
+mod cli;
+mod explain;
+mod export;
+mod health;
+mod health_images;
+mod learning;
+mod lr_finder;
+mod page_assets;
+mod parity;
+mod pth;
+mod receipt;
+mod security;
+mod slots;
+mod slurm;
+mod sweeps;
+mod test_image_paths;
+mod versions;
+mod weights;
+mod weights_download;
