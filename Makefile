@@ -14,8 +14,8 @@ run: build
 
 test: setup-test build lint
 	$(ENV) cargo test --release --workspace --exclude frontend --no-fail-fast
-	$(ENV) cargo test --release -p frontend --lib
-	$(ENV) cargo test -p frontend --target wasm32-unknown-unknown --test '*'
+	$(ENV) cargo test --profile page-tests -p frontend --lib
+	$(ENV) cargo test --profile page-tests -p frontend --target wasm32-unknown-unknown --test '*'
 
 # Formatting and lints, as CI checks them: any warning fails. The page's crate is not a default member, so it
 # is linted on its own, natively (its unit tests) and for the browser.
