@@ -60,12 +60,12 @@ fi
 # --- trunk and wasm-bindgen-cli -----------------------------------------------------------------
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 if [[ "$("$CARGO_BIN/trunk" --version 2>/dev/null || true)" != "trunk $TRUNK_VERSION" ]]; then
-    say "installing trunk $TRUNK_VERSION (about 8 minutes on 2 cores, once)"
+    say "installing trunk $TRUNK_VERSION (about 5 minutes on 2 cores, once)"
     # Without its default features (TLS for downloading tools and its update check: we build offline with
-    # tools installed here) and at opt-level 1 (it only drives cargo and wasm-bindgen): 24 % less CPU
-    # time to build than the defaults (1,087 s against 1,427 s, measured one after the other here), and the
-    # same page.
-    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install trunk --version "$TRUNK_VERSION" --locked --no-default-features
+    # tools installed here) and unoptimised (it only drives cargo, wasm-bindgen and wasm-opt): at opt-level 0
+    # it built in 4 min 54 s against 7 min 52 s at 1 (and 1 used 24 % less CPU than the default 3), one
+    # after the other here on 2026-12-07, and built a byte-identical page.
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=0 cargo install trunk --version "$TRUNK_VERSION" --locked --no-default-features
 fi
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
 # The same package gives wasm-bindgen-test-runner, which runs the page's component tests in Chromium.
