@@ -43,3 +43,23 @@ mod test_image_paths;
 mod versions;
 mod weights;
 mod weights_download;
+
+/// With `autotests = false`, a new file under `tests/tests/` is built only if it is named: this fails
+/// for a file that is neither a module above nor a `[[test]]` of its own, so none is silently skipped.
+#[test]
+fn every_test_file_is_built_as_a_module_here_or_a_binary_of_its_own() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let here = std::fs::read_to_string(root.join("tests/integration.rs")).unwrap();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let unbuilt: Vec<String> = std::fs::read_dir(root.join("tests"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|name| name.strip_suffix(".rs").map(str::to_string))
+        .filter(|stem| stem != "integration")
+        .filter(|stem| {
+            !here.lines().any(|line| line == format!("mod {stem};"))
+                && !manifest.lines().any(|line| line == format!("path = \"tests/{stem}.rs\""))
+        })
+        .collect();
+    assert!(unbuilt.is_empty(), "test files that no test binary builds: {unbuilt:?}");
+}
