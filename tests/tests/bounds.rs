@@ -279,31 +279,13 @@ async fn pages_of_other_sites_cannot_start_exports_health_checks_or_thumbnails()
 
 #[tokio::test]
 async fn a_full_disk_while_saving_a_version_is_a_507_that_leaves_nothing() {
-    use std::process::{Command, Stdio};
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 2, 2, 1, 8);
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let binary = common::workspace_root().join("target/release/transfer-studio");
-    let mut server = Command::new(binary)
-        .args(["serve", "--port", &port.to_string(), "--data-dir"])
-        .arg(data.path())
-        .env(backend::fault::FAULT_VARIABLE, "version-manifest@1=enospc")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the release binary (cargo build --release -p transfer-studio)");
-    let base = format!("http://127.0.0.1:{port}");
+    let fault = [(backend::fault::FAULT_VARIABLE, "version-manifest@1=enospc")];
+    let server = common::process::ServerProcess::start_with(data.path(), &[], &fault);
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/api/health")).send().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let edits = serde_json::json!({"exclude": ["train/black/0000.png"]});
-    let full = client.post(format!("{base}/api/datasets/colors/versions")).json(&edits).send().await.unwrap();
+    let full = client.post(server.url("/api/datasets/colors/versions")).json(&edits).send().await.unwrap();
     let sentence = error_of(full, StatusCode::INSUFFICIENT_STORAGE).await;
     assert!(sentence.contains("disk is full"), "{sentence}");
     let versions = data.path().join(".versions/colors");
@@ -311,10 +293,8 @@ async fn a_full_disk_while_saving_a_version_is_a_507_that_leaves_nothing() {
         .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "nothing staged is left: {left:?}");
-    let retried = client.post(format!("{base}/api/datasets/colors/versions")).json(&edits).send().await.unwrap();
+    let retried = client.post(server.url("/api/datasets/colors/versions")).json(&edits).send().await.unwrap();
     assert_eq!(retried.status(), StatusCode::CREATED, "the next save, with room, works");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// The server on a runtime of its own (as in the binary: one worker per core), the clients on another, so

@@ -7,6 +7,7 @@
 use crate::common;
 
 use common::browser::{built_page, completed_on_page, eventually, look_at, open_browser, show_run, OpenPage};
+use common::process::ServerProcess;
 use common::slurm::{self, Cluster};
 use common::{write_color_dataset, TestServer};
 use serde_json::{json, Value};
@@ -206,16 +207,11 @@ async fn a_partition_slurm_does_not_know_fails_the_run_with_slurms_own_sentence(
 }
 
 /// `transfer-studio serve` as a process of its own on `port`, training on `cluster`.
-fn serve(cluster: &Cluster, data: &std::path::Path, port: u16) -> std::process::Child {
-    std::process::Command::new(common::workspace_root().join("target/release/transfer-studio"))
-        .args(["serve", "--port", &port.to_string(), "--data-dir"])
-        .arg(data)
-        .args(["--executor", "slurm", "--slurm-partition", "studio", "--slurm-cpus", "1"])
-        .env("SLURM_CONF", cluster.conf())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
+/// The studio's binary over `data`, handing runs to `cluster`, on a port of its own choosing.
+fn serve(cluster: &Cluster, data: &std::path::Path) -> ServerProcess {
+    let slurm = ["--executor", "slurm", "--slurm-partition", "studio", "--slurm-cpus", "1"];
+    let conf = cluster.conf();
+    ServerProcess::start_with(data, &slurm, &[("SLURM_CONF", conf.to_str().unwrap())])
 }
 
 async fn run_at(base: &str, id: u64) -> Option<Run> {
@@ -241,27 +237,19 @@ async fn a_studio_killed_while_its_job_trains_follows_the_same_job_again_when_it
     let cluster = Cluster::start();
     let data = tempfile::tempdir().unwrap();
     write_color_dataset(data.path(), "colors", 3, 48, 6, 32);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut studio = serve(&cluster, data.path(), port);
-    let created = loop {
-        let answer = reqwest::Client::new().post(format!("{base}/api/runs")).json(&config(6)).send().await;
-        if let Ok(answer) = answer {
-            break answer.json::<Value>().await.unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let studio = serve(&cluster, data.path());
+    let created = reqwest::Client::new().post(studio.url("/api/runs")).json(&config(6)).send().await.unwrap();
+    let created: Value = created.json().await.unwrap();
     let id = created["id"].as_u64().unwrap_or_else(|| panic!("{created}"));
-    let before = wait_at(&base, id, 120, |run| run.status == RunStatus::Running && !run.epochs.is_empty()).await;
+    let before =
+        wait_at(&studio.url(""), id, 120, |run| run.status == RunStatus::Running && !run.epochs.is_empty()).await;
     let (job, _) = job_of(&before);
-    studio.kill().unwrap(); // SIGKILL: no shutdown, no scancel
-    studio.wait().unwrap();
+    studio.kill_hard(); // SIGKILL: no shutdown, no scancel
     assert!(cluster.ask("squeue", &["-h", "-j", &job, "-o", "%T"]).contains("RUNNING"), "the job went on");
 
-    let mut studio = serve(&cluster, data.path(), port);
-    let done = wait_at(&base, id, 180, |run| run.status.is_finished()).await;
-    studio.kill().unwrap();
-    studio.wait().unwrap();
+    let studio = serve(&cluster, data.path());
+    let done = wait_at(&studio.url(""), id, 180, |run| run.status.is_finished()).await;
+    drop(studio);
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
     assert_eq!(job_of(&done).0, job, "the same job, followed again, not a new one");
     let epochs: Vec<u32> = done.epochs.iter().map(|m| m.epoch).collect();

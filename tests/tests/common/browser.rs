@@ -6,7 +6,7 @@ use backend::model::pretrained::PretrainedSource;
 use backend::model::ResNet18;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,22 +19,32 @@ pub struct ChromeDriver {
 }
 
 impl ChromeDriver {
+    /// Starts chromedriver on a port it picks itself (`--port=0`) and reads which from its own line, so no
+    /// other process of the test run can take the port between a probe and chromedriver's bind.
     pub fn start() -> Self {
         let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // Its own process group, so dropping it also ends the Chromium it started, even after a panic.
-        let process = Command::new(&binary)
+        let mut process = Command::new(&binary)
             .process_group(0)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary} (run scripts/setup.sh --test): {e}"));
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let lines = BufReader::new(process.stdout.take().unwrap()).lines();
+        let (found, port) = std::sync::mpsc::channel();
+        // Keeps draining its output after the port line, so chromedriver never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("ChromeDriver was started successfully on port ") {
+                    let _ = found.send(rest.trim_end_matches('.').parse::<u16>());
+                }
+            }
+        });
+        let port = match port.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(port)) => port,
+            other => panic!("chromedriver did not say on which port it listens within 20 s: {other:?}"),
+        };
         ChromeDriver { process, url: format!("http://127.0.0.1:{port}") }
     }
 
@@ -70,12 +80,21 @@ impl ChromeDriver {
         });
         let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client =
-            ClientBuilder::new(connector).capabilities(capabilities).connect(&self.url).await.expect("chromium starts");
+        let client = ClientBuilder::new(connector).capabilities(capabilities).connect(&self.url).await;
+        let client = client.unwrap_or_else(|e| panic!("chromium starts: {e:?}; chromedriver {}", self.state()));
         // Chromium's --window-size keeps a window at least 500 px wide; sizing it again once open is exact, so
         // a phone-sized test really sees a 390 px page.
         client.set_window_size(width, height).await.expect("the window takes the asked size");
         client
+    }
+
+    /// What the kernel says of the chromedriver process (its pid and `/proc` state: `Z` once it has died), so
+    /// a failure to reach it says whether it still runs.
+    fn state(&self) -> String {
+        let pid = self.process.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_else(|e| e.to_string());
+        let state = stat.rsplit_once(')').map_or("?", |(_, rest)| rest.split_whitespace().next().unwrap_or("?"));
+        format!("pid {pid} at {}, state {state}", self.url)
     }
 }
 

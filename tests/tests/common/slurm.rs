@@ -18,8 +18,18 @@ pub fn installed() -> bool {
         .all(|program| ["/usr/sbin", "/usr/bin"].iter().any(|folder| Path::new(folder).join(program).exists()))
 }
 
+/// A loopback port free now and never handed out before in this test process: Slurm's daemons need their
+/// ports written in the config before they start, and clusters of tests running side by side must not be
+/// given the same one.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 fn run(command: &mut Command) {
@@ -97,10 +107,16 @@ impl Cluster {
         }
     }
 
+    /// The daemons' PIDs from the files they wrote, each only while that PID is still one of these daemons: a
+    /// PID freed by a daemon that ended may already be another test's process.
     fn pids(&self) -> Vec<i32> {
         ["slurmd-n1.pid", "slurmd-n2.pid", "slurmctld.pid", "munged.pid"]
             .iter()
             .filter_map(|file| std::fs::read_to_string(self.dir.path().join(file)).ok()?.trim().parse().ok())
+            .filter(|pid: &i32| {
+                let program = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                ["slurmd", "slurmctld", "munged"].contains(&program.trim())
+            })
             .collect()
     }
 }
