@@ -131,9 +131,10 @@ impl Classifier {
         let stage = layer.stage_for(self.metadata.input_size);
         let input = tch::no_grad(|| normalize(images, self.metadata.mean, self.metadata.std)); // [B, 3, H, W]
         let (activation, logits) = self.model.forward_from_stage(&input, stage); // [B, C, h, w], [B, classes]
+
+        // Images do not interact in evaluation mode, so one backward pass over the sum of every image's own top
+        // logit gives each image the gradient of its logit alone.
         let top = logits.argmax(-1, false); // [B]
-                                            // Images do not interact in evaluation mode, so one backward pass over the sum of every image's own
-                                            // top logit gives each image the gradient of its logit alone.
         let chosen = logits.gather(1, &top.unsqueeze(1), false).sum(Kind::Float);
         let gradient = Tensor::run_backward(&[chosen], &[&activation], false, false).remove(0); // [B, C, h, w]
         let (cams, logits) = tch::no_grad(|| {
