@@ -203,6 +203,15 @@ enum Command {
         #[arg(long, default_value_t = 2_000)]
         test: usize,
     },
+    /// Builds the decoded cache of DIR/data/jpegs (written by `jpegs`) afresh, on one thread and on every
+    /// core, `rounds` times, printing each build's images per second: a quick check of the build alone.
+    CacheBuild {
+        /// Benchmark folder (written by `jpegs`).
+        dir: PathBuf,
+        /// Rounds of the two builds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Decoding per core against PIL + torchvision, time to the first batch with a cold and a warm decoded
     /// cache, and streamed against resident training at 224 px (`make bench-data`).
     DataScale {
@@ -261,6 +270,7 @@ fn main() -> anyhow::Result<()> {
         Command::Duplicates { count, side } => time_duplicates(count, side),
         Command::Sweep { dir, epochs } => compare_sweeps(&dir, epochs),
         Command::Jpegs { dir, train, test } => data_scale::write_jpegs(&dir, train, test),
+        Command::CacheBuild { dir, rounds } => data_scale::time_cache_builds(&dir, rounds),
         Command::DataScale { dir, python, script, subset, rounds, batches, batch } => {
             data_scale::measure(&data_scale::ScaleOptions { dir, python, script, subset, rounds, batches, batch })
         }

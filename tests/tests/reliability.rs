@@ -525,7 +525,7 @@ fn decoded_files(data_dir: &Path) -> Vec<String> {
 async fn a_decoded_cache_survives_a_full_disk_and_a_kill_while_it_is_built() {
     let folder = tempfile::tempdir().unwrap();
     write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
-    // The first build's second chunk (the test images) finds the disk full; the second build's sync dies.
+    // The first build's second image finds the disk full; the second build's sync dies.
     let faults = [(backend::fault::FAULT_VARIABLE, "decoded-cache-write@2=enospc,decoded-cache-sync@1=kill")];
     let mut server = ServerProcess::start_with(folder.path(), &[], &faults);
     let config = json!({"dataset": "colors", "epochs": 1, "batch_size": 4, "input_size": 32});

@@ -191,6 +191,27 @@ fn build_cache(data_dir: &Path, threads: usize) -> anyhow::Result<CacheBuild> {
     Ok(CacheBuild { images: dataset.train.len() + dataset.test.len(), decoding_seconds, seconds })
 }
 
+/// `bench cache-build`: the decoded cache of every file under `dir/data` built afresh `rounds` times, on one
+/// thread and on every core, each build's images per second printed with the load average.
+pub(super) fn time_cache_builds(dir: &Path, rounds: usize) -> anyhow::Result<()> {
+    let cpus = std::thread::available_parallelism()?.get();
+    for round in 1..=rounds {
+        for threads in [1, cpus] {
+            let build = build_cache(&dir.join("data"), threads)?;
+            println!(
+                "round {round}, {threads} thread(s): {} images in {:.2} s (the last decoded at {:.2} s): {:.1} img/s, {:.1} per thread (load {})",
+                build.images,
+                build.seconds,
+                build.decoding_seconds,
+                build.images as f64 / build.seconds,
+                build.per_core(threads),
+                load_average()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The decoding comparison's figures.
 struct Decoding {
     /// Per round: our one-thread build, PIL + torchvision's images/s on one thread.

@@ -36,10 +36,10 @@ pub fn load_reporting(
 pub(crate) type Progress<'a> = dyn FnMut(u64, u64) -> Result<(), DataError> + 'a;
 
 /// Where decoded images go, in order: every training image, then (after [`ImageSink::end_train`]) every
-/// test image, in chunks of `[n, 3, S, S]` u8.
-pub(super) trait ImageSink {
-    /// Takes the next images.
-    fn push(&mut self, chunk: &Tensor) -> Result<(), DataError>;
+/// test image, as `[3, S, S]` u8 pixels.
+pub(super) trait ImageSink: Send {
+    /// Takes the next images: the pixels of one or more whole `[3, S, S]` u8 images, one after another.
+    fn push(&mut self, pixels: &[u8]) -> Result<(), DataError>;
     /// Marks the end of the training images.
     fn end_train(&mut self) {}
 }
@@ -268,8 +268,9 @@ pub(super) fn resize_into(split: Split, side: u32, sink: &mut dyn ImageSink) -> 
             .f_clamp(0.0, 255.0)?
             .f_to_kind(Kind::Uint8)
     };
+    let pixels = |chunk: Tensor| Vec::<u8>::try_from(chunk.f_contiguous()?.f_view([-1])?);
     for start in (0..split.len()).step_by(CHUNK as usize) {
-        sink.push(&resize(start).map_err(|e| DataError::Decode(format!("resizing: {e}")))?)?;
+        sink.push(&resize(start).and_then(pixels).map_err(|e| DataError::Decode(format!("resizing: {e}")))?)?;
     }
     Ok(())
 }
@@ -303,10 +304,13 @@ impl ImageRows {
 }
 
 impl ImageSink for ImageRows {
-    /// Copies `chunk` (`[n, 3, side, side]`) in after the images already there.
-    fn push(&mut self, chunk: &Tensor) -> Result<(), DataError> {
-        let count = chunk.size()[0];
-        let copied = self.images.f_narrow(0, self.filled, count).and_then(|mut rows| rows.f_copy_(chunk));
+    /// Copies the images of `pixels` in after the images already there.
+    fn push(&mut self, pixels: &[u8]) -> Result<(), DataError> {
+        let side = self.images.size()[2];
+        let count = pixels.len() as i64 / (3 * side * side);
+        let copied = Tensor::f_from_slice(pixels)
+            .and_then(|chunk| chunk.f_view([count, 3, side, side]))
+            .and_then(|chunk| self.images.f_narrow(0, self.filled, count)?.f_copy_(&chunk));
         copied.map_err(|e| DataError::Decode(e.to_string()))?;
         self.filled += count;
         Ok(())
@@ -319,6 +323,8 @@ pub(super) type Unreadable = Vec<(PathBuf, ImageError)>;
 /// Decodes labelled image files in parallel into `sink`, leaving out (and listing) the files that cannot
 /// be decoded; returns the labels of those decoded. Each chunk of [`DECODE_CHUNK`] files is decoded in
 /// parallel, then `progress(done_before + decoded, total)`. A file that cannot be read at all (I/O) fails.
+/// A chunk goes into the sink (hashed and written, for the cache) while the next one is decoded, so that
+/// the sink's work, which is serial, does not leave the decoding threads idle.
 pub(super) fn decode_files(
     files: &[(i64, PathBuf)],
     input_size: u32,
@@ -327,36 +333,62 @@ pub(super) fn decode_files(
     sink: &mut dyn ImageSink,
     progress: &mut Progress,
 ) -> Result<(Vec<i64>, Unreadable), DataError> {
-    let side = input_size as i64;
-    let mut labels = Vec::new();
-    let mut unreadable = Vec::new();
+    let mut stored = Stored::default();
     let mut done = done_before;
+    let mut decoded: Option<DecodedChunk> = None;
     for file_chunk in files.chunks(DECODE_CHUNK) {
-        let decoded: Vec<Result<Vec<u8>, ImageError>> = file_chunk
-            .par_iter()
-            .map(|(_, path)| {
-                let bytes = read_bounded(path, MAX_IMAGE_FILE_BYTES, "an image file")?;
-                Ok::<_, DataError>(decode_to_chw(&bytes, input_size, Admission::Unmetered))
-            })
-            .collect::<Result<_, _>>()?;
-        let mut pixels = Vec::new();
-        let before = labels.len();
-        for ((label, path), image) in file_chunk.iter().zip(decoded) {
-            match image {
-                Ok(chw) => {
-                    pixels.extend_from_slice(&chw);
-                    labels.push(*label);
-                }
-                Err(error) => unreadable.push((path.clone(), error)),
-            }
-        }
-        let count = (labels.len() - before) as i64;
-        let chunk = Tensor::f_from_slice(&pixels).and_then(|chunk| chunk.f_view([count, 3, side, side]));
-        sink.push(&chunk.map_err(|e| DataError::Decode(e.to_string()))?)?;
+        let previous = decoded.take();
+        let (next, pushed) = rayon::join(
+            || decode_chunk(file_chunk, input_size),
+            || previous.map_or(Ok(()), |chunk| stored.push(chunk, sink)),
+        );
+        pushed?;
+        decoded = Some((file_chunk, next?));
         done += file_chunk.len() as u64;
         progress(done, total)?;
     }
-    Ok((labels, unreadable))
+    if let Some(chunk) = decoded {
+        stored.push(chunk, sink)?;
+    }
+    Ok((stored.labels, stored.unreadable))
+}
+
+/// A chunk of labelled files with, for each, its pixels or why it could not be decoded.
+type DecodedChunk<'a> = (&'a [(i64, PathBuf)], Vec<Result<Vec<u8>, ImageError>>);
+
+/// Decodes `files` in parallel at `input_size`; a file that cannot be read at all (I/O) fails.
+fn decode_chunk(files: &[(i64, PathBuf)], input_size: u32) -> Result<Vec<Result<Vec<u8>, ImageError>>, DataError> {
+    files
+        .par_iter()
+        .map(|(_, path)| {
+            let bytes = read_bounded(path, MAX_IMAGE_FILE_BYTES, "an image file")?;
+            Ok(decode_to_chw(&bytes, input_size, Admission::Unmetered))
+        })
+        .collect()
+}
+
+/// What went into a sink so far: the labels of the images pushed, and the files left out.
+#[derive(Default)]
+struct Stored {
+    labels: Vec<i64>,
+    unreadable: Unreadable,
+}
+
+impl Stored {
+    /// Pushes the decoded images of `chunk` into `sink`, in order, noting their labels and the files that
+    /// could not be decoded.
+    fn push(&mut self, (files, images): DecodedChunk, sink: &mut dyn ImageSink) -> Result<(), DataError> {
+        for ((label, path), image) in files.iter().zip(images) {
+            match image {
+                Ok(chw) => {
+                    sink.push(&chw)?;
+                    self.labels.push(*label);
+                }
+                Err(error) => self.unreadable.push((path.clone(), error)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The files of a CIFAR dataset with their split (true for test), training files first.
@@ -449,6 +481,49 @@ pub(super) fn with_added_records(split: Split, edits: &versions::Edits) -> Resul
 mod tests {
     use super::super::test_support::solid_png;
     use super::*;
+
+    /// Over several chunks (each pushed into the cache while the next is decoded), every image lands in
+    /// file order with its label and its own pixels, an unreadable file in the middle is left out and
+    /// listed, and the recorded hash is of exactly the pixels the split holds.
+    #[test]
+    fn images_over_several_chunks_keep_their_order_labels_and_pixels_with_an_unreadable_one_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("many");
+        let per_class = DECODE_CHUNK + 100;
+        let colour = |class: usize, i: usize| [(i % 256) as u8, (i / 256) as u8, 255 * class as u8];
+        for (class, name) in ["a", "b"].iter().enumerate() {
+            for i in 0..per_class {
+                solid_png(&root.join("train").join(name).join(format!("{i:04}.png")), colour(class, i), 4);
+            }
+            solid_png(&root.join("test").join(name).join("0.png"), colour(class, 0), 4);
+        }
+        let broken = DECODE_CHUNK / 2;
+        fs::write(root.join(format!("train/a/{broken:04}.png")), b"not an image").unwrap();
+        let data = load(&inspect(dir.path(), "many").unwrap(), 4, 0.2, 0).unwrap();
+
+        let expected: Vec<(usize, usize)> = (0..2)
+            .flat_map(|class| (0..per_class).map(move |i| (class, i)))
+            .filter(|&(class, i)| (class, i) != (0, broken))
+            .collect();
+        assert_eq!(data.train.images.size(), [expected.len() as i64, 3, 4, 4]);
+        let labels = Vec::<i64>::try_from(&data.train.labels).unwrap();
+        let pixels = Vec::<u8>::try_from(data.train.images.view([-1])).unwrap();
+        for (position, &(class, i)) in expected.iter().enumerate() {
+            assert_eq!(labels[position], class as i64, "label of image {position}");
+            let image = &pixels[position * 48..(position + 1) * 48];
+            let planes: Vec<u8> = image.chunks(16).map(|plane| plane[0]).collect();
+            assert_eq!(planes, colour(class, i), "pixels of image {position} (class {class}, file {i})");
+            assert!(image.chunks(16).all(|plane| plane.iter().all(|&v| v == plane[0])), "image {position} is solid");
+        }
+        assert_eq!(data.unreadable.len(), 1, "{:?}", data.unreadable);
+        assert!(data.unreadable[0].contains(&format!("{broken:04}.png")), "{:?}", data.unreadable);
+        let recorded = data.pixels_sha256.clone().expect("the cache records its hashes");
+        assert_eq!(
+            recorded[0],
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&pixels)),
+            "the hash is of the split's pixels"
+        );
+    }
 
     #[test]
     fn class_folders_are_recognised_counted_and_decoded_to_the_input_size() {

@@ -67,10 +67,11 @@ pub fn decode_to_chw(bytes: &[u8], side: u32, admission: Admission) -> Result<Ve
     };
     let plane = side as usize * side as usize;
     let mut chw = vec![0u8; 3 * plane];
-    for (i, pixel) in rgb.pixels().enumerate() {
-        chw[i] = pixel[0];
-        chw[plane + i] = pixel[1];
-        chw[2 * plane + i] = pixel[2];
+    let (red, green_blue) = chw.split_at_mut(plane);
+    let (green, blue) = green_blue.split_at_mut(plane);
+    // Zipped slices rather than indexing: no bounds checks in the loop.
+    for (((pixel, r), g), b) in rgb.as_raw().chunks_exact(3).zip(red).zip(green).zip(blue) {
+        (*r, *g, *b) = (pixel[0], pixel[1], pixel[2]);
     }
     Ok(chw)
 }
