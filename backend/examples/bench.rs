@@ -4,8 +4,9 @@
 //! Two sub-commands, which `scripts/bench.sh` runs (and `bench sweep`, which `make bench-sweep` runs:
 //! a grid sweep to the end against the same grid with either variant of ASHA; and `bench jpegs` and
 //! `bench data-scale`, which `make bench-data` runs: datasets of any size, see [`data_scale`]; `bench
-//! classify` and
-//! `bench interference`, which `scripts/bench.sh` also runs: see [`classify`] and [`interference`]):
+//! cache-build`, run by hand: the decoded cache of `bench jpegs`' images built on one thread and on every
+//! core; `bench classify` and `bench interference`, which `scripts/bench.sh` also runs: see [`classify`]
+//! and [`interference`]):
 //!
 //! - `bench data DIR` writes a synthetic CIFAR-shaped dataset, `DIR/data/synthetic/{train,test}/classN/*.png`
 //!   (32x32 RGB PNGs, ten class folders). Both sides read these same files: the engine decodes them once
