@@ -10,23 +10,7 @@ use serde_json::json;
 use shared::{Run, RunCreated, RunStatus, ServerMessage};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-async fn get_run(base: &ServerProcess, id: u64) -> Run {
-    reqwest::get(base.url(&format!("/api/runs/{id}"))).await.unwrap().json().await.unwrap()
-}
-
-async fn poll_run(server: &ServerProcess, id: u64, timeout: Duration, done: impl Fn(&Run) -> bool) -> Run {
-    let started = Instant::now();
-    loop {
-        let run = get_run(server, id).await;
-        if done(&run) {
-            return run;
-        }
-        assert!(started.elapsed() < timeout, "run {id} did not get there: {run:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_server_killed_mid_run_restarts_with_its_history_and_the_run_resumes() {
@@ -41,12 +25,12 @@ async fn a_server_killed_mid_run_restarts_with_its_history_and_the_run_resumes()
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let id = response.json::<RunCreated>().await.unwrap().id;
-    let before = poll_run(&server, id, Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
+    let before = server.wait_for_run(id, Duration::from_secs(120), |run| !run.epochs.is_empty()).await;
     assert_eq!(before.status, RunStatus::Running);
     server.kill_hard();
 
     let server = ServerProcess::start(data.path());
-    let after = get_run(&server, id).await;
+    let after = server.run(id).await;
     assert_eq!(after.status, RunStatus::Interrupted);
     assert!(after.epochs.len() >= before.epochs.len(), "finished epochs survive");
     assert_eq!(after.epochs[..before.epochs.len()], before.epochs[..]);
@@ -61,7 +45,7 @@ async fn a_server_killed_mid_run_restarts_with_its_history_and_the_run_resumes()
 
     let resume = reqwest::Client::new().post(server.url(&format!("/api/runs/{id}/resume"))).send().await.unwrap();
     assert_eq!(resume.status(), StatusCode::OK);
-    let finished = poll_run(&server, id, Duration::from_secs(300), |run| run.status.is_finished()).await;
+    let finished = server.wait_for_run(id, Duration::from_secs(300), |run| run.status.is_finished()).await;
     assert_eq!(finished.status, RunStatus::Completed, "{finished:?}");
     assert_eq!(finished.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
 }
@@ -243,20 +227,20 @@ async fn a_restart_with_queued_runs_serves_starts_them_and_keeps_a_stopped_one_s
     let long = create_run(&server, json!({"dataset": "colors", "epochs": 50, "batch_size": 4})).await;
     let queued = create_run(&server, json!({"dataset": "colors", "epochs": 1, "batch_size": 8})).await;
     let cancelled = create_run(&server, json!({"dataset": "colors", "epochs": 1, "batch_size": 8})).await;
-    poll_run(&server, long, Duration::from_secs(120), |run| run.status == RunStatus::Running).await;
+    server.wait_for_run(long, Duration::from_secs(120), |run| run.status == RunStatus::Running).await;
 
     let stop = post(&server, &format!("/api/runs/{cancelled}/stop")).await;
     assert_eq!(stop.status(), StatusCode::OK);
     assert_eq!(stop.json::<Run>().await.unwrap().status, RunStatus::Stopped, "a queued run stops at once");
-    assert_eq!(get_run(&server, queued).await.status, RunStatus::Queued);
+    assert_eq!(server.run(queued).await.status, RunStatus::Queued);
     server.kill_hard();
 
     let server = ServerProcess::start(data.path());
-    assert_eq!(get_run(&server, long).await.status, RunStatus::Interrupted);
-    assert_eq!(get_run(&server, cancelled).await.status, RunStatus::Stopped, "the stop survived the restart");
-    let finished = poll_run(&server, queued, Duration::from_secs(300), |run| run.status.is_finished()).await;
+    assert_eq!(server.run(long).await.status, RunStatus::Interrupted);
+    assert_eq!(server.run(cancelled).await.status, RunStatus::Stopped, "the stop survived the restart");
+    let finished = server.wait_for_run(queued, Duration::from_secs(300), |run| run.status.is_finished()).await;
     assert_eq!(finished.status, RunStatus::Completed, "the queued run started after the restart: {finished:?}");
-    assert_eq!(get_run(&server, cancelled).await.status, RunStatus::Stopped, "and the stopped one never ran");
+    assert_eq!(server.run(cancelled).await.status, RunStatus::Stopped, "and the stopped one never ran");
 }
 
 /// The run a crash-exactness test kills over and over: 10 epochs of 6 batches, a checkpoint at every batch.
@@ -291,7 +275,7 @@ async fn a_run_killed_at_any_moment_of_its_checkpoints_resumes_bit_identically()
     write_color_dataset(data.path(), "colors", 2, 12, 3, 16);
     let server = ServerProcess::start(data.path());
     let reference = create_run(&server, crash_test_config()).await;
-    let reference = poll_run(&server, reference, Duration::from_secs(600), |run| run.status.is_finished()).await;
+    let reference = server.wait_for_run(reference, Duration::from_secs(600), |run| run.status.is_finished()).await;
     assert_eq!(reference.status, RunStatus::Completed, "{reference:?}");
     server.kill_hard();
 
@@ -305,7 +289,7 @@ async fn a_run_killed_at_any_moment_of_its_checkpoints_resumes_bit_identically()
         let id = match run_id {
             None => *run_id.insert(create_run(&server, crash_test_config()).await),
             Some(id) => {
-                let run = get_run(&server, id).await;
+                let run = server.run(id).await;
                 if run.status == RunStatus::Completed {
                     break;
                 }
@@ -323,14 +307,14 @@ async fn a_run_killed_at_any_moment_of_its_checkpoints_resumes_bit_identically()
                 }
                 None => {
                     // The planned point never came: the run went on to its end.
-                    let run = get_run(&server, id).await;
+                    let run = server.run(id).await;
                     assert_eq!(run.status, RunStatus::Completed, "life {life} ({plan}) neither died nor finished");
                     break;
                 }
             },
             None => {
                 tokio::time::sleep(Duration::from_millis(300 + 400 * (life as u64 % 3))).await;
-                killed_at.push(format!("SIGKILL after {} epochs", get_run(&server, id).await.epochs.len()));
+                killed_at.push(format!("SIGKILL after {} epochs", server.run(id).await.epochs.len()));
                 server.kill_hard();
             }
         }
@@ -341,7 +325,7 @@ async fn a_run_killed_at_any_moment_of_its_checkpoints_resumes_bit_identically()
         assert!(killed_at.iter().any(|k| k == step), "never killed at {step}");
     }
     let server = ServerProcess::start(data.path());
-    let crashed = get_run(&server, run_id.unwrap()).await;
+    let crashed = server.run(run_id.unwrap()).await;
     assert_eq!(crashed.status, RunStatus::Completed);
     let metrics = |run: Run| run.epochs.into_iter().map(without_time).collect::<Vec<_>>();
     assert_eq!(metrics(crashed), metrics(reference), "bit-identical to the run that was never killed");
@@ -368,12 +352,12 @@ async fn sigint_and_sigterm_stop_the_run_at_a_checkpoint_and_exit_cleanly() {
                 id
             }
         };
-        poll_run(&server, run, Duration::from_secs(120), |run| run.status == RunStatus::Running).await;
+        server.wait_for_run(run, Duration::from_secs(120), |run| run.status == RunStatus::Running).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let status = server.signal_and_wait(signal);
         assert!(status.success(), "SIG{signal}: the server exits 0, not {status:?}");
         let server = ServerProcess::start(data.path());
-        let stopped = get_run(&server, run).await;
+        let stopped = server.run(run).await;
         assert_eq!(stopped.status, RunStatus::Stopped, "SIG{signal} stopped the run; it was not cut off: {stopped:?}");
         let progress =
             backend::engine::run_dir::RunDir::new(data.path().join("runs").join(run.to_string())).saved_progress();
@@ -413,7 +397,7 @@ async fn a_full_disk_fails_the_run_with_a_sentence_and_the_server_keeps_serving(
     write_color_dataset(folder.path(), "colors", 2, 4, 2, 16);
     let server = ServerProcess::start_with(folder.path(), &[], env);
     let id = create_run(&server, json!({"dataset": "colors", "epochs": 2, "batch_size": 4})).await;
-    let failed = poll_run(&server, id, Duration::from_secs(120), |run| run.status.is_finished()).await;
+    let failed = server.wait_for_run(id, Duration::from_secs(120), |run| run.status.is_finished()).await;
     assert_eq!(failed.status, RunStatus::Failed, "{failed:?}");
     let error = failed.error.unwrap_or_default();
     assert!(error.contains("disk is full") && error.contains("resume"), "a sentence saying what to do: {error}");
@@ -427,7 +411,7 @@ async fn a_full_disk_fails_the_run_with_a_sentence_and_the_server_keeps_serving(
     assert_eq!(reqwest::get(server.url("/api/runs")).await.unwrap().status(), StatusCode::OK);
     server.kill_hard();
     let server = ServerProcess::start(folder.path());
-    assert_eq!(get_run(&server, id).await.status, RunStatus::Failed, "the next start works and keeps the record");
+    assert_eq!(server.run(id).await.status, RunStatus::Failed, "the next start works and keeps the record");
 }
 
 /// Regression: a resume checked the status and set it under two locks, so two requests at once could
@@ -480,7 +464,7 @@ async fn epochs_a_full_disk_kept_out_of_the_history_are_recorded_from_the_checkp
     let faults = [(backend::fault::FAULT_VARIABLE, "record-epoch@1=enospc,record-epoch@3=enospc")];
     let server = ServerProcess::start_with(folder.path(), &[], &faults);
     let id = create_run(&server, json!({"dataset": "colors", "epochs": 2, "batch_size": 4})).await;
-    let run = poll_run(&server, id, Duration::from_secs(120), |run| run.status.is_finished()).await;
+    let run = server.wait_for_run(id, Duration::from_secs(120), |run| run.status.is_finished()).await;
     assert_eq!(run.status, RunStatus::Completed, "{run:?}");
     assert_eq!(run.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2], "every finished epoch");
     assert_eq!(run.epochs, checkpointed_epochs(folder.path(), id), "with the checkpoint's metrics");
@@ -498,7 +482,7 @@ async fn epochs_missing_from_the_history_when_the_server_died_are_recorded_at_th
     assert!(server.wait_for_exit(Duration::from_secs(120)).is_some(), "the fault killed the server");
     assert_eq!(server.fault_killed_at.lock().unwrap().as_deref(), Some("record-epoch"));
     let server = ServerProcess::start(folder.path());
-    let run = get_run(&server, id).await;
+    let run = server.run(id).await;
     assert_eq!(run.status, RunStatus::Interrupted, "{run:?}");
     let checkpointed = checkpointed_epochs(folder.path(), id);
     assert!(checkpointed.len() >= 2, "epochs 1 and 2 were checkpointed: {checkpointed:?}");
@@ -530,7 +514,7 @@ async fn a_decoded_cache_survives_a_full_disk_and_a_kill_while_it_is_built() {
     let mut server = ServerProcess::start_with(folder.path(), &[], &faults);
     let config = json!({"dataset": "colors", "epochs": 1, "batch_size": 4, "input_size": 32});
     let full = create_run(&server, config.clone()).await;
-    let failed = poll_run(&server, full, Duration::from_secs(120), |run| run.status.is_finished()).await;
+    let failed = server.wait_for_run(full, Duration::from_secs(120), |run| run.status.is_finished()).await;
     assert_eq!(failed.status, RunStatus::Failed, "{failed:?}");
     let error = failed.error.unwrap_or_default();
     assert!(error.contains("disk is full") && error.contains("decoded cache"), "a sentence: {error}");
@@ -545,10 +529,10 @@ async fn a_decoded_cache_survives_a_full_disk_and_a_kill_while_it_is_built() {
     // Killed while preparing its data, the run is either still queued (the restart starts it again) or
     // interrupted (resumed here), depending on how far its start had got.
     let server = ServerProcess::start(folder.path());
-    if get_run(&server, killed).await.status == RunStatus::Interrupted {
+    if server.run(killed).await.status == RunStatus::Interrupted {
         assert_eq!(post(&server, &format!("/api/runs/{killed}/resume")).await.status(), StatusCode::OK);
     }
-    let done = poll_run(&server, killed, Duration::from_secs(120), |run| run.status.is_finished()).await;
+    let done = server.wait_for_run(killed, Duration::from_secs(120), |run| run.status.is_finished()).await;
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
     let built = decoded_files(folder.path());
     assert!(built.len() == 1 && built[0].ends_with(".records"), "one whole cache, the partial gone: {built:?}");
@@ -582,7 +566,7 @@ async fn a_run_killed_after_its_last_checkpoint_is_completed_at_the_next_start()
     let id = create_run(&server, json!({"dataset": "colors", "epochs": 2, "batch_size": 4})).await;
     assert!(server.wait_for_exit(Duration::from_secs(120)).is_some(), "killed after epoch 2's commit");
     let server = ServerProcess::start(data.path());
-    let run = get_run(&server, id).await;
+    let run = server.run(id).await;
     assert_eq!(run.status, RunStatus::Completed, "{run:?}");
     assert_eq!(run.epochs, checkpointed_epochs(data.path(), id), "every epoch, from the checkpoint");
     assert_eq!(run.epochs.len(), 2);

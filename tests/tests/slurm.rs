@@ -206,27 +206,11 @@ async fn a_partition_slurm_does_not_know_fails_the_run_with_slurms_own_sentence(
     assert!(why.starts_with("Slurm refused the job: ") && why.contains("nvalid partition"), "{why}");
 }
 
-/// `transfer-studio serve` as a process of its own on `port`, training on `cluster`.
 /// The studio's binary over `data`, handing runs to `cluster`, on a port of its own choosing.
 fn serve(cluster: &Cluster, data: &std::path::Path) -> ServerProcess {
     let slurm = ["--executor", "slurm", "--slurm-partition", "studio", "--slurm-cpus", "1"];
     let conf = cluster.conf();
     ServerProcess::start_with(data, &slurm, &[("SLURM_CONF", conf.to_str().unwrap())])
-}
-
-async fn run_at(base: &str, id: u64) -> Option<Run> {
-    reqwest::get(format!("{base}/api/runs/{id}")).await.ok()?.json().await.ok()
-}
-
-/// Polls run `id` at `base` until `done` holds, for up to `seconds`.
-async fn wait_at(base: &str, id: u64, seconds: u64, done: impl Fn(&Run) -> bool) -> Run {
-    for _ in 0..seconds * 5 {
-        if let Some(run) = run_at(base, id).await.filter(|run| done(run)) {
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("run {id} did not get there in {seconds} s: {:?}", run_at(base, id).await);
 }
 
 #[tokio::test]
@@ -241,14 +225,15 @@ async fn a_studio_killed_while_its_job_trains_follows_the_same_job_again_when_it
     let created = reqwest::Client::new().post(studio.url("/api/runs")).json(&config(6)).send().await.unwrap();
     let created: Value = created.json().await.unwrap();
     let id = created["id"].as_u64().unwrap_or_else(|| panic!("{created}"));
-    let before =
-        wait_at(&studio.url(""), id, 120, |run| run.status == RunStatus::Running && !run.epochs.is_empty()).await;
+    let before = studio
+        .wait_for_run(id, Duration::from_secs(120), |run| run.status == RunStatus::Running && !run.epochs.is_empty())
+        .await;
     let (job, _) = job_of(&before);
     studio.kill_hard(); // SIGKILL: no shutdown, no scancel
     assert!(cluster.ask("squeue", &["-h", "-j", &job, "-o", "%T"]).contains("RUNNING"), "the job went on");
 
     let studio = serve(&cluster, data.path());
-    let done = wait_at(&studio.url(""), id, 180, |run| run.status.is_finished()).await;
+    let done = studio.wait_for_run(id, Duration::from_secs(180), |run| run.status.is_finished()).await;
     drop(studio);
     assert_eq!(done.status, RunStatus::Completed, "{done:?}");
     assert_eq!(job_of(&done).0, job, "the same job, followed again, not a new one");

@@ -63,6 +63,24 @@ impl ServerProcess {
         format!("{}{}", self.base, path)
     }
 
+    /// Run `id` as `GET /api/runs/{id}` answers it.
+    pub async fn run(&self, id: u64) -> shared::Run {
+        reqwest::get(self.url(&format!("/api/runs/{id}"))).await.unwrap().json().await.unwrap()
+    }
+
+    /// Polls run `id` until `done` holds; fails the test if it does not within `timeout`.
+    pub async fn wait_for_run(&self, id: u64, timeout: Duration, done: impl Fn(&shared::Run) -> bool) -> shared::Run {
+        let started = Instant::now();
+        loop {
+            let run = self.run(id).await;
+            if done(&run) {
+                return run;
+            }
+            assert!(started.elapsed() < timeout, "run {id} did not get there: {run:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn kill_hard(mut self) {
         // SIGKILL: no chance to clean up, like a crash or a power cut of the process.
         self.child.kill().unwrap();
